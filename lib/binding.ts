@@ -1,0 +1,81 @@
+/**
+ * The only door to the native addon: loads it (prebuilt binary or local build, through
+ * node-gyp-build) and declares its typed contract. Nothing else in lib/ touches the addon.
+ */
+import path from 'node:path';
+import { VitMsnError } from './errors';
+
+/** The numeric config the engine needs (see native/engine/config.h). */
+export interface NativeConfig {
+  hiddenSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  intermediateSize: number;
+  imageHeight: number;
+  imageWidth: number;
+  patchSize: number;
+  numChannels: number;
+  layerNormEps: number;
+  qkvBias: boolean;
+  numLabels: number; // -1 when config.json does not say
+}
+
+export interface NativeForwardOptions {
+  outputHiddenStates: boolean;
+  outputAttentions: boolean;
+  interpolatePosEncoding: boolean;
+  headMask?: Float32Array;
+  boolMaskedPos?: Uint8Array;
+}
+
+export interface NativeForwardResult {
+  B: number;
+  T: number;
+  D: number;
+  H: number;
+  lastHiddenState: Float32Array;
+  hiddenStates: Float32Array[];
+  attentions: Float32Array[];
+  logits: Float32Array | null;
+  numLabels: number;
+}
+
+export interface NativeModel {
+  forward(pixels: Float32Array, shape: number[], options: NativeForwardOptions): Promise<NativeForwardResult>;
+  info(): { device: string; backend: string; hasMaskToken: boolean; numLabels: number };
+  dispose(): void;
+}
+
+export interface NativeBackendInfo {
+  name: string;
+  compiled: boolean;
+  available: boolean;
+  detail: string;
+}
+
+export interface NativeAddon {
+  loadModel(dir: string, config: NativeConfig, options: { device: string; threads: number }): Promise<NativeModel>;
+  backends(): NativeBackendInfo[];
+  defaultThreads(): number;
+}
+
+let addon: NativeAddon | undefined;
+
+/** Loads the addon once; throws ERR_ADDON_LOAD with the reason when no usable binary exists. */
+export function native(): NativeAddon {
+  if (addon) return addon;
+  const root = path.join(__dirname, '..');
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+    addon = load(root);
+  } catch (e) {
+    throw new VitMsnError(
+      'ERR_ADDON_LOAD',
+      `vitmsn's native addon could not be loaded (${(e as Error).message}). ` +
+        'Reinstall the package, or build it with `npm run build:native` (needs a C++17 compiler and cmake).',
+      { cause: e },
+    );
+  }
+  return addon;
+}

@@ -1,0 +1,56 @@
+/**
+ * Every error vitmsn throws is a {@link VitMsnError} with a stable `code`; messages may change
+ * between versions, codes do not.
+ *
+ * @example
+ * try { await loadModel('/nope'); } catch (e) { if (isVitMsnError(e) && e.code === 'ERR_CONFIG_NOT_FOUND') … }
+ */
+export type ErrorCode =
+  | 'ERR_INVALID_ARGUMENT' // an argument has the wrong type, or an unknown option was given
+  | 'ERR_SHAPE_MISMATCH' // a tensor's shape or length does not fit the model or the other arguments
+  | 'ERR_CONFIG_NOT_FOUND' // the model folder has no config.json
+  | 'ERR_CONFIG_INVALID' // config.json is not JSON, or a field is missing or unusable
+  | 'ERR_WEIGHTS_NOT_FOUND' // no model.safetensors / model.safetensors.index.json in the folder
+  | 'ERR_CHECKPOINT_INVALID' // a weights file is truncated or malformed
+  | 'ERR_WEIGHT_MISSING' // a tensor the config needs is not in the checkpoint
+  | 'ERR_WEIGHT_SHAPE' // a tensor's shape does not match the config
+  | 'ERR_NO_MASK_TOKEN' // boolMaskedPos given, but the checkpoint has no embeddings.mask_token
+  | 'ERR_DEVICE_UNAVAILABLE' // the requested device cannot be used here (the message says why)
+  | 'ERR_UNSUPPORTED_DTYPE' // the dtype is not available on the chosen device
+  | 'ERR_DISPOSED' // the model was disposed
+  | 'ERR_OUT_OF_MEMORY' // an allocation failed, or the input would need an absurd amount of memory
+  | 'ERR_ADDON_LOAD' // the native addon could not be loaded
+  | 'ERR_INTERNAL'; // a bug: please report it
+
+const KNOWN_CODES = new Set<string>([
+  'ERR_INVALID_ARGUMENT', 'ERR_SHAPE_MISMATCH', 'ERR_CONFIG_NOT_FOUND', 'ERR_CONFIG_INVALID',
+  'ERR_WEIGHTS_NOT_FOUND', 'ERR_CHECKPOINT_INVALID', 'ERR_WEIGHT_MISSING', 'ERR_WEIGHT_SHAPE',
+  'ERR_NO_MASK_TOKEN', 'ERR_DEVICE_UNAVAILABLE', 'ERR_UNSUPPORTED_DTYPE', 'ERR_DISPOSED',
+  'ERR_OUT_OF_MEMORY', 'ERR_ADDON_LOAD', 'ERR_INTERNAL',
+]);
+
+/** An error from vitmsn, with a stable {@link ErrorCode} in `code`. */
+export class VitMsnError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'VitMsnError';
+    this.code = code;
+  }
+}
+
+/** True when `e` is a {@link VitMsnError} (optionally with the given code). */
+export function isVitMsnError(e: unknown, code?: ErrorCode): e is VitMsnError {
+  return e instanceof VitMsnError && (code === undefined || e.code === code);
+}
+
+/**
+ * Re-throws an error from the addon as a VitMsnError created here, so that its stack shows the
+ * caller's `await` site rather than native internals.
+ */
+export function fromNative(e: unknown): VitMsnError {
+  if (e instanceof VitMsnError) return e;
+  const err = e as { code?: unknown; message?: unknown };
+  const code = typeof err?.code === 'string' && KNOWN_CODES.has(err.code) ? (err.code as ErrorCode) : 'ERR_INTERNAL';
+  return new VitMsnError(code, String(err?.message ?? e), { cause: e });
+}

@@ -1,0 +1,12 @@
+/**
+ * vitmsn: ViT-MSN image encoders (facebook/vit-msn-*) with Hugging Face transformers' numbers.
+ *
+ * @example
+ * import { loadModel } from 'vitmsn';
+ * const model = await loadModel('./vit-msn-small');
+ * const out = await model.forward(pixelValues, [1, 3, 224, 224]);
+ */
+export { loadModel, backends, Model } from './model';
+export { VitMsnError, isVitMsnError, type ErrorCode } from './errors';
+export type { ViTMSNConfig } from './config';
+export type { Tensor, Device, DType, LoadOptions, ForwardOptions, ForwardOutput, BackendInfo } from './types';

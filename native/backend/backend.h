@@ -1,0 +1,101 @@
+// The interface the engine's forward pass is written against. A backend owns device memory and
+// implements one entry per fused op the model needs; the engine never touches device memory
+// directly. All pointers passed to ops are device pointers obtained from alloc(). All tensors are
+// float32, row-major, densely packed unless a leading dimension is given.
+//
+// Thread-safety: every method may be called concurrently from several threads (several forwards
+// on one model run at once); a backend serialises internally where it must.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace vitmsn {
+
+enum class Epilogue { kNone, kGelu };  // kGelu = exact erf GELU: 0.5·x·(1 + erf(x/√2))
+
+struct GemmArgs {
+  // C[m, n] = epilogue(sum_k A[m, k] · W[n, k] + bias[n]) + residual[m, n]
+  // A: M×K with row stride lda (≥ K). W: N×K dense (PyTorch Linear layout [out, in]).
+  // bias: [N] or null. residual: M×N dense or null; it MAY alias C (in-place residual add).
+  // C: M×N dense. The GELU epilogue applies before the residual add.
+  const float* A = nullptr;
+  int64_t lda = 0;
+  const float* W = nullptr;
+  const float* bias = nullptr;
+  const float* residual = nullptr;
+  float* C = nullptr;
+  int64_t M = 0, N = 0, K = 0;
+  Epilogue epilogue = Epilogue::kNone;
+};
+
+struct LayerNormArgs {
+  // y[r, :] = (x[r, :] − mean) / sqrt(biased_var + eps) · gamma + beta, for r < rows.
+  const float* x = nullptr;
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  float* y = nullptr;  // may alias x
+  int64_t rows = 0, D = 0;
+  float eps = 1e-6f;
+};
+
+struct AttentionArgs {
+  // qkv: [B, T, 3·H·Dh]; per token the q heads, then k heads, then v heads (each H×Dh, head-major).
+  // out: [B, T, H·Dh], heads concatenated in order.
+  // P = softmax_over_keys(q·kᵀ · scale) (computed in float32 with max subtraction), then
+  // P[b, h] *= head_scale[h] when head_scale is non-null, out = P·v.
+  // probs: [B, H, T, T] receives P (after head_scale) when non-null; otherwise no T×T matrix
+  // need ever exist.
+  const float* qkv = nullptr;
+  float* out = nullptr;
+  const float* head_scale = nullptr;
+  float* probs = nullptr;
+  int64_t B = 0, T = 0, H = 0, Dh = 0;
+  float scale = 1.0f;
+};
+
+struct PatchifyArgs {
+  // x: [B, C, Himg, Wimg] images. patches: [B·gh·gw, C·p·p] with gh = Himg / p, gw = Wimg / p
+  // (leftover rows/columns dropped), rows in (b, py, px) order, columns in (c, ky, kx) order — the
+  // layout that turns the p×p stride-p convolution into one GEMM against W reshaped [D, C·p·p].
+  const float* x = nullptr;
+  float* patches = nullptr;
+  int64_t B = 0, C = 0, Himg = 0, Wimg = 0, p = 0;
+};
+
+struct EmbedTokensArgs {
+  // tokens[b, 0, :] = cls[:] + pos[0, :]
+  // tokens[b, 1 + i, :] = (mask[b, i] ? mask_token[:] : patch_emb[b, i, :]) + pos[1 + i, :]
+  // patch_emb: [B, N, D]; pos: [N + 1, D]; mask: [B, N] bytes or null; tokens: [B, N + 1, D].
+  const float* patch_emb = nullptr;
+  const float* cls = nullptr;
+  const float* pos = nullptr;
+  const float* mask_token = nullptr;
+  const uint8_t* mask = nullptr;  // host pointer (tiny); null = no masking
+  float* tokens = nullptr;
+  int64_t B = 0, N = 0, D = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Memory. alloc throws vitmsn::Error(ERR_OUT_OF_MEMORY) on failure; n counts floats.
+  virtual float* alloc(size_t n) = 0;
+  virtual void release(float* p) noexcept = 0;
+  virtual void upload(float* dst, const float* host_src, size_t n) = 0;
+  virtual void download(float* host_dst, const float* src, size_t n) = 0;
+  // Copies n floats of rows with strides (both in floats): dst[r*dst_ld + i] = src[r*src_ld + i].
+  virtual void copy_rows(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
+                         int64_t n) = 0;
+
+  // Ops (see the argument structs for the math).
+  virtual void gemm(const GemmArgs& a) = 0;
+  virtual void layernorm(const LayerNormArgs& a) = 0;
+  virtual void attention(const AttentionArgs& a) = 0;
+  virtual void patchify(const PatchifyArgs& a) = 0;
+  virtual void embed_tokens(const EmbedTokensArgs& a) = 0;
+};
+
+}  // namespace vitmsn

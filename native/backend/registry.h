@@ -1,0 +1,28 @@
+// Which backends this build has, whether each can run here and why not, and the one place that
+// turns a device string into a Backend. Only this file knows which backends were compiled in.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace vitmsn {
+
+struct BackendInfo {
+  std::string name;     // "cpu", "cuda"
+  bool compiled = false;
+  bool available = false;
+  std::string detail;   // why it is or is not usable, in words for the user
+};
+
+std::vector<BackendInfo> list_backends();
+
+// device: "cpu" | "cuda" | "cuda:N". threads ≤ 0 picks the physical core count. CPU backends are
+// shared per thread count so that several models do not oversubscribe the cores.
+// Throws ERR_DEVICE_UNAVAILABLE with the reason when the device cannot be used.
+std::shared_ptr<Backend> acquire_backend(const std::string& device, int threads);
+
+int default_cpu_threads();
+
+}  // namespace vitmsn

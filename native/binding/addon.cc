@@ -1,0 +1,44 @@
+// Module entry: the addon's whole JS surface (typed in lib/binding.ts).
+#include <napi.h>
+
+#include "addon_data.h"
+#include "backend/registry.h"
+#include "model_wrap.h"
+
+namespace vitmsn_binding {
+namespace {
+
+Napi::Value backends(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<vitmsn::BackendInfo> list = vitmsn::list_backends();
+  Napi::Array out = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", list[i].name);
+    o.Set("compiled", list[i].compiled);
+    o.Set("available", list[i].available);
+    o.Set("detail", list[i].detail);
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+Napi::Value default_threads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), vitmsn::default_cpu_threads());
+}
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->model_ctor = Napi::Persistent(ModelWrap::define(env));
+  env.SetInstanceData<AddonData>(data);  // deleted by Node when this environment goes away
+  exports.Set("loadModel", Napi::Function::New<load_model>(env, "loadModel"));
+  exports.Set("backends", Napi::Function::New<backends>(env, "backends"));
+  exports.Set("defaultThreads", Napi::Function::New<default_threads>(env, "defaultThreads"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace vitmsn_binding
+
+static Napi::Object init_addon(Napi::Env env, Napi::Object exports) { return vitmsn_binding::init(env, exports); }
+NODE_API_MODULE(vitmsn, init_addon)

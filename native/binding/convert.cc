@@ -1,0 +1,121 @@
+#include "convert.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "engine/error.h"
+#include "promise_worker.h"
+
+namespace vitmsn_binding {
+namespace {
+
+int64_t get_int(Napi::Env env, const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw_invalid(env, std::string("config.") + key + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9.0e15) {
+    throw_invalid(env, std::string("config.") + key + " must be an integer");
+  }
+  return static_cast<int64_t>(d);
+}
+
+bool get_bool(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsBoolean() && v.As<Napi::Boolean>().Value();
+}
+
+template <typename T>
+std::vector<T> copy_typed(Napi::Env env, const Napi::Value& v, napi_typedarray_type type, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw_invalid(env, std::string(what) + " has the wrong array type");
+  }
+  Napi::TypedArray a = v.As<Napi::TypedArray>();
+  std::vector<T> out(a.ElementLength());
+  if (!out.empty()) {
+    const uint8_t* base = static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+    std::memcpy(out.data(), base, out.size() * sizeof(T));
+  }
+  return out;
+}
+
+Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
+  // Allocated in the JS heap (no external buffers: Electron ≥ 21 forbids them).
+  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
+  return a;
+}
+
+}  // namespace
+
+void throw_invalid(Napi::Env env, const std::string& message) {
+  throw make_error(env, vitmsn::codes::kInvalidArgument, message);
+}
+
+vitmsn::ModelConfig to_config(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject()) throw_invalid(env, "config must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  vitmsn::ModelConfig c;
+  c.hidden_size = get_int(env, o, "hiddenSize");
+  c.num_layers = get_int(env, o, "numHiddenLayers");
+  c.num_heads = get_int(env, o, "numAttentionHeads");
+  c.intermediate_size = get_int(env, o, "intermediateSize");
+  c.image_height = get_int(env, o, "imageHeight");
+  c.image_width = get_int(env, o, "imageWidth");
+  c.patch_size = get_int(env, o, "patchSize");
+  c.num_channels = get_int(env, o, "numChannels");
+  c.num_labels = get_int(env, o, "numLabels");
+  Napi::Value eps = o.Get("layerNormEps");
+  if (!eps.IsNumber()) throw_invalid(env, "config.layerNormEps must be a number");
+  c.layer_norm_eps = eps.As<Napi::Number>().DoubleValue();
+  c.qkv_bias = get_bool(o, "qkvBias");
+  return c;
+}
+
+vitmsn::ForwardRequest to_request(Napi::Env env, const Napi::Value& pixels, const Napi::Value& shape,
+                                  const Napi::Value& options) {
+  vitmsn::ForwardRequest r;
+  if (!shape.IsArray() || shape.As<Napi::Array>().Length() != 4) throw_invalid(env, "shape must be [B, C, H, W]");
+  Napi::Array s = shape.As<Napi::Array>();
+  int64_t dims[4];
+  for (uint32_t i = 0; i < 4; ++i) {
+    Napi::Value d = s.Get(i);
+    double x = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
+    if (!(x >= 1 && x <= 1e9 && x == std::floor(x))) throw_invalid(env, "shape entries must be positive integers");
+    dims[i] = static_cast<int64_t>(x);
+  }
+  r.B = dims[0], r.C = dims[1], r.H = dims[2], r.W = dims[3];
+  r.pixels = copy_typed<float>(env, pixels, napi_float32_array, "pixelValues");
+  if (options.IsObject()) {
+    Napi::Object o = options.As<Napi::Object>();
+    r.output_hidden_states = get_bool(o, "outputHiddenStates");
+    r.output_attentions = get_bool(o, "outputAttentions");
+    r.interpolate_pos_encoding = get_bool(o, "interpolatePosEncoding");
+    Napi::Value hm = o.Get("headMask");
+    if (!hm.IsUndefined() && !hm.IsNull()) r.head_mask = copy_typed<float>(env, hm, napi_float32_array, "headMask");
+    Napi::Value bm = o.Get("boolMaskedPos");
+    if (!bm.IsUndefined() && !bm.IsNull()) {
+      r.bool_masked_pos = copy_typed<uint8_t>(env, bm, napi_uint8_array, "boolMaskedPos");
+    }
+  }
+  return r;
+}
+
+Napi::Object to_js(Napi::Env env, const vitmsn::ForwardResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("B", Napi::Number::New(env, static_cast<double>(r.B)));
+  o.Set("T", Napi::Number::New(env, static_cast<double>(r.T)));
+  o.Set("D", Napi::Number::New(env, static_cast<double>(r.D)));
+  o.Set("H", Napi::Number::New(env, static_cast<double>(r.H)));
+  o.Set("lastHiddenState", to_f32(env, r.last_hidden_state));
+  Napi::Array hs = Napi::Array::New(env, r.hidden_states.size());
+  for (size_t i = 0; i < r.hidden_states.size(); ++i) hs.Set(static_cast<uint32_t>(i), to_f32(env, r.hidden_states[i]));
+  o.Set("hiddenStates", hs);
+  Napi::Array at = Napi::Array::New(env, r.attentions.size());
+  for (size_t i = 0; i < r.attentions.size(); ++i) at.Set(static_cast<uint32_t>(i), to_f32(env, r.attentions[i]));
+  o.Set("attentions", at);
+  o.Set("numLabels", Napi::Number::New(env, static_cast<double>(r.num_labels)));
+  o.Set("logits", r.num_labels > 0 ? Napi::Value(to_f32(env, r.logits)) : env.Null());
+  return o;
+}
+
+}  // namespace vitmsn_binding

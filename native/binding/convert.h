@@ -1,0 +1,21 @@
+// JS values → engine structs. lib/ has validated everything already; these checks exist so that
+// calling the addon directly with junk still yields an ERR_INVALID_ARGUMENT error, never a crash.
+#pragma once
+#include <napi.h>
+
+#include <string>
+
+#include "engine/config.h"
+#include "engine/model.h"
+
+namespace vitmsn_binding {
+
+vitmsn::ModelConfig to_config(Napi::Env env, const Napi::Value& v);
+// Copies pixels and masks out of the JS heap (the caller may reuse its buffers immediately).
+vitmsn::ForwardRequest to_request(Napi::Env env, const Napi::Value& pixels, const Napi::Value& shape,
+                                  const Napi::Value& options);
+Napi::Object to_js(Napi::Env env, const vitmsn::ForwardResult& r);
+
+[[noreturn]] void throw_invalid(Napi::Env env, const std::string& message);
+
+}  // namespace vitmsn_binding

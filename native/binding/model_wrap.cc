@@ -1,0 +1,132 @@
+#include "model_wrap.h"
+
+#include "addon_data.h"
+#include "backend/registry.h"
+#include "convert.h"
+#include "engine/error.h"
+#include "promise_worker.h"
+
+namespace vitmsn_binding {
+namespace {
+
+struct Handoff {  // passed through an External from wrap() to the constructor
+  std::shared_ptr<const vitmsn::Model> model;
+  std::string device;
+};
+
+class LoadWorker : public PromiseWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string dir, vitmsn::ModelConfig config, std::string device, int threads)
+      : PromiseWorker(env, "vitmsn:load"), dir_(std::move(dir)), config_(config), device_(std::move(device)),
+        threads_(threads) {}
+
+ protected:
+  void run() override {
+    std::shared_ptr<vitmsn::Backend> backend = vitmsn::acquire_backend(device_, threads_);
+    model_ = vitmsn::Model::load(config_, dir_, std::move(backend));
+  }
+  Napi::Value result(Napi::Env env) override { return ModelWrap::wrap(env, std::move(model_), device_); }
+
+ private:
+  std::string dir_;
+  vitmsn::ModelConfig config_;
+  std::string device_;
+  int threads_;
+  std::shared_ptr<const vitmsn::Model> model_;
+};
+
+class ForwardWorker : public PromiseWorker {
+ public:
+  ForwardWorker(Napi::Env env, std::shared_ptr<const vitmsn::Model> model, vitmsn::ForwardRequest request)
+      : PromiseWorker(env, "vitmsn:forward"), model_(std::move(model)), request_(std::move(request)) {}
+
+ protected:
+  void run() override {
+    result_ = model_->forward(request_);
+    request_ = vitmsn::ForwardRequest();  // free the input copy early
+    model_.reset();  // a disposed model's weights go as soon as the last forward ends
+  }
+  Napi::Value result(Napi::Env env) override { return to_js(env, result_); }
+
+ private:
+  std::shared_ptr<const vitmsn::Model> model_;
+  vitmsn::ForwardRequest request_;
+  vitmsn::ForwardResult result_;
+};
+
+}  // namespace
+
+Napi::Function ModelWrap::define(Napi::Env env) {
+  return DefineClass(env, "NativeModel",
+                     {InstanceMethod<&ModelWrap::forward>("forward"), InstanceMethod<&ModelWrap::info>("info"),
+                      InstanceMethod<&ModelWrap::dispose>("dispose")});
+}
+
+Napi::Object ModelWrap::wrap(Napi::Env env, std::shared_ptr<const vitmsn::Model> model, const std::string& device) {
+  Handoff handoff{std::move(model), device};
+  return addon_data(env).model_ctor.New({Napi::External<Handoff>::New(env, &handoff)});
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw_invalid(info.Env(), "NativeModel cannot be constructed directly; use loadModel()");
+  }
+  Handoff* h = info[0].As<Napi::External<Handoff>>().Data();
+  model_ = std::move(h->model);
+  device_ = h->device;
+}
+
+std::shared_ptr<const vitmsn::Model> ModelWrap::live(Napi::Env env) const {
+  if (!model_) throw make_error(env, "ERR_DISPOSED", "the model has been disposed");
+  return model_;
+}
+
+Napi::Value ModelWrap::forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<const vitmsn::Model> model = live(env);
+  vitmsn::ForwardRequest req = to_request(env, info[0], info[1], info[2]);
+  auto* worker = new ForwardWorker(env, std::move(model), std::move(req));
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+Napi::Value ModelWrap::info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<const vitmsn::Model> model = live(env);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("device", device_);
+  o.Set("backend", model->backend().name());
+  o.Set("hasMaskToken", model->has_mask_token());
+  o.Set("numLabels", Napi::Number::New(env, static_cast<double>(model->num_labels())));
+  return o;
+}
+
+Napi::Value ModelWrap::dispose(const Napi::CallbackInfo& info) {
+  model_.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value load_model(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_invalid(env, "dir must be a string");
+  vitmsn::ModelConfig config = to_config(env, info[1]);
+  std::string device = "cpu";
+  int threads = 0;
+  if (info[2].IsObject()) {
+    Napi::Object o = info[2].As<Napi::Object>();
+    if (o.Get("device").IsString()) device = o.Get("device").As<Napi::String>().Utf8Value();
+    Napi::Value t = o.Get("threads");
+    if (t.IsNumber()) {
+      double d = t.As<Napi::Number>().DoubleValue();
+      if (!(d >= 0 && d <= 1024)) throw_invalid(env, "threads must be between 0 and 1024");
+      threads = static_cast<int>(d);
+    }
+  }
+  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), config, device, threads);
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+}  // namespace vitmsn_binding

@@ -1,0 +1,94 @@
+// The CPU backend (see cpu_backend.h): memory is host memory, ops dispatch to one kernel file each.
+#include "cpu/cpu_backend.h"
+
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string>
+#include <thread>
+
+#include "cpu/attention.h"
+#include "cpu/embed_tokens.h"
+#include "cpu/gemm.h"
+#include "cpu/layernorm.h"
+#include "cpu/patchify.h"
+#include "cpu/thread_pool.h"
+#include "engine/error.h"
+
+namespace vitmsn {
+namespace {
+
+// 64 bytes: one cache line, and the widest vector (AVX-512) a later kernel may load aligned.
+constexpr size_t kAlign = 64;
+// 256 TiB: more than a 64-bit process's address space can map (47-bit user space on x86-64 and
+// arm64 Linux), so any larger request is a bug or a hostile input, not a big model.
+constexpr uint64_t kMaxBytes = uint64_t(1) << 48;
+
+int resolve_threads(int threads) {
+  if (threads > 0) return threads;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw > 0 ? static_cast<int>(hw) : 1;
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) : pool_(resolve_threads(threads)) {}
+
+  std::string name() const override { return "cpu"; }
+
+  float* alloc(size_t n) override {
+    // Round up to whole cache lines (and at least one, so n == 0 still yields a unique pointer).
+    // Sizes past kMaxBytes are refused before the byte count is formed, so it cannot wrap around
+    // to a small allocation (the SIZE_MAX bound matters for 32-bit builds), and the allocator is
+    // never asked for something no machine has.
+    if (n > kMaxBytes / sizeof(float) || n > (SIZE_MAX - kAlign) / sizeof(float)) {
+      throw Error(codes::kOutOfMemory, "cannot allocate " + std::to_string(n) + " floats (" +
+                                           std::to_string(static_cast<double>(n) * sizeof(float) / (1ull << 40)) +
+                                           " TiB) on the CPU");
+    }
+    const size_t bytes = n == 0 ? kAlign : (n * sizeof(float) + kAlign - 1) / kAlign * kAlign;
+    void* p = ::operator new(bytes, std::align_val_t(kAlign), std::nothrow);
+    if (!p) {
+      throw Error(codes::kOutOfMemory, "out of memory allocating " + std::to_string(bytes) + " bytes on the CPU");
+    }
+    return static_cast<float*>(p);
+  }
+
+  void release(float* p) noexcept override {
+    if (p) ::operator delete(p, std::align_val_t(kAlign));
+  }
+
+  void upload(float* dst, const float* host_src, size_t n) override {
+    if (n) std::memcpy(dst, host_src, n * sizeof(float));
+  }
+
+  void download(float* host_dst, const float* src, size_t n) override {
+    if (n) std::memcpy(host_dst, src, n * sizeof(float));
+  }
+
+  void copy_rows(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows, int64_t n) override {
+    if (rows <= 0 || n <= 0) return;
+    if (dst_ld == n && src_ld == n) {
+      std::memcpy(dst, src, static_cast<size_t>(rows * n) * sizeof(float));
+      return;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      std::memcpy(dst + r * dst_ld, src + r * src_ld, static_cast<size_t>(n) * sizeof(float));
+    }
+  }
+
+  void gemm(const GemmArgs& a) override { cpu::gemm(a, pool_); }
+  void layernorm(const LayerNormArgs& a) override { cpu::layernorm(a, pool_); }
+  void attention(const AttentionArgs& a) override { cpu::attention(a, pool_); }
+  void patchify(const PatchifyArgs& a) override { cpu::patchify(a, pool_); }
+  void embed_tokens(const EmbedTokensArgs& a) override { cpu::embed_tokens(a, pool_); }
+
+ private:
+  cpu::ThreadPool pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique<CpuBackend>(threads); }
+
+}  // namespace vitmsn

@@ -1,0 +1,63 @@
+// LayerNorm (math and shapes in layernorm.h).
+//
+// The statistics are accumulated in double and the variance is taken in a second pass around the
+// mean: residual-stream rows of a ViT carry a few large outlier channels, and the one-pass
+// E[x²] − E[x]² in float loses most of its digits to cancellation there. Centring and scaling are
+// double too; only the affine gamma/beta step is float. Rows are independent: threads split rows.
+#include "cpu/layernorm.h"
+
+#include <cmath>
+
+#include "engine/error.h"
+
+namespace vitmsn {
+namespace cpu {
+namespace {
+
+// Four double partial sums let the compiler vectorise the reductions (a single accumulator would
+// force strictly sequential adds); the order is fixed, so results are deterministic.
+void norm_row(const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps) {
+  double s[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= D; i += 4)
+    for (int u = 0; u < 4; ++u) s[u] += x[i + u];
+  for (; i < D; ++i) s[0] += x[i];
+  const double mean = ((s[0] + s[1]) + (s[2] + s[3])) / static_cast<double>(D);
+  double q[4] = {0, 0, 0, 0};
+  i = 0;
+  for (; i + 4 <= D; i += 4)
+    for (int u = 0; u < 4; ++u) {
+      const double d = x[i + u] - mean;
+      q[u] += d * d;
+    }
+  for (; i < D; ++i) {
+    const double d = x[i] - mean;
+    q[0] += d * d;
+  }
+  const double var = ((q[0] + q[1]) + (q[2] + q[3])) / static_cast<double>(D);
+  const double rstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
+  // x − mean in double too: when |mean| ≫ std, subtracting a float-rounded mean would leave an
+  // error of ulp(mean) that is large next to std. Reads x[i] before writing y[i], so y == x is fine.
+  for (i = 0; i < D; ++i) y[i] = static_cast<float>((x[i] - mean) * rstd) * gamma[i] + beta[i];
+}
+
+}  // namespace
+
+void layernorm(const LayerNormArgs& a, ThreadPool& pool) {
+  if (a.rows < 0 || a.D < 0) throw Error(codes::kInternal, "layernorm: negative dimension");
+  if (a.rows == 0 || a.D == 0) return;
+  if (!a.x || !a.y || !a.gamma || !a.beta) throw Error(codes::kInternal, "layernorm: null operand");
+  const int64_t D = a.D;
+  auto body = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) norm_row(a.x + r * D, a.gamma, a.beta, a.y + r * D, D, a.eps);
+  };
+  // Below ~16k elements the wake-up of the workers costs more than the rows.
+  if (a.rows * D < (1 << 14)) {
+    body(0, a.rows);
+  } else {
+    pool.parallel_for(a.rows, body);
+  }
+}
+
+}  // namespace cpu
+}  // namespace vitmsn

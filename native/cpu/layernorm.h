@@ -1,0 +1,16 @@
+// LayerNorm over the last dimension.
+//
+//   y[r, :] = (x[r, :] − mean_r) / sqrt(var_r + eps) · gamma + beta,   r < rows
+//   mean_r = Σ_i x[r, i] / D,  var_r = Σ_i (x[r, i] − mean_r)² / D  (biased, as PyTorch)
+//   x, y: rows×D dense (y may alias x); gamma, beta: [D].
+#pragma once
+#include "backend/backend.h"
+#include "cpu/thread_pool.h"
+
+namespace vitmsn {
+namespace cpu {
+
+void layernorm(const LayerNormArgs& a, ThreadPool& pool);
+
+}  // namespace cpu
+}  // namespace vitmsn

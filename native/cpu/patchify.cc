@@ -1,0 +1,43 @@
+// Patchify (math and shapes in patchify.h). Pure data movement: each (c, ky) of a patch is a run
+// of p contiguous pixels in x and in the patch row, so the copy moves runs of p floats. Threads
+// split the B·gh rows of patches.
+#include "cpu/patchify.h"
+
+#include <cstring>
+
+#include "engine/error.h"
+
+namespace vitmsn {
+namespace cpu {
+
+void patchify(const PatchifyArgs& a, ThreadPool& pool) {
+  if (a.B < 0 || a.C < 0 || a.Himg < 0 || a.Wimg < 0) throw Error(codes::kInternal, "patchify: negative dimension");
+  if (a.p <= 0) throw Error(codes::kInternal, "patchify: patch size must be positive");
+  const int64_t B = a.B, C = a.C, Hi = a.Himg, Wi = a.Wimg, p = a.p;
+  const int64_t gh = Hi / p, gw = Wi / p, row_len = C * p * p;
+  if (B == 0 || C == 0 || gh == 0 || gw == 0) return;
+  if (!a.x || !a.patches) throw Error(codes::kInternal, "patchify: null operand");
+  auto body = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {  // r = b·gh + py
+      const int64_t b = r / gh, py = r % gh;
+      for (int64_t px = 0; px < gw; ++px) {
+        float* dst = a.patches + (r * gw + px) * row_len;
+        for (int64_t c = 0; c < C; ++c) {
+          const float* src = a.x + ((b * C + c) * Hi + py * p) * Wi + px * p;
+          for (int64_t ky = 0; ky < p; ++ky) {
+            std::memcpy(dst + (c * p + ky) * p, src + ky * Wi, static_cast<size_t>(p) * sizeof(float));
+          }
+        }
+      }
+    }
+  };
+  // Memory-bound; below ~64k floats the workers' wake-up costs more than the copy.
+  if (B * gh * gw * row_len < (1 << 16)) {
+    body(0, B * gh);
+  } else {
+    pool.parallel_for(B * gh, body);
+  }
+}
+
+}  // namespace cpu
+}  // namespace vitmsn

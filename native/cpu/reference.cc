@@ -1,0 +1,109 @@
+// Scalar references (see reference.h). Readability over speed; every sum is in double and each
+// output is rounded to float once. Outputs that may alias an input (gemm's residual, layernorm's
+// y) are computed into a temporary first, so aliasing cannot change the result.
+#include "cpu/reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace vitmsn {
+namespace cpu {
+
+void ref_gemm(const GemmArgs& a) {
+  std::vector<float> out(static_cast<size_t>(a.M * a.N));
+  for (int64_t m = 0; m < a.M; ++m) {
+    for (int64_t n = 0; n < a.N; ++n) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < a.K; ++k) acc += static_cast<double>(a.A[m * a.lda + k]) * a.W[n * a.K + k];
+      if (a.bias) acc += a.bias[n];
+      if (a.epilogue == Epilogue::kGelu) acc = 0.5 * acc * (1.0 + std::erf(acc / std::sqrt(2.0)));
+      if (a.residual) acc += a.residual[m * a.N + n];
+      out[m * a.N + n] = static_cast<float>(acc);
+    }
+  }
+  for (size_t i = 0; i < out.size(); ++i) a.C[i] = out[i];
+}
+
+void ref_layernorm(const LayerNormArgs& a) {
+  for (int64_t r = 0; r < a.rows; ++r) {
+    const float* x = a.x + r * a.D;
+    double mean = 0.0;
+    for (int64_t i = 0; i < a.D; ++i) mean += x[i];
+    mean /= static_cast<double>(a.D);
+    double var = 0.0;
+    for (int64_t i = 0; i < a.D; ++i) var += (x[i] - mean) * (x[i] - mean);
+    var /= static_cast<double>(a.D);
+    const double rstd = 1.0 / std::sqrt(var + a.eps);
+    std::vector<float> y(static_cast<size_t>(a.D));
+    for (int64_t i = 0; i < a.D; ++i) y[i] = static_cast<float>((x[i] - mean) * rstd * a.gamma[i] + a.beta[i]);
+    for (int64_t i = 0; i < a.D; ++i) a.y[r * a.D + i] = y[i];
+  }
+}
+
+void ref_attention(const AttentionArgs& a) {
+  const int64_t T = a.T, H = a.H, Dh = a.Dh, HD = H * Dh, stride = 3 * HD;
+  std::vector<double> p(static_cast<size_t>(T));
+  for (int64_t b = 0; b < a.B; ++b) {
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t i = 0; i < T; ++i) {
+        const float* q = a.qkv + (b * T + i) * stride + h * Dh;
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < T; ++j) {
+          const float* k = a.qkv + (b * T + j) * stride + HD + h * Dh;
+          double s = 0.0;
+          for (int64_t d = 0; d < Dh; ++d) s += static_cast<double>(q[d]) * k[d];
+          p[j] = s * a.scale;
+          mx = std::max(mx, p[j]);
+        }
+        double sum = 0.0;
+        for (int64_t j = 0; j < T; ++j) {
+          p[j] = std::exp(p[j] - mx);
+          sum += p[j];
+        }
+        const double hs = a.head_scale ? a.head_scale[h] : 1.0;
+        for (int64_t j = 0; j < T; ++j) p[j] = p[j] / sum * hs;
+        if (a.probs) {
+          for (int64_t j = 0; j < T; ++j) a.probs[((b * H + h) * T + i) * T + j] = static_cast<float>(p[j]);
+        }
+        for (int64_t d = 0; d < Dh; ++d) {
+          double o = 0.0;
+          for (int64_t j = 0; j < T; ++j) o += p[j] * a.qkv[(b * T + j) * stride + 2 * HD + h * Dh + d];
+          a.out[(b * T + i) * HD + h * Dh + d] = static_cast<float>(o);
+        }
+      }
+    }
+  }
+}
+
+void ref_patchify(const PatchifyArgs& a) {
+  const int64_t gh = a.Himg / a.p, gw = a.Wimg / a.p, p = a.p, cols = a.C * p * p;
+  for (int64_t b = 0; b < a.B; ++b)
+    for (int64_t py = 0; py < gh; ++py)
+      for (int64_t px = 0; px < gw; ++px)
+        for (int64_t c = 0; c < a.C; ++c)
+          for (int64_t ky = 0; ky < p; ++ky)
+            for (int64_t kx = 0; kx < p; ++kx) {
+              const int64_t row = (b * gh + py) * gw + px, col = (c * p + ky) * p + kx;
+              a.patches[row * cols + col] = a.x[((b * a.C + c) * a.Himg + py * p + ky) * a.Wimg + px * p + kx];
+            }
+}
+
+void ref_embed_tokens(const EmbedTokensArgs& a) {
+  const int64_t N = a.N, D = a.D;
+  for (int64_t b = 0; b < a.B; ++b) {
+    for (int64_t d = 0; d < D; ++d) {
+      a.tokens[(b * (N + 1)) * D + d] = static_cast<float>(static_cast<double>(a.cls[d]) + a.pos[d]);
+    }
+    for (int64_t i = 0; i < N; ++i) {
+      const bool masked = a.mask && a.mask[b * N + i];
+      for (int64_t d = 0; d < D; ++d) {
+        const double src = masked ? a.mask_token[d] : a.patch_emb[(b * N + i) * D + d];
+        a.tokens[(b * (N + 1) + 1 + i) * D + d] = static_cast<float>(src + a.pos[(1 + i) * D + d]);
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace vitmsn

@@ -1,0 +1,23 @@
+// Scalar references of every CPU op: plain loops in the order the math is written, double
+// accumulation, one thread. They define what the kernels must compute; the tests compare against
+// them. Same argument structs as the Backend ops (pointers are host memory here).
+//
+//   ref_gemm:         C = epilogue(A·Wᵀ + bias) + residual          (see GemmArgs)
+//   ref_layernorm:    y = (x − mean) / sqrt(var + eps) · γ + β       (see LayerNormArgs)
+//   ref_attention:    out = (softmax(q·kᵀ·scale) · head_scale)·v    (see AttentionArgs)
+//   ref_patchify:     im2col of p×p stride-p patches                 (see PatchifyArgs)
+//   ref_embed_tokens: [cls; mask ? mask_token : patch_emb] + pos     (see EmbedTokensArgs)
+#pragma once
+#include "backend/backend.h"
+
+namespace vitmsn {
+namespace cpu {
+
+void ref_gemm(const GemmArgs& a);
+void ref_layernorm(const LayerNormArgs& a);
+void ref_attention(const AttentionArgs& a);
+void ref_patchify(const PatchifyArgs& a);
+void ref_embed_tokens(const EmbedTokensArgs& a);
+
+}  // namespace cpu
+}  // namespace vitmsn

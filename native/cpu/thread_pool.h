@@ -1,0 +1,63 @@
+// A persistent pool of worker threads for the CPU kernels.
+//
+// parallel_for(n, fn) splits [0, n) into contiguous chunks and calls fn(begin, end) on each, on the
+// workers and on the calling thread together, and returns when every chunk is done. Jobs from
+// several calling threads (several forwards at once) run one after another: the cores are already
+// all busy with one job, so interleaving a second would only oversubscribe them.
+//
+// Workers sleep on a condition variable between jobs rather than spin: the addon lives inside a
+// Node process that has other work to do, and spinning cores would steal it.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace vitmsn {
+namespace cpu {
+
+class ThreadPool {
+ public:
+  // threads ≥ 1 counts the calling thread, so threads − 1 workers are started (threads ≤ 1 runs
+  // every job inline). If the OS refuses to start a thread, the pool runs with those it has.
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // Calls fn(begin, end) over disjoint chunks covering [0, n); n ≤ 0 does nothing. The first
+  // exception thrown by fn is rethrown here once all chunks have stopped (the remaining chunks are
+  // skipped). A call made from inside fn (nested) runs inline rather than deadlock.
+  void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+  // Threads that take part in a job, the caller included.
+  int size() const { return size_; }
+
+ private:
+  void worker_loop();
+  void run_chunks();
+
+  int size_ = 1;
+  std::vector<std::thread> workers_;
+
+  std::mutex submit_mu_;  // held by the caller for a whole job: one job at a time
+  std::mutex mu_;         // guards the fields below (except next_chunk_)
+  std::condition_variable wake_cv_;  // workers wait here for a new generation or stop
+  std::condition_variable done_cv_;  // the caller waits here for every worker to finish
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  size_t finished_ = 0;  // workers done with the current generation
+
+  // The current job, written under mu_ before generation_ is bumped.
+  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  int64_t n_ = 0, chunk_ = 0, num_chunks_ = 0;
+  std::atomic<int64_t> next_chunk_{0};
+  std::exception_ptr error_;
+};
+
+}  // namespace cpu
+}  // namespace vitmsn

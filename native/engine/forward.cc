@@ -1,0 +1,170 @@
+// Model::forward — the ViT-MSN forward pass (model-spec.md "Forward pass"), written once against
+// the Backend interface:
+//   patches = patchify(x); E = patches·Wpeᵀ + bpe                      (conv p×p stride p as a GEMM)
+//   X0 = [cls; mask ? mask_token : E] + pos                              (pos bicubic-resized on request)
+//   per layer: X += O·attn(LN1(X)) + bo ;  X += W2·gelu(W1·LN2(X) + b1) + b2
+//   last_hidden_state = LN(X_L); logits = classifier(last_hidden_state[:, 0])
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "engine/error.h"
+#include "engine/model.h"
+#include "engine/pos_embed.h"
+
+namespace vitmsn {
+namespace {
+
+std::string dims(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
+
+// Largest single activation we agree to allocate, in floats (16 GiB): beyond it the input is a
+// mistake (a huge image with interpolation, attentions of thousands of tokens) — fail cleanly.
+constexpr double kMaxActivationFloats = 4.0 * 1024 * 1024 * 1024;
+
+}  // namespace
+
+void Model::check_request(const ForwardRequest& r) const {
+  const ModelConfig& c = config_;
+  if (r.B < 1 || r.C < 1 || r.H < 1 || r.W < 1) throw Error(codes::kShape, "pixel_values dimensions must be positive");
+  if (r.C != c.num_channels) {
+    throw Error(codes::kShape, "pixel_values has " + std::to_string(r.C) + " channels, the model expects " +
+                                   std::to_string(c.num_channels));
+  }
+  if (static_cast<double>(r.pixels.size()) != static_cast<double>(r.B) * r.C * r.H * r.W) {
+    throw Error(codes::kShape, "pixel_values holds " + std::to_string(r.pixels.size()) +
+                                   " values, its shape needs B·C·H·W = " + std::to_string(r.B * r.C * r.H * r.W));
+  }
+  if (!r.interpolate_pos_encoding && (r.H != c.image_height || r.W != c.image_width)) {
+    throw Error(codes::kShape, "input image size (" + dims(r.H, r.W) + ") doesn't match the model (" +
+                                   dims(c.image_height, c.image_width) +
+                                   "); pass interpolatePosEncoding: true to run at another resolution");
+  }
+  if (r.H < c.patch_size || r.W < c.patch_size) {
+    throw Error(codes::kShape, "input image size (" + dims(r.H, r.W) + ") is smaller than one patch (" +
+                                   std::to_string(c.patch_size) + ")");
+  }
+  const int64_t N = (r.H / c.patch_size) * (r.W / c.patch_size), T = N + 1;
+  const double biggest = std::max<double>({static_cast<double>(r.B) * T * std::max(3 * c.hidden_size, c.intermediate_size),
+                                           r.output_attentions ? static_cast<double>(r.B) * c.num_heads * T * T : 0.0});
+  if (biggest > kMaxActivationFloats) {
+    throw Error(codes::kOutOfMemory, "this input needs an activation of " + std::to_string(biggest * 4 / (1 << 30)) +
+                                         " GiB; use smaller batches or images");
+  }
+  const size_t hm = r.head_mask.size();
+  if (hm != 0 && hm != static_cast<size_t>(c.num_heads) && hm != static_cast<size_t>(c.num_layers * c.num_heads)) {
+    throw Error(codes::kShape, "head_mask has " + std::to_string(hm) + " values; expected num_heads (" +
+                                   std::to_string(c.num_heads) + ") or num_layers·num_heads (" +
+                                   std::to_string(c.num_layers * c.num_heads) + ")");
+  }
+  if (!r.bool_masked_pos.empty()) {
+    if (!has_mask_token()) {
+      throw Error(codes::kNoMaskToken, "bool_masked_pos needs embeddings.mask_token, which this checkpoint lacks");
+    }
+    if (static_cast<int64_t>(r.bool_masked_pos.size()) != r.B * N) {
+      throw Error(codes::kShape, "bool_masked_pos has " + std::to_string(r.bool_masked_pos.size()) +
+                                     " values, expected B·N = " + std::to_string(r.B * N));
+    }
+    for (uint8_t v : r.bool_masked_pos) {
+      if (v > 1) throw Error(codes::kInvalidArgument, "bool_masked_pos values must be 0 or 1");
+    }
+  }
+}
+
+ForwardResult Model::forward(const ForwardRequest& r) const {
+  check_request(r);
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  const ModelWeights& w = weights_;
+  const int64_t B = r.B, p = c.patch_size, D = c.hidden_size, Hh = c.num_heads, Dh = c.head_dim(),
+                I = c.intermediate_size, L = c.num_layers;
+  const int64_t gh = r.H / p, gw = r.W / p, N = gh * gw, T = N + 1, M = B * T, K0 = c.num_channels * p * p;
+
+  ForwardResult out;
+  out.B = B, out.T = T, out.D = D, out.H = Hh;
+  auto download = [&](const DeviceArray& a, size_t n) {
+    std::vector<float> host(n);
+    be.download(host.data(), a.get(), n);
+    return host;
+  };
+
+  // 1. Patch embedding as one GEMM over im2col'd patches.
+  DeviceArray patch_emb(be, B * N * D);
+  {
+    DeviceArray x(be, r.pixels.size());
+    be.upload(x.get(), r.pixels.data(), r.pixels.size());
+    DeviceArray patches(be, B * N * K0);
+    be.patchify({x.get(), patches.get(), B, c.num_channels, r.H, r.W, p});
+    GemmArgs g;
+    g.A = patches.get(), g.lda = K0, g.W = w.patch_w.get(), g.bias = w.patch_b.get(), g.C = patch_emb.get();
+    g.M = B * N, g.N = D, g.K = K0;
+    be.gemm(g);
+  }
+
+  // 2–3. CLS, mask tokens, position embeddings (resized when the grid differs or is not square).
+  DeviceArray pos_resized;
+  const float* pos = w.pos.get();
+  const int64_t N0 = c.num_patches();
+  if (r.interpolate_pos_encoding && !(N == N0 && r.H == r.W)) {
+    pos_resized = DeviceArray(be, T * D);
+    std::vector<float> table = interpolate_pos_table(w.pos_table, N0, D, gh, gw);
+    be.upload(pos_resized.get(), table.data(), table.size());
+    pos = pos_resized.get();
+  }
+  DeviceArray x(be, M * D);
+  be.embed_tokens({patch_emb.get(), w.cls.get(), pos, w.mask_token.get(),
+                   r.bool_masked_pos.empty() ? nullptr : r.bool_masked_pos.data(), x.get(), B, N, D});
+  patch_emb = DeviceArray();
+  if (r.output_hidden_states) out.hidden_states.push_back(download(x, M * D));
+
+  // 4–5. Encoder layers.
+  DeviceArray ln(be, M * D), qkv(be, M * 3 * D), ctx(be, M * D), mlp(be, M * I);
+  DeviceArray probs = r.output_attentions ? DeviceArray(be, B * Hh * T * T) : DeviceArray();
+  DeviceArray head_scale;
+  if (!r.head_mask.empty()) {
+    std::vector<float> hm(L * Hh);  // [H] applies to every layer
+    for (int64_t i = 0; i < L * Hh; ++i) hm[i] = r.head_mask[i % r.head_mask.size()];
+    head_scale = DeviceArray(be, hm.size());
+    be.upload(head_scale.get(), hm.data(), hm.size());
+  }
+  const float eps = static_cast<float>(c.layer_norm_eps);
+  auto linear = [&](const DeviceArray& a, int64_t k, const DeviceArray& wt, const DeviceArray& b, int64_t n,
+                    DeviceArray& dst, bool residual, Epilogue ep) {
+    GemmArgs g;
+    g.A = a.get(), g.lda = k, g.W = wt.get(), g.bias = b.get(), g.C = dst.get();
+    g.residual = residual ? dst.get() : nullptr;
+    g.M = M, g.N = n, g.K = k, g.epilogue = ep;
+    be.gemm(g);
+  };
+  for (int64_t l = 0; l < L; ++l) {
+    const LayerWeights& lw = w.layers[l];
+    be.layernorm({x.get(), lw.ln1_g.get(), lw.ln1_b.get(), ln.get(), M, D, eps});
+    linear(ln, D, lw.qkv_w, lw.qkv_b, 3 * D, qkv, false, Epilogue::kNone);
+    AttentionArgs at;
+    at.qkv = qkv.get(), at.out = ctx.get(), at.probs = probs.get();
+    at.head_scale = head_scale ? head_scale.get() + l * Hh : nullptr;
+    at.B = B, at.T = T, at.H = Hh, at.Dh = Dh, at.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
+    be.attention(at);
+    if (r.output_attentions) out.attentions.push_back(download(probs, B * Hh * T * T));
+    linear(ctx, D, lw.out_w, lw.out_b, D, x, true, Epilogue::kNone);
+    be.layernorm({x.get(), lw.ln2_g.get(), lw.ln2_b.get(), ln.get(), M, D, eps});
+    linear(ln, D, lw.fc1_w, lw.fc1_b, I, mlp, false, Epilogue::kGelu);
+    linear(mlp, I, lw.fc2_w, lw.fc2_b, D, x, true, Epilogue::kNone);
+    if (r.output_hidden_states) out.hidden_states.push_back(download(x, M * D));
+  }
+
+  // 6. Final LayerNorm; 9. classifier on the CLS row of each image (row stride T·D).
+  be.layernorm({x.get(), w.final_g.get(), w.final_b.get(), ln.get(), M, D, eps});
+  out.last_hidden_state = download(ln, M * D);
+  if (w.classifier_w) {
+    DeviceArray logits(be, B * w.num_labels);
+    GemmArgs g;
+    g.A = ln.get(), g.lda = T * D, g.W = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = logits.get();
+    g.M = B, g.N = w.num_labels, g.K = D;
+    be.gemm(g);
+    out.logits = download(logits, B * w.num_labels);
+    out.num_labels = w.num_labels;
+  }
+  return out;
+}
+
+}  // namespace vitmsn

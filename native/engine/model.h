@@ -1,0 +1,78 @@
+// A loaded ViT-MSN model: weights resident on one backend, and the forward pass written once
+// against the Backend interface (model-spec.md, "Forward pass").
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/device_array.h"
+#include "engine/config.h"
+
+namespace vitmsn {
+
+struct ForwardRequest {
+  std::vector<float> pixels;  // [B, C, H, W]
+  int64_t B = 0, C = 0, H = 0, W = 0;
+  bool output_hidden_states = false;
+  bool output_attentions = false;
+  bool interpolate_pos_encoding = false;
+  std::vector<float> head_mask;        // empty, [H] (every layer) or [L, H]
+  std::vector<uint8_t> bool_masked_pos;  // empty or [B, N] of 0/1
+};
+
+struct ForwardResult {
+  int64_t B = 0, T = 0, D = 0, H = 0;
+  std::vector<float> last_hidden_state;           // [B, T, D]
+  std::vector<std::vector<float>> hidden_states;  // L + 1 × [B, T, D] when asked
+  std::vector<std::vector<float>> attentions;     // L × [B, H, T, T] when asked
+  std::vector<float> logits;                      // [B, num_labels] when the checkpoint has a classifier
+  int64_t num_labels = 0;
+};
+
+struct LayerWeights {
+  DeviceArray ln1_g, ln1_b;
+  DeviceArray qkv_w, qkv_b;  // [3D, D], [3D]: query, key, value stacked (zero bias when qkv_bias false)
+  DeviceArray out_w, out_b;  // [D, D], [D]
+  DeviceArray ln2_g, ln2_b;
+  DeviceArray fc1_w, fc1_b;  // [I, D], [I]
+  DeviceArray fc2_w, fc2_b;  // [D, I], [D]
+};
+
+struct ModelWeights {
+  DeviceArray patch_w, patch_b;  // [D, C·p·p], [D]
+  DeviceArray cls;               // [D]
+  std::vector<float> pos_table;  // [1 + N0, D], host copy: interpolated per input grid
+  DeviceArray pos;               // [1 + N0, D] on the device, for the trained grid
+  DeviceArray mask_token;        // [D] or empty
+  std::vector<LayerWeights> layers;
+  DeviceArray final_g, final_b;
+  DeviceArray classifier_w, classifier_b;  // [num_labels, D], [num_labels] or empty
+  int64_t num_labels = 0;
+};
+
+class Model {
+ public:
+  // Reads the checkpoint in `dir`, checks every tensor against the config, uploads to the backend.
+  static std::unique_ptr<Model> load(const ModelConfig& config, const std::string& dir,
+                                     std::shared_ptr<Backend> backend);
+
+  // Safe to call from several threads at once: activations are per call, weights read-only.
+  ForwardResult forward(const ForwardRequest& request) const;
+
+  const ModelConfig& config() const { return config_; }
+  bool has_mask_token() const { return static_cast<bool>(weights_.mask_token); }
+  int64_t num_labels() const { return weights_.num_labels; }
+  const Backend& backend() const { return *backend_; }
+
+ private:
+  Model(const ModelConfig& config, std::shared_ptr<Backend> backend) : config_(config), backend_(std::move(backend)) {}
+  void check_request(const ForwardRequest& r) const;
+
+  ModelConfig config_;
+  std::shared_ptr<Backend> backend_;  // declared before weights_: destroyed after them
+  ModelWeights weights_;
+};
+
+}  // namespace vitmsn

@@ -1,0 +1,730 @@
+// CPU kernels against their scalar references (native/cpu/reference.h), on the awkward shapes the
+// engine meets (197 tokens, batch 3, odd widths, K = 1, N = 1, T = 1, odd head dims), plus the
+// thread pool and the backend's memory entry points. A standalone program with its own tiny
+// harness: prints one line per case and ends with "N passed, M failed"; exits nonzero on failure.
+// The GEMM timing at the end is information only.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/backend.h"
+#include "cpu/attention.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/embed_tokens.h"
+#include "cpu/gemm.h"
+#include "cpu/layernorm.h"
+#include "cpu/patchify.h"
+#include "cpu/reference.h"
+#include "cpu/thread_pool.h"
+#include "engine/error.h"
+
+using namespace vitmsn;
+using cpu::ThreadPool;
+
+namespace {
+
+// ---- harness ------------------------------------------------------------------------------------
+
+int g_passed = 0, g_failed = 0;
+
+void report(const std::string& name, bool ok, const std::string& detail = "") {
+  (ok ? g_passed : g_failed)++;
+  std::printf("%s  %s%s%s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.empty() ? "" : "  ", detail.c_str());
+  std::fflush(stdout);
+}
+
+// Runs a case body; an unexpected exception is a failure of that case, not of the program.
+void run_case(const std::string& name, const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    report(name, false, std::string("unexpected exception: ") + e.what());
+  }
+}
+
+// Deterministic data: splitmix64 → uniform floats in [lo, hi).
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed) {}
+  uint64_t next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  float uniform(float lo = -1.0f, float hi = 1.0f) {
+    return lo + (hi - lo) * static_cast<float>((next() >> 40) * (1.0 / 16777216.0));
+  }
+  std::vector<float> vec(size_t n, float lo = -1.0f, float hi = 1.0f) {
+    std::vector<float> v(n);
+    for (float& x : v) x = uniform(lo, hi);
+    return v;
+  }
+};
+
+// ‖got − want‖₂ / ‖want‖₂ (absolute when want is all zeros); NaN anywhere gives +inf.
+double rel_l2(const float* got, const float* want, size_t n) {
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    if (std::isnan(got[i]) != std::isnan(want[i])) return INFINITY;
+    const double d = static_cast<double>(got[i]) - want[i];
+    num += d * d;
+    den += static_cast<double>(want[i]) * want[i];
+  }
+  if (std::isnan(num)) return INFINITY;
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2e", v);
+  return buf;
+}
+
+void check_close(const std::string& name, const std::vector<float>& got, const std::vector<float>& want, double tol) {
+  if (got.size() != want.size()) {
+    report(name, false, "size mismatch");
+    return;
+  }
+  const double err = rel_l2(got.data(), want.data(), got.size());
+  report(name, err <= tol, "rel_l2 " + fmt(err) + " (tol " + fmt(tol) + ")");
+}
+
+void check_exact(const std::string& name, const std::vector<float>& got, const std::vector<float>& want) {
+  const bool ok = got.size() == want.size() &&
+                  (got.empty() || std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+  report(name, ok, ok ? "bit-exact" : "differs");
+}
+
+// A sentinel written past the end of every output: a kernel writing out of bounds changes it.
+constexpr float kGuard = 12345.678f;
+constexpr size_t kGuardLen = 16;
+bool guard_intact(const std::vector<float>& v, size_t n) {
+  for (size_t i = n; i < v.size(); ++i)
+    if (v[i] != kGuard) return false;
+  return true;
+}
+
+// ---- tolerances (relative L2 against the double-accumulating reference) ---------------------------
+
+// float32 accumulation over K ≤ 1536 terms: expected error ≈ √K·2⁻²⁴ ≈ 2e-6; 1e-5 leaves margin.
+constexpr double kTolGemm = 1e-5;
+// Statistics and centring in double; only the float γ/β step and the output rounding remain.
+constexpr double kTolLayerNorm = 1e-6;
+// float32 scores, exp and sums over T ≤ 1025 keys, against double: a few ulp per stage.
+constexpr double kTolAttention = 1e-5;
+// patchify and embed_tokens are copies and one float add, which the reference reproduces exactly
+// (a double sum of two floats rounds to the same float), so they are compared bit for bit.
+
+// ---- gemm -----------------------------------------------------------------------------------------
+
+enum class Residual { kNone, kSeparate, kAlias };
+
+struct GemmCase {
+  int64_t M, K, N, lda_pad;
+  bool bias;
+  Epilogue ep;
+  Residual res;
+};
+
+void test_gemm(ThreadPool& pool, const GemmCase& c, uint64_t seed) {
+  const int64_t lda = c.K + c.lda_pad;
+  std::string name = "gemm M=" + std::to_string(c.M) + " K=" + std::to_string(c.K) + " N=" + std::to_string(c.N) +
+                     " lda=" + std::to_string(lda) + (c.bias ? " bias" : "") +
+                     (c.ep == Epilogue::kGelu ? " gelu" : "") +
+                     (c.res == Residual::kSeparate ? " residual" : c.res == Residual::kAlias ? " residual=C" : "") +
+                     " threads=" + std::to_string(pool.size());
+  run_case(name, [&] {
+    Rng rng(seed);
+    // A's padding columns are NaN: reading them would poison the result.
+    std::vector<float> A(static_cast<size_t>(c.M > 0 ? (c.M - 1) * lda + c.K : 0));
+    for (int64_t m = 0; m < c.M; ++m)
+      for (int64_t k = 0; k < lda && m * lda + k < static_cast<int64_t>(A.size()); ++k)
+        A[m * lda + k] = k < c.K ? rng.uniform() : std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> W = rng.vec(static_cast<size_t>(c.N * c.K), -0.1f, 0.1f);
+    std::vector<float> bias = rng.vec(static_cast<size_t>(c.N));
+    std::vector<float> res = rng.vec(static_cast<size_t>(c.M * c.N), -2.0f, 2.0f);
+    const size_t mn = static_cast<size_t>(c.M * c.N);
+
+    std::vector<float> got(mn + kGuardLen, kGuard), want(mn + kGuardLen, kGuard), sep_res;
+    GemmArgs g;
+    g.A = A.data(), g.lda = lda, g.W = W.data(), g.bias = c.bias ? bias.data() : nullptr;
+    g.M = c.M, g.N = c.N, g.K = c.K, g.epilogue = c.ep;
+    if (c.res == Residual::kAlias) {
+      std::copy(res.begin(), res.end(), got.begin());
+      std::copy(res.begin(), res.end(), want.begin());
+    }
+    GemmArgs gk = g, gr = g;
+    gk.C = got.data(), gr.C = want.data();
+    if (c.res == Residual::kSeparate) gk.residual = gr.residual = res.data();
+    if (c.res == Residual::kAlias) gk.residual = got.data(), gr.residual = want.data();
+    cpu::gemm(gk, pool);
+    cpu::ref_gemm(gr);
+    const bool guards = guard_intact(got, mn);
+    got.resize(mn), want.resize(mn);
+    if (!guards) {
+      report(name, false, "wrote past the end of C");
+      return;
+    }
+    check_close(name, got, want, kTolGemm);
+  });
+}
+
+void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+  const Epilogue G = Epilogue::kGelu, P = Epilogue::kNone;
+  const GemmCase cases[] = {
+      {197, 384, 1152, 0, true, P, Residual::kNone},       // ViT-S qkv
+      {197, 384, 384, 0, true, P, Residual::kAlias},       // attention output + residual in place
+      {197, 384, 1536, 0, true, G, Residual::kNone},       // fc1 + GELU
+      {197, 1536, 384, 0, true, P, Residual::kAlias},      // fc2 + residual in place
+      {3 * 197, 384, 384, 0, true, P, Residual::kSeparate},  // batch 3
+      {3 * 197, 37, 65, 0, true, G, Residual::kAlias},
+      {29, 65, 37, 3, false, G, Residual::kSeparate},     // lda > K, odd everything
+      {7, 29, 29, 100, true, P, Residual::kNone},
+      {5, 1, 37, 0, true, G, Residual::kNone},            // K = 1
+      {37, 29, 1, 0, true, P, Residual::kAlias},          // N = 1
+      {1, 1, 1, 0, false, P, Residual::kNone},
+      {1, 384, 1000, 0, true, P, Residual::kNone},        // classifier, one image
+      {3, 384, 1000, 196 * 384, true, P, Residual::kNone},  // classifier on CLS rows: lda = T·D
+      {13, 8, 9, 0, true, G, Residual::kSeparate},
+      {6, 64, 8, 0, false, P, Residual::kNone},           // exactly one register tile
+      {197, 768, 384, 0, true, P, Residual::kNone},       // patch embedding, p = 16
+  };
+  uint64_t seed = 100;
+  for (const GemmCase& c : cases) test_gemm(pool2, c, seed++);
+  test_gemm(pool3, {197, 384, 1152, 0, true, G, Residual::kAlias}, seed++);
+  test_gemm(pool1, {197, 384, 384, 5, true, G, Residual::kAlias}, seed++);
+  test_gemm(pool3, {2, 40, 700, 0, true, P, Residual::kSeparate}, seed++);  // M tiny, many columns
+
+  run_case("gemm K=0 gives epilogue(bias) + residual", [&] {
+    std::vector<float> bias = {1.0f, -2.0f, 0.5f}, res = {1, 2, 3, 4, 5, 6}, C = res;
+    GemmArgs g;
+    g.lda = 0, g.bias = bias.data(), g.residual = C.data(), g.C = C.data(), g.M = 2, g.N = 3, g.K = 0;
+    cpu::gemm(g, pool2);
+    std::vector<float> want = {2, 0, 3.5f, 5, 3, 6.5f};
+    check_exact("gemm K=0 gives epilogue(bias) + residual", C, want);
+  });
+  run_case("gemm M=0 is a no-op", [&] {
+    GemmArgs g;
+    g.M = 0, g.N = 5, g.K = 3, g.lda = 3;
+    cpu::gemm(g, pool2);
+    report("gemm M=0 is a no-op", true);
+  });
+  run_case("gemm lda < K throws ERR_INTERNAL", [&] {
+    std::vector<float> A(16), W(16), C(16);
+    GemmArgs g;
+    g.A = A.data(), g.W = W.data(), g.C = C.data(), g.M = 2, g.N = 2, g.K = 4, g.lda = 3;
+    try {
+      cpu::gemm(g, pool2);
+      report("gemm lda < K throws ERR_INTERNAL", false, "no exception");
+    } catch (const Error& e) {
+      report("gemm lda < K throws ERR_INTERNAL", e.code() == codes::kInternal, e.code());
+    }
+  });
+}
+
+// ---- layernorm ------------------------------------------------------------------------------------
+
+void test_layernorm(ThreadPool& pool, int64_t rows, int64_t D, float offset, bool alias, uint64_t seed) {
+  const std::string name = "layernorm rows=" + std::to_string(rows) + " D=" + std::to_string(D) +
+                           (offset != 0 ? " offset=" + fmt(offset) : "") + (alias ? " y=x" : "") +
+                           " threads=" + std::to_string(pool.size());
+  run_case(name, [&] {
+    Rng rng(seed);
+    const size_t n = static_cast<size_t>(rows * D);
+    std::vector<float> x = rng.vec(n, -3.0f, 3.0f);
+    for (float& v : x) v += offset;  // a large common offset: the case one-pass float statistics fail
+    std::vector<float> gamma = rng.vec(static_cast<size_t>(D), 0.5f, 1.5f), beta = rng.vec(static_cast<size_t>(D));
+    std::vector<float> want(n);
+    LayerNormArgs r{x.data(), gamma.data(), beta.data(), want.data(), rows, D, 1e-6f};
+    cpu::ref_layernorm(r);
+    std::vector<float> got;
+    if (alias) {
+      got = x;
+      got.resize(n + kGuardLen, kGuard);
+      cpu::layernorm({got.data(), gamma.data(), beta.data(), got.data(), rows, D, 1e-6f}, pool);
+    } else {
+      got.assign(n + kGuardLen, kGuard);
+      cpu::layernorm({x.data(), gamma.data(), beta.data(), got.data(), rows, D, 1e-6f}, pool);
+    }
+    if (!guard_intact(got, n)) return report(name, false, "wrote past the end of y");
+    got.resize(n);
+    check_close(name, got, want, kTolLayerNorm);
+  });
+}
+
+void test_layernorm_suite(ThreadPool& pool2, ThreadPool& pool1) {
+  uint64_t seed = 200;
+  test_layernorm(pool2, 197, 384, 0, false, seed++);
+  test_layernorm(pool2, 3 * 197, 384, 0, true, seed++);
+  test_layernorm(pool2, 197, 768, 1000.0f, true, seed++);
+  test_layernorm(pool2, 65, 37, 0, false, seed++);
+  test_layernorm(pool2, 3, 29, -50.0f, false, seed++);
+  test_layernorm(pool1, 197, 65, 0, true, seed++);
+  test_layernorm(pool2, 1, 1, 0, false, seed++);  // var = 0: y = β
+  test_layernorm(pool2, 5, 7, 0, true, seed++);
+}
+
+// ---- attention ------------------------------------------------------------------------------------
+
+enum class HeadScale { kNone, kRandom, kWithZeros };
+
+void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t Dh, HeadScale hsm, bool probs,
+                    uint64_t seed) {
+  const std::string name = "attention B=" + std::to_string(B) + " T=" + std::to_string(T) + " H=" + std::to_string(H) +
+                           " Dh=" + std::to_string(Dh) +
+                           (hsm == HeadScale::kRandom ? " head_scale" : hsm == HeadScale::kWithZeros ? " head_scale(0s)" : "") +
+                           (probs ? " probs" : "") + " threads=" + std::to_string(pool.size());
+  run_case(name, [&] {
+    Rng rng(seed);
+    const int64_t HD = H * Dh;
+    // Spread ±3 so that softmax rows are neither flat nor one-hot.
+    std::vector<float> qkv = rng.vec(static_cast<size_t>(B * T * 3 * HD), -3.0f, 3.0f);
+    std::vector<float> hs(static_cast<size_t>(H));
+    for (int64_t h = 0; h < H; ++h) {
+      hs[h] = hsm == HeadScale::kWithZeros && h % 2 == 0 ? 0.0f : rng.uniform(0.0f, 2.0f);
+    }
+    const size_t n_out = static_cast<size_t>(B * T * HD), n_p = static_cast<size_t>(B * H * T * T);
+    std::vector<float> got(n_out + kGuardLen, kGuard), want(n_out);
+    std::vector<float> got_p(probs ? n_p + kGuardLen : 0, kGuard), want_p(probs ? n_p : 0);
+    AttentionArgs a;
+    a.qkv = qkv.data(), a.head_scale = hsm == HeadScale::kNone ? nullptr : hs.data();
+    a.B = B, a.T = T, a.H = H, a.Dh = Dh, a.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
+    AttentionArgs k = a, r = a;
+    k.out = got.data(), k.probs = probs ? got_p.data() : nullptr;
+    r.out = want.data(), r.probs = probs ? want_p.data() : nullptr;
+    cpu::attention(k, pool);
+    cpu::ref_attention(r);
+    if (!guard_intact(got, n_out) || (probs && !guard_intact(got_p, n_p))) {
+      return report(name, false, "wrote past the end of an output");
+    }
+    got.resize(n_out);
+    check_close(name + " [out]", got, want, kTolAttention);
+    if (probs) {
+      got_p.resize(n_p);
+      check_close(name + " [probs]", got_p, want_p, kTolAttention);
+      // Asking for probs must not change out: same arithmetic either way.
+      std::vector<float> again(n_out);
+      AttentionArgs k2 = a;
+      k2.out = again.data();
+      cpu::attention(k2, pool);
+      check_exact(name + " [out same without probs]", again, got);
+    }
+  });
+}
+
+void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+  uint64_t seed = 300;
+  test_attention(pool2, 1, 197, 6, 64, HeadScale::kNone, true, seed++);       // ViT-S layer, attentions on
+  test_attention(pool2, 3, 197, 2, 16, HeadScale::kWithZeros, false, seed++);  // batch 3, head_mask with 0s
+  test_attention(pool2, 3, 197, 3, 8, HeadScale::kWithZeros, true, seed++);
+  test_attention(pool2, 2, 1, 3, 8, HeadScale::kNone, true, seed++);           // T = 1
+  test_attention(pool2, 1, 5, 2, 7, HeadScale::kRandom, true, seed++);         // odd Dh
+  test_attention(pool3, 2, 17, 4, 7, HeadScale::kRandom, false, seed++);
+  test_attention(pool2, 1, 33, 3, 65, HeadScale::kNone, true, seed++);         // Dh beyond one register block
+  test_attention(pool1, 2, 50, 2, 16, HeadScale::kRandom, true, seed++);
+  test_attention(pool2, 1, 1025, 1, 64, HeadScale::kNone, false, seed++);      // ViT-L/7 token count
+  test_attention(pool3, 1, 1, 1, 1, HeadScale::kNone, true, seed++);
+}
+
+// ---- patchify -------------------------------------------------------------------------------------
+
+void test_patchify(ThreadPool& pool, int64_t B, int64_t C, int64_t Hi, int64_t Wi, int64_t p, uint64_t seed) {
+  const std::string name = "patchify B=" + std::to_string(B) + " C=" + std::to_string(C) + " " + std::to_string(Hi) +
+                           "x" + std::to_string(Wi) + " p=" + std::to_string(p) + " threads=" + std::to_string(pool.size());
+  run_case(name, [&] {
+    Rng rng(seed);
+    std::vector<float> x = rng.vec(static_cast<size_t>(B * C * Hi * Wi));
+    const size_t n = static_cast<size_t>(B * (Hi / p) * (Wi / p) * C * p * p);
+    std::vector<float> got(n + kGuardLen, kGuard), want(n);
+    PatchifyArgs a{x.data(), nullptr, B, C, Hi, Wi, p};
+    PatchifyArgs k = a, r = a;
+    k.patches = got.data(), r.patches = want.data();
+    cpu::patchify(k, pool);
+    cpu::ref_patchify(r);
+    if (!guard_intact(got, n)) return report(name, false, "wrote past the end of patches");
+    got.resize(n);
+    check_exact(name, got, want);
+  });
+}
+
+void test_patchify_suite(ThreadPool& pool2, ThreadPool& pool1) {
+  uint64_t seed = 400;
+  test_patchify(pool2, 1, 3, 224, 224, 16, seed++);
+  test_patchify(pool2, 3, 3, 224, 224, 16, seed++);
+  test_patchify(pool2, 2, 3, 37, 50, 8, seed++);    // leftover rows and columns, non-square
+  test_patchify(pool2, 1, 3, 230, 100, 16, seed++);
+  test_patchify(pool1, 2, 2, 5, 9, 4, seed++);      // grid 1×2
+  test_patchify(pool2, 1, 3, 3, 3, 4, seed++);      // image smaller than a patch: nothing to write
+  test_patchify(pool2, 2, 1, 6, 5, 1, seed++);      // p = 1
+  test_patchify(pool2, 1, 3, 224, 224, 7, seed++);  // ViT-L/7 grid 32×32
+}
+
+// ---- embed_tokens ---------------------------------------------------------------------------------
+
+enum class Mask { kNull, kRandom, kAll, kNone };
+
+void test_embed(ThreadPool& pool, int64_t B, int64_t N, int64_t D, Mask mm, uint64_t seed) {
+  const char* mask_name[] = {"", " mask", " mask=all", " mask=none"};
+  const std::string name = "embed_tokens B=" + std::to_string(B) + " N=" + std::to_string(N) + " D=" + std::to_string(D) +
+                           mask_name[static_cast<int>(mm)] + " threads=" + std::to_string(pool.size());
+  run_case(name, [&] {
+    Rng rng(seed);
+    std::vector<float> pe = rng.vec(static_cast<size_t>(B * N * D)), cls = rng.vec(static_cast<size_t>(D)),
+                       pos = rng.vec(static_cast<size_t>((N + 1) * D)), mt = rng.vec(static_cast<size_t>(D));
+    std::vector<uint8_t> mask(static_cast<size_t>(B * N));
+    for (size_t i = 0; i < mask.size(); ++i) {
+      // Any nonzero byte means masked, not only 1.
+      mask[i] = mm == Mask::kAll ? static_cast<uint8_t>(1 + i % 255) : mm == Mask::kRandom ? (rng.next() % 3 == 0) : 0;
+    }
+    const size_t n = static_cast<size_t>(B * (N + 1) * D);
+    std::vector<float> got(n + kGuardLen, kGuard), want(n);
+    EmbedTokensArgs a{pe.data(), cls.data(), pos.data(), mt.data(), mm == Mask::kNull ? nullptr : mask.data(),
+                      nullptr, B, N, D};
+    EmbedTokensArgs k = a, r = a;
+    k.tokens = got.data(), r.tokens = want.data();
+    cpu::embed_tokens(k, pool);
+    cpu::ref_embed_tokens(r);
+    if (!guard_intact(got, n)) return report(name, false, "wrote past the end of tokens");
+    got.resize(n);
+    check_exact(name, got, want);
+  });
+}
+
+void test_embed_suite(ThreadPool& pool2, ThreadPool& pool1) {
+  uint64_t seed = 500;
+  test_embed(pool2, 3, 196, 384, Mask::kRandom, seed++);
+  test_embed(pool2, 1, 196, 384, Mask::kNull, seed++);
+  test_embed(pool2, 2, 5, 7, Mask::kAll, seed++);
+  test_embed(pool1, 2, 37, 29, Mask::kRandom, seed++);
+  test_embed(pool2, 2, 3, 5, Mask::kNone, seed++);
+  test_embed(pool2, 2, 0, 8, Mask::kNull, seed++);  // no patches: CLS only
+  run_case("embed_tokens masked without mask_token throws ERR_NO_MASK_TOKEN", [&] {
+    std::vector<float> pe(8), cls(4), pos(12), out(12);
+    std::vector<uint8_t> mask = {0, 1};
+    EmbedTokensArgs a{pe.data(), cls.data(), pos.data(), nullptr, mask.data(), out.data(), 1, 2, 4};
+    try {
+      cpu::embed_tokens(a, pool2);
+      report("embed_tokens masked without mask_token throws ERR_NO_MASK_TOKEN", false, "no exception");
+    } catch (const Error& e) {
+      report("embed_tokens masked without mask_token throws ERR_NO_MASK_TOKEN", e.code() == codes::kNoMaskToken,
+             e.code());
+    }
+  });
+}
+
+// ---- thread pool ----------------------------------------------------------------------------------
+
+// Every index in [0, n) is visited exactly once, by chunks that do not overlap.
+bool covers_once(ThreadPool& pool, int64_t n) {
+  std::vector<std::atomic<int>> hits(static_cast<size_t>(std::max<int64_t>(n, 1)));
+  for (auto& h : hits) h.store(0);
+  pool.parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+  });
+  for (int64_t i = 0; i < n; ++i)
+    if (hits[static_cast<size_t>(i)].load() != 1) return false;
+  return true;
+}
+
+void test_thread_pool() {
+  run_case("pool covers [0, n) exactly once", [&] {
+    bool ok = true;
+    std::string detail;
+    for (int threads : {1, 2, 3, 8}) {
+      ThreadPool pool(threads);
+      for (int64_t n : {0, 1, 2, 3, 7, 64, 1000, 100003}) {
+        if (!covers_once(pool, n)) {
+          ok = false;
+          detail += " threads=" + std::to_string(threads) + " n=" + std::to_string(n);
+        }
+      }
+    }
+    report("pool covers [0, n) exactly once (threads 1/2/3/8, n 0..100003)", ok, detail);
+  });
+
+  run_case("pool threads=1 runs inline", [&] {
+    ThreadPool pool(1);
+    const std::thread::id me = std::this_thread::get_id();
+    bool inline_only = true;
+    int calls = 0;
+    pool.parallel_for(50, [&](int64_t, int64_t) {
+      ++calls;
+      if (std::this_thread::get_id() != me) inline_only = false;
+    });
+    report("pool threads=1 runs inline", pool.size() == 1 && inline_only && calls == 1,
+           "size " + std::to_string(pool.size()) + ", calls " + std::to_string(calls));
+    ThreadPool zero(0);
+    report("pool threads=0 behaves as 1", zero.size() == 1 && covers_once(zero, 10));
+  });
+
+  run_case("pool uses its workers", [&] {
+    ThreadPool pool(2);
+    std::atomic<int> others{0};
+    const std::thread::id me = std::this_thread::get_id();
+    // Each chunk waits a little so the worker certainly gets some of them.
+    pool.parallel_for(8, [&](int64_t, int64_t) {
+      if (std::this_thread::get_id() != me) others++;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    });
+    report("pool uses its workers", pool.size() == 2 && others.load() > 0);
+  });
+
+  for (int threads : {1, 2, 3}) {
+    const std::string name = "pool rethrows fn's exception on the caller, threads=" + std::to_string(threads);
+    run_case(name, [&] {
+      ThreadPool pool(threads);
+      bool caught = false;
+      try {
+        pool.parallel_for(100, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i)
+            if (i == 57) throw Error(codes::kInternal, "boom at 57");
+        });
+      } catch (const Error& e) {
+        caught = e.code() == codes::kInternal && std::string(e.what()) == "boom at 57";
+      }
+      // The pool must still work after a failed job.
+      report(name, caught && covers_once(pool, 1000));
+    });
+  }
+
+  run_case("pool survives exceptions thrown by every chunk", [&] {
+    ThreadPool pool(3);
+    int caught = 0;
+    for (int rep = 0; rep < 50; ++rep) {
+      try {
+        pool.parallel_for(64, [&](int64_t, int64_t) { throw std::runtime_error("every chunk"); });
+      } catch (const std::runtime_error&) {
+        ++caught;
+      }
+    }
+    report("pool survives exceptions thrown by every chunk (50 jobs)", caught == 50 && covers_once(pool, 999));
+  });
+
+  run_case("pool nested parallel_for runs inline", [&] {
+    ThreadPool pool(2);
+    std::atomic<int64_t> sum{0};
+    pool.parallel_for(10, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        pool.parallel_for(10, [&](int64_t b2, int64_t e2) {
+          for (int64_t j = b2; j < e2; ++j) sum += i * 10 + j;
+        });
+    });
+    report("pool nested parallel_for runs inline", sum.load() == 99 * 100 / 2);
+  });
+
+  run_case("pool concurrent parallel_for from 3 threads", [&] {
+    ThreadPool pool(2);
+    constexpr int kCallers = 3, kJobs = 300;
+    std::vector<int64_t> totals(kCallers, 0);
+    std::vector<std::thread> callers;
+    for (int c = 0; c < kCallers; ++c) {
+      callers.emplace_back([&, c] {
+        for (int job = 0; job < kJobs; ++job) {
+          const int64_t n = 1 + (job * 37 + c * 11) % 500;
+          std::vector<int64_t> v(static_cast<size_t>(n), 0);
+          pool.parallel_for(n, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) v[static_cast<size_t>(i)] = i + c;
+          });
+          int64_t s = 0;
+          for (int64_t x : v) s += x;
+          if (s == n * (n - 1) / 2 + n * c) totals[c]++;
+        }
+      });
+    }
+    for (auto& t : callers) t.join();
+    bool ok = true;
+    for (int64_t t : totals) ok = ok && t == kJobs;
+    report("pool concurrent parallel_for from 3 threads (300 jobs each)", ok);
+  });
+
+  run_case("pool construct/destroy repeatedly", [&] {
+    for (int i = 0; i < 100; ++i) {
+      ThreadPool pool(1 + i % 4);
+      if (i % 2) covers_once(pool, 17);
+    }
+    report("pool construct/destroy 100 times (idle and after a job)", true);
+  });
+}
+
+// Several forwards at once: three threads run GEMMs on one shared pool; each result must equal the
+// single-threaded kernel's bit for bit (each C element is computed the same way whatever thread).
+void test_concurrent_kernels(ThreadPool& pool2) {
+  run_case("gemm+attention from 3 threads on one pool", [&] {
+    Rng rng(900);
+    const int64_t M = 197, K = 384, N = 384;
+    std::vector<float> A = rng.vec(static_cast<size_t>(M * K)), W = rng.vec(static_cast<size_t>(N * K), -0.1f, 0.1f),
+                       bias = rng.vec(static_cast<size_t>(N));
+    std::vector<float> qkv = rng.vec(static_cast<size_t>(197 * 3 * 384));
+    ThreadPool solo(1);
+    GemmArgs g;
+    g.A = A.data(), g.lda = K, g.W = W.data(), g.bias = bias.data(), g.M = M, g.N = N, g.K = K, g.epilogue = Epilogue::kGelu;
+    std::vector<float> want(static_cast<size_t>(M * N));
+    GemmArgs gs = g;
+    gs.C = want.data();
+    cpu::gemm(gs, solo);
+    AttentionArgs at;
+    at.qkv = qkv.data(), at.B = 1, at.T = 197, at.H = 6, at.Dh = 64, at.scale = 0.125f;
+    std::vector<float> want_at(static_cast<size_t>(197 * 384));
+    AttentionArgs as = at;
+    as.out = want_at.data();
+    cpu::attention(as, solo);
+    std::atomic<int> bad{0};
+    std::vector<std::thread> ts;
+    for (int c = 0; c < 3; ++c) {
+      ts.emplace_back([&] {
+        std::vector<float> C(static_cast<size_t>(M * N)), out(static_cast<size_t>(197 * 384));
+        for (int rep = 0; rep < 10; ++rep) {
+          GemmArgs gc = g;
+          gc.C = C.data();
+          cpu::gemm(gc, pool2);
+          AttentionArgs ac = at;
+          ac.out = out.data();
+          cpu::attention(ac, pool2);
+          if (C != want || out != want_at) bad++;
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+    report("gemm+attention from 3 threads on one pool match 1-thread results bit for bit", bad.load() == 0);
+  });
+}
+
+// ---- backend --------------------------------------------------------------------------------------
+
+void test_backend() {
+  run_case("backend memory", [&] {
+    std::unique_ptr<Backend> be = make_cpu_backend(2);
+    report("backend name is cpu", be->name() == "cpu");
+    bool aligned = true;
+    std::vector<float*> ps;
+    for (size_t n : {size_t(0), size_t(1), size_t(3), size_t(17), size_t(1000), size_t(1) << 20}) {
+      float* p = be->alloc(n);
+      aligned = aligned && p && reinterpret_cast<uintptr_t>(p) % 64 == 0;
+      ps.push_back(p);
+    }
+    for (float* p : ps) be->release(p);
+    be->release(nullptr);
+    report("backend alloc is 64-byte aligned (n = 0, 1, 3, 17, 1000, 2^20)", aligned);
+
+    for (size_t n : {std::numeric_limits<size_t>::max(), std::numeric_limits<size_t>::max() / 4,
+                     std::numeric_limits<size_t>::max() / 8, size_t(1) << 50}) {
+      std::string got = "no exception";
+      try {
+        float* p = be->alloc(n);
+        be->release(p);
+      } catch (const Error& e) {
+        got = e.code();
+      }
+      report("backend alloc(" + std::to_string(n) + ") throws ERR_OUT_OF_MEMORY", got == codes::kOutOfMemory, got);
+    }
+
+    Rng rng(1);
+    std::vector<float> host = rng.vec(1000), back(1000);
+    float* d = be->alloc(1000);
+    be->upload(d, host.data(), 1000);
+    be->download(back.data(), d, 1000);
+    check_exact("backend upload/download round trip", back, host);
+    // copy_rows: 7 rows of 5 floats from stride 9 into stride 6.
+    float* d2 = be->alloc(100);
+    std::vector<float> init(100, -1.0f);
+    be->upload(d2, init.data(), 100);
+    be->copy_rows(d2, 6, d + 3, 9, 7, 5);
+    std::vector<float> got(100), want(init);
+    be->download(got.data(), d2, 100);
+    for (int r = 0; r < 7; ++r)
+      for (int i = 0; i < 5; ++i) want[r * 6 + i] = host[3 + r * 9 + i];
+    check_exact("backend copy_rows with strides", got, want);
+    be->copy_rows(d2, 10, d, 10, 10, 10);  // dense: one memcpy
+    be->download(got.data(), d2, 100);
+    check_exact("backend copy_rows dense", got, std::vector<float>(host.begin(), host.begin() + 100));
+    be->release(d);
+    be->release(d2);
+  });
+
+  run_case("backend ops dispatch to the kernels", [&] {
+    std::unique_ptr<Backend> be = make_cpu_backend(0);
+    Rng rng(2);
+    const int64_t M = 37, K = 29, N = 65;
+    std::vector<float> A = rng.vec(M * K), W = rng.vec(N * K), bias = rng.vec(N), C(M * N), want(M * N);
+    float *dA = be->alloc(A.size()), *dW = be->alloc(W.size()), *db = be->alloc(N), *dC = be->alloc(C.size());
+    be->upload(dA, A.data(), A.size());
+    be->upload(dW, W.data(), W.size());
+    be->upload(db, bias.data(), N);
+    GemmArgs g;
+    g.A = dA, g.lda = K, g.W = dW, g.bias = db, g.C = dC, g.M = M, g.N = N, g.K = K, g.epilogue = Epilogue::kGelu;
+    be->gemm(g);
+    be->download(C.data(), dC, C.size());
+    GemmArgs r = g;
+    r.A = A.data(), r.W = W.data(), r.bias = bias.data(), r.C = want.data();
+    cpu::ref_gemm(r);
+    check_close("backend gemm (threads = hardware_concurrency)", C, want, kTolGemm);
+    for (float* p : {dA, dW, db, dC}) be->release(p);
+  });
+}
+
+// ---- timing (information only) --------------------------------------------------------------------
+
+void time_gemms(ThreadPool& pool) {
+  struct Shape {
+    const char* what;
+    int64_t M, K, N;
+    Epilogue ep;
+  } shapes[] = {{"qkv", 197, 384, 1152, Epilogue::kNone},
+                {"attn out", 197, 384, 384, Epilogue::kNone},
+                {"fc1+gelu", 197, 384, 1536, Epilogue::kGelu},
+                {"fc2", 197, 1536, 384, Epilogue::kNone}};
+  std::printf("timing (information only), ViT-S/16 GEMM shapes, %d thread(s):\n", pool.size());
+  Rng rng(7);
+  double total_flops = 0, total_sec = 0;
+  for (const Shape& s : shapes) {
+    std::vector<float> A = rng.vec(s.M * s.K), W = rng.vec(s.N * s.K, -0.1f, 0.1f), b = rng.vec(s.N), C(s.M * s.N);
+    GemmArgs g;
+    g.A = A.data(), g.lda = s.K, g.W = W.data(), g.bias = b.data(), g.C = C.data(), g.M = s.M, g.N = s.N, g.K = s.K;
+    g.epilogue = s.ep;
+    for (int i = 0; i < 3; ++i) cpu::gemm(g, pool);
+    double best = 1e9;
+    for (int rep = 0; rep < 5; ++rep) {
+      const int iters = 10;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < iters; ++i) cpu::gemm(g, pool);
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters);
+    }
+    const double flops = 2.0 * s.M * s.N * s.K;
+    total_flops += flops, total_sec += best;
+    std::printf("  %-9s M=%lld K=%lld N=%lld: %.3f ms, %.1f GFLOP/s\n", s.what, static_cast<long long>(s.M),
+                static_cast<long long>(s.K), static_cast<long long>(s.N), best * 1e3, flops / best * 1e-9);
+  }
+  std::printf("  one ViT-S layer's GEMMs: %.3f ms, %.1f GFLOP/s\n", total_sec * 1e3, total_flops / total_sec * 1e-9);
+}
+
+}  // namespace
+
+int main() {
+  try {
+    ThreadPool pool1(1), pool2(2), pool3(3);
+    test_thread_pool();
+    test_gemm_suite(pool2, pool3, pool1);
+    test_layernorm_suite(pool2, pool1);
+    test_attention_suite(pool2, pool3, pool1);
+    test_patchify_suite(pool2, pool1);
+    test_embed_suite(pool2, pool1);
+    test_concurrent_kernels(pool2);
+    test_backend();
+    time_gemms(pool2);
+  } catch (const std::exception& e) {
+    report("test program", false, std::string("uncaught exception: ") + e.what());
+  }
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}

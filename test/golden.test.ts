@@ -1,0 +1,102 @@
+// The CPU float32 engine against transformers' own ViTMSN run in float64, every case of every
+// tiny golden model (test/fixtures/goldens).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel, type Model } from '../lib/index';
+import { relL2 } from './support/compare';
+import { golden, goldenDir, GOLDEN_MODELS } from './support/goldens';
+import type { StTensor } from './support/safetensors';
+import { TOL } from './tolerances';
+
+const f32 = (t: StTensor) => t.data as Float32Array;
+
+describe.each(GOLDEN_MODELS)('%s matches transformers (float64)', (name) => {
+  const g = golden(name);
+  let model: Model;
+  beforeAll(async () => {
+    model = await loadModel(goldenDir(name), { device: 'cpu', dtype: 'float32', threads: 2 });
+  });
+  afterAll(() => model?.dispose());
+
+  const pixels = () => ({ data: f32(g.pixel_values), shape: g.pixel_values.shape });
+  const expectClose = (actual: { data: Float32Array; shape: number[] }, ref: StTensor, what: string) => {
+    expect(actual.shape, what).toEqual(ref.shape);
+    const err = relL2(actual.data, ref.data);
+    expect(err, `${what}: relative L2 ${err.toExponential(2)}`).toBeLessThanOrEqual(TOL.f32VsFloat64);
+  };
+
+  it('last_hidden_state, every hidden_states and attentions entry, logits', async () => {
+    const { data, shape } = pixels();
+    const out = await model.forward(data, shape, { outputHiddenStates: true, outputAttentions: true });
+    expectClose(out.lastHiddenState, g.last_hidden_state, 'last_hidden_state');
+    const L = model.config.numHiddenLayers;
+    expect(out.hiddenStates).toHaveLength(L + 1);
+    out.hiddenStates!.forEach((h, i) => expectClose(h, g[`hidden_states.${i}`], `hidden_states.${i}`));
+    expect(out.attentions).toHaveLength(L);
+    out.attentions!.forEach((a, i) => expectClose(a, g[`attentions.${i}`], `attentions.${i}`));
+    // The last hidden state is taken before the final LayerNorm, so it differs from last_hidden_state.
+    expect(relL2(out.hiddenStates![L].data, out.lastHiddenState.data)).toBeGreaterThan(1e-2);
+    if (g.logits) {
+      expectClose(out.logits!, g.logits, 'logits');
+    } else {
+      expect(out.logits).toBeUndefined();
+    }
+  });
+
+  it('without optional outputs returns only what was asked', async () => {
+    const { data, shape } = pixels();
+    const out = await model.forward(data, shape);
+    expectClose(out.lastHiddenState, g.last_hidden_state, 'last_hidden_state');
+    expect(out.hiddenStates).toBeUndefined();
+    expect(out.attentions).toBeUndefined();
+  });
+
+  it('interpolate_pos_encoding at a non-square resolution', async () => {
+    const p = g['interp.pixel_values'];
+    const out = await model.forward(f32(p), p.shape, { interpolatePosEncoding: true });
+    expectClose(out.lastHiddenState, g['interp.last_hidden_state'], 'interp.last_hidden_state');
+  });
+
+  it('interpolate_pos_encoding at the trained resolution changes nothing', async () => {
+    const { data, shape } = pixels();
+    const out = await model.forward(data, shape, { interpolatePosEncoding: true });
+    expectClose(out.lastHiddenState, g['interp_same.last_hidden_state'], 'interp_same.last_hidden_state');
+  });
+
+  it('head_mask [layers, heads] scales the attention probabilities', async () => {
+    const { data, shape } = pixels();
+    const out = await model.forward(data, shape, { headMask: f32(g.head_mask), outputAttentions: true });
+    expectClose(out.lastHiddenState, g['head_mask.last_hidden_state'], 'head_mask.last_hidden_state');
+    // A head masked with 0 has all-zero probabilities in that layer.
+    const hm = f32(g.head_mask);
+    const H = model.config.numAttentionHeads;
+    const zero = hm.findIndex((v) => v === 0);
+    expect(zero).toBeGreaterThanOrEqual(0);
+    const [layer, head] = [Math.floor(zero / H), zero % H];
+    const att = out.attentions![layer];
+    const T = att.shape[2];
+    const slice = att.data.subarray(head * T * T, (head + 1) * T * T);
+    expect(slice.every((v) => v === 0)).toBe(true);
+  });
+
+  it('head_mask [heads] applies to every layer', async () => {
+    const { data, shape } = pixels();
+    const H = model.config.numAttentionHeads;
+    const L = model.config.numHiddenLayers;
+    const perHead = new Float32Array(H).map((_, i) => (i === 0 ? 0.25 : 1));
+    const full = new Float32Array(L * H).map((_, i) => perHead[i % H]);
+    const a = await model.forward(data, shape, { headMask: perHead });
+    const b = await model.forward(data, shape, { headMask: full });
+    expect(relL2(a.lastHiddenState.data, b.lastHiddenState.data)).toBe(0);
+    const plain = await model.forward(data, shape);
+    expect(relL2(a.lastHiddenState.data, plain.lastHiddenState.data)).toBeGreaterThan(1e-4);
+  });
+
+  if (g.bool_masked_pos) {
+    it('bool_masked_pos replaces patch embeddings with mask_token', async () => {
+      const { data, shape } = pixels();
+      const mask = g.bool_masked_pos.data as Uint8Array;
+      const out = await model.forward(data, shape, { boolMaskedPos: mask });
+      expectClose(out.lastHiddenState, g['masked.last_hidden_state'], 'masked.last_hidden_state');
+    });
+  }
+});

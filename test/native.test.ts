@@ -1,0 +1,28 @@
+// Runs the native test executables that the CMake build produces (each CPU kernel against its
+// scalar reference on awkward shapes; checkpoint parsing of good and malformed files).
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { goldenDir } from './support/goldens';
+
+const run = promisify(execFile);
+const buildDir = path.join(__dirname, '..', 'build-cmake');
+
+function exe(name: string): string {
+  for (const p of [path.join(buildDir, name), path.join(buildDir, 'Release', name)]) if (existsSync(p)) return p;
+  throw new Error(`${name} not built: run \`npm run build:native\` first (looked in ${buildDir})`);
+}
+
+describe('native tests', () => {
+  it.each([
+    ['test_cpu_ops', []],
+    ['test_checkpoint', [path.join(goldenDir('tiny-s8'), 'model.safetensors')]],
+  ])('%s', async (name, args) => {
+    const { stdout } = await run(exe(name), args as string[], { maxBuffer: 16 << 20, timeout: 600_000 });
+    const summary = stdout.trim().split('\n').pop()!;
+    expect(summary).toMatch(/^\d+ passed, 0 failed$/);
+    expect(Number(summary.split(' ')[0])).toBeGreaterThan(0);
+  });
+});
