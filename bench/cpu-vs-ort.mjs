@@ -67,7 +67,7 @@ function machine() {
     const f = new Set((/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(/\s+/));
     flags = ['avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_tile'].filter((x) => f.has(x));
   } catch { /* not Linux */ }
-  let ortVersion = ort.env?.versions?.node ?? '?';
+  const ortVersion = ort.env?.versions?.node ?? "?";
   return {
     cpu,
     flags,

@@ -2,7 +2,7 @@
 // tiny golden model (test/fixtures/goldens).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../lib/index';
-import { relL2 } from './support/compare';
+import { relL2 } from './support/real-models';
 import { golden, goldenDir, GOLDEN_MODELS } from './support/goldens';
 import type { StTensor } from './support/safetensors';
 import { TOL } from './tolerances';

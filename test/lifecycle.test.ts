@@ -3,9 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { backends, loadModel, VitMsnError } from '../lib/index';
 import { goldenDir } from './support/goldens';
-import { realModel } from './support/real-models';
+import { realModel, relL2 } from './support/real-models';
 import { TOL } from './tolerances';
-import { relL2 } from './support/compare';
 
 const tinyInput = (seed: number, B = 1) =>
   new Float32Array(B * 3 * 32 * 32).map((_, i) => Math.sin(i * 0.013 + seed) * 1.7);

@@ -13,6 +13,7 @@
 #include <new>
 #include <string>
 
+#include "cpu/scratch.h"
 #include "engine/error.h"
 
 namespace vitmsn {
@@ -26,14 +27,6 @@ constexpr int64_t kQB = 16;
 constexpr int64_t kJB = 16;
 // Output columns per register block when forming P·v.
 constexpr int64_t kDB = 16;
-
-// Per-chunk scratch, left uninitialised (it is fully written before use); running out of memory
-// is reported with the engine's code rather than as a bare std::bad_alloc.
-std::unique_ptr<float[]> alloc_scratch(size_t n) {
-  float* p = new (std::nothrow) float[n];
-  if (!p) throw Error(codes::kOutOfMemory, "attention: out of memory for a " + std::to_string(n) + "-float scratch buffer");
-  return std::unique_ptr<float[]>(p);
-}
 
 // s[j] = (q · kt[:, j]) · scale for j < T, kt laid out [Dh][T].
 void scores_row(const float* __restrict q, const float* __restrict kt, int64_t T, int64_t Dh, float scale,
@@ -97,8 +90,8 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t tasks = B * H * q_blocks;
 
   auto body = [&](int64_t t_begin, int64_t t_end) {
-    std::unique_ptr<float[]> kt = alloc_scratch(static_cast<size_t>(Dh * T));
-    std::unique_ptr<float[]> s = alloc_scratch(static_cast<size_t>(T));
+    std::unique_ptr<float[]> kt = alloc_scratch(static_cast<size_t>(Dh * T), "attention");
+    std::unique_ptr<float[]> s = alloc_scratch(static_cast<size_t>(T), "attention");
     int64_t have_bh = -1;  // which (b, h) kt holds
     for (int64_t t = t_begin; t < t_end; ++t) {
       const int64_t bh = t / q_blocks, qb = t % q_blocks;

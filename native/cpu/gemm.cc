@@ -15,6 +15,7 @@
 #include <new>
 #include <string>
 
+#include "cpu/scratch.h"
 #include "engine/error.h"
 
 namespace vitmsn {
@@ -59,14 +60,6 @@ void run_micro_kernel(int rows, const float* A, int64_t lda, const float* Bp, in
     case 2: micro_kernel<2>(A, lda, Bp, K, out); break;
     default: micro_kernel<1>(A, lda, Bp, K, out); break;
   }
-}
-
-// Per-chunk scratch, left uninitialised (it is fully written before use); running out of memory
-// is reported with the engine's code rather than as a bare std::bad_alloc.
-std::unique_ptr<float[]> alloc_scratch(size_t n) {
-  float* p = new (std::nothrow) float[n];
-  if (!p) throw Error(codes::kOutOfMemory, "gemm: out of memory for a " + std::to_string(n) + "-float scratch buffer");
-  return std::unique_ptr<float[]>(p);
 }
 
 inline float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678f)); }
@@ -117,9 +110,10 @@ void gemm(const GemmArgs& a, ThreadPool& pool) {
   const int64_t tasks = m_blocks * n_blocks;
 
   // A tiny product is not worth waking the workers for.
-  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(std::max<int64_t>(K, 1));
+  const double flops =
+      2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(std::max<int64_t>(K, 1));
   auto body = [&](int64_t t_begin, int64_t t_end) {
-    std::unique_ptr<float[]> packed = alloc_scratch(static_cast<size_t>(kNB * std::max<int64_t>(K, 1)));
+    std::unique_ptr<float[]> packed = alloc_scratch(static_cast<size_t>(kNB * std::max<int64_t>(K, 1)), "gemm");
     float tile[kMR * kNR];
     int64_t packed_nb = -1;  // which column block `packed` holds; tasks in a chunk share it
     for (int64_t t = t_begin; t < t_end; ++t) {
@@ -133,7 +127,7 @@ void gemm(const GemmArgs& a, ThreadPool& pool) {
       }
       for (int64_t m = m0; m < m_end; m += kMR) {
         const int rows = static_cast<int>(std::min<int64_t>(kMR, m_end - m));
-        const float* a_tile = a.A + m * lda;
+        const float* a_tile = K > 0 ? a.A + m * lda : nullptr;  // A may be null when K == 0
         for (int64_t j0 = 0; j0 < nb; j0 += kNR) {
           run_micro_kernel(rows, a_tile, lda, packed.get() + (j0 / kNR) * K * kNR, K, tile);
           const int cols = static_cast<int>(std::min<int64_t>(kNR, nb - j0));
