@@ -25,41 +25,58 @@ LtGemm::~LtGemm() {
   if (handle_) api_.Destroy(handle_);
 }
 
+namespace {
+
+// Owns a plan's cuBLASLt objects until it is complete, so a failure half-way leaks nothing and
+// never leaves a broken plan in the cache.
+struct PlanGuard {
+  const lt::Api& api;
+  lt::MatmulDesc desc = nullptr;
+  lt::MatrixLayout a = nullptr, b = nullptr, c = nullptr;
+  lt::MatmulPreference pref = nullptr;
+  ~PlanGuard() {
+    if (pref) api.MatmulPreferenceDestroy(pref);
+    if (a) api.MatrixLayoutDestroy(a);
+    if (b) api.MatrixLayoutDestroy(b);
+    if (c) api.MatrixLayoutDestroy(c);
+    if (desc) api.MatmulDescDestroy(desc);
+  }
+};
+
+}  // namespace
+
 LtGemm::Plan& LtGemm::plan(const Key& key) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
   const auto [M, N, K, lda, has_bias, has_residual] = key;
-  Plan p;
-  // Registered before any call can fail, so the destructor frees whatever was created.
-  Plan& slot = plans_.emplace(key, p).first->second;
-  check_lt(api_.MatmulDescCreate(&slot.desc, lt::kCompute32F, lt::kR32F), "MatmulDescCreate");
+  (void)has_residual;  // part of the key only: beta differs, the layouts do not
+  PlanGuard g{api_};
+  check_lt(api_.MatmulDescCreate(&g.desc, lt::kCompute32F, lt::kR32F), "MatmulDescCreate");
   const int32_t opT = lt::kOpT, opN = lt::kOpN;
-  check_lt(api_.MatmulDescSetAttribute(slot.desc, lt::kDescTransA, &opT, sizeof(opT)), "set TRANSA");
-  check_lt(api_.MatmulDescSetAttribute(slot.desc, lt::kDescTransB, &opN, sizeof(opN)), "set TRANSB");
+  check_lt(api_.MatmulDescSetAttribute(g.desc, lt::kDescTransA, &opT, sizeof(opT)), "set TRANSA");
+  check_lt(api_.MatmulDescSetAttribute(g.desc, lt::kDescTransB, &opN, sizeof(opN)), "set TRANSB");
   const uint32_t epilogue = has_bias ? lt::kEpilogueBias : lt::kEpilogueDefault;
-  check_lt(api_.MatmulDescSetAttribute(slot.desc, lt::kDescEpilogue, &epilogue, sizeof(epilogue)), "set EPILOGUE");
+  check_lt(api_.MatmulDescSetAttribute(g.desc, lt::kDescEpilogue, &epilogue, sizeof(epilogue)), "set EPILOGUE");
   if (has_bias) {
     const int32_t bias_type = type_;
-    check_lt(api_.MatmulDescSetAttribute(slot.desc, lt::kDescBiasDataType, &bias_type, sizeof(bias_type)),
+    check_lt(api_.MatmulDescSetAttribute(g.desc, lt::kDescBiasDataType, &bias_type, sizeof(bias_type)),
              "set BIAS_DATA_TYPE");
   }
-  check_lt(api_.MatrixLayoutCreate(&slot.a, type_, K, N, K), "layout W");
-  check_lt(api_.MatrixLayoutCreate(&slot.b, type_, K, M, lda), "layout A");
-  check_lt(api_.MatrixLayoutCreate(&slot.c, type_, N, M, N), "layout C");
-  lt::MatmulPreference pref = nullptr;
-  check_lt(api_.MatmulPreferenceCreate(&pref), "MatmulPreferenceCreate");
+  check_lt(api_.MatrixLayoutCreate(&g.a, type_, K, N, K), "layout W");
+  check_lt(api_.MatrixLayoutCreate(&g.b, type_, K, M, lda), "layout A");
+  check_lt(api_.MatrixLayoutCreate(&g.c, type_, N, M, N), "layout C");
+  check_lt(api_.MatmulPreferenceCreate(&g.pref), "MatmulPreferenceCreate");
   const uint64_t ws = workspace_bytes_;
-  lt::Status st = api_.MatmulPreferenceSetAttribute(pref, lt::kPrefMaxWorkspaceBytes, &ws, sizeof(ws));
+  check_lt(api_.MatmulPreferenceSetAttribute(g.pref, lt::kPrefMaxWorkspaceBytes, &ws, sizeof(ws)), "set workspace");
   lt::HeuristicResult result{};
   int returned = 0;
-  if (st == lt::kSuccess) {
-    st = api_.MatmulAlgoGetHeuristic(handle_, slot.desc, slot.a, slot.b, slot.c, slot.c, pref, 1, &result, &returned);
-  }
-  api_.MatmulPreferenceDestroy(pref);
-  check_lt(st, "MatmulAlgoGetHeuristic");
+  check_lt(api_.MatmulAlgoGetHeuristic(handle_, g.desc, g.a, g.b, g.c, g.c, g.pref, 1, &result, &returned),
+           "MatmulAlgoGetHeuristic");
   if (returned < 1) check_lt(lt::kNotSupported, "MatmulAlgoGetHeuristic (no algorithm for this shape)");
-  slot.algo = result.algo;
-  (void)has_residual;
+  Plan p;
+  p.desc = g.desc, p.a = g.a, p.b = g.b, p.c = g.c, p.algo = result.algo;
+  Plan& slot = plans_.emplace(key, p).first->second;
+  g.desc = nullptr, g.a = g.b = g.c = nullptr;  // owned by the cache now
   return slot;
 }
 
