@@ -122,12 +122,13 @@ export async function loadModel(dir: string, options?: LoadOptions): Promise<Mod
   const addon = native();
   let device = opts.device;
   if (device === 'auto') device = addon.backends().some((b) => b.name === 'cuda' && b.available) ? 'cuda' : 'cpu';
+  if (device === 'cuda') device = 'cuda:0';
   if (device === 'cpu' && opts.dtype !== 'float32') {
     throw new VitMsnError('ERR_UNSUPPORTED_DTYPE', `dtype '${opts.dtype}' is not supported on the CPU yet; use 'float32'`);
   }
   let handle: NativeModel;
   try {
-    handle = await addon.loadModel(dir, nativeConfig, { device, threads: opts.threads });
+    handle = await addon.loadModel(dir, nativeConfig, { device, threads: opts.threads, dtype: opts.dtype });
   } catch (e) {
     throw fromNative(e);
   }

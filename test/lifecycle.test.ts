@@ -90,8 +90,9 @@ describe('lifecycle', () => {
   });
 
   it('exposes the parsed config, the chosen device and the backends', async () => {
-    const model = await loadModel(goldenDir('tiny-cls'));
-    expect(model.device).toBe('cpu');
+    const gpu = backends().some((b) => b.name === 'cuda' && b.available);
+    const model = await loadModel(goldenDir('tiny-cls')); // device 'auto'
+    expect(model.device).toBe(gpu ? 'cuda:0' : 'cpu');
     expect(model.dtype).toBe('float32');
     expect(model.config.hiddenSize).toBe(48);
     expect(model.config.numHiddenLayers).toBe(3);
@@ -102,7 +103,7 @@ describe('lifecycle', () => {
     const list = backends();
     expect(list.find((b) => b.name === 'cpu')?.available).toBe(true);
     const cuda = list.find((b) => b.name === 'cuda');
-    expect(cuda?.available).toBe(false);
+    expect(cuda?.available).toBe(gpu);
     expect(cuda?.detail.length).toBeGreaterThan(0);
   });
 });

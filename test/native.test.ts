@@ -5,9 +5,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { backends } from '../lib/index';
 import { goldenDir } from './support/goldens';
 
 const run = promisify(execFile);
+const cudaCompiled = backends().some((b) => b.name === 'cuda' && b.compiled);
 const buildDir = path.join(__dirname, '..', 'build-cmake');
 
 function exe(name: string): string {
@@ -19,6 +21,8 @@ describe('native tests', () => {
   it.each([
     ['test_cpu_ops', []],
     ['test_checkpoint', [path.join(goldenDir('tiny-s8'), 'model.safetensors')]],
+    // Built whenever the CUDA part is (nvcc found; always in CI); absent from a CPU-only build.
+    ...(cudaCompiled ? [['test_cublaslt_loader', []]] : []),
   ])('%s', async (name, args) => {
     const { stdout } = await run(exe(name), args as string[], { maxBuffer: 16 << 20, timeout: 600_000 });
     const summary = stdout.trim().split('\n').pop()!;

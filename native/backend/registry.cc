@@ -7,6 +7,8 @@
 #include "cpu/cpu_topology.h"
 #include "engine/error.h"
 #ifdef VITMSN_WITH_CUDA
+#include "cuda/cublaslt_loader.h"
+#include "cuda/cuda_backend.h"
 #include "cuda/cuda_probe.h"
 #endif
 
@@ -18,12 +20,9 @@ BackendInfo cuda_info() {
   info.name = "cuda";
 #ifdef VITMSN_WITH_CUDA
   info.compiled = true;
-  CudaProbe probe = probe_cuda();
-  // The kernels arrive with the CUDA backend issue; until then a GPU is reported but not used.
-  info.available = false;
-  info.detail = probe.device_count > 0
-                    ? std::to_string(probe.device_count) + " GPU(s) found, but this build has no CUDA kernels yet"
-                    : probe.reason;
+  const std::string why = cuda_unavailable_reason(0);
+  info.available = why.empty();
+  info.detail = why.empty() ? std::to_string(probe_cuda().device_count) + " GPU(s); cuBLASLt " + cublaslt().path : why;
 #else
   info.detail = "this build of the addon was compiled without CUDA (binding.gyp build, or nvcc missing)";
 #endif
@@ -39,8 +38,9 @@ std::vector<BackendInfo> list_backends() {
   return {cpu, cuda_info()};
 }
 
-std::shared_ptr<Backend> acquire_backend(const std::string& device, int threads) {
+std::shared_ptr<Backend> acquire_backend(const std::string& device, int threads, const std::string& dtype) {
   if (device == "cpu") {
+    if (dtype != "float32") throw Error(codes::kUnsupportedDtype, "dtype '" + dtype + "' is not supported on the CPU; use float32");
     if (threads <= 0) threads = default_cpu_threads();
     static std::mutex mu;
     static std::map<int, std::weak_ptr<Backend>> shared;
@@ -53,7 +53,28 @@ std::shared_ptr<Backend> acquire_backend(const std::string& device, int threads)
     return be;
   }
   if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+#ifdef VITMSN_WITH_CUDA
+    int index = 0;
+    if (device.size() > 5) {
+      const std::string digits = device.substr(5);
+      if (digits.empty() || digits.size() > 4 || digits.find_first_not_of("0123456789") != std::string::npos) {
+        throw Error(codes::kInvalidArgument, "unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
+      }
+      index = std::stoi(digits);
+    }
+    // One backend (stream, cuBLASLt handle, workspace) per GPU and dtype, shared by its models.
+    static std::mutex mu;
+    static std::map<std::pair<int, std::string>, std::weak_ptr<Backend>> shared;
+    std::lock_guard<std::mutex> lock(mu);
+    std::shared_ptr<Backend> be = shared[{index, dtype}].lock();
+    if (!be) {
+      be = std::shared_ptr<Backend>(make_cuda_backend(index, dtype));
+      shared[{index, dtype}] = be;
+    }
+    return be;
+#else
     throw Error(codes::kDeviceUnavailable, "device '" + device + "' is not usable: " + cuda_info().detail);
+#endif
   }
   throw Error(codes::kInvalidArgument, "unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
 }

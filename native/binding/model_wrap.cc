@@ -16,13 +16,14 @@ struct Handoff {  // passed through an External from wrap() to the constructor
 
 class LoadWorker : public PromiseWorker {
  public:
-  LoadWorker(Napi::Env env, std::string dir, vitmsn::ModelConfig config, std::string device, int threads)
+  LoadWorker(Napi::Env env, std::string dir, vitmsn::ModelConfig config, std::string device, int threads,
+             std::string dtype)
       : PromiseWorker(env, "vitmsn:load"), dir_(std::move(dir)), config_(config), device_(std::move(device)),
-        threads_(threads) {}
+        threads_(threads), dtype_(std::move(dtype)) {}
 
  protected:
   void run() override {
-    std::shared_ptr<vitmsn::Backend> backend = vitmsn::acquire_backend(device_, threads_);
+    std::shared_ptr<vitmsn::Backend> backend = vitmsn::acquire_backend(device_, threads_, dtype_);
     model_ = vitmsn::Model::load(config_, dir_, std::move(backend));
   }
   Napi::Value result(Napi::Env env) override { return ModelWrap::wrap(env, std::move(model_), device_); }
@@ -32,6 +33,7 @@ class LoadWorker : public PromiseWorker {
   vitmsn::ModelConfig config_;
   std::string device_;
   int threads_;
+  std::string dtype_;
   std::shared_ptr<const vitmsn::Model> model_;
 };
 
@@ -112,10 +114,12 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) throw_invalid(env, "dir must be a string");
   vitmsn::ModelConfig config = to_config(env, info[1]);
   std::string device = "cpu";
+  std::string dtype = "float32";
   int threads = 0;
   if (info[2].IsObject()) {
     Napi::Object o = info[2].As<Napi::Object>();
     if (o.Get("device").IsString()) device = o.Get("device").As<Napi::String>().Utf8Value();
+    if (o.Get("dtype").IsString()) dtype = o.Get("dtype").As<Napi::String>().Utf8Value();
     Napi::Value t = o.Get("threads");
     if (t.IsNumber()) {
       double d = t.As<Napi::Number>().DoubleValue();
@@ -123,7 +127,7 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
       threads = static_cast<int>(d);
     }
   }
-  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), config, device, threads);
+  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), config, device, threads, dtype);
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;

@@ -27,6 +27,7 @@ inline constexpr const char* kWeightShape = "ERR_WEIGHT_SHAPE";
 inline constexpr const char* kNoMaskToken = "ERR_NO_MASK_TOKEN";
 inline constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";
 inline constexpr const char* kDeviceUnavailable = "ERR_DEVICE_UNAVAILABLE";
+inline constexpr const char* kUnsupportedDtype = "ERR_UNSUPPORTED_DTYPE";
 inline constexpr const char* kInternal = "ERR_INTERNAL";
 }  // namespace codes
 

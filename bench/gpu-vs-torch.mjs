@@ -1,0 +1,64 @@
+// vitmsn's side of scripts/gpu-check.sh: on the inputs and weights scripts/gpu_reference.py wrote,
+// measures vitmsn's CUDA backend (forward() from Node: Float32Array in, Float32Array out) and prints
+// one table against transformers' own runs, with the issue's targets.
+// usage: node bench/gpu-vs-torch.mjs --ref DIR [--record FILE]
+import { appendFileSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadModel } from '../dist/index.mjs';
+
+const { values: opt } = parseArgs({ options: { ref: { type: 'string' }, record: { type: 'string' } } });
+if (!opt.ref) throw new Error('usage: node bench/gpu-vs-torch.mjs --ref DIR [--record FILE]');
+const ref = JSON.parse(readFileSync(path.join(opt.ref, 'ref.json'), 'utf8'));
+const f32 = (file) => { const b = readFileSync(file); return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4); };
+const f64 = (file) => { const b = readFileSync(file); return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); };
+const pixels = f32(path.join(opt.ref, 'pixels.f32'));
+const [N, C, H, W] = ref.pixels_shape;
+const relL2 = (a, b) => { let n = 0, d = 0; for (let i = 0; i < a.length; i++) { n += (a[i] - b[i]) ** 2; d += b[i] ** 2; } return Math.sqrt(n / d); };
+const median = (xs) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
+const batchOf = (b) => { const x = new Float32Array(b * C * H * W); for (let i = 0; i < b; i++) x.set(pixels.subarray((i % N) * C * H * W, ((i % N) + 1) * C * H * W), i * C * H * W); return x; };
+async function timeMs(model, x, b, warmup, iters) {
+  for (let i = 0; i < warmup; i++) await model.forward(x, [b, C, H, W]);
+  const ts = [];
+  for (let i = 0; i < iters; i++) { const t = performance.now(); await model.forward(x, [b, C, H, W]); ts.push(performance.now() - t); }
+  return median(ts);
+}
+
+const rows = [];
+const row = (what, vitmsn, torch, target, pass) => rows.push({ what, vitmsn, torch, target, pass });
+const ACC = { float32: 1e-5, float16: 1.5e-3, bfloat16: 1.2e-2 };
+for (const arch of ['vit-s16', 'vit-b16']) {
+  const r = ref.arch[arch];
+  const want = f64(path.join(opt.ref, `ref-${arch}.f64`));
+  for (const dtype of ['float32', 'float16', 'bfloat16']) {
+    const m = await loadModel(r.model_dir, { device: 'cuda', dtype });
+    const out = await m.forward(pixels, [N, C, H, W]);
+    const err = relL2(out.lastHiddenState.data, want);
+    const hf = r.errors[dtype];
+    row(`${arch} ${dtype} rel L2 vs float64`, err.toExponential(2), hf.toExponential(2), `≤ ${ACC[dtype]} and ≤ HF`, err <= ACC[dtype] && err <= hf * 1.05);
+    await m.dispose();
+  }
+}
+for (const arch of ['vit-s16', 'vit-b16', 'vit-l16']) {
+  const r = ref.arch[arch];
+  const m = await loadModel(r.model_dir, { device: 'cuda', dtype: 'bfloat16' });
+  const x = batchOf(256);
+  const ms = await timeMs(m, x, 256, 2, 5);
+  const ips = 256 / ms * 1e3, sdpa = 256 / r.ms['sdpa-b256'] * 1e3;
+  row(`${arch} bf16 b256 img/s (forward from Node)`, ips.toFixed(0), `sdpa ${sdpa.toFixed(0)}, eager ${(256 / r.ms['eager-b256'] * 1e3).toFixed(0)}`, '≥ 1.5× sdpa', ips >= 1.5 * sdpa);
+  if (arch === 'vit-b16') {
+    for (const b of [1, 8]) {
+      const xb = batchOf(b);
+      const lat = await timeMs(m, xb, b, 10, 50);
+      const comp = r.ms[`compile-b${b}`];
+      row(`${arch} bf16 b${b} ms (host in/out)`, lat.toFixed(3), `compile ${comp.toFixed(3)}, sdpa ${r.ms[`sdpa-b${b}`].toFixed(3)}`, b === 1 ? '≤ 0.5× compile' : '—', b === 1 ? lat <= 0.5 * comp : true);
+    }
+  }
+  await m.dispose();
+}
+const table = [`GPU: ${ref.gpu}, torch ${ref.torch}, images: ${ref.images.join(', ')}`, '',
+  '| check | vitmsn | transformers | target | met |', '| --- | --- | --- | --- | --- |',
+  ...rows.map((r) => `| ${r.what} | ${r.vitmsn} | ${r.torch} | ${r.target} | ${r.pass ? 'yes' : 'NO'} |`)].join('\n');
+console.log(table);
+if (opt.record) appendFileSync(opt.record, `\n## ${new Date().toISOString()}\n\n${table}\n`);
+process.exitCode = rows.every((r) => r.pass) ? 0 : 3;

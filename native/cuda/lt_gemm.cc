@@ -1,0 +1,97 @@
+#include "cuda/lt_gemm.h"
+
+#include "cuda/cuda_check.h"
+
+namespace vitmsn {
+namespace cuda {
+
+LtGemm::LtGemm(const lt::Api& api, int data_type, cudaStream_t stream) : api_(api), type_(data_type), stream_(stream) {
+  check_lt(api_.Create(&handle_), "cublasLtCreate");
+  cudaError_t e = cudaMalloc(&workspace_, workspace_bytes_);
+  if (e != cudaSuccess) {
+    api_.Destroy(handle_);
+    check(e, "cudaMalloc(cuBLASLt workspace)");
+  }
+}
+
+LtGemm::~LtGemm() {
+  for (auto& [key, p] : plans_) {
+    if (p.a) api_.MatrixLayoutDestroy(p.a);
+    if (p.b) api_.MatrixLayoutDestroy(p.b);
+    if (p.c) api_.MatrixLayoutDestroy(p.c);
+    if (p.desc) api_.MatmulDescDestroy(p.desc);
+  }
+  cudaFree(workspace_);
+  if (handle_) api_.Destroy(handle_);
+}
+
+namespace {
+
+// Owns a plan's cuBLASLt objects until it is complete, so a failure half-way leaks nothing and
+// never leaves a broken plan in the cache.
+struct PlanGuard {
+  const lt::Api& api;
+  lt::MatmulDesc desc = nullptr;
+  lt::MatrixLayout a = nullptr, b = nullptr, c = nullptr;
+  lt::MatmulPreference pref = nullptr;
+  ~PlanGuard() {
+    if (pref) api.MatmulPreferenceDestroy(pref);
+    if (a) api.MatrixLayoutDestroy(a);
+    if (b) api.MatrixLayoutDestroy(b);
+    if (c) api.MatrixLayoutDestroy(c);
+    if (desc) api.MatmulDescDestroy(desc);
+  }
+};
+
+}  // namespace
+
+LtGemm::Plan& LtGemm::plan(const Key& key) {
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return it->second;
+  const auto [M, N, K, lda, has_bias, has_residual] = key;
+  (void)has_residual;  // part of the key only: beta differs, the layouts do not
+  PlanGuard g{api_};
+  check_lt(api_.MatmulDescCreate(&g.desc, lt::kCompute32F, lt::kR32F), "MatmulDescCreate");
+  const int32_t opT = lt::kOpT, opN = lt::kOpN;
+  check_lt(api_.MatmulDescSetAttribute(g.desc, lt::kDescTransA, &opT, sizeof(opT)), "set TRANSA");
+  check_lt(api_.MatmulDescSetAttribute(g.desc, lt::kDescTransB, &opN, sizeof(opN)), "set TRANSB");
+  const uint32_t epilogue = has_bias ? lt::kEpilogueBias : lt::kEpilogueDefault;
+  check_lt(api_.MatmulDescSetAttribute(g.desc, lt::kDescEpilogue, &epilogue, sizeof(epilogue)), "set EPILOGUE");
+  if (has_bias) {
+    const int32_t bias_type = type_;
+    check_lt(api_.MatmulDescSetAttribute(g.desc, lt::kDescBiasDataType, &bias_type, sizeof(bias_type)),
+             "set BIAS_DATA_TYPE");
+  }
+  check_lt(api_.MatrixLayoutCreate(&g.a, type_, K, N, K), "layout W");
+  check_lt(api_.MatrixLayoutCreate(&g.b, type_, K, M, lda), "layout A");
+  check_lt(api_.MatrixLayoutCreate(&g.c, type_, N, M, N), "layout C");
+  check_lt(api_.MatmulPreferenceCreate(&g.pref), "MatmulPreferenceCreate");
+  const uint64_t ws = workspace_bytes_;
+  check_lt(api_.MatmulPreferenceSetAttribute(g.pref, lt::kPrefMaxWorkspaceBytes, &ws, sizeof(ws)), "set workspace");
+  lt::HeuristicResult result{};
+  int returned = 0;
+  check_lt(api_.MatmulAlgoGetHeuristic(handle_, g.desc, g.a, g.b, g.c, g.c, g.pref, 1, &result, &returned),
+           "MatmulAlgoGetHeuristic");
+  if (returned < 1) check_lt(lt::kNotSupported, "MatmulAlgoGetHeuristic (no algorithm for this shape)");
+  Plan p;
+  p.desc = g.desc, p.a = g.a, p.b = g.b, p.c = g.c, p.algo = result.algo;
+  Plan& slot = plans_.emplace(key, p).first->second;
+  g.desc = nullptr, g.a = g.b = g.c = nullptr;  // owned by the cache now
+  return slot;
+}
+
+void LtGemm::run(const void* A, int64_t lda, const void* W, const void* bias, const void* residual, void* C, int64_t M,
+                 int64_t N, int64_t K) {
+  if (M <= 0 || N <= 0) return;
+  Plan& p = plan(Key{M, N, K, lda, bias != nullptr, residual != nullptr});
+  if (bias) {
+    check_lt(api_.MatmulDescSetAttribute(p.desc, lt::kDescBiasPointer, &bias, sizeof(bias)), "set BIAS_POINTER");
+  }
+  const float alpha = 1.0f, beta = residual ? 1.0f : 0.0f;
+  check_lt(api_.Matmul(handle_, p.desc, &alpha, W, p.a, A, p.b, &beta, residual ? residual : C, p.c, C, p.c, &p.algo,
+                       workspace_, workspace_bytes_, reinterpret_cast<lt::Stream>(stream_)),
+           "cublasLtMatmul");
+}
+
+}  // namespace cuda
+}  // namespace vitmsn

@@ -1,0 +1,49 @@
+// C[M, N] = A[M, K]·W[N, K]ᵀ + bias[N] (+ residual[M, N]) with cuBLASLt, for row-major operands.
+//
+// cuBLASLt is column-major, so the row-major product is computed transposed: Cᵀ (N×M, ld N) =
+// op_T(W as K×N, ld K) · op_N(A as K×M, ld lda). The bias epilogue adds bias along Cᵀ's rows (the
+// output features); the residual enters as cuBLASLt's C operand with beta = 1 (it may alias D).
+// Compute type is always float32 (CUBLAS_COMPUTE_32F, no TF32: fp32 parity needs it); storage type
+// is the backend's (fp32, fp16 or bf16). Plans (layouts + heuristic algo) are cached per shape.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+#include "cuda/cublaslt_api.h"
+
+namespace vitmsn {
+namespace cuda {
+
+class LtGemm {
+ public:
+  LtGemm(const lt::Api& api, int data_type, cudaStream_t stream);  // data_type: lt::kR32F / kR16F / kR16BF
+  ~LtGemm();
+  LtGemm(const LtGemm&) = delete;
+  LtGemm& operator=(const LtGemm&) = delete;
+
+  void run(const void* A, int64_t lda, const void* W, const void* bias, const void* residual, void* C, int64_t M,
+           int64_t N, int64_t K);
+
+ private:
+  struct Plan {
+    lt::MatmulDesc desc = nullptr;
+    lt::MatrixLayout a = nullptr, b = nullptr, c = nullptr;
+    lt::MatmulAlgo algo{};
+  };
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool>;  // M, N, K, lda, bias, residual
+  Plan& plan(const Key& key);
+
+  const lt::Api& api_;
+  int type_;
+  cudaStream_t stream_;
+  lt::Handle handle_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 32u << 20;
+  std::map<Key, Plan> plans_;
+};
+
+}  // namespace cuda
+}  // namespace vitmsn

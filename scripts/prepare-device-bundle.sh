@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run HERE (a build machine with npm) before scripts/gpu-check.sh on a GPU machine that has no Node.js
+# and no registry. Writes the ignored folder .device/ and compiles dist/; carry both:
+#   device run  carry=[".device", "dist"]  command="bash scripts/gpu-check.sh"
+# Size: node (xz, ~24 MB) + the node_modules the check needs (vitest, node-addon-api,
+# node-api-headers; xz, ~10 MB) stays inside the 64 MiB a call may carry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npm run build:ts >/dev/null
+mkdir -p .device
+xz -6 -T0 -c "$(command -v node)" > .device/node.xz
+# onnxruntime-node, typescript and the build tools are not needed there (the addon is built with CMake).
+tar -cJf .device/node_modules.tar.xz --exclude=node_modules/onnxruntime-node --exclude=node_modules/typescript \
+  --exclude=node_modules/cmake-js --exclude=node_modules/prebuildify --exclude='node_modules/.cache' node_modules
+du -ch .device/* dist | tail -n 1
