@@ -75,15 +75,21 @@ std::pair<int64_t, int64_t> preprocessed_size(const ImageView& im, const Preproc
 void preprocess_image(const ImageView& im, const PreprocessConfig& cfg, float* out) {
   check_image(im, "image");
   auto [H, W] = preprocessed_size(im, cfg);
-  // convert("RGB") first, as HF does (alpha is dropped before resampling, not resampled with it).
-  std::vector<uint8_t> rgb(static_cast<size_t>(im.width * im.height * 3));
-  to_rgb(im, rgb.data());
+  // convert("RGB") first, as HF does (alpha is dropped before resampling, not resampled with it);
+  // RGB input is used in place.
+  std::vector<uint8_t> converted;
+  const uint8_t* rgb = im.data;
+  if (im.channels != 3) {
+    converted.resize(static_cast<size_t>(im.width * im.height * 3));
+    to_rgb(im, converted.data());
+    rgb = converted.data();
+  }
   if (cfg.do_resize && (H != im.height || W != im.width)) {
     std::vector<uint8_t> resized(static_cast<size_t>(H * W * 3));
-    resize_u8(rgb.data(), im.width, im.height, 3, resized.data(), W, H, cfg.resample);
+    resize_u8(rgb, im.width, im.height, 3, resized.data(), W, H, cfg.resample);
     normalize_to_chw(resized.data(), W, H, cfg, out);
   } else {
-    normalize_to_chw(rgb.data(), im.width, im.height, cfg, out);
+    normalize_to_chw(rgb, im.width, im.height, cfg, out);
   }
 }
 
