@@ -13,8 +13,8 @@ const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-encode-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
 
 /** A copy of a tiny golden model folder with the facebook preprocessor config at its own size. */
-function folder(name: GoldenModel, size: number): string {
-  const dir = path.join(tmpRoot, name);
+function folder(name: GoldenModel, size: number, tag: string = name): string {
+  const dir = path.join(tmpRoot, tag);
   mkdirSync(dir);
   for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir(name), f), path.join(dir, f));
   writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({
@@ -104,7 +104,17 @@ describe('encode() on tiny-s8', () => {
     expect(relL2(a.data.subarray(8 * 32, 9 * 32), single.data)).toBeLessThanOrEqual(TOL.encodeVsForward);
   });
 
-  it('runs in call order with forward() and other encodes; dispose waits for it', async () => {
+  it('dispose() waits for an encode already queued; later calls reject with ERR_DISPOSED', async () => {
+    const m = await loadModel(folder('tiny-s8', 32, 'dispose'), { device: 'cpu' });
+    const running = m.encode(images, { batchSize: 1 });
+    const disposed = m.dispose();
+    expect((await running).shape).toEqual([images.length, 32]);
+    await disposed;
+    await expect(m.encode(images[0])).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
+    await expect(m.preprocess(images[0])).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
+  });
+
+  it('runs in call order with forward()', async () => {
     const order: string[] = [];
     const p1 = model.encode(images, { batchSize: 1 }).then(() => order.push('encode'));
     const p2 = model.forward(new Float32Array(3 * 32 * 32), [1, 3, 32, 32]).then(() => order.push('forward'));
