@@ -102,9 +102,18 @@ async function info(json: boolean) {
   } catch (e) {
     addonError = (e as Error).message;
   }
+  let decoder: string;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const v = (require('sharp') as { versions: Record<string, string> }).versions;
+    decoder = `sharp ${v.sharp} (libvips ${v.vips})`;
+  } catch (e) {
+    decoder = `NOT LOADED: sharp could not be loaded (${(e as Error).message})`;
+  }
   const report = {
     version: version(), node: process.version, platform: `${process.platform}-${process.arch}`,
     addon: addonError ? { loaded: false, error: addonError } : { loaded: true },
+    decoder,
     backends: list, cpu: { ...cpu, defaultThreads: threads },
   };
   if (json) {
@@ -113,6 +122,7 @@ async function info(json: boolean) {
   }
   const lines = [`vitmsn ${report.version} (node ${report.node}, ${report.platform})`];
   if (addonError) lines.push(`native addon: NOT LOADED: ${addonError}`);
+  lines.push(`image decoder: ${decoder}`);
   lines.push('backends:');
   for (const b of list) lines.push(`  ${b.name.padEnd(6)} ${b.available ? 'usable' : b.compiled ? 'not usable' : 'not compiled'}: ${b.detail}`);
   lines.push(`cpu: ${cpu.model}, ${cpu.cores} logical CPUs, default threads ${threads ?? '?'}`);

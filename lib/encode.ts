@@ -72,6 +72,21 @@ export function batchSizeOf(o: Record<string, unknown>): number {
   return b;
 }
 
+/**
+ * Refuses, before any decoding, a preprocessor that resizes to another size than the model's
+ * image_size (forward() would refuse each batch anyway, with a less helpful message).
+ */
+export function checkPreprocessorFits(p: PreprocessorConfig, model: { imageHeight: number; imageWidth: number }, interpolate: unknown) {
+  if (interpolate === true || !p.doResize) return;
+  if (p.size.height !== model.imageHeight || p.size.width !== model.imageWidth) {
+    throw new VitMsnError(
+      'ERR_SHAPE_MISMATCH',
+      `${p.source} resizes images to ${p.size.height}x${p.size.width}, but the model takes ${model.imageHeight}x${model.imageWidth}; ` +
+        'pass interpolatePosEncoding: true to run at that size',
+    );
+  }
+}
+
 /** The native form of a {@link PreprocessorConfig}. */
 export function nativePreprocessConfig(p: PreprocessorConfig) {
   return {

@@ -7,7 +7,7 @@ import { fromNative, VitMsnError } from './errors';
 import type { BackendInfo, DType, ForwardOptions, ForwardOutput, LoadOptions, Tensor } from './types';
 import { checkForward, resolveLoadOptions, type ModelShape } from './validate';
 import {
-  batchSizeOf, checkOptions, forEachBatch, POOLINGS, topK,
+  batchSizeOf, checkOptions, checkPreprocessorFits, forEachBatch, POOLINGS, topK,
   type Classification, type ClassifyOptions, type EncodeOptions, type PreprocessOptions,
 } from './encode';
 import type { ImageInput } from './images';
@@ -102,6 +102,7 @@ export class Model {
       const normalize = o.normalize ?? false;
       if (typeof normalize !== 'boolean') throw new VitMsnError('ERR_INVALID_ARGUMENT', 'normalize must be a boolean');
       const batchSize = batchSizeOf(o);
+      checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
       return this.#enqueue(async () => {
         const D = this.config.hiddenSize;
         const chunks: Float32Array[] = [];
@@ -136,6 +137,7 @@ export class Model {
       const k = o.topK ?? 5;
       if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1) throw new VitMsnError('ERR_INVALID_ARGUMENT', `topK must be a positive integer, got ${JSON.stringify(o.topK)}`);
       const batchSize = batchSizeOf(o);
+      checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
       const id2label = this.config.id2label;
       return this.#enqueue(async () => {
         const out: Classification[][] = [];

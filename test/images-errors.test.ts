@@ -84,6 +84,19 @@ describe('bad images', () => {
     await expectCode(model.encode(jpeg(), { nope: 1 } as never), 'ERR_INVALID_ARGUMENT', /nope/);
     await expectCode(model.classify(jpeg(), { topK: 0 }), 'ERR_NO_CLASSIFIER');
   });
+  it('a preprocessor size the model does not take is refused up front; interpolatePosEncoding runs it', async () => {
+    const dir = path.join(tmpRoot, 'model224');
+    mkdirSync(dir);
+    for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir('tiny-s8'), f), path.join(dir, f));
+    writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({ size: 64 }));
+    const m = await loadModel(dir, { device: 'cpu' });
+    try {
+      await expectCode(m.encode(jpeg()), 'ERR_SHAPE_MISMATCH', /preprocessor_config\.json resizes images to 64x64.*32x32/);
+      expect((await m.encode(jpeg(), { interpolatePosEncoding: true })).shape).toEqual([1, 32]);
+    } finally {
+      await m.dispose();
+    }
+  });
   it('classify() on a backbone checkpoint', () => expectCode(model.classify(jpeg()), 'ERR_NO_CLASSIFIER', /classifier/));
   it('one bad image in a later batch fails the call, and the model keeps working', async () => {
     const good = { data: new Uint8Array(32 * 32 * 3).fill(100), width: 32, height: 32, channels: 3 as const };
