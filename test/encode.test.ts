@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../lib/index';
+import { native } from '../lib/binding';
 import { goldenDir, type GoldenModel } from './support/goldens';
 import { TOL } from './tolerances';
 
@@ -112,6 +113,33 @@ describe('encode() on tiny-s8', () => {
     await disposed;
     await expect(m.encode(images[0])).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
     await expect(m.preprocess(images[0])).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
+  });
+
+  it('decodes at most one batch ahead: a long list is never all in memory', async () => {
+    const bs = 3;
+    const n = 20;
+    let maxIndex = -1;
+    const list = new Proxy(Array.from({ length: n }, (_, i) => images[i % images.length]), {
+      get(target, key, recv) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) maxIndex = Math.max(maxIndex, Number(key));
+        return Reflect.get(target, key, recv);
+      },
+    });
+    const addon = native();
+    const original = addon.preprocess;
+    const seen: Array<[number, number]> = []; // [preprocess call k, highest image index read so far]
+    addon.preprocess = (imgs, cfg) => {
+      seen.push([seen.length, maxIndex]);
+      return original.call(addon, imgs, cfg);
+    };
+    try {
+      expect((await model.encode(list, { batchSize: bs })).shape).toEqual([n, 32]);
+    } finally {
+      addon.preprocess = original;
+    }
+    expect(seen).toHaveLength(Math.ceil(n / bs));
+    // When batch k is preprocessed, only batches ≤ k have been read (k + 1 starts after).
+    for (const [k, max] of seen) expect(max).toBeLessThan((k + 1) * bs);
   });
 
   it('runs in call order with forward()', async () => {
