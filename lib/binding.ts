@@ -40,8 +40,22 @@ export interface NativeForwardResult {
   numLabels: number;
 }
 
+export interface NativeEmbedResult {
+  B: number;
+  D: number;
+  numLabels: number;
+  embeddings: Float32Array | null; // [B, D] when a pooling was asked
+  probabilities: Float32Array | null; // [B, numLabels] softmax when asked
+}
+
 export interface NativeModel {
   forward(pixels: Float32Array, shape: number[], options: NativeForwardOptions): Promise<NativeForwardResult>;
+  embed(
+    pixels: Float32Array,
+    shape: number[],
+    options: NativeForwardOptions,
+    embed: { pooling?: string; normalize?: boolean; probabilities?: boolean },
+  ): Promise<NativeEmbedResult>;
   info(): { device: string; backend: string; hasMaskToken: boolean; numLabels: number };
   dispose(): void;
 }
@@ -57,6 +71,14 @@ export interface NativeAddon {
   loadModel(dir: string, config: NativeConfig, options: { device: string; threads: number; dtype: string }): Promise<NativeModel>;
   backends(): NativeBackendInfo[];
   defaultThreads(): number;
+  /** HF's PIL processor on decoded pixels → { data: Float32Array, shape: [N, 3, H, W] }. */
+  preprocess(
+    images: Array<{ data: Uint8Array; width: number; height: number; channels: number }>,
+    config: {
+      doResize: boolean; height: number; width: number; resample: number; doRescale: boolean;
+      rescaleFactor: number; doNormalize: boolean; imageMean: number[]; imageStd: number[];
+    },
+  ): Promise<{ data: Float32Array; shape: number[] }>;
 }
 
 let addon: NativeAddon | undefined;

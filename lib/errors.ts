@@ -20,13 +20,19 @@ export type ErrorCode =
   | 'ERR_DISPOSED' // the model was disposed
   | 'ERR_OUT_OF_MEMORY' // an allocation failed, or the input would need an absurd amount of memory
   | 'ERR_ADDON_LOAD' // the native addon could not be loaded
-  | 'ERR_INTERNAL'; // a bug: please report it
+  | 'ERR_INTERNAL' // a bug: please report it
+  | 'ERR_IMAGE_NOT_FOUND' // an image path that cannot be read
+  | 'ERR_IMAGE_INVALID' // not an image, or a broken one: empty, truncated, corrupt, 0×0, pixels not matching the size
+  | 'ERR_IMAGE_UNSUPPORTED' // an image format vitmsn does not decode (e.g. BMP, SVG)
+  | 'ERR_IMAGE_TOO_LARGE' // the image has more pixels than the maxPixels limit
+  | 'ERR_NO_CLASSIFIER'; // classify() on a checkpoint without classifier.* weights
 
 const KNOWN_CODES = new Set<string>([
   'ERR_INVALID_ARGUMENT', 'ERR_SHAPE_MISMATCH', 'ERR_CONFIG_NOT_FOUND', 'ERR_CONFIG_INVALID',
   'ERR_WEIGHTS_NOT_FOUND', 'ERR_CHECKPOINT_INVALID', 'ERR_WEIGHT_MISSING', 'ERR_WEIGHT_SHAPE',
   'ERR_NO_MASK_TOKEN', 'ERR_DEVICE_UNAVAILABLE', 'ERR_UNSUPPORTED_DTYPE', 'ERR_DISPOSED',
   'ERR_OUT_OF_MEMORY', 'ERR_ADDON_LOAD', 'ERR_INTERNAL',
+  'ERR_IMAGE_NOT_FOUND', 'ERR_IMAGE_INVALID', 'ERR_IMAGE_UNSUPPORTED', 'ERR_IMAGE_TOO_LARGE', 'ERR_NO_CLASSIFIER',
 ]);
 
 /** An error from vitmsn, with a stable {@link ErrorCode} in `code`. */

@@ -9,4 +9,7 @@
 export { loadModel, backends, Model } from './model';
 export { VitMsnError, isVitMsnError, type ErrorCode } from './errors';
 export type { ViTMSNConfig } from './config';
+export type { ImageInput, RawImage, DecodeOptions } from './images';
+export type { Pooling, EncodeOptions, ClassifyOptions, PreprocessOptions, Classification } from './encode';
+export type { PreprocessorConfig } from './preprocessor';
 export type { Tensor, Device, DType, LoadOptions, ForwardOptions, ForwardOutput, BackendInfo } from './types';

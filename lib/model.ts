@@ -6,6 +6,12 @@ import { readConfig, type ViTMSNConfig } from './config';
 import { fromNative, VitMsnError } from './errors';
 import type { BackendInfo, DType, ForwardOptions, ForwardOutput, LoadOptions, Tensor } from './types';
 import { checkForward, resolveLoadOptions, type ModelShape } from './validate';
+import {
+  batchSizeOf, checkOptions, checkPreprocessorFits, forEachBatch, POOLINGS, topK,
+  type Classification, type ClassifyOptions, type EncodeOptions, type PreprocessOptions,
+} from './encode';
+import type { ImageInput } from './images';
+import { defaultPreprocessorConfig, readPreprocessorConfig, type PreprocessorConfig } from './preprocessor';
 
 /**
  * A ViT-MSN model on one device. Create it with {@link loadModel}; release it with
@@ -26,6 +32,8 @@ export class Model {
   readonly hasMaskToken: boolean;
   /** Classifier outputs, or 0 when the checkpoint has no classifier. */
   readonly numLabels: number;
+  /** How images become pixel_values: preprocessor_config.json, or the checkpoints' defaults. */
+  readonly preprocessor: PreprocessorConfig;
 
   #native: NativeModel | undefined;
   #shape: ModelShape;
@@ -33,7 +41,10 @@ export class Model {
   #disposing: Promise<void> | undefined;
 
   /** @internal use {@link loadModel} */
-  constructor(handle: NativeModel, config: ViTMSNConfig, shape: Omit<ModelShape, 'hasMaskToken'>, device: string, dtype: DType) {
+  constructor(
+    handle: NativeModel, config: ViTMSNConfig, shape: Omit<ModelShape, 'hasMaskToken'>, device: string, dtype: DType,
+    preprocessor?: PreprocessorConfig,
+  ) {
     const info = handle.info();
     this.#native = handle;
     this.config = config;
@@ -42,6 +53,115 @@ export class Model {
     this.hasMaskToken = info.hasMaskToken;
     this.numLabels = info.numLabels;
     this.#shape = { ...shape, hasMaskToken: info.hasMaskToken };
+    this.preprocessor = preprocessor ?? defaultPreprocessorConfig(shape.imageHeight, shape.imageWidth);
+  }
+
+  /**
+   * Images → `pixel_values` exactly as HF's PIL image processor makes them (EXIF orientation,
+   * convert('RGB'), Pillow's resize, rescale, normalize), per {@link Model.preprocessor}.
+   *
+   * @example
+   * const { data, shape } = await model.preprocess(['cat.jpg', pngBuffer]); // shape [2, 3, 224, 224]
+   */
+  async preprocess(images: ImageInput | readonly ImageInput[], options?: PreprocessOptions): Promise<Tensor> {
+    try {
+      this.#live();
+      const o = checkOptions(options, ['batchSize', 'maxPixels'], 'preprocess');
+      const parts: Tensor[] = [];
+      await forEachBatch(native(), images, this.preprocessor, batchSizeOf(o), o, async (t) => void parts.push(t));
+      if (parts.length === 1) return parts[0];
+      const [, C, H, W] = parts[0].shape;
+      const N = parts.reduce((n, t) => n + t.shape[0], 0);
+      const data = new Float32Array(N * C * H * W);
+      let off = 0;
+      for (const t of parts) {
+        data.set(t.data, off);
+        off += t.data.length;
+      }
+      return { data, shape: [N, C, H, W] };
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /**
+   * One embedding per image: `{ data, shape: [N, hiddenSize] }`. Images are decoded, preprocessed
+   * and run in batches (`batchSize`, default 16), so any number of images fits in memory.
+   *
+   * @example
+   * const { data, shape } = await model.encode(['a.jpg', 'b.png'], { pooling: 'cls', normalize: true });
+   */
+  encode(images: ImageInput | readonly ImageInput[], options?: EncodeOptions): Promise<Tensor> {
+    try {
+      const handle = this.#live();
+      const o = checkOptions(options, ['pooling', 'normalize', 'batchSize', 'maxPixels', 'interpolatePosEncoding'], 'encode');
+      const pooling = o.pooling ?? 'cls';
+      if (!POOLINGS.includes(pooling as never)) {
+        throw new VitMsnError('ERR_INVALID_ARGUMENT', `pooling must be one of ${POOLINGS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(o.pooling)}`);
+      }
+      const normalize = o.normalize ?? false;
+      if (typeof normalize !== 'boolean') throw new VitMsnError('ERR_INVALID_ARGUMENT', 'normalize must be a boolean');
+      const batchSize = batchSizeOf(o);
+      checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
+      return this.#enqueue(async () => {
+        const D = this.config.hiddenSize;
+        const chunks: Float32Array[] = [];
+        const n = await forEachBatch(native(), images, this.preprocessor, batchSize, o, async (px, start) => {
+          const { options: fwd } = checkForward(this.#shape, px.data, px.shape, { interpolatePosEncoding: o.interpolatePosEncoding as boolean | undefined });
+          const r = await handle.embed(px.data, px.shape, fwd, { pooling: pooling as string, normalize });
+          chunks[start / batchSize] = r.embeddings!;
+        });
+        const data = new Float32Array(n * D);
+        chunks.forEach((c, i) => data.set(c, i * batchSize * D));
+        return { data, shape: [n, D] };
+      });
+    } catch (e) {
+      return Promise.reject(fromNative(e));
+    }
+  }
+
+  /**
+   * The `topK` most probable classes of each image (softmax of the classifier's logits), labels
+   * from config.json's id2label. Needs a classification checkpoint (ERR_NO_CLASSIFIER otherwise).
+   *
+   * @example
+   * const [[best]] = await model.classify('cat.jpg', { topK: 1 }); // { label: 'tabby, tabby cat', index: 281, score: 0.93 }
+   */
+  classify(images: ImageInput | readonly ImageInput[], options?: ClassifyOptions): Promise<Classification[][]> {
+    try {
+      const handle = this.#live();
+      const o = checkOptions(options, ['topK', 'batchSize', 'maxPixels', 'interpolatePosEncoding'], 'classify');
+      if (this.numLabels <= 0) {
+        throw new VitMsnError('ERR_NO_CLASSIFIER', 'classify() needs a classification checkpoint (ViTMSNForImageClassification, with classifier.* weights); this one is a backbone: use encode()');
+      }
+      const k = o.topK ?? 5;
+      if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1) throw new VitMsnError('ERR_INVALID_ARGUMENT', `topK must be a positive integer, got ${JSON.stringify(o.topK)}`);
+      const batchSize = batchSizeOf(o);
+      checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
+      const id2label = this.config.id2label;
+      return this.#enqueue(async () => {
+        const out: Classification[][] = [];
+        await forEachBatch(native(), images, this.preprocessor, batchSize, o, async (px) => {
+          const { options: fwd } = checkForward(this.#shape, px.data, px.shape, { interpolatePosEncoding: o.interpolatePosEncoding as boolean | undefined });
+          const r = await handle.embed(px.data, px.shape, fwd, { probabilities: true });
+          for (let b = 0; b < r.B; b++) {
+            out.push(topK(r.probabilities!.subarray(b * r.numLabels, (b + 1) * r.numLabels), Math.min(k, r.numLabels), id2label));
+          }
+        });
+        return out;
+      });
+    } catch (e) {
+      return Promise.reject(fromNative(e));
+    }
+  }
+
+  /** Runs `job` after the calls already queued on this model; errors come out as VitMsnErrors. */
+  #enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(job);
+    this.#queue = run.catch(() => undefined);
+    return run.catch((e) => {
+      throw fromNative(e);
+    });
   }
 
   /**
@@ -119,6 +239,7 @@ export async function loadModel(dir: string, options?: LoadOptions): Promise<Mod
   }
   const opts = resolveLoadOptions(options);
   const { config, native: nativeConfig } = await readConfig(dir);
+  const preprocessor = await readPreprocessorConfig(dir, nativeConfig.imageHeight, nativeConfig.imageWidth);
   const addon = native();
   let device = opts.device;
   if (device === 'auto') device = addon.backends().some((b) => b.name === 'cuda' && b.available) ? 'cuda' : 'cpu';
@@ -140,7 +261,7 @@ export async function loadModel(dir: string, options?: LoadOptions): Promise<Mod
     numHiddenLayers: nativeConfig.numHiddenLayers,
     numAttentionHeads: nativeConfig.numAttentionHeads,
   };
-  return new Model(handle, config, shape, device, opts.dtype);
+  return new Model(handle, config, shape, device, opts.dtype, preprocessor);
 }
 
 /**

@@ -4,6 +4,7 @@
 #include "addon_data.h"
 #include "backend/registry.h"
 #include "model_wrap.h"
+#include "preprocess_binding.h"
 
 namespace vitmsn_binding {
 namespace {
@@ -33,6 +34,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);  // deleted by Node when this environment goes away
   exports.Set("loadModel", Napi::Function::New<load_model>(env, "loadModel"));
   exports.Set("backends", Napi::Function::New<backends>(env, "backends"));
+  exports.Set("preprocess", Napi::Function::New<preprocess>(env, "preprocess"));
   exports.Set("defaultThreads", Napi::Function::New<default_threads>(env, "defaultThreads"));
   return exports;
 }

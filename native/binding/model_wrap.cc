@@ -60,7 +60,8 @@ class ForwardWorker : public PromiseWorker {
 
 Napi::Function ModelWrap::define(Napi::Env env) {
   return DefineClass(env, "NativeModel",
-                     {InstanceMethod<&ModelWrap::forward>("forward"), InstanceMethod<&ModelWrap::info>("info"),
+                     {InstanceMethod<&ModelWrap::forward>("forward"), InstanceMethod<&ModelWrap::embed>("embed"),
+                      InstanceMethod<&ModelWrap::info>("info"),
                       InstanceMethod<&ModelWrap::dispose>("dispose")});
 }
 

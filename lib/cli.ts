@@ -1,0 +1,267 @@
+#!/usr/bin/env node
+/**
+ * The `vitmsn` command: embed images, classify them, or describe this installation.
+ *
+ *   vitmsn embed <images...> --model <dir> [--pooling cls|cls-prenorm|mean] [--normalize] [--out file]
+ *   vitmsn classify <images...> --model <dir> [--top-k 5]
+ *   vitmsn info [--json]
+ *
+ * Exit codes: 0 success, 1 a VitMsnError or other failure (message and code on stderr), 2 usage.
+ */
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { backends, loadModel } from './model';
+import { isVitMsnError, VitMsnError } from './errors';
+import { POOLINGS, type Pooling } from './encode';
+import { native } from './binding';
+import { npyBytes, safetensorsBytes } from './writers';
+import type { Device, DType } from './types';
+
+const USAGE = `Usage:
+  vitmsn embed <images...> --model <dir> [options]   one embedding per image
+  vitmsn classify <images...> --model <dir> [--top-k N]
+  vitmsn info [--json]                               version, backends, CPU features
+
+Images are files (JPEG, PNG, WebP, GIF, TIFF, AVIF) or folders of them.
+
+Options:
+  -m, --model <dir>      Hugging Face model folder (config.json + weights)
+      --pooling <p>      cls (default) | cls-prenorm | mean
+      --normalize        L2-normalise each embedding
+  -o, --out <file>       .npy or .safetensors (an [N, D] float32 matrix), or .jsonl; default: JSON lines on stdout
+      --top-k <n>        classes per image for classify (default 5)
+      --device <d>       auto (default) | cpu | cuda | cuda:N
+      --dtype <t>        float32 (default) | float16 | bfloat16
+      --threads <n>      CPU threads (default: physical cores)
+      --batch-size <n>   images per forward pass (default 16)
+  -h, --help             this text
+  -v, --version          the package version
+`;
+
+class UsageError extends Error {}
+
+const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif']);
+
+function version(): string {
+  return (JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** Files given, with folders expanded to the image files they hold (sorted, not recursive). */
+function expandImages(args: string[]): string[] {
+  const out: string[] = [];
+  for (const a of args) {
+    let isDir = false;
+    try {
+      isDir = statSync(a).isDirectory();
+    } catch {
+      /* a missing file is reported by the decoder, with its code */
+    }
+    if (!isDir) {
+      out.push(a);
+      continue;
+    }
+    const names = readdirSync(a).filter((n) => IMAGE_EXT.has(path.extname(n).toLowerCase())).sort();
+    out.push(...names.map((n) => path.join(a, n)));
+  }
+  if (out.length === 0) throw new UsageError('no images given');
+  return out;
+}
+
+function int(v: string | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** CPU model and the SIMD features that matter for the kernels (from /proc/cpuinfo on Linux). */
+function cpuFeatures(): { model: string; cores: number; features: string[] } {
+  const cpus = os.cpus();
+  let flags: string[] = [];
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const line = /^(flags|Features)\s*:\s*(.*)$/m.exec(info);
+    if (line) flags = line[2].split(/\s+/);
+  } catch {
+    /* not Linux */
+  }
+  const wanted = ['sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16', 'asimd', 'asimdhp', 'sve', 'sve2', 'bf16', 'i8mm'];
+  return { model: cpus[0]?.model ?? 'unknown', cores: cpus.length, features: wanted.filter((f) => flags.includes(f)) };
+}
+
+async function info(json: boolean) {
+  const cpu = cpuFeatures();
+  let list: ReturnType<typeof backends> = [];
+  let addonError: string | undefined;
+  let threads: number | undefined;
+  try {
+    list = backends();
+    threads = native().defaultThreads();
+  } catch (e) {
+    addonError = (e as Error).message;
+  }
+  let decoder: string;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const v = (require('sharp') as { versions: Record<string, string> }).versions;
+    decoder = `sharp ${v.sharp} (libvips ${v.vips})`;
+  } catch (e) {
+    decoder = `NOT LOADED: sharp could not be loaded (${(e as Error).message})`;
+  }
+  const report = {
+    version: version(), node: process.version, platform: `${process.platform}-${process.arch}`,
+    addon: addonError ? { loaded: false, error: addonError } : { loaded: true },
+    decoder,
+    backends: list, cpu: { ...cpu, defaultThreads: threads },
+  };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  const lines = [`vitmsn ${report.version} (node ${report.node}, ${report.platform})`];
+  if (addonError) lines.push(`native addon: NOT LOADED: ${addonError}`);
+  lines.push(`image decoder: ${decoder}`);
+  lines.push('backends:');
+  for (const b of list) lines.push(`  ${b.name.padEnd(6)} ${b.available ? 'usable' : b.compiled ? 'not usable' : 'not compiled'}: ${b.detail}`);
+  lines.push(`cpu: ${cpu.model}, ${cpu.cores} logical CPUs, default threads ${threads ?? '?'}`);
+  lines.push(`cpu features: ${cpu.features.join(' ') || '(none detected)'}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+function loadOptions(v: Values) {
+  const threads = v.threads === undefined ? undefined : int(v.threads as string, 'threads', 0);
+  return { device: (v.device as Device | undefined) ?? 'auto', dtype: (v.dtype as DType | undefined) ?? 'float32', threads };
+}
+
+function requireModel(v: Values): string {
+  if (typeof v.model !== 'string') throw new UsageError('--model <dir> is required');
+  return v.model;
+}
+
+/** Images per encode() call when streaming JSON lines: bounds memory for any number of files. */
+const STREAM_CHUNK = 256;
+
+async function embed(files: string[], v: Values) {
+  const pooling = (v.pooling as string | undefined) ?? 'cls';
+  if (!POOLINGS.includes(pooling as Pooling)) throw new UsageError(`--pooling must be one of ${POOLINGS.join(', ')}`);
+  const out = v.out as string | undefined;
+  const ext = out ? path.extname(out).toLowerCase() : '.jsonl';
+  if (!['.npy', '.safetensors', '.jsonl', '.json'].includes(ext)) throw new UsageError('--out must end in .npy, .safetensors or .jsonl');
+  const batchSize = int(v['batch-size'] as string | undefined, 'batch-size', 16);
+  const model = await loadModel(requireModel(v), loadOptions(v));
+  try {
+    const opts = { pooling: pooling as Pooling, normalize: v.normalize === true, batchSize };
+    if (ext === '.jsonl' || ext === '.json') {
+      const lines: string[] = [];
+      for (let i = 0; i < files.length; i += STREAM_CHUNK) {
+        const chunk = files.slice(i, i + STREAM_CHUNK);
+        const { data, shape } = await model.encode(chunk, opts);
+        const D = shape[1];
+        const text = chunk.map((f, j) => JSON.stringify({ image: f, embedding: Array.from(data.subarray(j * D, (j + 1) * D)) })).join('\n') + '\n';
+        if (out) lines.push(text);
+        else process.stdout.write(text);
+      }
+      if (out) writeFileSync(out, lines.join(''));
+      return;
+    }
+    const t = await model.encode(files, opts);
+    const bytes = ext === '.npy'
+      ? npyBytes(t.data, t.shape)
+      : safetensorsBytes({ embeddings: t }, { images: JSON.stringify(files), pooling, normalize: String(opts.normalize), model: path.resolve(requireModel(v)) });
+    writeFileSync(out!, bytes);
+    process.stderr.write(`wrote ${t.shape[0]}x${t.shape[1]} float32 embeddings to ${out}\n`);
+  } finally {
+    await model.dispose();
+  }
+}
+
+async function classify(files: string[], v: Values) {
+  const topK = int(v['top-k'] as string | undefined, 'top-k', 5);
+  const batchSize = int(v['batch-size'] as string | undefined, 'batch-size', 16);
+  const model = await loadModel(requireModel(v), loadOptions(v));
+  try {
+    for (let i = 0; i < files.length; i += STREAM_CHUNK) {
+      const chunk = files.slice(i, i + STREAM_CHUNK);
+      const res = await model.classify(chunk, { topK, batchSize });
+      process.stdout.write(chunk.map((f, j) => JSON.stringify({ image: f, predictions: res[j] })).join('\n') + '\n');
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        model: { type: 'string', short: 'm' },
+        pooling: { type: 'string' },
+        normalize: { type: 'boolean' },
+        out: { type: 'string', short: 'o' },
+        'top-k': { type: 'string' },
+        device: { type: 'string' },
+        dtype: { type: 'string' },
+        threads: { type: 'string' },
+        'batch-size': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`vitmsn: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const [command, ...rest] = positionals;
+  if (values.help || !command) {
+    (values.help ? process.stdout : process.stderr).write(USAGE);
+    return values.help ? 0 : 2;
+  }
+  try {
+    switch (command) {
+      case 'embed':
+        await embed(expandImages(rest), values);
+        return 0;
+      case 'classify':
+        await classify(expandImages(rest), values);
+        return 0;
+      case 'info':
+        await info(values.json === true);
+        return 0;
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`vitmsn: ${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    const err = isVitMsnError(e) ? e : new VitMsnError('ERR_INTERNAL', String((e as Error)?.stack ?? e));
+    process.stderr.write(`vitmsn: ${err.code}: ${err.message}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`vitmsn: ERR_INTERNAL: ${(e as Error)?.stack ?? e}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,144 @@
+/**
+ * The image pipeline behind Model.preprocess / encode / classify: batching and decode-ahead. Each
+ * batch is decoded by sharp (in parallel on libuv's pool), preprocessed by one native call and run
+ * by one native call; the next batch decodes while the current one runs. Only one or two batches
+ * of decoded pixels are alive at a time, whatever the number of images. No math here.
+ */
+import type { NativeAddon } from './binding';
+import { VitMsnError } from './errors';
+import { decodeImage, toList, type DecodedImage, type DecodeOptions, type ImageInput } from './images';
+import type { PreprocessorConfig } from './preprocessor';
+import type { Tensor } from './types';
+
+/** How encode() turns the token sequence into one vector per image. */
+export type Pooling = 'cls' | 'cls-prenorm' | 'mean';
+export const POOLINGS: readonly Pooling[] = ['cls', 'cls-prenorm', 'mean'];
+
+/** Images per native call when the caller does not say: a good GEMM size, little memory. */
+export const DEFAULT_BATCH_SIZE = 16;
+
+export interface PreprocessOptions extends DecodeOptions {
+  /** Images decoded at a time (memory bound); default 16. */
+  batchSize?: number;
+}
+
+export interface EncodeOptions extends DecodeOptions {
+  /**
+   * 'cls' (default): the CLS token of last_hidden_state, what HF users take.
+   * 'cls-prenorm': the CLS token before the final LayerNorm (what MSN's own evaluation used).
+   * 'mean': the mean of the patch tokens of last_hidden_state (CLS excluded).
+   */
+  pooling?: Pooling;
+  /** L2-normalise each row (torch.nn.functional.normalize). Default false. */
+  normalize?: boolean;
+  /** Images per forward pass; default 16. */
+  batchSize?: number;
+  /** Run at the preprocessor's size even when it differs from the model's image_size. */
+  interpolatePosEncoding?: boolean;
+}
+
+export interface ClassifyOptions extends DecodeOptions {
+  /** How many classes to return per image, best first; default 5. */
+  topK?: number;
+  batchSize?: number;
+  interpolatePosEncoding?: boolean;
+}
+
+/** One class of classify()'s answer. */
+export interface Classification {
+  /** config.json's id2label name (or LABEL_i when it has none, as transformers names them). */
+  label: string;
+  index: number;
+  /** Softmax probability. */
+  score: number;
+}
+
+function invalid(message: string): never {
+  throw new VitMsnError('ERR_INVALID_ARGUMENT', message);
+}
+
+export function checkOptions(options: object | undefined, allowed: readonly string[], what: string): Record<string, unknown> {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object') invalid(`${what} options must be an object`);
+  for (const k of Object.keys(options)) {
+    if (!allowed.includes(k)) invalid(`unknown ${what} option "${k}" (known: ${allowed.join(', ')})`);
+  }
+  return options as Record<string, unknown>;
+}
+
+export function batchSizeOf(o: Record<string, unknown>): number {
+  const b = o.batchSize ?? DEFAULT_BATCH_SIZE;
+  if (typeof b !== 'number' || !Number.isSafeInteger(b) || b < 1 || b > 4096) invalid(`batchSize must be an integer from 1 to 4096, got ${JSON.stringify(b)}`);
+  return b;
+}
+
+/**
+ * Refuses, before any decoding, a preprocessor that resizes to another size than the model's
+ * image_size (forward() would refuse each batch anyway, with a less helpful message).
+ */
+export function checkPreprocessorFits(p: PreprocessorConfig, model: { imageHeight: number; imageWidth: number }, interpolate: unknown) {
+  if (interpolate === true || !p.doResize) return;
+  if (p.size.height !== model.imageHeight || p.size.width !== model.imageWidth) {
+    throw new VitMsnError(
+      'ERR_SHAPE_MISMATCH',
+      `${p.source} resizes images to ${p.size.height}x${p.size.width}, but the model takes ${model.imageHeight}x${model.imageWidth}; ` +
+        'pass interpolatePosEncoding: true to run at that size',
+    );
+  }
+}
+
+/** The native form of a {@link PreprocessorConfig}. */
+export function nativePreprocessConfig(p: PreprocessorConfig) {
+  return {
+    doResize: p.doResize,
+    height: p.size.height,
+    width: p.size.width,
+    resample: p.resample,
+    doRescale: p.doRescale,
+    rescaleFactor: p.rescaleFactor,
+    doNormalize: p.doNormalize,
+    imageMean: [...p.imageMean],
+    imageStd: [...p.imageStd],
+  };
+}
+
+function decodeBatch(list: readonly ImageInput[], start: number, end: number, opts: DecodeOptions): Promise<DecodedImage[]> {
+  const jobs: Promise<DecodedImage>[] = [];
+  for (let i = start; i < end; i++) jobs.push(decodeImage(list[i], i, opts));
+  return Promise.all(jobs);
+}
+
+/**
+ * Runs `step` on each batch of preprocessed images, in order, decoding batch k+1 during step k.
+ * `step` receives pixel_values [n, 3, H, W] and the index of the batch's first image.
+ */
+export async function forEachBatch(
+  addon: NativeAddon,
+  images: ImageInput | readonly ImageInput[],
+  pre: PreprocessorConfig,
+  batchSize: number,
+  decodeOpts: DecodeOptions,
+  step: (pixels: Tensor, start: number) => Promise<void>,
+): Promise<number> {
+  const list = toList(images);
+  const cfg = nativePreprocessConfig(pre);
+  const decode = (start: number) => {
+    const p = decodeBatch(list, start, Math.min(start + batchSize, list.length), decodeOpts);
+    p.catch(() => undefined); // awaited below; never an unhandled rejection if a step fails first
+    return p;
+  };
+  let next = decode(0);
+  for (let start = 0; start < list.length; start += batchSize) {
+    const decoded = await next;
+    const pixels = (await addon.preprocess(decoded, cfg)) as Tensor;
+    if (start + batchSize < list.length) next = decode(start + batchSize);
+    await step(pixels, start);
+  }
+  return list.length;
+}
+
+/** Top `k` classes of one image's probabilities, best first (ties: lower index first). */
+export function topK(probs: Float32Array, k: number, id2label: Record<string, string> | undefined): Classification[] {
+  const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
+  return order.slice(0, k).map((index) => ({ label: id2label?.[String(index)] ?? `LABEL_${index}`, index, score: probs[index] }));
+}

@@ -1,0 +1,198 @@
+/**
+ * Image inputs → decoded 8-bit pixels. Encoded files are decoded by sharp (libvips) the way PIL
+ * opens them for HF: no colour management (an embedded ICC profile is ignored, as PIL ignores it),
+ * EXIF orientation applied (HF's load_image does), first frame only. The conversion to RGB, the
+ * resize and the normalisation happen in native code (see native/engine/preprocess.h).
+ */
+import { readFile } from 'node:fs/promises';
+import { VitMsnError } from './errors';
+
+/** Raw 8-bit pixels, interleaved row-major [height, width, channels]. */
+export interface RawImage {
+  data: Uint8Array | Uint8ClampedArray;
+  width: number;
+  height: number;
+  /** 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA (alpha is dropped, as PIL's convert('RGB') does). */
+  channels: 1 | 2 | 3 | 4;
+}
+
+/**
+ * One image: a file path, the bytes of an encoded JPEG / PNG / WebP / GIF / TIFF / AVIF file
+ * (Buffer or Uint8Array), or raw pixels.
+ */
+export type ImageInput = string | Uint8Array | RawImage;
+
+/** Options for decoding. */
+export interface DecodeOptions {
+  /** Refuse images with more pixels than this (checked from the header, before decoding). Default 100 million. */
+  maxPixels?: number;
+}
+
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+/** Decoded pixels in the native layer's form (plain Uint8Array). */
+export interface DecodedImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: number;
+}
+
+type Sharp = typeof import('sharp').default; // the CommonJS export is the function itself
+let sharpModule: Sharp | undefined;
+function sharp(): Sharp {
+  if (!sharpModule) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      sharpModule = require('sharp') as Sharp;
+    } catch (e) {
+      throw new VitMsnError('ERR_ADDON_LOAD', `sharp (the image decoder) could not be loaded: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return sharpModule;
+}
+
+function describe(input: unknown, index: number): string {
+  if (typeof input === 'string') return `image ${index} (${input})`;
+  return `image ${index}`;
+}
+
+// Signatures of formats sharp's prebuilt libvips cannot (or should not) decode, for a precise error.
+const UNSUPPORTED: Array<[string, (b: Uint8Array) => boolean]> = [
+  ['BMP', (b) => b[0] === 0x42 && b[1] === 0x4d],
+  ['ICO', (b) => b[0] === 0 && b[1] === 0 && b[2] === 1 && b[3] === 0],
+  ['PSD', (b) => ascii(b, 0, 4) === '8BPS'],
+  ['JPEG XL', (b) => (b[0] === 0xff && b[1] === 0x0a) || ascii(b, 4, 8) === 'JXL '],
+  ['JPEG 2000', (b) => ascii(b, 4, 8) === 'jP  ' || (b[0] === 0xff && b[1] === 0x4f && b[2] === 0xff && b[3] === 0x51)],
+  ['SVG', (b) => /^\s*(<\?xml|<svg)/.test(ascii(b, 0, 64)) && /<svg/i.test(ascii(b, 0, 4096))],
+  ['PDF', (b) => ascii(b, 0, 5) === '%PDF-'],
+  ['PNM', (b) => b[0] === 0x50 && b[1] >= 0x31 && b[1] <= 0x37 && (b[2] === 0x0a || b[2] === 0x20 || b[2] === 0x0d)],
+  ['QOI', (b) => ascii(b, 0, 4) === 'qoif'],
+];
+
+const SUPPORTED: Array<[string, (b: Uint8Array) => boolean]> = [
+  ['JPEG', (b) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff],
+  ['PNG', (b) => b[0] === 0x89 && ascii(b, 1, 4) === 'PNG'],
+  ['GIF', (b) => ascii(b, 0, 4) === 'GIF8'],
+  ['WebP', (b) => ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 12) === 'WEBP'],
+  ['TIFF', (b) => ascii(b, 0, 4) === 'II*\0' || ascii(b, 0, 4) === 'MM\0*'],
+  ['AVIF/HEIF', (b) => ascii(b, 4, 8) === 'ftyp'],
+];
+
+function ascii(b: Uint8Array, start: number, end: number): string {
+  let s = '';
+  for (let i = start; i < Math.min(end, b.length); i++) s += String.fromCharCode(b[i]);
+  return s;
+}
+
+/** The container format of encoded bytes, or an error saying why they will not decode. */
+export function sniffFormat(bytes: Uint8Array, what: string): string {
+  if (bytes.length === 0) throw new VitMsnError('ERR_IMAGE_INVALID', `${what} is empty (0 bytes)`);
+  for (const [name, test] of SUPPORTED) if (test(bytes)) return name;
+  for (const [name, test] of UNSUPPORTED) {
+    if (test(bytes)) {
+      throw new VitMsnError('ERR_IMAGE_UNSUPPORTED', `${what} is ${name}, which vitmsn does not decode (JPEG, PNG, WebP, GIF, TIFF and AVIF are supported)`);
+    }
+  }
+  throw new VitMsnError('ERR_IMAGE_INVALID', `${what} is not an image (no JPEG, PNG, WebP, GIF, TIFF or AVIF signature)`);
+}
+
+function isRaw(input: unknown): input is RawImage {
+  return typeof input === 'object' && input !== null && !(input instanceof Uint8Array) && 'data' in input;
+}
+
+function checkMaxPixels(maxPixels: unknown): number {
+  if (maxPixels === undefined) return DEFAULT_MAX_PIXELS;
+  if (typeof maxPixels !== 'number' || !Number.isSafeInteger(maxPixels) || maxPixels < 1) {
+    throw new VitMsnError('ERR_INVALID_ARGUMENT', `maxPixels must be a positive integer, got ${JSON.stringify(maxPixels)}`);
+  }
+  return maxPixels;
+}
+
+/** Checks raw pixels (no copy: the native call copies them). */
+export function checkRaw(input: RawImage, what: string, maxPixels: number): DecodedImage {
+  const { data, width, height, channels } = input;
+  if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray)) {
+    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: raw pixels must be a Uint8Array, Uint8ClampedArray or Buffer of 8-bit values`);
+  }
+  for (const [k, v] of [['width', width], ['height', height]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: ${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  }
+  if (width === 0 || height === 0) throw new VitMsnError('ERR_IMAGE_INVALID', `${what} is empty (${width}x${height})`);
+  if (![1, 2, 3, 4].includes(channels)) {
+    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: channels must be 1, 2, 3 or 4, got ${JSON.stringify(channels)}`);
+  }
+  if (width * height > maxPixels) {
+    throw new VitMsnError('ERR_IMAGE_TOO_LARGE', `${what} has ${width}x${height} pixels, more than maxPixels (${maxPixels})`);
+  }
+  if (data.length !== width * height * channels) {
+    throw new VitMsnError('ERR_IMAGE_INVALID', `${what}: ${data.length} bytes do not hold ${width}x${height}x${channels} pixels (${width * height * channels} bytes)`);
+  }
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.length);
+  return { data: bytes, width, height, channels };
+}
+
+/** Decodes encoded bytes with sharp into raw 8-bit pixels (1–4 channels). */
+export async function decodeBytes(bytes: Uint8Array, what: string, maxPixels: number): Promise<DecodedImage> {
+  sniffFormat(bytes, what);
+  let out: { data: Buffer; info: { width: number; height: number; channels: number } };
+  try {
+    out = await sharp()(bytes, {
+      failOn: 'error', // truncated or corrupt pixel data is an error (PIL raises on a truncated file too)
+      limitInputPixels: maxPixels, // from the header: a forged 100000×100000 PNG never allocates
+      autoOrient: true,
+      ignoreIcc: true, // PIL does no colour management; sharp would convert through the profile
+      page: 0,
+      pages: 1,
+    })
+      .toColourspace('srgb') // 8-bit output for 16-bit inputs; grey is kept replicated to RGB
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    throw fromSharp(e, what);
+  }
+  const { data, info } = out;
+  if (info.width * info.height * info.channels !== data.length || info.channels < 1 || info.channels > 4) {
+    throw new VitMsnError('ERR_IMAGE_UNSUPPORTED', `${what}: decoded to ${info.channels} channels of ${data.length / (info.width * info.height)} bytes, which vitmsn cannot convert to RGB`);
+  }
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: info.channels };
+}
+
+function fromSharp(e: unknown, what: string): VitMsnError {
+  const msg = String((e as Error)?.message ?? e);
+  if (/pixel limit/i.test(msg)) return new VitMsnError('ERR_IMAGE_TOO_LARGE', `${what}: ${msg} (raise maxPixels to allow it)`, { cause: e });
+  if (/unsupported image format|not a known file format|no known saver|heif: .*(unsupported|not supported)|Support for this compression format has not been built/i.test(msg)) {
+    return new VitMsnError('ERR_IMAGE_UNSUPPORTED', `${what}: ${msg}`, { cause: e });
+  }
+  return new VitMsnError('ERR_IMAGE_INVALID', `${what} could not be decoded: ${msg}`, { cause: e });
+}
+
+/** Any {@link ImageInput} → decoded pixels. */
+export async function decodeImage(input: ImageInput, index: number, options?: DecodeOptions): Promise<DecodedImage> {
+  const maxPixels = checkMaxPixels(options?.maxPixels);
+  const what = describe(input, index);
+  if (typeof input === 'string') {
+    if (input.length === 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: an empty path`);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(input);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new VitMsnError(code === 'EISDIR' ? 'ERR_IMAGE_INVALID' : 'ERR_IMAGE_NOT_FOUND', `${what} cannot be read: ${(e as Error).message}`, { cause: e });
+    }
+    return decodeBytes(bytes, what, maxPixels);
+  }
+  if (input instanceof Uint8Array) return decodeBytes(input, what, maxPixels);
+  if (isRaw(input)) return checkRaw(input, what, maxPixels);
+  throw new VitMsnError(
+    'ERR_INVALID_ARGUMENT',
+    `${what} must be a file path, a Buffer/Uint8Array of an encoded image, or { data, width, height, channels }`,
+  );
+}
+
+/** A single input or an array of them → an array (a RawImage or Buffer alone is one image). */
+export function toList(images: ImageInput | readonly ImageInput[]): readonly ImageInput[] {
+  const list = Array.isArray(images) ? (images as readonly ImageInput[]) : [images as ImageInput];
+  if (list.length === 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', 'images must not be empty');
+  return list;
+}

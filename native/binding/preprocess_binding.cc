@@ -1,0 +1,180 @@
+#include "preprocess_binding.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "convert.h"
+#include "engine/error.h"
+#include "engine/preprocess.h"
+#include "promise_worker.h"
+
+namespace vitmsn_binding {
+namespace {
+
+struct OwnedImage {
+  std::vector<uint8_t> data;  // copied out of the JS heap: the caller may reuse its buffer at once
+  int64_t width = 0, height = 0;
+  int channels = 0;
+};
+
+double number_field(Napi::Env env, const Napi::Object& o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw_invalid(env, what + "." + key + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) throw_invalid(env, what + "." + key + " must be finite");
+  return d;
+}
+
+int64_t int_field(Napi::Env env, const Napi::Object& o, const char* key, const std::string& what, int64_t lo,
+                  int64_t hi) {
+  double d = number_field(env, o, key, what);
+  if (d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi)) {
+    throw make_error(env, vitmsn::codes::kImageInvalid,
+                     what + "." + key + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                         ", got " + std::to_string(d));
+  }
+  return static_cast<int64_t>(d);
+}
+
+vitmsn::PreprocessConfig to_preprocess_config(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject()) throw_invalid(env, "preprocess config must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  vitmsn::PreprocessConfig c;
+  auto flag = [&](const char* key) {
+    Napi::Value b = o.Get(key);
+    if (!b.IsBoolean()) throw_invalid(env, std::string("preprocess config.") + key + " must be a boolean");
+    return b.As<Napi::Boolean>().Value();
+  };
+  c.do_resize = flag("doResize");
+  c.do_rescale = flag("doRescale");
+  c.do_normalize = flag("doNormalize");
+  auto positive = [&](const char* key) {
+    double d = number_field(env, o, key, "preprocess config");
+    if (!(d >= 1 && d <= 65536 && d == std::floor(d))) throw_invalid(env, std::string("config.") + key + " out of range");
+    return static_cast<int64_t>(d);
+  };
+  c.height = positive("height");
+  c.width = positive("width");
+  double r = number_field(env, o, "resample", "preprocess config");
+  if (r != std::floor(r) || !vitmsn::is_supported_filter(static_cast<int>(r))) {
+    throw_invalid(env, "preprocess config.resample must be a PIL filter from 1 to 5");
+  }
+  c.resample = static_cast<vitmsn::ResampleFilter>(static_cast<int>(r));
+  c.rescale_factor = number_field(env, o, "rescaleFactor", "preprocess config");
+  for (const char* key : {"imageMean", "imageStd"}) {
+    Napi::Value a = o.Get(key);
+    if (!a.IsArray() || a.As<Napi::Array>().Length() != 3) throw_invalid(env, std::string(key) + " must hold 3 numbers");
+    for (uint32_t i = 0; i < 3; ++i) {
+      Napi::Value x = a.As<Napi::Array>().Get(i);
+      if (!x.IsNumber()) throw_invalid(env, std::string(key) + " must hold 3 numbers");
+      // HF builds np.array(mean, dtype=float32): the float64 value rounded once to float32.
+      float f = static_cast<float>(x.As<Napi::Number>().DoubleValue());
+      (key[5] == 'M' ? c.mean : c.std)[i] = f;
+    }
+  }
+  return c;
+}
+
+OwnedImage to_image(Napi::Env env, const Napi::Value& v, uint32_t index) {
+  const std::string what = "images[" + std::to_string(index) + "]";
+  if (!v.IsObject()) throw_invalid(env, what + " must be { data, width, height, channels }");
+  Napi::Object o = v.As<Napi::Object>();
+  OwnedImage im;
+  im.width = int_field(env, o, "width", what, 1, int64_t{1} << 30);
+  im.height = int_field(env, o, "height", what, 1, int64_t{1} << 30);
+  im.channels = static_cast<int>(int_field(env, o, "channels", what, 1, 4));
+  Napi::Value d = o.Get("data");
+  if (!d.IsTypedArray() || d.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw_invalid(env, what + ".data must be a Uint8Array (or Buffer) of 8-bit pixels");
+  }
+  Napi::TypedArray a = d.As<Napi::TypedArray>();
+  const uint64_t want = static_cast<uint64_t>(im.width) * static_cast<uint64_t>(im.height) * im.channels;
+  if (a.ByteLength() != want) {
+    throw make_error(env, vitmsn::codes::kImageInvalid,
+                     what + ".data has " + std::to_string(a.ByteLength()) + " bytes; " + std::to_string(im.width) +
+                         "x" + std::to_string(im.height) + "x" + std::to_string(im.channels) + " needs " +
+                         std::to_string(want));
+  }
+  im.data.resize(want);
+  std::memcpy(im.data.data(), static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), want);
+  return im;
+}
+
+class PreprocessWorker : public PromiseWorker {
+ public:
+  PreprocessWorker(Napi::Env env, std::vector<OwnedImage> images, vitmsn::PreprocessConfig config)
+      : PromiseWorker(env, "vitmsn:preprocess"), images_(std::move(images)), config_(config) {}
+
+ protected:
+  void run() override {
+    vitmsn::ImageView first = view(0);
+    auto [H, W] = vitmsn::preprocessed_size(first, config_);
+    H_ = H, W_ = W;
+    const size_t per = static_cast<size_t>(3 * H * W);
+    out_.resize(per * images_.size());
+    for (size_t i = 0; i < images_.size(); ++i) {
+      vitmsn::ImageView im = view(i);
+      auto [h, w] = vitmsn::preprocessed_size(im, config_);
+      if (h != H || w != W) {
+        throw vitmsn::Error(vitmsn::codes::kShape,
+                            "images of different sizes cannot be batched without resizing (do_resize is false): image " +
+                                std::to_string(i) + " is " + std::to_string(w) + "x" + std::to_string(h) +
+                                ", image 0 is " + std::to_string(W) + "x" + std::to_string(H));
+      }
+      vitmsn::preprocess_image(im, config_, out_.data() + i * per);
+      images_[i].data = std::vector<uint8_t>();  // free each source once done
+    }
+  }
+  Napi::Value result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Float32Array a = Napi::Float32Array::New(env, out_.size());
+    if (!out_.empty()) std::memcpy(a.Data(), out_.data(), out_.size() * sizeof(float));
+    o.Set("data", a);
+    Napi::Array shape = Napi::Array::New(env, 4);
+    shape.Set(0u, Napi::Number::New(env, static_cast<double>(images_.size())));
+    shape.Set(1u, Napi::Number::New(env, 3));
+    shape.Set(2u, Napi::Number::New(env, static_cast<double>(H_)));
+    shape.Set(3u, Napi::Number::New(env, static_cast<double>(W_)));
+    o.Set("shape", shape);
+    return o;
+  }
+
+ private:
+  vitmsn::ImageView view(size_t i) const {
+    const OwnedImage& im = images_[i];
+    vitmsn::ImageView v;
+    v.data = im.data.data();
+    v.width = im.width;
+    v.height = im.height;
+    v.channels = im.channels;
+    v.bytes = im.data.size();
+    return v;
+  }
+
+  std::vector<OwnedImage> images_;
+  vitmsn::PreprocessConfig config_;
+  std::vector<float> out_;
+  int64_t H_ = 0, W_ = 0;
+};
+
+}  // namespace
+
+Napi::Value preprocess(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray() || info[0].As<Napi::Array>().Length() == 0) {
+    throw_invalid(env, "images must be a non-empty array");
+  }
+  Napi::Array arr = info[0].As<Napi::Array>();
+  vitmsn::PreprocessConfig config = to_preprocess_config(env, info[1]);
+  std::vector<OwnedImage> images;
+  images.reserve(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i) images.push_back(to_image(env, arr.Get(i), i));
+  auto* worker = new PreprocessWorker(env, std::move(images), config);
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+}  // namespace vitmsn_binding

@@ -1,0 +1,50 @@
+// HF's PIL image processor (ViTImageProcessor, transformers 4 default) on decoded 8-bit pixels:
+// PIL's convert("RGB"), Pillow's resize, then rescale and normalize into CHW float32
+// (model-spec.md, "Image preprocessing"). Decoding (and EXIF orientation) happens before, in sharp.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "engine/resample.h"
+
+namespace vitmsn {
+
+// preprocessor_config.json, resolved (lib/preprocessor.ts fills transformers' defaults).
+struct PreprocessConfig {
+  bool do_resize = true;
+  int64_t height = 224, width = 224;  // used when do_resize
+  ResampleFilter resample = ResampleFilter::Bilinear;
+  bool do_rescale = true;
+  double rescale_factor = 1.0 / 255.0;
+  bool do_normalize = true;
+  float mean[3] = {0.485f, 0.456f, 0.406f};
+  float std[3] = {0.229f, 0.224f, 0.225f};
+};
+
+// Decoded pixels, interleaved [height, width, channels]: 1 = L, 2 = LA, 3 = RGB, 4 = RGBA.
+struct ImageView {
+  const uint8_t* data = nullptr;
+  int64_t width = 0, height = 0;
+  int channels = 0;
+  size_t bytes = 0;  // length of data, checked against width·height·channels
+};
+
+// Throws ERR_IMAGE_INVALID for an empty image or a buffer that does not match its size.
+void check_image(const ImageView& im, const char* what);
+
+// PIL's convert("RGB") for L, LA, RGB, RGBA: grey replicated, alpha dropped (not composited).
+void to_rgb(const ImageView& im, uint8_t* rgb);
+
+// x·rescale_factor in float64 stored as float32, then (x − mean)/std in float32, HWC → CHW.
+// `rgb` is [h, w, 3]; `out` receives [3, h, w].
+void normalize_to_chw(const uint8_t* rgb, int64_t w, int64_t h, const PreprocessConfig& cfg, float* out);
+
+// The whole pipeline for one image; `out` receives [3, H, W] where (H, W) = (cfg.height, cfg.width)
+// when resizing, else the image's own size.
+void preprocess_image(const ImageView& im, const PreprocessConfig& cfg, float* out);
+
+// (H, W) of preprocess_image's output for this image.
+std::pair<int64_t, int64_t> preprocessed_size(const ImageView& im, const PreprocessConfig& cfg);
+
+}  // namespace vitmsn

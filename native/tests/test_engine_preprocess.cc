@@ -1,0 +1,159 @@
+// Image preprocessing kernels: resize_u8 (the fast Pillow resize) against its per-pixel scalar
+// reference on awkward shapes, every filter and channel count, shrinking, enlarging and one axis
+// unchanged; convert("RGB") and the normalisation table; bad images become ERR_IMAGE_INVALID.
+// Pillow's own outputs are checked from vitest (test/preprocess.test.ts). Prints "N passed, M failed".
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/pooling.h"
+#include "engine/preprocess.h"
+#include "engine/resample.h"
+
+using namespace vitmsn;
+
+namespace {
+
+int g_passed = 0, g_failed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++g_passed;
+  } else {
+    ++g_failed;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+uint8_t next_byte() {
+  g_rng ^= g_rng << 13;
+  g_rng ^= g_rng >> 7;
+  g_rng ^= g_rng << 17;
+  return static_cast<uint8_t>(g_rng >> 24);
+}
+
+void resize_case(int64_t iw, int64_t ih, int c, int64_t ow, int64_t oh, ResampleFilter f, bool smooth) {
+  std::vector<uint8_t> in(static_cast<size_t>(iw * ih * c));
+  for (size_t i = 0; i < in.size(); ++i) in[i] = smooth ? static_cast<uint8_t>((i * 7 / c) % 256) : next_byte();
+  std::vector<uint8_t> a(static_cast<size_t>(ow * oh * c), 1), b(a.size(), 2);
+  resize_u8(in.data(), iw, ih, c, a.data(), ow, oh, f);
+  resize_u8_reference(in.data(), iw, ih, c, b.data(), ow, oh, f);
+  size_t diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff += a[i] != b[i];
+  check(diff == 0, "resize " + std::to_string(iw) + "x" + std::to_string(ih) + "x" + std::to_string(c) + " -> " +
+                       std::to_string(ow) + "x" + std::to_string(oh) + " filter " +
+                       std::to_string(static_cast<int>(f)) + ": " + std::to_string(diff) + " bytes differ");
+}
+
+template <typename F>
+void expect_code(F&& f, const char* code, const std::string& what) {
+  try {
+    f();
+    check(false, what + ": no error");
+  } catch (const Error& e) {
+    check(e.code() == code, what + ": code " + e.code() + " (" + e.what() + ")");
+  }
+}
+
+}  // namespace
+
+int main() {
+  const ResampleFilter filters[] = {ResampleFilter::Bilinear, ResampleFilter::Bicubic, ResampleFilter::Lanczos,
+                                    ResampleFilter::Box, ResampleFilter::Hamming};
+  const int64_t sizes[][4] = {{640, 480, 224, 224}, {1, 1, 224, 224}, {1, 7, 3, 2}, {5, 3, 1, 1},
+                              {224, 224, 224, 224}, {300, 224, 224, 224}, {224, 301, 224, 224}, {17, 13, 31, 29},
+                              {1000, 3, 7, 5}, {3, 1000, 5, 7}, {449, 223, 224, 224}, {2, 2, 3, 3}};
+  for (ResampleFilter f : filters) {
+    for (const auto& s : sizes) {
+      for (int c = 1; c <= 4; ++c) resize_case(s[0], s[1], c, s[2], s[3], f, false);
+    }
+    resize_case(97, 61, 3, 224, 224, f, true);
+  }
+
+  // An unchanged size is a copy (Pillow does not resample that axis).
+  {
+    std::vector<uint8_t> in(5 * 4 * 3), out(in.size());
+    for (auto& v : in) v = next_byte();
+    resize_u8(in.data(), 5, 4, 3, out.data(), 5, 4, ResampleFilter::Bicubic);
+    check(in == out, "same-size resize is a copy");
+  }
+  // A constant image stays constant through every filter (weights sum to one after rounding).
+  for (ResampleFilter f : filters) {
+    std::vector<uint8_t> in(37 * 23 * 3, 200), out(224 * 224 * 3);
+    resize_u8(in.data(), 37, 23, 3, out.data(), 224, 224, f);
+    bool ok = true;
+    for (uint8_t v : out) ok = ok && v == 200;
+    check(ok, "constant image stays constant, filter " + std::to_string(static_cast<int>(f)));
+  }
+
+  // convert("RGB"): L replicated, LA and RGBA lose alpha untouched.
+  {
+    const uint8_t la[] = {10, 255, 20, 0};
+    ImageView v{la, 2, 1, 2, sizeof la};
+    uint8_t rgb[6];
+    to_rgb(v, rgb);
+    check(rgb[0] == 10 && rgb[1] == 10 && rgb[2] == 10 && rgb[3] == 20 && rgb[5] == 20, "LA -> RGB");
+    const uint8_t rgba[] = {1, 2, 3, 0, 4, 5, 6, 128};
+    ImageView w{rgba, 2, 1, 4, sizeof rgba};
+    to_rgb(w, rgb);
+    check(rgb[0] == 1 && rgb[2] == 3 && rgb[3] == 4 && rgb[5] == 6, "RGBA -> RGB drops alpha without compositing");
+  }
+
+  // Normalisation: HF's arithmetic, and CHW order.
+  {
+    PreprocessConfig cfg;
+    const uint8_t px[] = {0, 128, 255, 7, 8, 9};
+    float out[6];
+    normalize_to_chw(px, 2, 1, cfg, out);
+    float r0 = (static_cast<float>(0 * (1.0 / 255.0)) - 0.485f) / 0.229f;
+    float g0 = (static_cast<float>(128 * (1.0 / 255.0)) - 0.456f) / 0.224f;
+    float b1 = (static_cast<float>(9 * (1.0 / 255.0)) - 0.406f) / 0.225f;
+    check(out[0] == r0 && out[2] == g0 && out[5] == b1, "normalize values and CHW layout");
+    cfg.do_rescale = false;
+    cfg.do_normalize = false;
+    normalize_to_chw(px, 2, 1, cfg, out);
+    check(out[0] == 0.f && out[1] == 7.f && out[3] == 8.f && out[4] == 255.f, "no rescale, no normalize: raw levels");
+  }
+
+  // Bad images.
+  {
+    PreprocessConfig cfg;
+    std::vector<float> out(3 * 224 * 224);
+    const uint8_t px[12] = {};
+    expect_code([&] { preprocess_image(ImageView{px, 0, 0, 3, 0}, cfg, out.data()); }, codes::kImageInvalid, "0x0");
+    expect_code([&] { preprocess_image(ImageView{px, 2, 2, 3, 11}, cfg, out.data()); }, codes::kImageInvalid,
+                "short buffer");
+    expect_code([&] { preprocess_image(ImageView{px, 1, 1, 5, 5}, cfg, out.data()); }, codes::kImageInvalid,
+                "5 channels");
+    expect_code([&] { preprocess_image(ImageView{nullptr, 1, 1, 3, 3}, cfg, out.data()); }, codes::kImageInvalid,
+                "null data");
+    // Sizes whose product overflows must be refused by the size check, not by a huge allocation.
+    expect_code([&] { preprocess_image(ImageView{px, int64_t{1} << 40, int64_t{1} << 40, 3, 12}, cfg, out.data()); },
+                codes::kImageInvalid, "absurd size");
+  }
+
+  // Pooling and softmax.
+  {
+    ForwardResult r;
+    r.B = 1, r.T = 3, r.D = 2;
+    r.last_hidden_state = {3, 4, 1, 2, 3, 6};
+    std::vector<float> cls = pool(r, Pooling::Cls, false);
+    check(cls[0] == 3 && cls[1] == 4, "cls pooling");
+    std::vector<float> n = pool(r, Pooling::Cls, true);
+    check(std::fabs(n[0] - 0.6f) < 1e-7f && std::fabs(n[1] - 0.8f) < 1e-7f, "l2 normalize");
+    std::vector<float> m = pool(r, Pooling::Mean, false);
+    check(m[0] == 2 && m[1] == 4, "mean pooling excludes CLS");
+    r.hidden_states = {{0, 0, 0, 0, 0, 0}, {9, 8, 0, 0, 0, 0}};
+    std::vector<float> pre = pool(r, Pooling::ClsPrenorm, false);
+    check(pre[0] == 9 && pre[1] == 8, "cls-prenorm takes the last hidden state");
+    std::vector<float> sm = softmax_rows({1000, 1000, 0}, 1, 3);
+    check(std::fabs(sm[0] - 0.5f) < 1e-7f && sm[2] == 0.f, "softmax is max-stable");
+  }
+
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}

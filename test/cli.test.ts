@@ -1,0 +1,134 @@
+// The `vitmsn` command (dist/cli.js, the package's bin) run as a child process, as a user would.
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../lib/index';
+import { goldenDir, type GoldenModel } from './support/goldens';
+import { readSafetensors } from './support/safetensors';
+import { TOL } from './tolerances';
+
+const execFileP = promisify(execFile);
+const ROOT = path.join(__dirname, '..');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const FIX = path.join(__dirname, 'fixtures');
+const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-cli-'));
+afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], { cwd: tmpRoot, maxBuffer: 64 << 20 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+function folder(name: GoldenModel, size: number): string {
+  const dir = path.join(tmpRoot, name);
+  mkdirSync(dir);
+  for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir(name), f), path.join(dir, f));
+  writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({ do_normalize: true, do_resize: true, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size }));
+  return dir;
+}
+
+const images = [path.join(FIX, 'images', 'chelsea.png'), path.join(FIX, 'pil', 'exif6.jpg'), path.join(FIX, 'pil', 'anim.gif')];
+
+function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+describe('vitmsn CLI', () => {
+  let s8: string;
+  let cls: string;
+  let want: Float32Array; // encode() of `images` with mean pooling, normalised
+  beforeAll(async () => {
+    s8 = folder('tiny-s8', 32);
+    cls = folder('tiny-cls', 48);
+    const m = await loadModel(s8, { device: 'cpu' });
+    want = (await m.encode(images, { pooling: 'mean', normalize: true })).data;
+    await m.dispose();
+  });
+
+  it('info: version, backends and why, CPU features', async () => {
+    const r = await cli(['info']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^vitmsn \d+\.\d+\.\d+/);
+    expect(r.stdout).toMatch(/cpu\s+usable/);
+    expect(r.stdout).toMatch(/cuda\s+(usable|not usable|not compiled): \S/);
+    const j = JSON.parse((await cli(['info', '--json'])).stdout);
+    expect(j.backends.map((b: { name: string }) => b.name)).toContain('cpu');
+    expect(Array.isArray(j.cpu.features)).toBe(true);
+    expect((await cli(['--version'])).stdout.trim()).toBe(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
+  });
+
+  it('embed: JSON lines on stdout, one per image, equal to encode()', async () => {
+    const r = await cli(['embed', ...images, '--model', s8, '--pooling', 'mean', '--normalize']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.image)).toEqual(images);
+    const got = lines.flatMap((l) => l.embedding as number[]);
+    expect(got).toHaveLength(want.length);
+    expect(maxRel(got, want)).toBeLessThanOrEqual(TOL.encodeVsForward);
+  });
+
+  it('embed --out .npy (read back by numpy) and .safetensors', async () => {
+    const npy = path.join(tmpRoot, 'e.npy');
+    expect((await cli(['embed', ...images, '-m', s8, '--pooling', 'mean', '--normalize', '--out', npy])).code).toBe(0);
+    const { stdout } = await execFileP(process.env.VITMSN_PYTHON || 'python3', ['-c',
+      `import numpy as np, json, sys; a = np.load(sys.argv[1]); print(json.dumps({"shape": a.shape, "dtype": str(a.dtype), "data": a.ravel().tolist()}))`, npy]);
+    const a = JSON.parse(stdout);
+    expect(a.shape).toEqual([3, 32]);
+    expect(a.dtype).toBe('float32');
+    expect(Float32Array.from(a.data)).toEqual(want);
+    const st = path.join(tmpRoot, 'e.safetensors');
+    expect((await cli(['embed', ...images, '-m', s8, '--pooling', 'mean', '--normalize', '-o', st])).code).toBe(0);
+    const t = readSafetensors(st).embeddings;
+    expect(t.shape).toEqual([3, 32]);
+    expect(t.data).toEqual(want);
+  });
+
+  it('embed expands a folder into its images', async () => {
+    const r = await cli(['embed', path.join(FIX, 'images'), '-m', s8]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n')).toHaveLength(4);
+  });
+
+  it('classify: top-k per image', async () => {
+    const r = await cli(['classify', ...images, '--model', cls, '--top-k', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(3);
+    for (const l of lines) {
+      expect(l.predictions).toHaveLength(2);
+      expect(l.predictions[0].label).toMatch(/^class_\d$/);
+      expect(l.predictions[0].score).toBeGreaterThanOrEqual(l.predictions[1].score);
+    }
+  });
+
+  it('errors: code on stderr, exit 1; usage errors exit 2', async () => {
+    const missing = await cli(['embed', path.join(tmpRoot, 'nope.jpg'), '-m', s8]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/ERR_IMAGE_NOT_FOUND/);
+    const backbone = await cli(['classify', images[0], '-m', s8]);
+    expect(backbone.code).toBe(1);
+    expect(backbone.stderr).toMatch(/ERR_NO_CLASSIFIER/);
+    const noModel = await cli(['embed', images[0], '-m', path.join(tmpRoot, 'no-model')]);
+    expect(noModel.code).toBe(1);
+    expect(noModel.stderr).toMatch(/ERR_CONFIG_NOT_FOUND/);
+    for (const args of [['embed', images[0]], ['frobnicate'], ['embed', images[0], '-m', s8, '--pooling', 'max'], ['embed', '-m', s8, '--bogus'], []]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/Usage/);
+    }
+  });
+});
