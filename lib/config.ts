@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { NativeConfig } from './binding';
 import { VitMsnError } from './errors';
+import { parseJsonObject } from './json-object';
 
 /**
  * config.json with its keys in camelCase (`hidden_size` → `hiddenSize`). The fields the engine
@@ -55,14 +56,7 @@ function pair(raw: Record<string, unknown>, key: string): [number, number] {
 
 /** Parses config.json's text. Exported for tests; use {@link readConfig}. */
 export function parseConfig(text: string): { config: ViTMSNConfig; native: NativeConfig } {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    fail(`not valid JSON (${(e as Error).message})`);
-  }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('must hold a JSON object');
-  const r = raw as Record<string, unknown>;
+  const r = parseJsonObject(text, fail);
 
   const hidden = positiveInt(r, 'hidden_size');
   const heads = positiveInt(r, 'num_attention_heads');

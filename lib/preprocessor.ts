@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { VitMsnError } from './errors';
+import { parseJsonObject } from './json-object';
 
 /** How images become `pixel_values` (preprocessor_config.json with transformers' defaults filled in). */
 export interface PreprocessorConfig {
@@ -72,14 +73,7 @@ function triple(v: unknown, key: string, fallback: [number, number, number]): [n
 
 /** Parses preprocessor_config.json's text. Exported for tests; use {@link readPreprocessorConfig}. */
 export function parsePreprocessorConfig(text: string, imageHeight: number, imageWidth: number, source = 'preprocessor_config.json'): PreprocessorConfig {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    fail(`not valid JSON (${(e as Error).message})`);
-  }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('must hold a JSON object');
-  const r = raw as Record<string, unknown>;
+  const r = parseJsonObject(text, fail);
   const d = defaultPreprocessorConfig(imageHeight, imageWidth);
 
   let size = d.size;
