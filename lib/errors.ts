@@ -10,7 +10,7 @@ export type ErrorCode =
   | 'ERR_SHAPE_MISMATCH' // a tensor's shape or length does not fit the model or the other arguments
   | 'ERR_CONFIG_NOT_FOUND' // the model folder has no config.json
   | 'ERR_CONFIG_INVALID' // config.json is not JSON, or a field is missing or unusable
-  | 'ERR_WEIGHTS_NOT_FOUND' // no model.safetensors / model.safetensors.index.json in the folder
+  | 'ERR_WEIGHTS_NOT_FOUND' // no model.safetensors(.index.json) / pytorch_model.bin(.index.json) in the folder
   | 'ERR_CHECKPOINT_INVALID' // a weights file is truncated or malformed
   | 'ERR_WEIGHT_MISSING' // a tensor the config needs is not in the checkpoint
   | 'ERR_WEIGHT_SHAPE' // a tensor's shape does not match the config
@@ -20,13 +20,16 @@ export type ErrorCode =
   | 'ERR_DISPOSED' // the model was disposed
   | 'ERR_OUT_OF_MEMORY' // an allocation failed, or the input would need an absurd amount of memory
   | 'ERR_ADDON_LOAD' // the native addon could not be loaded
+  | 'ERR_HUB_NOT_FOUND' // the hub has no such model or revision, or denies access to it
+  | 'ERR_DOWNLOAD_FAILED' // a download failed (network, HTTP error, truncated or corrupt transfer)
+  | 'ERR_OFFLINE' // offline mode is on and the model is not in the Hugging Face cache
   | 'ERR_INTERNAL'; // a bug: please report it
 
 const KNOWN_CODES = new Set<string>([
   'ERR_INVALID_ARGUMENT', 'ERR_SHAPE_MISMATCH', 'ERR_CONFIG_NOT_FOUND', 'ERR_CONFIG_INVALID',
   'ERR_WEIGHTS_NOT_FOUND', 'ERR_CHECKPOINT_INVALID', 'ERR_WEIGHT_MISSING', 'ERR_WEIGHT_SHAPE',
   'ERR_NO_MASK_TOKEN', 'ERR_DEVICE_UNAVAILABLE', 'ERR_UNSUPPORTED_DTYPE', 'ERR_DISPOSED',
-  'ERR_OUT_OF_MEMORY', 'ERR_ADDON_LOAD', 'ERR_INTERNAL',
+  'ERR_OUT_OF_MEMORY', 'ERR_ADDON_LOAD', 'ERR_INTERNAL', 'ERR_HUB_NOT_FOUND', 'ERR_DOWNLOAD_FAILED', 'ERR_OFFLINE',
 ]);
 
 /** An error from vitmsn, with a stable {@link ErrorCode} in `code`. */

@@ -9,4 +9,4 @@
 export { loadModel, backends, Model } from './model';
 export { VitMsnError, isVitMsnError, type ErrorCode } from './errors';
 export type { ViTMSNConfig } from './config';
-export type { Tensor, Device, DType, LoadOptions, ForwardOptions, ForwardOutput, BackendInfo } from './types';
+export type { Tensor, Device, DType, LoadOptions, ForwardOptions, ForwardOutput, BackendInfo, DownloadProgress } from './types';

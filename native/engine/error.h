@@ -28,6 +28,10 @@ inline constexpr const char* kNoMaskToken = "ERR_NO_MASK_TOKEN";
 inline constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";
 inline constexpr const char* kDeviceUnavailable = "ERR_DEVICE_UNAVAILABLE";
 inline constexpr const char* kInternal = "ERR_INTERNAL";
+// Raised by lib/ only (hub downloads); listed so both sides name every code.
+inline constexpr const char* kHubNotFound = "ERR_HUB_NOT_FOUND";
+inline constexpr const char* kDownloadFailed = "ERR_DOWNLOAD_FAILED";
+inline constexpr const char* kOffline = "ERR_OFFLINE";
 }  // namespace codes
 
 }  // namespace vitmsn
