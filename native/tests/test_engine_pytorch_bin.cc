@@ -62,7 +62,9 @@ void put_le(Bytes& b, uint64_t v, int n) {
 }
 
 // A zip of stored entries, laid out as torch.save does (local headers, data, central directory).
-Bytes make_zip(const std::vector<std::pair<std::string, Bytes>>& entries) {
+// zip64: every central size/offset saturated and carried in a 0x0001 extra field, plus the zip64
+// end records, as writers do for archives over 4 GiB.
+Bytes make_zip(const std::vector<std::pair<std::string, Bytes>>& entries, bool zip64 = false) {
   Bytes out, cd;
   for (const auto& [name, data] : entries) {
     const uint64_t local = out.size();
@@ -74,13 +76,29 @@ Bytes make_zip(const std::vector<std::pair<std::string, Bytes>>& entries) {
     out += data;
     put_le(cd, 0x02014b50, 4);
     put_le(cd, 20, 2); put_le(cd, 20, 2); put_le(cd, 0, 2); put_le(cd, 0, 2); put_le(cd, 0, 4);
-    put_le(cd, 0, 4); put_le(cd, data.size(), 4); put_le(cd, data.size(), 4);
-    put_le(cd, name.size(), 2); put_le(cd, 0, 2); put_le(cd, 0, 2); put_le(cd, 0, 2); put_le(cd, 0, 2);
-    put_le(cd, 0, 4); put_le(cd, local, 4);
+    const uint64_t sat = 0xFFFFFFFFu;
+    put_le(cd, 0, 4); put_le(cd, zip64 ? sat : data.size(), 4); put_le(cd, zip64 ? sat : data.size(), 4);
+    put_le(cd, name.size(), 2); put_le(cd, zip64 ? 28 : 0, 2); put_le(cd, 0, 2); put_le(cd, 0, 2); put_le(cd, 0, 2);
+    put_le(cd, 0, 4); put_le(cd, zip64 ? sat : local, 4);
     cd += name;
+    if (zip64) {
+      put_le(cd, 0x0001, 2); put_le(cd, 24, 2);
+      put_le(cd, data.size(), 8); put_le(cd, data.size(), 8); put_le(cd, local, 8);
+    }
   }
   const uint64_t cd_off = out.size();
   out += cd;
+  if (zip64) {
+    const uint64_t rec = out.size();
+    put_le(out, 0x06064b50, 4); put_le(out, 44, 8); put_le(out, 45, 2); put_le(out, 45, 2);
+    put_le(out, 0, 4); put_le(out, 0, 4); put_le(out, entries.size(), 8); put_le(out, entries.size(), 8);
+    put_le(out, cd.size(), 8); put_le(out, cd_off, 8);
+    put_le(out, 0x07064b50, 4); put_le(out, 0, 4); put_le(out, rec, 8); put_le(out, 1, 4);
+    put_le(out, 0x06054b50, 4);
+    put_le(out, 0, 2); put_le(out, 0, 2); put_le(out, 0xFFFF, 2); put_le(out, 0xFFFF, 2);
+    put_le(out, 0xFFFFFFFFu, 4); put_le(out, 0xFFFFFFFFu, 4); put_le(out, 0, 2);
+    return out;
+  }
   put_le(out, 0x06054b50, 4);
   put_le(out, 0, 2); put_le(out, 0, 2); put_le(out, entries.size(), 2); put_le(out, entries.size(), 2);
   put_le(out, cd.size(), 4); put_le(out, cd_off, 4); put_le(out, 0, 2);
@@ -119,11 +137,11 @@ std::string write(const std::string& name, const Bytes& data) {
   return path;
 }
 
-Bytes archive(const Bytes& pkl, std::vector<std::pair<std::string, Bytes>> storages = {}) {
+Bytes archive(const Bytes& pkl, std::vector<std::pair<std::string, Bytes>> storages = {}, bool zip64 = false) {
   std::vector<std::pair<std::string, Bytes>> e = {{"archive/data.pkl", pkl}};
   for (auto& [k, v] : storages) e.emplace_back("archive/data/" + k, v);
   e.emplace_back("archive/version", "3\n");
-  return make_zip(e);
+  return make_zip(e, zip64);
 }
 
 std::vector<float> read(const PytorchBinFile& f, const std::string& name) {
@@ -136,7 +154,7 @@ std::vector<float> read(const PytorchBinFile& f, const std::string& name) {
 
 // A 2x3 storage s = 0..5 (F32), tensors: w = s as [2,3]; t = s transposed ([3,2] stride [1,3]);
 // v = s[3:5] (offset 3, [2]); h = half storage [1.5, -2].
-Bytes good_archive() {
+Bytes good_archive(bool zip64 = false) {
   P p;
   p.dict_begin();
   p.str("w").tensor("FloatStorage", "0", 6, 0, {2, 3}, {3, 1});
@@ -148,7 +166,7 @@ Bytes good_archive() {
   Bytes half;
   put_le(half, 0x3E00, 2);  // 1.5
   put_le(half, 0xC000, 2);  // -2
-  return archive(p.b, {{"0", floats({0, 1, 2, 3, 4, 5})}, {"1", half}});
+  return archive(p.b, {{"0", floats({0, 1, 2, 3, 4, 5})}, {"1", half}}, zip64);
 }
 
 void test_good() {
@@ -162,6 +180,9 @@ void test_good() {
   check(f->find("w")->shape == std::vector<int64_t>({2, 3}) && f->find("t")->shape == std::vector<int64_t>({3, 2}), "good: shapes");
   // In place: the contiguous tensor points into the mapping, not a copy (same bytes as storage 0).
   check(f->find("w")->data + 12 == f->find("v")->data, "good: views share the mapped storage");
+  std::unique_ptr<PytorchBinFile> z = PytorchBinFile::open(write("good64.bin", good_archive(true)));
+  check(read(*z, "t") == std::vector<float>({0, 3, 1, 4, 2, 5}) && read(*z, "h") == std::vector<float>({1.5f, -2.0f}),
+        "zip64 records and extra fields");
 }
 
 void test_pickles() {
@@ -185,7 +206,7 @@ void test_pickles() {
   refuse("empty pickle", "truncated", Bytes());
   refuse("STOP on an empty stack", "stack underflow", P().op('.').b);
   refuse("BINGET of an unset memo", "memo key 7", P().op('h').op('\x07').op('.').b);
-  refuse("string longer than the pickle", "runs past the end", P().op('X').b + Bytes("\xff\xff\x00\x00ab", 6));
+  refuse("string longer than the pickle", "runs past the end", P().op('X').b + Bytes("\xff\xff\x00\x00" "ab", 6));
   refuse("no STOP", "truncated", P().op(']').b);
   refuse("APPEND to a dict", "APPEND to a dict", P().op('}').op(']').op('a').op('.').b);
   refuse("SETITEM on a list", "SETITEM(S) on a list", P().op(']').str("k").str("v").op('s').op('.').b);
@@ -257,33 +278,35 @@ void test_archives() {
     z[cd + 23] = 0x7F;
     refuse("entry past the end", "extends past the end", z);
   }
-  // Truncation at every length, and one flipped byte at every position: an Error or a valid load,
-  // never a crash (run under ASan/UBSan to check reads too).
-  int errors = 0, loads = 0;
-  for (size_t n = 0; n < good.size(); ++n) {
-    try {
-      PytorchBinFile::open(write("t.bin", good.substr(0, n)));
-      ++loads;
-    } catch (const Error&) {
-      ++errors;
-    }
-  }
-  check(errors == static_cast<int>(good.size()) && loads == 0, "every truncation is an Error");
-  errors = loads = 0;
-  for (size_t i = 0; i < good.size(); ++i) {
-    for (unsigned char x : {0x01, 0x80, 0xFF}) {
-      Bytes z = good;
-      z[i] = static_cast<char>(z[i] ^ x);
+  for (const Bytes& good : {good_archive(false), good_archive(true)}) {
+    // Truncation at every length, and one flipped byte at every position: an Error or a valid load,
+    // never a crash (run under ASan/UBSan to check reads too).
+    int errors = 0, loads = 0;
+    for (size_t n = 0; n < good.size(); ++n) {
       try {
-        PytorchBinFile::open(write("f.bin", z));
+        PytorchBinFile::open(write("t.bin", good.substr(0, n)));
         ++loads;
       } catch (const Error&) {
         ++errors;
       }
     }
+    check(errors == static_cast<int>(good.size()) && loads == 0, "every truncation is an Error");
+    errors = loads = 0;
+    for (size_t i = 0; i < good.size(); ++i) {
+      for (unsigned char x : {0x01, 0x80, 0xFF}) {
+        Bytes z = good;
+        z[i] = static_cast<char>(z[i] ^ x);
+        try {
+          PytorchBinFile::open(write("f.bin", z));
+          ++loads;
+        } catch (const Error&) {
+          ++errors;
+        }
+      }
+    }
+    check(errors + loads == static_cast<int>(3 * good.size()) && errors > 0, "every flipped byte loads or is an Error");
+    if (g_verbose) std::printf("flips: %d errors, %d loads\n", errors, loads);
   }
-  check(errors + loads == static_cast<int>(3 * good.size()) && errors > 0, "every flipped byte loads or is an Error");
-  if (g_verbose) std::printf("flips: %d errors, %d loads\n", errors, loads);
 }
 
 }  // namespace
