@@ -136,7 +136,7 @@ describe('hub downloads into the Hugging Face cache', () => {
 
   it('unknown models, revisions and files are 404s with clear errors', async () => {
     freshCache();
-    await expect(loadModel('test-org/nope')).rejects.toMatchObject({ code: 'ERR_HUB_NOT_FOUND', message: expect.stringMatching(/test-org\/nope.*not found/) });
+    await expect(loadModel('test-org/nope')).rejects.toMatchObject({ code: 'ERR_HUB_NOT_FOUND', message: expect.stringMatching(/'test-org\/nope' is not a local folder.*model 'test-org\/nope' was not found/) });
     await expect(loadModel('test-org/tiny', { revision: 'no-such-branch' }))
       .rejects.toMatchObject({ code: 'ERR_HUB_NOT_FOUND', message: expect.stringMatching(/revision 'no-such-branch'/) });
   });

@@ -74,7 +74,16 @@ export async function resolveModelDir(source: string, options: LoadOptions = {})
   const revision = options.revision ?? 'main';
   const cache = new RepoCache(repoFolder(options.cacheDir ?? hubCacheDir(), source));
   const offline = options.offline ?? truthy(process.env.HF_HUB_OFFLINE);
-  return offline ? fromCache(source, revision, cache) : download(source, revision, cache, options);
+  if (offline) return fromCache(source, revision, cache);
+  try {
+    return await download(source, revision, cache, options);
+  } catch (e) {
+    // Say why the hub was asked at all: a mistyped relative folder also looks like owner/name.
+    if (e instanceof VitMsnError && e.code === 'ERR_HUB_NOT_FOUND') {
+      throw new VitMsnError(e.code, `'${source}' is not a local folder, so it was looked up as a hub model id: ${e.message}`, { cause: e });
+    }
+    throw e;
+  }
 }
 
 function fromCache(repoId: string, revision: string, cache: RepoCache): string {

@@ -180,6 +180,17 @@ void test_good() {
   check(f->find("w")->shape == std::vector<int64_t>({2, 3}) && f->find("t")->shape == std::vector<int64_t>({3, 2}), "good: shapes");
   // In place: the contiguous tensor points into the mapping, not a copy (same bytes as storage 0).
   check(f->find("w")->data + 12 == f->find("v")->data, "good: views share the mapped storage");
+  // An nn.Parameter (dict(model.named_parameters()) saved as is): _rebuild_parameter(tensor, …).
+  {
+    P p;
+    p.dict_begin().str("p").global("torch._utils", "_rebuild_parameter").mark();
+    p.tensor("BFloat16Storage", "0", 1, 0, {1}, {1}).op('\x88').global("collections", "OrderedDict").op(')').op('R');
+    p.tuple().op('R').dict_end();
+    Bytes bf;
+    put_le(bf, 0x4049, 2);  // bfloat16 3.140625
+    std::unique_ptr<PytorchBinFile> pf = PytorchBinFile::open(write("param.bin", archive(p.b, {{"0", bf}})));
+    check(read(*pf, "p") == std::vector<float>({3.140625f}), "nn.Parameter with BFloat16Storage");
+  }
   std::unique_ptr<PytorchBinFile> z = PytorchBinFile::open(write("good64.bin", good_archive(true)));
   check(read(*z, "t") == std::vector<float>({0, 3, 1, 4, 2, 5}) && read(*z, "h") == std::vector<float>({1.5f, -2.0f}),
         "zip64 records and extra fields");
