@@ -6,7 +6,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../lib/index';
+import { backends, loadModel } from '../lib/index';
 import { goldenDir } from './support/goldens';
 
 const ROOT = path.join(__dirname, '..');
@@ -16,8 +16,13 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 // PATH for the consumer: node and a shell (npm runs scripts through `sh`), no compiler, no python.
 const bin = path.join(tmp, 'bin');
-const env = { ...process.env, PATH: bin, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
-for (const k of Object.keys(env)) if (/^npm_(lifecycle|package|config_(?!audit|fund|update_notifier|cache))/.test(k)) delete env[k as keyof typeof env];
+// Network: `--offline`, and a dead proxy so that any request npm still tried would fail.
+const env: NodeJS.ProcessEnv = { ...process.env };
+for (const k of Object.keys(env)) if (/^npm_(lifecycle|package|config_)/i.test(k) && k !== 'npm_config_cache') delete env[k];
+Object.assign(env, {
+  PATH: bin, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false',
+  npm_config_proxy: 'http://127.0.0.1:9', npm_config_https_proxy: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9', HTTPS_PROXY: 'http://127.0.0.1:9',
+});
 
 let tarball: string;
 let packed: { size: number; files: Array<{ path: string }> };
@@ -75,6 +80,7 @@ describe('npm package', () => {
       await m.dispose();
       console.log(JSON.stringify({
         addon: require('node-gyp-build').path(${JSON.stringify(pkg)}),
+        backends: v.backends().map((b) => b.name + ':' + b.compiled),
         data: Buffer.from(out.lastHiddenState.data.buffer).toString('base64'),
       }));`;
     const cjs = `const v = require('vitmsn'); (async () => { ${script('')} })().catch((e) => { console.error(e); process.exit(1); });`;
@@ -86,7 +92,7 @@ describe('npm package', () => {
     ].map((r) => {
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
-      return JSON.parse(r.stdout) as { addon: string; data: string };
+      return JSON.parse(r.stdout) as { addon: string; data: string; backends: string[] };
     });
     return (async () => {
       const m = await loadModel(model, { device: 'cpu', threads: 1 });
@@ -96,6 +102,8 @@ describe('npm package', () => {
       for (const r of results) {
         expect(r.addon).toBe(path.join(pkg, 'prebuilds', `${process.platform}-${process.arch}`, 'vitmsn.node.napi.glibc.node'));
         expect(r.data).toBe(want);
+        // The prebuild is the CMake build: the CUDA part is compiled in whenever the build had nvcc.
+        expect(r.backends).toEqual(backends().map((b) => `${b.name}:${b.compiled}`));
       }
     })();
   });

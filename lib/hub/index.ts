@@ -97,7 +97,12 @@ function fromCache(repoId: string, revision: string, cache: RepoCache): string {
   for (const file of WEIGHT_FILES) {
     if (cache.lookup(commit, file) !== 'present') continue;
     if (file.endsWith('.index.json')) {
-      const index = JSON.parse(readFileSync(path.join(cache.snapshotDir(commit), file), 'utf8')) as { weight_map?: Record<string, unknown> };
+      let index: { weight_map?: Record<string, unknown> };
+      try {
+        index = JSON.parse(readFileSync(path.join(cache.snapshotDir(commit), file), 'utf8'));
+      } catch (e) {
+        throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${file} in the cache is not valid JSON`, { cause: e });
+      }
       const shards = new Set(Object.values(index.weight_map ?? {}).map((s) => checkShardName(file, s)));
       if ([...shards].some((s) => cache.lookup(commit, s) !== 'present')) continue;
     }
