@@ -11,7 +11,7 @@ export type ErrorCode =
   | 'ERR_CONFIG_NOT_FOUND' // the model folder has no config.json
   | 'ERR_CONFIG_INVALID' // config.json is not JSON, or a field is missing or unusable
   | 'ERR_WEIGHTS_NOT_FOUND' // no model.safetensors(.index.json) / pytorch_model.bin(.index.json) in the folder
-  | 'ERR_CHECKPOINT_INVALID' // a weights file is truncated or malformed
+  | 'ERR_CHECKPOINT_INVALID' // a weights file is truncated or malformed, or its pickle was refused (code, not a state dict)
   | 'ERR_WEIGHT_MISSING' // a tensor the config needs is not in the checkpoint
   | 'ERR_WEIGHT_SHAPE' // a tensor's shape does not match the config
   | 'ERR_NO_MASK_TOKEN' // boolMaskedPos given, but the checkpoint has no embeddings.mask_token

@@ -57,6 +57,9 @@ const char* kind_name(Kind k) {
   return "?";
 }
 
+// "a str", "an int": for messages.
+std::string article(Kind k) { return std::string(k == Kind::Int ? "an " : "a ") + kind_name(k); }
+
 struct Obj {
   Kind kind = Kind::None;
   int64_t i = 0;          // Int, Bool
@@ -153,11 +156,11 @@ class Unpickler {
     return it->second;
   }
   int64_t as_int(Obj* o, const char* what) {
-    if (o->kind != Kind::Int) fail(std::string(what) + " is a " + kind_name(o->kind) + ", expected an int");
+    if (o->kind != Kind::Int) fail(std::string(what) + " is " + article(o->kind) + ", expected an int");
     return o->i;
   }
   std::vector<int64_t> int_tuple(Obj* o, const char* what) {
-    if (o->kind != Kind::Tuple) fail(std::string(what) + " is a " + kind_name(o->kind) + ", expected a tuple of ints");
+    if (o->kind != Kind::Tuple) fail(std::string(what) + " is " + article(o->kind) + ", expected a tuple of ints");
     std::vector<int64_t> v;
     for (Obj* e : o->items) v.push_back(as_int(e, what));
     return v;
@@ -197,7 +200,7 @@ Obj* Unpickler::persistent_load(Obj* pid) {
   Obj* type = pid->items[1];
   if (type->kind != Kind::Global || type->global->kind != Global::StorageType) fail("persistent id's storage type is not a torch.*Storage");
   Obj* key = pid->items[2];
-  if (key->kind != Kind::Str) fail("persistent id's key is a " + std::string(kind_name(key->kind)) + ", expected a str");
+  if (key->kind != Kind::Str) fail("persistent id's key is " + article(key->kind) + ", expected a str");
   const int64_t numel = as_int(pid->items[4], "persistent id's numel");
   if (numel < 0) fail("storage '" + printable(key->s) + "' has a negative size");
   Obj* s = make(Kind::Storage);
@@ -208,8 +211,8 @@ Obj* Unpickler::persistent_load(Obj* pid) {
 }
 
 Obj* Unpickler::reduce(Obj* callable, Obj* args) {
-  if (callable->kind != Kind::Global) fail("REDUCE on a " + std::string(kind_name(callable->kind)) + " is not allowed");
-  if (args->kind != Kind::Tuple) fail("REDUCE arguments are a " + std::string(kind_name(args->kind)) + ", expected a tuple");
+  if (callable->kind != Kind::Global) fail("REDUCE on " + article(callable->kind) + " is not allowed");
+  if (args->kind != Kind::Tuple) fail("REDUCE arguments are " + article(args->kind) + ", expected a tuple");
   const std::vector<Obj*>& a = args->items;
   switch (callable->global->kind) {
     case Global::OrderedDict:
@@ -218,7 +221,7 @@ Obj* Unpickler::reduce(Obj* callable, Obj* args) {
     case Global::RebuildTensorV2: {
       // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
       if (a.size() < 6 || a.size() > 7) fail("_rebuild_tensor_v2 takes 6 or 7 arguments, got " + std::to_string(a.size()));
-      if (a[0]->kind != Kind::Storage) fail("_rebuild_tensor_v2's first argument is a " + std::string(kind_name(a[0]->kind)) + ", expected a storage");
+      if (a[0]->kind != Kind::Storage) fail("_rebuild_tensor_v2's first argument is " + article(a[0]->kind) + ", expected a storage");
       Obj* t = make(Kind::Tensor);
       t->tensor = a[0]->tensor;
       t->tensor.offset = as_int(a[1], "storage_offset");
@@ -237,7 +240,7 @@ Obj* Unpickler::reduce(Obj* callable, Obj* args) {
 }
 
 void Unpickler::set_items(Obj* dict, const std::vector<Obj*>& kv) {
-  if (dict->kind != Kind::Dict) fail("SETITEM(S) on a " + std::string(kind_name(dict->kind)) + ", expected a dict");
+  if (dict->kind != Kind::Dict) fail("SETITEM(S) on " + article(dict->kind) + ", expected a dict");
   if (kv.size() % 2 != 0) fail("SETITEMS with an odd number of items");
   for (size_t k = 0; k < kv.size(); k += 2) dict->entries.emplace_back(kv[k], kv[k + 1]);
 }
@@ -309,14 +312,14 @@ Obj* Unpickler::run() {
       case 'a': {                               // APPEND
         Obj* v = pop();
         Obj* l = top();
-        if (l->kind != Kind::List) fail("APPEND to a " + std::string(kind_name(l->kind)));
+        if (l->kind != Kind::List) fail("APPEND to " + article(l->kind));
         l->items.push_back(v);
         break;
       }
       case 'e': {  // APPENDS
         std::vector<Obj*> vs = pop_mark();
         Obj* l = top();
-        if (l->kind != Kind::List) fail("APPENDS to a " + std::string(kind_name(l->kind)));
+        if (l->kind != Kind::List) fail("APPENDS to " + article(l->kind));
         l->items.insert(l->items.end(), vs.begin(), vs.end());
         break;
       }
@@ -360,7 +363,7 @@ Obj* Unpickler::run() {
         Obj* state = pop();
         Obj* o = top();
         if (o->kind != Kind::Dict || (state->kind != Kind::Dict && state->kind != Kind::None)) {
-          fail("BUILD on a " + std::string(kind_name(o->kind)) + " is not allowed");
+          fail("BUILD on " + article(o->kind) + " is not allowed");
         }
         break;
       }
@@ -384,16 +387,16 @@ std::vector<PickledTensor> read_state_dict_pickle(const uint8_t* data, size_t si
   Unpickler u(data, size, label);
   Obj* root = u.run();
   if (root->kind != Kind::Dict) {
-    throw Error(codes::kCheckpointInvalid, label + ": top-level object is a " + std::string(kind_name(root->kind)) +
+    throw Error(codes::kCheckpointInvalid, label + ": top-level object is " + article(root->kind) +
                                                ", expected a state dict (a dict of tensors)");
   }
   std::vector<PickledTensor> out;
   out.reserve(root->entries.size());
   for (const auto& [k, v] : root->entries) {
-    if (k->kind != Kind::Str) throw Error(codes::kCheckpointInvalid, label + ": a state-dict key is a " + std::string(kind_name(k->kind)) + ", expected a str");
+    if (k->kind != Kind::Str) throw Error(codes::kCheckpointInvalid, label + ": a state-dict key is " + article(k->kind) + ", expected a str");
     if (v->kind != Kind::Tensor) {
-      throw Error(codes::kCheckpointInvalid, label + ": state-dict entry '" + printable(k->s) + "' is a " +
-                                                 kind_name(v->kind) + ", expected a tensor");
+      throw Error(codes::kCheckpointInvalid, label + ": state-dict entry '" + printable(k->s) + "' is " +
+                                                 article(v->kind) + ", expected a tensor");
     }
     out.push_back(v->tensor);
     out.back().name = k->s;

@@ -223,7 +223,7 @@ void test_pickles() {
   refuse("SETITEM on a list", "SETITEM(S) on a list", P().op(']').str("k").str("v").op('s').op('.').b);
   refuse("BUILD on a str", "BUILD on a str", P().str("x").op('}').op('b').op('.').b);
   refuse("top level list", "top-level object is a list", P().op(']').op('.').b);
-  refuse("value not a tensor", "is a int, expected a tensor", P().op('}').str("w").i(3).op('s').op('.').b);
+  refuse("value not a tensor", "is an int, expected a tensor", P().op('}').str("w").i(3).op('s').op('.').b);
   refuse("key not a str", "expected a str", P().op('}').i(1).i(3).op('s').op('.').b);
   // A list that contains itself: cycles must neither loop nor leak a crash.
   refuse("memo cycle", "top-level object is a list", P().op(']').op('q').op('\0').op('h').op('\0').op('a').op('.').b);
