@@ -186,6 +186,12 @@ Obj* Unpickler::global(const std::string& module, const std::string& name) {
       return o;
     }
   }
+  // Other torch rebuild functions are real tensor kinds (quantized, sparse, dtypes without a typed
+  // storage class such as float8 or uint16 via _rebuild_tensor_v3) that a ViT state dict does not use.
+  if (module == "torch._utils" && name.rfind("_rebuild_", 0) == 0) {
+    fail("tensor kind '" + printable(module) + "." + printable(name) +
+         "' is not supported (only dense float/int tensors via _rebuild_tensor_v2; nothing was executed)");
+  }
   fail("refusing global '" + printable(module) + "." + printable(name) +
        "': a state dict only needs collections.OrderedDict, torch._utils._rebuild_tensor_v2, "
        "torch._utils._rebuild_parameter and torch.*Storage (is this file a state dict? nothing was executed)");

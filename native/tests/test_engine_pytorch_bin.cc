@@ -204,6 +204,8 @@ void test_pickles() {
   refuse("GLOBAL os.system", "refusing global 'os.system'", P().global("os", "system").str("touch x").op('\x85').op('R').op('.').b);
   refuse("GLOBAL posix.system", "refusing global 'posix.system'", P().global("posix", "system").op('.').b);
   refuse("STACK_GLOBAL builtins.eval", "refusing global 'builtins.eval'", P().str("builtins").str("eval").op('\x93').op('.').b);
+  refuse("_rebuild_tensor_v3 (new dtypes)", "tensor kind 'torch._utils._rebuild_tensor_v3' is not supported",
+         P().global("torch._utils", "_rebuild_tensor_v3").op('.').b);
   refuse("GLOBAL torch.load", "refusing global 'torch.load'", P().global("torch", "load").op('.').b);
   refuse("REDUCE on a storage type", "REDUCE on 'torch.FloatStorage' is not allowed", P().global("torch", "FloatStorage").i(4).op('\x85').op('R').op('.').b);
   refuse("OrderedDict with arguments", "only OrderedDict() is allowed", P().global("collections", "OrderedDict").str("x").op('\x85').op('R').op('.').b);
