@@ -130,7 +130,7 @@ describe('hub downloads into the Hugging Face cache', () => {
     process.env.HF_HUB_OFFLINE = 'true';
     const n = hub.requests.length;
     await expect(loadModel('test-org/tiny')).rejects.toMatchObject({ code: 'ERR_OFFLINE', message: expect.stringMatching(/HF_HUB_OFFLINE/) });
-    await expect(loadModel('test-org/tiny', { offline: false })).resolves.toBeDefined();
+    await (await loadModel('test-org/tiny', { offline: false })).dispose(); // the option overrides the environment
     expect(hub.requests.length).toBeGreaterThan(n);
   });
 
@@ -157,6 +157,16 @@ describe('hub downloads into the Hugging Face cache', () => {
     // Offline now: config.json is cached but the weights are not, so this is ERR_OFFLINE, not a half file.
     await expect(loadModel('test-org/tiny', { offline: true })).rejects.toMatchObject({ code: 'ERR_OFFLINE' });
     expect((await embed('test-org/tiny', 32)).equals(await embed(goldenDir('tiny-s8'), 32))).toBe(true);
+  });
+
+  it('a corrupted transfer (sha256 differs from the LFS ETag) is not cached', async () => {
+    const cache = freshCache();
+    hub.corruptNext = true;
+    await expect(loadModel('test-org/tiny')).rejects.toMatchObject({ code: 'ERR_DOWNLOAD_FAILED', message: expect.stringMatching(/sha256/) });
+    const repo = path.join(cache, 'models--test-org--tiny');
+    expect(existsSync(path.join(repo, 'snapshots', COMMIT_MAIN, 'model.safetensors'))).toBe(false);
+    expect(readdirSync(path.join(repo, 'blobs')).filter((b) => /^[0-9a-f]{64}/.test(b))).toEqual([]);
+    await (await loadModel('test-org/tiny')).dispose();
   });
 
   it('a revision pin (commit hash or tag) gets that commit, falling back to pytorch_model.bin', async () => {

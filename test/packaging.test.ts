@@ -10,7 +10,10 @@ import { backends, loadModel } from '../lib/index';
 import { goldenDir } from './support/goldens';
 
 const ROOT = path.join(__dirname, '..');
-const NPM_CLI = path.join(path.dirname(realpathSync(process.execPath)), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
+// npm's own entry point (set by `npm test`), else where a standard Node install keeps it.
+const NPM_CLI = process.env.npm_execpath?.endsWith('npm-cli.js')
+  ? process.env.npm_execpath
+  : path.join(path.dirname(realpathSync(process.execPath)), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'vitmsn-pack-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -25,6 +25,8 @@ export interface FakeHub {
   requests: Array<{ method: string; path: string; auth?: string }>;
   /** the next CDN GET of a file this large or larger sends only this many bytes, then drops */
   dropNext?: { minSize: number; after: number };
+  /** the next CDN GET sends the right length with one byte changed */
+  corruptNext?: boolean;
   close(): Promise<void>;
 }
 
@@ -48,6 +50,12 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
         hub.dropNext = undefined;
         res.write(data.subarray(0, drop.after), () => setTimeout(() => res.socket?.destroy(), 20));
         return;
+      }
+      if (hub.corruptNext) {
+        hub.corruptNext = false;
+        const bad = Buffer.from(data);
+        bad[bad.length >> 1] ^= 0xff;
+        return void res.end(bad);
       }
       return void res.end(data);
     }
