@@ -17,6 +17,7 @@ import { isVitMsnError, VitMsnError } from './errors';
 import { POOLINGS, type Pooling } from './encode';
 import { native } from './binding';
 import { npyBytes, safetensorsBytes } from './writers';
+import { ProgressBar } from './progress-bar';
 import type { Device, DType } from './types';
 
 const USAGE = `Usage:
@@ -27,7 +28,9 @@ const USAGE = `Usage:
 Images are files (JPEG, PNG, WebP, GIF, TIFF, AVIF) or folders of them.
 
 Options:
-  -m, --model <dir>      Hugging Face model folder (config.json + weights)
+  -m, --model <dir|id>   Hugging Face model folder (config.json + weights), or a hub id (owner/name),
+                         downloaded into the Hugging Face cache with a progress bar on stderr
+      --revision <rev>   hub branch, tag or commit (with a hub id)
       --pooling <p>      cls (default) | cls-prenorm | mean
       --normalize        L2-normalise each embedding
   -o, --out <file>       .npy or .safetensors (an [N, D] float32 matrix), or .jsonl; default: JSON lines on stdout
@@ -134,8 +137,17 @@ type Values = Record<string, string | boolean | undefined>;
 
 function loadOptions(v: Values) {
   const threads = v.threads === undefined ? undefined : int(v.threads as string, 'threads', 0);
-  return { device: (v.device as Device | undefined) ?? 'auto', dtype: (v.dtype as DType | undefined) ?? 'float32', threads };
+  return {
+    device: (v.device as Device | undefined) ?? 'auto',
+    dtype: (v.dtype as DType | undefined) ?? 'float32',
+    threads,
+    revision: v.revision as string | undefined,
+    onProgress: progress.update,
+  };
 }
+
+/** Download progress (hub ids only) on stderr, so stdout stays clean JSON lines. */
+const progress = new ProgressBar(process.stderr);
 
 function requireModel(v: Values): string {
   if (typeof v.model !== 'string') throw new UsageError('--model <dir> is required');
@@ -153,6 +165,7 @@ async function embed(files: string[], v: Values) {
   if (!['.npy', '.safetensors', '.jsonl', '.json'].includes(ext)) throw new UsageError('--out must end in .npy, .safetensors or .jsonl');
   const batchSize = int(v['batch-size'] as string | undefined, 'batch-size', 16);
   const model = await loadModel(requireModel(v), loadOptions(v));
+  progress.done();
   try {
     const opts = { pooling: pooling as Pooling, normalize: v.normalize === true, batchSize };
     if (ext === '.jsonl' || ext === '.json') {
@@ -183,6 +196,7 @@ async function classify(files: string[], v: Values) {
   const topK = int(v['top-k'] as string | undefined, 'top-k', 5);
   const batchSize = int(v['batch-size'] as string | undefined, 'batch-size', 16);
   const model = await loadModel(requireModel(v), loadOptions(v));
+  progress.done();
   try {
     for (let i = 0; i < files.length; i += STREAM_CHUNK) {
       const chunk = files.slice(i, i + STREAM_CHUNK);
@@ -202,6 +216,7 @@ export async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         model: { type: 'string', short: 'm' },
+        revision: { type: 'string' },
         pooling: { type: 'string' },
         normalize: { type: 'boolean' },
         out: { type: 'string', short: 'o' },

@@ -10,8 +10,8 @@ export type ErrorCode =
   | 'ERR_SHAPE_MISMATCH' // a tensor's shape or length does not fit the model or the other arguments
   | 'ERR_CONFIG_NOT_FOUND' // the model folder has no config.json
   | 'ERR_CONFIG_INVALID' // config.json is not JSON, or a field is missing or unusable
-  | 'ERR_WEIGHTS_NOT_FOUND' // no model.safetensors / model.safetensors.index.json in the folder
-  | 'ERR_CHECKPOINT_INVALID' // a weights file is truncated or malformed
+  | 'ERR_WEIGHTS_NOT_FOUND' // no model.safetensors(.index.json) / pytorch_model.bin(.index.json) in the folder
+  | 'ERR_CHECKPOINT_INVALID' // a weights file is truncated or malformed, or its pickle was refused (code, not a state dict)
   | 'ERR_WEIGHT_MISSING' // a tensor the config needs is not in the checkpoint
   | 'ERR_WEIGHT_SHAPE' // a tensor's shape does not match the config
   | 'ERR_NO_MASK_TOKEN' // boolMaskedPos given, but the checkpoint has no embeddings.mask_token
@@ -20,12 +20,15 @@ export type ErrorCode =
   | 'ERR_DISPOSED' // the model was disposed
   | 'ERR_OUT_OF_MEMORY' // an allocation failed, or the input would need an absurd amount of memory
   | 'ERR_ADDON_LOAD' // the native addon could not be loaded
-  | 'ERR_INTERNAL' // a bug: please report it
   | 'ERR_IMAGE_NOT_FOUND' // an image path that cannot be read
   | 'ERR_IMAGE_INVALID' // not an image, or a broken one: empty, truncated, corrupt, 0×0, pixels not matching the size
   | 'ERR_IMAGE_UNSUPPORTED' // an image format vitmsn does not decode (e.g. BMP, SVG)
   | 'ERR_IMAGE_TOO_LARGE' // the image has more pixels than the maxPixels limit
-  | 'ERR_NO_CLASSIFIER'; // classify() on a checkpoint without classifier.* weights
+  | 'ERR_NO_CLASSIFIER' // classify() on a checkpoint without classifier.* weights
+  | 'ERR_HUB_NOT_FOUND' // the hub has no such model or revision, or denies access to it
+  | 'ERR_DOWNLOAD_FAILED' // a download failed (network, HTTP error, truncated or corrupt transfer)
+  | 'ERR_OFFLINE' // offline mode is on and the model is not in the Hugging Face cache
+  | 'ERR_INTERNAL'; // a bug: please report it
 
 const KNOWN_CODES = new Set<string>([
   'ERR_INVALID_ARGUMENT', 'ERR_SHAPE_MISMATCH', 'ERR_CONFIG_NOT_FOUND', 'ERR_CONFIG_INVALID',
@@ -33,6 +36,7 @@ const KNOWN_CODES = new Set<string>([
   'ERR_NO_MASK_TOKEN', 'ERR_DEVICE_UNAVAILABLE', 'ERR_UNSUPPORTED_DTYPE', 'ERR_DISPOSED',
   'ERR_OUT_OF_MEMORY', 'ERR_ADDON_LOAD', 'ERR_INTERNAL',
   'ERR_IMAGE_NOT_FOUND', 'ERR_IMAGE_INVALID', 'ERR_IMAGE_UNSUPPORTED', 'ERR_IMAGE_TOO_LARGE', 'ERR_NO_CLASSIFIER',
+  'ERR_HUB_NOT_FOUND', 'ERR_DOWNLOAD_FAILED', 'ERR_OFFLINE',
 ]);
 
 /** An error from vitmsn, with a stable {@link ErrorCode} in `code`. */

@@ -12,6 +12,7 @@ import {
 } from './encode';
 import type { ImageInput } from './images';
 import { defaultPreprocessorConfig, readPreprocessorConfig, type PreprocessorConfig } from './preprocessor';
+import { resolveModelDir } from './hub/index';
 
 /**
  * A ViT-MSN model on one device. Create it with {@link loadModel}; release it with
@@ -225,19 +226,24 @@ export class Model {
 }
 
 /**
- * Loads a Hugging Face ViT-MSN model folder (config.json + model.safetensors, or sharded
- * safetensors with model.safetensors.index.json). Base (`ViTMSNModel`) and classification
+ * Loads a Hugging Face ViT-MSN model: a local folder (config.json + model.safetensors or
+ * pytorch_model.bin, either possibly sharded with its .index.json), or — when no such path
+ * exists — a hub id `owner/name`, downloaded into the Hugging Face cache (see
+ * {@link LoadOptions.revision}, {@link LoadOptions.onProgress}; HF_HUB_OFFLINE, HF_TOKEN and
+ * HF_ENDPOINT are honoured). Base (`ViTMSNModel`) and classification
  * (`ViTMSNForImageClassification`, keys under `vit.`) checkpoints both load.
  *
  * @example
  * import { loadModel } from 'vitmsn';
  * const model = await loadModel('./vit-msn-small', { device: 'cpu', threads: 2 });
+ * const hub = await loadModel('facebook/vit-msn-small', { onProgress: (p) => console.log(p.file, p.loaded) });
  */
-export async function loadModel(dir: string, options?: LoadOptions): Promise<Model> {
-  if (typeof dir !== 'string' || dir.length === 0) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', 'dir must be a non-empty string (a model folder)');
+export async function loadModel(source: string, options?: LoadOptions): Promise<Model> {
+  if (typeof source !== 'string' || source.length === 0) {
+    throw new VitMsnError('ERR_INVALID_ARGUMENT', 'source must be a non-empty string (a model folder or a hub id owner/name)');
   }
   const opts = resolveLoadOptions(options);
+  const dir = await resolveModelDir(source, options);
   const { config, native: nativeConfig } = await readConfig(dir);
   const preprocessor = await readPreprocessorConfig(dir, nativeConfig.imageHeight, nativeConfig.imageWidth);
   const addon = native();

@@ -19,6 +19,27 @@ export interface LoadOptions {
   dtype?: DType;
   /** CPU threads; default: the physical cores this process may use. */
   threads?: number;
+  // ---- when loadModel is given a hub id (`owner/name`) rather than an existing folder ----
+  /** Branch, tag or commit hash to download. Default 'main'. */
+  revision?: string;
+  /**
+   * Called as each file downloads: `file` is its path in the repository, `loaded` the bytes
+   * received so far, `total` its size when the server said. Not called for files already cached.
+   */
+  onProgress?: (progress: DownloadProgress) => void;
+  /** Hub cache folder. Default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. */
+  cacheDir?: string;
+  /** Access token for private or gated models. Default: $HF_TOKEN, else the `huggingface-cli login` token file. */
+  token?: string;
+  /** Use only the cache, never the network. Default: whether $HF_HUB_OFFLINE is set to 1/true/yes/on. */
+  offline?: boolean;
+}
+
+/** Progress of one file's download (see {@link LoadOptions.onProgress}). */
+export interface DownloadProgress {
+  file: string;
+  loaded: number;
+  total: number | undefined;
 }
 
 export interface ForwardOptions {

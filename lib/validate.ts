@@ -4,6 +4,7 @@
  */
 import { VitMsnError } from './errors';
 import type { DType, ForwardOptions, LoadOptions } from './types';
+import { HUB_OPTION_KEYS } from './hub/index';
 
 function invalid(message: string): never {
   throw new VitMsnError('ERR_INVALID_ARGUMENT', message);
@@ -35,7 +36,7 @@ export interface ResolvedLoadOptions {
 export function resolveLoadOptions(options: LoadOptions | undefined): ResolvedLoadOptions {
   if (options === undefined) options = {};
   if (options === null || typeof options !== 'object') invalid('options must be an object');
-  checkKeys('loadModel', options, ['device', 'dtype', 'threads']);
+  checkKeys('loadModel', options, ['device', 'dtype', 'threads', ...HUB_OPTION_KEYS]);
   const device = options.device ?? 'auto';
   if (typeof device !== 'string' || !/^(auto|cpu|cuda|cuda:\d+)$/.test(device)) {
     invalid(`device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got ${JSON.stringify(device)}`);

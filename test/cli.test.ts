@@ -1,11 +1,12 @@
 // The `vitmsn` command (dist/cli.js, the package's bin) run as a child process, as a user would.
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../lib/index';
+import { startFakeHub } from './support/fake-hub';
 import { goldenDir, type GoldenModel } from './support/goldens';
 import { readSafetensors } from './support/safetensors';
 import { TOL } from './tolerances';
@@ -17,9 +18,9 @@ const FIX = path.join(__dirname, 'fixtures');
 const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-cli-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], { cwd: tmpRoot, maxBuffer: 64 << 20 });
+    const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], { cwd: tmpRoot, maxBuffer: 64 << 20, env });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -129,6 +130,34 @@ describe('vitmsn CLI', () => {
       const r = await cli(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/Usage/);
+    }
+  });
+
+  it('embed --model owner/name downloads into the HF cache with progress on stderr', async () => {
+    const read = (f: string) => readFileSync(path.join(goldenDir('tiny-s8'), f));
+    const hub = await startFakeHub({
+      'test-org/tiny-cli': {
+        refs: { main: 'a'.repeat(40) },
+        commits: { ['a'.repeat(40)]: { 'config.json': read('config.json'), 'model.safetensors': read('model.safetensors'),
+          'preprocessor_config.json': Buffer.from(JSON.stringify({ size: 32, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2 })) } },
+      },
+    });
+    try {
+      const home = path.join(tmpRoot, 'hf-home');
+      const env = { ...process.env, HF_ENDPOINT: hub.url, HF_HOME: home, HF_HUB_CACHE: '', HF_HUB_OFFLINE: '', HF_TOKEN: '' };
+      const r = await cli(['embed', images[0], '--model', 'test-org/tiny-cli', '--pooling', 'mean', '--normalize'], env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/downloading model\.safetensors/);
+      expect(r.stderr).toMatch(/downloaded model\.safetensors/);
+      const line = JSON.parse(r.stdout.trim().split('\n')[0]);
+      expect(maxRel(line.embedding, want.subarray(0, line.embedding.length))).toBeLessThanOrEqual(TOL.f32VsFloat64);
+      expect(existsSync(path.join(home, 'hub', 'models--test-org--tiny-cli', 'refs', 'main'))).toBe(true);
+      // A second run is served from the cache, offline.
+      const again = await cli(['embed', images[0], '--model', 'test-org/tiny-cli'], { ...env, HF_HUB_OFFLINE: '1' });
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).not.toMatch(/downloading/);
+    } finally {
+      await hub.close();
     }
   });
 });

@@ -11,6 +11,7 @@
 
 #include "engine/error.h"
 #include "engine/json.h"
+#include "engine/pytorch_bin.h"
 
 // safetensors stores little-endian data; read_f32 copies it as-is.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the checkpoint reader assumes a little-endian host");
@@ -20,6 +21,8 @@ namespace {
 
 constexpr const char* kSafetensorsFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
+constexpr const char* kBinFile = "pytorch_model.bin";
+constexpr const char* kBinIndexFile = "pytorch_model.bin.index.json";
 // An index lists a few thousand names; anything this large is not one (and would cost a lot to parse).
 constexpr size_t kMaxIndexBytes = 100'000'000;
 
@@ -46,23 +49,33 @@ void load_single_safetensors(Checkpoint& ck, const std::string& /*dir*/, const s
 
 // A shard name must be a plain file name inside the model folder: the index is untrusted input and
 // must not be able to point the reader at other files.
-void check_shard_name(const std::string& tensor, const std::string& shard) {
+void load_single_bin(Checkpoint& ck, const std::string& /*dir*/, const std::string& path) {
+  std::shared_ptr<PytorchBinFile> f = PytorchBinFile::open(path);
+  ck.add_tensors(f, f->tensors());
+}
+
+void check_shard_name(const char* index_file, const std::string& tensor, const std::string& shard) {
   std::string why;
   if (shard.empty()) why = "is empty";
   else if (shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos) why = "contains a path separator";
   else if (shard == "." || shard == "..") why = "is not a file name";
   else if (shard.find('\0') != std::string::npos) why = "contains a NUL byte";
   if (!why.empty()) {
-    throw Error(codes::kCheckpointInvalid, std::string(kIndexFile) + ": shard '" + printable(shard) + "' named for tensor '" +
+    throw Error(codes::kCheckpointInvalid, std::string(index_file) + ": shard '" + printable(shard) + "' named for tensor '" +
                                                printable(tensor) + "' " + why + " (must be a file name inside the model folder)");
   }
 }
 
-[[noreturn]] void fail_index(const std::string& what) {
-  throw Error(codes::kCheckpointInvalid, std::string(kIndexFile) + ": " + what);
+[[noreturn]] void fail_index(const char* index_file, const std::string& what) {
+  throw Error(codes::kCheckpointInvalid, std::string(index_file) + ": " + what);
 }
 
-void load_sharded_safetensors(Checkpoint& ck, const std::string& dir, const std::string& index_path) {
+// Sharded checkpoints (safetensors or .bin): an index JSON whose weight_map names each tensor's
+// shard. File is SafetensorsFile or PytorchBinFile (same open/find/tensors interface).
+template <class File, const char* const* kIndexName>
+void load_sharded(Checkpoint& ck, const std::string& dir, const std::string& index_path) {
+  const char* const kIndexFile = *kIndexName;
+  auto fail_index = [kIndexFile](const std::string& what) { ::vitmsn::fail_index(kIndexFile, what); };
   JsonValue index;
   {
     MappedFile file(index_path);
@@ -86,13 +99,13 @@ void load_sharded_safetensors(Checkpoint& ck, const std::string& dir, const std:
     const std::string& tensor = map->keys()[i];
     const JsonValue& v = map->values()[i];
     if (!v.is_string()) fail_index("weight_map['" + printable(tensor) + "'] is " + json_type_name(v) + ", expected a shard file name");
-    check_shard_name(tensor, v.as_string());
+    check_shard_name(kIndexFile, tensor, v.as_string());
     if (shard_of_name.emplace(v.as_string(), shard_names.size()).second) shard_names.push_back(v.as_string());
   }
-  std::vector<std::shared_ptr<SafetensorsFile>> shards;
+  std::vector<std::shared_ptr<File>> shards;
   for (const std::string& name : shard_names) {
     try {
-      shards.push_back(SafetensorsFile::open(join(dir, name)));
+      shards.push_back(File::open(join(dir, name)));
     } catch (const Error& e) {
       if (e.code() != codes::kWeightsNotFound) throw;
       throw Error(codes::kWeightsNotFound,
@@ -107,7 +120,7 @@ void load_sharded_safetensors(Checkpoint& ck, const std::string& dir, const std:
       fail_index("tensor '" + printable(tensor) + "' is listed in shard '" + printable(shard) + "', which does not hold it");
     }
   }
-  for (const std::shared_ptr<SafetensorsFile>& s : shards) ck.add_tensors(s, s->tensors());
+  for (const std::shared_ptr<File>& s : shards) ck.add_tensors(s, s->tensors());
 }
 
 struct Format {
@@ -115,10 +128,16 @@ struct Format {
   void (*load)(Checkpoint& ck, const std::string& dir, const std::string& path);
 };
 
+constexpr const char* kIndexFileName = kIndexFile;
+constexpr const char* kBinIndexFileName = kBinIndexFile;
+
 // The index goes first: a folder holding both an index and a stray model.safetensors is sharded.
+// safetensors wins over pytorch_model.bin, as in transformers.
 constexpr Format kFormats[] = {
-    {kIndexFile, load_sharded_safetensors},
+    {kIndexFile, load_sharded<SafetensorsFile, &kIndexFileName>},
     {kSafetensorsFile, load_single_safetensors},
+    {kBinIndexFile, load_sharded<PytorchBinFile, &kBinIndexFileName>},
+    {kBinFile, load_single_bin},
 };
 
 // ---- float conversions ------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // A model folder's weights, whatever files they are stored in: one model.safetensors, or shards
-// listed by model.safetensors.index.json. Tensors are exposed without copying; read_f32 converts
+// listed by model.safetensors.index.json; likewise pytorch_model.bin (see pytorch_bin.h). Tensors are exposed without copying; read_f32 converts
 // one to float32 on demand.
 #pragma once
 #include <cstddef>
@@ -17,6 +17,8 @@ class Checkpoint {
   // Loads the weights of the model folder `dir`, trying in order:
   //   model.safetensors.index.json  (sharded safetensors)
   //   model.safetensors
+  //   pytorch_model.bin.index.json  (sharded torch.save files)
+  //   pytorch_model.bin
   // Throws Error: kWeightsNotFound when the folder holds none of them (the message lists what was
   // looked for) or a shard the index names is missing; kCheckpointInvalid for malformed files,
   // shard names that leave the folder, index entries absent from their shard, or a tensor name

@@ -32,6 +32,10 @@ inline constexpr const char* kInternal = "ERR_INTERNAL";
 // Images (issue 4): decoding happens in lib/ (sharp), these come from the native checks.
 inline constexpr const char* kImageInvalid = "ERR_IMAGE_INVALID";
 inline constexpr const char* kNoClassifier = "ERR_NO_CLASSIFIER";
+// Raised by lib/ only (hub downloads); listed so both sides name every code.
+inline constexpr const char* kHubNotFound = "ERR_HUB_NOT_FOUND";
+inline constexpr const char* kDownloadFailed = "ERR_DOWNLOAD_FAILED";
+inline constexpr const char* kOffline = "ERR_OFFLINE";
 }  // namespace codes
 
 }  // namespace vitmsn

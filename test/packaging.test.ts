@@ -1,0 +1,126 @@
+// The published package: `npm pack` ships the prebuilt addon plus what a source build needs, and
+// nothing else; installed into an empty project with no compiler on PATH and no network, both
+// require('vitmsn') and import('vitmsn') load the prebuild and run a local model folder.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends, loadModel } from '../lib/index';
+import { goldenDir } from './support/goldens';
+
+const ROOT = path.join(__dirname, '..');
+// npm's own entry point (set by `npm test`), else where a standard Node install keeps it.
+const NPM_CLI = process.env.npm_execpath?.endsWith('npm-cli.js')
+  ? process.env.npm_execpath
+  : path.join(path.dirname(realpathSync(process.execPath)), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
+const tmp = mkdtempSync(path.join(tmpdir(), 'vitmsn-pack-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+// PATH for the consumer: node and a shell (npm runs scripts through `sh`), no compiler, no python.
+const bin = path.join(tmp, 'bin');
+// Network: `--offline`, and a dead proxy so that any request npm still tried would fail.
+const env: NodeJS.ProcessEnv = { ...process.env };
+for (const k of Object.keys(env)) if (/^npm_(lifecycle|package|config_)/i.test(k) && k !== 'npm_config_cache') delete env[k];
+Object.assign(env, {
+  PATH: bin, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false',
+  npm_config_proxy: 'http://127.0.0.1:9', npm_config_https_proxy: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9', HTTPS_PROXY: 'http://127.0.0.1:9',
+});
+
+let tarball: string;
+let packed: { size: number; files: Array<{ path: string }> };
+
+function npm(args: string[], cwd: string): string {
+  return execFileSync(process.execPath, [NPM_CLI, ...args], { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+beforeAll(() => {
+  mkdirSync(bin);
+  symlinkSync(realpathSync(process.execPath), path.join(bin, 'node'));
+  symlinkSync(realpathSync('/bin/sh'), path.join(bin, 'sh'));
+  // The CMake build (npm test's `npm run build`) becomes prebuilds/<platform>-<arch>/.
+  const hasBuild = existsSync(path.join(ROOT, 'build-cmake', 'Release', 'vitmsn.node'));
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'prebuild.mjs'), ...(hasBuild ? ['--no-build'] : [])], { cwd: ROOT, stdio: 'pipe' });
+  const out = execFileSync(process.execPath, [NPM_CLI, 'pack', '--json', '--pack-destination', tmp], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  packed = JSON.parse(out)[0];
+  tarball = path.join(tmp, (packed as unknown as { filename: string }).filename);
+}, 600_000);
+
+describe('npm package', () => {
+  it('ships dist, the prebuild and the source-build inputs only; small', () => {
+    const files = packed.files.map((f) => f.path);
+    console.log(`tarball ${path.basename(tarball)}: ${packed.size} bytes, ${files.length} files`);
+    expect(files).toContain(`prebuilds/${process.platform}-${process.arch}/vitmsn.node.napi.glibc.node`);
+    for (const f of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'binding.gyp', 'scripts/gyp-sources.js',
+      'native/engine/pickle_reader.cc', 'native/binding/addon.cc', 'native/cpu/gemm.cc', 'package.json', 'README.md']) {
+      expect(files).toContain(f);
+    }
+    expect(files.filter((f) => /^(test|bench|build|build-cmake|native\/tests|node_modules|lib)\//.test(f) || f.endsWith('.tgz'))).toEqual([]);
+    expect(packed.size).toBeLessThan(3_000_000);
+  });
+
+  it('installs offline without a compiler; require() and import() load the prebuild and encode', () => {
+    const proj = path.join(tmp, 'consumer');
+    mkdirSync(proj);
+    // Approve vitmsn's install script (npm 11 blocks it otherwise): node-gyp-build must find the
+    // prebuild and load it instead of compiling, which would fail here.
+    writeFileSync(path.join(proj, 'package.json'), JSON.stringify({
+      name: 'consumer', version: '1.0.0', private: true, allowScripts: { [`file:${tarball}`]: true },
+    }));
+    const log = npm(['install', tarball, '--offline', '--foreground-scripts'], proj);
+    expect(log).toMatch(/node-gyp-build/); // the install script ran
+    expect(log).not.toMatch(/install-scripts/); // …because it was approved, not skipped
+    const pkg = path.join(proj, 'node_modules', 'vitmsn');
+    expect(existsSync(path.join(pkg, 'build'))).toBe(false); // nothing was compiled
+
+    const model = path.join(tmp, 'model');
+    cpSync(goldenDir('tiny-s8'), model, { recursive: true });
+    const script = (load: string) => `
+      ${load}
+      const image = { data: new Uint8Array(40 * 40 * 3).map((_, i) => (i * 7) % 251), width: 40, height: 40, channels: 3 };
+      const m = await v.loadModel(${JSON.stringify(model)}, { device: 'cpu', threads: 1 });
+      const out = await m.encode([image]);
+      await m.dispose();
+      console.log(JSON.stringify({
+        addon: require('node-gyp-build').path(${JSON.stringify(pkg)}),
+        backends: v.backends().map((b) => b.name + ':' + b.compiled),
+        data: Buffer.from(out.data.buffer).toString('base64'),
+      }));`;
+    const cjs = `const v = require('vitmsn'); (async () => { ${script('')} })().catch((e) => { console.error(e); process.exit(1); });`;
+    const esm = `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);
+      const v = await import('vitmsn'); if (typeof v.loadModel !== 'function') throw new Error('no loadModel export'); ${script('')}`;
+    const results = [
+      spawnSync(process.execPath, ['-e', cjs], { cwd: proj, env, encoding: 'utf8' }),
+      spawnSync(process.execPath, ['--input-type=module', '-e', esm], { cwd: proj, env, encoding: 'utf8' }),
+    ].map((r) => {
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      return JSON.parse(r.stdout) as { addon: string; data: string; backends: string[] };
+    });
+    return (async () => {
+      const m = await loadModel(model, { device: 'cpu', threads: 1 });
+      const image = { data: new Uint8Array(40 * 40 * 3).map((_, i) => (i * 7) % 251), width: 40, height: 40, channels: 3 as const };
+      const want = Buffer.from((await m.encode([image])).data.buffer).toString('base64');
+      await m.dispose();
+      for (const r of results) {
+        expect(r.addon).toBe(path.join(pkg, 'prebuilds', `${process.platform}-${process.arch}`, 'vitmsn.node.napi.glibc.node'));
+        expect(r.data).toBe(want);
+        // The prebuild is the CMake build: the CUDA part is compiled in whenever the build had nvcc.
+        expect(r.backends).toEqual(backends().map((b) => `${b.name}:${b.compiled}`));
+      }
+    })();
+  });
+
+  it('without a fitting prebuild the install script tries to compile (and here, with no compiler, fails)', () => {
+    const copy = path.join(tmp, 'no-prebuild');
+    cpSync(path.join(tmp, 'consumer', 'node_modules'), path.join(copy, 'node_modules'), { recursive: true, dereference: true });
+    const pkg = path.join(copy, 'node_modules', 'vitmsn');
+    rmSync(path.join(pkg, 'prebuilds'), { recursive: true });
+    const r = spawnSync(process.execPath, [path.join(copy, 'node_modules', 'node-gyp-build', 'bin.js')], {
+      cwd: pkg, env: { ...env, PATH: `${path.join(copy, 'node_modules', '.bin')}:${bin}` }, encoding: 'utf8',
+    });
+    expect(r.status).not.toBe(0);
+    expect(existsSync(path.join(pkg, 'build', 'Release', 'vitmsn.node'))).toBe(false);
+    expect(readFileSync(path.join(pkg, 'package.json'), 'utf8')).toMatch(/"install": "node-gyp-build"/);
+  });
+});
