@@ -4,6 +4,8 @@
 #include <mutex>
 
 #include "cpu/cpu_backend.h"
+#include "cpu/cpu_features.h"
+#include "cpu/gemm.h"
 #include "cpu/cpu_topology.h"
 #include "engine/error.h"
 #ifdef VITMSN_WITH_CUDA
@@ -36,6 +38,12 @@ int default_cpu_threads() { return physical_core_count(); }
 
 std::vector<BackendInfo> list_backends() {
   BackendInfo cpu{"cpu", true, true, std::to_string(physical_core_count()) + " physical core(s)"};
+  try {
+    cpu.detail += ", " + cpu::isa_summary(cpu::default_isa());
+  } catch (const Error& e) {  // VITMSN_CPU_ISA names a path this CPU lacks
+    cpu.available = false;
+    cpu.detail += ", " + std::string(e.what());
+  }
   return {cpu, cuda_info()};
 }
 

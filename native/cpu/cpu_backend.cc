@@ -8,9 +8,11 @@
 #include <thread>
 
 #include "cpu/attention.h"
+#include "cpu/cpu_features.h"
 #include "cpu/embed_tokens.h"
 #include "cpu/gemm.h"
 #include "cpu/layernorm.h"
+#include "cpu/packed_linear.h"
 #include "cpu/patchify.h"
 #include "cpu/thread_pool.h"
 #include "engine/error.h"
@@ -32,7 +34,8 @@ int resolve_threads(int threads) {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) : pool_(resolve_threads(threads)) {}
+  // The ISA is chosen before any thread starts, so a refused VITMSN_CPU_ISA fails the load cleanly.
+  explicit CpuBackend(int threads) : isa_(cpu::default_isa()), pool_(resolve_threads(threads)) {}
 
   std::string name() const override { return "cpu"; }
 
@@ -77,13 +80,19 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void gemm(const GemmArgs& a) override { cpu::gemm(a, pool_); }
+  std::unique_ptr<PreparedLinear> prepare_linear(const float* host_w, int64_t N, int64_t K,
+                                                 WeightDtype dtype) override {
+    return cpu::PackedLinear::pack(host_w, N, K, dtype);
+  }
+
+  void gemm(const GemmArgs& a) override { cpu::gemm(a, pool_, isa_); }
   void layernorm(const LayerNormArgs& a) override { cpu::layernorm(a, pool_); }
   void attention(const AttentionArgs& a) override { cpu::attention(a, pool_); }
   void patchify(const PatchifyArgs& a) override { cpu::patchify(a, pool_); }
   void embed_tokens(const EmbedTokensArgs& a) override { cpu::embed_tokens(a, pool_); }
 
  private:
+  cpu::Isa isa_;
   cpu::ThreadPool pool_;
 };
 

@@ -20,9 +20,11 @@
 #include "backend/backend.h"
 #include "cpu/attention.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/cpu_features.h"
 #include "cpu/embed_tokens.h"
 #include "cpu/gemm.h"
 #include "cpu/layernorm.h"
+#include "cpu/packed_linear.h"
 #include "cpu/patchify.h"
 #include "cpu/reference.h"
 #include "cpu/thread_pool.h"
@@ -137,9 +139,20 @@ struct GemmCase {
   Residual res;
 };
 
+// Which kernel path, weight dtype and weight form (prepared once vs packed per call) a case runs.
+struct GemmPath {
+  cpu::Isa isa = cpu::Isa::kScalar;
+  WeightDtype dtype = WeightDtype::kFloat32;
+  bool prepared = false;
+};
+GemmPath g_path;  // set by test_gemm_suite for each path
+
 void test_gemm(ThreadPool& pool, const GemmCase& c, uint64_t seed) {
   const int64_t lda = c.K + c.lda_pad;
-  std::string name = "gemm M=" + std::to_string(c.M) + " K=" + std::to_string(c.K) + " N=" + std::to_string(c.N) +
+  const GemmPath path = g_path;
+  const bool bf16 = path.dtype == WeightDtype::kBFloat16;
+  std::string name = std::string("gemm[") + cpu::isa_name(path.isa) + (bf16 ? ",bf16" : ",fp32") +
+                     (path.prepared ? ",prepared" : "") + "] M=" + std::to_string(c.M) + " K=" + std::to_string(c.K) + " N=" + std::to_string(c.N) +
                      " lda=" + std::to_string(lda) + (c.bias ? " bias" : "") +
                      (c.ep == Epilogue::kGelu ? " gelu" : "") +
                      (c.res == Residual::kSeparate ? " residual" : c.res == Residual::kAlias ? " residual=C" : "") +
@@ -168,7 +181,22 @@ void test_gemm(ThreadPool& pool, const GemmCase& c, uint64_t seed) {
     gk.C = got.data(), gr.C = want.data();
     if (c.res == Residual::kSeparate) gk.residual = gr.residual = res.data();
     if (c.res == Residual::kAlias) gk.residual = got.data(), gr.residual = want.data();
-    cpu::gemm(gk, pool);
+    std::unique_ptr<cpu::PackedLinear> packed;
+    if (path.prepared) {
+      packed = cpu::PackedLinear::pack(W.data(), c.N, c.K, path.dtype);
+      gk.Wp = packed.get();
+      gk.W = nullptr;
+    }
+    // bf16: every path rounds A and W to bf16 and sums exact products in fp32, so the reference
+    // gets the rounded operands and the fp32 tolerance still applies.
+    std::vector<float> Ar, Wr;
+    if (bf16) {
+      Ar = A, Wr = W;
+      for (float& v : Ar) v = std::isnan(v) ? v : cpu::from_bf16(cpu::to_bf16(v));
+      for (float& v : Wr) v = cpu::from_bf16(cpu::to_bf16(v));
+      gr.A = Ar.data(), gr.W = Wr.data();
+    }
+    cpu::gemm(gk, pool, path.isa);
     cpu::ref_gemm(gr);
     const bool guards = guard_intact(got, mn);
     got.resize(mn), want.resize(mn);
@@ -180,7 +208,7 @@ void test_gemm(ThreadPool& pool, const GemmCase& c, uint64_t seed) {
   });
 }
 
-void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+void test_gemm_cases(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   const Epilogue G = Epilogue::kGelu, P = Epilogue::kNone;
   const GemmCase cases[] = {
       {197, 384, 1152, 0, true, P, Residual::kNone},       // ViT-S qkv
@@ -205,6 +233,26 @@ void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   test_gemm(pool3, {197, 384, 1152, 0, true, G, Residual::kAlias}, seed++);
   test_gemm(pool1, {197, 384, 384, 5, true, G, Residual::kAlias}, seed++);
   test_gemm(pool3, {2, 40, 700, 0, true, P, Residual::kSeparate}, seed++);  // M tiny, many columns
+  test_gemm(pool2, {15, 33, 64, 0, true, G, Residual::kAlias}, seed++);     // odd K (bf16 pair tail)
+  test_gemm(pool2, {29, 3072, 70, 1, true, P, Residual::kSeparate}, seed++);  // long K
+}
+
+// Every kernel path this CPU can run (VITMSN_CPU_ISA's choices), fp32 and bf16 weights, with the
+// weight prepared at load or packed on the spot.
+void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
+    if (!cpu::isa_supported(isa)) {
+      std::printf("SKIP  gemm[%s]: this CPU lacks it\n", cpu::isa_name(isa));
+      continue;
+    }
+    g_path = {isa, WeightDtype::kFloat32, false};
+    test_gemm_cases(pool2, pool3, pool1);
+    g_path = {isa, WeightDtype::kFloat32, true};
+    test_gemm_cases(pool2, pool3, pool1);
+    g_path = {isa, WeightDtype::kBFloat16, true};
+    test_gemm_cases(pool2, pool3, pool1);
+  }
+  g_path = {cpu::default_isa(), WeightDtype::kFloat32, false};
 
   run_case("gemm K=0 gives epilogue(bias) + residual", [&] {
     std::vector<float> bias = {1.0f, -2.0f, 0.5f}, res = {1, 2, 3, 4, 5, 6}, C = res;
@@ -675,7 +723,7 @@ void test_backend() {
 
 // ---- timing (information only) --------------------------------------------------------------------
 
-void time_gemms(ThreadPool& pool) {
+void time_gemms(ThreadPool& pool, WeightDtype dtype) {
   struct Shape {
     const char* what;
     int64_t M, K, N;
@@ -684,13 +732,15 @@ void time_gemms(ThreadPool& pool) {
                 {"attn out", 197, 384, 384, Epilogue::kNone},
                 {"fc1+gelu", 197, 384, 1536, Epilogue::kGelu},
                 {"fc2", 197, 1536, 384, Epilogue::kNone}};
-  std::printf("timing (information only), ViT-S/16 GEMM shapes, %d thread(s):\n", pool.size());
+  std::printf("timing (information only), ViT-S/16 GEMM shapes, %s, %s weights, %d thread(s):\n",
+              cpu::isa_name(cpu::default_isa()), dtype == WeightDtype::kBFloat16 ? "bf16" : "fp32", pool.size());
   Rng rng(7);
   double total_flops = 0, total_sec = 0;
   for (const Shape& s : shapes) {
     std::vector<float> A = rng.vec(s.M * s.K), W = rng.vec(s.N * s.K, -0.1f, 0.1f), b = rng.vec(s.N), C(s.M * s.N);
     GemmArgs g;
-    g.A = A.data(), g.lda = s.K, g.W = W.data(), g.bias = b.data(), g.C = C.data(), g.M = s.M, g.N = s.N, g.K = s.K;
+    std::unique_ptr<cpu::PackedLinear> packed = cpu::PackedLinear::pack(W.data(), s.N, s.K, dtype);
+    g.A = A.data(), g.lda = s.K, g.Wp = packed.get(), g.bias = b.data(), g.C = C.data(), g.M = s.M, g.N = s.N, g.K = s.K;
     g.epilogue = s.ep;
     for (int i = 0; i < 3; ++i) cpu::gemm(g, pool);
     double best = 1e9;
@@ -721,7 +771,8 @@ int main() {
     test_embed_suite(pool2, pool1);
     test_concurrent_kernels(pool2);
     test_backend();
-    time_gemms(pool2);
+    time_gemms(pool2, WeightDtype::kFloat32);
+    time_gemms(pool2, WeightDtype::kBFloat16);
   } catch (const std::exception& e) {
     report("test program", false, std::string("uncaught exception: ") + e.what());
   }

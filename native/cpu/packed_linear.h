@@ -1,0 +1,55 @@
+// The CPU's prepared Linear weight: W [N, K] cut into panels of kPanel = 32 output columns.
+//
+//   float32:  panel p holds W[p·32 + j, k] at f32[p·K·32 + k·32 + j]            ([K][32])
+//   bfloat16: panel p holds W[p·32 + j, 2q + e] at bf16[p·K2·64 + q·64 + 2j + e] ([K2][32][2], K2 = ⌈K/2⌉)
+//
+// Columns past N and the odd k of a pair past K are zero, so kernels never need a column or k
+// tail inside a panel. One panel row is two AVX-512 vectors (or four AVX2, eight NEON), and the
+// bf16 pair layout is what vdpbf16ps multiplies: per column, (k, k+1) adjacent.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "backend/backend.h"
+
+namespace vitmsn {
+namespace cpu {
+
+constexpr int kPanel = 32;
+
+class PackedLinear final : public PreparedLinear {
+ public:
+  int64_t panels = 0;
+  int64_t K2 = 0;  // bf16 only: ⌈K/2⌉ pairs
+  const float* f32() const { return static_cast<const float*>(data_.get()); }
+  const uint16_t* bf16() const { return static_cast<const uint16_t*>(data_.get()); }
+  size_t bytes() const { return bytes_; }
+
+  // Packs W (row-major [N, K]); throws Error(ERR_OUT_OF_MEMORY) when the buffer cannot be had.
+  static std::unique_ptr<PackedLinear> pack(const float* W, int64_t N, int64_t K, WeightDtype dtype);
+
+ private:
+  struct Free {
+    void operator()(void* p) const noexcept;
+  };
+  std::unique_ptr<void, Free> data_;
+  size_t bytes_ = 0;
+};
+
+// float32 → bfloat16 bits, round to nearest even (NaN stays NaN).
+inline uint16_t to_bf16(float x) {
+  uint32_t u;
+  __builtin_memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float from_bf16(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float x;
+  __builtin_memcpy(&x, &u, 4);
+  return x;
+}
+
+}  // namespace cpu
+}  // namespace vitmsn
