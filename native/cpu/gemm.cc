@@ -2,10 +2,12 @@
 // once at load (PackedLinear: 32-column panels, float32 or bfloat16) or, for an unprepared W,
 // packed on the spot.
 //
-// The work is a grid of blocks, each (rows [m0, m1)) × (panels [p0, p1)); the per-ISA block
-// function (gemm_kernels.h) packs MR rows of A at a time and sweeps them across the block's
-// panels. Blocks are ordered panel-block-major, so the contiguous chunk of blocks a thread takes
-// from the pool mostly shares one set of panels, which then stays in its core's L2.
+// Two parallel steps: (1) A is packed into row tiles of MR rows by the path's pack function
+// (gemm_kernels.h) — once per GEMM, not once per column block, since re-packing A per block cost
+// about a third of the multiply time at K = 384; (2) a grid of blocks, each (rows [m0, m1)) ×
+// (panels [p0, p1)), runs the path's microkernel over its tiles. Blocks are ordered
+// panel-block-major, so the contiguous chunk of blocks a thread takes from the pool mostly shares
+// one set of panels, which then stays in its core's L2 while A tiles stream past.
 #include "cpu/gemm.h"
 
 #include <algorithm>
@@ -28,21 +30,42 @@ void check(const GemmArgs& a) {
   if (a.Wp && (a.Wp->N != a.N || a.Wp->K != a.K)) throw Error(codes::kInternal, "gemm: prepared weight shape mismatch");
 }
 
-using BlockFn = void (*)(const GemmBlock&);
+struct Path {
+  void (*block)(const GemmBlock&);
+  void (*pack)(const GemmBlock&, int64_t, int64_t);
+  int mr;
+};
 
-BlockFn block_fn(Isa isa, WeightDtype dtype, int* mr) {
+Path path_for(Isa isa, WeightDtype dtype) {
   switch (isa) {
     case Isa::kAvx512:
       if (dtype == WeightDtype::kFloat32 || (cpu_features().avx512_bf16 && gemm_avx512_has_bf16_kernel())) {
-        *mr = kMrAvx512;
-        return gemm_block_avx512;
+        return {gemm_block_avx512, gemm_pack_a_avx512, kMrAvx512};
       }
-      *mr = kMrAvx2;  // bf16 weights without avx512_bf16: widen to fp32 in the AVX2 kernel
-      return gemm_block_avx2;
-    case Isa::kAvx2: *mr = kMrAvx2; return gemm_block_avx2;
-    case Isa::kNeon: *mr = kMrNeon; return gemm_block_neon;
-    default: *mr = kMrScalar; return gemm_block_scalar;
+      // bf16 weights without avx512_bf16: widened to fp32 in the AVX2 kernel.
+      return {gemm_block_avx2, gemm_pack_a_avx2, kMrAvx2};
+    case Isa::kAvx2: return {gemm_block_avx2, gemm_pack_a_avx2, kMrAvx2};
+    case Isa::kNeon: return {gemm_block_neon, gemm_pack_a_neon, kMrNeon};
+    default: return {gemm_block_scalar, gemm_pack_a_scalar, kMrScalar};
   }
+}
+
+// The packed copy of A, per calling thread (each forward runs on its own thread), kept between
+// calls: a few MB at most, and reusing it spares a fresh mmap and its page faults per GEMM.
+float* packed_a_buffer(size_t floats) {
+  struct Buf {
+    float* p = nullptr;
+    size_t cap = 0;
+    ~Buf() { ::operator delete(p, std::align_val_t(64)); }
+  };
+  thread_local Buf buf;
+  if (buf.cap < floats) {
+    void* p = ::operator new(floats * sizeof(float), std::align_val_t(64), std::nothrow);
+    if (!p) throw Error(codes::kOutOfMemory, "gemm: out of memory for a " + std::to_string(floats) + "-float A buffer");
+    ::operator delete(buf.p, std::align_val_t(64));
+    buf.p = static_cast<float*>(p), buf.cap = floats;
+  }
+  return buf.p;
 }
 
 }  // namespace
@@ -74,8 +97,8 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
     own = PackedLinear::pack(a.W, N, K, WeightDtype::kFloat32);
     W = own.get();
   }
-  int mr = 1;
-  const BlockFn fn = block_fn(isa, W->dtype, &mr);
+  const Path path = path_for(isa, W->dtype);
+  const int mr = path.mr;
 
   // Block grid: 4 register tiles of rows × 4 panels (128 columns) — big enough that the A tile
   // packing (MR·K per tile, reused over 4 panels) and the per-block call are noise, small enough
@@ -89,25 +112,36 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
   const int64_t m_blocks = (M + mb - 1) / mb, p_blocks = (panels + pb - 1) / pb;
   const int64_t tasks = m_blocks * p_blocks;
 
+  const int64_t tiles = (M + mr - 1) / mr;
+  GemmBlock blk;
+  blk.A = a.A, blk.lda = a.lda, blk.W = W, blk.bias = a.bias, blk.residual = a.residual, blk.C = a.C;
+  blk.gelu = a.epilogue == Epilogue::kGelu;
+  blk.tile_stride = a_tile_stride(mr, K);
+  blk.a_tiles = packed_a_buffer(static_cast<size_t>(tiles * blk.tile_stride));
+  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  const bool parallel = tasks > 1 && flops >= 4e5;
+
+  GemmBlock pk = blk;
+  pk.m0 = 0, pk.m1 = M;  // the pack functions take M from m1
+  if (parallel && tiles > 1 && M * K >= (1 << 15)) {
+    pool.parallel_for(tiles, [&](int64_t t0, int64_t t1) { path.pack(pk, t0, t1); });
+  } else {
+    path.pack(pk, 0, tiles);
+  }
+
   auto body = [&](int64_t t0, int64_t t1) {
-    std::unique_ptr<float[]> scratch = alloc_scratch(static_cast<size_t>(kMaxMR * (K + 2) + 16), "gemm");
-    GemmBlock blk;
-    blk.A = a.A, blk.lda = a.lda, blk.W = W, blk.bias = a.bias, blk.residual = a.residual, blk.C = a.C;
-    blk.gelu = a.epilogue == Epilogue::kGelu;
-    // 64-byte aligned view of the scratch.
-    blk.a_pack = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.get()) + 63) & ~uintptr_t(63));
+    GemmBlock b = blk;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t pbi = t / m_blocks, mbi = t % m_blocks;
-      blk.m0 = mbi * mb, blk.m1 = std::min(M, blk.m0 + mb);
-      blk.p0 = pbi * pb, blk.p1 = std::min(panels, blk.p0 + pb);
-      fn(blk);
+      b.m0 = mbi * mb, b.m1 = std::min(M, b.m0 + mb);
+      b.p0 = pbi * pb, b.p1 = std::min(panels, b.p0 + pb);
+      path.block(b);
     }
   };
-  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  if (tasks == 1 || flops < 4e5) {
-    body(0, tasks);
-  } else {
+  if (parallel) {
     pool.parallel_for(tasks, body);
+  } else {
+    body(0, tasks);
   }
 }
 

@@ -116,16 +116,16 @@ static void tile(const GemmBlock& b, const float* __restrict ap, const void* bp,
 }
 
 template <int R>
-static void run_rows(const GemmBlock& b, int64_t m) {
+static void run_rows(const GemmBlock& b, int64_t m, const float* ap) {
   const PackedLinear& W = *b.W;
   for (int64_t p = b.p0; p < b.p1; ++p) {
     for (int half = 0; half < 2; ++half) {
       const int64_t n0 = p * kPanel + half * 16;
       if (n0 >= W.N) break;
       if (W.dtype == WeightDtype::kFloat32) {
-        tile<R, false>(b, b.a_pack, W.f32() + p * W.K * kPanel + half * 16, W.K, m, n0);
+        tile<R, false>(b, ap, W.f32() + p * W.K * kPanel + half * 16, W.K, m, n0);
       } else {
-        tile<R, true>(b, b.a_pack, W.bf16() + p * W.K2 * 2 * kPanel + half * 32, W.K, m, n0);
+        tile<R, true>(b, ap, W.bf16() + p * W.K2 * 2 * kPanel + half * 32, W.K, m, n0);
       }
     }
   }
@@ -133,22 +133,19 @@ static void run_rows(const GemmBlock& b, int64_t m) {
 
 }  // namespace
 
+void gemm_pack_a_avx2(const GemmBlock& b, int64_t t0, int64_t t1) { pack_a_generic(b, MR, t0, t1); }
+
 void gemm_block_avx2(const GemmBlock& b) {
-  const int64_t K = b.W->K;
-  const bool bf16 = b.W->dtype == WeightDtype::kBFloat16;
   for (int64_t m = b.m0; m < b.m1; m += MR) {
     const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
-    for (int i = 0; i < rows; ++i) {
-      const float* a = b.A + (m + i) * b.lda;
-      for (int64_t k = 0; k < K; ++k) b.a_pack[k * MR + i] = bf16 ? from_bf16(to_bf16(a[k])) : a[k];
-    }
+    const float* ap = b.a_tiles + (m / MR) * b.tile_stride;
     switch (rows) {
-      case 6: run_rows<6>(b, m); break;
-      case 5: run_rows<5>(b, m); break;
-      case 4: run_rows<4>(b, m); break;
-      case 3: run_rows<3>(b, m); break;
-      case 2: run_rows<2>(b, m); break;
-      default: run_rows<1>(b, m); break;
+      case 6: run_rows<6>(b, m, ap); break;
+      case 5: run_rows<5>(b, m, ap); break;
+      case 4: run_rows<4>(b, m, ap); break;
+      case 3: run_rows<3>(b, m, ap); break;
+      case 2: run_rows<2>(b, m, ap); break;
+      default: run_rows<1>(b, m, ap); break;
     }
   }
 }

@@ -102,30 +102,30 @@ static void tile_bf16(const GemmBlock& b, const uint32_t* __restrict ap, const u
 #endif
 
 template <int R>
-static void run_rows(const GemmBlock& b, int64_t m) {
+static void run_rows(const GemmBlock& b, int64_t m, const float* a_tile) {
   const PackedLinear& W = *b.W;
   if (W.dtype == WeightDtype::kFloat32) {
-    for (int64_t p = b.p0; p < b.p1; ++p) tile_f32<R>(b, b.a_pack, W.f32() + p * W.K * kPanel, W.K, m, p * kPanel);
+    for (int64_t p = b.p0; p < b.p1; ++p) tile_f32<R>(b, a_tile, W.f32() + p * W.K * kPanel, W.K, m, p * kPanel);
   } else {
 #ifdef VITMSN_HAVE_BF16_KERNEL
-    const uint32_t* ap = reinterpret_cast<const uint32_t*>(b.a_pack);
+    const uint32_t* ap = reinterpret_cast<const uint32_t*>(a_tile);
     for (int64_t p = b.p0; p < b.p1; ++p) tile_bf16<R>(b, ap, W.bf16() + p * W.K2 * 2 * kPanel, W.K2, m, p * kPanel);
 #endif
   }
 }
 
 // A rows [m, m + rows) → [K][MR] floats, or [K2][MR] bf16 pairs (low half: even k).
-static void pack_a(const GemmBlock& b, int64_t m, int rows) {
+static void pack_a(const GemmBlock& b, int64_t m, int rows, float* dst) {
   const int64_t K = b.W->K;
   if (b.W->dtype == WeightDtype::kFloat32) {
     for (int i = 0; i < rows; ++i) {
       const float* a = b.A + (m + i) * b.lda;
-      float* d = b.a_pack + i;
+      float* d = dst + i;
       for (int64_t k = 0; k < K; ++k) d[k * MR] = a[k];
     }
     return;
   }
-  uint32_t* d32 = reinterpret_cast<uint32_t*>(b.a_pack);
+  uint32_t* d32 = reinterpret_cast<uint32_t*>(dst);
   const int64_t K2 = b.W->K2;
   for (int i = 0; i < rows; ++i) {
     const float* a = b.A + (m + i) * b.lda;
@@ -154,25 +154,33 @@ bool gemm_avx512_has_bf16_kernel() {
 #endif
 }
 
+void gemm_pack_a_avx512(const GemmBlock& b, int64_t t0, int64_t t1) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t m = t * MR;
+    const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
+    pack_a(b, m, rows, b.a_tiles + t * b.tile_stride);
+  }
+}
+
 void gemm_block_avx512(const GemmBlock& b) {
   for (int64_t m = b.m0; m < b.m1; m += MR) {
     const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
-    pack_a(b, m, rows);
+    const float* ap = b.a_tiles + (m / MR) * b.tile_stride;
     switch (rows) {
-      case 14: run_rows<14>(b, m); break;
-      case 13: run_rows<13>(b, m); break;
-      case 12: run_rows<12>(b, m); break;
-      case 11: run_rows<11>(b, m); break;
-      case 10: run_rows<10>(b, m); break;
-      case 9: run_rows<9>(b, m); break;
-      case 8: run_rows<8>(b, m); break;
-      case 7: run_rows<7>(b, m); break;
-      case 6: run_rows<6>(b, m); break;
-      case 5: run_rows<5>(b, m); break;
-      case 4: run_rows<4>(b, m); break;
-      case 3: run_rows<3>(b, m); break;
-      case 2: run_rows<2>(b, m); break;
-      default: run_rows<1>(b, m); break;
+      case 14: run_rows<14>(b, m, ap); break;
+      case 13: run_rows<13>(b, m, ap); break;
+      case 12: run_rows<12>(b, m, ap); break;
+      case 11: run_rows<11>(b, m, ap); break;
+      case 10: run_rows<10>(b, m, ap); break;
+      case 9: run_rows<9>(b, m, ap); break;
+      case 8: run_rows<8>(b, m, ap); break;
+      case 7: run_rows<7>(b, m, ap); break;
+      case 6: run_rows<6>(b, m, ap); break;
+      case 5: run_rows<5>(b, m, ap); break;
+      case 4: run_rows<4>(b, m, ap); break;
+      case 3: run_rows<3>(b, m, ap); break;
+      case 2: run_rows<2>(b, m, ap); break;
+      default: run_rows<1>(b, m, ap); break;
     }
   }
 }

@@ -58,24 +58,20 @@ void tile(const GemmBlock& b, const float* ap, int64_t p, int half, int64_t m) {
 
 }  // namespace
 
+void gemm_pack_a_neon(const GemmBlock& b, int64_t t0, int64_t t1) { pack_a_generic(b, MR, t0, t1); }
+
 void gemm_block_neon(const GemmBlock& b) {
-  const int64_t K = b.W->K;
-  const bool bf16 = b.W->dtype == WeightDtype::kBFloat16;
   for (int64_t m = b.m0; m < b.m1; m += MR) {
     const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
-    for (int i = 0; i < rows; ++i)
-      for (int64_t k = 0; k < K; ++k) {
-        const float v = b.A[(m + i) * b.lda + k];
-        b.a_pack[k * MR + i] = bf16 ? from_bf16(to_bf16(v)) : v;
-      }
+    const float* ap = b.a_tiles + (m / MR) * b.tile_stride;
     for (int64_t p = b.p0; p < b.p1; ++p)
       for (int half = 0; half < 2; ++half) {
         if (p * kPanel + half * 16 >= b.W->N) break;
         switch (rows) {
-          case 4: tile<4>(b, b.a_pack, p, half, m); break;
-          case 3: tile<3>(b, b.a_pack, p, half, m); break;
-          case 2: tile<2>(b, b.a_pack, p, half, m); break;
-          default: tile<1>(b, b.a_pack, p, half, m); break;
+          case 4: tile<4>(b, ap, p, half, m); break;
+          case 3: tile<3>(b, ap, p, half, m); break;
+          case 2: tile<2>(b, ap, p, half, m); break;
+          default: tile<1>(b, ap, p, half, m); break;
         }
       }
   }
@@ -89,6 +85,7 @@ void gemm_block_neon(const GemmBlock& b) {
 namespace vitmsn {
 namespace cpu {
 void gemm_block_neon(const GemmBlock& b) { gemm_block_scalar(b); }
+void gemm_pack_a_neon(const GemmBlock& b, int64_t t0, int64_t t1) { gemm_pack_a_scalar(b, t0, t1); }
 }  // namespace cpu
 }  // namespace vitmsn
 

@@ -31,19 +31,36 @@ void store_tile(const GemmBlock& b, int rows, int64_t m, int64_t n0, const float
 
 float gelu_exact(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
 
+void pack_a_generic(const GemmBlock& b, int mr, int64_t t0, int64_t t1) {
+  const int64_t K = b.W->K, M = b.m1;
+  const bool bf16 = b.W->dtype == WeightDtype::kBFloat16;
+  for (int64_t t = t0; t < t1; ++t) {
+    float* ap = b.a_tiles + t * b.tile_stride;
+    for (int i = 0; i < mr; ++i) {
+      const int64_t m = t * mr + i;
+      if (m >= M) {
+        for (int64_t k = 0; k < K; ++k) ap[k * mr + i] = 0.0f;
+        continue;
+      }
+      const float* a = b.A + m * b.lda;
+      if (bf16) {
+        for (int64_t k = 0; k < K; ++k) ap[k * mr + i] = from_bf16(to_bf16(a[k]));
+      } else {
+        for (int64_t k = 0; k < K; ++k) ap[k * mr + i] = a[k];
+      }
+    }
+  }
+}
+
+void gemm_pack_a_scalar(const GemmBlock& b, int64_t t0, int64_t t1) { pack_a_generic(b, MR, t0, t1); }
+
 void gemm_block_scalar(const GemmBlock& b) {
   const PackedLinear& W = *b.W;
   const int64_t K = W.K;
   const bool bf16 = W.dtype == WeightDtype::kBFloat16;
-  float* ap = b.a_pack;
   for (int64_t m = b.m0; m < b.m1; m += MR) {
     const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
-    // A tile → [K][MR] (rounded to bf16 for a bf16 weight); rows past the tile are zero.
-    for (int i = 0; i < MR; ++i)
-      for (int64_t k = 0; k < K; ++k) {
-        float v = i < rows ? b.A[(m + i) * b.lda + k] : 0.0f;
-        ap[k * MR + i] = bf16 ? from_bf16(to_bf16(v)) : v;
-      }
+    const float* ap = b.a_tiles + (m / MR) * b.tile_stride;
     for (int64_t p = b.p0; p < b.p1; ++p) {
       float acc[MR][kPanel] = {};
       if (!bf16) {
