@@ -326,10 +326,11 @@ void test_layernorm_suite(ThreadPool& pool2, ThreadPool& pool1) {
 // ---- attention ------------------------------------------------------------------------------------
 
 enum class HeadScale { kNone, kRandom, kWithZeros };
+cpu::Isa g_attn_isa = cpu::Isa::kScalar;  // set by test_attention_suite for each path
 
 void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t Dh, HeadScale hsm, bool probs,
                     uint64_t seed) {
-  const std::string name = "attention B=" + std::to_string(B) + " T=" + std::to_string(T) + " H=" + std::to_string(H) +
+  const std::string name = std::string("attention[") + cpu::isa_name(g_attn_isa) + "] B=" + std::to_string(B) + " T=" + std::to_string(T) + " H=" + std::to_string(H) +
                            " Dh=" + std::to_string(Dh) +
                            (hsm == HeadScale::kRandom ? " head_scale" : hsm == HeadScale::kWithZeros ? " head_scale(0s)" : "") +
                            (probs ? " probs" : "") + " threads=" + std::to_string(pool.size());
@@ -351,7 +352,7 @@ void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t D
     AttentionArgs k = a, r = a;
     k.out = got.data(), k.probs = probs ? got_p.data() : nullptr;
     r.out = want.data(), r.probs = probs ? want_p.data() : nullptr;
-    cpu::attention(k, pool);
+    cpu::attention(k, pool, g_attn_isa);
     cpu::ref_attention(r);
     if (!guard_intact(got, n_out) || (probs && !guard_intact(got_p, n_p))) {
       return report(name, false, "wrote past the end of an output");
@@ -365,13 +366,13 @@ void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t D
       std::vector<float> again(n_out);
       AttentionArgs k2 = a;
       k2.out = again.data();
-      cpu::attention(k2, pool);
+      cpu::attention(k2, pool, g_attn_isa);
       check_exact(name + " [out same without probs]", again, got);
     }
   });
 }
 
-void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+void test_attention_cases(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   uint64_t seed = 300;
   test_attention(pool2, 1, 197, 6, 64, HeadScale::kNone, true, seed++);       // ViT-S layer, attentions on
   test_attention(pool2, 3, 197, 2, 16, HeadScale::kWithZeros, false, seed++);  // batch 3, head_mask with 0s
@@ -383,6 +384,15 @@ void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool
   test_attention(pool1, 2, 50, 2, 16, HeadScale::kRandom, true, seed++);
   test_attention(pool2, 1, 1025, 1, 64, HeadScale::kNone, false, seed++);      // ViT-L/7 token count
   test_attention(pool3, 1, 1, 1, 1, HeadScale::kNone, true, seed++);
+}
+
+void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
+    if (!cpu::isa_supported(isa)) continue;
+    g_attn_isa = isa;
+    test_attention_cases(pool2, pool3, pool1);
+  }
+  g_attn_isa = cpu::default_isa();
 }
 
 // ---- patchify -------------------------------------------------------------------------------------

@@ -1,0 +1,23 @@
+// Per-ISA attention rows (attention.cc splits the work and prepares Kᵀ; the math is in
+// attention.h). One call handles query rows [i0, i1) of one (b, h).
+#pragma once
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace vitmsn {
+namespace cpu {
+
+struct AttentionRows {
+  const AttentionArgs* args = nullptr;
+  int64_t b = 0, h = 0, i0 = 0, i1 = 0;
+  const float* kt = nullptr;  // Kᵀ of (b, h): [Dh][Tp], columns past T zero, 64-byte aligned
+  int64_t Tp = 0;             // T rounded up to 16
+  float* scores = nullptr;    // scratch: 8 · Tp floats, 64-byte aligned
+  float* qt = nullptr;        // scratch: 8 · Dh floats
+};
+
+void attention_rows_avx512(const AttentionRows& t);
+
+}  // namespace cpu
+}  // namespace vitmsn
