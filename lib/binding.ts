@@ -54,7 +54,7 @@ export interface NativeBackendInfo {
 }
 
 export interface NativeAddon {
-  loadModel(dir: string, config: NativeConfig, options: { device: string; threads: number }): Promise<NativeModel>;
+  loadModel(dir: string, config: NativeConfig, options: { device: string; dtype: string; threads: number }): Promise<NativeModel>;
   backends(): NativeBackendInfo[];
   defaultThreads(): number;
 }

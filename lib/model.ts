@@ -122,12 +122,13 @@ export async function loadModel(dir: string, options?: LoadOptions): Promise<Mod
   const addon = native();
   let device = opts.device;
   if (device === 'auto') device = addon.backends().some((b) => b.name === 'cuda' && b.available) ? 'cuda' : 'cpu';
-  if (device === 'cpu' && opts.dtype !== 'float32') {
-    throw new VitMsnError('ERR_UNSUPPORTED_DTYPE', `dtype '${opts.dtype}' is not supported on the CPU yet; use 'float32'`);
+  // The CPU runs float32, and bfloat16 weights with float32 accumulation (~1e-2 relative error).
+  if (device === 'cpu' && opts.dtype !== 'float32' && opts.dtype !== 'bfloat16') {
+    throw new VitMsnError('ERR_UNSUPPORTED_DTYPE', `dtype '${opts.dtype}' is not supported on the CPU; use 'float32' or 'bfloat16'`);
   }
   let handle: NativeModel;
   try {
-    handle = await addon.loadModel(dir, nativeConfig, { device, threads: opts.threads });
+    handle = await addon.loadModel(dir, nativeConfig, { device, dtype: opts.dtype, threads: opts.threads });
   } catch (e) {
     throw fromNative(e);
   }

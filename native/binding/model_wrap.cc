@@ -16,14 +16,15 @@ struct Handoff {  // passed through an External from wrap() to the constructor
 
 class LoadWorker : public PromiseWorker {
  public:
-  LoadWorker(Napi::Env env, std::string dir, vitmsn::ModelConfig config, std::string device, int threads)
+  LoadWorker(Napi::Env env, std::string dir, vitmsn::ModelConfig config, std::string device, int threads,
+             vitmsn::WeightDtype dtype)
       : PromiseWorker(env, "vitmsn:load"), dir_(std::move(dir)), config_(config), device_(std::move(device)),
-        threads_(threads) {}
+        threads_(threads), dtype_(dtype) {}
 
  protected:
   void run() override {
     std::shared_ptr<vitmsn::Backend> backend = vitmsn::acquire_backend(device_, threads_);
-    model_ = vitmsn::Model::load(config_, dir_, std::move(backend));
+    model_ = vitmsn::Model::load(config_, dir_, std::move(backend), dtype_);
   }
   Napi::Value result(Napi::Env env) override { return ModelWrap::wrap(env, std::move(model_), device_); }
 
@@ -32,6 +33,7 @@ class LoadWorker : public PromiseWorker {
   vitmsn::ModelConfig config_;
   std::string device_;
   int threads_;
+  vitmsn::WeightDtype dtype_;
   std::shared_ptr<const vitmsn::Model> model_;
 };
 
@@ -113,6 +115,7 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
   vitmsn::ModelConfig config = to_config(env, info[1]);
   std::string device = "cpu";
   int threads = 0;
+  vitmsn::WeightDtype dtype = vitmsn::WeightDtype::kFloat32;
   if (info[2].IsObject()) {
     Napi::Object o = info[2].As<Napi::Object>();
     if (o.Get("device").IsString()) device = o.Get("device").As<Napi::String>().Utf8Value();
@@ -122,8 +125,14 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
       if (!(d >= 0 && d <= 1024)) throw_invalid(env, "threads must be between 0 and 1024");
       threads = static_cast<int>(d);
     }
+    // lib/ has already refused dtypes the device cannot run; float32 is the default.
+    if (o.Get("dtype").IsString()) {
+      const std::string dt = o.Get("dtype").As<Napi::String>().Utf8Value();
+      if (dt == "bfloat16") dtype = vitmsn::WeightDtype::kBFloat16;
+      else if (dt != "float32") throw_invalid(env, "dtype must be 'float32' or 'bfloat16' here");
+    }
   }
-  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), config, device, threads);
+  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), config, device, threads, dtype);
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;
