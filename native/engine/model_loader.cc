@@ -48,7 +48,9 @@ class TensorIndex {
                                            shape_str(t ? t->shape : std::vector<int64_t>{}) + ", expected " +
                                            shape_str(expect) + " for this config");
     }
-    return ck_.read_f32(*t);
+    std::vector<float> out = ck_.read_f32(*t);
+    release_mapped_pages(t->data, t->nbytes);  // streamed load: the mapped copy leaves our RSS
+    return out;
   }
 
   std::vector<int64_t> shape_of(const std::string& canon) const {
