@@ -5,8 +5,14 @@
 
 #include "engine/error.h"
 
+#include <atomic>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 namespace vitmsn {
@@ -40,6 +46,15 @@ CpuFeatures detect() {
   unsigned a1, b1, c1, d1;
   __cpuid_count(7, 1, a1, b1, c1, d1);
   f.avx512_bf16 = f.avx512 && ((a1 >> 5) & 1);
+  // AMX: the tile state (XCR0 bits 17–18) must be OS-enabled, and Linux hands the large tile-data
+  // state to a process only on request (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, feature 18).
+  const bool amx_cpu = ((d >> 22) & 1) && ((d >> 24) & 1) && f.avx512;
+  const bool os_amx = (xcr0 & (3ull << 17)) == (3ull << 17);
+#if defined(__linux__) && defined(__x86_64__)
+  f.amx_bf16 = amx_cpu && os_amx && ::syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18) == 0;
+#else
+  (void)amx_cpu, (void)os_amx;
+#endif
 #elif defined(__aarch64__)
   f.neon = true;
 #endif
@@ -52,6 +67,19 @@ const CpuFeatures& cpu_features() {
   static const CpuFeatures f = detect();
   return f;
 }
+
+namespace {
+std::atomic<int>& amx_switch() {
+  static std::atomic<int> on{[] {
+    const char* env = std::getenv("VITMSN_CPU_AMX");
+    return (env && std::string(env) == "0") ? 0 : 1;
+  }()};
+  return on;
+}
+}  // namespace
+
+bool amx_enabled() { return cpu_features().amx_bf16 && amx_switch().load(std::memory_order_relaxed) != 0; }
+void set_amx_enabled(bool on) { amx_switch().store(on ? 1 : 0, std::memory_order_relaxed); }
 
 const char* isa_name(Isa isa) {
   switch (isa) {
@@ -97,7 +125,11 @@ Isa select_isa() {
 std::string isa_summary(Isa chosen) {
   const CpuFeatures& f = cpu_features();
   std::string s = std::string("kernels: ") + isa_name(chosen);
-  if (chosen == Isa::kAvx512) s += f.avx512_bf16 ? " (bfloat16 via avx512_bf16)" : " (bfloat16 via fp32 conversion)";
+  if (chosen == Isa::kAvx512) {
+    s += amx_enabled()      ? " (bfloat16 via AMX tiles)"
+         : f.avx512_bf16 ? " (bfloat16 via avx512_bf16)"
+                         : " (bfloat16 via fp32 conversion)";
+  }
   return s;
 }
 

@@ -17,7 +17,13 @@ struct CpuFeatures {
   bool avx512 = false;      // AVX-512 F/BW/VL/DQ, with OS zmm support
   bool avx512_bf16 = false;  // AVX512_BF16 (vdpbf16ps)
   bool neon = false;        // aarch64 (NEON is architectural there)
+  bool amx_bf16 = false;    // AMX-TILE + AMX-BF16, OS-enabled and granted to this process
 };
+
+// Whether bf16 GEMMs may use AMX tiles: amx_bf16 and VITMSN_CPU_AMX is not "0". Tests flip it with
+// set_amx_enabled to cover both bf16 kernels.
+bool amx_enabled();
+void set_amx_enabled(bool on);
 
 const CpuFeatures& cpu_features();
 const char* isa_name(Isa isa);

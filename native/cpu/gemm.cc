@@ -36,9 +36,12 @@ struct Path {
   int mr;
 };
 
-Path path_for(Isa isa, WeightDtype dtype) {
+Path path_for(Isa isa, WeightDtype dtype, int64_t K) {
   switch (isa) {
     case Isa::kAvx512:
+      if (dtype == WeightDtype::kBFloat16 && K % 32 == 0 && amx_enabled() && gemm_avx512_has_bf16_kernel()) {
+        return {gemm_block_amx, gemm_pack_a_amx, kMrAmx};
+      }
       if (dtype == WeightDtype::kFloat32 || (cpu_features().avx512_bf16 && gemm_avx512_has_bf16_kernel())) {
         return {gemm_block_avx512, gemm_pack_a_avx512, kMrAvx512};
       }
@@ -97,7 +100,7 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
     own = PackedLinear::pack(a.W, N, K, WeightDtype::kFloat32);
     W = own.get();
   }
-  const Path path = path_for(isa, W->dtype);
+  const Path path = path_for(isa, W->dtype, K);
   const int mr = path.mr;
 
   // Block grid: 4 register tiles of rows × 4 panels (128 columns) — big enough that the A tile

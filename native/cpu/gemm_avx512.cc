@@ -144,7 +144,92 @@ static void pack_a(const GemmBlock& b, int64_t m, int rows, float* dst) {
   }
 }
 
+#ifdef VITMSN_HAVE_BF16_KERNEL
+// ---- AMX ---------------------------------------------------------------------------------------
+// Tile registers: 0–3 accumulate C (2×2 tiles of 16×16 fp32), 4–5 hold A (16 rows × 32 bf16 of k),
+// 6–7 hold B (16 k-pairs × 16 columns × 2 bf16). A PackedLinear bf16 panel row (one k-pair, 32
+// columns × 2) is 128 bytes, so B tiles are panel rows read with a 128-byte stride, the right half
+// of the panel 64 bytes in. tdpbf16ps multiplies the bf16 pairs exactly and accumulates in fp32,
+// like vdpbf16ps, so the AMX and AVX-512 bf16 paths compute the same products.
+#define VITMSN_AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,avx2,bmi2,amx-tile,amx-bf16")))
+
+struct alignas(64) TileConfig {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+VITMSN_AMX_TARGET static void amx_configure() {
+  TileConfig c{};
+  c.palette = 1;
+  for (int i = 0; i < 8; ++i) c.colsb[i] = 64, c.rows[i] = 16;
+  _tile_loadconfig(&c);
+}
+#endif
+
 }  // namespace
+
+#ifdef VITMSN_HAVE_BF16_KERNEL
+void gemm_pack_a_amx(const GemmBlock& b, int64_t t0, int64_t t1) {
+  const int64_t K = b.W->K, M = b.m1;
+  for (int64_t t = t0; t < t1; ++t) {
+    uint16_t* dst = reinterpret_cast<uint16_t*>(b.a_tiles + t * b.tile_stride);
+    for (int i = 0; i < kMrAmx; ++i) {
+      const int64_t m = t * kMrAmx + i;
+      uint16_t* d = dst + i * K;
+      if (m >= M) {  // padding rows: zeros, so their (discarded) outputs stay finite
+        for (int64_t k = 0; k < K; k += 32) _mm512_storeu_si512(d + k, _mm512_setzero_si512());
+        continue;
+      }
+      const float* a = b.A + m * b.lda;
+      for (int64_t k = 0; k < K; k += 32) {  // K % 32 == 0 on this path
+        const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(a + k + 16), _mm512_loadu_ps(a + k));
+        _mm512_storeu_si512(d + k, v);
+      }
+    }
+  }
+}
+
+VITMSN_AMX_TARGET void gemm_block_amx(const GemmBlock& b) {
+  const PackedLinear& W = *b.W;
+  const int64_t K = W.K, K2 = W.K2;
+  const int64_t a_stride = K * 2;  // bytes per A row
+  alignas(64) float c[32 * 32];
+  amx_configure();
+  for (int64_t m = b.m0; m < b.m1; m += kMrAmx) {
+    const int rows = static_cast<int>(b.m1 - m < kMrAmx ? b.m1 - m : kMrAmx);
+    const uint8_t* ap = reinterpret_cast<const uint8_t*>(b.a_tiles + (m / kMrAmx) * b.tile_stride);
+    for (int64_t p = b.p0; p < b.p1; ++p) {
+      const uint8_t* bp = reinterpret_cast<const uint8_t*>(W.bf16() + p * K2 * 2 * kPanel);
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int64_t q = 0; q < K2; q += 16) {
+        _tile_loadd(4, ap + q * 4, a_stride);
+        _tile_loadd(5, ap + 16 * a_stride + q * 4, a_stride);
+        _tile_loadd(6, bp + q * 128, 128);
+        _tile_loadd(7, bp + q * 128 + 64, 128);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+      _tile_stored(0, c, 128);
+      _tile_stored(1, c + 16, 128);
+      _tile_stored(2, c + 16 * 32, 128);
+      _tile_stored(3, c + 16 * 32 + 16, 128);
+      for (int i = 0; i < rows; ++i) {
+        store_row(b, m + i, p * kPanel, _mm512_load_ps(c + i * 32), _mm512_load_ps(c + i * 32 + 16));
+      }
+    }
+  }
+  _tile_release();
+}
+#else
+void gemm_pack_a_amx(const GemmBlock& b, int64_t t0, int64_t t1) { gemm_pack_a_avx512(b, t0, t1); }
+void gemm_block_amx(const GemmBlock& b) { gemm_block_avx512(b); }
+#endif
 
 bool gemm_avx512_has_bf16_kernel() {
 #ifdef VITMSN_HAVE_BF16_KERNEL

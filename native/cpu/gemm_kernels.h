@@ -57,6 +57,11 @@ void gemm_pack_a_neon(const GemmBlock& b, int64_t t0, int64_t t1);
 // scalar, AVX2 and NEON paths.
 void pack_a_generic(const GemmBlock& b, int mr, int64_t t0, int64_t t1);
 bool gemm_avx512_has_bf16_kernel();            // compiled with a compiler that knows avx512bf16
+// AMX (bf16 weights, K a multiple of 32): row tiles of 32 rows of A as bf16 row-major [32][K];
+// each block computes 32×32 outputs in four 16×16 fp32 accumulator tiles.
+constexpr int kMrAmx = 32;
+void gemm_block_amx(const GemmBlock& b);
+void gemm_pack_a_amx(const GemmBlock& b, int64_t t0, int64_t t1);
 
 // The exact GELU the epilogues use in scalar code: 0.5·x·(1 + erf(x/√2)) with std::erf.
 float gelu_exact(float x);

@@ -235,6 +235,8 @@ void test_gemm_cases(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   test_gemm(pool3, {2, 40, 700, 0, true, P, Residual::kSeparate}, seed++);  // M tiny, many columns
   test_gemm(pool2, {15, 33, 64, 0, true, G, Residual::kAlias}, seed++);     // odd K (bf16 pair tail)
   test_gemm(pool2, {29, 3072, 70, 1, true, P, Residual::kSeparate}, seed++);  // long K
+  test_gemm(pool2, {33, 64, 40, 0, true, G, Residual::kAlias}, seed++);       // AMX: 2 row tiles, N tail
+  test_gemm(pool3, {1576, 384, 96, 0, true, P, Residual::kNone}, seed++);     // batch 8 rows
 }
 
 // Every kernel path this CPU can run (VITMSN_CPU_ISA's choices), fp32 and bf16 weights, with the
@@ -251,6 +253,13 @@ void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
     test_gemm_cases(pool2, pool3, pool1);
     g_path = {isa, WeightDtype::kBFloat16, true};
     test_gemm_cases(pool2, pool3, pool1);
+    if (isa == cpu::Isa::kAvx512 && cpu::cpu_features().amx_bf16) {
+      // The cases above ran AMX where K % 32 == 0; run them again on the avx512_bf16 kernel.
+      std::printf("INFO  gemm[avx512,bf16] again with AMX disabled\n");
+      cpu::set_amx_enabled(false);
+      test_gemm_cases(pool2, pool3, pool1);
+      cpu::set_amx_enabled(true);
+    }
   }
   g_path = {cpu::default_isa(), WeightDtype::kFloat32, false};
 
