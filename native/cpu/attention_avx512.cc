@@ -2,8 +2,8 @@
 //
 // For a group of up to 8 query rows of one (b, h):
 //   scores: S[r, j] = (q_r · k_j) · scale, 16 keys per zmm from Kᵀ [Dh][Tp] (Tp = T rounded up to
-//           16, zero padded), 8 rows' accumulators per key block: each loaded key vector feeds 8
-//           FMAs with q broadcast from a transposed copy qt [Dh][8].
+//           16, zero padded), 8 rows × 32 keys of accumulators: each pair of loaded key vectors
+//           feeds 16 FMAs with q broadcast from a transposed copy qt [Dh][8].
 //   softmax per row over the T real keys: vector max, exp_ps (Cephes, ~1 ulp), sum, then
 //           P = e · (head_scale / sum); padded keys are set to −∞ first so they add nothing.
 //   P·V:    4 rows × 64 output columns = 16 accumulators; per key, 4 V vectors and 4 broadcasts.
@@ -78,7 +78,30 @@ void attention_rows_avx512(const AttentionRows& t) {
     for (int64_t d = 0; d < Dh; ++d)
       for (int r = 0; r < QR; ++r) t.qt[d * QR + r] = r < rows ? base[(i0 + r) * stride + t.h * Dh + d] : 0.0f;
     const __m512 scale = _mm512_set1_ps(a.scale);
-    for (int64_t j0 = 0; j0 < Tp; j0 += 16) {
+    // Two key vectors per pass: 16 accumulators, 2 loads + 8 broadcasts per 16 FMAs.
+    int64_t j0 = 0;
+    for (; j0 + 32 <= Tp; j0 += 32) {
+      __m512 c[QR], e[QR];
+#pragma GCC unroll 8
+      for (int r = 0; r < QR; ++r) c[r] = e[r] = _mm512_setzero_ps();
+      const float* kt = t.kt + j0;
+      const float* qt = t.qt;
+      for (int64_t d = 0; d < Dh; ++d) {
+        const __m512 k0 = _mm512_load_ps(kt + d * Tp), k1 = _mm512_load_ps(kt + d * Tp + 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < QR; ++r) {
+          const __m512 q = _mm512_set1_ps(qt[d * QR + r]);
+          c[r] = _mm512_fmadd_ps(q, k0, c[r]);
+          e[r] = _mm512_fmadd_ps(q, k1, e[r]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < QR; ++r) {
+        _mm512_store_ps(s + r * Tp + j0, _mm512_mul_ps(c[r], scale));
+        _mm512_store_ps(s + r * Tp + j0 + 16, _mm512_mul_ps(e[r], scale));
+      }
+    }
+    for (; j0 < Tp; j0 += 16) {
       __m512 c[QR];
 #pragma GCC unroll 8
       for (int r = 0; r < QR; ++r) c[r] = _mm512_setzero_ps();
