@@ -55,7 +55,10 @@ static void pv4(const float* p, int64_t Tp, const float* v, int64_t v_stride, in
       c[r][3] = _mm512_fmadd_ps(pj, v3, c[r][3]);
     }
   }
-  for (int r = 0; r < rows; ++r) {
+  // Constant indices (unrolled, rows tested inside) keep c in registers.
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) {
+    if (r >= rows) break;
     _mm512_mask_storeu_ps(out[r], m0, c[r][0]);
     _mm512_mask_storeu_ps(out[r] + 16, m1, c[r][1]);
     _mm512_mask_storeu_ps(out[r] + 32, m2, c[r][2]);
