@@ -86,7 +86,7 @@ class CpuBackend final : public Backend {
   }
 
   void gemm(const GemmArgs& a) override { cpu::gemm(a, pool_, isa_); }
-  void layernorm(const LayerNormArgs& a) override { cpu::layernorm(a, pool_); }
+  void layernorm(const LayerNormArgs& a) override { cpu::layernorm(a, pool_, isa_); }
   void attention(const AttentionArgs& a) override { cpu::attention(a, pool_, isa_); }
   void patchify(const PatchifyArgs& a) override { cpu::patchify(a, pool_); }
   void embed_tokens(const EmbedTokensArgs& a) override { cpu::embed_tokens(a, pool_); }

@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "cpu/gemm.h"
 #include "engine/error.h"
 
 namespace vitmsn {
@@ -16,7 +17,8 @@ namespace {
 
 // Four double partial sums let the compiler vectorise the reductions (a single accumulator would
 // force strictly sequential adds); the order is fixed, so results are deterministic.
-void norm_row(const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps) {
+__attribute__((always_inline)) inline void norm_row_body(const float* x, const float* gamma, const float* beta, float* y,
+                                                         int64_t D, float eps) {
   double s[4] = {0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 4 <= D; i += 4)
@@ -41,15 +43,34 @@ void norm_row(const float* x, const float* gamma, const float* beta, float* y, i
   for (i = 0; i < D; ++i) y[i] = static_cast<float>((x[i] - mean) * rstd) * gamma[i] + beta[i];
 }
 
+// The same loops compiled twice: for the baseline ISA, and for AVX-512 (eight doubles per vector),
+// picked at run time like the other kernels; the arithmetic and its order are identical.
+void norm_row(const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps) {
+  norm_row_body(x, gamma, beta, y, D, eps);
+}
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,avx2"))) void norm_row_avx512(
+    const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps) {
+  norm_row_body(x, gamma, beta, y, D, eps);
+}
+#else
+void norm_row_avx512(const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps) {
+  norm_row_body(x, gamma, beta, y, D, eps);
+}
+#endif
+
 }  // namespace
 
-void layernorm(const LayerNormArgs& a, ThreadPool& pool) {
+void layernorm(const LayerNormArgs& a, ThreadPool& pool) { layernorm(a, pool, default_isa()); }
+
+void layernorm(const LayerNormArgs& a, ThreadPool& pool, Isa isa) {
   if (a.rows < 0 || a.D < 0) throw Error(codes::kInternal, "layernorm: negative dimension");
   if (a.rows == 0 || a.D == 0) return;
   if (!a.x || !a.y || !a.gamma || !a.beta) throw Error(codes::kInternal, "layernorm: null operand");
   const int64_t D = a.D;
+  const auto row = isa == Isa::kAvx512 ? norm_row_avx512 : norm_row;
   auto body = [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) norm_row(a.x + r * D, a.gamma, a.beta, a.y + r * D, D, a.eps);
+    for (int64_t r = r0; r < r1; ++r) row(a.x + r * D, a.gamma, a.beta, a.y + r * D, D, a.eps);
   };
   // Below ~16k elements the wake-up of the workers costs more than the rows.
   if (a.rows * D < (1 << 14)) {
