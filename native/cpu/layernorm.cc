@@ -15,20 +15,29 @@ namespace vitmsn {
 namespace cpu {
 namespace {
 
-// Four double partial sums let the compiler vectorise the reductions (a single accumulator would
-// force strictly sequential adds); the order is fixed, so results are deterministic.
+// Sixteen double partial sums let the compiler vectorise the reductions (two 8-double vectors on
+// AVX-512; a single accumulator would force strictly sequential adds); the order is fixed, so
+// results are deterministic and the same on every path.
+constexpr int kLanes = 16;
+
+__attribute__((always_inline)) inline double tree_sum(const double (&v)[kLanes]) {
+  double t[kLanes / 2];
+  for (int u = 0; u < kLanes / 2; ++u) t[u] = v[u] + v[u + kLanes / 2];
+  return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+}
+
 __attribute__((always_inline)) inline void norm_row_body(const float* x, const float* gamma, const float* beta, float* y,
                                                          int64_t D, float eps) {
-  double s[4] = {0, 0, 0, 0};
+  double s[kLanes] = {};
   int64_t i = 0;
-  for (; i + 4 <= D; i += 4)
-    for (int u = 0; u < 4; ++u) s[u] += x[i + u];
+  for (; i + kLanes <= D; i += kLanes)
+    for (int u = 0; u < kLanes; ++u) s[u] += x[i + u];
   for (; i < D; ++i) s[0] += x[i];
-  const double mean = ((s[0] + s[1]) + (s[2] + s[3])) / static_cast<double>(D);
-  double q[4] = {0, 0, 0, 0};
+  const double mean = tree_sum(s) / static_cast<double>(D);
+  double q[kLanes] = {};
   i = 0;
-  for (; i + 4 <= D; i += 4)
-    for (int u = 0; u < 4; ++u) {
+  for (; i + kLanes <= D; i += kLanes)
+    for (int u = 0; u < kLanes; ++u) {
       const double d = x[i + u] - mean;
       q[u] += d * d;
     }
@@ -36,7 +45,7 @@ __attribute__((always_inline)) inline void norm_row_body(const float* x, const f
     const double d = x[i] - mean;
     q[0] += d * d;
   }
-  const double var = ((q[0] + q[1]) + (q[2] + q[3])) / static_cast<double>(D);
+  const double var = tree_sum(q) / static_cast<double>(D);
   const double rstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
   // x − mean in double too: when |mean| ≫ std, subtracting a float-rounded mean would leave an
   // error of ulp(mean) that is large next to std. Reads x[i] before writing y[i], so y == x is fine.

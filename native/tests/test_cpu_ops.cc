@@ -292,8 +292,10 @@ void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
 
 // ---- layernorm ------------------------------------------------------------------------------------
 
+cpu::Isa g_ln_isa = cpu::Isa::kScalar;  // set by test_layernorm_suite for each path
+
 void test_layernorm(ThreadPool& pool, int64_t rows, int64_t D, float offset, bool alias, uint64_t seed) {
-  const std::string name = "layernorm rows=" + std::to_string(rows) + " D=" + std::to_string(D) +
+  const std::string name = std::string("layernorm[") + cpu::isa_name(g_ln_isa) + "] rows=" + std::to_string(rows) + " D=" + std::to_string(D) +
                            (offset != 0 ? " offset=" + fmt(offset) : "") + (alias ? " y=x" : "") +
                            " threads=" + std::to_string(pool.size());
   run_case(name, [&] {
@@ -309,10 +311,10 @@ void test_layernorm(ThreadPool& pool, int64_t rows, int64_t D, float offset, boo
     if (alias) {
       got = x;
       got.resize(n + kGuardLen, kGuard);
-      cpu::layernorm({got.data(), gamma.data(), beta.data(), got.data(), rows, D, 1e-6f}, pool);
+      cpu::layernorm({got.data(), gamma.data(), beta.data(), got.data(), rows, D, 1e-6f}, pool, g_ln_isa);
     } else {
       got.assign(n + kGuardLen, kGuard);
-      cpu::layernorm({x.data(), gamma.data(), beta.data(), got.data(), rows, D, 1e-6f}, pool);
+      cpu::layernorm({x.data(), gamma.data(), beta.data(), got.data(), rows, D, 1e-6f}, pool, g_ln_isa);
     }
     if (!guard_intact(got, n)) return report(name, false, "wrote past the end of y");
     got.resize(n);
@@ -320,7 +322,7 @@ void test_layernorm(ThreadPool& pool, int64_t rows, int64_t D, float offset, boo
   });
 }
 
-void test_layernorm_suite(ThreadPool& pool2, ThreadPool& pool1) {
+void test_layernorm_cases(ThreadPool& pool2, ThreadPool& pool1) {
   uint64_t seed = 200;
   test_layernorm(pool2, 197, 384, 0, false, seed++);
   test_layernorm(pool2, 3 * 197, 384, 0, true, seed++);
@@ -330,6 +332,15 @@ void test_layernorm_suite(ThreadPool& pool2, ThreadPool& pool1) {
   test_layernorm(pool1, 197, 65, 0, true, seed++);
   test_layernorm(pool2, 1, 1, 0, false, seed++);  // var = 0: y = β
   test_layernorm(pool2, 5, 7, 0, true, seed++);
+}
+
+void test_layernorm_suite(ThreadPool& pool2, ThreadPool& pool1) {
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
+    if (!cpu::isa_supported(isa)) continue;
+    g_ln_isa = isa;
+    test_layernorm_cases(pool2, pool1);
+  }
+  g_ln_isa = cpu::default_isa();
 }
 
 // ---- attention ------------------------------------------------------------------------------------
