@@ -102,11 +102,7 @@ void attention_avx512(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t bh = t / q_blocks, qb = t % q_blocks;
       const int64_t b = bh / H, h = bh % H;
       if (bh != have_bh) {
-        const float* kbase = a.qkv + b * T * stride + HD + h * Dh;
-        for (int64_t j = 0; j < T; ++j)
-          for (int64_t d = 0; d < Dh; ++d) kt[d * Tp + j] = kbase[j * stride + d];
-        for (int64_t d = 0; d < Dh; ++d)
-          for (int64_t j = T; j < Tp; ++j) kt[d * Tp + j] = 0.0f;
+        attention_build_kt_avx512(a.qkv + b * T * stride + HD + h * Dh, stride, T, Dh, Tp, kt);
         have_bh = bh;
       }
       rows.b = b, rows.h = h, rows.i0 = qb * kQB512, rows.i1 = std::min(T, (qb + 1) * kQB512);

@@ -68,6 +68,24 @@ static void pv4(const float* p, int64_t Tp, const float* v, int64_t v_stride, in
 
 }  // namespace
 
+void attention_build_kt_avx512(const float* kbase, int64_t stride, int64_t T, int64_t Dh, int64_t Tp, float* kt) {
+  for (int64_t d0 = 0; d0 < Dh; d0 += 16) {
+    const __mmask16 dm = tail_mask(Dh - d0);
+    for (int64_t j0 = 0; j0 < Tp; j0 += 16) {
+      __m512 r[16], c[16];
+#pragma GCC unroll 16
+      for (int u = 0; u < 16; ++u) {
+        r[u] = j0 + u < T ? _mm512_maskz_loadu_ps(dm, kbase + (j0 + u) * stride + d0) : _mm512_setzero_ps();
+      }
+      transpose16(r, c);
+#pragma GCC unroll 16
+      for (int u = 0; u < 16; ++u) {
+        if (d0 + u < Dh) _mm512_store_ps(kt + (d0 + u) * Tp + j0, c[u]);
+      }
+    }
+  }
+}
+
 void attention_rows_avx512(const AttentionRows& t) {
   const AttentionArgs& a = *t.args;
   const int64_t T = a.T, H = a.H, Dh = a.Dh, HD = H * Dh, stride = 3 * HD, Tp = t.Tp;

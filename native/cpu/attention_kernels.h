@@ -18,6 +18,9 @@ struct AttentionRows {
 };
 
 void attention_rows_avx512(const AttentionRows& t);
+// kt[d][j] = k_j[d] for j < T (k_j = kbase + j·stride), zero for T ≤ j < Tp; Tp a multiple of 16,
+// kt 64-byte aligned.
+void attention_build_kt_avx512(const float* kbase, int64_t stride, int64_t T, int64_t Dh, int64_t Tp, float* kt);
 
 }  // namespace cpu
 }  // namespace vitmsn

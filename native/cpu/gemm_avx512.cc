@@ -117,33 +117,6 @@ static void run_rows(const GemmBlock& b, int64_t m, const float* a_tile) {
   }
 }
 
-// In-register 16×16 transpose: r[i] holds row i on entry; on exit out[k] holds column k.
-// Step 1–2 transpose the 4×4 blocks inside each 128-bit lane (unpack, then shuffle); step 3 moves
-// the lanes (shuffle_f32x4), giving out[4L + c] from lane L of s[c], s[4 + c], s[8 + c], s[12 + c].
-static inline void transpose16(const __m512 (&r)[16], __m512 (&out)[16]) {
-  __m512 t[16], s[16];
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) {
-    t[4 * i + 0] = _mm512_unpacklo_ps(r[4 * i], r[4 * i + 1]);
-    t[4 * i + 1] = _mm512_unpackhi_ps(r[4 * i], r[4 * i + 1]);
-    t[4 * i + 2] = _mm512_unpacklo_ps(r[4 * i + 2], r[4 * i + 3]);
-    t[4 * i + 3] = _mm512_unpackhi_ps(r[4 * i + 2], r[4 * i + 3]);
-    s[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    s[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    s[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    s[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    const __m512 u0 = _mm512_shuffle_f32x4(s[c], s[4 + c], 0x44), u1 = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0x44);
-    const __m512 u2 = _mm512_shuffle_f32x4(s[c], s[4 + c], 0xEE), u3 = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0xEE);
-    out[c] = _mm512_shuffle_f32x4(u0, u1, 0x88);
-    out[4 + c] = _mm512_shuffle_f32x4(u0, u1, 0xDD);
-    out[8 + c] = _mm512_shuffle_f32x4(u2, u3, 0x88);
-    out[12 + c] = _mm512_shuffle_f32x4(u2, u3, 0xDD);
-  }
-}
-
 // A rows [m, m + rows) → [K][MR] floats, or [K2][MR] bf16 pairs (low half: even k).
 static void pack_a(const GemmBlock& b, int64_t m, int rows, float* dst) {
   const int64_t K = b.W->K;
