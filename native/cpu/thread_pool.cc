@@ -19,7 +19,7 @@ thread_local const ThreadPool* tls_running_pool = nullptr;
 
 // More chunks than threads lets a thread that finishes early take work from a slower one (uneven
 // tiles, a core busy with another process); a few per thread is enough for that.
-constexpr int64_t kChunksPerThread = 4;
+constexpr int64_t kChunksPerThread = 8;
 
 // How long a worker polls for the next job before sleeping. Long enough to bridge the gaps between
 // one forward pass's parallel regions (the calling thread's serial bits: a few µs), short enough
