@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // vitmsn's CPU backend against onnxruntime-node, on the same ViT-MSN weights and the same input, in
-// ONE process, interleaved: after a warmup of both, each round times k calls of one engine then k of
-// the other (the order alternates every round), so machine noise (other tenants, frequency changes)
-// lands on both. Reported: the median over all timed calls of each engine.
+// ONE process, interleaved: after a warmup of every engine, each round times k calls of each engine
+// (vitmsn once per --dtype, onnxruntime fp32), in an order that rotates every round, so machine noise
+// (other tenants, frequency changes) lands on all. Reported: the median over all timed calls of each.
 //
 // usage: node bench/cpu-vs-ort.mjs [--models vit-s16,vit-b16] [--batches 1,8] [--iters 10] [--k 3]
 //                                  [--warmup 2] [--threads 2] [--dtype float32,bfloat16] [--rss]
@@ -48,7 +48,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 14).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 24).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
   process.exit(0);
 }
 const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
