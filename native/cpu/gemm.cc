@@ -54,8 +54,15 @@ Path path_for(Isa isa, WeightDtype dtype, int64_t K) {
 }
 
 // The packed copy of A, per calling thread (each forward runs on its own thread), kept between
-// calls: a few MB at most, and reusing it spares a fresh mmap and its page faults per GEMM.
-float* packed_a_buffer(size_t floats) {
+// calls up to kKeepFloats (4 MiB: batch-1 ViT-B fits), sparing a fresh mmap and its page faults
+// per GEMM; bigger ones (large batches) are allocated per call so no thread keeps tens of MB.
+constexpr size_t kKeepFloats = size_t(1) << 20;
+
+float* packed_a_buffer(size_t floats, std::unique_ptr<float[]>& temp) {
+  if (floats > kKeepFloats) {
+    temp = alloc_scratch(floats + 16, "gemm");
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(temp.get()) + 63) & ~uintptr_t(63));
+  }
   struct Buf {
     float* p = nullptr;
     size_t cap = 0;
@@ -120,7 +127,8 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
   blk.A = a.A, blk.lda = a.lda, blk.W = W, blk.bias = a.bias, blk.residual = a.residual, blk.C = a.C;
   blk.gelu = a.epilogue == Epilogue::kGelu;
   blk.tile_stride = a_tile_stride(mr, K);
-  blk.a_tiles = packed_a_buffer(static_cast<size_t>(tiles * blk.tile_stride));
+  std::unique_ptr<float[]> a_temp;
+  blk.a_tiles = packed_a_buffer(static_cast<size_t>(tiles * blk.tile_stride), a_temp);
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   const bool parallel = tasks > 1 && flops >= 4e5;
 
