@@ -8,6 +8,7 @@
 //           P = e · (head_scale / sum); padded keys are set to −∞ first so they add nothing.
 //   P·V:    4 rows × 64 output columns = 16 accumulators; per key, 4 V vectors and 4 broadcasts.
 // Only an 8 × Tp score block exists per thread (T×T only when probs is requested).
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include <cstdint>
@@ -173,4 +174,19 @@ void attention_rows_avx512(const AttentionRows& t) {
 #pragma clang attribute pop
 #else
 #pragma GCC pop_options
+#endif
+
+#else  // not x86: never selected (isa_supported is false); link-time stubs only
+
+#include "cpu/attention_kernels.h"
+#include "engine/error.h"
+
+namespace vitmsn {
+namespace cpu {
+void attention_rows_avx512(const AttentionRows&) { throw Error(codes::kInternal, "attention: no AVX-512 on this architecture"); }
+void attention_build_kt_avx512(const float*, int64_t, int64_t, int64_t, int64_t, float*) {
+  throw Error(codes::kInternal, "attention: no AVX-512 on this architecture");
+}
+}  // namespace cpu
+}  // namespace vitmsn
 #endif

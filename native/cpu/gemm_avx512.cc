@@ -7,6 +7,7 @@
 // (vector erf) and the residual are applied and the tile is stored with column masks.
 // bf16 weights: vdpbf16ps multiplies (k, k+1) bf16 pairs of A and W and accumulates in fp32,
 // twice the multiplies per instruction of the fp32 FMA.
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include <cstdint>
@@ -289,4 +290,19 @@ void gemm_block_avx512(const GemmBlock& b) {
 #pragma clang attribute pop
 #else
 #pragma GCC pop_options
+#endif
+
+#else  // not x86: never selected (isa_supported is false); link-time stubs only
+
+#include "cpu/gemm_kernels.h"
+
+namespace vitmsn {
+namespace cpu {
+bool gemm_avx512_has_bf16_kernel() { return false; }
+void gemm_pack_a_avx512(const GemmBlock& b, int64_t t0, int64_t t1) { gemm_pack_a_scalar(b, t0, t1); }
+void gemm_block_avx512(const GemmBlock& b) { gemm_block_scalar(b); }
+void gemm_pack_a_amx(const GemmBlock& b, int64_t t0, int64_t t1) { gemm_pack_a_scalar(b, t0, t1); }
+void gemm_block_amx(const GemmBlock& b) { gemm_block_scalar(b); }
+}  // namespace cpu
+}  // namespace vitmsn
 #endif
