@@ -82,7 +82,7 @@ class CpuBackend final : public Backend {
 
   std::unique_ptr<PreparedLinear> prepare_linear(const float* host_w, int64_t N, int64_t K,
                                                  WeightDtype dtype) override {
-    return cpu::PackedLinear::pack(host_w, N, K, dtype);
+    return cpu::PackedLinear::pack(host_w, N, K, dtype, &pool_);
   }
 
   void gemm(const GemmArgs& a) override { cpu::gemm(a, pool_, isa_); }

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "cpu/thread_pool.h"
 
 namespace vitmsn {
 namespace cpu {
@@ -25,8 +26,10 @@ class PackedLinear final : public PreparedLinear {
   const uint16_t* bf16() const { return static_cast<const uint16_t*>(data_.get()); }
   size_t bytes() const { return bytes_; }
 
-  // Packs W (row-major [N, K]); throws Error(ERR_OUT_OF_MEMORY) when the buffer cannot be had.
-  static std::unique_ptr<PackedLinear> pack(const float* W, int64_t N, int64_t K, WeightDtype dtype);
+  // Packs W (row-major [N, K]), over `pool` when given; throws Error(ERR_OUT_OF_MEMORY) when the
+  // buffer cannot be had.
+  static std::unique_ptr<PackedLinear> pack(const float* W, int64_t N, int64_t K, WeightDtype dtype,
+                                            ThreadPool* pool = nullptr);
 
  private:
   struct Free {
