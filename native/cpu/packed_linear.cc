@@ -3,6 +3,11 @@
 #include "cpu/packed_linear.h"
 
 #include <new>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 #include <string>
 
 #include "engine/error.h"
@@ -10,7 +15,40 @@
 namespace vitmsn {
 namespace cpu {
 
-void PackedLinear::Free::operator()(void* p) const noexcept { ::operator delete(p, std::align_val_t(64)); }
+namespace {
+
+#if defined(__linux__)
+// Big weights get their own mapping, 2 MiB aligned, with the whole 2 MiB pages of it marked
+// MADV_HUGEPAGE (the tail stays in 4 KiB pages, so nothing is wasted): the GEMMs stream every
+// weight once per forward, and huge pages spare them TLB misses; the load, page faults.
+constexpr size_t kHuge = size_t(2) << 20;
+
+void* map_huge(size_t bytes, size_t* mapped) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t len = (bytes + page - 1) / page * page;
+  void* raw = ::mmap(nullptr, len + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t r = reinterpret_cast<uintptr_t>(raw), a = (r + kHuge - 1) / kHuge * kHuge;
+  if (a > r) ::munmap(raw, a - r);
+  const size_t tail = (r + len + kHuge) - (a + len);
+  if (tail > 0) ::munmap(reinterpret_cast<void*>(a + len), tail);
+  if (len >= kHuge) ::madvise(reinterpret_cast<void*>(a), len / kHuge * kHuge, MADV_HUGEPAGE);
+  *mapped = len;
+  return reinterpret_cast<void*>(a);
+}
+#endif
+
+}  // namespace
+
+PackedLinear::~PackedLinear() {
+#if defined(__linux__)
+  if (mapped_ > 0) {
+    ::munmap(data_, mapped_);
+    return;
+  }
+#endif
+  ::operator delete(data_, std::align_val_t(64));
+}
 
 std::unique_ptr<PackedLinear> PackedLinear::pack(const float* W, int64_t N, int64_t K, WeightDtype dtype,
                                                  ThreadPool* pool) {
@@ -22,9 +60,13 @@ std::unique_ptr<PackedLinear> PackedLinear::pack(const float* W, int64_t N, int6
   const bool bf16 = dtype == WeightDtype::kBFloat16;
   const size_t panel_elems = static_cast<size_t>(kPanel) * static_cast<size_t>(bf16 ? 2 * p->K2 : K);
   const size_t bytes = static_cast<size_t>(p->panels) * panel_elems * (bf16 ? 2 : 4) + 64;
-  void* mem = ::operator new(bytes, std::align_val_t(64), std::nothrow);
+  void* mem = nullptr;
+#if defined(__linux__)
+  if (bytes >= 2 * kHuge) mem = map_huge(bytes, &p->mapped_);
+#endif
+  if (!mem) mem = ::operator new(bytes, std::align_val_t(64), std::nothrow);
   if (!mem) throw Error(codes::kOutOfMemory, "out of memory packing a " + std::to_string(N) + "x" + std::to_string(K) + " weight");
-  p->data_.reset(mem);
+  p->data_ = mem;
   p->bytes_ = bytes;
   // Panel by panel, writing each panel sequentially while reading its 32 source rows side by side
   // (32 sequential streams); every element is written, padding included, so no memset pass.

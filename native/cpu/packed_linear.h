@@ -22,8 +22,13 @@ class PackedLinear final : public PreparedLinear {
  public:
   int64_t panels = 0;
   int64_t K2 = 0;  // bf16 only: ⌈K/2⌉ pairs
-  const float* f32() const { return static_cast<const float*>(data_.get()); }
-  const uint16_t* bf16() const { return static_cast<const uint16_t*>(data_.get()); }
+  PackedLinear() = default;
+  ~PackedLinear() override;
+  PackedLinear(const PackedLinear&) = delete;
+  PackedLinear& operator=(const PackedLinear&) = delete;
+
+  const float* f32() const { return static_cast<const float*>(data_); }
+  const uint16_t* bf16() const { return static_cast<const uint16_t*>(data_); }
   size_t bytes() const { return bytes_; }
 
   // Packs W (row-major [N, K]), over `pool` when given; throws Error(ERR_OUT_OF_MEMORY) when the
@@ -32,11 +37,9 @@ class PackedLinear final : public PreparedLinear {
                                             ThreadPool* pool = nullptr);
 
  private:
-  struct Free {
-    void operator()(void* p) const noexcept;
-  };
-  std::unique_ptr<void, Free> data_;
+  void* data_ = nullptr;
   size_t bytes_ = 0;
+  size_t mapped_ = 0;  // > 0: data_ is an anonymous mapping of this length (huge-page backed)
 };
 
 // float32 → bfloat16 bits, round to nearest even (NaN stays NaN).
