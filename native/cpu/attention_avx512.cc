@@ -3,7 +3,7 @@
 // For a group of up to 8 query rows of one (b, h):
 //   scores: S[r, j] = (q_r · k_j) · scale, 16 keys per zmm from Kᵀ [Dh][Tp] (Tp = T rounded up to
 //           16, zero padded), 8 rows × 32 keys of accumulators: each pair of loaded key vectors
-//           feeds 16 FMAs with q broadcast from a transposed copy qt [Dh][8].
+//           feeds 16 FMAs with q broadcast straight from the qkv rows.
 //   softmax per row over the T real keys: vector max, exp_ps (Cephes, ~1 ulp), sum, then
 //           P = e · (head_scale / sum); padded keys are set to −∞ first so they add nothing.
 //   P·V:    4 rows × 64 output columns = 16 accumulators; per key, 4 V vectors and 4 broadcasts.
@@ -91,14 +91,15 @@ void attention_rows_avx512(const AttentionRows& t) {
   const AttentionArgs& a = *t.args;
   const int64_t T = a.T, H = a.H, Dh = a.Dh, HD = H * Dh, stride = 3 * HD, Tp = t.Tp;
   const float* base = a.qkv + t.b * T * stride;
-  const float* v = base + 2 * HD + t.h * Dh;
+  const float* v = t.v;
   const float hs = a.head_scale ? a.head_scale[t.h] : 1.0f;
   float* s = t.scores;  // [QR][Tp]
   for (int64_t i0 = t.i0; i0 < t.i1; i0 += QR) {
     const int rows = static_cast<int>(t.i1 - i0 < QR ? t.i1 - i0 : QR);
-    // qt[d][r] = q_r[d]; rows past the group are zero (their scores are never used).
-    for (int64_t d = 0; d < Dh; ++d)
-      for (int r = 0; r < QR; ++r) t.qt[d * QR + r] = r < rows ? base[(i0 + r) * stride + t.h * Dh + d] : 0.0f;
+    // q rows are broadcast straight from qkv; rows past the group repeat the last real row (finite
+    // values whose scores are never used).
+    const float* qp[QR];
+    for (int r = 0; r < QR; ++r) qp[r] = base + (i0 + (r < rows ? r : rows - 1)) * stride + t.h * Dh;
     const __m512 scale = _mm512_set1_ps(a.scale);
     // Two key vectors per pass: 16 accumulators, 2 loads + 8 broadcasts per 16 FMAs.
     int64_t j0 = 0;
@@ -107,12 +108,11 @@ void attention_rows_avx512(const AttentionRows& t) {
 #pragma GCC unroll 8
       for (int r = 0; r < QR; ++r) c[r] = e[r] = _mm512_setzero_ps();
       const float* kt = t.kt + j0;
-      const float* qt = t.qt;
       for (int64_t d = 0; d < Dh; ++d) {
         const __m512 k0 = _mm512_load_ps(kt + d * Tp), k1 = _mm512_load_ps(kt + d * Tp + 16);
 #pragma GCC unroll 8
         for (int r = 0; r < QR; ++r) {
-          const __m512 q = _mm512_set1_ps(qt[d * QR + r]);
+          const __m512 q = _mm512_set1_ps(qp[r][d]);
           c[r] = _mm512_fmadd_ps(q, k0, c[r]);
           e[r] = _mm512_fmadd_ps(q, k1, e[r]);
         }
@@ -128,11 +128,10 @@ void attention_rows_avx512(const AttentionRows& t) {
 #pragma GCC unroll 8
       for (int r = 0; r < QR; ++r) c[r] = _mm512_setzero_ps();
       const float* kt = t.kt + j0;
-      const float* qt = t.qt;
       for (int64_t d = 0; d < Dh; ++d) {
         const __m512 kv = _mm512_load_ps(kt + d * Tp);
 #pragma GCC unroll 8
-        for (int r = 0; r < QR; ++r) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(qt[d * QR + r]), kv, c[r]);
+        for (int r = 0; r < QR; ++r) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(qp[r][d]), kv, c[r]);
       }
 #pragma GCC unroll 8
       for (int r = 0; r < QR; ++r) _mm512_store_ps(s + r * Tp + j0, _mm512_mul_ps(c[r], scale));
@@ -161,7 +160,7 @@ void attention_rows_avx512(const AttentionRows& t) {
       for (int64_t d0 = 0; d0 < Dh; d0 += 64) {
         float* out[4];
         for (int r = 0; r < 4; ++r) out[r] = a.out + (t.b * T + i0 + r0 + r) * HD + t.h * Dh + d0;
-        pv4(s + r0 * Tp, Tp, v + d0, stride, T, Dh - d0, n, out);
+        pv4(s + r0 * Tp, Tp, v + d0, Dh, T, Dh - d0, n, out);
       }
     }
   }

@@ -15,6 +15,9 @@ struct AttentionRows {
   int64_t Tp = 0;             // T rounded up to 16
   float* scores = nullptr;    // scratch: 8 · Tp floats, 64-byte aligned
   float* qt = nullptr;        // scratch: 8 · Dh floats
+  // V of (b, h) copied to dense rows [T][Dh]: in qkv its rows sit 3·H·Dh floats apart, one page
+  // each, where the hardware prefetchers do not follow; dense they stream.
+  const float* v = nullptr;
 };
 
 void attention_rows_avx512(const AttentionRows& t);
