@@ -1,12 +1,17 @@
 #!/usr/bin/env node
 // vitmsn's CPU backend against onnxruntime-node, on the same ViT-MSN weights and the same input, in
-// ONE process, interleaved: after a warmup of both, each round times k calls of one engine then k of
-// the other (the order alternates every round), so machine noise (other tenants, frequency changes)
-// lands on both. Reported: the median over all timed calls of each engine.
+// ONE process, interleaved: after a warmup of every engine, each round times k calls of each engine
+// (vitmsn once per --dtype, onnxruntime fp32), in an order that rotates every round, so machine noise
+// (other tenants, frequency changes) lands on all. Reported: the median over all timed calls of each.
 //
 // usage: node bench/cpu-vs-ort.mjs [--models vit-s16,vit-b16] [--batches 1,8] [--iters 10] [--k 3]
-//                                  [--warmup 2] [--threads 2] [--record] [--only-ort] [--json]
-//   --iters    rounds per (model, batch); each round is [vitmsn ×k, ort ×k] (or the reverse)
+//                                  [--warmup 2] [--threads 2] [--dtype float32,bfloat16] [--rss]
+//                                  [--record] [--only-ort] [--json]
+//   --iters    rounds per (model, batch); each round times k calls of every engine, in an order
+//              that rotates every round (vitmsn once per --dtype, onnxruntime always fp32)
+//   --dtype    vitmsn dtypes to time; each is compared with the same run's onnxruntime fp32 times
+//   --rss      also measure, per model and engine, in a fresh child process each: cold start (spawn
+//              to the first batch-1 embedding) and peak RSS (VmHWM), next to the weights' size
 //   --record   append a dated section to bench/RESULTS.md
 //   --only-ort time onnxruntime alone (e.g. before the addon is built)
 //
@@ -18,7 +23,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as ort from 'onnxruntime-node';
 import { closeOrt, ortSession, realModel, relL2, REAL_ARCHS, syntheticPixels } from '../test/support/fixtures.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -32,6 +36,11 @@ const { values: args } = parseArgs({
     k: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '2' },
     threads: { type: 'string', default: '2' },
+    dtype: { type: 'string', default: 'float32' },
+    rss: { type: 'boolean', default: false },
+    child: { type: 'string' },
+    'model-dir': { type: 'string' },
+    onnx: { type: 'string' },
     record: { type: 'boolean', default: false },
     'only-ort': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -39,7 +48,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 14).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 19).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
   process.exit(0);
 }
 const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
@@ -56,6 +65,10 @@ const k = posInt('k', args.k);
 const warmup = posInt('warmup', args.warmup);
 const threads = posInt('threads', args.threads);
 const onlyOrt = args['only-ort'];
+const dtypes = list(args.dtype);
+for (const d of dtypes) if (!['float32', 'bfloat16'].includes(d)) throw new Error(`--dtype: ${d} (float32 or bfloat16)`);
+// The vitmsn child of --rss must not load onnxruntime (its pages would count in the RSS).
+const ort = args.child === 'vitmsn' ? null : await import('onnxruntime-node');
 
 // ------------------------------------------------------------------------------------------ machine
 function machine() {
@@ -67,7 +80,7 @@ function machine() {
     const f = new Set((/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(/\s+/));
     flags = ['avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_tile'].filter((x) => f.has(x));
   } catch { /* not Linux */ }
-  const ortVersion = ort.env?.versions?.node ?? "?";
+  const ortVersion = ort?.env?.versions?.node ?? "?";
   return {
     cpu,
     flags,
@@ -90,21 +103,22 @@ function gitRev() {
 }
 
 // -------------------------------------------------------------------------------------------- engines
-async function vitmsnEngine(modelDir) {
+async function vitmsnEngine(modelDir, dtype = 'float32') {
   let lib;
   try {
     lib = await import('../dist/index.mjs');
   } catch (e) {
     throw new Error(`cannot import ../dist/index.mjs (run \`npm run build\` first, or pass --only-ort): ${e.message}`);
   }
-  const model = await lib.loadModel(modelDir, { device: 'cpu', dtype: 'float32', threads });
+  const model = await lib.loadModel(modelDir, { device: 'cpu', dtype, threads });
   let backend = 'cpu';
   try {
     const b = lib.backends?.().find((x) => x.name === 'cpu');
     if (b?.detail) backend = `cpu (${b.detail})`;
   } catch { /* informational only */ }
   return {
-    name: 'vitmsn',
+    name: dtype === 'float32' ? 'vitmsn' : `vitmsn-${dtype}`,
+    dtype,
     backend,
     run: async (x, shape) => (await model.forward(x, shape)).lastHiddenState.data,
     close: () => model.dispose(),
@@ -138,7 +152,7 @@ async function benchOne(arch, B) {
   const shape = [B, 3, 224, 224];
   const x = syntheticPixels(B);
   const engines = [];
-  if (!onlyOrt) engines.push(await vitmsnEngine(modelDir));
+  if (!onlyOrt) for (const d of dtypes) engines.push(await vitmsnEngine(modelDir, d));
   engines.push(await ortEngine(onnxPath));
   try {
     // Warmup (and one parity check: both must compute the same thing for the timing to mean anything).
@@ -147,11 +161,14 @@ async function benchOne(arch, B) {
       for (let i = 0; i < warmup; i++) outs[engines.indexOf(e)] = await e.run(x, shape);
       await settle();
     }
-    const parity = engines.length === 2 ? relL2(outs[0], outs[1]) : null;
+    const ortOut = outs[engines.length - 1];
+    const parity = Object.fromEntries(engines.slice(0, -1).map((e, i) => [e.name, relL2(outs[i], ortOut)]));
 
     const times = engines.map(() => []);
     for (let r = 0; r < rounds; r++) {
-      const order = r % 2 === 0 ? engines.map((_, i) => i) : engines.map((_, i) => i).reverse();
+      // Rotate (and mirror every other round) so no engine always runs first or after the same one.
+      const base = engines.map((_, i) => (i + r) % engines.length);
+      const order = Math.floor(r / engines.length) % 2 === 0 ? base : base.reverse();
       for (const i of order) {
         for (let j = 0; j < k; j++) {
           const t = performance.now();
@@ -169,7 +186,7 @@ async function benchOne(arch, B) {
       n: times[i].length,
       img_s: (B * 1000) / median(times[i]),
     }]));
-    return { model: arch, batch: B, threads, parity_rel_l2: parity, backend: engines.find((e) => e.backend)?.backend, ...stats };
+    return { model: arch, batch: B, threads, parity_rel_l2: parity, backend: engines.find((e) => e.backend)?.backend, stats };
   } finally {
     for (const e of engines) await e.close();
   }
@@ -180,18 +197,82 @@ const f1 = (v) => (v == null ? '—' : v.toFixed(1));
 const f2 = (v) => (v == null ? '—' : v.toFixed(2));
 
 function table(results) {
-  const head = ['model', 'batch', 'vitmsn median ms', 'ort median ms', 'speedup (ort ms / vitmsn ms)',
+  const head = ['model', 'batch', 'vitmsn dtype', 'vitmsn median ms', 'ort fp32 median ms', 'speedup (ort ms / vitmsn ms)',
     'vitmsn img/s', 'ort img/s', 'vitmsn p25–p75 ms', 'ort p25–p75 ms', 'rel L2 vs ort'];
-  const rows = results.map((r) => [
-    r.model, String(r.batch),
-    f1(r.vitmsn?.median_ms), f1(r.ort.median_ms),
-    r.vitmsn ? `${(r.ort.median_ms / r.vitmsn.median_ms).toFixed(2)}×` : '—',
-    f2(r.vitmsn?.img_s), f2(r.ort.img_s),
-    r.vitmsn ? `${f1(r.vitmsn.p25_ms)}–${f1(r.vitmsn.p75_ms)}` : '—',
-    `${f1(r.ort.p25_ms)}–${f1(r.ort.p75_ms)}`,
-    r.parity_rel_l2 == null ? '—' : r.parity_rel_l2.toExponential(1),
-  ]);
+  const rows = [];
+  for (const r of results) {
+    const o = r.stats.ort;
+    const names = Object.keys(r.stats).filter((n) => n !== 'ort');
+    if (names.length === 0) names.push(null);
+    for (const n of names) {
+      const v = n ? r.stats[n] : null;
+      rows.push([
+        r.model, String(r.batch), n ? (n === 'vitmsn' ? 'float32' : n.replace('vitmsn-', '')) : '—',
+        f1(v?.median_ms), f1(o.median_ms),
+        v ? `${(o.median_ms / v.median_ms).toFixed(2)}×` : '—',
+        f2(v?.img_s), f2(o.img_s),
+        v ? `${f1(v.p25_ms)}–${f1(v.p75_ms)}` : '—',
+        `${f1(o.p25_ms)}–${f1(o.p75_ms)}`,
+        n && r.parity_rel_l2?.[n] != null ? r.parity_rel_l2[n].toExponential(1) : '—',
+      ]);
+    }
+  }
   return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+function rssTable(rows) {
+  const head = ['model', 'engine', 'weights MB (fp32 safetensors)', 'peak RSS MB (VmHWM)', 'RSS / weights',
+    'cold start ms (spawn → first b1 embedding)'];
+  const body = rows.map((r) => [r.model, r.engine, f1(r.weightsMB), f1(r.hwmMB), `${(r.hwmMB / r.weightsMB).toFixed(2)}×`,
+    f1(r.coldMs)]);
+  return [head, head.map(() => '---'), ...body].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+// ------------------------------------------------------------------------------- RSS / cold start
+function vmHwmMB() {
+  try {
+    const kb = Number(/^VmHWM:\s*(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1]);
+    if (kb > 0) return kb / 1024;
+  } catch { /* not Linux */ }
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+// Child mode: load one engine, embed one batch-1 image, report, exit.
+async function childMain() {
+  const x = syntheticPixels(1);
+  const shape = [1, 3, 224, 224];
+  let run;
+  if (args.child === 'vitmsn') {
+    const e = await vitmsnEngine(args['model-dir'], dtypes[0]);
+    run = () => e.run(x, shape);
+  } else {
+    const session = await ortSession(args.onnx, threads);
+    run = () => session.run({ pixel_values: new ort.Tensor('float32', x, shape) });
+  }
+  await run();
+  process.stdout.write(`${JSON.stringify({ first: true, hwmMB: vmHwmMB() })}\n`);
+  process.exit(0);
+}
+
+async function measureChild(arch, engine, dtype) {
+  const { modelDir, onnxPath } = await realModel(arch);
+  const weightsMB = fs.statSync(path.join(modelDir, 'model.safetensors')).size / (1 << 20);
+  const { spawn } = await import('node:child_process');
+  const argv = [fileURLToPath(import.meta.url), '--child', engine, '--model-dir', modelDir, '--onnx', onnxPath,
+    '--threads', String(threads), '--dtype', dtype];
+  const t0 = performance.now();
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  let coldMs = null;
+  child.stdout.on('data', (d) => {
+    out += d;
+    if (coldMs == null && out.includes('\n')) coldMs = performance.now() - t0;
+  });
+  const code = await new Promise((r) => child.on('close', r));
+  if (code !== 0) throw new Error(`${engine} child exited with ${code}`);
+  const { hwmMB } = JSON.parse(out.split('\n')[0]);
+  const name = engine === 'ort' ? 'onnxruntime-node fp32' : `vitmsn ${dtype}`;
+  return { model: arch, engine: name, weightsMB, hwmMB, coldMs };
 }
 
 function machineLine(m) {
@@ -206,30 +287,34 @@ Appended by \`node bench/cpu-vs-ort.mjs --record\` (\`npm run bench -- --record\
 Method: both engines run the same ViT-MSN weights (deterministic, generated by
 \`test/fixtures/anchors/\`: an HF model folder for vitmsn, transformers' own ONNX export of
 \`ViTMSNModel\` for onnxruntime-node, graph optimizations \`all\`) on the same synthetic 224×224 input,
-fp32, on the CPU, with the same number of intra-op threads, in one Node process. After a warmup of
-both, each round times k consecutive calls of one engine then k of the other, alternating which goes
-first, so machine noise falls on both; the figures are medians over all timed calls (p25–p75 beside
+on the CPU, with the same number of intra-op threads, in one Node process; onnxruntime always runs
+fp32, vitmsn runs each dtype listed in the "vitmsn dtype" column. After a warmup of every engine,
+each round times k consecutive calls of each engine in an order that rotates every round, so machine
+noise falls on all; the figures are medians over all timed calls (p25–p75 beside
 them). "speedup" is ort median / vitmsn median (> 1: vitmsn is faster). "rel L2 vs ort" is the
 relative L2 distance of vitmsn's last_hidden_state from onnxruntime's on that input. Shared machines
 are noisy: compare only rows of one section.
 `;
 
-function record(m, results, cmd) {
+function record(m, results, rss, cmd) {
   if (!fs.existsSync(RESULTS)) fs.writeFileSync(RESULTS, RESULTS_HEADER);
   const section = `
 ## ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}${onlyOrt ? ' (onnxruntime only)' : ''}
 
 - machine: ${machineLine(m)}
 - vitmsn: ${onlyOrt ? 'not run' : `${results.find((r) => r.backend)?.backend ?? 'cpu'}, git ${gitRev()}`}
-- method: ${threads} threads each, ${warmup} warmup calls each, ${rounds} rounds × ${k} calls per engine
+- method: ${threads} threads each, ${warmup} warmup calls each, ${rounds} rounds × ${k} calls per engine; vitmsn dtypes ${dtypes.join(', ')} (onnxruntime fp32)
 - command: \`${cmd}\`
 
 ${table(results)}
-`;
+${rss.length ? `\nPeak RSS and cold start, one fresh process per engine and model (batch 1):\n\n${rssTable(rss)}\n` : ''}`;
   fs.appendFileSync(RESULTS, section);
 }
 
 // --------------------------------------------------------------------------------------------- main
+if (args.child) {
+  await childMain();
+}
 const m = machine();
 const results = [];
 console.error(`# ${machineLine(m)}`);
@@ -239,20 +324,27 @@ try {
     for (const B of batches) {
       const r = await benchOne(arch, B);
       results.push(r);
-      console.error(`# ${arch} b${B}: ${r.vitmsn ? `vitmsn ${f1(r.vitmsn.median_ms)} ms, ` : ''}ort ${f1(r.ort.median_ms)} ms`
-        + `${r.parity_rel_l2 != null ? `, rel L2 ${r.parity_rel_l2.toExponential(1)}` : ''}`);
+      console.error(`# ${arch} b${B}: ${Object.entries(r.stats).map(([n, v]) => `${n} ${f1(v.median_ms)} ms`).join(', ')}`);
     }
   }
 } finally {
   await closeOrt();
 }
-if (args.json) console.log(JSON.stringify({ machine: m, results }, null, 2));
+const rss = [];
+if (args.rss) {
+  for (const arch of models) {
+    if (!onlyOrt) for (const d of dtypes) rss.push(await measureChild(arch, 'vitmsn', d));
+    rss.push(await measureChild(arch, 'ort', 'float32'));
+  }
+}
+if (args.json) console.log(JSON.stringify({ machine: m, results, rss }, null, 2));
 else {
   console.log(`\nmachine: ${machineLine(m)}\n`);
   console.log(table(results));
+  if (rss.length) console.log(`\n${rssTable(rss)}`);
 }
 if (args.record) {
   const cmd = ['node', 'bench/cpu-vs-ort.mjs', ...process.argv.slice(2)].join(' ');
-  record(m, results, cmd);
+  record(m, results, rss, cmd);
   console.error(`# appended to ${path.relative(process.cwd(), RESULTS) || RESULTS}`);
 }

@@ -68,7 +68,7 @@ export interface NativeBackendInfo {
 }
 
 export interface NativeAddon {
-  loadModel(dir: string, config: NativeConfig, options: { device: string; threads: number; dtype: string }): Promise<NativeModel>;
+  loadModel(dir: string, config: NativeConfig, options: { device: string; dtype: string; threads: number }): Promise<NativeModel>;
   backends(): NativeBackendInfo[];
   defaultThreads(): number;
   /** HF's PIL processor on decoded pixels → { data: Float32Array, shape: [N, 3, H, W] }. */

@@ -250,12 +250,13 @@ export async function loadModel(source: string, options?: LoadOptions): Promise<
   let device = opts.device;
   if (device === 'auto') device = addon.backends().some((b) => b.name === 'cuda' && b.available) ? 'cuda' : 'cpu';
   if (device === 'cuda') device = 'cuda:0';
-  if (device === 'cpu' && opts.dtype !== 'float32') {
-    throw new VitMsnError('ERR_UNSUPPORTED_DTYPE', `dtype '${opts.dtype}' is not supported on the CPU yet; use 'float32'`);
+  // The CPU runs float32, and bfloat16 weights with float32 accumulation (~1e-2 relative error).
+  if (device === 'cpu' && opts.dtype !== 'float32' && opts.dtype !== 'bfloat16') {
+    throw new VitMsnError('ERR_UNSUPPORTED_DTYPE', `dtype '${opts.dtype}' is not supported on the CPU; use 'float32' or 'bfloat16'`);
   }
   let handle: NativeModel;
   try {
-    handle = await addon.loadModel(dir, nativeConfig, { device, threads: opts.threads, dtype: opts.dtype });
+    handle = await addon.loadModel(dir, nativeConfig, { device, dtype: opts.dtype, threads: opts.threads });
   } catch (e) {
     throw fromNative(e);
   }

@@ -56,7 +56,7 @@ describe('loadModel rejects bad folders', () => {
     await expectCode(loadModel(folder(), { threads: -1 }), 'ERR_INVALID_ARGUMENT', /threads/);
     await expectCode(loadModel(folder(), { threads: 1.5 }), 'ERR_INVALID_ARGUMENT', /threads/);
     await expectCode(loadModel(folder(), { thread: 2 } as any), 'ERR_INVALID_ARGUMENT', /unknown.*thread/);
-    await expectCode(loadModel(folder(), { device: 'cpu', dtype: 'bfloat16' }), 'ERR_UNSUPPORTED_DTYPE');
+    await expectCode(loadModel(folder(), { device: 'cpu', dtype: 'float16' }), 'ERR_UNSUPPORTED_DTYPE');
   });
 
   // Only meaningful where no GPU is usable (CI); on a GPU machine test/gpu.test.ts covers 'cuda'.

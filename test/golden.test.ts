@@ -100,3 +100,22 @@ describe.each(GOLDEN_MODELS)('%s matches transformers (float64)', (name) => {
     });
   }
 });
+
+// dtype 'bfloat16' on the CPU: bf16 weights and GEMM inputs, float32 accumulation.
+describe.each(GOLDEN_MODELS)('%s in bfloat16 stays near transformers (float64)', (name) => {
+  const g = golden(name);
+  it('last_hidden_state and logits within the bf16 bound', async () => {
+    const model = await loadModel(goldenDir(name), { device: 'cpu', dtype: 'bfloat16', threads: 2 });
+    try {
+      expect(model.dtype).toBe('bfloat16');
+      const out = await model.forward(f32(g.pixel_values), g.pixel_values.shape);
+      const err = relL2(out.lastHiddenState.data, g.last_hidden_state.data);
+      expect(err, `last_hidden_state: relative L2 ${err.toExponential(2)}`).toBeLessThanOrEqual(TOL.bf16);
+      // Really bf16: not bit-identical to float32 math.
+      expect(err).toBeGreaterThan(1e-6);
+      if (g.logits) expect(relL2(out.logits!.data, g.logits.data)).toBeLessThanOrEqual(TOL.bf16);
+    } finally {
+      await model.dispose();
+    }
+  });
+});

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../lib/index';
 import { closeOrt, ortRun, realModel, relL2, syntheticPixels } from './support/real-models';
+import { TOL } from './tolerances';
 
 // ORT itself matches transformers' float64 output to ~7e-7 (anchors README); an fp32 engine
 // doing the same math should land well within this.
@@ -66,5 +67,22 @@ describe('parity with onnxruntime-node (ViT-S/16, same weights)', () => {
     // The two items really differ (otherwise a batch-mixing bug could pass).
     expect(relL2(x.subarray(0, per), x.subarray(per))).toBeGreaterThan(0.5);
     await compare(2);
+  }, 120_000);
+});
+
+describe('bfloat16 on the CPU against onnxruntime-node fp32 (ViT-S/16, same weights)', () => {
+  it('batch 2: last_hidden_state within the bf16 bound', async () => {
+    const shape = [2, 3, H, W];
+    const x = syntheticPixels(2, H, W);
+    const ref = await ortRun(onnxPath, x, shape, THREADS);
+    const model = await loadModel(modelDir, { device: 'cpu', dtype: 'bfloat16', threads: THREADS });
+    try {
+      const got = (await model.forward(x, shape)).lastHiddenState.data;
+      const err = relL2(got, ref);
+      console.log(`[ort-parity] ${ARCH} bfloat16 batch 2: rel L2 vs onnxruntime-node fp32 = ${err.toExponential(3)}`);
+      expect(err).toBeLessThanOrEqual(TOL.bf16);
+    } finally {
+      await model.dispose();
+    }
   }, 120_000);
 });

@@ -8,20 +8,37 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace vitmsn {
 
 enum class Epilogue { kNone, kGelu };  // kGelu = exact erf GELU: 0.5·x·(1 + erf(x/√2))
 
+// Storage of a prepared Linear weight. kBFloat16 rounds W to bfloat16 (round to nearest even) and
+// lets the backend round A too; accumulation stays float32 (about 1e-2 relative error overall).
+enum class WeightDtype { kFloat32, kBFloat16 };
+
+// A Linear weight W [N, K] prepared once at load into whatever layout and dtype the backend's GEMM
+// reads fastest (the CPU packs column panels; a GPU converts dtype). Opaque to the engine; owned
+// by whoever holds it, and only valid with the backend that made it.
+class PreparedLinear {
+ public:
+  virtual ~PreparedLinear() = default;
+  int64_t N = 0, K = 0;
+  WeightDtype dtype = WeightDtype::kFloat32;
+};
+
 struct GemmArgs {
   // C[m, n] = epilogue(sum_k A[m, k] · W[n, k] + bias[n]) + residual[m, n]
   // A: M×K with row stride lda (≥ K). W: N×K dense (PyTorch Linear layout [out, in]).
   // bias: [N] or null. residual: M×N dense or null; it MAY alias C (in-place residual add).
   // C: M×N dense. The GELU epilogue applies before the residual add.
+  // Wp, when set, replaces W: a weight from this backend's prepare_linear (N and K must match).
   const float* A = nullptr;
   int64_t lda = 0;
   const float* W = nullptr;
+  const PreparedLinear* Wp = nullptr;
   const float* bias = nullptr;
   const float* residual = nullptr;
   float* C = nullptr;
@@ -89,6 +106,11 @@ class Backend {
   // Copies n floats of rows with strides (both in floats): dst[r*dst_ld + i] = src[r*src_ld + i].
   virtual void copy_rows(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
                          int64_t n) = 0;
+
+  // Prepares W [N, K] (host memory, PyTorch Linear layout) for gemm's Wp. The result does not
+  // reference host_w, so the caller may free it right away (a streamed load keeps one tensor).
+  virtual std::unique_ptr<PreparedLinear> prepare_linear(const float* host_w, int64_t N, int64_t K,
+                                                         WeightDtype dtype) = 0;
 
   // Ops (see the argument structs for the math).
   virtual void gemm(const GemmArgs& a) = 0;

@@ -4,6 +4,8 @@
 #include <mutex>
 
 #include "cpu/cpu_backend.h"
+#include "cpu/cpu_features.h"
+#include "cpu/gemm.h"
 #include "cpu/cpu_topology.h"
 #include "engine/error.h"
 #ifdef VITMSN_WITH_CUDA
@@ -35,12 +37,20 @@ int default_cpu_threads() { return physical_core_count(); }
 
 std::vector<BackendInfo> list_backends() {
   BackendInfo cpu{"cpu", true, true, std::to_string(physical_core_count()) + " physical core(s)"};
+  try {
+    cpu.detail += ", " + cpu::isa_summary(cpu::default_isa());
+  } catch (const Error& e) {  // VITMSN_CPU_ISA names a path this CPU lacks
+    cpu.available = false;
+    cpu.detail += ", " + std::string(e.what());
+  }
   return {cpu, cuda_info()};
 }
 
 std::shared_ptr<Backend> acquire_backend(const std::string& device, int threads, const std::string& dtype) {
   if (device == "cpu") {
-    if (dtype != "float32") throw Error(codes::kUnsupportedDtype, "dtype '" + dtype + "' is not supported on the CPU; use float32");
+    if (dtype != "float32" && dtype != "bfloat16") {
+      throw Error(codes::kUnsupportedDtype, "dtype '" + dtype + "' is not supported on the CPU; use float32 or bfloat16");
+    }
     if (threads <= 0) threads = default_cpu_threads();
     static std::mutex mu;
     static std::map<int, std::weak_ptr<Backend>> shared;

@@ -19,12 +19,14 @@ class LoadWorker : public PromiseWorker {
   LoadWorker(Napi::Env env, std::string dir, vitmsn::ModelConfig config, std::string device, int threads,
              std::string dtype)
       : PromiseWorker(env, "vitmsn:load"), dir_(std::move(dir)), config_(config), device_(std::move(device)),
-        threads_(threads), dtype_(std::move(dtype)) {}
+        threads_(threads), dtype_name_(std::move(dtype)),
+        // bfloat16 weights on the CPU; a CUDA backend stores everything in its own dtype anyway.
+        dtype_(dtype_name_ == "bfloat16" ? vitmsn::WeightDtype::kBFloat16 : vitmsn::WeightDtype::kFloat32) {}
 
  protected:
   void run() override {
-    std::shared_ptr<vitmsn::Backend> backend = vitmsn::acquire_backend(device_, threads_, dtype_);
-    model_ = vitmsn::Model::load(config_, dir_, std::move(backend));
+    std::shared_ptr<vitmsn::Backend> backend = vitmsn::acquire_backend(device_, threads_, dtype_name_);
+    model_ = vitmsn::Model::load(config_, dir_, std::move(backend), dtype_);
   }
   Napi::Value result(Napi::Env env) override { return ModelWrap::wrap(env, std::move(model_), device_); }
 
@@ -33,7 +35,8 @@ class LoadWorker : public PromiseWorker {
   vitmsn::ModelConfig config_;
   std::string device_;
   int threads_;
-  std::string dtype_;
+  std::string dtype_name_;  // "float32" | "float16" | "bfloat16": picks the backend's storage type
+  vitmsn::WeightDtype dtype_;
   std::shared_ptr<const vitmsn::Model> model_;
 };
 
@@ -120,12 +123,18 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
   if (info[2].IsObject()) {
     Napi::Object o = info[2].As<Napi::Object>();
     if (o.Get("device").IsString()) device = o.Get("device").As<Napi::String>().Utf8Value();
-    if (o.Get("dtype").IsString()) dtype = o.Get("dtype").As<Napi::String>().Utf8Value();
     Napi::Value t = o.Get("threads");
     if (t.IsNumber()) {
       double d = t.As<Napi::Number>().DoubleValue();
       if (!(d >= 0 && d <= 1024)) throw_invalid(env, "threads must be between 0 and 1024");
       threads = static_cast<int>(d);
+    }
+    // lib/ has already refused dtypes the device cannot run; acquire_backend re-checks.
+    if (o.Get("dtype").IsString()) {
+      dtype = o.Get("dtype").As<Napi::String>().Utf8Value();
+      if (dtype != "float32" && dtype != "float16" && dtype != "bfloat16") {
+        throw_invalid(env, "dtype must be 'float32', 'float16' or 'bfloat16'");
+      }
     }
   }
   auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), config, device, threads, dtype);

@@ -8,11 +8,14 @@
 #include "cpu/attention.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <memory>
 #include <new>
 #include <string>
 
+#include "cpu/attention_kernels.h"
+#include "cpu/gemm.h"
 #include "cpu/scratch.h"
 #include "engine/error.h"
 
@@ -78,9 +81,49 @@ void pv_row(const float* __restrict p, const float* __restrict v, int64_t v_stri
   }
 }
 
+// The AVX-512 path: tasks of (b, h, kQB512 query rows), Kᵀ padded to whole 16-key vectors.
+constexpr int64_t kQB512 = 32;
+
+void attention_avx512(const AttentionArgs& a, ThreadPool& pool) {
+  const int64_t B = a.B, T = a.T, H = a.H, Dh = a.Dh, HD = H * Dh, stride = 3 * HD;
+  const int64_t Tp = (T + 15) / 16 * 16;
+  const int64_t q_blocks = (T + kQB512 - 1) / kQB512;
+  const int64_t tasks = B * H * q_blocks;
+  auto body = [&](int64_t t_begin, int64_t t_end) {
+    // One scratch: Kᵀ [Dh][Tp], scores [8][Tp], qt [Dh][8], V [T][Dh], each 64-byte aligned.
+    const size_t n_kt = static_cast<size_t>(Dh * Tp), n_s = static_cast<size_t>(8 * Tp),
+                 n_q = static_cast<size_t>((8 * Dh + 15) / 16 * 16), n_v = static_cast<size_t>(T * Dh);
+    std::unique_ptr<float[]> mem = alloc_scratch(n_kt + n_s + n_q + n_v + 16, "attention");
+    float* kt = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(mem.get()) + 63) & ~uintptr_t(63));
+    float* vbuf = kt + n_kt + n_s + n_q;
+    AttentionRows rows;
+    rows.args = &a, rows.kt = kt, rows.Tp = Tp, rows.scores = kt + n_kt, rows.qt = kt + n_kt + n_s, rows.v = vbuf;
+    int64_t have_bh = -1;
+    for (int64_t t = t_begin; t < t_end; ++t) {
+      const int64_t bh = t / q_blocks, qb = t % q_blocks;
+      const int64_t b = bh / H, h = bh % H;
+      if (bh != have_bh) {
+        attention_build_kt_avx512(a.qkv + b * T * stride + HD + h * Dh, stride, T, Dh, Tp, kt);
+        const float* vsrc = a.qkv + b * T * stride + 2 * HD + h * Dh;
+        for (int64_t j = 0; j < T; ++j) std::copy(vsrc + j * stride, vsrc + j * stride + Dh, vbuf + j * Dh);
+        have_bh = bh;
+      }
+      rows.b = b, rows.h = h, rows.i0 = qb * kQB512, rows.i1 = std::min(T, (qb + 1) * kQB512);
+      attention_rows_avx512(rows);
+    }
+  };
+  if (tasks == 1 || B * H * T * T * Dh < (1 << 15)) {
+    body(0, tasks);
+  } else {
+    pool.parallel_for(tasks, body);
+  }
+}
+
 }  // namespace
 
-void attention(const AttentionArgs& a, ThreadPool& pool) {
+void attention(const AttentionArgs& a, ThreadPool& pool) { attention(a, pool, default_isa()); }
+
+void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa) {
   if (a.B < 0 || a.T < 0 || a.H < 0 || a.Dh < 0) throw Error(codes::kInternal, "attention: negative dimension");
   if (a.B == 0 || a.T == 0 || a.H == 0 || a.Dh == 0) return;
   if (!a.qkv || !a.out) throw Error(codes::kInternal, "attention: null operand");
@@ -89,6 +132,10 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t q_blocks = (T + kQB - 1) / kQB;
   const int64_t tasks = B * H * q_blocks;
 
+  if (isa == Isa::kAvx512) {
+    attention_avx512(a, pool);
+    return;
+  }
   auto body = [&](int64_t t_begin, int64_t t_end) {
     std::unique_ptr<float[]> kt = alloc_scratch(static_cast<size_t>(Dh * T), "attention");
     std::unique_ptr<float[]> s = alloc_scratch(static_cast<size_t>(T), "attention");

@@ -8,12 +8,15 @@
 // Softmax in float32 with max subtraction. No T×T buffer exists unless probs is requested.
 #pragma once
 #include "backend/backend.h"
+#include "cpu/cpu_features.h"
 #include "cpu/thread_pool.h"
 
 namespace vitmsn {
 namespace cpu {
 
-void attention(const AttentionArgs& a, ThreadPool& pool);
+void attention(const AttentionArgs& a, ThreadPool& pool);  // default_isa()
+// A specific path (avx512 has its own kernel; the others share the portable one).
+void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa);
 
 }  // namespace cpu
 }  // namespace vitmsn

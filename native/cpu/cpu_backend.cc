@@ -3,14 +3,19 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <new>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "cpu/attention.h"
+#include "cpu/cpu_features.h"
 #include "cpu/embed_tokens.h"
 #include "cpu/gemm.h"
 #include "cpu/layernorm.h"
+#include "cpu/packed_linear.h"
 #include "cpu/patchify.h"
 #include "cpu/thread_pool.h"
 #include "engine/error.h"
@@ -32,7 +37,8 @@ int resolve_threads(int threads) {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) : pool_(resolve_threads(threads)) {}
+  // The ISA is chosen before any thread starts, so a refused VITMSN_CPU_ISA fails the load cleanly.
+  explicit CpuBackend(int threads) : isa_(cpu::default_isa()), pool_(resolve_threads(threads)) {}
 
   std::string name() const override { return "cpu"; }
 
@@ -47,15 +53,56 @@ class CpuBackend final : public Backend {
                                            " TiB) on the CPU");
     }
     const size_t bytes = n == 0 ? kAlign : (n * sizeof(float) + kAlign - 1) / kAlign * kAlign;
+    if (bytes >= kCacheMin) {
+      std::lock_guard<std::mutex> lock(cache_mu_);
+      auto it = free_big_.find(bytes);
+      if (it != free_big_.end()) {
+        void* p = it->second;
+        free_big_.erase(it);
+        free_bytes_ -= bytes;
+        live_big_.emplace(p, bytes);
+        return static_cast<float*>(p);
+      }
+    }
     void* p = ::operator new(bytes, std::align_val_t(kAlign), std::nothrow);
     if (!p) {
       throw Error(codes::kOutOfMemory, "out of memory allocating " + std::to_string(bytes) + " bytes on the CPU");
+    }
+    if (bytes >= kCacheMin) {
+      std::lock_guard<std::mutex> lock(cache_mu_);
+      try {
+        live_big_.emplace(p, bytes);
+      } catch (...) {
+        ::operator delete(p, std::align_val_t(kAlign));
+        throw Error(codes::kOutOfMemory, "out of memory tracking a CPU allocation");
+      }
     }
     return static_cast<float*>(p);
   }
 
   void release(float* p) noexcept override {
-    if (p) ::operator delete(p, std::align_val_t(kAlign));
+    if (!p) return;
+    {
+      std::lock_guard<std::mutex> lock(cache_mu_);
+      auto it = live_big_.find(p);
+      if (it != live_big_.end()) {
+        const size_t bytes = it->second;
+        live_big_.erase(it);
+        if (free_bytes_ + bytes <= kCacheMax) {
+          try {
+            free_big_.emplace(bytes, p);
+            free_bytes_ += bytes;
+            return;
+          } catch (...) {  // no memory for the node: just free the block
+          }
+        }
+      }
+    }
+    ::operator delete(p, std::align_val_t(kAlign));
+  }
+
+  ~CpuBackend() override {
+    for (auto& [bytes, p] : free_big_) ::operator delete(p, std::align_val_t(kAlign));
   }
 
   void upload(float* dst, const float* host_src, size_t n) override {
@@ -77,13 +124,29 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void gemm(const GemmArgs& a) override { cpu::gemm(a, pool_); }
-  void layernorm(const LayerNormArgs& a) override { cpu::layernorm(a, pool_); }
-  void attention(const AttentionArgs& a) override { cpu::attention(a, pool_); }
+  std::unique_ptr<PreparedLinear> prepare_linear(const float* host_w, int64_t N, int64_t K,
+                                                 WeightDtype dtype) override {
+    return cpu::PackedLinear::pack(host_w, N, K, dtype, &pool_);
+  }
+
+  void gemm(const GemmArgs& a) override { cpu::gemm(a, pool_, isa_); }
+  void layernorm(const LayerNormArgs& a) override { cpu::layernorm(a, pool_, isa_); }
+  void attention(const AttentionArgs& a) override { cpu::attention(a, pool_, isa_); }
   void patchify(const PatchifyArgs& a) override { cpu::patchify(a, pool_); }
   void embed_tokens(const EmbedTokensArgs& a) override { cpu::embed_tokens(a, pool_); }
 
  private:
+  // Released activation buffers of ≥ kCacheMin bytes are kept (up to kCacheMax in all) and handed
+  // out again for the same size: forwards allocate the same sizes every time, and fresh blocks of
+  // this size come from mmap, whose page faults and zeroing cost ~7% of a batch-8 forward.
+  static constexpr size_t kCacheMin = size_t(256) << 10;
+  static constexpr size_t kCacheMax = size_t(256) << 20;
+  std::mutex cache_mu_;
+  std::unordered_map<void*, size_t> live_big_;
+  std::multimap<size_t, void*> free_big_;
+  size_t free_bytes_ = 0;
+
+  cpu::Isa isa_;
   cpu::ThreadPool pool_;
 };
 

@@ -1,20 +1,20 @@
-// GEMM: C = epilogue(A·Wᵀ + bias) + residual (shapes in gemm.h).
+// GEMM driver: C = epilogue(A·Wᵀ + bias) + residual (shapes in gemm.h), over a weight prepared
+// once at load (PackedLinear: 32-column panels, float32 or bfloat16) or, for an unprepared W,
+// packed on the spot.
 //
-// Plan (portable C++ written for the compiler's auto-vectoriser; ISA-specific kernels come later):
-//  - The work is split into tasks of (M block) × (kNB columns). A task packs its kNB columns of W
-//    into panels of kNR columns laid out [k][kNR], so the micro-kernel's inner loop reads kNR
-//    contiguous floats per k and updates a kMR×kNR register tile with broadcast-multiply-adds.
-//  - The micro-kernel runs over the whole K for one tile, so each C element is finished in
-//    registers and written exactly once, epilogue included. That is what makes residual == C safe:
-//    an element's residual is read right before the same element is written, by the same thread.
+// Two parallel steps: (1) A is packed into row tiles of MR rows by the path's pack function
+// (gemm_kernels.h) — once per GEMM, not once per column block, since re-packing A per block cost
+// about a third of the multiply time at K = 384; (2) a grid of blocks, each (rows [m0, m1)) ×
+// (panels [p0, p1)), runs the path's microkernel over its tiles. Blocks are ordered
+// panel-block-major, so the contiguous chunk of blocks a thread takes from the pool mostly shares
+// one set of panels, which then stays in its core's L2 while A tiles stream past.
 #include "cpu/gemm.h"
 
 #include <algorithm>
-#include <cmath>
 #include <memory>
-#include <new>
 #include <string>
 
+#include "cpu/gemm_kernels.h"
 #include "cpu/scratch.h"
 #include "engine/error.h"
 
@@ -22,136 +22,137 @@ namespace vitmsn {
 namespace cpu {
 namespace {
 
-// Register tile: 6 rows × 8 columns = 12 SSE accumulators, + 2 for the W row + 1 broadcast fits
-// the 16 vector registers of baseline x86-64; wider ISAs simply get more columns per instruction.
-constexpr int kMR = 6;
-constexpr int kNR = 8;
-// Columns per task: 64 columns × K=1536 floats = 384 KiB of packed W, which stays in L2 while the
-// task's rows stream past it.
-constexpr int64_t kNB = 64;
-static_assert(kNB % kNR == 0, "a column block is a whole number of panels");
-
-// acc[i][j] = Σ_k A[i·lda + k] · Bp[k·kNR + j] for i < MR, j < kNR.
-template <int MR>
-inline void micro_kernel(const float* __restrict A, int64_t lda, const float* __restrict Bp, int64_t K,
-                         float* __restrict out) {
-  float acc[MR][kNR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < kNR; ++j) acc[i][j] = 0.0f;
-  const float* a_rows[MR];
-  for (int i = 0; i < MR; ++i) a_rows[i] = A + i * lda;
-  for (int64_t k = 0; k < K; ++k) {
-    const float* __restrict b = Bp + k * kNR;
-    for (int i = 0; i < MR; ++i) {
-      const float av = a_rows[i][k];
-      for (int j = 0; j < kNR; ++j) acc[i][j] += av * b[j];
-    }
-  }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < kNR; ++j) out[i * kNR + j] = acc[i][j];
-}
-
-void run_micro_kernel(int rows, const float* A, int64_t lda, const float* Bp, int64_t K, float* out) {
-  switch (rows) {
-    case 6: micro_kernel<6>(A, lda, Bp, K, out); break;
-    case 5: micro_kernel<5>(A, lda, Bp, K, out); break;
-    case 4: micro_kernel<4>(A, lda, Bp, K, out); break;
-    case 3: micro_kernel<3>(A, lda, Bp, K, out); break;
-    case 2: micro_kernel<2>(A, lda, Bp, K, out); break;
-    default: micro_kernel<1>(A, lda, Bp, K, out); break;
-  }
-}
-
-inline float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678f)); }
-
-// Packs W rows [n0, n0 + nb) into ceil(nb / kNR) panels of [K][kNR], zero-padding past N so the
-// micro-kernel never needs a column tail.
-void pack_w(const float* W, int64_t K, int64_t N, int64_t n0, int64_t nb, float* dst) {
-  const int64_t panels = (nb + kNR - 1) / kNR;
-  for (int64_t p = 0; p < panels; ++p) {
-    float* panel = dst + p * K * kNR;
-    for (int j = 0; j < kNR; ++j) {
-      const int64_t n = n0 + p * kNR + j;
-      if (n < N && n < n0 + nb) {
-        const float* w = W + n * K;
-        for (int64_t k = 0; k < K; ++k) panel[k * kNR + j] = w[k];
-      } else {
-        for (int64_t k = 0; k < K; ++k) panel[k * kNR + j] = 0.0f;
-      }
-    }
-  }
-}
-
 void check(const GemmArgs& a) {
   if (a.M < 0 || a.N < 0 || a.K < 0) throw Error(codes::kInternal, "gemm: negative dimension");
   if (a.M == 0 || a.N == 0) return;
   if (a.lda < a.K) throw Error(codes::kInternal, "gemm: lda " + std::to_string(a.lda) + " < K " + std::to_string(a.K));
-  if (!a.C || (a.K > 0 && (!a.A || !a.W))) throw Error(codes::kInternal, "gemm: null operand");
+  if (!a.C || (a.K > 0 && (!a.A || (!a.W && !a.Wp)))) throw Error(codes::kInternal, "gemm: null operand");
+  if (a.Wp && (a.Wp->N != a.N || a.Wp->K != a.K)) throw Error(codes::kInternal, "gemm: prepared weight shape mismatch");
+}
+
+struct Path {
+  void (*block)(const GemmBlock&);
+  void (*pack)(const GemmBlock&, int64_t, int64_t);
+  int mr;
+};
+
+Path path_for(Isa isa, WeightDtype dtype, int64_t K) {
+  switch (isa) {
+    case Isa::kAvx512:
+      if (dtype == WeightDtype::kBFloat16 && K % 32 == 0 && amx_enabled() && gemm_avx512_has_bf16_kernel()) {
+        return {gemm_block_amx, gemm_pack_a_amx, kMrAmx};
+      }
+      if (dtype == WeightDtype::kFloat32 || (cpu_features().avx512_bf16 && gemm_avx512_has_bf16_kernel())) {
+        return {gemm_block_avx512, gemm_pack_a_avx512, kMrAvx512};
+      }
+      // bf16 weights without avx512_bf16: widened to fp32 in the AVX2 kernel.
+      return {gemm_block_avx2, gemm_pack_a_avx2, kMrAvx2};
+    case Isa::kAvx2: return {gemm_block_avx2, gemm_pack_a_avx2, kMrAvx2};
+    case Isa::kNeon: return {gemm_block_neon, gemm_pack_a_neon, kMrNeon};
+    default: return {gemm_block_scalar, gemm_pack_a_scalar, kMrScalar};
+  }
+}
+
+// The packed copy of A, per calling thread (each forward runs on its own thread), kept between
+// calls up to kKeepFloats (4 MiB: batch-1 ViT-B fits), sparing a fresh mmap and its page faults
+// per GEMM; bigger ones (large batches) are allocated per call so no thread keeps tens of MB.
+constexpr size_t kKeepFloats = size_t(1) << 20;
+
+float* packed_a_buffer(size_t floats, std::unique_ptr<float[]>& temp) {
+  if (floats > kKeepFloats) {
+    temp = alloc_scratch(floats + 16, "gemm");
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(temp.get()) + 63) & ~uintptr_t(63));
+  }
+  struct Buf {
+    float* p = nullptr;
+    size_t cap = 0;
+    ~Buf() { ::operator delete(p, std::align_val_t(64)); }
+  };
+  thread_local Buf buf;
+  if (buf.cap < floats) {
+    void* p = ::operator new(floats * sizeof(float), std::align_val_t(64), std::nothrow);
+    if (!p) throw Error(codes::kOutOfMemory, "gemm: out of memory for a " + std::to_string(floats) + "-float A buffer");
+    ::operator delete(buf.p, std::align_val_t(64));
+    buf.p = static_cast<float*>(p), buf.cap = floats;
+  }
+  return buf.p;
 }
 
 }  // namespace
 
-void gemm(const GemmArgs& a, ThreadPool& pool) {
+Isa default_isa() {
+  static const Isa isa = select_isa();
+  return isa;
+}
+
+void gemm(const GemmArgs& a, ThreadPool& pool) { gemm(a, pool, default_isa()); }
+
+void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
   check(a);
-  const int64_t M = a.M, N = a.N, K = a.K, lda = a.lda;
+  const int64_t M = a.M, N = a.N, K = a.K;
   if (M == 0 || N == 0) return;
-
-  // Task grid: column blocks first (each packs its own W block); split M as well when there are
-  // too few column blocks to give every thread a few tasks, keeping M blocks ≥ 4 tiles tall so
-  // packing stays a small fraction of the work.
-  const int64_t n_blocks = (N + kNB - 1) / kNB;
-  const int64_t m_tiles = (M + kMR - 1) / kMR;
-  const int64_t want_tasks = 3 * static_cast<int64_t>(pool.size());
-  int64_t m_blocks = std::min<int64_t>((want_tasks + n_blocks - 1) / n_blocks, std::max<int64_t>(m_tiles / 4, 1));
-  m_blocks = std::max<int64_t>(m_blocks, 1);
-  const int64_t tiles_per_mb = (m_tiles + m_blocks - 1) / m_blocks;
-  const int64_t mb_rows = tiles_per_mb * kMR;
-  m_blocks = (M + mb_rows - 1) / mb_rows;
-  const int64_t tasks = m_blocks * n_blocks;
-
-  // A tiny product is not worth waking the workers for.
-  const double flops =
-      2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(std::max<int64_t>(K, 1));
-  auto body = [&](int64_t t_begin, int64_t t_end) {
-    std::unique_ptr<float[]> packed = alloc_scratch(static_cast<size_t>(kNB * std::max<int64_t>(K, 1)), "gemm");
-    float tile[kMR * kNR];
-    int64_t packed_nb = -1;  // which column block `packed` holds; tasks in a chunk share it
-    for (int64_t t = t_begin; t < t_end; ++t) {
-      // Column-block-major task order, so consecutive tasks in a chunk reuse the packed block.
-      const int64_t nbi = t / m_blocks, mbi = t % m_blocks;
-      const int64_t n0 = nbi * kNB, nb = std::min(kNB, N - n0);
-      const int64_t m0 = mbi * mb_rows, m_end = std::min(M, m0 + mb_rows);
-      if (packed_nb != nbi) {
-        pack_w(a.W, K, N, n0, nb, packed.get());
-        packed_nb = nbi;
+  if (K == 0) {  // nothing to multiply: C = epilogue(bias) + residual
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        float v = a.bias ? a.bias[n] : 0.0f;
+        if (a.epilogue == Epilogue::kGelu) v = gelu_exact(v);
+        if (a.residual) v += a.residual[m * N + n];
+        a.C[m * N + n] = v;
       }
-      for (int64_t m = m0; m < m_end; m += kMR) {
-        const int rows = static_cast<int>(std::min<int64_t>(kMR, m_end - m));
-        const float* a_tile = K > 0 ? a.A + m * lda : nullptr;  // A may be null when K == 0
-        for (int64_t j0 = 0; j0 < nb; j0 += kNR) {
-          run_micro_kernel(rows, a_tile, lda, packed.get() + (j0 / kNR) * K * kNR, K, tile);
-          const int cols = static_cast<int>(std::min<int64_t>(kNR, nb - j0));
-          const int64_t n = n0 + j0;
-          for (int i = 0; i < rows; ++i) {
-            float* c = a.C + (m + i) * N + n;
-            const float* r = a.residual ? a.residual + (m + i) * N + n : nullptr;
-            const float* t_row = tile + i * kNR;
-            for (int j = 0; j < cols; ++j) {
-              float v = t_row[j];
-              if (a.bias) v += a.bias[n + j];
-              if (a.epilogue == Epilogue::kGelu) v = gelu(v);
-              if (r) v += r[j];
-              c[j] = v;
-            }
-          }
-        }
-      }
+    return;
+  }
+  std::unique_ptr<PackedLinear> own;
+  const PackedLinear* W = static_cast<const PackedLinear*>(a.Wp);
+  if (!W) {
+    own = PackedLinear::pack(a.W, N, K, WeightDtype::kFloat32);
+    W = own.get();
+  }
+  const Path path = path_for(isa, W->dtype, K);
+  const int mr = path.mr;
+
+  // Block grid: 4 register tiles of rows × 4 panels (128 columns) — big enough that the A tile
+  // packing (MR·K per tile, reused over 4 panels) and the per-block call are noise, small enough
+  // that ViT-S at batch 1 (197 rows) still gives ~36 blocks for the threads to balance.
+  const int64_t panels = W->panels;
+  int64_t pb = std::min<int64_t>(4, panels);
+  int64_t mb = 4 * mr;
+  const int64_t threads = pool.size();
+  while (((M + mb - 1) / mb) * ((panels + pb - 1) / pb) < 4 * threads && mb > mr) mb -= mr;
+  while (((M + mb - 1) / mb) * ((panels + pb - 1) / pb) < 4 * threads && pb > 1) --pb;
+  const int64_t m_blocks = (M + mb - 1) / mb, p_blocks = (panels + pb - 1) / pb;
+  const int64_t tasks = m_blocks * p_blocks;
+
+  const int64_t tiles = (M + mr - 1) / mr;
+  GemmBlock blk;
+  blk.A = a.A, blk.lda = a.lda, blk.W = W, blk.bias = a.bias, blk.residual = a.residual, blk.C = a.C;
+  blk.gelu = a.epilogue == Epilogue::kGelu;
+  blk.tile_stride = a_tile_stride(mr, K);
+  std::unique_ptr<float[]> a_temp;
+  blk.a_tiles = packed_a_buffer(static_cast<size_t>(tiles * blk.tile_stride), a_temp);
+  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  const bool parallel = tasks > 1 && flops >= 4e5;
+
+  GemmBlock pk = blk;
+  pk.m0 = 0, pk.m1 = M;  // the pack functions take M from m1
+  if (parallel && tiles > 1 && M * K >= (1 << 15)) {
+    pool.parallel_for(tiles, [&](int64_t t0, int64_t t1) { path.pack(pk, t0, t1); });
+  } else {
+    path.pack(pk, 0, tiles);
+  }
+
+  auto body = [&](int64_t t0, int64_t t1) {
+    GemmBlock b = blk;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t pbi = t / m_blocks, mbi = t % m_blocks;
+      b.m0 = mbi * mb, b.m1 = std::min(M, b.m0 + mb);
+      b.p0 = pbi * pb, b.p1 = std::min(panels, b.p0 + pb);
+      path.block(b);
     }
   };
-  if (tasks == 1 || flops < 2e5) {
-    body(0, tasks);
-  } else {
+  if (parallel) {
     pool.parallel_for(tasks, body);
+  } else {
+    body(0, tasks);
   }
 }
 

@@ -8,25 +8,36 @@
 
 #include <cmath>
 
+#include "cpu/gemm.h"
 #include "engine/error.h"
 
 namespace vitmsn {
 namespace cpu {
 namespace {
 
-// Four double partial sums let the compiler vectorise the reductions (a single accumulator would
-// force strictly sequential adds); the order is fixed, so results are deterministic.
-void norm_row(const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps) {
-  double s[4] = {0, 0, 0, 0};
+// Sixteen double partial sums let the compiler vectorise the reductions (two 8-double vectors on
+// AVX-512; a single accumulator would force strictly sequential adds); the order is fixed, so
+// results are deterministic and the same on every path.
+constexpr int kLanes = 16;
+
+__attribute__((always_inline)) inline double tree_sum(const double (&v)[kLanes]) {
+  double t[kLanes / 2];
+  for (int u = 0; u < kLanes / 2; ++u) t[u] = v[u] + v[u + kLanes / 2];
+  return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+}
+
+__attribute__((always_inline)) inline void norm_row_body(const float* x, const float* gamma, const float* beta, float* y,
+                                                         int64_t D, float eps) {
+  double s[kLanes] = {};
   int64_t i = 0;
-  for (; i + 4 <= D; i += 4)
-    for (int u = 0; u < 4; ++u) s[u] += x[i + u];
+  for (; i + kLanes <= D; i += kLanes)
+    for (int u = 0; u < kLanes; ++u) s[u] += x[i + u];
   for (; i < D; ++i) s[0] += x[i];
-  const double mean = ((s[0] + s[1]) + (s[2] + s[3])) / static_cast<double>(D);
-  double q[4] = {0, 0, 0, 0};
+  const double mean = tree_sum(s) / static_cast<double>(D);
+  double q[kLanes] = {};
   i = 0;
-  for (; i + 4 <= D; i += 4)
-    for (int u = 0; u < 4; ++u) {
+  for (; i + kLanes <= D; i += kLanes)
+    for (int u = 0; u < kLanes; ++u) {
       const double d = x[i + u] - mean;
       q[u] += d * d;
     }
@@ -34,22 +45,41 @@ void norm_row(const float* x, const float* gamma, const float* beta, float* y, i
     const double d = x[i] - mean;
     q[0] += d * d;
   }
-  const double var = ((q[0] + q[1]) + (q[2] + q[3])) / static_cast<double>(D);
+  const double var = tree_sum(q) / static_cast<double>(D);
   const double rstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
   // x − mean in double too: when |mean| ≫ std, subtracting a float-rounded mean would leave an
   // error of ulp(mean) that is large next to std. Reads x[i] before writing y[i], so y == x is fine.
   for (i = 0; i < D; ++i) y[i] = static_cast<float>((x[i] - mean) * rstd) * gamma[i] + beta[i];
 }
 
+// The same loops compiled twice: for the baseline ISA, and for AVX-512 (eight doubles per vector),
+// picked at run time like the other kernels; the arithmetic and its order are identical.
+void norm_row(const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps) {
+  norm_row_body(x, gamma, beta, y, D, eps);
+}
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,avx2"))) void norm_row_avx512(
+    const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps) {
+  norm_row_body(x, gamma, beta, y, D, eps);
+}
+#else
+void norm_row_avx512(const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps) {
+  norm_row_body(x, gamma, beta, y, D, eps);
+}
+#endif
+
 }  // namespace
 
-void layernorm(const LayerNormArgs& a, ThreadPool& pool) {
+void layernorm(const LayerNormArgs& a, ThreadPool& pool) { layernorm(a, pool, default_isa()); }
+
+void layernorm(const LayerNormArgs& a, ThreadPool& pool, Isa isa) {
   if (a.rows < 0 || a.D < 0) throw Error(codes::kInternal, "layernorm: negative dimension");
   if (a.rows == 0 || a.D == 0) return;
   if (!a.x || !a.y || !a.gamma || !a.beta) throw Error(codes::kInternal, "layernorm: null operand");
   const int64_t D = a.D;
+  const auto row = isa == Isa::kAvx512 ? norm_row_avx512 : norm_row;
   auto body = [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) norm_row(a.x + r * D, a.gamma, a.beta, a.y + r * D, D, a.eps);
+    for (int64_t r = r0; r < r1; ++r) row(a.x + r * D, a.gamma, a.beta, a.y + r * D, D, a.eps);
   };
   // Below ~16k elements the wake-up of the workers costs more than the rows.
   if (a.rows * D < (1 << 14)) {

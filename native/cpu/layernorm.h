@@ -5,12 +5,14 @@
 //   x, y: rows×D dense (y may alias x); gamma, beta: [D].
 #pragma once
 #include "backend/backend.h"
+#include "cpu/cpu_features.h"
 #include "cpu/thread_pool.h"
 
 namespace vitmsn {
 namespace cpu {
 
-void layernorm(const LayerNormArgs& a, ThreadPool& pool);
+void layernorm(const LayerNormArgs& a, ThreadPool& pool);  // default_isa()
+void layernorm(const LayerNormArgs& a, ThreadPool& pool, Isa isa);
 
 }  // namespace cpu
 }  // namespace vitmsn

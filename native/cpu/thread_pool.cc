@@ -1,7 +1,13 @@
 #include "cpu/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
 #include <system_error>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace vitmsn {
 namespace cpu {
@@ -13,7 +19,45 @@ thread_local const ThreadPool* tls_running_pool = nullptr;
 
 // More chunks than threads lets a thread that finishes early take work from a slower one (uneven
 // tiles, a core busy with another process); a few per thread is enough for that.
-constexpr int64_t kChunksPerThread = 4;
+constexpr int64_t kChunksPerThread = 8;
+
+// How long a worker polls for the next job before sleeping. Long enough to bridge the gaps between
+// one forward pass's parallel regions (the calling thread's serial bits: a few µs), short enough
+// that an idle pool costs nothing measurable.
+// VITMSN_SPIN_US overrides it (0: sleep at once), for measuring on oversubscribed machines.
+std::chrono::microseconds spin_time() {
+  static const std::chrono::microseconds t = [] {
+    const char* env = std::getenv("VITMSN_SPIN_US");
+    const long v = env && *env ? std::strtol(env, nullptr, 10) : 100;
+    return std::chrono::microseconds(v < 0 ? 0 : v > 100000 ? 100000 : v);
+  }();
+  return t;
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+// Polls pred() for up to kSpin; true if it became true.
+template <class Pred>
+bool spin_until(Pred pred) {
+  const auto limit = spin_time();
+  if (limit.count() == 0) return pred();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0;; ++i) {
+    if (pred()) return true;
+    cpu_relax();
+    if ((i & 63) == 63) {
+      if (std::chrono::steady_clock::now() - t0 > limit) return false;
+      // On an oversubscribed machine the thread we wait for may be queued behind us on this core.
+      std::this_thread::yield();
+    }
+  }
+}
 
 }  // namespace
 
@@ -33,7 +77,7 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_cv_.notify_all();
   for (std::thread& t : workers_) t.join();
@@ -46,6 +90,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     return;
   }
   std::lock_guard<std::mutex> submit(submit_mu_);
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     fn_ = &fn;
@@ -55,16 +100,21 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     num_chunks_ = (n + chunk_ - 1) / chunk_;
     next_chunk_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
-    finished_ = 0;
-    ++generation_;
+    finished_.store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);  // spinning workers see the job here
+    wake = sleeping_ > 0;
   }
-  wake_cv_.notify_all();
+  if (wake) wake_cv_.notify_all();
   run_chunks();
   std::exception_ptr error;
+  const size_t all = workers_.size();
+  spin_until([&] { return finished_.load(std::memory_order_acquire) == all; });
   {
     // fn lives on the caller's stack: no worker may still be inside it when we return.
     std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [this] { return finished_ == workers_.size(); });
+    caller_sleeping_ = true;
+    done_cv_.wait(lock, [&] { return finished_.load(std::memory_order_acquire) == all; });
+    caller_sleeping_ = false;
     fn_ = nullptr;
     error = std::move(error_);
     error_ = nullptr;
@@ -94,19 +144,27 @@ void ThreadPool::run_chunks() {
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
+    const bool got = spin_until([&] {
+      return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen;
+    });
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      if (!got) {
+        ++sleeping_;
+        wake_cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+        --sleeping_;
+      }
+      if (stop_.load()) return;
+      seen = generation_.load();
     }
     run_chunks();
-    bool last;
+    bool wake_caller;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      last = ++finished_ == workers_.size();
+      const bool last = finished_.fetch_add(1, std::memory_order_acq_rel) + 1 == workers_.size();
+      wake_caller = last && caller_sleeping_;
     }
-    if (last) done_cv_.notify_one();
+    if (wake_caller) done_cv_.notify_one();
   }
 }
 

@@ -5,8 +5,11 @@
 // several calling threads (several forwards at once) run one after another: the cores are already
 // all busy with one job, so interleaving a second would only oversubscribe them.
 //
-// Workers sleep on a condition variable between jobs rather than spin: the addon lives inside a
-// Node process that has other work to do, and spinning cores would steal it.
+// Between jobs a worker first polls for the next one for a short, bounded time (100 µs, VITMSN_SPIN_US, with
+// the CPU's pause hint), then sleeps on a condition variable: a forward pass issues ~100 parallel
+// regions back to back, and a futex wake-up per region (~50–70 µs here) would cost more than
+// the regions themselves at batch 1; once the pool is idle nothing spins, so a Node process that
+// has other work to do keeps its cores. The caller likewise polls briefly for the last worker.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -48,9 +51,11 @@ class ThreadPool {
   std::mutex mu_;         // guards the fields below (except next_chunk_)
   std::condition_variable wake_cv_;  // workers wait here for a new generation or stop
   std::condition_variable done_cv_;  // the caller waits here for every worker to finish
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  size_t finished_ = 0;  // workers done with the current generation
+  std::atomic<uint64_t> generation_{0};  // written under mu_; polled without it while spinning
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> finished_{0};      // workers done with the current generation
+  int sleeping_ = 0;                     // workers blocked on wake_cv_ (under mu_)
+  bool caller_sleeping_ = false;         // the caller blocked on done_cv_ (under mu_)
 
   // The current job, written under mu_ before generation_ is bumped.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;

@@ -22,6 +22,22 @@ template <typename T> constexpr int lt_type() {
   else return lt::kR16BF;
 }
 
+// A Linear weight resident on the GPU in the backend's storage type (the CUDA "packing" is just the
+// dtype conversion; cuBLASLt reads the [N, K] layout as it is).
+class CudaLinear final : public PreparedLinear {
+ public:
+  CudaLinear(int device, void* d) : device_(device), d_(d) {}
+  ~CudaLinear() override {
+    cudaSetDevice(device_);
+    cudaFree(d_);
+  }
+  const void* data() const { return d_; }
+
+ private:
+  int device_;
+  void* d_;
+};
+
 template <typename T>
 class CudaBackend final : public Backend {
  public:
@@ -92,13 +108,28 @@ class CudaBackend final : public Backend {
                 "copy_rows");
   }
 
+  std::unique_ptr<PreparedLinear> prepare_linear(const float* host_w, int64_t N, int64_t K, WeightDtype dtype) override {
+    const size_t n = static_cast<size_t>(N * K);
+    float* d = alloc(n);  // in T, like every buffer of this backend
+    try {
+      upload(d, host_w, n);
+    } catch (...) {
+      release(d);
+      throw;
+    }
+    auto w = std::make_unique<CudaLinear>(device_, d);
+    w->N = N, w->K = K, w->dtype = dtype;  // storage is T whatever dtype asks: the backend's dtype rules
+    return w;
+  }
+
   void gemm(const GemmArgs& a) override {
     std::lock_guard<std::mutex> lock(mu_);
     enter();
+    const void* W = a.Wp ? static_cast<const CudaLinear*>(a.Wp)->data() : static_cast<const void*>(a.W);
     if (a.epilogue == Epilogue::kGelu && a.residual) {
       throw Error(codes::kInternal, "cuda gemm: GELU with a residual is not supported");
     }
-    gemm_->run(a.A, a.lda, a.W, a.bias, a.residual, a.C, a.M, a.N, a.K);
+    gemm_->run(a.A, a.lda, W, a.bias, a.residual, a.C, a.M, a.N, a.K);
     if (a.epilogue == Epilogue::kGelu) {
       // Exact erf GELU (cuBLASLt's GELU epilogue is the tanh form; see cuda-notes.md).
       cuda::gelu_inplace<T>(t(a.C), a.M * a.N, stream_);

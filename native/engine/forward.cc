@@ -95,7 +95,7 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
     DeviceArray patches(be, B * N * K0);
     be.patchify({x.get(), patches.get(), B, c.num_channels, r.H, r.W, p});
     GemmArgs g;
-    g.A = patches.get(), g.lda = K0, g.W = w.patch_w.get(), g.bias = w.patch_b.get(), g.C = patch_emb.get();
+    g.A = patches.get(), g.lda = K0, g.Wp = w.patch_w.get(), g.bias = w.patch_b.get(), g.C = patch_emb.get();
     g.M = B * N, g.N = D, g.K = K0;
     be.gemm(g);
   }
@@ -127,10 +127,10 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
     be.upload(head_scale.get(), hm.data(), hm.size());
   }
   const float eps = static_cast<float>(c.layer_norm_eps);
-  auto linear = [&](const DeviceArray& a, int64_t k, const DeviceArray& wt, const DeviceArray& b, int64_t n,
+  auto linear = [&](const DeviceArray& a, int64_t k, const Linear& wt, const DeviceArray& b, int64_t n,
                     DeviceArray& dst, bool residual, Epilogue ep) {
     GemmArgs g;
-    g.A = a.get(), g.lda = k, g.W = wt.get(), g.bias = b.get(), g.C = dst.get();
+    g.A = a.get(), g.lda = k, g.Wp = wt.get(), g.bias = b.get(), g.C = dst.get();
     g.residual = residual ? dst.get() : nullptr;
     g.M = M, g.N = n, g.K = k, g.epilogue = ep;
     be.gemm(g);
@@ -158,7 +158,7 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
   if (w.classifier_w) {
     DeviceArray logits(be, B * w.num_labels);
     GemmArgs g;
-    g.A = ln.get(), g.lda = T * D, g.W = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = logits.get();
+    g.A = ln.get(), g.lda = T * D, g.Wp = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = logits.get();
     g.M = B, g.N = w.num_labels, g.K = D;
     be.gemm(g);
     out.logits = download(logits, B * w.num_labels);

@@ -31,32 +31,44 @@ struct ForwardResult {
   int64_t num_labels = 0;
 };
 
+// Linear weights are prepared by the backend at load (packed panels on the CPU, possibly bf16);
+// the loaded float32 copy is released as soon as each one is prepared.
+using Linear = std::unique_ptr<PreparedLinear>;
+
 struct LayerWeights {
   DeviceArray ln1_g, ln1_b;
-  DeviceArray qkv_w, qkv_b;  // [3D, D], [3D]: query, key, value stacked (zero bias when qkv_bias false)
-  DeviceArray out_w, out_b;  // [D, D], [D]
+  Linear qkv_w;             // [3D, D]: query, key, value stacked
+  DeviceArray qkv_b;        // [3D] (zero when qkv_bias is false)
+  Linear out_w;             // [D, D]
+  DeviceArray out_b;        // [D]
   DeviceArray ln2_g, ln2_b;
-  DeviceArray fc1_w, fc1_b;  // [I, D], [I]
-  DeviceArray fc2_w, fc2_b;  // [D, I], [D]
+  Linear fc1_w;             // [I, D]
+  DeviceArray fc1_b;        // [I]
+  Linear fc2_w;             // [D, I]
+  DeviceArray fc2_b;        // [D]
 };
 
 struct ModelWeights {
-  DeviceArray patch_w, patch_b;  // [D, C·p·p], [D]
+  Linear patch_w;                // [D, C·p·p] (the conv kernel flattened)
+  DeviceArray patch_b;           // [D]
   DeviceArray cls;               // [D]
   std::vector<float> pos_table;  // [1 + N0, D], host copy: interpolated per input grid
   DeviceArray pos;               // [1 + N0, D] on the device, for the trained grid
   DeviceArray mask_token;        // [D] or empty
   std::vector<LayerWeights> layers;
   DeviceArray final_g, final_b;
-  DeviceArray classifier_w, classifier_b;  // [num_labels, D], [num_labels] or empty
+  Linear classifier_w;                    // [num_labels, D] or null
+  DeviceArray classifier_b;               // [num_labels] or empty
   int64_t num_labels = 0;
 };
 
 class Model {
  public:
   // Reads the checkpoint in `dir`, checks every tensor against the config, uploads to the backend.
+  // dtype: storage of the Linear weights (kBFloat16: bf16 GEMMs, ~1e-2 relative error).
   static std::unique_ptr<Model> load(const ModelConfig& config, const std::string& dir,
-                                     std::shared_ptr<Backend> backend);
+                                     std::shared_ptr<Backend> backend,
+                                     WeightDtype dtype = WeightDtype::kFloat32);
 
   // Safe to call from several threads at once: activations are per call, weights read-only.
   ForwardResult forward(const ForwardRequest& request) const;

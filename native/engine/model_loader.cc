@@ -48,7 +48,9 @@ class TensorIndex {
                                            shape_str(t ? t->shape : std::vector<int64_t>{}) + ", expected " +
                                            shape_str(expect) + " for this config");
     }
-    return ck_.read_f32(*t);
+    std::vector<float> out = ck_.read_f32(*t);
+    release_mapped_pages(t->data, t->nbytes);  // streamed load: the mapped copy leaves our RSS
+    return out;
   }
 
   std::vector<int64_t> shape_of(const std::string& canon) const {
@@ -70,7 +72,7 @@ DeviceArray to_device(Backend& be, const std::vector<float>& host) {
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const ModelConfig& config, const std::string& dir,
-                                   std::shared_ptr<Backend> backend) {
+                                   std::shared_ptr<Backend> backend, WeightDtype dtype) {
   validate(config);
   std::unique_ptr<Checkpoint> ck = Checkpoint::open_dir(dir);
   TensorIndex idx(*ck);
@@ -82,8 +84,18 @@ std::unique_ptr<Model> Model::load(const ModelConfig& config, const std::string&
   auto load = [&](const std::string& name, const std::vector<int64_t>& shape) {
     return to_device(be, idx.read(name, shape));
   };
+  // Streamed: each Linear is read, prepared and its float32 copy dropped before the next one, so
+  // the peak stays near the prepared size plus one tensor.
+  auto prepare = [&](const std::vector<float>& host, int64_t n, int64_t k) {
+    return be.prepare_linear(host.data(), n, k, dtype);
+  };
+  auto load_linear = [&](const std::string& name, const std::vector<int64_t>& shape) {
+    int64_t k = 1;
+    for (size_t i = 1; i < shape.size(); ++i) k *= shape[i];
+    return prepare(idx.read(name, shape), shape[0], k);
+  };
 
-  w.patch_w = load("embeddings.patch_embeddings.projection.weight", {D, C, p, p});
+  w.patch_w = load_linear("embeddings.patch_embeddings.projection.weight", {D, C, p, p});
   w.patch_b = load("embeddings.patch_embeddings.projection.bias", {D});
   w.cls = load("embeddings.cls_token", {1, 1, D});
   w.pos_table = idx.read("embeddings.position_embeddings", {1, N0 + 1, D});
@@ -110,15 +122,16 @@ std::unique_ptr<Model> Model::load(const ModelConfig& config, const std::string&
         qkv_b.insert(qkv_b.end(), D, 0.0f);
       }
     }
-    lw.qkv_w = to_device(be, qkv_w);
+    lw.qkv_w = prepare(qkv_w, 3 * D, D);
+    std::vector<float>().swap(qkv_w);
     lw.qkv_b = to_device(be, qkv_b);
-    lw.out_w = load(pre + "attention.output.dense.weight", {D, D});
+    lw.out_w = load_linear(pre + "attention.output.dense.weight", {D, D});
     lw.out_b = load(pre + "attention.output.dense.bias", {D});
     lw.ln2_g = load(pre + "layernorm_after.weight", {D});
     lw.ln2_b = load(pre + "layernorm_after.bias", {D});
-    lw.fc1_w = load(pre + "intermediate.dense.weight", {I, D});
+    lw.fc1_w = load_linear(pre + "intermediate.dense.weight", {I, D});
     lw.fc1_b = load(pre + "intermediate.dense.bias", {I});
-    lw.fc2_w = load(pre + "output.dense.weight", {D, I});
+    lw.fc2_w = load_linear(pre + "output.dense.weight", {D, I});
     lw.fc2_b = load(pre + "output.dense.bias", {D});
     w.layers.push_back(std::move(lw));
   }
@@ -133,7 +146,8 @@ std::unique_ptr<Model> Model::load(const ModelConfig& config, const std::string&
                                            (config.num_labels >= 0 ? std::to_string(config.num_labels) : "labels") +
                                            ", " + std::to_string(D) + "]");
     }
-    w.classifier_w = load("classifier.weight", {n, D});
+    // The classifier stays float32 whatever dtype: it is tiny, and logits are what users compare.
+    w.classifier_w = be.prepare_linear(idx.read("classifier.weight", {n, D}).data(), n, D, WeightDtype::kFloat32);
     w.classifier_b = load("classifier.bias", {n});
     w.num_labels = n;
   }

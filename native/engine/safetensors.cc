@@ -1,5 +1,8 @@
 #include "engine/safetensors.h"
 
+#include <map>
+#include <mutex>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -8,6 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <system_error>
 
 #include "engine/error.h"
@@ -85,6 +90,18 @@ struct FdGuard {
 
 }  // namespace
 
+namespace {
+// Live mappings (start → size), so release_mapped_pages only ever touches file pages of ours.
+std::mutex& live_mappings_mu() {
+  static std::mutex mu;
+  return mu;
+}
+std::map<uintptr_t, size_t>& live_mappings() {
+  static std::map<uintptr_t, size_t> m;
+  return m;
+}
+}  // namespace
+
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   if (path.find('\0') != std::string::npos) {
     throw Error(codes::kCheckpointInvalid, "weights path contains a NUL byte");
@@ -114,10 +131,30 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   }
   data_ = static_cast<const uint8_t*>(p);
   size_ = size;
+  std::lock_guard<std::mutex> lock(live_mappings_mu());
+  live_mappings().emplace(reinterpret_cast<uintptr_t>(data_), size_);
 }
 
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (data_ != nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(live_mappings_mu());
+      live_mappings().erase(reinterpret_cast<uintptr_t>(data_));
+    }
+    ::munmap(const_cast<uint8_t*>(data_), size_);
+  }
+}
+
+void release_mapped_pages(const void* p, size_t n) noexcept {
+  const uintptr_t b = reinterpret_cast<uintptr_t>(p), e = b + n;
+  std::lock_guard<std::mutex> lock(live_mappings_mu());
+  auto it = live_mappings().upper_bound(b);
+  if (it == live_mappings().begin()) return;
+  --it;
+  if (e > it->first + it->second) return;  // not (wholly) inside a mapping of ours
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = (b + page - 1) / page * page, hi = e / page * page;  // whole pages only
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 
 // ---- SafetensorsFile --------------------------------------------------------------------------

@@ -56,6 +56,12 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops our page-table references to the whole pages of [p, p + n) when that range lies inside a
+// live MappedFile (madvise MADV_DONTNEED; the data stays in the page cache and is re-read on the
+// next access), and does nothing otherwise — so a loader can call it on any tensor once it has
+// copied it, keeping the mapped checkpoint out of the peak RSS of a streamed load.
+void release_mapped_pages(const void* p, size_t n) noexcept;
+
 // Headers larger than this are rejected outright (the reference implementation uses the same cap):
 // real headers are a few hundred KiB, and the limit bounds the JSON parser's memory.
 inline constexpr uint64_t kSafetensorsMaxHeader = 100'000'000;

@@ -20,9 +20,11 @@
 #include "backend/backend.h"
 #include "cpu/attention.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/cpu_features.h"
 #include "cpu/embed_tokens.h"
 #include "cpu/gemm.h"
 #include "cpu/layernorm.h"
+#include "cpu/packed_linear.h"
 #include "cpu/patchify.h"
 #include "cpu/reference.h"
 #include "cpu/thread_pool.h"
@@ -137,9 +139,20 @@ struct GemmCase {
   Residual res;
 };
 
+// Which kernel path, weight dtype and weight form (prepared once vs packed per call) a case runs.
+struct GemmPath {
+  cpu::Isa isa = cpu::Isa::kScalar;
+  WeightDtype dtype = WeightDtype::kFloat32;
+  bool prepared = false;
+};
+GemmPath g_path;  // set by test_gemm_suite for each path
+
 void test_gemm(ThreadPool& pool, const GemmCase& c, uint64_t seed) {
   const int64_t lda = c.K + c.lda_pad;
-  std::string name = "gemm M=" + std::to_string(c.M) + " K=" + std::to_string(c.K) + " N=" + std::to_string(c.N) +
+  const GemmPath path = g_path;
+  const bool bf16 = path.dtype == WeightDtype::kBFloat16;
+  std::string name = std::string("gemm[") + cpu::isa_name(path.isa) + (bf16 ? ",bf16" : ",fp32") +
+                     (path.prepared ? ",prepared" : "") + "] M=" + std::to_string(c.M) + " K=" + std::to_string(c.K) + " N=" + std::to_string(c.N) +
                      " lda=" + std::to_string(lda) + (c.bias ? " bias" : "") +
                      (c.ep == Epilogue::kGelu ? " gelu" : "") +
                      (c.res == Residual::kSeparate ? " residual" : c.res == Residual::kAlias ? " residual=C" : "") +
@@ -168,7 +181,22 @@ void test_gemm(ThreadPool& pool, const GemmCase& c, uint64_t seed) {
     gk.C = got.data(), gr.C = want.data();
     if (c.res == Residual::kSeparate) gk.residual = gr.residual = res.data();
     if (c.res == Residual::kAlias) gk.residual = got.data(), gr.residual = want.data();
-    cpu::gemm(gk, pool);
+    std::unique_ptr<cpu::PackedLinear> packed;
+    if (path.prepared) {
+      packed = cpu::PackedLinear::pack(W.data(), c.N, c.K, path.dtype);
+      gk.Wp = packed.get();
+      gk.W = nullptr;
+    }
+    // bf16: every path rounds A and W to bf16 and sums exact products in fp32, so the reference
+    // gets the rounded operands and the fp32 tolerance still applies.
+    std::vector<float> Ar, Wr;
+    if (bf16) {
+      Ar = A, Wr = W;
+      for (float& v : Ar) v = std::isnan(v) ? v : cpu::from_bf16(cpu::to_bf16(v));
+      for (float& v : Wr) v = cpu::from_bf16(cpu::to_bf16(v));
+      gr.A = Ar.data(), gr.W = Wr.data();
+    }
+    cpu::gemm(gk, pool, path.isa);
     cpu::ref_gemm(gr);
     const bool guards = guard_intact(got, mn);
     got.resize(mn), want.resize(mn);
@@ -180,7 +208,7 @@ void test_gemm(ThreadPool& pool, const GemmCase& c, uint64_t seed) {
   });
 }
 
-void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+void test_gemm_cases(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   const Epilogue G = Epilogue::kGelu, P = Epilogue::kNone;
   const GemmCase cases[] = {
       {197, 384, 1152, 0, true, P, Residual::kNone},       // ViT-S qkv
@@ -205,6 +233,35 @@ void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   test_gemm(pool3, {197, 384, 1152, 0, true, G, Residual::kAlias}, seed++);
   test_gemm(pool1, {197, 384, 384, 5, true, G, Residual::kAlias}, seed++);
   test_gemm(pool3, {2, 40, 700, 0, true, P, Residual::kSeparate}, seed++);  // M tiny, many columns
+  test_gemm(pool2, {15, 33, 64, 0, true, G, Residual::kAlias}, seed++);     // odd K (bf16 pair tail)
+  test_gemm(pool2, {29, 3072, 70, 1, true, P, Residual::kSeparate}, seed++);  // long K
+  test_gemm(pool2, {33, 64, 40, 0, true, G, Residual::kAlias}, seed++);       // AMX: 2 row tiles, N tail
+  test_gemm(pool3, {1576, 384, 96, 0, true, P, Residual::kNone}, seed++);     // batch 8 rows
+}
+
+// Every kernel path this CPU can run (VITMSN_CPU_ISA's choices), fp32 and bf16 weights, with the
+// weight prepared at load or packed on the spot.
+void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
+    if (!cpu::isa_supported(isa)) {
+      std::printf("SKIP  gemm[%s]: this CPU lacks it\n", cpu::isa_name(isa));
+      continue;
+    }
+    g_path = {isa, WeightDtype::kFloat32, false};
+    test_gemm_cases(pool2, pool3, pool1);
+    g_path = {isa, WeightDtype::kFloat32, true};
+    test_gemm_cases(pool2, pool3, pool1);
+    g_path = {isa, WeightDtype::kBFloat16, true};
+    test_gemm_cases(pool2, pool3, pool1);
+    if (isa == cpu::Isa::kAvx512 && cpu::cpu_features().amx_bf16) {
+      // The cases above ran AMX where K % 32 == 0; run them again on the avx512_bf16 kernel.
+      std::printf("INFO  gemm[avx512,bf16] again with AMX disabled\n");
+      cpu::set_amx_enabled(false);
+      test_gemm_cases(pool2, pool3, pool1);
+      cpu::set_amx_enabled(true);
+    }
+  }
+  g_path = {cpu::default_isa(), WeightDtype::kFloat32, false};
 
   run_case("gemm K=0 gives epilogue(bias) + residual", [&] {
     std::vector<float> bias = {1.0f, -2.0f, 0.5f}, res = {1, 2, 3, 4, 5, 6}, C = res;
@@ -235,8 +292,10 @@ void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
 
 // ---- layernorm ------------------------------------------------------------------------------------
 
+cpu::Isa g_ln_isa = cpu::Isa::kScalar;  // set by test_layernorm_suite for each path
+
 void test_layernorm(ThreadPool& pool, int64_t rows, int64_t D, float offset, bool alias, uint64_t seed) {
-  const std::string name = "layernorm rows=" + std::to_string(rows) + " D=" + std::to_string(D) +
+  const std::string name = std::string("layernorm[") + cpu::isa_name(g_ln_isa) + "] rows=" + std::to_string(rows) + " D=" + std::to_string(D) +
                            (offset != 0 ? " offset=" + fmt(offset) : "") + (alias ? " y=x" : "") +
                            " threads=" + std::to_string(pool.size());
   run_case(name, [&] {
@@ -252,10 +311,10 @@ void test_layernorm(ThreadPool& pool, int64_t rows, int64_t D, float offset, boo
     if (alias) {
       got = x;
       got.resize(n + kGuardLen, kGuard);
-      cpu::layernorm({got.data(), gamma.data(), beta.data(), got.data(), rows, D, 1e-6f}, pool);
+      cpu::layernorm({got.data(), gamma.data(), beta.data(), got.data(), rows, D, 1e-6f}, pool, g_ln_isa);
     } else {
       got.assign(n + kGuardLen, kGuard);
-      cpu::layernorm({x.data(), gamma.data(), beta.data(), got.data(), rows, D, 1e-6f}, pool);
+      cpu::layernorm({x.data(), gamma.data(), beta.data(), got.data(), rows, D, 1e-6f}, pool, g_ln_isa);
     }
     if (!guard_intact(got, n)) return report(name, false, "wrote past the end of y");
     got.resize(n);
@@ -263,7 +322,7 @@ void test_layernorm(ThreadPool& pool, int64_t rows, int64_t D, float offset, boo
   });
 }
 
-void test_layernorm_suite(ThreadPool& pool2, ThreadPool& pool1) {
+void test_layernorm_cases(ThreadPool& pool2, ThreadPool& pool1) {
   uint64_t seed = 200;
   test_layernorm(pool2, 197, 384, 0, false, seed++);
   test_layernorm(pool2, 3 * 197, 384, 0, true, seed++);
@@ -275,13 +334,23 @@ void test_layernorm_suite(ThreadPool& pool2, ThreadPool& pool1) {
   test_layernorm(pool2, 5, 7, 0, true, seed++);
 }
 
+void test_layernorm_suite(ThreadPool& pool2, ThreadPool& pool1) {
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
+    if (!cpu::isa_supported(isa)) continue;
+    g_ln_isa = isa;
+    test_layernorm_cases(pool2, pool1);
+  }
+  g_ln_isa = cpu::default_isa();
+}
+
 // ---- attention ------------------------------------------------------------------------------------
 
 enum class HeadScale { kNone, kRandom, kWithZeros };
+cpu::Isa g_attn_isa = cpu::Isa::kScalar;  // set by test_attention_suite for each path
 
 void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t Dh, HeadScale hsm, bool probs,
                     uint64_t seed) {
-  const std::string name = "attention B=" + std::to_string(B) + " T=" + std::to_string(T) + " H=" + std::to_string(H) +
+  const std::string name = std::string("attention[") + cpu::isa_name(g_attn_isa) + "] B=" + std::to_string(B) + " T=" + std::to_string(T) + " H=" + std::to_string(H) +
                            " Dh=" + std::to_string(Dh) +
                            (hsm == HeadScale::kRandom ? " head_scale" : hsm == HeadScale::kWithZeros ? " head_scale(0s)" : "") +
                            (probs ? " probs" : "") + " threads=" + std::to_string(pool.size());
@@ -303,7 +372,7 @@ void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t D
     AttentionArgs k = a, r = a;
     k.out = got.data(), k.probs = probs ? got_p.data() : nullptr;
     r.out = want.data(), r.probs = probs ? want_p.data() : nullptr;
-    cpu::attention(k, pool);
+    cpu::attention(k, pool, g_attn_isa);
     cpu::ref_attention(r);
     if (!guard_intact(got, n_out) || (probs && !guard_intact(got_p, n_p))) {
       return report(name, false, "wrote past the end of an output");
@@ -317,13 +386,13 @@ void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t D
       std::vector<float> again(n_out);
       AttentionArgs k2 = a;
       k2.out = again.data();
-      cpu::attention(k2, pool);
+      cpu::attention(k2, pool, g_attn_isa);
       check_exact(name + " [out same without probs]", again, got);
     }
   });
 }
 
-void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+void test_attention_cases(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   uint64_t seed = 300;
   test_attention(pool2, 1, 197, 6, 64, HeadScale::kNone, true, seed++);       // ViT-S layer, attentions on
   test_attention(pool2, 3, 197, 2, 16, HeadScale::kWithZeros, false, seed++);  // batch 3, head_mask with 0s
@@ -335,6 +404,15 @@ void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool
   test_attention(pool1, 2, 50, 2, 16, HeadScale::kRandom, true, seed++);
   test_attention(pool2, 1, 1025, 1, 64, HeadScale::kNone, false, seed++);      // ViT-L/7 token count
   test_attention(pool3, 1, 1, 1, 1, HeadScale::kNone, true, seed++);
+}
+
+void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
+    if (!cpu::isa_supported(isa)) continue;
+    g_attn_isa = isa;
+    test_attention_cases(pool2, pool3, pool1);
+  }
+  g_attn_isa = cpu::default_isa();
 }
 
 // ---- patchify -------------------------------------------------------------------------------------
@@ -675,7 +753,7 @@ void test_backend() {
 
 // ---- timing (information only) --------------------------------------------------------------------
 
-void time_gemms(ThreadPool& pool) {
+void time_gemms(ThreadPool& pool, WeightDtype dtype) {
   struct Shape {
     const char* what;
     int64_t M, K, N;
@@ -684,13 +762,15 @@ void time_gemms(ThreadPool& pool) {
                 {"attn out", 197, 384, 384, Epilogue::kNone},
                 {"fc1+gelu", 197, 384, 1536, Epilogue::kGelu},
                 {"fc2", 197, 1536, 384, Epilogue::kNone}};
-  std::printf("timing (information only), ViT-S/16 GEMM shapes, %d thread(s):\n", pool.size());
+  std::printf("timing (information only), ViT-S/16 GEMM shapes, %s, %s weights, %d thread(s):\n",
+              cpu::isa_name(cpu::default_isa()), dtype == WeightDtype::kBFloat16 ? "bf16" : "fp32", pool.size());
   Rng rng(7);
   double total_flops = 0, total_sec = 0;
   for (const Shape& s : shapes) {
     std::vector<float> A = rng.vec(s.M * s.K), W = rng.vec(s.N * s.K, -0.1f, 0.1f), b = rng.vec(s.N), C(s.M * s.N);
     GemmArgs g;
-    g.A = A.data(), g.lda = s.K, g.W = W.data(), g.bias = b.data(), g.C = C.data(), g.M = s.M, g.N = s.N, g.K = s.K;
+    std::unique_ptr<cpu::PackedLinear> packed = cpu::PackedLinear::pack(W.data(), s.N, s.K, dtype);
+    g.A = A.data(), g.lda = s.K, g.Wp = packed.get(), g.bias = b.data(), g.C = C.data(), g.M = s.M, g.N = s.N, g.K = s.K;
     g.epilogue = s.ep;
     for (int i = 0; i < 3; ++i) cpu::gemm(g, pool);
     double best = 1e9;
@@ -721,7 +801,8 @@ int main() {
     test_embed_suite(pool2, pool1);
     test_concurrent_kernels(pool2);
     test_backend();
-    time_gemms(pool2);
+    time_gemms(pool2, WeightDtype::kFloat32);
+    time_gemms(pool2, WeightDtype::kBFloat16);
   } catch (const std::exception& e) {
     report("test program", false, std::string("uncaught exception: ") + e.what());
   }

@@ -1,0 +1,29 @@
+// Per-ISA attention rows (attention.cc splits the work and prepares Kᵀ; the math is in
+// attention.h). One call handles query rows [i0, i1) of one (b, h).
+#pragma once
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace vitmsn {
+namespace cpu {
+
+struct AttentionRows {
+  const AttentionArgs* args = nullptr;
+  int64_t b = 0, h = 0, i0 = 0, i1 = 0;
+  const float* kt = nullptr;  // Kᵀ of (b, h): [Dh][Tp], columns past T zero, 64-byte aligned
+  int64_t Tp = 0;             // T rounded up to 16
+  float* scores = nullptr;    // scratch: 8 · Tp floats, 64-byte aligned
+  float* qt = nullptr;        // scratch: 8 · Dh floats
+  // V of (b, h) copied to dense rows [T][Dh]: in qkv its rows sit 3·H·Dh floats apart, one page
+  // each, where the hardware prefetchers do not follow; dense they stream.
+  const float* v = nullptr;
+};
+
+void attention_rows_avx512(const AttentionRows& t);
+// kt[d][j] = k_j[d] for j < T (k_j = kbase + j·stride), zero for T ≤ j < Tp; Tp a multiple of 16,
+// kt 64-byte aligned.
+void attention_build_kt_avx512(const float* kbase, int64_t stride, int64_t T, int64_t Dh, int64_t Tp, float* kt);
+
+}  // namespace cpu
+}  // namespace vitmsn

@@ -1,0 +1,308 @@
+// AVX-512 GEMM block (math and contract in gemm_kernels.h).
+//
+// Microkernel: 14 rows × 32 columns = 28 zmm accumulators; per k, two panel vectors are loaded and
+// each row's A value is broadcast straight from the packed A tile (an embedded-broadcast FMA
+// operand), so 28 FMAs cost 2 loads + 14 broadcast operands: FMA-bound, not load-bound, on cores
+// with two 512-bit FMA ports. The whole K is accumulated in registers, then bias, exact GELU
+// (vector erf) and the residual are applied and the tile is stored with column masks.
+// bf16 weights: vdpbf16ps multiplies (k, k+1) bf16 pairs of A and W and accumulates in fp32,
+// twice the multiplies per instruction of the fp32 FMA.
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "cpu/gemm_kernels.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
+#define VITMSN_HAVE_BF16_KERNEL 1
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,avx2,bmi2")
+#elif defined(__clang__) && __clang_major__ >= 11
+#define VITMSN_HAVE_BF16_KERNEL 1
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,avx2,bmi2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2,bmi2")
+#endif
+
+namespace vitmsn {
+namespace cpu {
+namespace {
+
+#include "cpu/vecmath_avx512.inc"
+
+constexpr int MR = kMrAvx512;
+
+// Applies the epilogue to one row's 32 accumulators and stores the valid columns.
+static inline void store_row(const GemmBlock& b, int64_t m, int64_t n0, __m512 v0, __m512 v1) {
+  const int64_t N = b.W->N;
+  const int64_t left = N - n0;
+  const __mmask16 k0 = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
+  const __mmask16 k1 = left >= 32 ? 0xffff : left <= 16 ? 0 : static_cast<__mmask16>((1u << (left - 16)) - 1);
+  if (b.bias) {
+    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, b.bias + n0));
+    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, b.bias + n0 + 16));
+  }
+  if (b.gelu) {
+    v0 = gelu_ps(v0);
+    v1 = gelu_ps(v1);
+  }
+  float* c = b.C + m * N + n0;
+  if (b.residual) {
+    const float* r = b.residual + m * N + n0;
+    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, r));
+    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, r + 16));
+  }
+  _mm512_mask_storeu_ps(c, k0, v0);
+  _mm512_mask_storeu_ps(c + 16, k1, v1);
+}
+
+template <int R>
+static void tile_f32(const GemmBlock& b, const float* __restrict ap, const float* __restrict bp, int64_t K, int64_t m,
+                     int64_t n0) {
+  __m512 c0[R], c1[R];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    // The panel streams from L2: ask for its lines 8 k-steps (1 KiB) ahead.
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * kPanel), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * kPanel + 16), _MM_HINT_T0);
+    const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const __m512 a = _mm512_set1_ps(ap[i]);
+      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+    }
+    ap += MR;
+    bp += kPanel;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) store_row(b, m + i, n0, c0[i], c1[i]);
+}
+
+#ifdef VITMSN_HAVE_BF16_KERNEL
+template <int R>
+static void tile_bf16(const GemmBlock& b, const uint32_t* __restrict ap, const uint16_t* __restrict bp, int64_t K2,
+                      int64_t m, int64_t n0) {
+  __m512 c0[R], c1[R];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int64_t q = 0; q < K2; ++q) {
+    const __m512bh b0 = (__m512bh)_mm512_load_si512(bp), b1 = (__m512bh)_mm512_load_si512(bp + 32);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(ap[i]));
+      c0[i] = _mm512_dpbf16_ps(c0[i], a, b0);
+      c1[i] = _mm512_dpbf16_ps(c1[i], a, b1);
+    }
+    ap += MR;
+    bp += 2 * kPanel;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) store_row(b, m + i, n0, c0[i], c1[i]);
+}
+#endif
+
+template <int R>
+static void run_rows(const GemmBlock& b, int64_t m, const float* a_tile) {
+  const PackedLinear& W = *b.W;
+  if (W.dtype == WeightDtype::kFloat32) {
+    for (int64_t p = b.p0; p < b.p1; ++p) tile_f32<R>(b, a_tile, W.f32() + p * W.K * kPanel, W.K, m, p * kPanel);
+  } else {
+#ifdef VITMSN_HAVE_BF16_KERNEL
+    const uint32_t* ap = reinterpret_cast<const uint32_t*>(a_tile);
+    for (int64_t p = b.p0; p < b.p1; ++p) tile_bf16<R>(b, ap, W.bf16() + p * W.K2 * 2 * kPanel, W.K2, m, p * kPanel);
+#endif
+  }
+}
+
+// A rows [m, m + rows) → [K][MR] floats, or [K2][MR] bf16 pairs (low half: even k).
+static void pack_a(const GemmBlock& b, int64_t m, int rows, float* dst) {
+  const int64_t K = b.W->K;
+  if (b.W->dtype == WeightDtype::kFloat32) {
+    // 16 k at a time: load 14 rows (2 zero rows), transpose, store 16 rows of 14 (masked).
+    int64_t k0 = 0;
+    for (; k0 + 16 <= K; k0 += 16) {
+      __m512 r[16], c[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_loadu_ps(b.A + (m + i) * b.lda + k0) : _mm512_setzero_ps();
+      transpose16(r, c);
+#pragma GCC unroll 16
+      for (int k = 0; k < 16; ++k) _mm512_mask_storeu_ps(dst + (k0 + k) * MR, static_cast<__mmask16>((1u << MR) - 1), c[k]);
+    }
+    for (int i = 0; i < rows; ++i) {
+      const float* a = b.A + (m + i) * b.lda;
+      for (int64_t k = k0; k < K; ++k) dst[k * MR + i] = a[k];
+    }
+    return;
+  }
+  uint32_t* d32 = reinterpret_cast<uint32_t*>(dst);
+  const int64_t K2 = b.W->K2;
+  for (int i = 0; i < rows; ++i) {
+    const float* a = b.A + (m + i) * b.lda;
+    int64_t q = 0;
+    for (; q + 16 <= K / 2; q += 16) {
+      // 32 floats → 32 bf16 (round to nearest even), pairs already in (even, odd) order.
+      const __m512i ab = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(a + 2 * q + 16), _mm512_loadu_ps(a + 2 * q));
+      alignas(64) uint32_t tmp[16];
+      _mm512_store_si512(tmp, ab);
+      for (int u = 0; u < 16; ++u) d32[(q + u) * MR + i] = tmp[u];
+    }
+    for (; q < K2; ++q) {
+      const float lo = a[2 * q], hi = 2 * q + 1 < K ? a[2 * q + 1] : 0.0f;
+      d32[q * MR + i] = static_cast<uint32_t>(to_bf16(lo)) | (static_cast<uint32_t>(to_bf16(hi)) << 16);
+    }
+  }
+}
+
+#ifdef VITMSN_HAVE_BF16_KERNEL
+// ---- AMX ---------------------------------------------------------------------------------------
+// Tile registers: 0–3 accumulate C (2×2 tiles of 16×16 fp32), 4–5 hold A (16 rows × 32 bf16 of k),
+// 6–7 hold B (16 k-pairs × 16 columns × 2 bf16). A PackedLinear bf16 panel row (one k-pair, 32
+// columns × 2) is 128 bytes, so B tiles are panel rows read with a 128-byte stride, the right half
+// of the panel 64 bytes in. tdpbf16ps multiplies the bf16 pairs exactly and accumulates in fp32,
+// like vdpbf16ps, so the AMX and AVX-512 bf16 paths compute the same products.
+#define VITMSN_AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,avx2,bmi2,amx-tile,amx-bf16")))
+
+struct alignas(64) TileConfig {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+VITMSN_AMX_TARGET static void amx_configure() {
+  TileConfig c{};
+  c.palette = 1;
+  for (int i = 0; i < 8; ++i) c.colsb[i] = 64, c.rows[i] = 16;
+  _tile_loadconfig(&c);
+}
+#endif
+
+}  // namespace
+
+#ifdef VITMSN_HAVE_BF16_KERNEL
+void gemm_pack_a_amx(const GemmBlock& b, int64_t t0, int64_t t1) {
+  const int64_t K = b.W->K, M = b.m1;
+  for (int64_t t = t0; t < t1; ++t) {
+    uint16_t* dst = reinterpret_cast<uint16_t*>(b.a_tiles + t * b.tile_stride);
+    for (int i = 0; i < kMrAmx; ++i) {
+      const int64_t m = t * kMrAmx + i;
+      uint16_t* d = dst + i * K;
+      if (m >= M) {  // padding rows: zeros, so their (discarded) outputs stay finite
+        for (int64_t k = 0; k < K; k += 32) _mm512_storeu_si512(d + k, _mm512_setzero_si512());
+        continue;
+      }
+      const float* a = b.A + m * b.lda;
+      for (int64_t k = 0; k < K; k += 32) {  // K % 32 == 0 on this path
+        const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(a + k + 16), _mm512_loadu_ps(a + k));
+        _mm512_storeu_si512(d + k, v);
+      }
+    }
+  }
+}
+
+VITMSN_AMX_TARGET void gemm_block_amx(const GemmBlock& b) {
+  const PackedLinear& W = *b.W;
+  const int64_t K = W.K, K2 = W.K2;
+  const int64_t a_stride = K * 2;  // bytes per A row
+  alignas(64) float c[32 * 32];
+  amx_configure();
+  for (int64_t m = b.m0; m < b.m1; m += kMrAmx) {
+    const int rows = static_cast<int>(b.m1 - m < kMrAmx ? b.m1 - m : kMrAmx);
+    const uint8_t* ap = reinterpret_cast<const uint8_t*>(b.a_tiles + (m / kMrAmx) * b.tile_stride);
+    for (int64_t p = b.p0; p < b.p1; ++p) {
+      const uint8_t* bp = reinterpret_cast<const uint8_t*>(W.bf16() + p * K2 * 2 * kPanel);
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int64_t q = 0; q < K2; q += 16) {
+        _tile_loadd(4, ap + q * 4, a_stride);
+        _tile_loadd(5, ap + 16 * a_stride + q * 4, a_stride);
+        _tile_loadd(6, bp + q * 128, 128);
+        _tile_loadd(7, bp + q * 128 + 64, 128);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+      _tile_stored(0, c, 128);
+      _tile_stored(1, c + 16, 128);
+      _tile_stored(2, c + 16 * 32, 128);
+      _tile_stored(3, c + 16 * 32 + 16, 128);
+      for (int i = 0; i < rows; ++i) {
+        store_row(b, m + i, p * kPanel, _mm512_load_ps(c + i * 32), _mm512_load_ps(c + i * 32 + 16));
+      }
+    }
+  }
+  _tile_release();
+}
+#else
+void gemm_pack_a_amx(const GemmBlock& b, int64_t t0, int64_t t1) { gemm_pack_a_avx512(b, t0, t1); }
+void gemm_block_amx(const GemmBlock& b) { gemm_block_avx512(b); }
+#endif
+
+bool gemm_avx512_has_bf16_kernel() {
+#ifdef VITMSN_HAVE_BF16_KERNEL
+  return true;
+#else
+  return false;
+#endif
+}
+
+void gemm_pack_a_avx512(const GemmBlock& b, int64_t t0, int64_t t1) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t m = t * MR;
+    const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
+    pack_a(b, m, rows, b.a_tiles + t * b.tile_stride);
+  }
+}
+
+void gemm_block_avx512(const GemmBlock& b) {
+  for (int64_t m = b.m0; m < b.m1; m += MR) {
+    const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
+    const float* ap = b.a_tiles + (m / MR) * b.tile_stride;
+    switch (rows) {
+      case 14: run_rows<14>(b, m, ap); break;
+      case 13: run_rows<13>(b, m, ap); break;
+      case 12: run_rows<12>(b, m, ap); break;
+      case 11: run_rows<11>(b, m, ap); break;
+      case 10: run_rows<10>(b, m, ap); break;
+      case 9: run_rows<9>(b, m, ap); break;
+      case 8: run_rows<8>(b, m, ap); break;
+      case 7: run_rows<7>(b, m, ap); break;
+      case 6: run_rows<6>(b, m, ap); break;
+      case 5: run_rows<5>(b, m, ap); break;
+      case 4: run_rows<4>(b, m, ap); break;
+      case 3: run_rows<3>(b, m, ap); break;
+      case 2: run_rows<2>(b, m, ap); break;
+      default: run_rows<1>(b, m, ap); break;
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace vitmsn
+
+#if defined(__clang__) && __clang_major__ >= 11
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#else  // not x86: never selected (isa_supported is false); link-time stubs only
+
+#include "cpu/gemm_kernels.h"
+
+namespace vitmsn {
+namespace cpu {
+bool gemm_avx512_has_bf16_kernel() { return false; }
+void gemm_pack_a_avx512(const GemmBlock& b, int64_t t0, int64_t t1) { gemm_pack_a_scalar(b, t0, t1); }
+void gemm_block_avx512(const GemmBlock& b) { gemm_block_scalar(b); }
+void gemm_pack_a_amx(const GemmBlock& b, int64_t t0, int64_t t1) { gemm_pack_a_scalar(b, t0, t1); }
+void gemm_block_amx(const GemmBlock& b) { gemm_block_scalar(b); }
+}  // namespace cpu
+}  // namespace vitmsn
+#endif
