@@ -3,7 +3,7 @@
 # and no registry. Writes the ignored folder .device/ and compiles dist/; carry both:
 #   device run  carry=[".device", "dist"]  command="bash scripts/gpu-check.sh"
 # Size: node (xz, ~24 MB) + the node_modules the check needs (vitest, node-addon-api,
-# node-api-headers; xz, ~10 MB) stays inside the 64 MiB a call may carry.
+# node-api-headers, sharp; xz, ~18 MB) plus the tracked tree (~10 MB) stays inside the 64 MiB a call may carry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build:ts >/dev/null
