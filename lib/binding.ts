@@ -73,7 +73,7 @@ export interface NativeAddon {
   defaultThreads(): number;
   /** HF's PIL processor on decoded pixels → { data: Float32Array, shape: [N, 3, H, W] }. */
   preprocess(
-    images: Array<{ data: Uint8Array; width: number; height: number; channels: number }>,
+    images: Array<{ data: Uint8Array | Uint16Array; width: number; height: number; channels: number; format?: 'CMYK' | 'I;16' }>,
     config: {
       doResize: boolean; height: number; width: number; resample: number; doRescale: boolean;
       rescaleFactor: number; doNormalize: boolean; imageMean: number[]; imageStd: number[];

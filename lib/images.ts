@@ -1,8 +1,9 @@
 /**
- * Image inputs → decoded 8-bit pixels. Encoded files are decoded by sharp (libvips) the way PIL
- * opens them for HF: no colour management (an embedded ICC profile is ignored, as PIL ignores it),
- * EXIF orientation applied (HF's load_image does), first frame only. The conversion to RGB, the
- * resize and the normalisation happen in native code (see native/engine/preprocess.h).
+ * Image inputs → decoded pixels (8-bit, or 16-bit grey for PIL's mode I). Encoded files are decoded
+ * by sharp (libvips) the way PIL opens them for HF: no colour management (an embedded ICC profile is
+ * ignored, as PIL ignores it), EXIF orientation applied (HF's load_image does), first frame only.
+ * The conversion to RGB, the resize and the normalisation happen in native code (see
+ * native/engine/preprocess.h).
  */
 import { readFile } from 'node:fs/promises';
 import { VitMsnError } from './errors';
@@ -30,12 +31,18 @@ export interface DecodeOptions {
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;
 
-/** Decoded pixels in the native layer's form (plain Uint8Array). */
+/**
+ * Decoded pixels in the native layer's form. `format` absent: 8-bit L / LA / RGB / RGBA in a plain
+ * Uint8Array. Two modes whose convert('RGB') PIL does with its own arithmetic (done natively too):
+ * 'CMYK' (8-bit, 4 channels) and 'I;16' (a 16-bit greyscale PNG or TIFF, PIL's mode I / I;16;
+ * Uint16Array).
+ */
 export interface DecodedImage {
-  data: Uint8Array;
+  data: Uint8Array | Uint16Array;
   width: number;
   height: number;
   channels: number;
+  format?: 'CMYK' | 'I;16';
 }
 
 type Sharp = typeof import('sharp').default; // the CommonJS export is the function itself
@@ -132,30 +139,69 @@ export function checkRaw(input: RawImage, what: string, maxPixels: number): Deco
   return { data: bytes, width, height, channels };
 }
 
-/** Decodes encoded bytes with sharp into raw 8-bit pixels (1–4 channels). */
+/**
+ * Which PIL mode needs its own conversion: a 16-bit greyscale PNG (TIFF) opens in PIL as mode I
+ * (I;16), whose convert('RGB') clamps at 255 (libvips would keep the high byte), and a CMYK image, which PIL
+ * converts with its naive formula (libvips would go through a CMYK profile). Everything else
+ * (16-bit colour and grey+alpha PNGs included: PIL keeps their high byte, as libvips does) is
+ * decoded to 8-bit sRGB-interpreted samples.
+ */
+function pilMode(meta: import('sharp').Metadata): DecodedImage['format'] {
+  if ((meta.format === 'png' || meta.format === 'tiff') && meta.depth === 'ushort' && meta.channels === 1) return 'I;16';
+  if (meta.space === 'cmyk' && meta.channels === 4) return 'CMYK';
+  return undefined;
+}
+
+/** Decodes encoded bytes with sharp into raw pixels (1–4 channels; see {@link DecodedImage}). */
 export async function decodeBytes(bytes: Uint8Array, what: string, maxPixels: number): Promise<DecodedImage> {
   sniffFormat(bytes, what);
-  let out: { data: Buffer; info: { width: number; height: number; channels: number } };
-  try {
-    out = await sharp()(bytes, {
+  const open = () =>
+    sharp()(bytes, {
       failOn: 'error', // truncated or corrupt pixel data is an error (PIL raises on a truncated file too)
       limitInputPixels: maxPixels, // from the header: a forged 100000×100000 PNG never allocates
       autoOrient: true,
       ignoreIcc: true, // PIL does no colour management; sharp would convert through the profile
       page: 0,
       pages: 1,
-    })
-      .toColourspace('srgb') // 8-bit output for 16-bit inputs; grey is kept replicated to RGB
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    });
+  let out: { data: Buffer; info: { width: number; height: number; channels: number } };
+  let format: DecodedImage['format'];
+  try {
+    format = pilMode(await open().metadata());
+    if (format === 'I;16') {
+      out = await open().toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+    } else if (format === 'CMYK') {
+      // The CMYK samples as PIL holds them: a CMYK pipeline, so sharp does not convert through its
+      // default CMYK profile (JPEG: libvips inverts the stored samples, as PIL's decoder does, with or
+      // without an Adobe marker).
+      out = await open()
+        .pipelineColourspace('cmyk')
+        .toColourspace('cmyk')
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
+    } else {
+      out = await open()
+        .toColourspace('srgb') // 8-bit output for 16-bit inputs; grey is kept replicated to RGB
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
+    }
   } catch (e) {
     throw fromSharp(e, what);
   }
   const { data, info } = out;
-  if (info.width * info.height * info.channels !== data.length || info.channels < 1 || info.channels > 4) {
+  const sample = format === 'I;16' ? 2 : 1;
+  const okChannels = format === 'I;16' ? info.channels <= 2 : format === 'CMYK' ? info.channels === 4 : info.channels <= 4;
+  if (info.width * info.height * info.channels * sample !== data.length || info.channels < 1 || !okChannels) {
     throw new VitMsnError('ERR_IMAGE_UNSUPPORTED', `${what}: decoded to ${info.channels} channels of ${data.length / (info.width * info.height)} bytes, which vitmsn cannot convert to RGB`);
   }
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: info.channels };
+  const { width, height, channels } = info;
+  if (format === 'I;16') {
+    // Host-endian uint16 samples; copied only if the Buffer is not 2-byte aligned.
+    const aligned = data.byteOffset % 2 === 0 ? data : Buffer.from(data);
+    return { data: new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length / 2), width, height, channels, format };
+  }
+  const px = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  return format ? { data: px, width, height, channels, format } : { data: px, width, height, channels };
 }
 
 function fromSharp(e: unknown, what: string): VitMsnError {

@@ -1,6 +1,8 @@
 // preprocess(): HF's PIL image processor reproduced exactly. The four transformers goldens
 // (test/fixtures/preprocess.safetensors) and the local Pillow goldens (test/fixtures/pil/, made by
-// make_pil_goldens.py: every mode, container, filter, EXIF orientation, an ICC profile).
+// make_pil_goldens.py: every mode, container, filter, EXIF orientation, an ICC profile, 16-bit grey
+// PNGs (PIL's mode I, clamped at 255), 16-bit grey+alpha, CMYK JPEGs with and without the Adobe marker
+// and a CMYK TIFF).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -120,6 +122,40 @@ describe('raw pixels and odd images', () => {
     expect(Array.from(out.data)).toEqual([7, 9, 7, 9, 7, 9, 1, 4, 2, 5, 3, 6, 10, 20, 10, 20, 10, 20]);
   });
 
+  it('CMYK and 16-bit grey ("I;16") pixels convert as PIL does; a bad format is refused', async () => {
+    const cfg = nativePreprocessConfig({ ...defaultPreprocessorConfig(1, 3), doResize: false, doRescale: false, doNormalize: false });
+    // cmyk2rgb: (255 − K) − round(C·(255 − K)/255) per channel.
+    const cmyk = { data: new Uint8Array([0, 0, 0, 0, 255, 128, 0, 0, 100, 0, 50, 100]), width: 3, height: 1, channels: 4, format: 'CMYK' as const };
+    // mode I → RGB clamps at 255; a second channel (alpha added by the decoder) is ignored.
+    const grey = { data: new Uint16Array([0, 254, 256]), width: 3, height: 1, channels: 1, format: 'I;16' as const };
+    const greyA = { data: new Uint16Array([300, 1, 12, 2, 65535, 3]), width: 3, height: 1, channels: 2, format: 'I;16' as const };
+    const out = await native().preprocess([cmyk, grey, greyA], cfg);
+    expect(Array.from(out.data)).toEqual([
+      255, 0, 94, 255, 127, 155, 255, 255, 125, // CMYK: R, G, B planes
+      0, 254, 255, 0, 254, 255, 0, 254, 255, // I;16
+      255, 12, 255, 255, 12, 255, 255, 12, 255,
+    ]);
+    const call = (im: object) => Promise.resolve().then(() => native().preprocess([im as typeof cmyk], cfg));
+    await expect(call({ ...cmyk, format: 'YCbCr' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(call({ ...cmyk, channels: 3, data: cmyk.data.subarray(0, 9) })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(call({ ...grey, data: new Uint8Array(6) })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(call({ ...grey, data: new Uint16Array(2) })).rejects.toMatchObject({ code: 'ERR_IMAGE_INVALID' });
+  });
+
+  it('decoding picks PIL\'s mode: I;16 for 16-bit grey PNG, CMYK for CMYK, 8-bit otherwise', async () => {
+    const dir = path.join(FIX, 'pil');
+    const g16 = await decodeImage(path.join(dir, 'gray16.png'), 0);
+    expect([g16.format, g16.channels, g16.data instanceof Uint16Array, Math.max(...g16.data)]).toEqual(['I;16', 1, true, 65535]);
+    const c = await decodeImage(path.join(dir, 'cmyk.jpg'), 0);
+    expect([c.format, c.channels, c.data instanceof Uint8Array]).toEqual(['CMYK', 4, true]);
+    const la16 = await decodeImage(path.join(dir, 'la16.png'), 0); // PIL: RGBA, high byte of each sample
+    expect([la16.format, la16.channels]).toEqual([undefined, 4]);
+    const sharp = (await import('sharp')).default;
+    const rgb16 = await sharp(path.join(dir, 'rgb_small.png')).toColourspace('rgb16').png().toBuffer();
+    const d = await decodeImage(rgb16, 0);
+    expect([d.format, d.channels, d.data instanceof Uint8Array]).toEqual([undefined, 3, true]);
+  });
+
   it('do_resize false keeps the size; mixed sizes then cannot be batched', async () => {
     const dir = modelFolder('noresize', { ...FACEBOOK_PREPROCESSOR, do_resize: false });
     const m = await loadModel(dir, { device: 'cpu' });
@@ -133,7 +169,8 @@ describe('raw pixels and odd images', () => {
   });
 
   it('16-bit and CMYK images decode without error', async () => {
-    // Made here with sharp (no Pillow needed): a 16-bit RGB PNG and a CMYK JPEG.
+    // Made here with sharp (no Pillow needed): a 16-bit RGB PNG and a CMYK JPEG (their byte-exact
+    // agreement with PIL is checked by the Pillow goldens).
     const sharp = (await import('sharp')).default;
     const base = sharp(path.join(FIX, 'pil', 'rgb_small.png'));
     const png16 = await base.clone().toColourspace('rgb16').png().toBuffer();

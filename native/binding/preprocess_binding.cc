@@ -14,9 +14,13 @@ namespace vitmsn_binding {
 namespace {
 
 struct OwnedImage {
-  std::vector<uint8_t> data;  // copied out of the JS heap: the caller may reuse its buffer at once
+  // Copied out of the JS heap (the caller may reuse its buffer at once). uint16 storage keeps the
+  // 16-bit grey samples aligned; 8-bit formats use it as bytes.
+  std::vector<uint16_t> data;
+  size_t bytes = 0;
   int64_t width = 0, height = 0;
   int channels = 0;
+  vitmsn::PixelFormat format = vitmsn::PixelFormat::U8;
 };
 
 double number_field(Napi::Env env, const Napi::Object& o, const char* key, const std::string& what) {
@@ -85,19 +89,36 @@ OwnedImage to_image(Napi::Env env, const Napi::Value& v, uint32_t index) {
   im.width = int_field(env, o, "width", what, 1, int64_t{1} << 30);
   im.height = int_field(env, o, "height", what, 1, int64_t{1} << 30);
   im.channels = static_cast<int>(int_field(env, o, "channels", what, 1, 4));
+  // format: absent = 8-bit L/LA/RGB/RGBA; "CMYK" = 8-bit CMYK; "I;16" = 16-bit grey (Uint16Array).
+  Napi::Value f = o.Get("format");
+  if (!f.IsUndefined()) {
+    const std::string fs = f.IsString() ? f.As<Napi::String>().Utf8Value() : std::string();
+    if (fs == "CMYK" && im.channels == 4) {
+      im.format = vitmsn::PixelFormat::CMYK;
+    } else if (fs == "I;16" && im.channels <= 2) {
+      im.format = vitmsn::PixelFormat::I16;
+    } else {
+      throw_invalid(env, what + ".format must be \"CMYK\" (4 channels) or \"I;16\" (1 or 2 channels) when given");
+    }
+  }
+  const bool wide = im.format == vitmsn::PixelFormat::I16;
   Napi::Value d = o.Get("data");
-  if (!d.IsTypedArray() || d.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw_invalid(env, what + ".data must be a Uint8Array (or Buffer) of 8-bit pixels");
+  if (!d.IsTypedArray() ||
+      d.As<Napi::TypedArray>().TypedArrayType() != (wide ? napi_uint16_array : napi_uint8_array)) {
+    throw_invalid(env, what + (wide ? ".data must be a Uint16Array of 16-bit pixels"
+                                    : ".data must be a Uint8Array (or Buffer) of 8-bit pixels"));
   }
   Napi::TypedArray a = d.As<Napi::TypedArray>();
-  const uint64_t want = static_cast<uint64_t>(im.width) * static_cast<uint64_t>(im.height) * im.channels;
+  const uint64_t want =
+      static_cast<uint64_t>(im.width) * static_cast<uint64_t>(im.height) * im.channels * (wide ? 2 : 1);
   if (a.ByteLength() != want) {
     throw make_error(env, vitmsn::codes::kImageInvalid,
                      what + ".data has " + std::to_string(a.ByteLength()) + " bytes; " + std::to_string(im.width) +
                          "x" + std::to_string(im.height) + "x" + std::to_string(im.channels) + " needs " +
                          std::to_string(want));
   }
-  im.data.resize(want);
+  im.data.resize((want + 1) / 2);
+  im.bytes = want;
   std::memcpy(im.data.data(), static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), want);
   return im;
 }
@@ -124,7 +145,7 @@ class PreprocessWorker : public PromiseWorker {
                                 ", image 0 is " + std::to_string(W) + "x" + std::to_string(H));
       }
       vitmsn::preprocess_image(im, config_, out_.data() + i * per);
-      images_[i].data = std::vector<uint8_t>();  // free each source once done
+      images_[i].data = std::vector<uint16_t>();  // free each source once done
     }
   }
   Napi::Value result(Napi::Env env) override {
@@ -145,11 +166,12 @@ class PreprocessWorker : public PromiseWorker {
   vitmsn::ImageView view(size_t i) const {
     const OwnedImage& im = images_[i];
     vitmsn::ImageView v;
-    v.data = im.data.data();
+    v.data = reinterpret_cast<const uint8_t*>(im.data.data());
     v.width = im.width;
     v.height = im.height;
     v.channels = im.channels;
-    v.bytes = im.data.size();
+    v.bytes = im.bytes;
+    v.format = im.format;
     return v;
   }
 

@@ -15,19 +15,56 @@ void check_image(const ImageView& im, const char* what) {
     throw Error(codes::kImageInvalid, std::string(what) + " has " + std::to_string(im.channels) +
                                           " channels; 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA) are supported");
   }
+  if (im.format == PixelFormat::CMYK && im.channels != 4) {
+    throw Error(codes::kImageInvalid, std::string(what) + ": CMYK pixels need 4 channels, got " +
+                                          std::to_string(im.channels));
+  }
+  if (im.format == PixelFormat::I16 && im.channels > 2) {
+    throw Error(codes::kImageInvalid, std::string(what) + ": 16-bit grey pixels need 1 or 2 channels, got " +
+                                          std::to_string(im.channels));
+  }
+  const uint64_t sample = im.format == PixelFormat::I16 ? 2 : 1;
+  const uint64_t row = static_cast<uint64_t>(im.channels) * static_cast<uint64_t>(im.width) * sample;
   if (im.width > (int64_t{1} << 30) || im.height > (int64_t{1} << 30) || im.data == nullptr ||
-      im.bytes / static_cast<uint64_t>(im.channels) / static_cast<uint64_t>(im.width) !=
-          static_cast<uint64_t>(im.height) ||
-      im.bytes % (static_cast<uint64_t>(im.channels) * static_cast<uint64_t>(im.width)) != 0) {
+      im.bytes / row != static_cast<uint64_t>(im.height) || im.bytes % row != 0) {
     throw Error(codes::kImageInvalid, std::string(what) + ": " + std::to_string(im.bytes) + " bytes do not hold " +
                                           std::to_string(im.width) + "x" + std::to_string(im.height) + "x" +
-                                          std::to_string(im.channels) + " pixels");
+                                          std::to_string(im.channels) +
+                                          (sample == 2 ? " 16-bit pixels" : " pixels"));
   }
 }
+
+namespace {
+
+// Pillow's MULDIV255: a·b/255 rounded, in integers.
+inline int muldiv255(int a, int b) {
+  const int t = a * b + 128;
+  return ((t >> 8) + t) >> 8;
+}
+
+inline uint8_t clip8(int v) { return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v); }
+
+}  // namespace
 
 void to_rgb(const ImageView& im, uint8_t* rgb) {
   const int64_t n = im.width * im.height;
   const uint8_t* s = im.data;
+  if (im.format == PixelFormat::CMYK) {  // Convert.c cmyk2rgb
+    for (int64_t i = 0; i < n; ++i) {
+      const int nk = 255 - s[4 * i + 3];
+      for (int c = 0; c < 3; ++c) rgb[3 * i + c] = clip8(nk - muldiv255(s[4 * i + c], nk));
+    }
+    return;
+  }
+  if (im.format == PixelFormat::I16) {  // mode "I" → RGB: Convert.c i2rgb clamps each value to 0..255
+    const uint16_t* v = reinterpret_cast<const uint16_t*>(s);
+    const int step = im.channels;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint16_t x = v[step * i];
+      rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = static_cast<uint8_t>(x > 255 ? 255 : x);
+    }
+    return;
+  }
   switch (im.channels) {
     case 1:
       for (int64_t i = 0; i < n; ++i) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = s[i];
@@ -79,7 +116,7 @@ void preprocess_image(const ImageView& im, const PreprocessConfig& cfg, float* o
   // RGB input is used in place.
   std::vector<uint8_t> converted;
   const uint8_t* rgb = im.data;
-  if (im.channels != 3) {
+  if (im.channels != 3 || im.format != PixelFormat::U8) {
     converted.resize(static_cast<size_t>(im.width * im.height * 3));
     to_rgb(im, converted.data());
     rgb = converted.data();

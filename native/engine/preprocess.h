@@ -22,18 +22,29 @@ struct PreprocessConfig {
   float std[3] = {0.229f, 0.224f, 0.225f};
 };
 
-// Decoded pixels, interleaved [height, width, channels]: 1 = L, 2 = LA, 3 = RGB, 4 = RGBA.
+// How the samples of an ImageView are stored and what convert("RGB") does with them.
+enum class PixelFormat {
+  U8,    // 8-bit samples: 1 = L, 2 = LA, 3 = RGB, 4 = RGBA
+  CMYK,  // 8-bit C, M, Y, K (4 channels), as PIL holds a CMYK image (Adobe inversion already undone)
+  I16,   // 16-bit grey (PIL mode "I" / "I;16" of a 16-bit greyscale PNG / TIFF), native-endian uint16; 1 channel,
+         // or 2 where the decoder added an alpha channel (ignored)
+};
+
+// Decoded pixels, interleaved [height, width, channels].
 struct ImageView {
-  const uint8_t* data = nullptr;
+  const uint8_t* data = nullptr;  // for I16, uint16 samples (2 bytes each, suitably aligned)
   int64_t width = 0, height = 0;
   int channels = 0;
-  size_t bytes = 0;  // length of data, checked against width·height·channels
+  size_t bytes = 0;  // length of data in bytes, checked against width·height·channels·sample size
+  PixelFormat format = PixelFormat::U8;
 };
 
 // Throws ERR_IMAGE_INVALID for an empty image or a buffer that does not match its size.
 void check_image(const ImageView& im, const char* what);
 
-// PIL's convert("RGB") for L, LA, RGB, RGBA: grey replicated, alpha dropped (not composited).
+// PIL's convert("RGB") (Pillow's Convert.c): L, LA, RGB, RGBA: grey replicated, alpha dropped (not
+// composited); CMYK: cmyk2rgb, each of R, G, B = (255 − K) − (C·(255 − K))/255 with Pillow's rounded
+// division; I / I;16 (16-bit grey): each value clamped to 0..255 and replicated (i2rgb, I16_RGB).
 void to_rgb(const ImageView& im, uint8_t* rgb);
 
 // x·rescale_factor in float64 stored as float32, then (x − mean)/std in float32, HWC → CHW.

@@ -103,6 +103,33 @@ int main() {
     check(rgb[0] == 1 && rgb[2] == 3 && rgb[3] == 4 && rgb[5] == 6, "RGBA -> RGB drops alpha without compositing");
   }
 
+  // convert("RGB") from CMYK (Pillow's cmyk2rgb) and from 16-bit grey (mode I: clamped at 255).
+  {
+    const uint8_t cmyk[] = {0, 0, 0, 0, 255, 128, 0, 0, 100, 0, 50, 100};
+    ImageView v{cmyk, 3, 1, 4, sizeof cmyk, PixelFormat::CMYK};
+    uint8_t rgb[9];
+    to_rgb(v, rgb);
+    // nk = 155: 155 − round(100·155/255) = 155 − 61 = 94, 155 − 0, 155 − round(50·155/255) = 155 − 30 = 125
+    check(rgb[0] == 255 && rgb[1] == 255 && rgb[2] == 255 && rgb[3] == 0 && rgb[4] == 127 && rgb[5] == 255 &&
+              rgb[6] == 94 && rgb[7] == 155 && rgb[8] == 125,
+          "CMYK -> RGB as Pillow's cmyk2rgb");
+    const uint16_t grey[] = {0, 7, 254, 255, 256, 65535};
+    ImageView g{reinterpret_cast<const uint8_t*>(grey), 6, 1, 1, sizeof grey, PixelFormat::I16};
+    uint8_t rgb6[18];
+    to_rgb(g, rgb6);
+    check(rgb6[0] == 0 && rgb6[3] == 7 && rgb6[6] == 254 && rgb6[9] == 255 && rgb6[12] == 255 && rgb6[15] == 255 &&
+              rgb6[16] == 255 && rgb6[17] == 255,
+          "16-bit grey -> RGB clamps at 255");
+    const uint16_t grey_a[] = {300, 0, 12, 65535};
+    ImageView ga{reinterpret_cast<const uint8_t*>(grey_a), 2, 1, 2, sizeof grey_a, PixelFormat::I16};
+    to_rgb(ga, rgb6);
+    check(rgb6[0] == 255 && rgb6[3] == 12 && rgb6[5] == 12, "16-bit grey with a decoder's alpha -> RGB");
+    expect_code([&] { check_image(ImageView{cmyk, 1, 1, 3, 3, PixelFormat::CMYK}, "image"); }, codes::kImageInvalid,
+                "4 channels");
+    expect_code([&] { check_image(ImageView{cmyk, 3, 1, 1, 3, PixelFormat::I16}, "image"); }, codes::kImageInvalid,
+                "16-bit");
+  }
+
   // Normalisation: HF's arithmetic, and CHW order.
   {
     PreprocessConfig cfg;
