@@ -3,6 +3,7 @@
 // fixture. Standalone: writes its files into a fresh mkdtemp folder and removes it at the end.
 //
 //   test_checkpoint [path/to/model.safetensors]     (VITMSN_TEST_VERBOSE=1 prints every message)
+#include "tests/harness.h"
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -30,19 +31,9 @@ namespace {
 
 // ---- harness ----------------------------------------------------------------------------------
 
-int g_passed = 0;
-int g_failed = 0;
 bool g_verbose = false;
 std::string g_tmp;  // the mkdtemp folder; every file this test writes is under it
 
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
 
 // Runs f, which must throw vitmsn::Error with `code` and a message containing `needle`.
 template <class F>
@@ -752,6 +743,5 @@ int main(int argc, char** argv) {
 
   std::error_code ec;
   std::filesystem::remove_all(g_tmp, ec);
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return finish();
 }

@@ -2,6 +2,7 @@
 // reference on awkward shapes, every filter and channel count, shrinking, enlarging and one axis
 // unchanged; convert("RGB") and the normalisation table; bad images become ERR_IMAGE_INVALID.
 // Pillow's own outputs are checked from vitest (test/preprocess.test.ts). Prints "N passed, M failed".
+#include "tests/harness.h"
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -17,16 +18,7 @@ using namespace vitmsn;
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
 
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
 
 uint64_t g_rng = 0x9E3779B97F4A7C15ull;
 uint8_t next_byte() {
@@ -181,6 +173,5 @@ int main() {
     check(std::fabs(sm[0] - 0.5f) < 1e-7f && sm[2] == 0.f, "softmax is max-stable");
   }
 
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return finish();
 }

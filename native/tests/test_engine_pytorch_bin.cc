@@ -4,6 +4,7 @@
 // deep nesting, memo cycles, truncation at every length, a byte flipped at every position.
 //
 //   test_engine_pytorch_bin          (VITMSN_TEST_VERBOSE=1 prints every message)
+#include "tests/harness.h"
 #include <unistd.h>
 
 #include <cmath>
@@ -28,18 +29,9 @@ using Bytes = std::string;
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
 bool g_verbose = false;
 std::string g_tmp;
 
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
 
 template <class F>
 void expect_error(const std::string& what, const std::string& needle, F&& f) {
@@ -337,6 +329,5 @@ int main() {
     check(false, std::string("unexpected exception: ") + e.what());
   }
   std::filesystem::remove_all(g_tmp);
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return finish();
 }
