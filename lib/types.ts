@@ -10,7 +10,8 @@ export interface Tensor {
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
 /** Precision of weights and activations. The CPU runs 'float32' (exact) and 'bfloat16' (bf16 weights and
- * GEMM inputs, float32 accumulation: ~1e-2 relative error, much faster where the CPU has AMX or avx512_bf16). */
+ * GEMM inputs, float32 accumulation: ~1e-2 relative error, much faster where the CPU has AMX or avx512_bf16).
+ * CUDA (experimental, not yet verified on a GPU) stores everything in the dtype, computing in float32. */
 export type DType = 'float32' | 'float16' | 'bfloat16';
 
 export interface LoadOptions {
