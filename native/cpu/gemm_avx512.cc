@@ -66,8 +66,11 @@ static void tile_f32(const GemmBlock& b, const float* __restrict ap, const float
   for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     // The panel streams from L2: ask for its lines 8 k-steps (1 KiB) ahead.
+    // The A tile too (56 bytes per k, 16 k ahead): at batch 8 the packed A (MBs) lives in L3, and
+    // prefetching it cut the batch-8 forward by ~8%.
     _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * kPanel), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * kPanel + 16), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(ap + 16 * MR), _MM_HINT_T0);
     const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
