@@ -119,6 +119,13 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
   int64_t pb = std::min<int64_t>(std::max<int64_t>(4, std::min<int64_t>(16, (int64_t(1) << 20) / (K * kPanel * 4))), panels);
   int64_t mb = 4 * mr;
   const int64_t threads = pool.size();
+  if (N > M) {
+    // Fewer rows than columns (batch 1): the weights, not A, are what streams from memory. Each
+    // block takes all rows and a slice of panels, so every panel is read from L3 by one core once
+    // and reused from its L2 over all row tiles, while the (small) A is shared by both.
+    mb = (M + mr - 1) / mr * mr;
+    pb = std::max<int64_t>(1, std::min<int64_t>(pb, panels / (4 * threads)));
+  }
   while (((M + mb - 1) / mb) * ((panels + pb - 1) / pb) < 4 * threads && mb > mr) mb -= mr;
   while (((M + mb - 1) / mb) * ((panels + pb - 1) / pb) < 4 * threads && pb > 1) --pb;
   const int64_t m_blocks = (M + mb - 1) / mb, p_blocks = (panels + pb - 1) / pb;
