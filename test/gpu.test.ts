@@ -3,7 +3,7 @@
 // backends()) is printed. CI has no GPU: scripts/gpu-check.sh runs them on a GPU machine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, loadModel, type DType, type Model } from '../lib/index';
-import { relL2 } from './support/real-models';
+import { realModel, relL2, syntheticPixels } from './support/real-models';
 import { golden, goldenDir, GOLDEN_MODELS } from './support/goldens';
 import type { StTensor } from './support/safetensors';
 import { TOL } from './tolerances';
@@ -75,4 +75,81 @@ describe.skipIf(!haveGpu)('CUDA lifecycle', () => {
     for (const o of outs) expect(relL2(o.lastHiddenState.data, ref.lastHiddenState.data)).toBe(0);
     await Promise.all([a.dispose(), b.dispose()]);
   });
+});
+
+// Real head size (Dh = 64) exercises the tensor-core attention kernel (fp16/bf16 on sm_80+), which
+// the tiny goldens (Dh = 8) never reach; VITMSN_CUDA_ATTENTION=simt forces the CUDA-core kernel.
+// Backends are made per (device, dtype) while a model holds them, so each load below re-reads the
+// environment. T = 197 (224²) and 1025 (512², interpolated) cover a ragged last key tile.
+describe.skipIf(!haveGpu)('CUDA at real size (ViT-S/16)', () => {
+  const withEnv = async <R>(name: string, value: string | undefined, fn: () => Promise<R>): Promise<R> => {
+    const old = process.env[name];
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+    try {
+      return await fn();
+    } finally {
+      if (old === undefined) delete process.env[name];
+      else process.env[name] = old;
+    }
+  };
+  const run = async (dir: string, device: 'cpu' | 'cuda', dtype: DType, x: Float32Array, shape: number[], interp: boolean) => {
+    const m = await loadModel(dir, { device, dtype });
+    try {
+      return (await m.forward(x, shape, { interpolatePosEncoding: interp })).lastHiddenState.data;
+    } finally {
+      await m.dispose();
+    }
+  };
+
+  for (const [size, T] of [[224, 197], [512, 1025]] as const) {
+    it(`tensor-core and CUDA-core attention agree with the CPU in fp16 and bf16 (T = ${T})`, async () => {
+      const { modelDir } = await realModel('vit-s16');
+      const x = syntheticPixels(2, size, size), shape = [2, 3, size, size];
+      const cpu = await run(modelDir, 'cpu', 'float32', x, shape, size !== 224);
+      for (const dtype of ['float16', 'bfloat16'] as DType[]) {
+        const tc = await run(modelDir, 'cuda', dtype, x, shape, size !== 224);
+        const simt = await withEnv('VITMSN_CUDA_ATTENTION', 'simt', () => run(modelDir, 'cuda', dtype, x, shape, size !== 224));
+        const eTc = relL2(tc, cpu), eSimt = relL2(simt, cpu), eBoth = relL2(tc, simt);
+        console.log(`[gpu.test] ViT-S T=${T} ${dtype}: tensor-core ${eTc.toExponential(2)}, cuda-core ${eSimt.toExponential(2)} vs CPU fp32; between ${eBoth.toExponential(2)}`);
+        expect(eTc, `${dtype} tensor-core vs CPU`).toBeLessThanOrEqual(BOUND[dtype]);
+        expect(eSimt, `${dtype} cuda-core vs CPU`).toBeLessThanOrEqual(BOUND[dtype]);
+        expect(eBoth, `${dtype} tensor-core vs cuda-core`).toBeLessThanOrEqual(BOUND[dtype]);
+      }
+    }, 300_000);
+  }
+
+  it('recorded (CUDA graph) forwards equal eager ones, across batch sizes in turn and concurrent calls', async () => {
+    const { modelDir } = await realModel('vit-s16');
+    for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+      const m = await loadModel(modelDir, { device: 'cuda', dtype });
+      try {
+        for (const B of [1, 2, 1, 3, 2]) {
+          const x = syntheticPixels(B), shape = [B, 3, 224, 224];
+          const replayed = (await m.forward(x, shape)).lastHiddenState.data;  // plain: recorded + replayed
+          const eager = (await m.forward(x, shape, { outputHiddenStates: true })).lastHiddenState.data;
+          expect(relL2(replayed, eager), `${dtype} B=${B} graph vs eager`).toBeLessThanOrEqual(1e-6);
+        }
+        const x = syntheticPixels(1), shape = [1, 3, 224, 224];
+        const ref = (await m.forward(x, shape)).lastHiddenState.data;
+        const outs = await Promise.all([0, 1, 2, 3].map(() => m.forward(x, shape)));
+        for (const o of outs) expect(relL2(o.lastHiddenState.data, ref)).toBe(TOL.deterministic);
+      } finally {
+        await m.dispose();
+      }
+    }
+  }, 300_000);
+
+  it('the tanh GELU epilogue of cuBLASLt stays inside the bf16/fp16 bounds (exact GELU as reference)', async () => {
+    const { modelDir } = await realModel('vit-s16');
+    const x = syntheticPixels(2), shape = [2, 3, 224, 224];
+    const cpu = await run(modelDir, 'cpu', 'float32', x, shape, false);
+    for (const dtype of ['float16', 'bfloat16'] as DType[]) {
+      const fused = await withEnv('VITMSN_CUDA_GELU', 'epilogue', () => run(modelDir, 'cuda', dtype, x, shape, false));
+      const exact = await withEnv('VITMSN_CUDA_GELU', 'exact', () => run(modelDir, 'cuda', dtype, x, shape, false));
+      console.log(`[gpu.test] ViT-S ${dtype} vs CPU fp32: GELU epilogue ${relL2(fused, cpu).toExponential(2)}, exact GELU ${relL2(exact, cpu).toExponential(2)}`);
+      expect(relL2(fused, cpu)).toBeLessThanOrEqual(BOUND[dtype]);
+      expect(relL2(exact, cpu)).toBeLessThanOrEqual(BOUND[dtype]);
+    }
+  }, 300_000);
 });

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -118,6 +119,19 @@ class Backend {
   virtual void attention(const AttentionArgs& a) = 0;
   virtual void patchify(const PatchifyArgs& a) = 0;
   virtual void embed_tokens(const EmbedTokensArgs& a) = 0;
+
+  // Optional replay of a whole forward (CUDA graphs: at small batches every op is launch-bound).
+  // body(in, out) must enqueue only device ops of this backend, reading `in` (n_in floats, the
+  // backend's copy of host_in) and writing `out` (n_out floats, copied to host_out). A backend that
+  // records runs body once per key, then replays it for every later call with the same key, so body
+  // must do the same work for equal keys. Returns false (having done nothing) when it cannot record;
+  // the caller then runs the ops eagerly.
+  using RecordedBody = std::function<void(const float* in, float* out)>;
+  virtual bool run_recorded(const std::string& key, const float* host_in, size_t n_in, float* host_out, size_t n_out,
+                            const RecordedBody& body) {
+    (void)key, (void)host_in, (void)n_in, (void)host_out, (void)n_out, (void)body;
+    return false;
+  }
 };
 
 }  // namespace vitmsn

@@ -142,8 +142,9 @@ void launch_flash(const T* qkv, T* out, const T* hs, int64_t B, int64_t Tn, int6
 
 template <typename T>
 void attention_flash(const T* qkv, T* out, const T* head_scale, int64_t B, int64_t Tn, int64_t H, int64_t Dh,
-                     float scale, cudaStream_t s) {
+                     float scale, const AttentionCaps& caps, cudaStream_t s) {
   if (B <= 0 || Tn <= 0) return;
+  if (caps.tensor_cores && attention_flash_tc<T>(qkv, out, head_scale, B, Tn, H, Dh, scale, caps, s)) return;
   switch ((Dh + 31) / 32) {
     case 1: launch_flash<T, 1>(qkv, out, head_scale, B, Tn, H, Dh, scale, s); break;
     case 2: launch_flash<T, 2>(qkv, out, head_scale, B, Tn, H, Dh, scale, s); break;
@@ -162,7 +163,8 @@ void attention_with_probs(const T* qkv, T* out, T* probs, const T* head_scale, i
 }
 
 #define INSTANTIATE(T)                                                                                         \
-  template void attention_flash<T>(const T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, float, cudaStream_t); \
+  template void attention_flash<T>(const T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, float,             \
+                                   const AttentionCaps&, cudaStream_t);                                       \
   template void attention_with_probs<T>(const T*, T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, float,     \
                                         cudaStream_t);
 VITMSN_CUDA_FOR_EACH_DTYPE(INSTANTIATE)

@@ -4,14 +4,19 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <map>
 #include <mutex>
 #include <type_traits>
 
 #include "cuda/cublaslt_loader.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_probe.h"
+#include "cuda/graph_cache.h"
 #include "cuda/kernels.h"
 #include "cuda/lt_gemm.h"
+#include "cuda/op_profile.h"
 
 namespace vitmsn {
 namespace {
@@ -45,8 +50,35 @@ class CudaBackend final : public Backend {
     cuda::check(cudaSetDevice(device_), "cudaSetDevice");
     cuda::check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     try {
+      // Activations come from a stream-ordered pool that keeps what it was given (release threshold
+      // = all): after the first forward of a shape, alloc/release cost no driver call and never
+      // synchronise — the "arena reused across calls" without a second allocator.
+      cudaMemPoolProps props{};
+      props.allocType = cudaMemAllocationTypePinned;
+      props.location.type = cudaMemLocationTypeDevice;
+      props.location.id = device_;
+      cuda::check(cudaMemPoolCreate(&pool_, &props), "cudaMemPoolCreate");
+      uint64_t keep = UINT64_MAX;
+      cuda::check(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep), "pool release threshold");
       gemm_ = std::make_unique<cuda::LtGemm>(*cublaslt().api, lt_type<T>(), stream_);
+      cudaDeviceProp prop{};
+      cuda::check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
+      cuda::AttentionCaps caps;
+      caps.tensor_cores = prop.major >= 8 && !std::is_same_v<T, float> && env_is("VITMSN_CUDA_ATTENTION", "simt") == false;
+      caps.max_smem = static_cast<int>(prop.sharedMemPerBlockOptin);
+      if (!cuda::prepare_attention<T>(caps)) caps.tensor_cores = false;
+      cudaGetLastError();
+      attn_caps_ = caps;
+      // cuBLASLt's GELU epilogue is the tanh form: in fp16/bf16 the difference is below the
+      // format's rounding (cuda-notes.md), in fp32 it is not. VITMSN_CUDA_GELU=exact|epilogue overrides.
+      gelu_epilogue_ = !std::is_same_v<T, float>;
+      if (env_is("VITMSN_CUDA_GELU", "exact")) gelu_epilogue_ = false;
+      if (env_is("VITMSN_CUDA_GELU", "epilogue")) gelu_epilogue_ = true;
+      graphs_enabled_ = !env_is("VITMSN_CUDA_GRAPHS", "0");
+      if (env_is("VITMSN_CUDA_PROFILE", "1")) profile_ = std::make_unique<cuda::OpProfile>(stream_), graphs_enabled_ = false;
     } catch (...) {
+      gemm_.reset();
+      if (pool_) cudaMemPoolDestroy(pool_);
       cudaStreamDestroy(stream_);
       throw;
     }
@@ -54,30 +86,39 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
+    graphs_.clear();
+    profile_.reset();
     gemm_.reset();
     cudaFree(staging_);
     cudaFree(d_mask_);
+    cudaStreamSynchronize(stream_);
+    cudaMemPoolDestroy(pool_);  // gives the pool's memory back to the device
     cudaStreamDestroy(stream_);
   }
 
   std::string name() const override { return "cuda:" + std::to_string(device_) + " " + dtype_; }
 
   float* alloc(size_t n) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    Lock lock(mu_);
     enter();
     if (n > (size_t{1} << 40)) throw Error(codes::kOutOfMemory, "CUDA allocation of " + std::to_string(n) + " elements refused");
     void* p = nullptr;
-    cuda::check(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)), "cudaMalloc");
+    const size_t bytes = std::max<size_t>(n, 1) * sizeof(T);
+    // While a forward is being recorded the allocation becomes a node of the graph (default pool).
+    cuda::check(capturing_ ? cudaMallocAsync(&p, bytes, stream_) : cudaMallocFromPoolAsync(&p, bytes, pool_, stream_),
+                "cudaMallocAsync");
     return static_cast<float*>(p);
   }
   void release(float* p) noexcept override {
-    std::lock_guard<std::mutex> lock(mu_);
+    if (!p) return;
+    Lock lock(mu_);
     cudaSetDevice(device_);
-    cudaFree(p);  // synchronises: no kernel can still be using p
+    cudaFreeAsync(p, stream_);  // stream-ordered: work already queued that reads p finishes first
   }
   void upload(float* dst, const float* host, size_t n) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    Lock lock(mu_);
     enter();
+    Profiled p(profile_.get(), "upload (host→device)");
     if constexpr (std::is_same_v<T, float>) {
       cuda::check(cudaMemcpyAsync(dst, host, n * sizeof(float), cudaMemcpyHostToDevice, stream_), "upload");
     } else {
@@ -88,8 +129,10 @@ class CudaBackend final : public Backend {
     }
   }
   void download(float* host, const float* src, size_t n) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    Lock lock(mu_);
     enter();
+    {
+    Profiled p(profile_.get(), "download (device→host)");
     const float* from = src;
     if constexpr (!std::is_same_v<T, float>) {
       float* s = staging(n);
@@ -98,10 +141,12 @@ class CudaBackend final : public Backend {
       from = s;
     }
     cuda::check(cudaMemcpyAsync(host, from, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "download");
+    }
     cuda::check(cudaStreamSynchronize(stream_), "download sync");
+    if (profile_) profile_->collect();
   }
   void copy_rows(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows, int64_t n) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    Lock lock(mu_);
     enter();
     cuda::check(cudaMemcpy2DAsync(dst, dst_ld * sizeof(T), src, src_ld * sizeof(T), n * sizeof(T), rows,
                                   cudaMemcpyDeviceToDevice, stream_),
@@ -110,11 +155,16 @@ class CudaBackend final : public Backend {
 
   std::unique_ptr<PreparedLinear> prepare_linear(const float* host_w, int64_t N, int64_t K, WeightDtype dtype) override {
     const size_t n = static_cast<size_t>(N * K);
-    float* d = alloc(n);  // in T, like every buffer of this backend
+    Lock lock(mu_);
+    enter();
+    void* raw = nullptr;  // weights live outside the activation pool, in T like every buffer here
+    cuda::check(cudaMalloc(&raw, std::max<size_t>(n, 1) * sizeof(T)), "cudaMalloc(weights)");
+    float* d = static_cast<float*>(raw);
     try {
       upload(d, host_w, n);
+      cuda::check(cudaStreamSynchronize(stream_), "weights upload");
     } catch (...) {
-      release(d);
+      cudaFree(raw);
       throw;
     }
     auto w = std::make_unique<CudaLinear>(device_, d);
@@ -123,36 +173,43 @@ class CudaBackend final : public Backend {
   }
 
   void gemm(const GemmArgs& a) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    Lock lock(mu_);
     enter();
     const void* W = a.Wp ? static_cast<const CudaLinear*>(a.Wp)->data() : static_cast<const void*>(a.W);
     if (a.epilogue == Epilogue::kGelu && a.residual) {
       throw Error(codes::kInternal, "cuda gemm: GELU with a residual is not supported");
     }
-    gemm_->run(a.A, a.lda, W, a.bias, a.residual, a.C, a.M, a.N, a.K);
-    if (a.epilogue == Epilogue::kGelu) {
+    const bool fused_gelu = a.epilogue == Epilogue::kGelu && gelu_epilogue_;
+    Profiled p(profile_.get(), "gemm " + std::to_string(a.N) + "x" + std::to_string(a.K) + (fused_gelu ? " +gelu" : "") +
+                                   (a.residual ? " +res" : ""));
+    gemm_->run(a.A, a.lda, W, a.bias, a.residual, a.C, a.M, a.N, a.K, fused_gelu);
+    if (a.epilogue == Epilogue::kGelu && !fused_gelu) {
       // Exact erf GELU (cuBLASLt's GELU epilogue is the tanh form; see cuda-notes.md).
+      Profiled g(profile_.get(), "gelu (exact)");
       cuda::gelu_inplace<T>(t(a.C), a.M * a.N, stream_);
       cuda::check_launch("gelu");
     }
   }
   void layernorm(const LayerNormArgs& a) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    Lock lock(mu_);
     enter();
+    Profiled p(profile_.get(), "layernorm");
     cuda::layernorm<T>(t(a.x), t(a.gamma), t(a.beta), t(a.y), a.rows, a.D, a.eps, stream_);
     cuda::check_launch("layernorm");
   }
   void attention(const AttentionArgs& a) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    Lock lock(mu_);
     enter();
+    Profiled p(profile_.get(), a.probs ? "attention (probs)" : "attention");
     if (a.probs) {
       cuda::attention_with_probs<T>(t(a.qkv), t(a.out), t(a.probs), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale, stream_);
     } else if (a.Dh <= cuda::kFlashMaxHeadDim) {
-      cuda::attention_flash<T>(t(a.qkv), t(a.out), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale, stream_);
+      cuda::attention_flash<T>(t(a.qkv), t(a.out), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale, attn_caps_, stream_);
     } else {
       // Head dims beyond the flash kernel's registers: the explicit path with a scratch P.
       void* p = nullptr;
-      cuda::check(cudaMallocAsync(&p, static_cast<size_t>(a.B * a.H * a.T * a.T) * sizeof(T), stream_), "attention scratch");
+      cuda::check(cudaMallocFromPoolAsync(&p, static_cast<size_t>(a.B * a.H * a.T * a.T) * sizeof(T), pool_, stream_),
+                  "attention scratch");
       cuda::attention_with_probs<T>(t(a.qkv), t(a.out), static_cast<T*>(p), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale,
                                     stream_);
       cudaFreeAsync(p, stream_);
@@ -160,13 +217,14 @@ class CudaBackend final : public Backend {
     cuda::check_launch("attention");
   }
   void patchify(const PatchifyArgs& a) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    Lock lock(mu_);
     enter();
+    Profiled p(profile_.get(), "patchify");
     cuda::patchify<T>(t(a.x), t(a.patches), a.B, a.C, a.Himg, a.Wimg, a.p, stream_);
     cuda::check_launch("patchify");
   }
   void embed_tokens(const EmbedTokensArgs& a) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    Lock lock(mu_);
     enter();
     const uint8_t* mask = nullptr;
     if (a.mask) {  // the mask arrives as a host array (tiny): stage it
@@ -185,7 +243,93 @@ class CudaBackend final : public Backend {
     cuda::check_launch("embed_tokens");
   }
 
+  bool run_recorded(const std::string& key, const float* host_in, size_t n_in, float* host_out, size_t n_out,
+                    const RecordedBody& body) override {
+    // Small batches only: there launches dominate, and a graph pins its activations' memory.
+    if (!graphs_enabled_ || n_in + n_out > (size_t{16} << 20)) return false;
+    Lock lock(mu_);  // held across capture and replay: no other thread's op may slip into the stream
+    enter();
+    cuda::RecordedForward* g = graphs_.find(key);
+    if (!g) {
+      if (graphs_.refused(key)) return false;
+      g = record(key, n_in, n_out, body);
+      if (!g) return false;
+    }
+    std::memcpy(g->host_in, host_in, n_in * sizeof(float));
+    cuda::check(cudaGraphLaunch(g->exec, stream_), "cudaGraphLaunch");
+    cuda::check(cudaStreamSynchronize(stream_), "graph sync");
+    std::memcpy(host_out, g->host_out, n_out * sizeof(float));
+    return true;
+  }
+
  private:
+  using Lock = std::lock_guard<std::recursive_mutex>;
+  struct Profiled {  // brackets one op when profiling (VITMSN_CUDA_PROFILE=1)
+    Profiled(cuda::OpProfile* p, const std::string& what) : p_(p) {
+      if (p_) p_->begin(what);
+    }
+    ~Profiled() {
+      if (p_) p_->end();
+    }
+    cuda::OpProfile* p_;
+  };
+
+  static bool env_is(const char* name, const char* value) {
+    const char* v = std::getenv(name);
+    return v && std::strcmp(v, value) == 0;
+  }
+
+  // Records pinned-in → device → body → device → pinned-out as one graph. Any failure while recording
+  // (an op that cannot be captured) ends the capture cleanly, marks the key as refused and returns
+  // null, so the caller falls back to eager ops; an error outside the capture is thrown.
+  cuda::RecordedForward* record(const std::string& key, size_t n_in, size_t n_out, const RecordedBody& body) {
+    auto g = std::make_unique<cuda::RecordedForward>(n_in, n_out);
+    cuda::check(cudaStreamSynchronize(stream_), "sync before capture");
+    cuda::check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    capturing_ = true;
+    bool ok = true;
+    try {
+      float* in32 = nullptr;
+      float* out32 = nullptr;
+      cuda::check(cudaMallocAsync(reinterpret_cast<void**>(&in32), n_in * sizeof(float), stream_), "graph in");
+      cuda::check(cudaMemcpyAsync(in32, g->host_in, n_in * sizeof(float), cudaMemcpyHostToDevice, stream_), "graph H2D");
+      float* in = in32;
+      float* out = nullptr;
+      if constexpr (!std::is_same_v<T, float>) {
+        in = alloc(n_in);
+        cuda::convert_from_f32<T>(in32, t(in), static_cast<int64_t>(n_in), stream_);
+        cuda::check_launch("convert_from_f32");
+        out = alloc(n_out);
+      }
+      cuda::check(cudaMallocAsync(reinterpret_cast<void**>(&out32), n_out * sizeof(float), stream_), "graph out");
+      if constexpr (std::is_same_v<T, float>) out = out32;
+      body(in, out);
+      if constexpr (!std::is_same_v<T, float>) {
+        cuda::convert_to_f32<T>(t(out), out32, static_cast<int64_t>(n_out), stream_);
+        cuda::check_launch("convert_to_f32");
+        cuda::check(cudaFreeAsync(in, stream_), "graph free");
+        cuda::check(cudaFreeAsync(out, stream_), "graph free");
+      }
+      cuda::check(cudaMemcpyAsync(g->host_out, out32, n_out * sizeof(float), cudaMemcpyDeviceToHost, stream_), "graph D2H");
+      cuda::check(cudaFreeAsync(in32, stream_), "graph free");
+      cuda::check(cudaFreeAsync(out32, stream_), "graph free");
+    } catch (const std::exception&) {
+      ok = false;
+    }
+    capturing_ = false;
+    cudaGraph_t graph = nullptr;
+    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+    cudaGetLastError();
+    if (!ok || end != cudaSuccess || !graph) {
+      if (graph) cudaGraphDestroy(graph);
+      graphs_.refuse(key);
+      return nullptr;
+    }
+    g->graph = graph;
+    cuda::check(cudaGraphInstantiate(&g->exec, graph, 0), "cudaGraphInstantiate");
+    return graphs_.insert(key, std::move(g));
+  }
+
   static T* t(float* p) { return reinterpret_cast<T*>(p); }
   static const T* t(const float* p) { return reinterpret_cast<const T*>(p); }
   void enter() { cuda::check(cudaSetDevice(device_), "cudaSetDevice"); }
@@ -200,7 +344,7 @@ class CudaBackend final : public Backend {
     return staging_;
   }
 
-  std::mutex mu_;
+  std::recursive_mutex mu_;
   int device_;
   std::string dtype_;
   cudaStream_t stream_ = nullptr;
@@ -209,6 +353,13 @@ class CudaBackend final : public Backend {
   size_t staging_n_ = 0;
   uint8_t* d_mask_ = nullptr;
   size_t mask_n_ = 0;
+  cudaMemPool_t pool_ = nullptr;
+  bool capturing_ = false;
+  bool gelu_epilogue_ = false;
+  bool graphs_enabled_ = true;
+  cuda::AttentionCaps attn_caps_;
+  cuda::GraphCache graphs_;
+  std::unique_ptr<cuda::OpProfile> profile_;
 };
 
 }  // namespace

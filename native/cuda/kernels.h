@@ -25,10 +25,24 @@ void layernorm(const T* x, const T* gamma, const T* beta, T* y, int64_t rows, in
 
 template <typename T> void gelu_inplace(T* x, int64_t n, cudaStream_t s);
 
-// Flash-style attention (online softmax, no T×T matrix). Head dims up to 128.
+// What the device allows the attention kernels (set once per backend, outside any graph capture).
+struct AttentionCaps {
+  bool tensor_cores = false;  // fp16/bf16 on sm_80+: the WMMA kernel of attention_tc.cu
+  int max_smem = 48 * 1024;   // opt-in shared memory per block
+};
+
+// Flash-style attention (online softmax, no T×T matrix). Head dims up to 128. Picks the
+// tensor-core kernel when caps allow it and Dh is a multiple of 16, else the CUDA-core kernel.
 template <typename T>
 void attention_flash(const T* qkv, T* out, const T* head_scale, int64_t B, int64_t Tn, int64_t H, int64_t Dh,
-                     float scale, cudaStream_t s);
+                     float scale, const AttentionCaps& caps, cudaStream_t s);
+// The tensor-core kernel alone (attention_tc.cu); false when it cannot run this shape.
+template <typename T>
+bool attention_flash_tc(const T* qkv, T* out, const T* head_scale, int64_t B, int64_t Tn, int64_t H, int64_t Dh,
+                        float scale, const AttentionCaps& caps, cudaStream_t s);
+// Raises the tensor-core kernels' shared-memory limits (call once, before any graph capture);
+// false when the device refuses (then run without tensor cores).
+template <typename T> bool prepare_attention(const AttentionCaps& caps);
 // Explicit path, only when the probabilities are requested: probs [B,H,T,T], then out = P·v.
 template <typename T>
 void attention_with_probs(const T* qkv, T* out, T* probs, const T* head_scale, int64_t B, int64_t Tn, int64_t H,

@@ -48,14 +48,14 @@ struct PlanGuard {
 LtGemm::Plan& LtGemm::plan(const Key& key) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
-  const auto [M, N, K, lda, has_bias, has_residual] = key;
+  const auto [M, N, K, lda, has_bias, has_residual, gelu] = key;
   (void)has_residual;  // part of the key only: beta differs, the layouts do not
   PlanGuard g{api_};
   check_lt(api_.MatmulDescCreate(&g.desc, lt::kCompute32F, lt::kR32F), "MatmulDescCreate");
   const int32_t opT = lt::kOpT, opN = lt::kOpN;
   check_lt(api_.MatmulDescSetAttribute(g.desc, lt::kDescTransA, &opT, sizeof(opT)), "set TRANSA");
   check_lt(api_.MatmulDescSetAttribute(g.desc, lt::kDescTransB, &opN, sizeof(opN)), "set TRANSB");
-  const uint32_t epilogue = has_bias ? lt::kEpilogueBias : lt::kEpilogueDefault;
+  const uint32_t epilogue = gelu ? lt::kEpilogueGeluBias : has_bias ? lt::kEpilogueBias : lt::kEpilogueDefault;
   check_lt(api_.MatmulDescSetAttribute(g.desc, lt::kDescEpilogue, &epilogue, sizeof(epilogue)), "set EPILOGUE");
   if (has_bias) {
     const int32_t bias_type = type_;
@@ -81,9 +81,10 @@ LtGemm::Plan& LtGemm::plan(const Key& key) {
 }
 
 void LtGemm::run(const void* A, int64_t lda, const void* W, const void* bias, const void* residual, void* C, int64_t M,
-                 int64_t N, int64_t K) {
+                 int64_t N, int64_t K, bool gelu) {
   if (M <= 0 || N <= 0) return;
-  Plan& p = plan(Key{M, N, K, lda, bias != nullptr, residual != nullptr});
+  if (gelu && (!bias || residual)) check_lt(lt::kNotSupported, "GELU_BIAS epilogue needs a bias and no residual");
+  Plan& p = plan(Key{M, N, K, lda, bias != nullptr, residual != nullptr, gelu});
   if (bias) {
     check_lt(api_.MatmulDescSetAttribute(p.desc, lt::kDescBiasPointer, &bias, sizeof(bias)), "set BIAS_POINTER");
   }

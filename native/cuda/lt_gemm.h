@@ -24,8 +24,9 @@ class LtGemm {
   LtGemm(const LtGemm&) = delete;
   LtGemm& operator=(const LtGemm&) = delete;
 
+  // gelu: cuBLASLt's GELU_BIAS epilogue (tanh-form GELU after the bias; needs bias, no residual).
   void run(const void* A, int64_t lda, const void* W, const void* bias, const void* residual, void* C, int64_t M,
-           int64_t N, int64_t K);
+           int64_t N, int64_t K, bool gelu = false);
 
  private:
   struct Plan {
@@ -33,7 +34,7 @@ class LtGemm {
     lt::MatrixLayout a = nullptr, b = nullptr, c = nullptr;
     lt::MatmulAlgo algo{};
   };
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool>;  // M, N, K, lda, bias, residual
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool, bool>;  // M, N, K, lda, bias, residual, gelu
   Plan& plan(const Key& key);
 
   const lt::Api& api_;

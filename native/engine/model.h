@@ -81,6 +81,12 @@ class Model {
  private:
   Model(const ModelConfig& config, std::shared_ptr<Backend> backend) : config_(config), backend_(std::move(backend)) {}
   void check_request(const ForwardRequest& r) const;
+  // The device part of forward: pixels (backend memory, [B, C, H, W]) → out (backend memory,
+  // [B·T·D] last_hidden_state then [B·num_labels] logits). taps, when set, receives the hidden
+  // states and attentions as they are computed (downloads: never inside a recorded replay).
+  void encode(const ForwardRequest& r, const float* pixels, float* out, ForwardResult* taps) const;
+  // Whether a request's device work depends on its shape alone (so a backend may record and replay it).
+  bool replayable(const ForwardRequest& r) const;
 
   ModelConfig config_;
   std::shared_ptr<Backend> backend_;  // declared before weights_: destroyed after them

@@ -1,0 +1,64 @@
+// Recorded forwards (CUDA graphs) by shape key, for CudaBackend::run_recorded. Each holds its own
+// pinned host buffers: the graph's copies read and write those exact addresses on every replay.
+// The cache is small and bounded (graphs pin their activations' memory); shapes that could not be
+// recorded are remembered so they are not tried again.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "cuda/cuda_check.h"
+
+namespace vitmsn {
+namespace cuda {
+
+struct RecordedForward {
+  RecordedForward(size_t n_in, size_t n_out) {
+    check(cudaMallocHost(reinterpret_cast<void**>(&host_in), std::max<size_t>(n_in, 1) * sizeof(float)), "cudaMallocHost");
+    const cudaError_t e = cudaMallocHost(reinterpret_cast<void**>(&host_out), std::max<size_t>(n_out, 1) * sizeof(float));
+    if (e != cudaSuccess) {
+      cudaFreeHost(host_in);
+      check(e, "cudaMallocHost");
+    }
+  }
+  ~RecordedForward() {
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    cudaFreeHost(host_in);
+    cudaFreeHost(host_out);
+  }
+  RecordedForward(const RecordedForward&) = delete;
+  RecordedForward& operator=(const RecordedForward&) = delete;
+
+  float* host_in = nullptr;
+  float* host_out = nullptr;
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+};
+
+class GraphCache {
+ public:
+  static constexpr size_t kMaxGraphs = 8;
+
+  RecordedForward* find(const std::string& key) {
+    auto it = graphs_.find(key);
+    return it == graphs_.end() ? nullptr : it->second.get();
+  }
+  RecordedForward* insert(const std::string& key, std::unique_ptr<RecordedForward> g) {
+    if (graphs_.size() >= kMaxGraphs) graphs_.clear();  // rare: many shapes in turn; re-record on demand
+    return (graphs_[key] = std::move(g)).get();
+  }
+  bool refused(const std::string& key) const { return refused_.count(key) != 0; }
+  void refuse(const std::string& key) { refused_.insert(key); }
+  void clear() { graphs_.clear(); }
+
+ private:
+  std::map<std::string, std::unique_ptr<RecordedForward>> graphs_;
+  std::set<std::string> refused_;
+};
+
+}  // namespace cuda
+}  // namespace vitmsn
