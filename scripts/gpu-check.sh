@@ -84,7 +84,7 @@ if want 4; then
     [ "${PIPESTATUS[0]}" = 0 ] || fail "gpu_reference.py"
   fi
   cp "$REF/ref.json" "$OUT/ref.json" 2>/dev/null
-  timeout 240 node bench/gpu-vs-torch.mjs --ref "$REF" --record "$OUT/gpu-results.md" ${GPU_BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+  VITMSN_CUDA_VERBOSE=1 timeout 240 node bench/gpu-vs-torch.mjs --ref "$REF" --record "$OUT/gpu-results.md" ${GPU_BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
   [ "${PIPESTATUS[0]}" = 0 ] || fail "gpu-vs-torch"
 fi
 echo; echo "== done: status $status, results in $OUT"

@@ -104,6 +104,10 @@ class Backend {
   virtual void release(float* p) noexcept = 0;
   virtual void upload(float* dst, const float* host_src, size_t n) = 0;
   virtual void download(float* host_dst, const float* src, size_t n) = 0;
+  // p advanced by n elements of this backend's storage (a 16-bit GPU backend stores 2-byte
+  // elements behind its float* handles, so plain pointer arithmetic on them would be wrong).
+  virtual float* offset(float* p, int64_t n) const { return p + n; }
+  const float* offset(const float* p, int64_t n) const { return offset(const_cast<float*>(p), n); }
   // Copies n floats of rows with strides (both in floats): dst[r*dst_ld + i] = src[r*src_ld + i].
   virtual void copy_rows(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows,
                          int64_t n) = 0;

@@ -1,13 +1,17 @@
-// Flash-style attention on tensor cores (WMMA 16×16×16, fp16/bf16 in, float32 accumulate), for head
-// dims that are multiples of 16 on sm_80+. Same math and layout as attention.cu:
+// Flash-style attention on tensor cores (mma.sync m16n8k16, fp16/bf16 in, float32 accumulate), for
+// head dims that are multiples of 16 (≤ 128) on sm_80+. Same math and layout as attention.cu:
 //   qkv [B, T, 3·H·Dh] → out[b, t, h·Dh + d] = head_scale[h] · Σ_j softmax_j(q_t·k_j · scale) · v[j, d]
-// A block takes 64 queries of one (b, h) — 16 per warp — and walks the keys in tiles of 64:
-//   S = Q·Kᵀ (tensor cores) → shared memory; online softmax per row (running max m and sum l, two
-//   lanes per row) writes P in the storage type; the float32 output rows, kept in shared memory, are
-//   rescaled by exp(m_old − m_new) and then O += P·V (tensor cores). No T×T matrix exists; keys past T
-//   are zero-filled and masked out of the softmax, query rows past T are computed and never written.
-// Rounding P to fp16/bf16 before P·V is what PyTorch's flash/sdpa kernels do too.
-#include <mma.h>
+// Each warp owns 16 query rows of one (b, h); a block holds 1–4 warps (fewer when the grid would
+// leave SMs idle, as at batch 1). Keys and values go through shared memory in tiles of 64 (V stored
+// transposed, so both products read their B operands as aligned 32-bit pairs). Scores, probabilities
+// and the output accumulator stay in registers, in the mma fragment layout (lane = 4·g + t holds rows
+// g and g + 8, columns 2t and 2t + 1 of every 8-wide tile), so row reductions are 2 shuffles within a
+// quad, and a score tile converts in place into the A operand of P·V (FlashAttention-2's layout trick).
+// Online softmax: running max m and sum l per row, accumulator rescaled by exp(m_old − m_new). No T×T
+// matrix exists; keys past T are masked to −∞, query rows past T are computed and never written.
+// P is rounded to fp16/bf16 for P·V, as PyTorch's flash kernels do.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <cmath>
 #include <cstdint>
@@ -18,139 +22,196 @@
 
 namespace vitmsn {
 namespace cuda {
-namespace {
+namespace tc_detail {  // named: the host and sm_75 passes compile the kernel body away, leaving these unused
 
-constexpr int kBQ = 64;     // queries per block
-constexpr int kBK = 64;     // keys per tile
-constexpr int kWarpsTc = kBQ / 16;
-
-// Shared-memory layout. Row pitches are padded (against bank conflicts) so that every WMMA fragment
-// base stays 32-byte aligned and every row 16-byte aligned (uint4 copies).
-template <int DH> struct TcLayout {
-  static constexpr int LDQ = DH + 8;   // Q, K, V rows (16-bit elements)
-  static constexpr int LDS = kBK + 4;  // S rows (float)
-  static constexpr int LDP = kBK + 8;  // P rows (16-bit elements)
-  static constexpr int LDO = DH + 4;   // O rows (float)
-  static constexpr size_t q_bytes = size_t{kBQ} * LDQ * 2, kv_bytes = size_t{kBK} * LDQ * 2;
-  static constexpr size_t s_bytes = size_t{kWarpsTc} * 16 * LDS * 4, p_bytes = size_t{kWarpsTc} * 16 * LDP * 2;
-  static constexpr size_t o_bytes = size_t{kWarpsTc} * 16 * LDO * 4;
-  static constexpr size_t bytes = q_bytes + 2 * kv_bytes + s_bytes + p_bytes + o_bytes;
+template <typename T> struct Pack;
+template <> struct Pack<__half> {
+  static __device__ __forceinline__ uint32_t two(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+};
+template <> struct Pack<__nv_bfloat16> {
+  static __device__ __forceinline__ uint32_t two(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
 };
 
-// rows × DH elements from global rows `stride` apart into shared rows LDQ apart, zeros past `valid`.
-template <typename T, int DH>
-__device__ __forceinline__ void load_rows(T* dst, const T* src, int64_t stride, int valid, int rows) {
-  constexpr int kVec = DH / 8;  // 16-byte vectors per row
-  for (int i = threadIdx.x; i < rows * kVec; i += blockDim.x) {
-    const int r = i / kVec, c = (i % kVec) * 8;
-    uint4 v = make_uint4(0u, 0u, 0u, 0u);
-    if (r < valid) v = *reinterpret_cast<const uint4*>(src + r * stride + c);
-    *reinterpret_cast<uint4*>(dst + r * TcLayout<DH>::LDQ + c) = v;
+// D = A·B + D for one 16×8×16 tile. a: 4 regs (rows g/g+8, k pairs 2t/2t+8), b: 2 regs (k pairs 2t/2t+8, column g).
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   }
+#endif
 }
 
-template <typename T, int DH>
-__global__ void __launch_bounds__(kWarpsTc * 32)
-    tc_flash_kernel(const T* qkv, T* out, const T* head_scale, int Tn, int H, float scale_log2) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  using namespace nvcuda;
-  using L = TcLayout<DH>;
-  extern __shared__ __align__(128) unsigned char smem[];
-  T* Qs = reinterpret_cast<T*>(smem);
-  T* Ks = reinterpret_cast<T*>(smem + L::q_bytes);
-  T* Vs = reinterpret_cast<T*>(smem + L::q_bytes + L::kv_bytes);
-  float* Ss = reinterpret_cast<float*>(smem + L::q_bytes + 2 * L::kv_bytes);
-  T* Ps = reinterpret_cast<T*>(smem + L::q_bytes + 2 * L::kv_bytes + L::s_bytes);
-  float* Os = reinterpret_cast<float*>(smem + L::q_bytes + 2 * L::kv_bytes + L::s_bytes + L::p_bytes);
+__device__ __forceinline__ uint32_t ld32(const void* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+}  // namespace tc_detail
+
+namespace {
+using namespace tc_detail;
+
+constexpr int kBK = 64;  // keys per tile
+
+template <int DH> struct TcLayout {
+  static constexpr int LDK = DH + 8;   // K rows [key][d]: pitch ≡ 4 words mod 32 banks → conflict-free pair loads
+  static constexpr int LDV = kBK + 8;  // Vᵀ rows [d][key]
+  static constexpr size_t k_bytes = size_t{kBK} * LDK * 2, v_bytes = size_t{DH} * LDV * 2;
+  static size_t bytes(int warps) { return size_t(warps) * 16 * LDK * 2 + k_bytes + v_bytes; }  // Q, K, Vᵀ
+};
+
+template <typename T, int DH>
+__global__ void __launch_bounds__(128) tc_flash_kernel(const T* qkv, T* out, const T* head_scale, int Tn, int H,
+                                                        float scale_log2) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  using L = TcLayout<DH>;
+  constexpr int KS = DH / 16;  // k-steps of Q·Kᵀ
+  constexpr int ND = DH / 8;   // 8-wide output tiles
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int warps = blockDim.x / 32;
+  T* Qs = reinterpret_cast<T*>(smem);
+  T* Ks = Qs + warps * 16 * L::LDK;
+  T* Vt = Ks + kBK * L::LDK;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int h = blockIdx.y;
   const int64_t b = blockIdx.z;
-  const int q0 = blockIdx.x * kBQ;
+  const int q0 = blockIdx.x * warps * 16;
   const int64_t stride = 3LL * H * DH;
   const T* base = qkv + b * Tn * stride + static_cast<int64_t>(h) * DH;
-  load_rows<T, DH>(Qs, base + static_cast<int64_t>(q0) * stride, stride, min(kBQ, Tn - q0), kBQ);
+  constexpr int kVec = DH / 8;  // 16-byte vectors per row
 
-  float* Sw = Ss + warp * 16 * L::LDS;
-  T* Pw = Ps + warp * 16 * L::LDP;
-  float* Ow = Os + warp * 16 * L::LDO;
-  for (int i = lane; i < 16 * L::LDO; i += 32) Ow[i] = 0.f;
-  const int row = lane >> 1, half = lane & 1;  // two lanes per query row, 32 keys / DH/2 columns each
-  float m_run = -INFINITY, l_run = 0.f;
+  // Q rows of the block → shared (zeros past T), then this warp's A fragments → registers.
+  for (int i = threadIdx.x; i < warps * 16 * kVec; i += blockDim.x) {
+    const int r = i / kVec, c = (i % kVec) * 8;
+    uint4 v = make_uint4(0u, 0u, 0u, 0u);
+    if (q0 + r < Tn) v = *reinterpret_cast<const uint4*>(base + static_cast<int64_t>(q0 + r) * stride + c);
+    *reinterpret_cast<uint4*>(Qs + r * L::LDK + c) = v;
+  }
+  __syncthreads();
+  uint32_t qa[KS][4];
+  {
+    const T* q = Qs + warp * 16 * L::LDK;
+#pragma unroll
+    for (int k = 0; k < KS; ++k) {
+      qa[k][0] = ld32(q + g * L::LDK + 16 * k + 2 * t);
+      qa[k][1] = ld32(q + (g + 8) * L::LDK + 16 * k + 2 * t);
+      qa[k][2] = ld32(q + g * L::LDK + 16 * k + 2 * t + 8);
+      qa[k][3] = ld32(q + (g + 8) * L::LDK + 16 * k + 2 * t + 8);
+    }
+  }
+
+  float o[ND][4];
+#pragma unroll
+  for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;  // rows g and g + 8
 
   for (int j0 = 0; j0 < Tn; j0 += kBK) {
     const int nvalid = min(kBK, Tn - j0);
-    __syncthreads();  // the previous K/V tile is consumed by every warp (and Q is loaded)
-    load_rows<T, DH>(Ks, base + static_cast<int64_t>(j0) * stride + static_cast<int64_t>(H) * DH, stride, nvalid, kBK);
-    load_rows<T, DH>(Vs, base + static_cast<int64_t>(j0) * stride + 2LL * H * DH, stride, nvalid, kBK);
+    __syncthreads();  // every warp is done with the previous tile
+    // K: one row's vectors on neighbouring lanes (coalesced reads, 16-byte stores).
+    for (int i = threadIdx.x; i < kBK * kVec; i += blockDim.x) {
+      const int r = i / kVec, c = (i % kVec) * 8;
+      uint4 kv = make_uint4(0u, 0u, 0u, 0u);
+      if (r < nvalid) kv = *reinterpret_cast<const uint4*>(base + static_cast<int64_t>(j0 + r) * stride + static_cast<int64_t>(H) * DH + c);
+      *reinterpret_cast<uint4*>(Ks + r * L::LDK + c) = kv;
+    }
+    // V, stored transposed: neighbouring lanes take neighbouring keys, so the 2-byte stores of a
+    // column land in distinct banks.
+    for (int i = threadIdx.x; i < kBK * kVec; i += blockDim.x) {
+      const int r = i % kBK, c = (i / kBK) * 8;
+      uint4 vv = make_uint4(0u, 0u, 0u, 0u);
+      if (r < nvalid) vv = *reinterpret_cast<const uint4*>(base + static_cast<int64_t>(j0 + r) * stride + 2LL * H * DH + c);
+      const T* ve = reinterpret_cast<const T*>(&vv);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) Vt[(c + e) * L::LDV + r] = ve[e];
+    }
     __syncthreads();
 
-    // S (16 × 64) = Q_warp (16 × DH) · K_tileᵀ; K rows stored [key][d] read as a column-major B.
+    // S (16 × 64) = Q·Kᵀ: B operand of tile n = keys 8n..8n+7, b regs = K[8n + g][pairs].
+    float s[kBK / 8][4];
 #pragma unroll
-    for (int n = 0; n < kBK / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.f);
+    for (int n = 0; n < kBK / 8; ++n) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      const T* krow = Ks + (8 * n + g) * L::LDK + 2 * t;
 #pragma unroll
-      for (int k = 0; k < DH / 16; ++k) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kb;
-        wmma::load_matrix_sync(qa, Qs + warp * 16 * L::LDQ + k * 16, L::LDQ);
-        wmma::load_matrix_sync(kb, Ks + n * 16 * L::LDQ + k * 16, L::LDQ);
-        wmma::mma_sync(acc, qa, kb, acc);
-      }
-      wmma::store_matrix_sync(Sw + n * 16, acc, L::LDS, wmma::mem_row_major);
+      for (int k = 0; k < KS; ++k) mma16816<T>(s[n], qa[k], ld32(krow + 16 * k), ld32(krow + 16 * k + 8));
     }
-    __syncwarp();
 
-    // Online softmax in the log2 domain (scale_log2 = scale · log2 e; scale > 0 keeps the argmax).
-    const float* srow = Sw + row * L::LDS + half * 32;
-    float mx = -INFINITY;
-#pragma unroll 8
-    for (int c = 0; c < 32; ++c)
-      if (half * 32 + c < nvalid) mx = fmaxf(mx, srow[c]);
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    const float m_new = fmaxf(m_run, mx * scale_log2);  // finite: every tile has ≥ 1 valid key
-    const float corr = exp2f(m_run - m_new);              // 0 on the first tile (m_run = −∞)
-    float sum = 0.f;
-    T* prow = Pw + row * L::LDP + half * 32;
-#pragma unroll 8
-    for (int c = 0; c < 32; ++c) {
-      const float p = half * 32 + c < nvalid ? exp2f(srow[c] * scale_log2 - m_new) : 0.f;
-      prow[c] = from_f<T>(p);
-      sum += p;
-    }
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    l_run = l_run * corr + sum;
-    m_run = m_new;
-    float* orow = Ow + row * L::LDO + half * (DH / 2);
-#pragma unroll 8
-    for (int d = 0; d < DH / 2; ++d) orow[d] *= corr;
-    __syncwarp();
-
-    // O (16 × DH) += P (16 × 64) · V_tile (64 × DH).
+    // Online softmax (log2 domain; scale > 0 keeps the argmax). Masked keys → −∞ → p = 0.
+    float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-    for (int n = 0; n < DH / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> o;
-      wmma::load_matrix_sync(o, Ow + n * 16, L::LDO, wmma::mem_row_major);
+    for (int n = 0; n < kBK / 8; ++n) {
 #pragma unroll
-      for (int k = 0; k < kBK / 16; ++k) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vb;
-        wmma::load_matrix_sync(pa, Pw + k * 16, L::LDP);
-        wmma::load_matrix_sync(vb, Vs + k * 16 * L::LDQ + n * 16, L::LDQ);
-        wmma::mma_sync(o, pa, vb, o);
+      for (int e = 0; e < 2; ++e) {
+        const bool valid = 8 * n + 2 * t + e < nvalid;
+        s[n][e] = valid ? s[n][e] * scale_log2 : -INFINITY;
+        s[n][2 + e] = valid ? s[n][2 + e] * scale_log2 : -INFINITY;
+        mx0 = fmaxf(mx0, s[n][e]);
+        mx1 = fmaxf(mx1, s[n][2 + e]);
       }
-      wmma::store_matrix_sync(Ow + n * 16, o, L::LDO, wmma::mem_row_major);
     }
-    __syncwarp();
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);  // finite: every tile has ≥ 1 valid key
+    const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);  // 0 on the first tile
+    float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+    for (int n = 0; n < kBK / 8; ++n) {
+      s[n][0] = exp2f(s[n][0] - mn0), s[n][1] = exp2f(s[n][1] - mn0);
+      s[n][2] = exp2f(s[n][2] - mn1), s[n][3] = exp2f(s[n][3] - mn1);
+      sum0 += s[n][0] + s[n][1];
+      sum1 += s[n][2] + s[n][3];
+    }
+    sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
+    sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
+    sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
+    sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+    l0 = l0 * c0 + sum0, l1 = l1 * c1 + sum1;
+    m0 = mn0, m1 = mn1;
+#pragma unroll
+    for (int n = 0; n < ND; ++n) o[n][0] *= c0, o[n][1] *= c0, o[n][2] *= c1, o[n][3] *= c1;
+
+    // O (16 × DH) += P (16 × 64) · V: the A operand of key step kk is score tiles 2kk and 2kk + 1;
+    // the B operand of output tile nd is Vᵀ[8nd + g][pairs of keys].
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk) {
+      const uint32_t pa[4] = {Pack<T>::two(s[2 * kk][0], s[2 * kk][1]), Pack<T>::two(s[2 * kk][2], s[2 * kk][3]),
+                              Pack<T>::two(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              Pack<T>::two(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int nd = 0; nd < ND; ++nd) {
+        const T* vrow = Vt + (8 * nd + g) * L::LDV + 16 * kk + 2 * t;
+        mma16816<T>(o[nd], pa, ld32(vrow), ld32(vrow + 8));
+      }
+    }
   }
 
-  const int t = q0 + warp * 16 + row;
-  if (t < Tn) {
-    const float f = (head_scale ? to_f(head_scale[h]) : 1.f) / l_run;
-    T* o = out + (b * Tn + t) * (static_cast<int64_t>(H) * DH) + static_cast<int64_t>(h) * DH + half * (DH / 2);
-    const float* orow = Ow + row * L::LDO + half * (DH / 2);
-    for (int d = 0; d < DH / 2; ++d) o[d] = from_f<T>(orow[d] * f);
+  // out rows g and g + 8 of this warp; each lane writes column pairs 8nd + 2t.
+  const float hs = head_scale ? to_f(head_scale[h]) : 1.f;
+  const float f0 = hs / l0, f1 = hs / l1;
+  const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+  const int64_t ld_out = static_cast<int64_t>(H) * DH;
+  T* out0 = out + (b * Tn + r0) * ld_out + static_cast<int64_t>(h) * DH + 2 * t;
+  T* out1 = out0 + 8 * ld_out;
+#pragma unroll
+  for (int nd = 0; nd < ND; ++nd) {
+    if (r0 < Tn) *reinterpret_cast<uint32_t*>(out0 + 8 * nd) = Pack<T>::two(o[nd][0] * f0, o[nd][1] * f0);
+    if (r1 < Tn) *reinterpret_cast<uint32_t*>(out1 + 8 * nd) = Pack<T>::two(o[nd][2] * f1, o[nd][3] * f1);
   }
 #endif
 }
@@ -158,16 +219,20 @@ __global__ void __launch_bounds__(kWarpsTc * 32)
 template <typename T, int DH>
 bool launch_tc(const T* qkv, T* out, const T* hs, int64_t B, int64_t Tn, int64_t H, float scale,
                const AttentionCaps& caps, cudaStream_t s) {
-  using L = TcLayout<DH>;
-  if (L::bytes > static_cast<size_t>(caps.max_smem)) return false;
-  dim3 grid(blocks_for(Tn, kBQ), static_cast<unsigned>(H), static_cast<unsigned>(B));
-  tc_flash_kernel<T, DH><<<grid, kWarpsTc * 32, L::bytes, s>>>(qkv, out, hs, static_cast<int>(Tn), static_cast<int>(H),
-                                                                 scale * 1.4426950408889634f);
+  // 4 warps (64 queries) per block share each K/V tile; with too few blocks to fill the GPU
+  // (small batches), 1 warp per block spreads the work over more SMs.
+  int warps = 4;
+  if (static_cast<int64_t>(blocks_for(Tn, 64)) * H * B < 2LL * caps.sm_count) warps = 1;
+  const size_t bytes = TcLayout<DH>::bytes(warps);
+  if (bytes > static_cast<size_t>(caps.max_smem)) return false;
+  dim3 grid(blocks_for(Tn, 16 * warps), static_cast<unsigned>(H), static_cast<unsigned>(B));
+  tc_flash_kernel<T, DH><<<grid, 32 * warps, bytes, s>>>(qkv, out, hs, static_cast<int>(Tn), static_cast<int>(H),
+                                                         scale * 1.4426950408889634f);
   return true;
 }
 
 template <typename T, int DH> bool raise_smem(const AttentionCaps& caps) {
-  const size_t bytes = TcLayout<DH>::bytes;
+  const size_t bytes = TcLayout<DH>::bytes(4);
   if (bytes <= 48 * 1024 || bytes > static_cast<size_t>(caps.max_smem)) return true;  // default suffices / never launched
   return cudaFuncSetAttribute(tc_flash_kernel<T, DH>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                               static_cast<int>(bytes)) == cudaSuccess;
@@ -182,7 +247,8 @@ bool attention_flash_tc(const T* qkv, T* out, const T* head_scale, int64_t B, in
     return false;
   } else {
     if (!caps.tensor_cores || Dh % 16 != 0 || Dh < 16 || Dh > 128) return false;
-    if (reinterpret_cast<uintptr_t>(qkv) % 16 != 0 || Tn > (int64_t{1} << 30) || B > 65535 || H > 65535) return false;
+    if (reinterpret_cast<uintptr_t>(qkv) % 16 != 0 || reinterpret_cast<uintptr_t>(out) % 4 != 0) return false;
+    if (Tn > (int64_t{1} << 30) || B > 65535 || H > 65535) return false;
     switch (Dh / 16) {
       case 1: return launch_tc<T, 16>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
       case 2: return launch_tc<T, 32>(qkv, out, head_scale, B, Tn, H, scale, caps, s);

@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -66,6 +67,7 @@ class CudaBackend final : public Backend {
       cuda::AttentionCaps caps;
       caps.tensor_cores = prop.major >= 8 && !std::is_same_v<T, float> && env_is("VITMSN_CUDA_ATTENTION", "simt") == false;
       caps.max_smem = static_cast<int>(prop.sharedMemPerBlockOptin);
+      caps.sm_count = prop.multiProcessorCount;
       if (!cuda::prepare_attention<T>(caps)) caps.tensor_cores = false;
       cudaGetLastError();
       attn_caps_ = caps;
@@ -75,6 +77,7 @@ class CudaBackend final : public Backend {
       if (env_is("VITMSN_CUDA_GELU", "exact")) gelu_epilogue_ = false;
       if (env_is("VITMSN_CUDA_GELU", "epilogue")) gelu_epilogue_ = true;
       graphs_enabled_ = !env_is("VITMSN_CUDA_GRAPHS", "0");
+      verbose_ = env_is("VITMSN_CUDA_VERBOSE", "1");
       if (env_is("VITMSN_CUDA_PROFILE", "1")) profile_ = std::make_unique<cuda::OpProfile>(stream_), graphs_enabled_ = false;
     } catch (...) {
       gemm_.reset();
@@ -84,6 +87,7 @@ class CudaBackend final : public Backend {
     }
   }
   ~CudaBackend() override {
+    if (verbose_) std::fprintf(stderr, "[vitmsn cuda] %s %s\n", name().c_str(), graphs_.summary().c_str());
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     graphs_.clear();
@@ -145,6 +149,7 @@ class CudaBackend final : public Backend {
     cuda::check(cudaStreamSynchronize(stream_), "download sync");
     if (profile_) profile_->collect();
   }
+  float* offset(float* p, int64_t n) const override { return reinterpret_cast<float*>(t(p) + n); }
   void copy_rows(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows, int64_t n) override {
     Lock lock(mu_);
     enter();
@@ -251,7 +256,7 @@ class CudaBackend final : public Backend {
     enter();
     cuda::RecordedForward* g = graphs_.find(key);
     if (!g) {
-      if (graphs_.refused(key)) return false;
+      if (graphs_.refused(key) || !graphs_.seen_before(key)) return false;
       g = record(key, n_in, n_out, body);
       if (!g) return false;
     }
@@ -259,6 +264,7 @@ class CudaBackend final : public Backend {
     cuda::check(cudaGraphLaunch(g->exec, stream_), "cudaGraphLaunch");
     cuda::check(cudaStreamSynchronize(stream_), "graph sync");
     std::memcpy(host_out, g->host_out, n_out * sizeof(float));
+    graphs_.replays++;
     return true;
   }
 
@@ -288,6 +294,7 @@ class CudaBackend final : public Backend {
     cuda::check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
     capturing_ = true;
     bool ok = true;
+    std::string why;
     try {
       float* in32 = nullptr;
       float* out32 = nullptr;
@@ -313,20 +320,30 @@ class CudaBackend final : public Backend {
       cuda::check(cudaMemcpyAsync(g->host_out, out32, n_out * sizeof(float), cudaMemcpyDeviceToHost, stream_), "graph D2H");
       cuda::check(cudaFreeAsync(in32, stream_), "graph free");
       cuda::check(cudaFreeAsync(out32, stream_), "graph free");
-    } catch (const std::exception&) {
+    } catch (const std::exception& e) {
       ok = false;
+      why = e.what();
     }
     capturing_ = false;
     cudaGraph_t graph = nullptr;
     const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
     cudaGetLastError();
+    if (ok && end != cudaSuccess) why = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(end);
     if (!ok || end != cudaSuccess || !graph) {
       if (graph) cudaGraphDestroy(graph);
-      graphs_.refuse(key);
+      graphs_.refuse(key, why);
+      if (verbose_) std::fprintf(stderr, "[vitmsn cuda] shape %s not recorded: %s\n", key.c_str(), why.c_str());
       return nullptr;
     }
     g->graph = graph;
-    cuda::check(cudaGraphInstantiate(&g->exec, graph, 0), "cudaGraphInstantiate");
+    const cudaError_t inst = cudaGraphInstantiate(&g->exec, graph, 0);
+    if (inst != cudaSuccess) {
+      cudaGetLastError();
+      graphs_.refuse(key, std::string("cudaGraphInstantiate: ") + cudaGetErrorString(inst));
+      if (verbose_) std::fprintf(stderr, "[vitmsn cuda] shape %s not instantiated: %s\n", key.c_str(), cudaGetErrorString(inst));
+      return nullptr;
+    }
+    graphs_.recorded++;
     return graphs_.insert(key, std::move(g));
   }
 
@@ -357,6 +374,7 @@ class CudaBackend final : public Backend {
   bool capturing_ = false;
   bool gelu_epilogue_ = false;
   bool graphs_enabled_ = true;
+  bool verbose_ = false;
   cuda::AttentionCaps attn_caps_;
   cuda::GraphCache graphs_;
   std::unique_ptr<cuda::OpProfile> profile_;

@@ -52,12 +52,24 @@ class GraphCache {
     return (graphs_[key] = std::move(g)).get();
   }
   bool refused(const std::string& key) const { return refused_.count(key) != 0; }
-  void refuse(const std::string& key) { refused_.insert(key); }
+  void refuse(const std::string& key, const std::string& why) { refused_[key] = why; }
+  // The first call of a shape runs eagerly: it makes cuBLASLt's plans and loads kernels (lazy module
+  // loading), neither of which should happen inside a capture. Returns whether key was seen before.
+  bool seen_before(const std::string& key) { return !seen_.insert(key).second; }
   void clear() { graphs_.clear(); }
+
+  long recorded = 0, replays = 0;
+  std::string summary() const {
+    std::string s = "graphs: recorded " + std::to_string(recorded) + ", replays " + std::to_string(replays) +
+                    ", refused " + std::to_string(refused_.size());
+    for (auto& [k, why] : refused_) s += "; " + k + ": " + why;
+    return s;
+  }
 
  private:
   std::map<std::string, std::unique_ptr<RecordedForward>> graphs_;
-  std::set<std::string> refused_;
+  std::map<std::string, std::string> refused_;
+  std::set<std::string> seen_;
 };
 
 }  // namespace cuda

@@ -29,6 +29,7 @@ template <typename T> void gelu_inplace(T* x, int64_t n, cudaStream_t s);
 struct AttentionCaps {
   bool tensor_cores = false;  // fp16/bf16 on sm_80+: the WMMA kernel of attention_tc.cu
   int max_smem = 48 * 1024;   // opt-in shared memory per block
+  int sm_count = 1;           // multiprocessors (how many blocks fill the device)
 };
 
 // Flash-style attention (online softmax, no T×T matrix). Head dims up to 128. Picks the

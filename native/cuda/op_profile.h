@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,6 +25,19 @@ class OpProfile {
       for (auto& [k, v] : totals_)
         std::fprintf(stderr, "[vitmsn cuda profile] %-28s %8ld %10.3f %5.1f%%\n", k.c_str(), v.calls, v.ms, 100 * v.ms / all);
       std::fprintf(stderr, "[vitmsn cuda profile] %-28s %8s %10.3f\n", "total", "", all);
+      // VITMSN_CUDA_PROFILE_OUT=file: the same totals as JSON {"op": [calls, ms], ...} for scripts.
+      if (const char* path = std::getenv("VITMSN_CUDA_PROFILE_OUT")) {
+        if (FILE* f = std::fopen(path, "w")) {
+          std::fprintf(f, "{");
+          bool first = true;
+          for (auto& [k, v] : totals_) {
+            std::fprintf(f, "%s\"%s\": [%ld, %.6f]", first ? "" : ", ", k.c_str(), v.calls, v.ms);
+            first = false;
+          }
+          std::fprintf(f, "}\n");
+          std::fclose(f);
+        }
+      }
     }
     for (auto& p : pending_) cudaEventDestroy(p.a), cudaEventDestroy(p.b);
   }

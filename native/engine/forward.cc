@@ -174,7 +174,7 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
     linear(ln, D, lw.qkv_w, lw.qkv_b, 3 * D, qkv, false, Epilogue::kNone);
     AttentionArgs at;
     at.qkv = qkv.get(), at.out = ctx.get(), at.probs = probs.get();
-    at.head_scale = head_scale ? head_scale.get() + l * Hh : nullptr;
+    at.head_scale = head_scale ? be.offset(head_scale.get(), l * Hh) : nullptr;
     at.B = B, at.T = T, at.H = Hh, at.Dh = Dh, at.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
     be.attention(at);
     if (taps && r.output_attentions) taps->attentions.push_back(download(probs, B * Hh * T * T));
@@ -190,7 +190,7 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
   be.layernorm({x.get(), w.final_g.get(), w.final_b.get(), final_out, M, D, eps});
   if (w.classifier_w) {
     GemmArgs g;
-    g.A = final_out, g.lda = T * D, g.Wp = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = final_out + M * D;
+    g.A = final_out, g.lda = T * D, g.Wp = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = be.offset(final_out, M * D);
     g.M = B, g.N = w.num_labels, g.K = D;
     be.gemm(g);
   }
