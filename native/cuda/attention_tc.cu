@@ -2,13 +2,15 @@
 // head dims that are multiples of 16 (≤ 128) on sm_80+. Same math and layout as attention.cu:
 //   qkv [B, T, 3·H·Dh] → out[b, t, h·Dh + d] = head_scale[h] · Σ_j softmax_j(q_t·k_j · scale) · v[j, d]
 // Each warp owns 16 query rows of one (b, h); a block holds 1–4 warps (fewer when the grid would
-// leave SMs idle, as at batch 1). Keys and values go through shared memory in tiles of 64 (V stored
-// transposed, so both products read their B operands as aligned 32-bit pairs). Scores, probabilities
+// leave SMs idle, as at batch 1). Keys and values stream through shared memory in tiles of 64, double
+// buffered with cp.async so the next tile loads while this one is computed; K fragments are read as
+// aligned 32-bit pairs, V fragments with ldmatrix.trans (V stays row-major). Scores, probabilities
 // and the output accumulator stay in registers, in the mma fragment layout (lane = 4·g + t holds rows
 // g and g + 8, columns 2t and 2t + 1 of every 8-wide tile), so row reductions are 2 shuffles within a
 // quad, and a score tile converts in place into the A operand of P·V (FlashAttention-2's layout trick).
 // Online softmax: running max m and sum l per row, accumulator rescaled by exp(m_old − m_new). No T×T
-// matrix exists; keys past T are masked to −∞, query rows past T are computed and never written.
+// matrix exists; keys past T are zero-filled and masked to −∞, and the 8-key tiles wholly past T are
+// skipped, as are warps whose 16 rows all lie past T.
 // P is rounded to fp16/bf16 for P·V, as PyTorch's flash kernels do.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -58,6 +60,34 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], 
 
 __device__ __forceinline__ uint32_t ld32(const void* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
+// 16 bytes global → shared without a register round trip; valid = false writes zeros (reads nothing).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(valid ? 16 : 0));
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+// Four 8×8 b16 matrices, transposed on the way: lane 8m + i gives the address of row i of matrix m;
+// register m of lane 4g + t holds elements (rows 2t, 2t + 1; column g) of matrix m.
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void* row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#endif
+}
+
 }  // namespace tc_detail
 
 namespace {
@@ -66,10 +96,11 @@ using namespace tc_detail;
 constexpr int kBK = 64;  // keys per tile
 
 template <int DH> struct TcLayout {
-  static constexpr int LDK = DH + 8;   // K rows [key][d]: pitch ≡ 4 words mod 32 banks → conflict-free pair loads
-  static constexpr int LDV = kBK + 8;  // Vᵀ rows [d][key]
-  static constexpr size_t k_bytes = size_t{kBK} * LDK * 2, v_bytes = size_t{DH} * LDV * 2;
-  static size_t bytes(int warps) { return size_t(warps) * 16 * LDK * 2 + k_bytes + v_bytes; }  // Q, K, Vᵀ
+  // Q, K and V rows [token][d], pitch DH + 8 elements: rows stay 16-byte aligned (cp.async,
+  // ldmatrix) and 8 consecutive rows start in 8 distinct 4-bank groups (conflict-free fragment reads).
+  static constexpr int LD = DH + 8;
+  static constexpr int tile = kBK * LD;  // elements of one K or V tile
+  static size_t bytes(int warps) { return (size_t(warps) * 16 * LD + 4 * size_t{tile}) * 2; }  // Q, 2 × (K, V)
 };
 
 template <typename T, int DH>
@@ -82,8 +113,7 @@ __global__ void __launch_bounds__(128) tc_flash_kernel(const T* qkv, T* out, con
   extern __shared__ __align__(16) unsigned char smem[];
   const int warps = blockDim.x / 32;
   T* Qs = reinterpret_cast<T*>(smem);
-  T* Ks = Qs + warps * 16 * L::LDK;
-  T* Vt = Ks + kBK * L::LDK;
+  T* KV = Qs + warps * 16 * L::LD;  // stage s: K at KV + 2s·tile, V at KV + (2s + 1)·tile
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int h = blockIdx.y;
@@ -92,24 +122,39 @@ __global__ void __launch_bounds__(128) tc_flash_kernel(const T* qkv, T* out, con
   const int64_t stride = 3LL * H * DH;
   const T* base = qkv + b * Tn * stride + static_cast<int64_t>(h) * DH;
   constexpr int kVec = DH / 8;  // 16-byte vectors per row
+  const bool active = q0 + warp * 16 < Tn;  // a warp whose rows all lie past T only helps load
 
-  // Q rows of the block → shared (zeros past T), then this warp's A fragments → registers.
+  // Q rows of the block, then K/V tile 0, as two cp.async groups.
   for (int i = threadIdx.x; i < warps * 16 * kVec; i += blockDim.x) {
     const int r = i / kVec, c = (i % kVec) * 8;
-    uint4 v = make_uint4(0u, 0u, 0u, 0u);
-    if (q0 + r < Tn) v = *reinterpret_cast<const uint4*>(base + static_cast<int64_t>(q0 + r) * stride + c);
-    *reinterpret_cast<uint4*>(Qs + r * L::LDK + c) = v;
+    const bool ok = q0 + r < Tn;
+    cp_async16(Qs + r * L::LD + c, ok ? base + static_cast<int64_t>(q0 + r) * stride + c : base, ok);
   }
+  cp_async_commit();
+  auto load_tile = [&](int j0, int stage) {
+    T* Kd = KV + 2 * stage * L::tile;
+    T* Vd = Kd + L::tile;
+    for (int i = threadIdx.x; i < kBK * kVec; i += blockDim.x) {
+      const int r = i / kVec, c = (i % kVec) * 8;
+      const bool ok = j0 + r < Tn;
+      const T* row = ok ? base + static_cast<int64_t>(j0 + r) * stride + c : base;
+      cp_async16(Kd + r * L::LD + c, ok ? row + static_cast<int64_t>(H) * DH : base, ok);
+      cp_async16(Vd + r * L::LD + c, ok ? row + 2LL * H * DH : base, ok);
+    }
+    cp_async_commit();
+  };
+  load_tile(0, 0);
+  cp_async_wait<1>();  // Q is in
   __syncthreads();
   uint32_t qa[KS][4];
   {
-    const T* q = Qs + warp * 16 * L::LDK;
+    const T* q = Qs + warp * 16 * L::LD;
 #pragma unroll
     for (int k = 0; k < KS; ++k) {
-      qa[k][0] = ld32(q + g * L::LDK + 16 * k + 2 * t);
-      qa[k][1] = ld32(q + (g + 8) * L::LDK + 16 * k + 2 * t);
-      qa[k][2] = ld32(q + g * L::LDK + 16 * k + 2 * t + 8);
-      qa[k][3] = ld32(q + (g + 8) * L::LDK + 16 * k + 2 * t + 8);
+      qa[k][0] = ld32(q + g * L::LD + 16 * k + 2 * t);
+      qa[k][1] = ld32(q + (g + 8) * L::LD + 16 * k + 2 * t);
+      qa[k][2] = ld32(q + g * L::LD + 16 * k + 2 * t + 8);
+      qa[k][3] = ld32(q + (g + 8) * L::LD + 16 * k + 2 * t + 8);
     }
   }
 
@@ -118,88 +163,91 @@ __global__ void __launch_bounds__(128) tc_flash_kernel(const T* qkv, T* out, con
   for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;  // rows g and g + 8
 
-  for (int j0 = 0; j0 < Tn; j0 += kBK) {
+  for (int j0 = 0, stage = 0; j0 < Tn; j0 += kBK, stage ^= 1) {
     const int nvalid = min(kBK, Tn - j0);
-    __syncthreads();  // every warp is done with the previous tile
-    // K: one row's vectors on neighbouring lanes (coalesced reads, 16-byte stores).
-    for (int i = threadIdx.x; i < kBK * kVec; i += blockDim.x) {
-      const int r = i / kVec, c = (i % kVec) * 8;
-      uint4 kv = make_uint4(0u, 0u, 0u, 0u);
-      if (r < nvalid) kv = *reinterpret_cast<const uint4*>(base + static_cast<int64_t>(j0 + r) * stride + static_cast<int64_t>(H) * DH + c);
-      *reinterpret_cast<uint4*>(Ks + r * L::LDK + c) = kv;
+    if (j0 + kBK < Tn) {
+      load_tile(j0 + kBK, stage ^ 1);  // its buffer was released by the barrier ending the last tile
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
     }
-    // V, stored transposed: neighbouring lanes take neighbouring keys, so the 2-byte stores of a
-    // column land in distinct banks.
-    for (int i = threadIdx.x; i < kBK * kVec; i += blockDim.x) {
-      const int r = i % kBK, c = (i / kBK) * 8;
-      uint4 vv = make_uint4(0u, 0u, 0u, 0u);
-      if (r < nvalid) vv = *reinterpret_cast<const uint4*>(base + static_cast<int64_t>(j0 + r) * stride + 2LL * H * DH + c);
-      const T* ve = reinterpret_cast<const T*>(&vv);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) Vt[(c + e) * L::LDV + r] = ve[e];
-    }
-    __syncthreads();
+    __syncthreads();  // tile j0 is visible to every warp
+    const T* Kt = KV + 2 * stage * L::tile;
+    const T* Vs = Kt + L::tile;
+    if (active) {
+      const int n8 = (nvalid + 7) / 8, k16 = (nvalid + 15) / 16;  // key tiles holding any valid key
 
-    // S (16 × 64) = Q·Kᵀ: B operand of tile n = keys 8n..8n+7, b regs = K[8n + g][pairs].
-    float s[kBK / 8][4];
+      // S (16 × 64) = Q·Kᵀ: B operand of tile n = keys 8n..8n+7, b regs = K[8n + g][pairs].
+      float s[kBK / 8][4];
 #pragma unroll
-    for (int n = 0; n < kBK / 8; ++n) {
-      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-      const T* krow = Ks + (8 * n + g) * L::LDK + 2 * t;
+      for (int n = 0; n < kBK / 8; ++n) {
+        s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+        if (n < n8) {
+          const T* krow = Kt + (8 * n + g) * L::LD + 2 * t;
 #pragma unroll
-      for (int k = 0; k < KS; ++k) mma16816<T>(s[n], qa[k], ld32(krow + 16 * k), ld32(krow + 16 * k + 8));
-    }
+          for (int k = 0; k < KS; ++k) mma16816<T>(s[n], qa[k], ld32(krow + 16 * k), ld32(krow + 16 * k + 8));
+        }
+      }
 
-    // Online softmax (log2 domain; scale > 0 keeps the argmax). Masked keys → −∞ → p = 0.
-    float mx0 = -INFINITY, mx1 = -INFINITY;
+      // Online softmax (log2 domain; scale > 0 keeps the argmax). Masked keys → −∞ → p = 0.
+      float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-    for (int n = 0; n < kBK / 8; ++n) {
+      for (int n = 0; n < kBK / 8; ++n) {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const bool valid = 8 * n + 2 * t + e < nvalid;
-        s[n][e] = valid ? s[n][e] * scale_log2 : -INFINITY;
-        s[n][2 + e] = valid ? s[n][2 + e] * scale_log2 : -INFINITY;
-        mx0 = fmaxf(mx0, s[n][e]);
-        mx1 = fmaxf(mx1, s[n][2 + e]);
+        for (int e = 0; e < 2; ++e) {
+          const bool valid = 8 * n + 2 * t + e < nvalid;
+          s[n][e] = valid ? s[n][e] * scale_log2 : -INFINITY;
+          s[n][2 + e] = valid ? s[n][2 + e] * scale_log2 : -INFINITY;
+          mx0 = fmaxf(mx0, s[n][e]);
+          mx1 = fmaxf(mx1, s[n][2 + e]);
+        }
+      }
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+      const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);  // finite: every tile has ≥ 1 valid key
+      const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);  // 0 on the first tile
+      float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+      for (int n = 0; n < kBK / 8; ++n) {
+        s[n][0] = exp2f(s[n][0] - mn0), s[n][1] = exp2f(s[n][1] - mn0);
+        s[n][2] = exp2f(s[n][2] - mn1), s[n][3] = exp2f(s[n][3] - mn1);
+        sum0 += s[n][0] + s[n][1];
+        sum1 += s[n][2] + s[n][3];
+      }
+      sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
+      sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
+      sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
+      sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+      l0 = l0 * c0 + sum0, l1 = l1 * c1 + sum1;
+      m0 = mn0, m1 = mn1;
+#pragma unroll
+      for (int n = 0; n < ND; ++n) o[n][0] *= c0, o[n][1] *= c0, o[n][2] *= c1, o[n][3] *= c1;
+
+      // O (16 × DH) += P (16 × 64) · V: the A operand of key step kk is score tiles 2kk and 2kk + 1;
+      // ldmatrix.trans gives the B operands of output tiles nd and nd + 1 (keys 16kk.., 16kk + 8..).
+      const int mi = lane >> 3, ri = lane & 7;  // this lane's ldmatrix row: matrix mi, row ri
+#pragma unroll
+      for (int kk = 0; kk < kBK / 16; ++kk) {
+        if (kk < k16) {
+          const uint32_t pa[4] = {Pack<T>::two(s[2 * kk][0], s[2 * kk][1]), Pack<T>::two(s[2 * kk][2], s[2 * kk][3]),
+                                  Pack<T>::two(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                  Pack<T>::two(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+          const T* vrow = Vs + (16 * kk + (mi & 1) * 8 + ri) * L::LD + (mi >> 1) * 8;
+#pragma unroll
+          for (int nd = 0; nd < ND; nd += 2) {
+            uint32_t vb[4];
+            ldsm_x4_trans(vb, vrow + 8 * nd);
+            mma16816<T>(o[nd], pa, vb[0], vb[1]);
+            mma16816<T>(o[nd + 1], pa, vb[2], vb[3]);
+          }
+        }
       }
     }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);  // finite: every tile has ≥ 1 valid key
-    const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);  // 0 on the first tile
-    float sum0 = 0.f, sum1 = 0.f;
-#pragma unroll
-    for (int n = 0; n < kBK / 8; ++n) {
-      s[n][0] = exp2f(s[n][0] - mn0), s[n][1] = exp2f(s[n][1] - mn0);
-      s[n][2] = exp2f(s[n][2] - mn1), s[n][3] = exp2f(s[n][3] - mn1);
-      sum0 += s[n][0] + s[n][1];
-      sum1 += s[n][2] + s[n][3];
-    }
-    sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
-    sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
-    sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
-    sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
-    l0 = l0 * c0 + sum0, l1 = l1 * c1 + sum1;
-    m0 = mn0, m1 = mn1;
-#pragma unroll
-    for (int n = 0; n < ND; ++n) o[n][0] *= c0, o[n][1] *= c0, o[n][2] *= c1, o[n][3] *= c1;
-
-    // O (16 × DH) += P (16 × 64) · V: the A operand of key step kk is score tiles 2kk and 2kk + 1;
-    // the B operand of output tile nd is Vᵀ[8nd + g][pairs of keys].
-#pragma unroll
-    for (int kk = 0; kk < kBK / 16; ++kk) {
-      const uint32_t pa[4] = {Pack<T>::two(s[2 * kk][0], s[2 * kk][1]), Pack<T>::two(s[2 * kk][2], s[2 * kk][3]),
-                              Pack<T>::two(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              Pack<T>::two(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-      for (int nd = 0; nd < ND; ++nd) {
-        const T* vrow = Vt + (8 * nd + g) * L::LDV + 16 * kk + 2 * t;
-        mma16816<T>(o[nd], pa, ld32(vrow), ld32(vrow + 8));
-      }
-    }
+    __syncthreads();  // every warp is done with this stage before it is refilled
   }
+  if (!active) return;
 
   // out rows g and g + 8 of this warp; each lane writes column pairs 8nd + 2t.
   const float hs = head_scale ? to_f(head_scale[h]) : 1.f;

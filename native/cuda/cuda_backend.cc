@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -78,6 +79,7 @@ class CudaBackend final : public Backend {
       if (env_is("VITMSN_CUDA_GELU", "epilogue")) gelu_epilogue_ = true;
       graphs_enabled_ = !env_is("VITMSN_CUDA_GRAPHS", "0");
       verbose_ = env_is("VITMSN_CUDA_VERBOSE", "1");
+      if (verbose_) cuda::check(cudaEventCreate(&ev_[0]), "event"), cuda::check(cudaEventCreate(&ev_[1]), "event");
       if (env_is("VITMSN_CUDA_PROFILE", "1")) profile_ = std::make_unique<cuda::OpProfile>(stream_), graphs_enabled_ = false;
     } catch (...) {
       gemm_.reset();
@@ -97,6 +99,8 @@ class CudaBackend final : public Backend {
     cudaFree(d_mask_);
     cudaStreamSynchronize(stream_);
     cudaMemPoolDestroy(pool_);  // gives the pool's memory back to the device
+    if (ev_[0]) cudaEventDestroy(ev_[0]);
+    if (ev_[1]) cudaEventDestroy(ev_[1]);
     cudaStreamDestroy(stream_);
   }
 
@@ -260,11 +264,19 @@ class CudaBackend final : public Backend {
       g = record(key, n_in, n_out, body);
       if (!g) return false;
     }
+    const auto t0 = std::chrono::steady_clock::now();
     std::memcpy(g->host_in, host_in, n_in * sizeof(float));
+    if (verbose_) cudaEventRecord(ev_[0], stream_);
     cuda::check(cudaGraphLaunch(g->exec, stream_), "cudaGraphLaunch");
+    if (verbose_) cudaEventRecord(ev_[1], stream_);
     cuda::check(cudaStreamSynchronize(stream_), "graph sync");
     std::memcpy(host_out, g->host_out, n_out * sizeof(float));
     graphs_.replays++;
+    if (verbose_) {  // device time of the replay vs the whole call (host copies included)
+      float ms = 0;
+      if (cudaEventElapsedTime(&ms, ev_[0], ev_[1]) == cudaSuccess) graphs_.device_ms += ms;
+      graphs_.host_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
     return true;
   }
 
@@ -375,6 +387,7 @@ class CudaBackend final : public Backend {
   bool gelu_epilogue_ = false;
   bool graphs_enabled_ = true;
   bool verbose_ = false;
+  cudaEvent_t ev_[2] = {nullptr, nullptr};
   cuda::AttentionCaps attn_caps_;
   cuda::GraphCache graphs_;
   std::unique_ptr<cuda::OpProfile> profile_;

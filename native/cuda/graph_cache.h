@@ -59,9 +59,14 @@ class GraphCache {
   void clear() { graphs_.clear(); }
 
   long recorded = 0, replays = 0;
+  double device_ms = 0, host_ms = 0;  // summed over replays (measured only when verbose)
   std::string summary() const {
     std::string s = "graphs: recorded " + std::to_string(recorded) + ", replays " + std::to_string(replays) +
                     ", refused " + std::to_string(refused_.size());
+    if (replays) {
+      s += ", per replay: device " + std::to_string(device_ms / replays) + " ms, whole call " +
+           std::to_string(host_ms / replays) + " ms";
+    }
     for (auto& [k, why] : refused_) s += "; " + k + ": " + why;
     return s;
   }

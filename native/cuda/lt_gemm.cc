@@ -1,11 +1,16 @@
 #include "cuda/lt_gemm.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #include "cuda/cuda_check.h"
 
 namespace vitmsn {
 namespace cuda {
 
 LtGemm::LtGemm(const lt::Api& api, int data_type, cudaStream_t stream) : api_(api), type_(data_type), stream_(stream) {
+  const char* tune = std::getenv("VITMSN_CUDA_GEMM_TUNE");
+  tune_ = !(tune && std::strcmp(tune, "0") == 0);
   check_lt(api_.Create(&handle_), "cublasLtCreate");
   cudaError_t e = cudaMalloc(&workspace_, workspace_bytes_);
   if (e != cudaSuccess) {
@@ -45,7 +50,52 @@ struct PlanGuard {
 
 }  // namespace
 
-LtGemm::Plan& LtGemm::plan(const Key& key) {
+int LtGemm::fastest(lt::MatmulDesc desc, lt::MatrixLayout la, lt::MatrixLayout lb, lt::MatrixLayout lc,
+                    const lt::HeuristicResult* cand, int n, int64_t M, int64_t N, const void* A, const void* W,
+                    const void* bias, const void* residual) {
+  // Not while a graph is being recorded (nothing may run then), and only with real operands.
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream_, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone || !A || !W) {
+    cudaGetLastError();
+    return 0;
+  }
+  const size_t elem = type_ == lt::kR32F ? 4 : 2;
+  void* scratch = nullptr;
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  int best = 0;
+  float best_ms = 1e30f;
+  if (cudaMallocAsync(&scratch, static_cast<size_t>(M * N) * elem, stream_) == cudaSuccess &&
+      cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess) {
+    if (bias) api_.MatmulDescSetAttribute(desc, lt::kDescBiasPointer, &bias, sizeof(bias));
+    const float alpha = 1.0f, beta = residual ? 1.0f : 0.0f;
+    const void* C = residual ? residual : scratch;
+    for (int i = 0; i < n; ++i) {
+      if (cand[i].state != lt::kSuccess || cand[i].workspace_size > workspace_bytes_) continue;
+      auto once = [&] {
+        return api_.Matmul(handle_, desc, &alpha, W, la, A, lb, &beta, C, lc, scratch, lc, &cand[i].algo, workspace_,
+                           workspace_bytes_, reinterpret_cast<lt::Stream>(stream_));
+      };
+      if (once() != lt::kSuccess) continue;  // warm-up; an algo that fails is simply not chosen
+      cudaEventRecord(e0, stream_);
+      bool ok = true;
+      for (int rep = 0; rep < 3 && ok; ++rep) ok = once() == lt::kSuccess;
+      cudaEventRecord(e1, stream_);
+      float ms = 0;
+      if (ok && cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess &&
+          ms < best_ms) {
+        best_ms = ms, best = i;
+      }
+    }
+  }
+  if (e0) cudaEventDestroy(e0);
+  if (e1) cudaEventDestroy(e1);
+  if (scratch) cudaFreeAsync(scratch, stream_);
+  cudaStreamSynchronize(stream_);
+  cudaGetLastError();
+  return best;
+}
+
+LtGemm::Plan& LtGemm::plan(const Key& key, const void* A, const void* W, const void* bias, const void* residual) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
   const auto [M, N, K, lda, has_bias, has_residual, gelu] = key;
@@ -68,13 +118,16 @@ LtGemm::Plan& LtGemm::plan(const Key& key) {
   check_lt(api_.MatmulPreferenceCreate(&g.pref), "MatmulPreferenceCreate");
   const uint64_t ws = workspace_bytes_;
   check_lt(api_.MatmulPreferenceSetAttribute(g.pref, lt::kPrefMaxWorkspaceBytes, &ws, sizeof(ws)), "set workspace");
-  lt::HeuristicResult result{};
+  constexpr int kCandidates = 8;
+  lt::HeuristicResult results[kCandidates]{};
   int returned = 0;
-  check_lt(api_.MatmulAlgoGetHeuristic(handle_, g.desc, g.a, g.b, g.c, g.c, g.pref, 1, &result, &returned),
+  check_lt(api_.MatmulAlgoGetHeuristic(handle_, g.desc, g.a, g.b, g.c, g.c, g.pref, tune_ ? kCandidates : 1, results,
+                                       &returned),
            "MatmulAlgoGetHeuristic");
   if (returned < 1) check_lt(lt::kNotSupported, "MatmulAlgoGetHeuristic (no algorithm for this shape)");
   Plan p;
-  p.desc = g.desc, p.a = g.a, p.b = g.b, p.c = g.c, p.algo = result.algo;
+  p.desc = g.desc, p.a = g.a, p.b = g.b, p.c = g.c, p.algo = results[0].algo;
+  if (returned > 1) p.algo = results[fastest(g.desc, g.a, g.b, g.c, results, returned, M, N, A, W, bias, residual)].algo;
   Plan& slot = plans_.emplace(key, p).first->second;
   g.desc = nullptr, g.a = g.b = g.c = nullptr;  // owned by the cache now
   return slot;
@@ -84,7 +137,7 @@ void LtGemm::run(const void* A, int64_t lda, const void* W, const void* bias, co
                  int64_t N, int64_t K, bool gelu) {
   if (M <= 0 || N <= 0) return;
   if (gelu && (!bias || residual)) check_lt(lt::kNotSupported, "GELU_BIAS epilogue needs a bias and no residual");
-  Plan& p = plan(Key{M, N, K, lda, bias != nullptr, residual != nullptr, gelu});
+  Plan& p = plan(Key{M, N, K, lda, bias != nullptr, residual != nullptr, gelu}, A, W, bias, residual);
   if (bias) {
     check_lt(api_.MatmulDescSetAttribute(p.desc, lt::kDescBiasPointer, &bias, sizeof(bias)), "set BIAS_POINTER");
   }

@@ -4,7 +4,10 @@
 // op_T(W as K×N, ld K) · op_N(A as K×M, ld lda). The bias epilogue adds bias along Cᵀ's rows (the
 // output features); the residual enters as cuBLASLt's C operand with beta = 1 (it may alias D).
 // Compute type is always float32 (CUBLAS_COMPUTE_32F, no TF32: fp32 parity needs it); storage type
-// is the backend's (fp32, fp16 or bf16). Plans (layouts + heuristic algo) are cached per shape.
+// is the backend's (fp32, fp16 or bf16). Plans (layouts + algo) are cached per shape; the algo is the
+// fastest of cuBLASLt's first heuristic candidates, timed once on the first call's real operands
+// (into a scratch output, so an in-place residual is not touched). VITMSN_CUDA_GEMM_TUNE=0 keeps the
+// heuristic's first choice.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -35,7 +38,12 @@ class LtGemm {
     lt::MatmulAlgo algo{};
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool, bool>;  // M, N, K, lda, bias, residual, gelu
-  Plan& plan(const Key& key);
+  Plan& plan(const Key& key, const void* A, const void* W, const void* bias, const void* residual);
+
+  // Index of the fastest of n candidate algos on these operands (0 when it cannot time them).
+  int fastest(lt::MatmulDesc desc, lt::MatrixLayout la, lt::MatrixLayout lb, lt::MatrixLayout lc,
+              const lt::HeuristicResult* cand, int n, int64_t M, int64_t N, const void* A, const void* W,
+              const void* bias, const void* residual);
 
   const lt::Api& api_;
   int type_;
@@ -44,6 +52,7 @@ class LtGemm {
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 32u << 20;
   std::map<Key, Plan> plans_;
+  bool tune_ = true;
 };
 
 }  // namespace cuda
