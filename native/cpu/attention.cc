@@ -1,10 +1,12 @@
-// Attention (math and shapes in attention.h).
+// Attention (math and shapes in attention.h): the dispatcher, and the explicit kernel.
 //
-// Work is split into tasks of (b, h, block of kQB query rows). A task needs all T keys of its
-// head; it copies them once, transposed to Kᵀ [Dh][T], so that the scores of a query row are
-// built from contiguous runs of keys (a vectorisable multiply-add per d) instead of T short dot
-// products. Per query row a scratch row of T scores holds S, then P; it is never T×T.
-// Consecutive tasks of one chunk share (b, h) most of the time and reuse the transposed keys.
+// The explicit kernel runs when the probabilities are requested (the flash kernel, used
+// otherwise, is in attention_flash.cc). Work is split into tasks of (b, h, block of kQB query
+// rows). A task needs all T keys of its head; it copies them once, transposed to Kᵀ [Dh][T], so
+// that the scores of a query row are built from contiguous runs of keys (a vectorisable
+// multiply-add per d) instead of T short dot products. Per query row a scratch row of T scores
+// holds S, then P; it is never T×T. Consecutive tasks of one chunk share (b, h) most of the time
+// and reuse the transposed keys.
 #include "cpu/attention.h"
 
 #include <algorithm>
@@ -123,10 +125,18 @@ void attention_avx512(const AttentionArgs& a, ThreadPool& pool) {
 
 void attention(const AttentionArgs& a, ThreadPool& pool) { attention(a, pool, default_isa()); }
 
-void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa) {
+void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa, AttentionKernel kernel) {
   if (a.B < 0 || a.T < 0 || a.H < 0 || a.Dh < 0) throw Error(codes::kInternal, "attention: negative dimension");
   if (a.B == 0 || a.T == 0 || a.H == 0 || a.Dh == 0) return;
   if (!a.qkv || !a.out) throw Error(codes::kInternal, "attention: null operand");
+  if (kernel == AttentionKernel::kFlash && a.probs) {
+    throw Error(codes::kInternal, "attention: the flash kernel cannot return probabilities");
+  }
+  if (kernel == AttentionKernel::kFlash || (kernel == AttentionKernel::kAuto && !a.probs)) {
+    attention_flash(a, pool, isa);
+    return;
+  }
+  // The explicit kernel: below.
   const int64_t B = a.B, T = a.T, H = a.H, Dh = a.Dh;
   const int64_t HD = H * Dh, stride = 3 * HD;
   const int64_t q_blocks = (T + kQB - 1) / kQB;

@@ -6,6 +6,13 @@
 //   out[b, i, h·Dh + d] = Σ_j P[b, h, i, j] · v[b, j, h, d]     out: [B, T, H·Dh]
 //   probs: [B, H, T, T] receives P when non-null.
 // Softmax in float32 with max subtraction. No T×T buffer exists unless probs is requested.
+//
+// Two kernels compute it. kExplicit forms each query row's T scores, normalises them to P and
+// then takes P·v; it is the one that can hand P out, so it runs whenever probs is requested.
+// kFlash (attention_flash.cc) never forms a whole score row: it walks the keys in blocks with an
+// online softmax and divides by the sum at the end, so its `out` differs from kExplicit's by
+// float rounding only (both are tested against the double reference). kAuto picks kFlash when
+// probs is null.
 #pragma once
 #include "backend/backend.h"
 #include "cpu/cpu_features.h"
@@ -14,9 +21,15 @@
 namespace vitmsn {
 namespace cpu {
 
-void attention(const AttentionArgs& a, ThreadPool& pool);  // default_isa()
-// A specific path (avx512 has its own kernel; the others share the portable one).
-void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa);
+enum class AttentionKernel { kAuto, kExplicit, kFlash };
+
+void attention(const AttentionArgs& a, ThreadPool& pool);  // default_isa(), kAuto
+// A specific path. Explicit: avx512 has its own kernel, the others share the portable one. Flash:
+// avx512 and avx2 have their own, scalar and neon share the portable one. kFlash with probs set
+// is refused (it cannot produce them).
+void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa, AttentionKernel kernel = AttentionKernel::kAuto);
+// The flash kernel alone (attention_flash.cc); called by attention() after its argument checks.
+void attention_flash(const AttentionArgs& a, ThreadPool& pool, Isa isa);
 
 }  // namespace cpu
 }  // namespace vitmsn

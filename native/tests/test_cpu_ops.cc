@@ -346,19 +346,33 @@ void test_layernorm_suite(ThreadPool& pool2, ThreadPool& pool1) {
 // ---- attention ------------------------------------------------------------------------------------
 
 enum class HeadScale { kNone, kRandom, kWithZeros };
-cpu::Isa g_attn_isa = cpu::Isa::kScalar;  // set by test_attention_suite for each path
+// kRising scales key j by 8·(j + 1)/T, so later key blocks hold larger scores: the flash kernel's
+// reference value m must then be raised (and O, l rescaled) in the middle of a row.
+enum class Keys { kUniform, kRising };
+cpu::Isa g_attn_isa = cpu::Isa::kScalar;                                  // set by test_attention_suite
+cpu::AttentionKernel g_attn_kernel = cpu::AttentionKernel::kExplicit;  // for each path and kernel
 
 void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t Dh, HeadScale hsm, bool probs,
-                    uint64_t seed) {
-  const std::string name = std::string("attention[") + cpu::isa_name(g_attn_isa) + "] B=" + std::to_string(B) + " T=" + std::to_string(T) + " H=" + std::to_string(H) +
+                    uint64_t seed, Keys keys = Keys::kUniform, float spread = 3.0f) {
+  const bool flash = g_attn_kernel == cpu::AttentionKernel::kFlash;
+  probs = probs && !flash;  // only the explicit kernel returns probabilities
+  const std::string name = std::string("attention[") + cpu::isa_name(g_attn_isa) + (flash ? " flash" : " explicit") +
+                           "] B=" + std::to_string(B) + " T=" + std::to_string(T) + " H=" + std::to_string(H) +
                            " Dh=" + std::to_string(Dh) +
                            (hsm == HeadScale::kRandom ? " head_scale" : hsm == HeadScale::kWithZeros ? " head_scale(0s)" : "") +
+                           (keys == Keys::kRising ? " rising keys" : "") +
+                           (spread != 3.0f ? " spread=" + std::to_string(static_cast<int>(spread)) : "") +
                            (probs ? " probs" : "") + " threads=" + std::to_string(pool.size());
   run_case(name, [&] {
     Rng rng(seed);
     const int64_t HD = H * Dh;
     // Spread ±3 so that softmax rows are neither flat nor one-hot.
-    std::vector<float> qkv = rng.vec(static_cast<size_t>(B * T * 3 * HD), -3.0f, 3.0f);
+    std::vector<float> qkv = rng.vec(static_cast<size_t>(B * T * 3 * HD), -spread, spread);
+    if (keys == Keys::kRising) {
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t j = 0; j < T; ++j)
+          for (int64_t c = 0; c < HD; ++c) qkv[(b * T + j) * 3 * HD + HD + c] *= 8.0f * (j + 1) / T;
+    }
     std::vector<float> hs(static_cast<size_t>(H));
     for (int64_t h = 0; h < H; ++h) {
       hs[h] = hsm == HeadScale::kWithZeros && h % 2 == 0 ? 0.0f : rng.uniform(0.0f, 2.0f);
@@ -372,22 +386,39 @@ void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t D
     AttentionArgs k = a, r = a;
     k.out = got.data(), k.probs = probs ? got_p.data() : nullptr;
     r.out = want.data(), r.probs = probs ? want_p.data() : nullptr;
-    cpu::attention(k, pool, g_attn_isa);
+    cpu::attention(k, pool, g_attn_isa, g_attn_kernel);
     cpu::ref_attention(r);
     if (!guard_intact(got, n_out) || (probs && !guard_intact(got_p, n_p))) {
       return report(name, false, "wrote past the end of an output");
     }
     got.resize(n_out);
     check_close(name + " [out]", got, want, kTolAttention);
+    if (hsm == HeadScale::kWithZeros) {
+      // A head scaled by 0 gives exactly 0, as in the reference (P·0, or O·0 in the flash kernel).
+      bool zeros = true;
+      for (int64_t i = 0; i < B * T; ++i)
+        for (int64_t h = 0; h < H; h += 2)
+          for (int64_t d = 0; d < Dh; ++d) zeros = zeros && got[i * HD + h * Dh + d] == 0.0f;
+      report(name + " [head_scale 0 gives 0]", zeros);
+    }
     if (probs) {
       got_p.resize(n_p);
       check_close(name + " [probs]", got_p, want_p, kTolAttention);
-      // Asking for probs must not change out: same arithmetic either way.
+      // Asking for probs must not change the explicit kernel's out: same arithmetic either way.
       std::vector<float> again(n_out);
       AttentionArgs k2 = a;
       k2.out = again.data();
-      cpu::attention(k2, pool, g_attn_isa);
+      cpu::attention(k2, pool, g_attn_isa, cpu::AttentionKernel::kExplicit);
       check_exact(name + " [out same without probs]", again, got);
+    }
+    if (flash) {
+      // Rows never depend on how tasks fall to threads: one thread gives the same bits.
+      std::vector<float> solo(n_out);
+      ThreadPool one(1);
+      AttentionArgs k1 = a;
+      k1.out = solo.data();
+      cpu::attention(k1, one, g_attn_isa, g_attn_kernel);
+      check_exact(name + " [same on 1 thread]", solo, got);
     }
   });
 }
@@ -404,15 +435,46 @@ void test_attention_cases(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool
   test_attention(pool1, 2, 50, 2, 16, HeadScale::kRandom, true, seed++);
   test_attention(pool2, 1, 1025, 1, 64, HeadScale::kNone, false, seed++);      // ViT-L/7 token count
   test_attention(pool3, 1, 1, 1, 1, HeadScale::kNone, true, seed++);
+  // Around the flash kernel's 32-key blocks and 32-row tasks, and the head dims of real models
+  // (64; 80 for ViT-H) next to odd ones.
+  test_attention(pool2, 1, 2, 2, 24, HeadScale::kNone, false, seed++);        // T = 2
+  test_attention(pool2, 2, 31, 2, 64, HeadScale::kRandom, false, seed++);
+  test_attention(pool2, 1, 32, 3, 8, HeadScale::kNone, false, seed++);
+  test_attention(pool3, 1, 64, 2, 80, HeadScale::kWithZeros, false, seed++);
+  test_attention(pool2, 2, 65, 2, 24, HeadScale::kNone, true, seed++);
+  test_attention(pool2, 1, 197, 12, 64, HeadScale::kRandom, false, seed++);   // ViT-B layer
+  test_attention(pool2, 1, 257, 2, 80, HeadScale::kNone, false, seed++);      // ViT-H/14 at 224
+  test_attention(pool2, 2, 197, 2, 64, HeadScale::kNone, false, seed++, Keys::kRising);
+  test_attention(pool3, 1, 257, 3, 24, HeadScale::kWithZeros, false, seed++, Keys::kRising);
+  test_attention(pool2, 1, 100, 2, 8, HeadScale::kRandom, true, seed++, Keys::kRising);
+  // Scores spread over hundreds: most exponentials underflow, rows are nearly one-hot.
+  test_attention(pool2, 1, 197, 2, 64, HeadScale::kNone, false, seed++, Keys::kUniform, 12.0f);
+  test_attention(pool2, 1, 70, 2, 17, HeadScale::kRandom, false, seed++, Keys::kRising, 12.0f);
 }
 
 void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
     if (!cpu::isa_supported(isa)) continue;
     g_attn_isa = isa;
-    test_attention_cases(pool2, pool3, pool1);
+    for (cpu::AttentionKernel kernel : {cpu::AttentionKernel::kExplicit, cpu::AttentionKernel::kFlash}) {
+      g_attn_kernel = kernel;
+      test_attention_cases(pool2, pool3, pool1);
+    }
   }
   g_attn_isa = cpu::default_isa();
+  g_attn_kernel = cpu::AttentionKernel::kAuto;
+  run_case("attention: the flash kernel refuses to return probabilities", [&] {
+    std::vector<float> qkv(3 * 8, 0.5f), out(8), p(1);
+    AttentionArgs a;
+    a.qkv = qkv.data(), a.out = out.data(), a.probs = p.data(), a.B = 1, a.T = 1, a.H = 1, a.Dh = 8;
+    std::string got = "no exception";
+    try {
+      cpu::attention(a, pool2, cpu::default_isa(), cpu::AttentionKernel::kFlash);
+    } catch (const Error& e) {
+      got = e.code();
+    }
+    report("attention: the flash kernel refuses to return probabilities", got == codes::kInternal, got);
+  });
 }
 
 // ---- patchify -------------------------------------------------------------------------------------
