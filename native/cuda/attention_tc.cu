@@ -1,8 +1,8 @@
 // Flash-style attention on tensor cores (mma.sync m16n8k16, fp16/bf16 in, float32 accumulate), for
 // head dims that are multiples of 16 (≤ 128) on sm_80+. Same math and layout as attention.cu:
 //   qkv [B, T, 3·H·Dh] → out[b, t, h·Dh + d] = head_scale[h] · Σ_j softmax_j(q_t·k_j · scale) · v[j, d]
-// Each warp owns 16 query rows of one (b, h); a block holds 1–4 warps (fewer when the grid would
-// leave SMs idle, as at batch 1). Keys and values stream through shared memory in tiles of 64, double
+// Each warp owns 16 query rows of one (b, h); a block holds 1, 4 or 8 warps (more share each K/V
+// tile load when the grid is large; fewer spread the work over more SMs, as at batch 1). Keys and values stream through shared memory in tiles of 64, double
 // buffered with cp.async so the next tile loads while this one is computed; K fragments are read as
 // aligned 32-bit pairs, V fragments with ldmatrix.trans (V stays row-major). Scores, probabilities
 // and the output accumulator stay in registers, in the mma fragment layout (lane = 4·g + t holds rows
@@ -15,6 +15,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -104,7 +105,7 @@ template <int DH> struct TcLayout {
 };
 
 template <typename T, int DH>
-__global__ void __launch_bounds__(128) tc_flash_kernel(const T* qkv, T* out, const T* head_scale, int Tn, int H,
+__global__ void __launch_bounds__(256) tc_flash_kernel(const T* qkv, T* out, const T* head_scale, int Tn, int H,
                                                         float scale_log2) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using L = TcLayout<DH>;
@@ -267,10 +268,14 @@ __global__ void __launch_bounds__(128) tc_flash_kernel(const T* qkv, T* out, con
 template <typename T, int DH>
 bool launch_tc(const T* qkv, T* out, const T* hs, int64_t B, int64_t Tn, int64_t H, float scale,
                const AttentionCaps& caps, cudaStream_t s) {
-  // 4 warps (64 queries) per block share each K/V tile; with too few blocks to fill the GPU
-  // (small batches), 1 warp per block spreads the work over more SMs.
+  // 8 warps (128 queries) per block halve the K/V traffic of 4 when there are blocks enough to fill
+  // the GPU several times over; with too few blocks (small batches), 1 warp per block spreads the
+  // work over more SMs.
+  const int64_t heads = H * B;
   int warps = 4;
-  if (static_cast<int64_t>(blocks_for(Tn, 64)) * H * B < 2LL * caps.sm_count) warps = 1;
+  if (blocks_for(Tn, 128) * heads >= 4LL * caps.sm_count) warps = 8;
+  else if (blocks_for(Tn, 64) * heads < 2LL * caps.sm_count) warps = 1;
+  if (caps.warps == 1 || caps.warps == 4 || caps.warps == 8) warps = caps.warps;
   const size_t bytes = TcLayout<DH>::bytes(warps);
   if (bytes > static_cast<size_t>(caps.max_smem)) return false;
   dim3 grid(blocks_for(Tn, 16 * warps), static_cast<unsigned>(H), static_cast<unsigned>(B));
@@ -280,8 +285,8 @@ bool launch_tc(const T* qkv, T* out, const T* hs, int64_t B, int64_t Tn, int64_t
 }
 
 template <typename T, int DH> bool raise_smem(const AttentionCaps& caps) {
-  const size_t bytes = TcLayout<DH>::bytes(4);
-  if (bytes <= 48 * 1024 || bytes > static_cast<size_t>(caps.max_smem)) return true;  // default suffices / never launched
+  const size_t bytes = std::min(TcLayout<DH>::bytes(8), static_cast<size_t>(caps.max_smem));
+  if (bytes <= 48 * 1024) return true;  // the default limit suffices
   return cudaFuncSetAttribute(tc_flash_kernel<T, DH>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                               static_cast<int>(bytes)) == cudaSuccess;
 }

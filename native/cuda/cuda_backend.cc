@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "cuda/cublaslt_loader.h"
+#include "backend/device_array.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_probe.h"
 #include "cuda/graph_cache.h"
@@ -69,6 +70,7 @@ class CudaBackend final : public Backend {
       caps.tensor_cores = prop.major >= 8 && !std::is_same_v<T, float> && env_is("VITMSN_CUDA_ATTENTION", "simt") == false;
       caps.max_smem = static_cast<int>(prop.sharedMemPerBlockOptin);
       caps.sm_count = prop.multiProcessorCount;
+      if (const char* w = std::getenv("VITMSN_CUDA_ATTENTION_WARPS")) caps.warps = std::atoi(w);  // for measurements
       if (!cuda::prepare_attention<T>(caps)) caps.tensor_cores = false;
       cudaGetLastError();
       attn_caps_ = caps;
@@ -110,16 +112,24 @@ class CudaBackend final : public Backend {
     Lock lock(mu_);
     enter();
     if (n > (size_t{1} << 40)) throw Error(codes::kOutOfMemory, "CUDA allocation of " + std::to_string(n) + " elements refused");
+    const size_t bytes = round_up(std::max<size_t>(n, 1) * sizeof(T));
+    if (arena_.base) {  // recording: carve from the recording's arena (no allocation inside a graph)
+      if (arena_.used + bytes > arena_.size) throw Error(codes::kInternal, "CUDA graph arena exhausted");
+      void* p = static_cast<char*>(arena_.base) + arena_.used;
+      arena_.used += bytes;
+      return static_cast<float*>(p);
+    }
+    if (counting_) counted_ += bytes;
     void* p = nullptr;
-    const size_t bytes = std::max<size_t>(n, 1) * sizeof(T);
-    // While a forward is being recorded the allocation becomes a node of the graph (default pool).
-    cuda::check(capturing_ ? cudaMallocAsync(&p, bytes, stream_) : cudaMallocFromPoolAsync(&p, bytes, pool_, stream_),
-                "cudaMallocAsync");
+    cuda::check(cudaMallocFromPoolAsync(&p, bytes, pool_, stream_), "cudaMallocAsync");
     return static_cast<float*>(p);
   }
   void release(float* p) noexcept override {
     if (!p) return;
     Lock lock(mu_);
+    if (arena_.base && p >= arena_.base && reinterpret_cast<char*>(p) < static_cast<char*>(arena_.base) + arena_.size) {
+      return;  // part of a recording's arena, which lives as long as its graph
+    }
     cudaSetDevice(device_);
     cudaFreeAsync(p, stream_);  // stream-ordered: work already queued that reads p finishes first
   }
@@ -216,12 +226,9 @@ class CudaBackend final : public Backend {
       cuda::attention_flash<T>(t(a.qkv), t(a.out), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale, attn_caps_, stream_);
     } else {
       // Head dims beyond the flash kernel's registers: the explicit path with a scratch P.
-      void* p = nullptr;
-      cuda::check(cudaMallocFromPoolAsync(&p, static_cast<size_t>(a.B * a.H * a.T * a.T) * sizeof(T), pool_, stream_),
-                  "attention scratch");
-      cuda::attention_with_probs<T>(t(a.qkv), t(a.out), static_cast<T*>(p), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale,
-                                    stream_);
-      cudaFreeAsync(p, stream_);
+      float* p = alloc(static_cast<size_t>(a.B * a.H * a.T * a.T));
+      cuda::attention_with_probs<T>(t(a.qkv), t(a.out), t(p), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale, stream_);
+      release(p);
     }
     cuda::check_launch("attention");
   }
@@ -260,8 +267,13 @@ class CudaBackend final : public Backend {
     enter();
     cuda::RecordedForward* g = graphs_.find(key);
     if (!g) {
-      if (graphs_.refused(key) || !graphs_.seen_before(key)) return false;
-      g = record(key, n_in, n_out, body);
+      if (graphs_.refused(key)) return false;
+      const size_t body_bytes = graphs_.arena_bytes(key);
+      if (body_bytes == 0) {
+        graphs_.set_arena_bytes(key, run_measured(host_in, n_in, host_out, n_out, body));
+        return true;
+      }
+      g = record(key, n_in, n_out, body_bytes, body);
       if (!g) return false;
     }
     const auto t0 = std::chrono::steady_clock::now();
@@ -300,43 +312,60 @@ class CudaBackend final : public Backend {
   // Records pinned-in → device → body → device → pinned-out as one graph. Any failure while recording
   // (an op that cannot be captured) ends the capture cleanly, marks the key as refused and returns
   // null, so the caller falls back to eager ops; an error outside the capture is thrown.
-  cuda::RecordedForward* record(const std::string& key, size_t n_in, size_t n_out, const RecordedBody& body) {
+  // The first call of a shape, run eagerly under the lock, counting the bytes the body allocates.
+  size_t run_measured(const float* host_in, size_t n_in, float* host_out, size_t n_out, const RecordedBody& body) {
+    DeviceArray in(*this, n_in), out(*this, n_out);
+    upload(in.get(), host_in, n_in);
+    counting_ = true;
+    counted_ = 0;
+    try {
+      body(in.get(), out.get());
+    } catch (...) {
+      counting_ = false;
+      throw;
+    }
+    counting_ = false;
+    download(host_out, out.get(), n_out);
+    return counted_;
+  }
+
+  // Records pinned-in → device → body → device → pinned-out as one graph over a fresh arena of
+  // body_bytes (measured by run_measured) plus the in/out buffers.
+  cuda::RecordedForward* record(const std::string& key, size_t n_in, size_t n_out, size_t body_bytes,
+                                const RecordedBody& body) {
     auto g = std::make_unique<cuda::RecordedForward>(n_in, n_out);
+    const size_t f32_bytes = round_up(n_in * sizeof(float)) + round_up(n_out * sizeof(float));
+    const size_t t_bytes = std::is_same_v<T, float> ? 0 : round_up(n_in * sizeof(T)) + round_up(n_out * sizeof(T));
+    const size_t total = f32_bytes + t_bytes + body_bytes;
+    cuda::check(cudaMalloc(&g->arena, total), "cudaMalloc(graph arena)");
     cuda::check(cudaStreamSynchronize(stream_), "sync before capture");
     cuda::check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-    capturing_ = true;
+    arena_ = {g->arena, total, 0};
     bool ok = true;
     std::string why;
     try {
-      float* in32 = nullptr;
-      float* out32 = nullptr;
-      cuda::check(cudaMallocAsync(reinterpret_cast<void**>(&in32), n_in * sizeof(float), stream_), "graph in");
+      float* in32 = carve_f32(n_in);
+      float* out32 = carve_f32(n_out);
       cuda::check(cudaMemcpyAsync(in32, g->host_in, n_in * sizeof(float), cudaMemcpyHostToDevice, stream_), "graph H2D");
       float* in = in32;
-      float* out = nullptr;
+      float* out = out32;
       if constexpr (!std::is_same_v<T, float>) {
         in = alloc(n_in);
         cuda::convert_from_f32<T>(in32, t(in), static_cast<int64_t>(n_in), stream_);
         cuda::check_launch("convert_from_f32");
         out = alloc(n_out);
       }
-      cuda::check(cudaMallocAsync(reinterpret_cast<void**>(&out32), n_out * sizeof(float), stream_), "graph out");
-      if constexpr (std::is_same_v<T, float>) out = out32;
       body(in, out);
       if constexpr (!std::is_same_v<T, float>) {
         cuda::convert_to_f32<T>(t(out), out32, static_cast<int64_t>(n_out), stream_);
         cuda::check_launch("convert_to_f32");
-        cuda::check(cudaFreeAsync(in, stream_), "graph free");
-        cuda::check(cudaFreeAsync(out, stream_), "graph free");
       }
       cuda::check(cudaMemcpyAsync(g->host_out, out32, n_out * sizeof(float), cudaMemcpyDeviceToHost, stream_), "graph D2H");
-      cuda::check(cudaFreeAsync(in32, stream_), "graph free");
-      cuda::check(cudaFreeAsync(out32, stream_), "graph free");
     } catch (const std::exception& e) {
       ok = false;
       why = e.what();
     }
-    capturing_ = false;
+    arena_ = {};
     cudaGraph_t graph = nullptr;
     const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
     cudaGetLastError();
@@ -348,7 +377,8 @@ class CudaBackend final : public Backend {
       return nullptr;
     }
     g->graph = graph;
-    const cudaError_t inst = cudaGraphInstantiate(&g->exec, graph, 0);
+    cudaError_t inst = cudaGraphInstantiate(&g->exec, graph, 0);
+    if (inst == cudaSuccess) inst = cudaGraphUpload(g->exec, stream_);  // not on the first replay's clock
     if (inst != cudaSuccess) {
       cudaGetLastError();
       graphs_.refuse(key, std::string("cudaGraphInstantiate: ") + cudaGetErrorString(inst));
@@ -357,6 +387,15 @@ class CudaBackend final : public Backend {
     }
     graphs_.recorded++;
     return graphs_.insert(key, std::move(g));
+  }
+
+  static size_t round_up(size_t bytes) { return (bytes + 255) & ~size_t{255}; }
+  float* carve_f32(size_t n) {  // float32 buffer from the recording arena (whatever T is)
+    const size_t bytes = round_up(std::max<size_t>(n, 1) * sizeof(float));
+    if (arena_.used + bytes > arena_.size) throw Error(codes::kInternal, "CUDA graph arena exhausted");
+    void* p = static_cast<char*>(arena_.base) + arena_.used;
+    arena_.used += bytes;
+    return static_cast<float*>(p);
   }
 
   static T* t(float* p) { return reinterpret_cast<T*>(p); }
@@ -383,7 +422,12 @@ class CudaBackend final : public Backend {
   uint8_t* d_mask_ = nullptr;
   size_t mask_n_ = 0;
   cudaMemPool_t pool_ = nullptr;
-  bool capturing_ = false;
+  struct Arena {
+    void* base = nullptr;
+    size_t size = 0, used = 0;
+  } arena_;                 // set while recording
+  bool counting_ = false;   // run_measured: sum the bytes alloc() hands out
+  size_t counted_ = 0;
   bool gelu_epilogue_ = false;
   bool graphs_enabled_ = true;
   bool verbose_ = false;

@@ -1,5 +1,6 @@
 // Recorded forwards (CUDA graphs) by shape key, for CudaBackend::run_recorded. Each holds its own
-// pinned host buffers: the graph's copies read and write those exact addresses on every replay.
+// pinned host buffers and its own device arena: the graph's copies and kernels use those exact
+// addresses on every replay, and the graph holds no memory-allocation nodes.
 // The cache is small and bounded (graphs pin their activations' memory); shapes that could not be
 // recorded are remembered so they are not tried again.
 #pragma once
@@ -7,7 +8,6 @@
 
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 
 #include "cuda/cuda_check.h"
@@ -27,6 +27,7 @@ struct RecordedForward {
   ~RecordedForward() {
     if (exec) cudaGraphExecDestroy(exec);
     if (graph) cudaGraphDestroy(graph);
+    cudaFree(arena);
     cudaFreeHost(host_in);
     cudaFreeHost(host_out);
   }
@@ -35,6 +36,7 @@ struct RecordedForward {
 
   float* host_in = nullptr;
   float* host_out = nullptr;
+  void* arena = nullptr;  // every device buffer of the recorded forward
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
 };
@@ -54,8 +56,13 @@ class GraphCache {
   bool refused(const std::string& key) const { return refused_.count(key) != 0; }
   void refuse(const std::string& key, const std::string& why) { refused_[key] = why; }
   // The first call of a shape runs eagerly: it makes cuBLASLt's plans and loads kernels (lazy module
-  // loading), neither of which should happen inside a capture. Returns whether key was seen before.
-  bool seen_before(const std::string& key) { return !seen_.insert(key).second; }
+  // loading), neither of which should happen inside a capture, and measures the device memory the
+  // forward allocates (the arena of its recording). 0 = not measured yet.
+  size_t arena_bytes(const std::string& key) const {
+    auto it = arena_bytes_.find(key);
+    return it == arena_bytes_.end() ? 0 : it->second;
+  }
+  void set_arena_bytes(const std::string& key, size_t bytes) { arena_bytes_[key] = bytes; }
   void clear() { graphs_.clear(); }
 
   long recorded = 0, replays = 0;
@@ -74,7 +81,7 @@ class GraphCache {
  private:
   std::map<std::string, std::unique_ptr<RecordedForward>> graphs_;
   std::map<std::string, std::string> refused_;
-  std::set<std::string> seen_;
+  std::map<std::string, size_t> arena_bytes_;
 };
 
 }  // namespace cuda

@@ -30,6 +30,7 @@ struct AttentionCaps {
   bool tensor_cores = false;  // fp16/bf16 on sm_80+: the WMMA kernel of attention_tc.cu
   int max_smem = 48 * 1024;   // opt-in shared memory per block
   int sm_count = 1;           // multiprocessors (how many blocks fill the device)
+  int warps = 0;              // warps per block of the tensor-core kernel: 0 = by grid size, else 1/4/8
 };
 
 // Flash-style attention (online softmax, no T×T matrix). Head dims up to 128. Picks the
