@@ -255,6 +255,7 @@ class CudaBackend final : public Backend {
       cuda::check(cudaMemcpyAsync(d_mask_, a.mask, n, cudaMemcpyHostToDevice, stream_), "mask upload");
       mask = d_mask_;
     }
+    Profiled p(profile_.get(), "embed_tokens");
     cuda::embed_tokens<T>(t(a.patch_emb), t(a.cls), t(a.pos), t(a.mask_token), mask, t(a.tokens), a.B, a.N, a.D, stream_);
     cuda::check_launch("embed_tokens");
   }

@@ -7,20 +7,17 @@ namespace vitmsn {
 namespace cuda {
 namespace {
 
+// One block per token row (b, t), decoded once; threads across D (no per-element 64-bit division).
 template <typename T>
 __global__ void embed_kernel(const T* patch_emb, const T* cls, const T* pos, const T* mask_token,
-                             const uint8_t* mask, T* tokens, int64_t N, int64_t D, int64_t total) {
-  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (i >= total) return;
-  const int64_t d = i % D, t = (i / D) % (N + 1), b = i / (D * (N + 1));
-  float v;
-  if (t == 0) {
-    v = to_f(cls[d]);
-  } else {
-    const int64_t patch = b * N + (t - 1);
-    v = (mask && mask[patch]) ? to_f(mask_token[d]) : to_f(patch_emb[patch * D + d]);
-  }
-  tokens[i] = from_f<T>(v + to_f(pos[t * D + d]));
+                             const uint8_t* mask, T* tokens, int64_t N, int64_t D) {
+  const int64_t r = blockIdx.x, t = r % (N + 1), b = r / (N + 1);
+  const int64_t patch = b * N + (t - 1);
+  const bool masked = t > 0 && mask && mask[patch];
+  const T* src = t == 0 ? cls : masked ? mask_token : patch_emb + patch * D;
+  const T* pr = pos + t * D;
+  T* dst = tokens + r * D;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) dst[d] = from_f<T>(to_f(src[d]) + to_f(pr[d]));
 }
 
 }  // namespace
@@ -28,9 +25,11 @@ __global__ void embed_kernel(const T* patch_emb, const T* cls, const T* pos, con
 template <typename T>
 void embed_tokens(const T* patch_emb, const T* cls, const T* pos, const T* mask_token, const uint8_t* d_mask,
                   T* tokens, int64_t B, int64_t N, int64_t D, cudaStream_t s) {
-  const int64_t total = B * (N + 1) * D;
-  if (total > 0)
-    embed_kernel<T><<<blocks_for(total, 256), 256, 0, s>>>(patch_emb, cls, pos, mask_token, d_mask, tokens, N, D, total);
+  const int64_t rows = B * (N + 1);
+  if (rows > 0 && D > 0) {
+    embed_kernel<T><<<static_cast<unsigned>(rows), D >= 256 ? 256 : 128, 0, s>>>(patch_emb, cls, pos, mask_token, d_mask,
+                                                                             tokens, N, D);
+  }
 }
 
 #define INSTANTIATE(T)                                                                                  \

@@ -1,6 +1,8 @@
 // Optional per-op GPU timing of a CUDA backend (VITMSN_CUDA_PROFILE=1): CUDA events around every op,
 // summed per op kind and printed to stderr when the backend goes away. For finding where device time
 // goes (nsys is not always available); off by default, and never on inside a graph capture.
+// Everything up to the first download (the model's load and its first forward, which makes the
+// cuBLASLt plans) is left out, so the totals describe steady-state forwards.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -17,6 +19,7 @@ class OpProfile {
  public:
   explicit OpProfile(cudaStream_t s) : stream_(s) {}
   ~OpProfile() {
+    if (collected_ == 0) collected_ = 1;  // a profile without any download: keep what there is
     collect();
     if (!totals_.empty()) {
       double all = 0;
@@ -52,9 +55,10 @@ class OpProfile {
   void end() { cudaEventRecord(pending_.back().b, stream_); }
   // After a stream synchronisation: folds the finished events into the totals.
   void collect() {
+    const bool keep = collected_++ > 0;
     for (auto& p : pending_) {
       float ms = 0;
-      if (cudaEventElapsedTime(&ms, p.a, p.b) == cudaSuccess) totals_[p.what].ms += ms, totals_[p.what].calls++;
+      if (keep && cudaEventElapsedTime(&ms, p.a, p.b) == cudaSuccess) totals_[p.what].ms += ms, totals_[p.what].calls++;
       cudaEventDestroy(p.a);
       cudaEventDestroy(p.b);
     }
@@ -72,6 +76,7 @@ class OpProfile {
     double ms = 0;
   };
   cudaStream_t stream_;
+  long collected_ = 0;
   std::vector<Pending> pending_;
   std::map<std::string, Total> totals_;
 };
