@@ -10,7 +10,7 @@ namespace cuda {
 
 LtGemm::LtGemm(const lt::Api& api, int data_type, cudaStream_t stream) : api_(api), type_(data_type), stream_(stream) {
   const char* tune = std::getenv("VITMSN_CUDA_GEMM_TUNE");
-  tune_ = tune && std::strcmp(tune, "1") == 0;
+  tune_ = !(tune && std::strcmp(tune, "0") == 0);
   check_lt(api_.Create(&handle_), "cublasLtCreate");
   cudaError_t e = cudaMalloc(&workspace_, workspace_bytes_);
   if (e != cudaSuccess) {
