@@ -125,6 +125,11 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
     // and reused from its L2 over all row tiles, while the (small) A is shared by both.
     mb = (M + mr - 1) / mr * mr;
     pb = std::max<int64_t>(1, std::min<int64_t>(pb, panels / (4 * threads)));
+    // Equal block counts per thread: 9 blocks on 2 threads (ViT-S qkv: 36 panels of 4) leave one
+    // thread idle for a ninth of the GEMM; 12 blocks of 3 do not.
+    for (int64_t cand = pb; cand >= 1 && ((panels + pb - 1) / pb) % threads != 0; --cand) {
+      if (((panels + cand - 1) / cand) % threads == 0 && panels % cand == 0) pb = cand;
+    }
   }
   while (((M + mb - 1) / mb) * ((panels + pb - 1) / pb) < 4 * threads && mb > mr) mb -= mr;
   while (((M + mb - 1) / mb) * ((panels + pb - 1) / pb) < 4 * threads && pb > 1) --pb;
