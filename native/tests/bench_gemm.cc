@@ -1,7 +1,9 @@
 // Times the CPU GEMM alone at the Linear shapes of ViT-S/16 and ViT-B/16 (batch 1 and 8: M = 197·B
 // token rows), float32, and reports GFLOP/s — to tell the GEMM's own efficiency apart from the rest
 // of a forward (compare with bench_fma_peak). Information only; not a test.
-// usage: bench_gemm [reps=20] [threads=2]
+// usage: bench_gemm [reps=20] [threads=2] [cold=0]
+// cold = 1 streams 512 MB through the caches before every timed call, so the weights come from
+// memory as they do in a forward pass (where ~86–330 MB of weights go by between two uses).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -19,6 +21,9 @@ using namespace vitmsn;
 int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 20;
   const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
+  const bool cold = argc > 3 && std::atoi(argv[3]) != 0;
+  std::vector<float> flush(cold ? size_t(128) << 20 : 0);
+  float flush_sum = 0;
   cpu::ThreadPool pool(threads);
   struct Shape {
     const char* what;
@@ -27,7 +32,8 @@ int main(int argc, char** argv) {
   } shapes[] = {{"S qkv", 1152, 384, false, false}, {"S out", 384, 384, false, true},  {"S fc1", 1536, 384, true, false},
                 {"S fc2", 384, 1536, false, true},  {"B qkv", 2304, 768, false, false}, {"B out", 768, 768, false, true},
                 {"B fc1", 3072, 768, true, false},  {"B fc2", 768, 3072, false, true}};
-  std::printf("float32 GEMM, %d thread(s), median of %d calls: ms, GFLOP/s\n", pool.size(), reps);
+  std::printf("float32 GEMM, %d thread(s), median of %d calls%s: ms, GFLOP/s\n", pool.size(), reps,
+              cold ? ", caches flushed before each" : "");
   for (int64_t batch : {1, 8}) {
     const int64_t M = 197 * batch;
     for (const Shape& s : shapes) {
@@ -44,6 +50,10 @@ int main(int argc, char** argv) {
       for (int i = 0; i < 3; ++i) cpu::gemm(g, pool);
       std::vector<double> ts;
       for (int i = 0; i < reps; ++i) {
+        if (cold) {
+          for (size_t j = 0; j < flush.size(); j += 16) flush[j] += 1.0f;
+          flush_sum += flush[i];
+        }
         const auto t0 = std::chrono::steady_clock::now();
         cpu::gemm(g, pool);
         ts.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * 1e3);
@@ -55,5 +65,6 @@ int main(int argc, char** argv) {
                   2.0 * M * s.N * s.K / ms * 1e-6);
     }
   }
+  if (cold) std::printf("(flush checksum %g)\n", flush_sum);
   return 0;
 }
