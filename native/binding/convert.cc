@@ -100,13 +100,13 @@ vitmsn::ForwardRequest to_request(Napi::Env env, const Napi::Value& pixels, cons
   return r;
 }
 
-Napi::Object to_js(Napi::Env env, const vitmsn::ForwardResult& r) {
+Napi::Object to_js(Napi::Env env, const vitmsn::ForwardResult& r, Napi::Value hidden) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("B", Napi::Number::New(env, static_cast<double>(r.B)));
   o.Set("T", Napi::Number::New(env, static_cast<double>(r.T)));
   o.Set("D", Napi::Number::New(env, static_cast<double>(r.D)));
   o.Set("H", Napi::Number::New(env, static_cast<double>(r.H)));
-  o.Set("lastHiddenState", to_f32(env, r.last_hidden_state));
+  o.Set("lastHiddenState", hidden.IsEmpty() || hidden.IsUndefined() ? Napi::Value(to_f32(env, r.last_hidden_state)) : hidden);
   Napi::Array hs = Napi::Array::New(env, r.hidden_states.size());
   for (size_t i = 0; i < r.hidden_states.size(); ++i) hs.Set(static_cast<uint32_t>(i), to_f32(env, r.hidden_states[i]));
   o.Set("hiddenStates", hs);

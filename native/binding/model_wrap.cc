@@ -40,10 +40,18 @@ class LoadWorker : public PromiseWorker {
   std::shared_ptr<const vitmsn::Model> model_;
 };
 
+// last_hidden_state is written by the worker straight into the Float32Array the promise resolves
+// with: it is made here on the main thread (cheap: its pages are touched later, by the worker) and
+// held by a reference that nothing else sees until then, so no copy of the largest output ever
+// runs on the event loop.
 class ForwardWorker : public PromiseWorker {
  public:
-  ForwardWorker(Napi::Env env, std::shared_ptr<const vitmsn::Model> model, vitmsn::ForwardRequest request)
-      : PromiseWorker(env, "vitmsn:forward"), model_(std::move(model)), request_(std::move(request)) {}
+  ForwardWorker(Napi::Env env, std::shared_ptr<const vitmsn::Model> model, vitmsn::ForwardRequest request,
+                Napi::Float32Array hidden)
+      : PromiseWorker(env, "vitmsn:forward"), model_(std::move(model)), request_(std::move(request)),
+        hidden_(Napi::Persistent(hidden)) {
+    request_.last_hidden_out = hidden.ElementLength() ? hidden.Data() : nullptr;
+  }
 
  protected:
   void run() override {
@@ -51,11 +59,12 @@ class ForwardWorker : public PromiseWorker {
     request_ = vitmsn::ForwardRequest();  // free the input copy early
     model_.reset();  // a disposed model's weights go as soon as the last forward ends
   }
-  Napi::Value result(Napi::Env env) override { return to_js(env, result_); }
+  Napi::Value result(Napi::Env env) override { return to_js(env, result_, hidden_.Value()); }
 
  private:
   std::shared_ptr<const vitmsn::Model> model_;
   vitmsn::ForwardRequest request_;
+  Napi::Reference<Napi::Float32Array> hidden_;
   vitmsn::ForwardResult result_;
 };
 
@@ -91,7 +100,25 @@ Napi::Value ModelWrap::forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<const vitmsn::Model> model = live(env);
   vitmsn::ForwardRequest req = to_request(env, info[0], info[1], info[2]);
-  auto* worker = new ForwardWorker(env, std::move(model), std::move(req));
+  size_t hidden_floats = 0;
+  try {
+    hidden_floats = model->checked_hidden_floats(req);  // cheap checks first: never size a buffer from a bad request
+  } catch (const vitmsn::Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(make_error(env, e.code(), e.what()).Value());
+    return d.Promise();
+  }
+  Napi::Float32Array hidden;
+  try {
+    hidden = Napi::Float32Array::New(env, hidden_floats);
+  } catch (const Napi::Error&) {  // V8 refused an array this large
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(make_error(env, vitmsn::codes::kOutOfMemory,
+                        "cannot allocate last_hidden_state (" + std::to_string(hidden_floats) + " floats)")
+                 .Value());
+    return d.Promise();
+  }
+  auto* worker = new ForwardWorker(env, std::move(model), std::move(req), hidden);
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;

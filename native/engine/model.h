@@ -20,6 +20,10 @@ struct ForwardRequest {
   bool interpolate_pos_encoding = false;
   std::vector<float> head_mask;        // empty, [H] (every layer) or [L, H]
   std::vector<uint8_t> bool_masked_pos;  // empty or [B, N] of 0/1
+  // Where last_hidden_state goes ([B, T, D] floats), when the caller has a buffer for it (the addon
+  // passes the JS array it will return, so no copy happens on the event loop); then
+  // ForwardResult::last_hidden_state stays empty.
+  float* last_hidden_out = nullptr;
 };
 
 struct ForwardResult {
@@ -72,6 +76,9 @@ class Model {
 
   // Safe to call from several threads at once: activations are per call, weights read-only.
   ForwardResult forward(const ForwardRequest& request) const;
+  // The checks forward() starts with (shapes, options; throws vitmsn::Error), and the number of
+  // floats of last_hidden_state for a request that passes them.
+  size_t checked_hidden_floats(const ForwardRequest& request) const;
 
   const ModelConfig& config() const { return config_; }
   bool has_mask_token() const { return static_cast<bool>(weights_.mask_token); }
