@@ -150,15 +150,15 @@ class CudaBackend final : public Backend {
     Lock lock(mu_);
     enter();
     {
-    Profiled p(profile_.get(), "download (device→host)");
-    const float* from = src;
-    if constexpr (!std::is_same_v<T, float>) {
-      float* s = staging(n);
-      cuda::convert_to_f32<T>(t(src), s, static_cast<int64_t>(n), stream_);
-      cuda::check_launch("convert_to_f32");
-      from = s;
-    }
-    cuda::check(cudaMemcpyAsync(host, from, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "download");
+      Profiled p(profile_.get(), "download (device→host)");
+      const float* from = src;
+      if constexpr (!std::is_same_v<T, float>) {
+        float* s = staging(n);
+        cuda::convert_to_f32<T>(t(src), s, static_cast<int64_t>(n), stream_);
+        cuda::check_launch("convert_to_f32");
+        from = s;
+      }
+      cuda::check(cudaMemcpyAsync(host, from, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "download");
     }
     cuda::check(cudaStreamSynchronize(stream_), "download sync");
     if (profile_) profile_->collect();
