@@ -58,9 +58,11 @@ static inline void store_row(const GemmBlock& b, int64_t m, int64_t n0, __m512 v
   _mm512_mask_storeu_ps(c + 16, k1, v1);
 }
 
+// pf, when set: lines to pull toward L2 on the way, one 64-byte line every 4 k-steps (a slice of
+// the next panel group's weights, see GemmBlock::panel_group).
 template <int R>
 static void tile_f32(const GemmBlock& b, const float* __restrict ap, const float* __restrict bp, int64_t K, int64_t m,
-                     int64_t n0) {
+                     int64_t n0, const char* pf = nullptr) {
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -71,6 +73,7 @@ static void tile_f32(const GemmBlock& b, const float* __restrict ap, const float
     _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * kPanel), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * kPanel + 16), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(ap + 16 * MR), _MM_HINT_T0);
+    if (pf && (k & 3) == 0) _mm_prefetch(pf + (k >> 2) * 64, _MM_HINT_T1);
     const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
@@ -107,6 +110,19 @@ static void tile_bf16(const GemmBlock& b, const uint32_t* __restrict ap, const u
   for (int i = 0; i < R; ++i) store_row(b, m + i, n0, c0[i], c1[i]);
 }
 #endif
+
+// One row tile × panels [g0, g1); tile call i (counting from `slice`) prefetches the i-th slice of
+// [pf, pf + pf_bytes).
+template <int R>
+static void run_rows_group(const GemmBlock& b, int64_t m, const float* a_tile, int64_t g0, int64_t g1, const char* pf,
+                           int64_t pf_bytes, int64_t slice) {
+  const PackedLinear& W = *b.W;
+  const int64_t slice_bytes = (W.K + 3) / 4 * 64;  // what one tile_f32 call prefetches
+  for (int64_t p = g0; p < g1; ++p, ++slice) {
+    const int64_t off = slice * slice_bytes;
+    tile_f32<R>(b, a_tile, W.f32() + p * W.K * kPanel, W.K, m, p * kPanel, off < pf_bytes ? pf + off : nullptr);
+  }
+}
 
 template <int R>
 static void run_rows(const GemmBlock& b, int64_t m, const float* a_tile) {
@@ -263,7 +279,45 @@ void gemm_pack_a_avx512(const GemmBlock& b, int64_t t0, int64_t t1) {
   }
 }
 
+// Float32 weights in panel groups (GemmBlock::panel_group): all row tiles of a group, then the next
+// group, whose weights the tile calls prefetch slice by slice meanwhile.
+static void block_f32_grouped(const GemmBlock& b) {
+  const PackedLinear& W = *b.W;
+  const int64_t panel_bytes = W.K * kPanel * static_cast<int64_t>(sizeof(float));
+  for (int64_t g0 = b.p0; g0 < b.p1; g0 += b.panel_group) {
+    const int64_t g1 = g0 + b.panel_group < b.p1 ? g0 + b.panel_group : b.p1;
+    const int64_t n1 = g1 + b.panel_group < b.p1 ? g1 + b.panel_group : b.p1;
+    const char* pf = reinterpret_cast<const char*>(W.f32() + g1 * W.K * kPanel);
+    const int64_t pf_bytes = (n1 - g1) * panel_bytes;
+    int64_t slice = 0;
+    for (int64_t m = b.m0; m < b.m1; m += MR, slice += g1 - g0) {
+      const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
+      const float* ap = b.a_tiles + (m / MR) * b.tile_stride;
+      switch (rows) {
+        case 14: run_rows_group<14>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 13: run_rows_group<13>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 12: run_rows_group<12>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 11: run_rows_group<11>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 10: run_rows_group<10>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 9: run_rows_group<9>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 8: run_rows_group<8>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 7: run_rows_group<7>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 6: run_rows_group<6>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 5: run_rows_group<5>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 4: run_rows_group<4>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 3: run_rows_group<3>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        case 2: run_rows_group<2>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+        default: run_rows_group<1>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
+      }
+    }
+  }
+}
+
 void gemm_block_avx512(const GemmBlock& b) {
+  if (b.panel_group > 0 && b.W->dtype == WeightDtype::kFloat32) {
+    block_f32_grouped(b);
+    return;
+  }
   for (int64_t m = b.m0; m < b.m1; m += MR) {
     const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
     const float* ap = b.a_tiles + (m / MR) * b.tile_stride;

@@ -34,6 +34,11 @@ struct GemmBlock {
   bool gelu = false;
   float* a_tiles = nullptr;     // packed A: tile t (rows t·MR ..) at a_tiles + t · tile_stride
   int64_t tile_stride = 0;      // floats per tile: MR · (K + 1), a multiple of 16
+  // > 0: run the block's panels in groups of this many — every row tile of one group, then the
+  // next — and prefetch the next group's weights toward L2 while computing this one. For batch 1,
+  // where each weight is read by one core once per forward and arrives from memory (only the
+  // AVX-512 float32 kernel implements it; the driver sets it only for that path).
+  int64_t panel_group = 0;
 };
 
 constexpr int kMaxMR = 16;
@@ -44,6 +49,7 @@ inline int64_t a_tile_stride(int mr, int64_t K) { return (mr * (K + 1) + 15) / 1
 constexpr int kMrScalar = 4, kMrAvx2 = 6, kMrAvx512 = 14, kMrNeon = 4;
 
 // Block functions: rows [m0, m1) (m0 a multiple of MR) × panels [p0, p1).
+constexpr int64_t kPanelGroupAvx512 = 2;  // panels per group (measured best of 1–3 and 96–384 KiB)
 void gemm_block_scalar(const GemmBlock& b);
 void gemm_block_avx2(const GemmBlock& b);
 void gemm_block_avx512(const GemmBlock& b);    // bf16 weights need avx512_bf16, else the driver uses avx2

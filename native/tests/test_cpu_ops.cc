@@ -237,6 +237,9 @@ void test_gemm_cases(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   test_gemm(pool2, {29, 3072, 70, 1, true, P, Residual::kSeparate}, seed++);  // long K
   test_gemm(pool2, {33, 64, 40, 0, true, G, Residual::kAlias}, seed++);       // AMX: 2 row tiles, N tail
   test_gemm(pool3, {1576, 384, 96, 0, true, P, Residual::kNone}, seed++);     // batch 8 rows
+  // N > M: panel groups (AVX-512 fp32) with a ragged last group and panel, 1 and 2 threads.
+  test_gemm(pool1, {3, 100, 250, 0, true, G, Residual::kAlias}, seed++);
+  test_gemm(pool2, {17, 70, 161, 2, true, P, Residual::kSeparate}, seed++);
 }
 
 // Every kernel path this CPU can run (VITMSN_CPU_ISA's choices), fp32 and bf16 weights, with the
