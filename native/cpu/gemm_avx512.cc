@@ -279,6 +279,31 @@ void gemm_pack_a_avx512(const GemmBlock& b, int64_t t0, int64_t t1) {
   }
 }
 
+// Calls f(RowCount<R>{}) with R = rows (1..MR): the register tile's row count is a template
+// parameter of the microkernel, so every partial tile gets its own unrolled code.
+template <int R> struct RowCount {
+  static constexpr int value = R;
+};
+template <typename F> static inline void with_rows(int rows, F&& f) {
+  switch (rows) {
+    case 14: f(RowCount<14>{}); break;
+    case 13: f(RowCount<13>{}); break;
+    case 12: f(RowCount<12>{}); break;
+    case 11: f(RowCount<11>{}); break;
+    case 10: f(RowCount<10>{}); break;
+    case 9: f(RowCount<9>{}); break;
+    case 8: f(RowCount<8>{}); break;
+    case 7: f(RowCount<7>{}); break;
+    case 6: f(RowCount<6>{}); break;
+    case 5: f(RowCount<5>{}); break;
+    case 4: f(RowCount<4>{}); break;
+    case 3: f(RowCount<3>{}); break;
+    case 2: f(RowCount<2>{}); break;
+    default: f(RowCount<1>{}); break;
+  }
+}
+static_assert(MR == 14, "with_rows covers 1..14 rows");
+
 // Float32 weights in panel groups (GemmBlock::panel_group): all row tiles of a group, then the next
 // group, whose weights the tile calls prefetch slice by slice meanwhile.
 static void block_f32_grouped(const GemmBlock& b) {
@@ -293,22 +318,7 @@ static void block_f32_grouped(const GemmBlock& b) {
     for (int64_t m = b.m0; m < b.m1; m += MR, slice += g1 - g0) {
       const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
       const float* ap = b.a_tiles + (m / MR) * b.tile_stride;
-      switch (rows) {
-        case 14: run_rows_group<14>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 13: run_rows_group<13>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 12: run_rows_group<12>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 11: run_rows_group<11>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 10: run_rows_group<10>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 9: run_rows_group<9>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 8: run_rows_group<8>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 7: run_rows_group<7>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 6: run_rows_group<6>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 5: run_rows_group<5>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 4: run_rows_group<4>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 3: run_rows_group<3>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        case 2: run_rows_group<2>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-        default: run_rows_group<1>(b, m, ap, g0, g1, pf, pf_bytes, slice); break;
-      }
+      with_rows(rows, [&](auto r) { run_rows_group<decltype(r)::value>(b, m, ap, g0, g1, pf, pf_bytes, slice); });
     }
   }
 }
@@ -321,22 +331,7 @@ void gemm_block_avx512(const GemmBlock& b) {
   for (int64_t m = b.m0; m < b.m1; m += MR) {
     const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
     const float* ap = b.a_tiles + (m / MR) * b.tile_stride;
-    switch (rows) {
-      case 14: run_rows<14>(b, m, ap); break;
-      case 13: run_rows<13>(b, m, ap); break;
-      case 12: run_rows<12>(b, m, ap); break;
-      case 11: run_rows<11>(b, m, ap); break;
-      case 10: run_rows<10>(b, m, ap); break;
-      case 9: run_rows<9>(b, m, ap); break;
-      case 8: run_rows<8>(b, m, ap); break;
-      case 7: run_rows<7>(b, m, ap); break;
-      case 6: run_rows<6>(b, m, ap); break;
-      case 5: run_rows<5>(b, m, ap); break;
-      case 4: run_rows<4>(b, m, ap); break;
-      case 3: run_rows<3>(b, m, ap); break;
-      case 2: run_rows<2>(b, m, ap); break;
-      default: run_rows<1>(b, m, ap); break;
-    }
+    with_rows(rows, [&](auto r) { run_rows<decltype(r)::value>(b, m, ap); });
   }
 }
 
