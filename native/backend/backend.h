@@ -47,6 +47,22 @@ struct GemmArgs {
   Epilogue epilogue = Epilogue::kNone;
 };
 
+struct MlpArgs {
+  // The transformer MLP with its residual, in place:
+  //   out[m, :] += W2·gelu(W1·a[m, :] + b1) + b2
+  // a: M×D dense (the LayerNorm output); W1: prepared [I, D]; W2: prepared [D, I]; b1 [I], b2 [D]
+  // or null; out: M×D dense. hidden: M×I scratch for gelu(W1·a + b1) — a backend that fuses the
+  // two GEMMs need not touch it.
+  const float* a = nullptr;
+  const PreparedLinear* W1 = nullptr;
+  const float* b1 = nullptr;
+  const PreparedLinear* W2 = nullptr;
+  const float* b2 = nullptr;
+  float* hidden = nullptr;
+  float* out = nullptr;
+  int64_t M = 0, D = 0, I = 0;
+};
+
 struct LayerNormArgs {
   // y[r, :] = (x[r, :] − mean) / sqrt(biased_var + eps) · gamma + beta, for r < rows.
   const float* x = nullptr;
@@ -123,6 +139,17 @@ class Backend {
   virtual void attention(const AttentionArgs& a) = 0;
   virtual void patchify(const PatchifyArgs& a) = 0;
   virtual void embed_tokens(const EmbedTokensArgs& a) = 0;
+  // Two GEMMs through a.hidden unless the backend has something better.
+  virtual void mlp(const MlpArgs& a) {
+    GemmArgs g;
+    g.A = a.a, g.lda = a.D, g.Wp = a.W1, g.bias = a.b1, g.C = a.hidden, g.M = a.M, g.N = a.I, g.K = a.D;
+    g.epilogue = Epilogue::kGelu;
+    gemm(g);
+    g = GemmArgs();
+    g.A = a.hidden, g.lda = a.I, g.Wp = a.W2, g.bias = a.b2, g.C = a.out, g.residual = a.out;
+    g.M = a.M, g.N = a.D, g.K = a.I;
+    gemm(g);
+  }
 
   // Optional replay of a whole forward (CUDA graphs: at small batches every op is launch-bound).
   // body(in, out) must enqueue only device ops of this backend, reading `in` (n_in floats, the

@@ -29,9 +29,6 @@ namespace cpu {
 namespace {
 
 #include "cpu/vecmath_avx512.inc"
-// Same false positive as noted there, reported as -Wuninitialized when the reductions below are
-// compiled in a small function of their own.
-#pragma GCC diagnostic ignored "-Wuninitialized"
 
 constexpr int QR = 8;  // query rows per group
 constexpr int64_t KB = kFlashKB;

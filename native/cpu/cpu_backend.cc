@@ -15,6 +15,8 @@
 #include "cpu/embed_tokens.h"
 #include "cpu/gemm.h"
 #include "cpu/layernorm.h"
+#include "cpu/mlp.h"
+#include "cpu/op_profile.h"
 #include "cpu/packed_linear.h"
 #include "cpu/patchify.h"
 #include "cpu/thread_pool.h"
@@ -129,11 +131,26 @@ class CpuBackend final : public Backend {
     return cpu::PackedLinear::pack(host_w, N, K, dtype, &pool_);
   }
 
-  void gemm(const GemmArgs& a) override { cpu::gemm(a, pool_, isa_); }
-  void layernorm(const LayerNormArgs& a) override { cpu::layernorm(a, pool_, isa_); }
-  void attention(const AttentionArgs& a) override { cpu::attention(a, pool_, isa_); }
-  void patchify(const PatchifyArgs& a) override { cpu::patchify(a, pool_); }
-  void embed_tokens(const EmbedTokensArgs& a) override { cpu::embed_tokens(a, pool_); }
+  void gemm(const GemmArgs& a) override {
+    timed([&] { return "gemm " + std::to_string(a.M) + "x" + std::to_string(a.N) + "x" + std::to_string(a.K); },
+          [&] { cpu::gemm(a, pool_, isa_); });
+  }
+  void mlp(const MlpArgs& a) override {
+    timed([&] { return "mlp " + std::to_string(a.M) + "x" + std::to_string(a.D) + "x" + std::to_string(a.I); },
+          [&] { cpu::mlp(a, pool_, isa_, mlp_mode_); });
+  }
+  void layernorm(const LayerNormArgs& a) override {
+    timed([] { return std::string("layernorm"); }, [&] { cpu::layernorm(a, pool_, isa_); });
+  }
+  void attention(const AttentionArgs& a) override {
+    timed([] { return std::string("attention"); }, [&] { cpu::attention(a, pool_, isa_); });
+  }
+  void patchify(const PatchifyArgs& a) override {
+    timed([] { return std::string("patchify"); }, [&] { cpu::patchify(a, pool_); });
+  }
+  void embed_tokens(const EmbedTokensArgs& a) override {
+    timed([] { return std::string("embed_tokens"); }, [&] { cpu::embed_tokens(a, pool_); });
+  }
 
  private:
   // Released activation buffers of ≥ kCacheMin bytes are kept (up to kCacheMax in all) and handed
@@ -146,8 +163,19 @@ class CpuBackend final : public Backend {
   std::multimap<size_t, void*> free_big_;
   size_t free_bytes_ = 0;
 
+  // Ops go straight to their kernel unless VITMSN_CPU_PROFILE is set (then `name()` is only built
+  // and the clock only read when profiling).
+  template <class Name, class Fn>
+  void timed(Name&& name, Fn&& fn) {
+    if (!profile_) return fn();
+    profile_->time(name(), fn);
+  }
+
   cpu::Isa isa_;
+  cpu::MlpMode mlp_mode_ = cpu::mlp_mode_from_env();
   cpu::ThreadPool pool_;
+  std::unique_ptr<cpu::OpProfile> profile_ =
+      cpu::OpProfile::enabled_by_env() ? std::make_unique<cpu::OpProfile>() : nullptr;
 };
 
 }  // namespace

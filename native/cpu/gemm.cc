@@ -60,24 +60,14 @@ Path path_for(Isa isa, WeightDtype dtype, int64_t K) {
 // per GEMM; bigger ones (large batches) are allocated per call so no thread keeps tens of MB.
 constexpr size_t kKeepFloats = size_t(1) << 20;
 
+struct PackedATag;
+
 float* packed_a_buffer(size_t floats, std::unique_ptr<float[]>& temp) {
   if (floats > kKeepFloats) {
     temp = alloc_scratch(floats + 16, "gemm");
     return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(temp.get()) + 63) & ~uintptr_t(63));
   }
-  struct Buf {
-    float* p = nullptr;
-    size_t cap = 0;
-    ~Buf() { ::operator delete(p, std::align_val_t(64)); }
-  };
-  thread_local Buf buf;
-  if (buf.cap < floats) {
-    void* p = ::operator new(floats * sizeof(float), std::align_val_t(64), std::nothrow);
-    if (!p) throw Error(codes::kOutOfMemory, "gemm: out of memory for a " + std::to_string(floats) + "-float A buffer");
-    ::operator delete(buf.p, std::align_val_t(64));
-    buf.p = static_cast<float*>(p), buf.cap = floats;
-  }
-  return buf.p;
+  return thread_scratch<PackedATag>(floats, "gemm");
 }
 
 }  // namespace

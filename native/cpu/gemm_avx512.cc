@@ -32,84 +32,7 @@ namespace {
 
 #include "cpu/vecmath_avx512.inc"
 
-constexpr int MR = kMrAvx512;
-
-// Applies the epilogue to one row's 32 accumulators and stores the valid columns.
-static inline void store_row(const GemmBlock& b, int64_t m, int64_t n0, __m512 v0, __m512 v1) {
-  const int64_t N = b.W->N;
-  const int64_t left = N - n0;
-  const __mmask16 k0 = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
-  const __mmask16 k1 = left >= 32 ? 0xffff : left <= 16 ? 0 : static_cast<__mmask16>((1u << (left - 16)) - 1);
-  if (b.bias) {
-    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, b.bias + n0));
-    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, b.bias + n0 + 16));
-  }
-  if (b.gelu) {
-    v0 = gelu_ps(v0);
-    v1 = gelu_ps(v1);
-  }
-  float* c = b.C + m * N + n0;
-  if (b.residual) {
-    const float* r = b.residual + m * N + n0;
-    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, r));
-    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, r + 16));
-  }
-  _mm512_mask_storeu_ps(c, k0, v0);
-  _mm512_mask_storeu_ps(c + 16, k1, v1);
-}
-
-// pf, when set: lines to pull toward L2 on the way, one 64-byte line every 4 k-steps (a slice of
-// the next panel group's weights, see GemmBlock::panel_group).
-template <int R>
-static void tile_f32(const GemmBlock& b, const float* __restrict ap, const float* __restrict bp, int64_t K, int64_t m,
-                     int64_t n0, const char* pf = nullptr) {
-  __m512 c0[R], c1[R];
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K; ++k) {
-    // The panel streams from L2: ask for its lines 8 k-steps (1 KiB) ahead.
-    // The A tile too (56 bytes per k, 16 k ahead): at batch 8 the packed A (MBs) lives in L3, and
-    // prefetching it cut the batch-8 forward by ~8%.
-    _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * kPanel), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * kPanel + 16), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(ap + 16 * MR), _MM_HINT_T0);
-    if (pf && (k & 3) == 0) _mm_prefetch(pf + (k >> 2) * 64, _MM_HINT_T1);
-    const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      const __m512 a = _mm512_set1_ps(ap[i]);
-      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
-    }
-    ap += MR;
-    bp += kPanel;
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) store_row(b, m + i, n0, c0[i], c1[i]);
-}
-
-#ifdef VITMSN_HAVE_BF16_KERNEL
-template <int R>
-static void tile_bf16(const GemmBlock& b, const uint32_t* __restrict ap, const uint16_t* __restrict bp, int64_t K2,
-                      int64_t m, int64_t n0) {
-  __m512 c0[R], c1[R];
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
-  for (int64_t q = 0; q < K2; ++q) {
-    const __m512bh b0 = (__m512bh)_mm512_load_si512(bp), b1 = (__m512bh)_mm512_load_si512(bp + 32);
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(ap[i]));
-      c0[i] = _mm512_dpbf16_ps(c0[i], a, b0);
-      c1[i] = _mm512_dpbf16_ps(c1[i], a, b1);
-    }
-    ap += MR;
-    bp += 2 * kPanel;
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) store_row(b, m + i, n0, c0[i], c1[i]);
-}
-#endif
+#include "cpu/gemm_avx512_tile.inc"
 
 // One row tile × panels [g0, g1); tile call i (counting from `slice`) prefetches the i-th slice of
 // [pf, pf + pf_bytes).
@@ -279,30 +202,6 @@ void gemm_pack_a_avx512(const GemmBlock& b, int64_t t0, int64_t t1) {
   }
 }
 
-// Calls f(RowCount<R>{}) with R = rows (1..MR): the register tile's row count is a template
-// parameter of the microkernel, so every partial tile gets its own unrolled code.
-template <int R> struct RowCount {
-  static constexpr int value = R;
-};
-template <typename F> static inline void with_rows(int rows, F&& f) {
-  switch (rows) {
-    case 14: f(RowCount<14>{}); break;
-    case 13: f(RowCount<13>{}); break;
-    case 12: f(RowCount<12>{}); break;
-    case 11: f(RowCount<11>{}); break;
-    case 10: f(RowCount<10>{}); break;
-    case 9: f(RowCount<9>{}); break;
-    case 8: f(RowCount<8>{}); break;
-    case 7: f(RowCount<7>{}); break;
-    case 6: f(RowCount<6>{}); break;
-    case 5: f(RowCount<5>{}); break;
-    case 4: f(RowCount<4>{}); break;
-    case 3: f(RowCount<3>{}); break;
-    case 2: f(RowCount<2>{}); break;
-    default: f(RowCount<1>{}); break;
-  }
-}
-static_assert(MR == 14, "with_rows covers 1..14 rows");
 
 // Float32 weights in panel groups (GemmBlock::panel_group): all row tiles of a group, then the next
 // group, whose weights the tile calls prefetch slice by slice meanwhile.

@@ -39,6 +39,11 @@ struct GemmBlock {
   // where each weight is read by one core once per forward and arrives from memory (only the
   // AVX-512 float32 kernel implements it; the driver sets it only for that path).
   int64_t panel_group = 0;
+  // Set: the finished tiles (bias and GELU applied; no residual) go into the packed A layout of a
+  // following GEMM instead of C — the fused MLP's hidden activations, which never exist row-major.
+  // Only the AVX-512 float32 tile implements it (mlp_avx512.cc is its one user).
+  float* c_tiles = nullptr;
+  int64_t c_tile_stride = 0;
 };
 
 constexpr int kMaxMR = 16;
@@ -68,6 +73,12 @@ bool gemm_avx512_has_bf16_kernel();            // compiled with a compiler that 
 constexpr int kMrAmx = 32;
 void gemm_block_amx(const GemmBlock& b);
 void gemm_pack_a_amx(const GemmBlock& b, int64_t t0, int64_t t1);
+
+// Fused MLP rows (mlp.h): fc1 (A, lda, W1, bias, gelu, m0 = 0, m1 = rows ≤ kMlpTilesAvx512·MR,
+// a_tiles for A's packing, c_tiles for the hidden tiles) then fc2 (W2, bias, C and residual at the
+// block's first row, a_tiles = fc1's c_tiles). AVX-512, float32 weights only.
+constexpr int64_t kMlpTilesAvx512 = 4;
+void mlp_rows_avx512(const GemmBlock& fc1, const GemmBlock& fc2);
 
 // The exact GELU the epilogues use in scalar code: 0.5·x·(1 + erf(x/√2)) with std::erf.
 float gelu_exact(float x);

@@ -25,6 +25,18 @@ void ref_gemm(const GemmArgs& a) {
   for (size_t i = 0; i < out.size(); ++i) a.C[i] = out[i];
 }
 
+void ref_mlp(const MlpArgs& a, const float* W1, const float* W2) {
+  std::vector<float> hidden(static_cast<size_t>(a.M * a.I));
+  GemmArgs g;
+  g.A = a.a, g.lda = a.D, g.W = W1, g.bias = a.b1, g.C = hidden.data(), g.M = a.M, g.N = a.I, g.K = a.D;
+  g.epilogue = Epilogue::kGelu;
+  ref_gemm(g);
+  g = GemmArgs();
+  g.A = hidden.data(), g.lda = a.I, g.W = W2, g.bias = a.b2, g.C = a.out, g.residual = a.out;
+  g.M = a.M, g.N = a.D, g.K = a.I;
+  ref_gemm(g);
+}
+
 void ref_layernorm(const LayerNormArgs& a) {
   for (int64_t r = 0; r < a.rows; ++r) {
     const float* x = a.x + r * a.D;

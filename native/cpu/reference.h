@@ -3,6 +3,7 @@
 // them. Same argument structs as the Backend ops (pointers are host memory here).
 //
 //   ref_gemm:         C = epilogue(A·Wᵀ + bias) + residual          (see GemmArgs)
+//   ref_mlp:          out += W2·gelu(W1·a + b1) + b2 (hidden rounded to float, as stored)  (see MlpArgs)
 //   ref_layernorm:    y = (x − mean) / sqrt(var + eps) · γ + β       (see LayerNormArgs)
 //   ref_attention:    out = (softmax(q·kᵀ·scale) · head_scale)·v    (see AttentionArgs)
 //   ref_patchify:     im2col of p×p stride-p patches                 (see PatchifyArgs)
@@ -14,6 +15,8 @@ namespace vitmsn {
 namespace cpu {
 
 void ref_gemm(const GemmArgs& a);
+// W1 [I, D] and W2 [D, I] as plain row-major floats (MlpArgs carries prepared weights).
+void ref_mlp(const MlpArgs& a, const float* W1, const float* W2);
 void ref_layernorm(const LayerNormArgs& a);
 void ref_attention(const AttentionArgs& a);
 void ref_patchify(const PatchifyArgs& a);

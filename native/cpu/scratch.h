@@ -21,5 +21,28 @@ inline std::unique_ptr<float[]> alloc_scratch(size_t n, const char* who) {
   return std::unique_ptr<float[]>(p);
 }
 
+// A 64-byte-aligned buffer of at least `floats` floats, one per calling thread and Tag (a type
+// naming the purpose, so two users on one thread never share), kept between calls and grown on
+// demand: for per-op buffers whose fresh allocation (mmap, page faults) would cost more than the op.
+template <class Tag>
+float* thread_scratch(size_t floats, const char* who) {
+  struct Buf {
+    float* p = nullptr;
+    size_t cap = 0;
+    ~Buf() { ::operator delete(p, std::align_val_t(64)); }
+  };
+  thread_local Buf buf;
+  if (buf.cap < floats) {
+    void* p = ::operator new(floats * sizeof(float), std::align_val_t(64), std::nothrow);
+    if (!p) {
+      throw Error(codes::kOutOfMemory,
+                  std::string(who) + ": out of memory for a " + std::to_string(floats) + "-float buffer");
+    }
+    ::operator delete(buf.p, std::align_val_t(64));
+    buf.p = static_cast<float*>(p), buf.cap = floats;
+  }
+  return buf.p;
+}
+
 }  // namespace cpu
 }  // namespace vitmsn

@@ -198,8 +198,10 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
     if (taps && r.output_attentions) taps->attentions.push_back(download(probs, B * Hh * T * T));
     linear(ctx, D, lw.out_w, lw.out_b, D, x, true, Epilogue::kNone);
     be.layernorm({x.get(), lw.ln2_g.get(), lw.ln2_b.get(), ln.get(), M, D, eps});
-    linear(ln, D, lw.fc1_w, lw.fc1_b, I, mlp, false, Epilogue::kGelu);
-    linear(mlp, I, lw.fc2_w, lw.fc2_b, D, x, true, Epilogue::kNone);
+    MlpArgs ma;
+    ma.a = ln.get(), ma.W1 = lw.fc1_w.get(), ma.b1 = lw.fc1_b.get(), ma.W2 = lw.fc2_w.get(), ma.b2 = lw.fc2_b.get();
+    ma.hidden = mlp.get(), ma.out = x.get(), ma.M = M, ma.D = D, ma.I = I;
+    be.mlp(ma);
     if (taps && r.output_hidden_states) taps->hidden_states.push_back(download(x, M * D));
   }
 

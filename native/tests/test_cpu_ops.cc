@@ -24,6 +24,7 @@
 #include "cpu/embed_tokens.h"
 #include "cpu/gemm.h"
 #include "cpu/layernorm.h"
+#include "cpu/mlp.h"
 #include "cpu/packed_linear.h"
 #include "cpu/patchify.h"
 #include "cpu/reference.h"
@@ -291,6 +292,79 @@ void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
       report("gemm lda < K throws ERR_INTERNAL", e.code() == codes::kInternal, e.code());
     }
   });
+}
+
+// ---- mlp ------------------------------------------------------------------------------------------
+
+// out += W2·gelu(W1·a + b1) + b2 through cpu::mlp (fused or two GEMMs) against ref_mlp: row counts
+// around the fused path's 14-row tiles and 56-row blocks, D and I off every vector width.
+void test_mlp(ThreadPool& pool, cpu::Isa isa, cpu::MlpMode mode, int64_t M, int64_t D, int64_t I, bool biases,
+              uint64_t seed) {
+  const char* how = mode == cpu::MlpMode::kFused ? "fused" : mode == cpu::MlpMode::kUnfused ? "unfused" : "auto";
+  const std::string name = std::string("mlp[") + cpu::isa_name(isa) + "," + how + "] M=" + std::to_string(M) +
+                           " D=" + std::to_string(D) + " I=" + std::to_string(I) + (biases ? " biases" : "") +
+                           " threads=" + std::to_string(pool.size());
+  run_case(name, [&] {
+    Rng rng(seed);
+    std::vector<float> a = rng.vec(static_cast<size_t>(M * D)), W1 = rng.vec(static_cast<size_t>(I * D), -0.2f, 0.2f),
+                       W2 = rng.vec(static_cast<size_t>(D * I), -0.2f, 0.2f), b1 = rng.vec(static_cast<size_t>(I)),
+                       b2 = rng.vec(static_cast<size_t>(D)), x = rng.vec(static_cast<size_t>(M * D), -2.0f, 2.0f);
+    auto P1 = cpu::PackedLinear::pack(W1.data(), I, D, WeightDtype::kFloat32);
+    auto P2 = cpu::PackedLinear::pack(W2.data(), D, I, WeightDtype::kFloat32);
+    const size_t md = static_cast<size_t>(M * D);
+    std::vector<float> got(md + kGuardLen, kGuard), want(md + kGuardLen, kGuard);
+    std::copy(x.begin(), x.end(), got.begin());
+    std::copy(x.begin(), x.end(), want.begin());
+    // The hidden buffer is NaN: the fused path must not need it, the unfused one overwrites it.
+    std::vector<float> hidden(static_cast<size_t>(M * I), std::numeric_limits<float>::quiet_NaN());
+    MlpArgs m;
+    m.a = a.data(), m.W1 = P1.get(), m.W2 = P2.get(), m.b1 = biases ? b1.data() : nullptr;
+    m.b2 = biases ? b2.data() : nullptr, m.hidden = hidden.data(), m.M = M, m.D = D, m.I = I;
+    MlpArgs mk = m, mr = m;
+    mk.out = got.data(), mr.out = want.data();
+    cpu::mlp(mk, pool, isa, mode);
+    cpu::ref_mlp(mr, W1.data(), W2.data());
+    const bool guards = guard_intact(got, md);
+    got.resize(md), want.resize(md);
+    if (!guards) {
+      report(name, false, "wrote past the end of out");
+      return;
+    }
+    check_close(name, got, want, kTolGemm);
+  });
+}
+
+void test_mlp_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+  struct Shape {
+    int64_t M, D, I;
+  } shapes[] = {{1, 8, 16},   {13, 20, 50},  {14, 16, 32},  {56, 32, 64},   {57, 33, 70},
+                {113, 64, 96}, {197, 40, 130}, {250, 17, 33}, {30, 5, 1},    {448, 48, 200}};
+  uint64_t seed = 2000;
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
+    if (!cpu::isa_supported(isa)) continue;
+    for (const Shape& s : shapes) test_mlp(pool2, isa, cpu::MlpMode::kUnfused, s.M, s.D, s.I, true, seed++);
+    if (isa != cpu::Isa::kAvx512) continue;
+    for (const Shape& s : shapes) test_mlp(pool2, isa, cpu::MlpMode::kFused, s.M, s.D, s.I, true, seed++);
+    test_mlp(pool1, isa, cpu::MlpMode::kFused, 197, 40, 130, false, seed++);
+    test_mlp(pool3, isa, cpu::MlpMode::kFused, 1576 / 4, 96, 384, true, seed++);
+    test_mlp(pool2, isa, cpu::MlpMode::kAuto, 1576, 64, 256, true, seed++);  // batch 8 rows: fused
+    test_mlp(pool2, isa, cpu::MlpMode::kAuto, 197, 64, 256, true, seed++);   // batch 1 rows: two GEMMs
+  }
+  if (cpu::isa_supported(cpu::Isa::kAvx512)) {
+    run_case("mlp fused with bf16 weights throws ERR_INTERNAL", [&] {
+      std::vector<float> W(64 * 32, 0.1f), a(14 * 32), x(14 * 32), h(14 * 64);
+      auto P1 = cpu::PackedLinear::pack(W.data(), 64, 32, WeightDtype::kBFloat16);
+      auto P2 = cpu::PackedLinear::pack(W.data(), 32, 64, WeightDtype::kBFloat16);
+      MlpArgs m;
+      m.a = a.data(), m.W1 = P1.get(), m.W2 = P2.get(), m.hidden = h.data(), m.out = x.data(), m.M = 14, m.D = 32, m.I = 64;
+      try {
+        cpu::mlp(m, pool2, cpu::Isa::kAvx512, cpu::MlpMode::kFused);
+        report("mlp fused with bf16 weights throws ERR_INTERNAL", false, "no exception");
+      } catch (const Error& e) {
+        report("mlp fused with bf16 weights throws ERR_INTERNAL", e.code() == codes::kInternal, e.code());
+      }
+    });
+  }
 }
 
 // ---- layernorm ------------------------------------------------------------------------------------
@@ -860,6 +934,7 @@ int main() {
     ThreadPool pool1(1), pool2(2), pool3(3);
     test_thread_pool();
     test_gemm_suite(pool2, pool3, pool1);
+    test_mlp_suite(pool2, pool3, pool1);
     test_layernorm_suite(pool2, pool1);
     test_attention_suite(pool2, pool3, pool1);
     test_patchify_suite(pool2, pool1);
