@@ -23,7 +23,8 @@ namespace vitmsn {
 namespace cpu {
 
 constexpr int64_t kFlashKB = 32;    // keys per block: Kᵀ + V of a block = 2·32·Dh floats (16 KiB at Dh 64)
-constexpr int64_t kFlashQB = 32;    // query rows per task (a multiple of every path's group size)
+constexpr int64_t kFlashQB = 40;    // most query rows per task (a multiple of the AVX2 group size)
+constexpr int kFlashGroupAvx512 = 14;  // most query rows per AVX-512 group (see attention_flash_avx512.cc)
 constexpr float kFlashTau = 8.0f;   // rescale only when a score passes m by more than this
 
 struct FlashTile {
@@ -38,11 +39,13 @@ struct FlashTile {
   int rows = 0;
   float scale = 1.0f, head_scale = 1.0f;
   // Scratch of the task, 64-byte aligned: O [kFlashQB][Dhp], l [kFlashQB][16] (16 partial sums per
-  // row), m [kFlashQB], p [kFlashQB][kFlashKB].
+  // row), m [kFlashQB], p [kFlashQB][kFlashKB], qp [⌈kFlashQB / kFlashGroupAvx512⌉][Dh][kFlashGroupAvx512]
+  // (the AVX-512 path's packed, scaled q groups).
   float* o = nullptr;
   float* l = nullptr;
   float* m = nullptr;
   float* p = nullptr;
+  float* qp = nullptr;
   // Output row r (< rows) goes to out + r·ldo, Dh floats.
   float* out = nullptr;
   int64_t ldo = 0;
