@@ -137,7 +137,10 @@ class CpuBackend final : public Backend {
   }
   void mlp(const MlpArgs& a) override {
     timed([&] { return "mlp " + std::to_string(a.M) + "x" + std::to_string(a.D) + "x" + std::to_string(a.I); },
-          [&] { cpu::mlp(a, pool_, isa_, mlp_mode_); });
+          [&] {
+            const bool forced = mlp_mode_ == cpu::MlpMode::kFused && !cpu::mlp_fusable(isa_, a);
+            cpu::mlp(a, pool_, isa_, forced ? cpu::MlpMode::kAuto : mlp_mode_);
+          });
   }
   void layernorm(const LayerNormArgs& a) override {
     timed([] { return std::string("layernorm"); }, [&] { cpu::layernorm(a, pool_, isa_); });

@@ -44,7 +44,9 @@ void two_gemms(const MlpArgs& a, ThreadPool& pool, Isa isa) {
 
 MlpMode mlp_mode_from_env() {
   const char* v = std::getenv("VITMSN_CPU_MLP");
-  return v && std::string(v) == "unfused" ? MlpMode::kUnfused : MlpMode::kAuto;
+  if (v && std::string(v) == "unfused") return MlpMode::kUnfused;
+  if (v && std::string(v) == "fused") return MlpMode::kFused;
+  return MlpMode::kAuto;
 }
 
 bool mlp_fusable(Isa isa, const MlpArgs& a) {
