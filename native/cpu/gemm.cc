@@ -59,6 +59,8 @@ Path path_for(Isa isa, WeightDtype dtype, int64_t K) {
 // calls up to kKeepFloats (4 MiB: batch-1 ViT-B fits), sparing a fresh mmap and its page faults
 // per GEMM; bigger ones (large batches) are allocated per call so no thread keeps tens of MB.
 constexpr size_t kKeepFloats = size_t(1) << 20;
+// Most bytes of packed A a K chunk of the batch-1 path keeps in L2 (GemmBlock::k_chunk).
+constexpr int64_t kKChunkBytes = int64_t(768) << 10;
 
 struct PackedATag;
 
@@ -139,6 +141,11 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
   blk.A = a.A, blk.lda = a.lda, blk.W = W, blk.bias = a.bias, blk.residual = a.residual, blk.C = a.C;
   blk.gelu = a.epilogue == Epilogue::kGelu;
   blk.panel_group = group;
+  // Batch-1 panel groups re-read all of packed A for every group: past ~1 MiB (fc2's M × 3072)
+  // that comes from L3, so K goes in chunks whose slice of A stays in L2 (kKChunkBytes).
+  if (group > 0 && !blk.gelu && M * K * 4 > kKChunkBytes && M <= kKChunkBytes / (4 * 256)) {
+    blk.k_chunk = std::max<int64_t>(256, kKChunkBytes / (M * 4) / 16 * 16);
+  }
   blk.tile_stride = a_tile_stride(mr, K);
   std::unique_ptr<float[]> a_temp;
   blk.a_tiles = packed_a_buffer(static_cast<size_t>(tiles * blk.tile_stride), a_temp);

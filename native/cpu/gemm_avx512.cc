@@ -34,19 +34,6 @@ namespace {
 
 #include "cpu/gemm_avx512_tile.inc"
 
-// One row tile × panels [g0, g1); tile call i (counting from `slice`) prefetches the i-th slice of
-// [pf, pf + pf_bytes).
-template <int R>
-static void run_rows_group(const GemmBlock& b, int64_t m, const float* a_tile, int64_t g0, int64_t g1, const char* pf,
-                           int64_t pf_bytes, int64_t slice) {
-  const PackedLinear& W = *b.W;
-  const int64_t slice_bytes = (W.K + 3) / 4 * 64;  // what one tile_f32 call prefetches
-  for (int64_t p = g0; p < g1; ++p, ++slice) {
-    const int64_t off = slice * slice_bytes;
-    tile_f32<R>(b, a_tile, W.f32() + p * W.K * kPanel, W.K, m, p * kPanel, off < pf_bytes ? pf + off : nullptr);
-  }
-}
-
 template <int R>
 static void run_rows(const GemmBlock& b, int64_t m, const float* a_tile) {
   const PackedLinear& W = *b.W;
@@ -204,20 +191,52 @@ void gemm_pack_a_avx512(const GemmBlock& b, int64_t t0, int64_t t1) {
 
 
 // Float32 weights in panel groups (GemmBlock::panel_group): all row tiles of a group, then the next
-// group, whose weights the tile calls prefetch slice by slice meanwhile.
+// group, whose weights the tile calls prefetch slice by slice meanwhile — with K in chunks when
+// GemmBlock::k_chunk says so (the whole pass over the groups once per chunk, so only that chunk
+// of A has to stay in L2 while the weights stream).
 static void block_f32_grouped(const GemmBlock& b) {
   const PackedLinear& W = *b.W;
-  const int64_t panel_bytes = W.K * kPanel * static_cast<int64_t>(sizeof(float));
-  for (int64_t g0 = b.p0; g0 < b.p1; g0 += b.panel_group) {
-    const int64_t g1 = g0 + b.panel_group < b.p1 ? g0 + b.panel_group : b.p1;
-    const int64_t n1 = g1 + b.panel_group < b.p1 ? g1 + b.panel_group : b.p1;
-    const char* pf = reinterpret_cast<const char*>(W.f32() + g1 * W.K * kPanel);
-    const int64_t pf_bytes = (n1 - g1) * panel_bytes;
-    int64_t slice = 0;
-    for (int64_t m = b.m0; m < b.m1; m += MR, slice += g1 - g0) {
-      const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
-      const float* ap = b.a_tiles + (m / MR) * b.tile_stride;
-      with_rows(rows, [&](auto r) { run_rows_group<decltype(r)::value>(b, m, ap, g0, g1, pf, pf_bytes, slice); });
+  const int64_t K = W.K, kc = b.k_chunk > 0 && b.k_chunk < K ? b.k_chunk : K;
+  const int64_t panel_stride = K * kPanel * static_cast<int64_t>(sizeof(float));
+  const char* w = reinterpret_cast<const char*>(W.f32());
+  for (int64_t k0 = 0; k0 < K; k0 += kc) {
+    const int64_t klen = K - k0 < kc ? K - k0 : kc;
+    const bool first = k0 == 0, last = k0 + klen == K;
+    const int64_t slice_bytes = (klen + 3) / 4 * 64;  // what one tile call prefetches
+    for (int64_t g0 = b.p0; g0 < b.p1; g0 += b.panel_group) {
+      const int64_t g1 = g0 + b.panel_group < b.p1 ? g0 + b.panel_group : b.p1;
+      // What comes next: the following group of this chunk, else the first group of the next chunk.
+      int64_t np0 = g1, np1 = g1 + b.panel_group < b.p1 ? g1 + b.panel_group : b.p1, nk0 = k0, nklen = klen;
+      if (g1 == b.p1) {
+        np0 = b.p0, np1 = b.p0 + b.panel_group < b.p1 ? b.p0 + b.panel_group : b.p1;
+        nk0 = k0 + kc, nklen = last ? 0 : (K - nk0 < kc ? K - nk0 : kc);
+      }
+      const int64_t piece_bytes = nklen * kPanel * static_cast<int64_t>(sizeof(float));
+      const int64_t per_piece = piece_bytes > 0 ? (piece_bytes + slice_bytes - 1) / slice_bytes : 1;
+      // Slice s of the next group: piece (panel) s / per_piece, part s % per_piece of its chunk.
+      auto slice_ptr = [&](int64_t s) -> const char* {
+        const int64_t piece = s / per_piece;
+        if (piece_bytes == 0 || np0 + piece >= np1) return nullptr;
+        return w + (np0 + piece) * panel_stride + nk0 * kPanel * static_cast<int64_t>(sizeof(float)) +
+               (s % per_piece) * slice_bytes;
+      };
+      int64_t slice = 0;
+      for (int64_t m = b.m0; m < b.m1; m += MR) {
+        const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
+        const float* ap = b.a_tiles + (m / MR) * b.tile_stride + k0 * MR;
+        with_rows(rows, [&](auto r) {
+          constexpr int R = decltype(r)::value;
+          for (int64_t p = g0; p < g1; ++p, ++slice) {
+            const float* bp = W.f32() + p * K * kPanel + k0 * kPanel;
+            if (kc == K) {
+              tile_f32<R>(b, ap, bp, K, m, p * kPanel, slice_ptr(slice));
+            } else {
+              const float* init = first ? b.residual : b.C;
+              tile_f32_part<R>(b, ap, bp, klen, m, p * kPanel, slice_ptr(slice), init, last);
+            }
+          }
+        });
+      }
     }
   }
 }

@@ -241,6 +241,10 @@ void test_gemm_cases(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   // N > M: panel groups (AVX-512 fp32) with a ragged last group and panel, 1 and 2 threads.
   test_gemm(pool1, {3, 100, 250, 0, true, G, Residual::kAlias}, seed++);
   test_gemm(pool2, {17, 70, 161, 2, true, P, Residual::kSeparate}, seed++);
+  // N > M with a long K: K in chunks (AVX-512 fp32; ragged last chunk), residual first, bias last.
+  test_gemm(pool2, {60, 4000, 200, 2, true, P, Residual::kSeparate}, seed++);
+  test_gemm(pool1, {50, 5000, 77, 0, false, P, Residual::kNone}, seed++);
+  test_gemm(pool3, {197, 1536, 390, 0, true, P, Residual::kAlias}, seed++);
 }
 
 // Every kernel path this CPU can run (VITMSN_CPU_ISA's choices), fp32 and bf16 weights, with the
