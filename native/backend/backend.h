@@ -88,6 +88,22 @@ struct AttentionArgs {
   float scale = 1.0f;
 };
 
+struct QkvAttentionArgs {
+  // The attention half of a transformer layer up to the output projection:
+  //   qkv = a·Wqkvᵀ + bqkv  (a: M×D with M = B·T, Wqkv prepared [3·H·Dh, D], bqkv [3·H·Dh] or null)
+  //   out = attention(qkv)  (AttentionArgs: head_scale, probs and scale as there)
+  // qkv: M×3·H·Dh scratch for the projection — a backend that fuses the two need not touch it.
+  const float* a = nullptr;
+  const PreparedLinear* W = nullptr;
+  const float* bias = nullptr;
+  float* qkv = nullptr;
+  float* out = nullptr;
+  const float* head_scale = nullptr;
+  float* probs = nullptr;
+  int64_t B = 0, T = 0, H = 0, Dh = 0, D = 0;
+  float scale = 1.0f;
+};
+
 struct PatchifyArgs {
   // x: [B, C, Himg, Wimg] images. patches: [B·gh·gw, C·p·p] with gh = Himg / p, gw = Wimg / p
   // (leftover rows/columns dropped), rows in (b, py, px) order, columns in (c, ky, kx) order — the
@@ -139,6 +155,16 @@ class Backend {
   virtual void attention(const AttentionArgs& a) = 0;
   virtual void patchify(const PatchifyArgs& a) = 0;
   virtual void embed_tokens(const EmbedTokensArgs& a) = 0;
+  // The projection into a.qkv, then attention, unless the backend has something better.
+  virtual void qkv_attention(const QkvAttentionArgs& a) {
+    GemmArgs g;
+    g.A = a.a, g.lda = a.D, g.Wp = a.W, g.bias = a.bias, g.C = a.qkv, g.M = a.B * a.T, g.N = 3 * a.H * a.Dh, g.K = a.D;
+    gemm(g);
+    AttentionArgs at;
+    at.qkv = a.qkv, at.out = a.out, at.head_scale = a.head_scale, at.probs = a.probs;
+    at.B = a.B, at.T = a.T, at.H = a.H, at.Dh = a.Dh, at.scale = a.scale;
+    attention(at);
+  }
   // Two GEMMs through a.hidden unless the backend has something better.
   virtual void mlp(const MlpArgs& a) {
     GemmArgs g;

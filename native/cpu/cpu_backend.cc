@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "cpu/attention.h"
+#include "cpu/attention_block.h"
 #include "cpu/cpu_features.h"
 #include "cpu/embed_tokens.h"
 #include "cpu/gemm.h"
@@ -148,6 +149,12 @@ class CpuBackend final : public Backend {
   void attention(const AttentionArgs& a) override {
     timed([] { return std::string("attention"); }, [&] { cpu::attention(a, pool_, isa_); });
   }
+  void qkv_attention(const QkvAttentionArgs& a) override {
+    timed([] { return std::string("qkv_attention"); }, [&] {
+      const bool forced = qkv_mode_ == cpu::QkvAttentionMode::kFused && !cpu::qkv_attention_fusable(isa_, a);
+      cpu::qkv_attention(a, pool_, isa_, forced ? cpu::QkvAttentionMode::kAuto : qkv_mode_);
+    });
+  }
   void patchify(const PatchifyArgs& a) override {
     timed([] { return std::string("patchify"); }, [&] { cpu::patchify(a, pool_); });
   }
@@ -176,6 +183,7 @@ class CpuBackend final : public Backend {
 
   cpu::Isa isa_;
   cpu::MlpMode mlp_mode_ = cpu::mlp_mode_from_env();
+  cpu::QkvAttentionMode qkv_mode_ = cpu::qkv_attention_mode_from_env();
   cpu::ThreadPool pool_;
   std::unique_ptr<cpu::OpProfile> profile_ =
       cpu::OpProfile::enabled_by_env() ? std::make_unique<cpu::OpProfile>() : nullptr;

@@ -63,6 +63,7 @@ constexpr size_t kKeepFloats = size_t(1) << 20;
 constexpr int64_t kKChunkBytes = int64_t(768) << 10;
 
 struct PackedATag;
+struct PartialSumsTag;
 
 float* packed_a_buffer(size_t floats, std::unique_ptr<float[]>& temp) {
   if (floats > kKeepFloats) {
@@ -142,9 +143,11 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
   blk.gelu = a.epilogue == Epilogue::kGelu;
   blk.panel_group = group;
   // Batch-1 panel groups re-read all of packed A for every group: past ~1 MiB (fc2's M × 3072)
-  // that comes from L3, so K goes in chunks whose slice of A stays in L2 (kKChunkBytes).
-  if (group > 0 && !blk.gelu && M * K * 4 > kKChunkBytes && M <= kKChunkBytes / (4 * 256)) {
+  // that comes from L3, so K goes in chunks whose slice of A stays in L2 (kKChunkBytes), the
+  // partial sums in a per-thread M × N buffer.
+  if (group > 0 && M * K * 4 > kKChunkBytes && M <= kKChunkBytes / (4 * 256)) {
     blk.k_chunk = std::max<int64_t>(256, kKChunkBytes / (M * 4) / 16 * 16);
+    blk.k_partial = thread_scratch<PartialSumsTag>(static_cast<size_t>(M * N), "gemm");
   }
   blk.tile_stride = a_tile_stride(mr, K);
   std::unique_ptr<float[]> a_temp;

@@ -231,8 +231,7 @@ static void block_f32_grouped(const GemmBlock& b) {
             if (kc == K) {
               tile_f32<R>(b, ap, bp, K, m, p * kPanel, slice_ptr(slice));
             } else {
-              const float* init = first ? b.residual : b.C;
-              tile_f32_part<R>(b, ap, bp, klen, m, p * kPanel, slice_ptr(slice), init, last);
+              tile_f32_part<R>(b, ap, bp, klen, m, p * kPanel, slice_ptr(slice), first, last);
             }
           }
         });

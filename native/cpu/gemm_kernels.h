@@ -39,10 +39,11 @@ struct GemmBlock {
   // where each weight is read by one core once per forward and arrives from memory (only the
   // AVX-512 float32 kernel implements it; the driver sets it only for that path).
   int64_t panel_group = 0;
-  // > 0, with panel_group (and no GELU): K in chunks of this many — C holds the partial sums
-  // between chunks (the first chunk starts from the residual) and the bias comes with the last —
-  // so that only M × k_chunk of the packed A has to stay in L2 (batch-1 fc2: A is M × 3072).
+  // > 0, with panel_group: K in chunks of this many, the partial sums kept in k_partial (M × N)
+  // between chunks and the epilogue applied after the last, so that only M × k_chunk of the packed
+  // A has to stay in L2 (batch-1 fc2: A is M × 3072).
   int64_t k_chunk = 0;
+  float* k_partial = nullptr;
   // Set: the finished tiles (bias and GELU applied; no residual) go into the packed A layout of a
   // following GEMM instead of C — the fused MLP's hidden activations, which never exist row-major.
   // Only the AVX-512 float32 tile implements it (mlp_avx512.cc is its one user).

@@ -189,12 +189,11 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights& lw = w.layers[l];
     be.layernorm({x.get(), lw.ln1_g.get(), lw.ln1_b.get(), ln.get(), M, D, eps});
-    linear(ln, D, lw.qkv_w, lw.qkv_b, 3 * D, qkv, false, Epilogue::kNone);
-    AttentionArgs at;
-    at.qkv = qkv.get(), at.out = ctx.get(), at.probs = probs.get();
-    at.head_scale = head_scale ? be.offset(head_scale.get(), l * Hh) : nullptr;
-    at.B = B, at.T = T, at.H = Hh, at.Dh = Dh, at.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
-    be.attention(at);
+    QkvAttentionArgs at;
+    at.a = ln.get(), at.W = lw.qkv_w.get(), at.bias = lw.qkv_b.get(), at.qkv = qkv.get(), at.out = ctx.get();
+    at.probs = probs.get(), at.head_scale = head_scale ? be.offset(head_scale.get(), l * Hh) : nullptr;
+    at.B = B, at.T = T, at.H = Hh, at.Dh = Dh, at.D = D, at.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
+    be.qkv_attention(at);
     if (taps && r.output_attentions) taps->attentions.push_back(download(probs, B * Hh * T * T));
     linear(ctx, D, lw.out_w, lw.out_b, D, x, true, Epilogue::kNone);
     be.layernorm({x.get(), lw.ln2_g.get(), lw.ln2_b.get(), ln.get(), M, D, eps});

@@ -19,6 +19,7 @@
 
 #include "backend/backend.h"
 #include "cpu/attention.h"
+#include "cpu/attention_block.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_features.h"
 #include "cpu/embed_tokens.h"
@@ -368,6 +369,67 @@ void test_mlp_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
         report("mlp fused with bf16 weights throws ERR_INTERNAL", e.code() == codes::kInternal, e.code());
       }
     });
+  }
+}
+
+// ---- qkv + attention ------------------------------------------------------------------------------
+
+// qkv = a·Wᵀ + b, then attention, through cpu::qkv_attention (fused or not) against ref_gemm +
+// ref_attention: token counts around the 14-row tiles, 32-key blocks and 40-row query blocks.
+void test_qkv_attention(ThreadPool& pool, cpu::Isa isa, cpu::QkvAttentionMode mode, int64_t B, int64_t T, int64_t H,
+                        int64_t Dh, int64_t D, bool bias, bool head_scale, uint64_t seed) {
+  const char* how = mode == cpu::QkvAttentionMode::kFused ? "fused" : mode == cpu::QkvAttentionMode::kUnfused ? "unfused" : "auto";
+  const std::string name = std::string("qkv_attention[") + cpu::isa_name(isa) + "," + how + "] B=" + std::to_string(B) +
+                           " T=" + std::to_string(T) + " H=" + std::to_string(H) + " Dh=" + std::to_string(Dh) +
+                           " D=" + std::to_string(D) + (bias ? " bias" : "") + (head_scale ? " head_scale" : "") +
+                           " threads=" + std::to_string(pool.size());
+  run_case(name, [&] {
+    Rng rng(seed);
+    const int64_t M = B * T, N = 3 * H * Dh, HD = H * Dh;
+    std::vector<float> a = rng.vec(static_cast<size_t>(M * D)), W = rng.vec(static_cast<size_t>(N * D), -0.3f, 0.3f),
+                       b = rng.vec(static_cast<size_t>(N)), hs = rng.vec(static_cast<size_t>(H), 0.0f, 2.0f);
+    auto P = cpu::PackedLinear::pack(W.data(), N, D, WeightDtype::kFloat32);
+    const size_t mo = static_cast<size_t>(M * HD);
+    std::vector<float> got(mo + kGuardLen, kGuard), want(mo + kGuardLen, kGuard);
+    std::vector<float> qkv(static_cast<size_t>(M * N), std::numeric_limits<float>::quiet_NaN()), qkv_ref(qkv.size());
+    QkvAttentionArgs q;
+    q.a = a.data(), q.W = P.get(), q.bias = bias ? b.data() : nullptr, q.qkv = qkv.data(), q.out = got.data();
+    q.head_scale = head_scale ? hs.data() : nullptr, q.B = B, q.T = T, q.H = H, q.Dh = Dh, q.D = D;
+    q.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
+    cpu::qkv_attention(q, pool, isa, mode);
+    GemmArgs g;
+    g.A = a.data(), g.lda = D, g.W = W.data(), g.bias = q.bias, g.C = qkv_ref.data(), g.M = M, g.N = N, g.K = D;
+    cpu::ref_gemm(g);
+    AttentionArgs at;
+    at.qkv = qkv_ref.data(), at.out = want.data(), at.head_scale = q.head_scale, at.B = B, at.T = T, at.H = H, at.Dh = Dh;
+    at.scale = q.scale;
+    cpu::ref_attention(at);
+    const bool guards = guard_intact(got, mo);
+    got.resize(mo), want.resize(mo);
+    if (!guards) {
+      report(name, false, "wrote past the end of out");
+      return;
+    }
+    check_close(name, got, want, kTolAttention);
+  });
+}
+
+void test_qkv_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+  using Mode = cpu::QkvAttentionMode;
+  uint64_t seed = 3000;
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
+    if (!cpu::isa_supported(isa)) continue;
+    test_qkv_attention(pool2, isa, Mode::kUnfused, 2, 197, 3, 32, 48, true, false, seed++);
+    if (isa != cpu::Isa::kAvx512) continue;
+    struct Shape {
+      int64_t B, T, H, Dh, D;
+    } shapes[] = {{1, 1, 1, 32, 16},  {1, 13, 2, 32, 40},  {1, 14, 1, 64, 32},  {2, 15, 2, 32, 33},  {1, 32, 2, 32, 64},
+                  {1, 33, 1, 64, 70}, {3, 45, 2, 32, 30},  {1, 197, 6, 64, 384}, {2, 197, 3, 64, 100}, {1, 257, 2, 96, 50},
+                  {1, 300, 1, 32, 17}};
+    for (const Shape& s : shapes) test_qkv_attention(pool2, isa, Mode::kFused, s.B, s.T, s.H, s.Dh, s.D, true, false, seed++);
+    test_qkv_attention(pool1, isa, Mode::kFused, 1, 197, 4, 64, 64, false, true, seed++);
+    test_qkv_attention(pool3, isa, Mode::kFused, 3, 50, 2, 32, 64, true, true, seed++);
+    test_qkv_attention(pool2, isa, Mode::kAuto, 1, 197, 2, 48, 64, true, false, seed++);  // Dh 48: unfused
   }
 }
 
@@ -939,6 +1001,7 @@ int main() {
     test_thread_pool();
     test_gemm_suite(pool2, pool3, pool1);
     test_mlp_suite(pool2, pool3, pool1);
+    test_qkv_attention_suite(pool2, pool3, pool1);
     test_layernorm_suite(pool2, pool1);
     test_attention_suite(pool2, pool3, pool1);
     test_patchify_suite(pool2, pool1);

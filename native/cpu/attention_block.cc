@@ -1,0 +1,141 @@
+// The qkv + attention op's driver (see attention_block.h): picks fused or unfused; for the fused
+// path packs every image's rows as GEMM A tiles (once, in parallel), then runs one task per
+// (image, head): the head's projection (attention_block_avx512.cc) into per-thread q / Kᵀ / V
+// buffers, then the flash tile kernel over the head's query rows.
+#include "cpu/attention_block.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "cpu/attention.h"
+#include "cpu/attention_block_kernels.h"
+#include "cpu/attention_flash_kernels.h"
+#include "cpu/gemm.h"
+#include "cpu/gemm_kernels.h"
+#include "cpu/scratch.h"
+#include "engine/error.h"
+
+namespace vitmsn {
+namespace cpu {
+namespace {
+
+struct PackedRowsTag;
+struct HeadBuffersTag;
+
+// Above this many tokens the per-task q / Kᵀ / V (3·T·Dh floats) would crowd out the core's L2;
+// such inputs (images of ~1400 px and more at patch 16) take the unfused path.
+constexpr int64_t kMaxFusedTokens = 2048;
+// Packed rows kept per calling thread between calls (batch 1–8 of ViT-B fit); more is allocated
+// per call.
+constexpr size_t kKeepFloats = size_t(2) << 20;
+
+void unfused(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa) {
+  if (!a.qkv) throw Error(codes::kInternal, "qkv_attention: the unfused path needs the qkv buffer");
+  GemmArgs g;
+  g.A = a.a, g.lda = a.D, g.Wp = a.W, g.bias = a.bias, g.C = a.qkv, g.M = a.B * a.T, g.N = 3 * a.H * a.Dh, g.K = a.D;
+  gemm(g, pool, isa);
+  AttentionArgs at;
+  at.qkv = a.qkv, at.out = a.out, at.head_scale = a.head_scale, at.probs = a.probs;
+  at.B = a.B, at.T = a.T, at.H = a.H, at.Dh = a.Dh, at.scale = a.scale;
+  attention(at, pool, isa);
+}
+
+void fused(const QkvAttentionArgs& a, ThreadPool& pool) {
+  const auto* W = static_cast<const PackedLinear*>(a.W);
+  const int64_t B = a.B, T = a.T, H = a.H, Dh = a.Dh, D = a.D, HD = H * Dh;
+  constexpr int64_t mr = kMrAvx512, KB = kFlashKB, QB = kFlashQB, GR = kFlashGroupAvx512;
+  // 1. Every image's rows as A tiles (an image starts a new tile, so its rows are tiles 0 .. ⌈T/14⌉).
+  const int64_t img_tiles = (T + mr - 1) / mr, tile_stride = a_tile_stride(mr, D);
+  const size_t packed_floats = static_cast<size_t>(B * img_tiles * tile_stride);
+  std::unique_ptr<float[]> packed_temp;
+  float* packed = packed_floats <= kKeepFloats ? thread_scratch<PackedRowsTag>(packed_floats, "qkv_attention")
+                                               : (packed_temp = alloc_scratch(packed_floats + 16, "qkv_attention"),
+                                                  reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(packed_temp.get()) + 63) &
+                                                                           ~uintptr_t(63)));
+  pool.parallel_for(B * img_tiles, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / img_tiles, ti = t % img_tiles;
+      GemmBlock pk;
+      pk.A = a.a + b * T * D, pk.lda = D, pk.W = W, pk.m0 = 0, pk.m1 = T;
+      pk.a_tiles = packed + b * img_tiles * tile_stride, pk.tile_stride = tile_stride;
+      gemm_pack_a_avx512(pk, ti, ti + 1);
+    }
+  });
+  // 2. One task per (image, head).
+  const int64_t nkb = (T + KB - 1) / KB, Tp = nkb * KB, q_blocks = (T + QB - 1) / QB;
+  // Per-thread buffers, each piece a multiple of 16 floats so all stay 64-byte aligned.
+  const int64_t n_q = (T * Dh + 15) / 16 * 16, n_kt = nkb * Dh * KB, n_v = Tp * Dh, n_o = QB * Dh, n_l = QB * 16,
+                n_m = (QB + 15) / 16 * 16, n_p = QB * KB, n_qp = (QB + GR - 1) / GR * ((Dh * GR + 15) / 16 * 16);
+  const size_t per_thread = static_cast<size_t>(n_q + n_kt + n_v + n_o + n_l + n_m + n_p + n_qp);
+  pool.parallel_for(B * H, [&](int64_t t0, int64_t t1) {
+    float* q = thread_scratch<HeadBuffersTag>(per_thread, "qkv_attention");
+    float* kt = q + n_q;
+    float* v = kt + n_kt;
+    FlashTile tile;
+    tile.kt = kt, tile.v = v, tile.T = T, tile.Dh = Dh, tile.Dhp = Dh, tile.nkb = nkb;
+    tile.o = v + n_v, tile.l = tile.o + n_o, tile.m = tile.l + n_l, tile.p = tile.m + n_m, tile.qp = tile.p + n_p;
+    tile.scale = a.scale, tile.q = q, tile.ldq = Dh, tile.ldo = HD;
+    // Padding the projection does not write: the last Kᵀ block's keys past T and V's rows past T.
+    std::memset(kt + (nkb - 1) * Dh * KB, 0, static_cast<size_t>(Dh * KB) * sizeof(float));
+    std::memset(v + T * Dh, 0, static_cast<size_t>((Tp - T) * Dh) * sizeof(float));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / H, h = t % H;
+      QkvHead head;
+      head.a_tiles = packed + b * img_tiles * tile_stride, head.tile_stride = tile_stride, head.T = T;
+      head.W = W, head.bias = a.bias, head.H = H, head.h = h, head.Dh = Dh, head.q = q, head.kt = kt, head.v = v;
+      qkv_head_avx512(head);
+      tile.head_scale = a.head_scale ? a.head_scale[h] : 1.0f;
+      for (int64_t qb = 0; qb < q_blocks; ++qb) {
+        const int64_t i0 = qb * T / q_blocks, i1 = (qb + 1) * T / q_blocks;
+        tile.q = q + i0 * Dh, tile.rows = static_cast<int>(i1 - i0);
+        tile.out = a.out + (b * T + i0) * HD + h * Dh;
+        flash_tile_avx512(tile);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+QkvAttentionMode qkv_attention_mode_from_env() {
+  const char* v = std::getenv("VITMSN_CPU_QKV_ATTENTION");
+  if (v && std::string(v) == "unfused") return QkvAttentionMode::kUnfused;
+  if (v && std::string(v) == "fused") return QkvAttentionMode::kFused;
+  return QkvAttentionMode::kAuto;
+}
+
+bool qkv_attention_fusable(Isa isa, const QkvAttentionArgs& a) {
+  return isa == Isa::kAvx512 && a.W && a.W->dtype == WeightDtype::kFloat32 && a.Dh > 0 && a.Dh % kPanel == 0 &&
+         !a.probs && a.T >= 1 && a.T <= kMaxFusedTokens;
+}
+
+void qkv_attention(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa, QkvAttentionMode mode) {
+  if (a.B < 0 || a.T < 0 || a.H < 1 || a.Dh < 1 || a.D < 1) throw Error(codes::kInternal, "qkv_attention: bad dimensions");
+  if (!a.W || a.W->N != 3 * a.H * a.Dh || a.W->K != a.D) {
+    throw Error(codes::kInternal, "qkv_attention: weight shape does not match 3·H·Dh × D");
+  }
+  if (a.B == 0 || a.T == 0) return;
+  if (!a.a || !a.out) throw Error(codes::kInternal, "qkv_attention: null operand");
+  bool fuse = false;
+  switch (mode) {
+    case QkvAttentionMode::kUnfused: break;
+    case QkvAttentionMode::kFused:
+      if (!qkv_attention_fusable(isa, a)) throw Error(codes::kInternal, "qkv_attention: this path has no fused op");
+      fuse = true;
+      break;
+    case QkvAttentionMode::kAuto:
+      fuse = qkv_attention_fusable(isa, a) && a.B * a.H >= pool.size();
+      break;
+  }
+  if (fuse) {
+    fused(a, pool);
+  } else {
+    unfused(a, pool, isa);
+  }
+}
+
+}  // namespace cpu
+}  // namespace vitmsn
