@@ -139,7 +139,8 @@ class CpuBackend final : public Backend {
   void mlp(const MlpArgs& a) override {
     timed([&] { return "mlp " + std::to_string(a.M) + "x" + std::to_string(a.D) + "x" + std::to_string(a.I); },
           [&] {
-            const bool forced = mlp_mode_ == cpu::MlpMode::kFused && !cpu::mlp_fusable(isa_, a);
+            const bool forced = mlp_mode_ != cpu::MlpMode::kAuto && mlp_mode_ != cpu::MlpMode::kUnfused &&
+                                !cpu::mlp_fusable(isa_, a);
             cpu::mlp(a, pool_, isa_, forced ? cpu::MlpMode::kAuto : mlp_mode_);
           });
   }

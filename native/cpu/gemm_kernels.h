@@ -49,6 +49,7 @@ struct GemmBlock {
   // Only the AVX-512 float32 tile implements it (mlp_avx512.cc is its one user).
   float* c_tiles = nullptr;
   int64_t c_tile_stride = 0;
+  int64_t c_n0 = 0;  // the column c_tiles starts at (its k = 0 for the following GEMM)
 };
 
 constexpr int kMaxMR = 16;
@@ -84,6 +85,11 @@ void gemm_pack_a_amx(const GemmBlock& b, int64_t t0, int64_t t1);
 // block's first row, a_tiles = fc1's c_tiles). AVX-512, float32 weights only.
 constexpr int64_t kMlpTilesAvx512 = 4;
 void mlp_rows_avx512(const GemmBlock& fc1, const GemmBlock& fc2);
+// Fused MLP, one slice of hidden columns [c0, c1) for all rows (batch 1, mlp.h): fc1 (a_tiles
+// already packed, W1, bias, gelu, m0 = 0, m1 = M, panels p0 .. p1 = the slice, c_tiles / c_n0 = c0
+// for the slice's hidden tiles) then fc2's partial sums over the slice's k into fc2.k_partial
+// (M × D rows; fc2: W2, a_tiles = fc1's c_tiles, m0 = 0, m1 = M). AVX-512, float32 weights only.
+void mlp_slice_avx512(const GemmBlock& fc1, const GemmBlock& fc2, int64_t c0, int64_t c1);
 
 // The exact GELU the epilogues use in scalar code: 0.5·x·(1 + erf(x/√2)) with std::erf.
 float gelu_exact(float x);

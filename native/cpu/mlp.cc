@@ -18,6 +18,8 @@ namespace {
 
 struct MlpATag;
 struct MlpHiddenTag;
+struct MlpSharedATag;
+struct MlpPartialTag;
 
 void check(const MlpArgs& a) {
   if (a.M < 0 || a.D < 1 || a.I < 1) throw Error(codes::kInternal, "mlp: bad dimensions");
@@ -40,12 +42,54 @@ void two_gemms(const MlpArgs& a, ThreadPool& pool, Isa isa) {
   gemm(g, pool, isa);
 }
 
+// Hidden slices (mlp.h): shared packed A, one task per slice, then the partials' reduction.
+void fused_slices(const MlpArgs& a, ThreadPool& pool) {
+  const auto* W1 = static_cast<const PackedLinear*>(a.W1);
+  const auto* W2 = static_cast<const PackedLinear*>(a.W2);
+  constexpr int64_t mr = kMrAvx512;
+  const int64_t M = a.M, D = a.D, tiles = (M + mr - 1) / mr;
+  const int64_t slices = std::min<int64_t>(2 * pool.size(), W1->panels);
+  const int64_t a_stride = a_tile_stride(mr, D);
+  const int64_t slice_cols = (W1->panels + slices - 1) / slices * kPanel, h_stride = a_tile_stride(mr, slice_cols);
+  float* a_tiles = thread_scratch<MlpSharedATag>(static_cast<size_t>(tiles * a_stride), "mlp");
+  float* partials = thread_scratch<MlpPartialTag>(static_cast<size_t>(slices * M * D), "mlp");
+  GemmBlock pack;
+  pack.A = a.a, pack.lda = D, pack.W = W1, pack.m0 = 0, pack.m1 = M, pack.a_tiles = a_tiles, pack.tile_stride = a_stride;
+  pool.parallel_for(tiles, [&](int64_t t0, int64_t t1) { gemm_pack_a_avx512(pack, t0, t1); });
+  pool.parallel_for(slices, [&](int64_t s0, int64_t s1) {
+    float* h_tiles = thread_scratch<MlpHiddenTag>(static_cast<size_t>(tiles * h_stride), "mlp");
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t p0 = s * W1->panels / slices, p1 = (s + 1) * W1->panels / slices;
+      const int64_t c0 = p0 * kPanel, c1 = std::min(p1 * kPanel, a.I);
+      GemmBlock fc1;
+      fc1.W = W1, fc1.bias = a.b1, fc1.gelu = true, fc1.m0 = 0, fc1.m1 = M, fc1.p0 = p0, fc1.p1 = p1;
+      fc1.a_tiles = a_tiles, fc1.tile_stride = a_stride;
+      fc1.c_tiles = h_tiles, fc1.c_tile_stride = h_stride, fc1.c_n0 = c0;
+      GemmBlock fc2;
+      fc2.W = W2, fc2.m0 = 0, fc2.m1 = M, fc2.a_tiles = h_tiles, fc2.tile_stride = h_stride;
+      fc2.k_partial = partials + s * M * D;
+      mlp_slice_avx512(fc1, fc2, c0, c1);
+    }
+  });
+  pool.parallel_for(M, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      float* o = a.out + m * D;
+      for (int64_t n = 0; n < D; ++n) {
+        float v = partials[m * D + n];
+        for (int64_t s = 1; s < slices; ++s) v += partials[(s * M + m) * D + n];
+        o[n] += a.b2 ? v + a.b2[n] : v;
+      }
+    }
+  });
+}
+
 }  // namespace
 
 MlpMode mlp_mode_from_env() {
   const char* v = std::getenv("VITMSN_CPU_MLP");
   if (v && std::string(v) == "unfused") return MlpMode::kUnfused;
   if (v && std::string(v) == "fused") return MlpMode::kFused;
+  if (v && std::string(v) == "slices") return MlpMode::kFusedSlices;
   return MlpMode::kAuto;
 }
 
@@ -63,17 +107,22 @@ void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode) {
   switch (mode) {
     case MlpMode::kUnfused: break;
     case MlpMode::kFused:
+    case MlpMode::kFusedSlices:
       if (!mlp_fusable(isa, a)) throw Error(codes::kInternal, "mlp: this path has no fused MLP");
       fuse = true;
       break;
     case MlpMode::kAuto:
-      // Fewer blocks than that (batch 1): each thread would read every weight for a handful of
-      // rows, where the column-split GEMMs read each weight once in all.
-      fuse = mlp_fusable(isa, a) && blocks >= 4 * pool.size();
+      fuse = mlp_fusable(isa, a);
       break;
   }
   if (!fuse) {
     two_gemms(a, pool, isa);
+    return;
+  }
+  // Fewer row blocks than 4 per thread (batch 1): in row blocks each thread would read every
+  // weight for a handful of rows; hidden slices read each weight once in all.
+  if (mode == MlpMode::kFusedSlices || (mode == MlpMode::kAuto && blocks < 4 * pool.size())) {
+    fused_slices(a, pool);
     return;
   }
   const auto* W1 = static_cast<const PackedLinear*>(a.W1);

@@ -68,6 +68,32 @@ void mlp_rows_avx512(const GemmBlock& fc1, const GemmBlock& fc2) {
   }
 }
 
+void mlp_slice_avx512(const GemmBlock& fc1, const GemmBlock& fc2, int64_t c0, int64_t c1) {
+  const PackedLinear &W1 = *fc1.W, &W2 = *fc2.W;
+  const int64_t tiles = (fc1.m1 + MR - 1) / MR, K1 = W1.K, K2 = W2.K, klen = c1 - c0;
+  // fc1: the slice's panels, each over all row tiles (≈15 at batch 1: their prefetch slices of
+  // K/4 lines each cover the next panel's 2K lines).
+  for (int64_t p = fc1.p0; p < fc1.p1; ++p) {
+    const bool last = p + 1 == fc1.p1;
+    const char* next = reinterpret_cast<const char*>(last ? W2.f32() + c0 * kPanel : W1.f32() + (p + 1) * K1 * kPanel);
+    const int64_t next_bytes = (last ? klen : K1) * kPanel * static_cast<int64_t>(sizeof(float));
+    panel_over_tiles(fc1, p, next, next_bytes, 2);
+  }
+  // fc2: every output panel over the slice's k range, raw sums into k_partial.
+  const int64_t slice_bytes = (klen >> 2) * 64, piece_bytes = klen * kPanel * static_cast<int64_t>(sizeof(float));
+  for (int64_t q = 0; q < W2.panels; ++q) {
+    const float* bp = W2.f32() + q * K2 * kPanel + c0 * kPanel;
+    const char* next = q + 1 < W2.panels ? reinterpret_cast<const char*>(bp + K2 * kPanel) : nullptr;
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t m = t * MR, off = t * slice_bytes;
+      const int rows = static_cast<int>(fc2.m1 - m < MR ? fc2.m1 - m : MR);
+      const float* ap = fc2.a_tiles + t * fc2.tile_stride;
+      const char* pf = next && off < piece_bytes ? next + off : nullptr;
+      with_rows(rows, [&](auto r) { tile_f32_part<decltype(r)::value>(fc2, ap, bp, klen, m, q * kPanel, pf, true, false); });
+    }
+  }
+}
+
 }  // namespace cpu
 }  // namespace vitmsn
 
@@ -85,6 +111,9 @@ void mlp_rows_avx512(const GemmBlock& fc1, const GemmBlock& fc2) {
 namespace vitmsn {
 namespace cpu {
 void mlp_rows_avx512(const GemmBlock&, const GemmBlock&) {
+  throw Error(codes::kInternal, "mlp: no AVX-512 on this architecture");
+}
+void mlp_slice_avx512(const GemmBlock&, const GemmBlock&, int64_t, int64_t) {
   throw Error(codes::kInternal, "mlp: no AVX-512 on this architecture");
 }
 }  // namespace cpu

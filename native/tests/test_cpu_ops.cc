@@ -305,7 +305,10 @@ void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
 // around the fused path's 14-row tiles and 56-row blocks, D and I off every vector width.
 void test_mlp(ThreadPool& pool, cpu::Isa isa, cpu::MlpMode mode, int64_t M, int64_t D, int64_t I, bool biases,
               uint64_t seed) {
-  const char* how = mode == cpu::MlpMode::kFused ? "fused" : mode == cpu::MlpMode::kUnfused ? "unfused" : "auto";
+  const char* how = mode == cpu::MlpMode::kFused          ? "fused"
+                    : mode == cpu::MlpMode::kFusedSlices ? "slices"
+                    : mode == cpu::MlpMode::kUnfused     ? "unfused"
+                                                         : "auto";
   const std::string name = std::string("mlp[") + cpu::isa_name(isa) + "," + how + "] M=" + std::to_string(M) +
                            " D=" + std::to_string(D) + " I=" + std::to_string(I) + (biases ? " biases" : "") +
                            " threads=" + std::to_string(pool.size());
@@ -350,10 +353,13 @@ void test_mlp_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
     for (const Shape& s : shapes) test_mlp(pool2, isa, cpu::MlpMode::kUnfused, s.M, s.D, s.I, true, seed++);
     if (isa != cpu::Isa::kAvx512) continue;
     for (const Shape& s : shapes) test_mlp(pool2, isa, cpu::MlpMode::kFused, s.M, s.D, s.I, true, seed++);
+    for (const Shape& s : shapes) test_mlp(pool2, isa, cpu::MlpMode::kFusedSlices, s.M, s.D, s.I, true, seed++);
+    test_mlp(pool1, isa, cpu::MlpMode::kFusedSlices, 197, 40, 130, false, seed++);
+    test_mlp(pool3, isa, cpu::MlpMode::kFusedSlices, 197, 96, 3072, true, seed++);  // long slices, 6 partials
     test_mlp(pool1, isa, cpu::MlpMode::kFused, 197, 40, 130, false, seed++);
     test_mlp(pool3, isa, cpu::MlpMode::kFused, 1576 / 4, 96, 384, true, seed++);
     test_mlp(pool2, isa, cpu::MlpMode::kAuto, 1576, 64, 256, true, seed++);  // batch 8 rows: fused
-    test_mlp(pool2, isa, cpu::MlpMode::kAuto, 197, 64, 256, true, seed++);   // batch 1 rows: two GEMMs
+    test_mlp(pool2, isa, cpu::MlpMode::kAuto, 197, 64, 256, true, seed++);   // batch 1 rows: hidden slices
   }
   if (cpu::isa_supported(cpu::Isa::kAvx512)) {
     run_case("mlp fused with bf16 weights throws ERR_INTERNAL", [&] {
