@@ -21,6 +21,9 @@ struct MlpHiddenTag;
 struct MlpSharedATag;
 struct MlpPartialTag;
 
+// Hidden slices (batch 1): at most this many (2 per thread), each at least this many columns wide.
+constexpr int64_t kMaxSlices = 8, kMinSliceCols = 4 * kPanel;
+
 void check(const MlpArgs& a) {
   if (a.M < 0 || a.D < 1 || a.I < 1) throw Error(codes::kInternal, "mlp: bad dimensions");
   if (!a.W1 || !a.W2 || a.W1->N != a.I || a.W1->K != a.D || a.W2->N != a.D || a.W2->K != a.I) {
@@ -120,7 +123,16 @@ void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode) {
     return;
   }
   // Fewer row blocks than 4 per thread (batch 1): in row blocks each thread would read every
-  // weight for a handful of rows; hidden slices read each weight once in all.
+  // weight for a handful of rows; hidden slices read each weight once in all. Measured on 2
+  // cores only: with many threads the slices get thin and the partial sums (2·threads × M × D)
+  // many, so past kMaxSlices the two GEMMs run instead.
+  if (mode == MlpMode::kAuto && blocks < 4 * pool.size()) {
+    const int64_t slices = 2 * pool.size();
+    if (slices > kMaxSlices || a.W1->N < slices * kMinSliceCols) {
+      two_gemms(a, pool, isa);
+      return;
+    }
+  }
   if (mode == MlpMode::kFusedSlices || (mode == MlpMode::kAuto && blocks < 4 * pool.size())) {
     fused_slices(a, pool);
     return;

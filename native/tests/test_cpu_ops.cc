@@ -359,7 +359,8 @@ void test_mlp_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
     test_mlp(pool1, isa, cpu::MlpMode::kFused, 197, 40, 130, false, seed++);
     test_mlp(pool3, isa, cpu::MlpMode::kFused, 1576 / 4, 96, 384, true, seed++);
     test_mlp(pool2, isa, cpu::MlpMode::kAuto, 1576, 64, 256, true, seed++);  // batch 8 rows: fused
-    test_mlp(pool2, isa, cpu::MlpMode::kAuto, 197, 64, 256, true, seed++);   // batch 1 rows: hidden slices
+    test_mlp(pool2, isa, cpu::MlpMode::kAuto, 197, 64, 1024, true, seed++);  // batch 1 rows: hidden slices
+    test_mlp(pool2, isa, cpu::MlpMode::kAuto, 197, 64, 256, true, seed++);   // slices too thin: two GEMMs
   }
   if (cpu::isa_supported(cpu::Isa::kAvx512)) {
     run_case("mlp fused with bf16 weights throws ERR_INTERNAL", [&] {
