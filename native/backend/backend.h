@@ -60,7 +60,12 @@ struct MlpArgs {
   const float* b2 = nullptr;
   float* hidden = nullptr;
   float* out = nullptr;
-  int64_t M = 0, D = 0, I = 0;
+  int64_t M = 0, D = 0, I = 0;  // Optional LayerNorm in front (LayerNormArgs math): with ln_gamma set the op reads LN(a) instead
+  // of a. ln_out (M×D) is scratch where an implementation that does not fuse it writes LN(a) first.
+  const float* ln_gamma = nullptr;
+  const float* ln_beta = nullptr;
+  float ln_eps = 1e-6f;
+  float* ln_out = nullptr;
 };
 
 struct LayerNormArgs {
@@ -101,7 +106,12 @@ struct QkvAttentionArgs {
   const float* head_scale = nullptr;
   float* probs = nullptr;
   int64_t B = 0, T = 0, H = 0, Dh = 0, D = 0;
-  float scale = 1.0f;
+  float scale = 1.0f;  // Optional LayerNorm in front (LayerNormArgs math): with ln_gamma set the op reads LN(a) instead
+  // of a. ln_out (M×D) is scratch where an implementation that does not fuse it writes LN(a) first.
+  const float* ln_gamma = nullptr;
+  const float* ln_beta = nullptr;
+  float ln_eps = 1e-6f;
+  float* ln_out = nullptr;
 };
 
 struct PatchifyArgs {
@@ -157,8 +167,10 @@ class Backend {
   virtual void embed_tokens(const EmbedTokensArgs& a) = 0;
   // The projection into a.qkv, then attention, unless the backend has something better.
   virtual void qkv_attention(const QkvAttentionArgs& a) {
+    const float* x = a.a;
+    if (a.ln_gamma) layernorm({a.a, a.ln_gamma, a.ln_beta, a.ln_out, a.B * a.T, a.D, a.ln_eps}), x = a.ln_out;
     GemmArgs g;
-    g.A = a.a, g.lda = a.D, g.Wp = a.W, g.bias = a.bias, g.C = a.qkv, g.M = a.B * a.T, g.N = 3 * a.H * a.Dh, g.K = a.D;
+    g.A = x, g.lda = a.D, g.Wp = a.W, g.bias = a.bias, g.C = a.qkv, g.M = a.B * a.T, g.N = 3 * a.H * a.Dh, g.K = a.D;
     gemm(g);
     AttentionArgs at;
     at.qkv = a.qkv, at.out = a.out, at.head_scale = a.head_scale, at.probs = a.probs;
@@ -167,8 +179,10 @@ class Backend {
   }
   // Two GEMMs through a.hidden unless the backend has something better.
   virtual void mlp(const MlpArgs& a) {
+    const float* x = a.a;
+    if (a.ln_gamma) layernorm({a.a, a.ln_gamma, a.ln_beta, a.ln_out, a.M, a.D, a.ln_eps}), x = a.ln_out;
     GemmArgs g;
-    g.A = a.a, g.lda = a.D, g.Wp = a.W1, g.bias = a.b1, g.C = a.hidden, g.M = a.M, g.N = a.I, g.K = a.D;
+    g.A = x, g.lda = a.D, g.Wp = a.W1, g.bias = a.b1, g.C = a.hidden, g.M = a.M, g.N = a.I, g.K = a.D;
     g.epilogue = Epilogue::kGelu;
     gemm(g);
     g = GemmArgs();

@@ -15,6 +15,7 @@
 #include "cpu/attention_flash_kernels.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
+#include "cpu/layernorm.h"
 #include "cpu/scratch.h"
 #include "engine/error.h"
 
@@ -24,6 +25,7 @@ namespace {
 
 struct PackedRowsTag;
 struct HeadBuffersTag;
+struct LnRowsTag;
 
 // Above this many tokens the per-task q / Kᵀ / V (3·T·Dh floats) would crowd out the core's L2;
 // such inputs (images of ~1400 px and more at patch 16) take the unfused path.
@@ -34,8 +36,14 @@ constexpr size_t kKeepFloats = size_t(2) << 20;
 
 void unfused(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa) {
   if (!a.qkv) throw Error(codes::kInternal, "qkv_attention: the unfused path needs the qkv buffer");
+  const float* x = a.a;
+  if (a.ln_gamma) {
+    if (!a.ln_out) throw Error(codes::kInternal, "qkv_attention: the unfused path needs the LayerNorm buffer");
+    layernorm({a.a, a.ln_gamma, a.ln_beta, a.ln_out, a.B * a.T, a.D, a.ln_eps}, pool, isa);
+    x = a.ln_out;
+  }
   GemmArgs g;
-  g.A = a.a, g.lda = a.D, g.Wp = a.W, g.bias = a.bias, g.C = a.qkv, g.M = a.B * a.T, g.N = 3 * a.H * a.Dh, g.K = a.D;
+  g.A = x, g.lda = a.D, g.Wp = a.W, g.bias = a.bias, g.C = a.qkv, g.M = a.B * a.T, g.N = 3 * a.H * a.Dh, g.K = a.D;
   gemm(g, pool, isa);
   AttentionArgs at;
   at.qkv = a.qkv, at.out = a.out, at.head_scale = a.head_scale, at.probs = a.probs;
@@ -55,13 +63,20 @@ void fused(const QkvAttentionArgs& a, ThreadPool& pool) {
                                                : (packed_temp = alloc_scratch(packed_floats + 16, "qkv_attention"),
                                                   reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(packed_temp.get()) + 63) &
                                                                            ~uintptr_t(63)));
+  // The LayerNorm in front, when asked, is applied here, tile by tile, on the way into the tiles.
   pool.parallel_for(B * img_tiles, [&](int64_t t0, int64_t t1) {
+    float* ln_rows = a.ln_gamma ? thread_scratch<LnRowsTag>(static_cast<size_t>(mr * D), "qkv_attention") : nullptr;
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / img_tiles, ti = t % img_tiles;
-      GemmBlock pk;
-      pk.A = a.a + b * T * D, pk.lda = D, pk.W = W, pk.m0 = 0, pk.m1 = T;
-      pk.a_tiles = packed + b * img_tiles * tile_stride, pk.tile_stride = tile_stride;
-      gemm_pack_a_avx512(pk, ti, ti + 1);
+      const int64_t b = t / img_tiles, ti = t % img_tiles, m0 = b * T + ti * mr;
+      GemmBlock pk;  // one tile: its rows as tile 0 of a block
+      pk.m1 = std::min(mr, T - ti * mr);
+      pk.A = a.a + m0 * D;
+      if (a.ln_gamma) {
+        layernorm_rows({pk.A, a.ln_gamma, a.ln_beta, ln_rows, pk.m1, D, a.ln_eps}, Isa::kAvx512);
+        pk.A = ln_rows;
+      }
+      pk.lda = D, pk.W = W, pk.a_tiles = packed + (b * img_tiles + ti) * tile_stride, pk.tile_stride = tile_stride;
+      gemm_pack_a_avx512(pk, 0, 1);
     }
   });
   // 2. One task per (image, head).

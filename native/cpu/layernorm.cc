@@ -72,6 +72,11 @@ void norm_row_avx512(const float* x, const float* gamma, const float* beta, floa
 
 void layernorm(const LayerNormArgs& a, ThreadPool& pool) { layernorm(a, pool, default_isa()); }
 
+void layernorm_rows(const LayerNormArgs& a, Isa isa) {
+  const auto row = isa == Isa::kAvx512 ? norm_row_avx512 : norm_row;
+  for (int64_t r = 0; r < a.rows; ++r) row(a.x + r * a.D, a.gamma, a.beta, a.y + r * a.D, a.D, a.eps);
+}
+
 void layernorm(const LayerNormArgs& a, ThreadPool& pool, Isa isa) {
   if (a.rows < 0 || a.D < 0) throw Error(codes::kInternal, "layernorm: negative dimension");
   if (a.rows == 0 || a.D == 0) return;

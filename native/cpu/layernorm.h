@@ -13,6 +13,8 @@ namespace cpu {
 
 void layernorm(const LayerNormArgs& a, ThreadPool& pool);  // default_isa()
 void layernorm(const LayerNormArgs& a, ThreadPool& pool, Isa isa);
+// The same rows on the calling thread only (for ops that normalise their own rows inside a task).
+void layernorm_rows(const LayerNormArgs& a, Isa isa);
 
 }  // namespace cpu
 }  // namespace vitmsn

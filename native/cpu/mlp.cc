@@ -9,6 +9,7 @@
 
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
+#include "cpu/layernorm.h"
 #include "cpu/scratch.h"
 #include "engine/error.h"
 
@@ -20,6 +21,7 @@ struct MlpATag;
 struct MlpHiddenTag;
 struct MlpSharedATag;
 struct MlpPartialTag;
+struct MlpLnRowsTag;
 
 // Hidden slices (batch 1): at most this many (2 per thread), each at least this many columns wide.
 constexpr int64_t kMaxSlices = 8, kMinSliceCols = 4 * kPanel;
@@ -33,10 +35,24 @@ void check(const MlpArgs& a) {
   if (a.M > 0 && (!a.a || !a.out)) throw Error(codes::kInternal, "mlp: null operand");
 }
 
+// LN(rows [m0, m0 + rows) of a) into dst (rows × D) when the op has a LayerNorm in front; else
+// those rows of a as they are. Returns where the op's input rows are.
+const float* input_rows(const MlpArgs& a, int64_t m0, int64_t rows, float* dst, Isa isa) {
+  if (!a.ln_gamma) return a.a + m0 * a.D;
+  layernorm_rows({a.a + m0 * a.D, a.ln_gamma, a.ln_beta, dst, rows, a.D, a.ln_eps}, isa);
+  return dst;
+}
+
 void two_gemms(const MlpArgs& a, ThreadPool& pool, Isa isa) {
   if (!a.hidden) throw Error(codes::kInternal, "mlp: the unfused path needs the hidden buffer");
+  const float* x = a.a;
+  if (a.ln_gamma) {
+    if (!a.ln_out) throw Error(codes::kInternal, "mlp: the unfused path needs the LayerNorm buffer");
+    layernorm({a.a, a.ln_gamma, a.ln_beta, a.ln_out, a.M, a.D, a.ln_eps}, pool, isa);
+    x = a.ln_out;
+  }
   GemmArgs g;
-  g.A = a.a, g.lda = a.D, g.Wp = a.W1, g.bias = a.b1, g.C = a.hidden, g.M = a.M, g.N = a.I, g.K = a.D;
+  g.A = x, g.lda = a.D, g.Wp = a.W1, g.bias = a.b1, g.C = a.hidden, g.M = a.M, g.N = a.I, g.K = a.D;
   g.epilogue = Epilogue::kGelu;
   gemm(g, pool, isa);
   g = GemmArgs();
@@ -56,9 +72,16 @@ void fused_slices(const MlpArgs& a, ThreadPool& pool) {
   const int64_t slice_cols = (W1->panels + slices - 1) / slices * kPanel, h_stride = a_tile_stride(mr, slice_cols);
   float* a_tiles = thread_scratch<MlpSharedATag>(static_cast<size_t>(tiles * a_stride), "mlp");
   float* partials = thread_scratch<MlpPartialTag>(static_cast<size_t>(slices * M * D), "mlp");
-  GemmBlock pack;
-  pack.A = a.a, pack.lda = D, pack.W = W1, pack.m0 = 0, pack.m1 = M, pack.a_tiles = a_tiles, pack.tile_stride = a_stride;
-  pool.parallel_for(tiles, [&](int64_t t0, int64_t t1) { gemm_pack_a_avx512(pack, t0, t1); });
+  pool.parallel_for(tiles, [&](int64_t t0, int64_t t1) {
+    float* ln_rows = a.ln_gamma ? thread_scratch<MlpLnRowsTag>(static_cast<size_t>(mr * D), "mlp") : nullptr;
+    for (int64_t t = t0; t < t1; ++t) {
+      GemmBlock pack;  // one tile: its rows (LayerNorm'd first when asked) as tile 0 of a block
+      pack.m1 = std::min(mr, M - t * mr);
+      pack.A = input_rows(a, t * mr, pack.m1, ln_rows, Isa::kAvx512), pack.lda = D, pack.W = W1;
+      pack.a_tiles = a_tiles + t * a_stride, pack.tile_stride = a_stride;
+      gemm_pack_a_avx512(pack, 0, 1);
+    }
+  });
   pool.parallel_for(slices, [&](int64_t s0, int64_t s1) {
     float* h_tiles = thread_scratch<MlpHiddenTag>(static_cast<size_t>(tiles * h_stride), "mlp");
     for (int64_t s = s0; s < s1; ++s) {
@@ -143,10 +166,11 @@ void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode) {
   pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
     float* a_tiles = thread_scratch<MlpATag>(static_cast<size_t>(kMlpTilesAvx512 * a_stride), "mlp");
     float* h_tiles = thread_scratch<MlpHiddenTag>(static_cast<size_t>(kMlpTilesAvx512 * h_stride), "mlp");
+    float* ln_rows = a.ln_gamma ? thread_scratch<MlpLnRowsTag>(static_cast<size_t>(rows_per_block * a.D), "mlp") : nullptr;
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t m0 = blk * rows_per_block, rows = std::min(rows_per_block, a.M - m0);
       GemmBlock fc1;
-      fc1.A = a.a + m0 * a.D, fc1.lda = a.D, fc1.W = W1, fc1.bias = a.b1, fc1.gelu = true;
+      fc1.A = input_rows(a, m0, rows, ln_rows, Isa::kAvx512), fc1.lda = a.D, fc1.W = W1, fc1.bias = a.b1, fc1.gelu = true;
       fc1.m0 = 0, fc1.m1 = rows, fc1.a_tiles = a_tiles, fc1.tile_stride = a_stride;
       fc1.c_tiles = h_tiles, fc1.c_tile_stride = h_stride;
       GemmBlock fc2;

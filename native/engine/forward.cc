@@ -3,6 +3,7 @@
 //   patches = patchify(x); E = patches·Wpeᵀ + bpe                      (conv p×p stride p as a GEMM)
 //   X0 = [cls; mask ? mask_token : E] + pos                              (pos bicubic-resized on request)
 //   per layer: X += O·attn(LN1(X)) + bo ;  X += W2·gelu(W1·LN2(X) + b1) + b2
+//   (the backend's qkv_attention and mlp ops take LN1 / LN2 as their input step)
 //   last_hidden_state = LN(X_L); logits = classifier(last_hidden_state[:, 0])
 #include <algorithm>
 #include <cmath>
@@ -188,17 +189,17 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
   };
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights& lw = w.layers[l];
-    be.layernorm({x.get(), lw.ln1_g.get(), lw.ln1_b.get(), ln.get(), M, D, eps});
-    QkvAttentionArgs at;
-    at.a = ln.get(), at.W = lw.qkv_w.get(), at.bias = lw.qkv_b.get(), at.qkv = qkv.get(), at.out = ctx.get();
+    QkvAttentionArgs at;  // LN1 inside: a backend may fuse it into the projection
+    at.a = x.get(), at.ln_gamma = lw.ln1_g.get(), at.ln_beta = lw.ln1_b.get(), at.ln_eps = eps, at.ln_out = ln.get();
+    at.W = lw.qkv_w.get(), at.bias = lw.qkv_b.get(), at.qkv = qkv.get(), at.out = ctx.get();
     at.probs = probs.get(), at.head_scale = head_scale ? be.offset(head_scale.get(), l * Hh) : nullptr;
     at.B = B, at.T = T, at.H = Hh, at.Dh = Dh, at.D = D, at.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
     be.qkv_attention(at);
     if (taps && r.output_attentions) taps->attentions.push_back(download(probs, B * Hh * T * T));
     linear(ctx, D, lw.out_w, lw.out_b, D, x, true, Epilogue::kNone);
-    be.layernorm({x.get(), lw.ln2_g.get(), lw.ln2_b.get(), ln.get(), M, D, eps});
-    MlpArgs ma;
-    ma.a = ln.get(), ma.W1 = lw.fc1_w.get(), ma.b1 = lw.fc1_b.get(), ma.W2 = lw.fc2_w.get(), ma.b2 = lw.fc2_b.get();
+    MlpArgs ma;  // LN2 inside, likewise
+    ma.a = x.get(), ma.ln_gamma = lw.ln2_g.get(), ma.ln_beta = lw.ln2_b.get(), ma.ln_eps = eps, ma.ln_out = ln.get();
+    ma.W1 = lw.fc1_w.get(), ma.b1 = lw.fc1_b.get(), ma.W2 = lw.fc2_w.get(), ma.b2 = lw.fc2_b.get();
     ma.hidden = mlp.get(), ma.out = x.get(), ma.M = M, ma.D = D, ma.I = I;
     be.mlp(ma);
     if (taps && r.output_hidden_states) taps->hidden_states.push_back(download(x, M * D));

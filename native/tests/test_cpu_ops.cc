@@ -303,6 +303,8 @@ void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
 
 // out += W2·gelu(W1·a + b1) + b2 through cpu::mlp (fused or two GEMMs) against ref_mlp: row counts
 // around the fused path's 14-row tiles and 56-row blocks, D and I off every vector width.
+bool g_ln_in = false;  // the MLP / qkv_attention cases run with a LayerNorm in front (ln_gamma set)
+
 void test_mlp(ThreadPool& pool, cpu::Isa isa, cpu::MlpMode mode, int64_t M, int64_t D, int64_t I, bool biases,
               uint64_t seed) {
   const char* how = mode == cpu::MlpMode::kFused          ? "fused"
@@ -311,7 +313,7 @@ void test_mlp(ThreadPool& pool, cpu::Isa isa, cpu::MlpMode mode, int64_t M, int6
                                                          : "auto";
   const std::string name = std::string("mlp[") + cpu::isa_name(isa) + "," + how + "] M=" + std::to_string(M) +
                            " D=" + std::to_string(D) + " I=" + std::to_string(I) + (biases ? " biases" : "") +
-                           " threads=" + std::to_string(pool.size());
+                           (g_ln_in ? " layernorm" : "") + " threads=" + std::to_string(pool.size());
   run_case(name, [&] {
     Rng rng(seed);
     std::vector<float> a = rng.vec(static_cast<size_t>(M * D)), W1 = rng.vec(static_cast<size_t>(I * D), -0.2f, 0.2f),
@@ -330,6 +332,16 @@ void test_mlp(ThreadPool& pool, cpu::Isa isa, cpu::MlpMode mode, int64_t M, int6
     m.b2 = biases ? b2.data() : nullptr, m.hidden = hidden.data(), m.M = M, m.D = D, m.I = I;
     MlpArgs mk = m, mr = m;
     mk.out = got.data(), mr.out = want.data();
+    // LayerNorm in front: the kernel gets x (= out: the residual stream, read before it is
+    // updated) and the LN parameters; the reference normalises first. The kernel's ln_out scratch
+    // is NaN: where the op fuses the LN it must not read it.
+    std::vector<float> gamma = rng.vec(static_cast<size_t>(D), 0.5f, 1.5f), beta = rng.vec(static_cast<size_t>(D));
+    std::vector<float> ln_ref(static_cast<size_t>(M * D)), ln_out(ln_ref.size(), std::numeric_limits<float>::quiet_NaN());
+    if (g_ln_in) {
+      mk.a = got.data(), mk.ln_gamma = gamma.data(), mk.ln_beta = beta.data(), mk.ln_eps = 1e-6f, mk.ln_out = ln_out.data();
+      cpu::ref_layernorm({want.data(), gamma.data(), beta.data(), ln_ref.data(), M, D, 1e-6f});
+      mr.a = ln_ref.data();
+    }
     cpu::mlp(mk, pool, isa, mode);
     cpu::ref_mlp(mr, W1.data(), W2.data());
     const bool guards = guard_intact(got, md);
@@ -362,6 +374,18 @@ void test_mlp_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
     test_mlp(pool2, isa, cpu::MlpMode::kAuto, 197, 64, 1024, true, seed++);  // batch 1 rows: hidden slices
     test_mlp(pool2, isa, cpu::MlpMode::kAuto, 197, 64, 256, true, seed++);   // slices too thin: two GEMMs
   }
+  // LayerNorm in front, every way the op can run.
+  g_ln_in = true;
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
+    if (!cpu::isa_supported(isa)) continue;
+    test_mlp(pool2, isa, cpu::MlpMode::kUnfused, 57, 33, 70, true, seed++);
+    if (isa != cpu::Isa::kAvx512) continue;
+    test_mlp(pool2, isa, cpu::MlpMode::kFused, 113, 40, 96, true, seed++);
+    test_mlp(pool3, isa, cpu::MlpMode::kFused, 1576 / 4, 64, 128, true, seed++);
+    test_mlp(pool2, isa, cpu::MlpMode::kFusedSlices, 197, 40, 130, true, seed++);
+    test_mlp(pool1, isa, cpu::MlpMode::kFusedSlices, 29, 17, 64, false, seed++);
+  }
+  g_ln_in = false;
   if (cpu::isa_supported(cpu::Isa::kAvx512)) {
     run_case("mlp fused with bf16 weights throws ERR_INTERNAL", [&] {
       std::vector<float> W(64 * 32, 0.1f), a(14 * 32), x(14 * 32), h(14 * 64);
@@ -389,7 +413,7 @@ void test_qkv_attention(ThreadPool& pool, cpu::Isa isa, cpu::QkvAttentionMode mo
   const std::string name = std::string("qkv_attention[") + cpu::isa_name(isa) + "," + how + "] B=" + std::to_string(B) +
                            " T=" + std::to_string(T) + " H=" + std::to_string(H) + " Dh=" + std::to_string(Dh) +
                            " D=" + std::to_string(D) + (bias ? " bias" : "") + (head_scale ? " head_scale" : "") +
-                           " threads=" + std::to_string(pool.size());
+                           (g_ln_in ? " layernorm" : "") + " threads=" + std::to_string(pool.size());
   run_case(name, [&] {
     Rng rng(seed);
     const int64_t M = B * T, N = 3 * H * Dh, HD = H * Dh;
@@ -403,9 +427,17 @@ void test_qkv_attention(ThreadPool& pool, cpu::Isa isa, cpu::QkvAttentionMode mo
     q.a = a.data(), q.W = P.get(), q.bias = bias ? b.data() : nullptr, q.qkv = qkv.data(), q.out = got.data();
     q.head_scale = head_scale ? hs.data() : nullptr, q.B = B, q.T = T, q.H = H, q.Dh = Dh, q.D = D;
     q.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
+    std::vector<float> gamma = rng.vec(static_cast<size_t>(D), 0.5f, 1.5f), beta = rng.vec(static_cast<size_t>(D));
+    std::vector<float> ln_ref(static_cast<size_t>(M * D)), ln_out(ln_ref.size(), std::numeric_limits<float>::quiet_NaN());
+    const float* a_ref = a.data();
+    if (g_ln_in) {
+      q.ln_gamma = gamma.data(), q.ln_beta = beta.data(), q.ln_eps = 1e-6f, q.ln_out = ln_out.data();
+      cpu::ref_layernorm({a.data(), gamma.data(), beta.data(), ln_ref.data(), M, D, 1e-6f});
+      a_ref = ln_ref.data();
+    }
     cpu::qkv_attention(q, pool, isa, mode);
     GemmArgs g;
-    g.A = a.data(), g.lda = D, g.W = W.data(), g.bias = q.bias, g.C = qkv_ref.data(), g.M = M, g.N = N, g.K = D;
+    g.A = a_ref, g.lda = D, g.W = W.data(), g.bias = q.bias, g.C = qkv_ref.data(), g.M = M, g.N = N, g.K = D;
     cpu::ref_gemm(g);
     AttentionArgs at;
     at.qkv = qkv_ref.data(), at.out = want.data(), at.head_scale = q.head_scale, at.B = B, at.T = T, at.H = H, at.Dh = Dh;
@@ -438,6 +470,15 @@ void test_qkv_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& 
     test_qkv_attention(pool3, isa, Mode::kFused, 3, 50, 2, 32, 64, true, true, seed++);
     test_qkv_attention(pool2, isa, Mode::kAuto, 1, 197, 2, 48, 64, true, false, seed++);  // Dh 48: unfused
   }
+  g_ln_in = true;
+  for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
+    if (!cpu::isa_supported(isa)) continue;
+    test_qkv_attention(pool2, isa, Mode::kUnfused, 2, 45, 2, 32, 40, true, false, seed++);
+    if (isa != cpu::Isa::kAvx512) continue;
+    test_qkv_attention(pool2, isa, Mode::kFused, 2, 197, 3, 64, 100, true, true, seed++);
+    test_qkv_attention(pool1, isa, Mode::kFused, 1, 15, 1, 32, 17, true, false, seed++);
+  }
+  g_ln_in = false;
 }
 
 // ---- layernorm ------------------------------------------------------------------------------------
