@@ -158,29 +158,8 @@ static void group_block(const float* qp, const FlashTile& t, const float* kt, co
   if (c < t.Dhp) pv<R, 1>(t.p, v + c, t.Dhp, valid, o + c);
 }
 
-// Calls f(RowCount<R>{}) with R = rows (1..GR): every group size gets its own unrolled code.
-template <int R> struct RowCount {
-  static constexpr int value = R;
-};
-template <typename F> static inline void with_rows(int rows, F&& f) {
-  switch (rows) {
-    case 14: f(RowCount<14>{}); break;
-    case 13: f(RowCount<13>{}); break;
-    case 12: f(RowCount<12>{}); break;
-    case 11: f(RowCount<11>{}); break;
-    case 10: f(RowCount<10>{}); break;
-    case 9: f(RowCount<9>{}); break;
-    case 8: f(RowCount<8>{}); break;
-    case 7: f(RowCount<7>{}); break;
-    case 6: f(RowCount<6>{}); break;
-    case 5: f(RowCount<5>{}); break;
-    case 4: f(RowCount<4>{}); break;
-    case 3: f(RowCount<3>{}); break;
-    case 2: f(RowCount<2>{}); break;
-    default: f(RowCount<1>{}); break;
-  }
-}
-static_assert(GR == 14, "with_rows covers 1..14 rows");
+#include "cpu/with_rows.inc"
+static_assert(GR == kWithRowsMax, "with_rows covers 1..GR rows");
 
 }  // namespace
 
