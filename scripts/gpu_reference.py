@@ -22,8 +22,7 @@ import st  # noqa: E402
 
 from transformers import ViTMSNModel  # noqa: E402
 
-PIXEL_CANDIDATES = ["test/fixtures/preprocess/preprocess.safetensors", "test/fixtures/preprocess.safetensors",
-                    "../shared/goldens/preprocess.safetensors"]
+PIXEL_CANDIDATES = ["test/fixtures/preprocess.safetensors"]
 
 
 def rel_l2(a, b):

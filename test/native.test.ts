@@ -1,5 +1,6 @@
 // Runs the native test executables that the CMake build produces (each CPU kernel against its
-// scalar reference on awkward shapes; checkpoint parsing of good and malformed files).
+// scalar reference on awkward shapes; checkpoint parsing of good and malformed files; recorded
+// forwards keyed by model).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -21,6 +22,9 @@ describe('native tests', () => {
   it.each([
     ['test_cpu_ops', []],
     ['test_checkpoint', [path.join(goldenDir('tiny-s8'), 'model.safetensors')]],
+    ['test_graph_cache', []],
+    // Two checkpoints with one input shape on one recording backend: recordings keyed by model.
+    ['test_engine_recorded', [goldenDir('tiny-s8'), goldenDir('tiny-mask')]],
     // Built whenever the CUDA part is (nvcc found; always in CI); absent from a CPU-only build.
     ...(cudaCompiled ? [['test_cublaslt_loader', []]] : []),
   ])('%s', async (name, args) => {

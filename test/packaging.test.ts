@@ -1,6 +1,13 @@
 // The published package: `npm pack` ships the prebuilt addon plus what a source build needs, and
 // nothing else; installed into an empty project with no compiler on PATH and no network, both
 // require('vitmsn') and import('vitmsn') load the prebuild and run a local model folder.
+//
+// The consumer install must not depend on what npm happens to have cached: `npm ci` installs from
+// the lockfile's tarball URLs and never caches registry metadata, so an `--offline` install that
+// has to resolve `node-addon-api@^8.5.0` from a range fails on a machine whose cache is empty.
+// Instead, vitmsn's runtime dependencies (and theirs) are packed from this repository's own
+// node_modules and pinned with the consumer's `overrides`, so npm resolves every edge from a local
+// tarball. Checked with the whole suite under `npm_config_cache=<an empty folder>`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,9 +36,46 @@ Object.assign(env, {
 
 let tarball: string;
 let packed: { size: number; files: Array<{ path: string }> };
+/** name → `file:<tarball>` for every package the installed vitmsn needs at run time. */
+let localDeps: Record<string, string>;
 
 function npm(args: string[], cwd: string): string {
   return execFileSync(process.execPath, [NPM_CLI, ...args], { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/**
+ * The installed folders of vitmsn's runtime dependency closure: `dependencies`, plus the
+ * `optionalDependencies` that npm installed here (sharp's platform packages for this machine),
+ * resolved as Node does, from the requiring package's folder upwards.
+ */
+function runtimeDependencyDirs(): Map<string, string> {
+  const found = new Map<string, string>();
+  const readPkg = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as
+    { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+  const locate = (name: string, from: string): string | undefined => {
+    for (let dir = from; ; dir = path.dirname(dir)) {
+      const candidate = path.join(dir, 'node_modules', name);
+      if (existsSync(path.join(candidate, 'package.json'))) return candidate;
+      if (dir === ROOT || path.dirname(dir) === dir) return undefined;
+    }
+  };
+  const visit = (dir: string) => {
+    const pkg = readPkg(dir);
+    const required = Object.keys(pkg.dependencies ?? {});
+    const optional = Object.keys(pkg.optionalDependencies ?? {});
+    for (const name of [...required, ...optional]) {
+      if (found.has(name)) continue;
+      const at = locate(name, dir);
+      if (!at) {
+        if (required.includes(name)) throw new Error(`${name} (needed by ${dir}) is not installed; run npm ci`);
+        continue; // an optional dependency for another platform
+      }
+      found.set(name, at);
+      visit(at);
+    }
+  };
+  visit(ROOT);
+  return found;
 }
 
 beforeAll(() => {
@@ -44,6 +88,15 @@ beforeAll(() => {
   const out = execFileSync(process.execPath, [NPM_CLI, 'pack', '--json', '--pack-destination', tmp], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   packed = JSON.parse(out)[0];
   tarball = path.join(tmp, (packed as unknown as { filename: string }).filename);
+
+  const depsDir = path.join(tmp, 'deps');
+  mkdirSync(depsDir);
+  const dirs = runtimeDependencyDirs();
+  const depPacks = JSON.parse(execFileSync(process.execPath,
+    [NPM_CLI, 'pack', '--json', '--ignore-scripts', '--pack-destination', depsDir, ...dirs.values()],
+    { cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as Array<{ name: string; filename: string }>;
+  localDeps = Object.fromEntries(depPacks.map((p) => [p.name, `file:${path.join(depsDir, p.filename)}`]));
+  expect(Object.keys(localDeps).sort()).toEqual([...dirs.keys()].sort());
 }, 600_000);
 
 describe('npm package', () => {
@@ -64,14 +117,21 @@ describe('npm package', () => {
     mkdirSync(proj);
     // Approve vitmsn's install script (npm 11 blocks it otherwise): node-gyp-build must find the
     // prebuild and load it instead of compiling, which would fail here.
+    // `overrides` points every dependency edge at a local tarball: nothing is resolved from the
+    // registry or npm's cache.
     writeFileSync(path.join(proj, 'package.json'), JSON.stringify({
-      name: 'consumer', version: '1.0.0', private: true, allowScripts: { [`file:${tarball}`]: true },
+      name: 'consumer', version: '1.0.0', private: true, allowScripts: { [`file:${tarball}`]: true }, overrides: localDeps,
     }));
     const log = npm(['install', tarball, '--offline', '--foreground-scripts'], proj);
     expect(log).toMatch(/node-gyp-build/); // the install script ran
     expect(log).not.toMatch(/install-scripts/); // …because it was approved, not skipped
     const pkg = path.join(proj, 'node_modules', 'vitmsn');
     expect(existsSync(path.join(pkg, 'build'))).toBe(false); // nothing was compiled
+    // Every installed package came from a local tarball (none from the registry or a cache of it).
+    const lock = JSON.parse(readFileSync(path.join(proj, 'package-lock.json'), 'utf8')) as { packages: Record<string, { resolved?: string }> };
+    const installed = Object.entries(lock.packages).filter(([k]) => k !== '');
+    expect(installed.length).toBe(Object.keys(localDeps).length + 1);
+    for (const [k, v] of installed) expect(v.resolved ?? '', k).toMatch(/^file:/);
 
     const model = path.join(tmp, 'model');
     cpSync(goldenDir('tiny-s8'), model, { recursive: true });

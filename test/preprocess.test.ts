@@ -18,7 +18,7 @@ import { TOL } from './tolerances';
 
 const FIX = path.join(__dirname, 'fixtures');
 const IMAGES = ['camera', 'chelsea', 'coffee', 'logo'];
-// facebook/vit-msn-*'s preprocessor_config.json (model-spec.md).
+// facebook/vit-msn-*'s preprocessor_config.json (docs/model.md, "Checkpoints").
 export const FACEBOOK_PREPROCESSOR = {
   do_normalize: true, do_resize: true, feature_extractor_type: 'ViTFeatureExtractor',
   image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size: 224,

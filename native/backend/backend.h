@@ -194,15 +194,24 @@ class Backend {
   // Optional replay of a whole forward (CUDA graphs: at small batches every op is launch-bound).
   // body(in, out) must enqueue only device ops of this backend, reading `in` (n_in floats, the
   // backend's copy of host_in) and writing `out` (n_out floats, copied to host_out). A backend that
-  // records runs body once per key, then replays it for every later call with the same key, so body
-  // must do the same work for equal keys. Returns false (having done nothing) when it cannot record;
-  // the caller then runs the ops eagerly.
+  // records runs body once per key, then replays it for every later call with the same key, so the
+  // key must name everything the recorded work depends on: the owner (one model's weights and
+  // outputs: a backend is shared by every model on its device) and the request's shapes and
+  // outputs. Returns false (having done nothing) when it cannot record; the caller then runs the
+  // ops eagerly.
+  struct RecordKey {
+    uint64_t owner = 0;  // unique per model for the process's lifetime (never reused)
+    std::string what;    // shapes, options and outputs of the request
+  };
   using RecordedBody = std::function<void(const float* in, float* out)>;
-  virtual bool run_recorded(const std::string& key, const float* host_in, size_t n_in, float* host_out, size_t n_out,
+  virtual bool run_recorded(const RecordKey& key, const float* host_in, size_t n_in, float* host_out, size_t n_out,
                             const RecordedBody& body) {
     (void)key, (void)host_in, (void)n_in, (void)host_out, (void)n_out, (void)body;
     return false;
   }
+  // Drops everything recorded for `owner` (its graphs, their device memory and pinned buffers).
+  // Called when the model goes, before its weights are freed.
+  virtual void forget_recorded(uint64_t owner) noexcept { (void)owner; }
 };
 
 }  // namespace vitmsn

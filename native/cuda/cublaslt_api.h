@@ -1,7 +1,7 @@
 // The slice of cuBLASLt's C API this project uses, declared without cuBLAS headers (the build
 // machines have none; the library is opened with dlopen at run time). Values were read from the
-// CUDA 13.0 toolkit's cublasLt.h / cublas_api.h / library_types.h (design/cuda-notes.md);
-// test/gpu/cublaslt_abi_check.cc static_asserts them against the real headers where they exist.
+// CUDA 13.0 toolkit's cublasLt.h / cublas_api.h / library_types.h (docs/cuda.md);
+// native/tests/cublaslt_abi_check.cc static_asserts them against the real headers where they exist.
 #pragma once
 #include <cstddef>
 #include <cstdint>

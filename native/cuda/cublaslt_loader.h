@@ -1,4 +1,4 @@
-// Finds and opens libcublasLt at run time. Search order (design/cuda-notes.md): VITMSN_CUBLASLT_PATH
+// Finds and opens libcublasLt at run time. Search order (docs/cuda.md): VITMSN_CUBLASLT_PATH
 // (a file or a folder), the default loader path (LD_LIBRARY_PATH, ldconfig), $CUDA_PATH/lib64,
 // /usr/local/cuda/lib64, /usr/local/cuda/targets/*/lib, and Python wheels' nvidia/cu13/lib and
 // nvidia/cublas/lib under the site-packages folders of PYTHONPATH. Never the toolkit's stubs/.

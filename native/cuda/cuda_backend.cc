@@ -20,6 +20,7 @@
 #include "cuda/kernels.h"
 #include "cuda/lt_gemm.h"
 #include "cuda/op_profile.h"
+#include "cuda/recorded_forward.h"
 
 namespace vitmsn {
 namespace {
@@ -30,12 +31,27 @@ template <typename T> constexpr int lt_type() {
   else return lt::kR16BF;
 }
 
+// One lock per GPU, shared by every backend on it (one per dtype). Every CUDA call that allocates,
+// frees or enqueues on a device holds it, and so does a graph capture from start to end: cudaFree
+// synchronises the device, and another thread's free in the middle of a capture would invalidate
+// it. Never destroyed (backends may outlive static destruction at process exit).
+std::recursive_mutex& device_lock(int device) {
+  static std::mutex mu;
+  static auto* locks = new std::map<int, std::unique_ptr<std::recursive_mutex>>();
+  std::lock_guard<std::mutex> lock(mu);
+  auto& l = (*locks)[device];
+  if (!l) l = std::make_unique<std::recursive_mutex>();
+  return *l;
+}
+
 // A Linear weight resident on the GPU in the backend's storage type (the CUDA "packing" is just the
-// dtype conversion; cuBLASLt reads the [N, K] layout as it is).
+// dtype conversion; cuBLASLt reads the [N, K] layout as it is). Freed under the device lock, like
+// every other device buffer, whichever thread drops the model.
 class CudaLinear final : public PreparedLinear {
  public:
   CudaLinear(int device, void* d) : device_(device), d_(d) {}
   ~CudaLinear() override {
+    std::lock_guard<std::recursive_mutex> lock(device_lock(device_));
     cudaSetDevice(device_);
     cudaFree(d_);
   }
@@ -49,7 +65,8 @@ class CudaLinear final : public PreparedLinear {
 template <typename T>
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, std::string dtype) : device_(device), dtype_(std::move(dtype)) {
+  CudaBackend(int device, std::string dtype) : mu_(device_lock(device)), device_(device), dtype_(std::move(dtype)) {
+    Lock lock(mu_);
     cuda::check(cudaSetDevice(device_), "cudaSetDevice");
     cuda::check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     try {
@@ -75,7 +92,7 @@ class CudaBackend final : public Backend {
       cudaGetLastError();
       attn_caps_ = caps;
       // cuBLASLt's GELU epilogue is the tanh form: in fp16/bf16 the difference is below the
-      // format's rounding (cuda-notes.md), in fp32 it is not. VITMSN_CUDA_GELU=exact|epilogue overrides.
+      // format's rounding (docs/cuda.md, "GELU"), in fp32 it is not. VITMSN_CUDA_GELU=exact|epilogue overrides.
       gelu_epilogue_ = !std::is_same_v<T, float>;
       if (env_is("VITMSN_CUDA_GELU", "exact")) gelu_epilogue_ = false;
       if (env_is("VITMSN_CUDA_GELU", "epilogue")) gelu_epilogue_ = true;
@@ -91,6 +108,7 @@ class CudaBackend final : public Backend {
     }
   }
   ~CudaBackend() override {
+    Lock lock(mu_);
     if (verbose_) std::fprintf(stderr, "[vitmsn cuda] %s %s\n", name().c_str(), graphs_.summary().c_str());
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
@@ -203,7 +221,7 @@ class CudaBackend final : public Backend {
                                    (a.residual ? " +res" : ""));
     gemm_->run(a.A, a.lda, W, a.bias, a.residual, a.C, a.M, a.N, a.K, fused_gelu);
     if (a.epilogue == Epilogue::kGelu && !fused_gelu) {
-      // Exact erf GELU (cuBLASLt's GELU epilogue is the tanh form; see cuda-notes.md).
+      // Exact erf GELU (cuBLASLt's GELU epilogue is the tanh form; see docs/cuda.md).
       Profiled g(profile_.get(), "gelu (exact)");
       cuda::gelu_inplace<T>(t(a.C), a.M * a.N, stream_);
       cuda::check_launch("gelu");
@@ -260,12 +278,13 @@ class CudaBackend final : public Backend {
     cuda::check_launch("embed_tokens");
   }
 
-  bool run_recorded(const std::string& key, const float* host_in, size_t n_in, float* host_out, size_t n_out,
+  bool run_recorded(const RecordKey& rkey, const float* host_in, size_t n_in, float* host_out, size_t n_out,
                     const RecordedBody& body) override {
     // Small batches only: there launches dominate, and a graph pins its activations' memory.
     if (!graphs_enabled_ || n_in + n_out > (size_t{16} << 20)) return false;
-    Lock lock(mu_);  // held across capture and replay: no other thread's op may slip into the stream
+    Lock lock(mu_);  // held across capture and replay: no other thread's op may slip in
     enter();
+    const Graphs::Key key = Graphs::key_of(rkey);
     cuda::RecordedForward* g = graphs_.find(key);
     if (!g) {
       if (graphs_.refused(key)) return false;
@@ -276,6 +295,9 @@ class CudaBackend final : public Backend {
       }
       g = record(key, n_in, n_out, body_bytes, body);
       if (!g) return false;
+    }
+    if (g->n_in != n_in || g->n_out != n_out) {  // a key names its sizes: this would be a bug in the key
+      throw Error(codes::kInternal, "CUDA graph for '" + rkey.what + "' was recorded for other sizes");
     }
     const auto t0 = std::chrono::steady_clock::now();
     std::memcpy(g->host_in, host_in, n_in * sizeof(float));
@@ -293,8 +315,15 @@ class CudaBackend final : public Backend {
     return true;
   }
 
+  void forget_recorded(uint64_t owner) noexcept override {
+    Lock lock(mu_);
+    cudaSetDevice(device_);
+    graphs_.forget(owner);  // no replay of this owner runs: its model is being destroyed
+  }
+
  private:
   using Lock = std::lock_guard<std::recursive_mutex>;
+  using Graphs = cuda::GraphCache<cuda::RecordedForward>;
   struct Profiled {  // brackets one op when profiling (VITMSN_CUDA_PROFILE=1)
     Profiled(cuda::OpProfile* p, const std::string& what) : p_(p) {
       if (p_) p_->begin(what);
@@ -310,9 +339,6 @@ class CudaBackend final : public Backend {
     return v && std::strcmp(v, value) == 0;
   }
 
-  // Records pinned-in → device → body → device → pinned-out as one graph. Any failure while recording
-  // (an op that cannot be captured) ends the capture cleanly, marks the key as refused and returns
-  // null, so the caller falls back to eager ops; an error outside the capture is thrown.
   // The first call of a shape, run eagerly under the lock, counting the bytes the body allocates.
   size_t run_measured(const float* host_in, size_t n_in, float* host_out, size_t n_out, const RecordedBody& body) {
     DeviceArray in(*this, n_in), out(*this, n_out);
@@ -331,14 +357,29 @@ class CudaBackend final : public Backend {
   }
 
   // Records pinned-in → device → body → device → pinned-out as one graph over a fresh arena of
-  // body_bytes (measured by run_measured) plus the in/out buffers.
-  cuda::RecordedForward* record(const std::string& key, size_t n_in, size_t n_out, size_t body_bytes,
+  // body_bytes (measured by run_measured) plus the in/out buffers. Returns null, having changed
+  // nothing, when it cannot: the caller runs eagerly. Memory for the recording that cannot be had
+  // now is not held against the key (a later call tries again); a failed capture counts towards
+  // the key's refusal (GraphCache::kMaxFailures).
+  cuda::RecordedForward* record(const Graphs::Key& key, size_t n_in, size_t n_out, size_t body_bytes,
                                 const RecordedBody& body) {
-    auto g = std::make_unique<cuda::RecordedForward>(n_in, n_out);
+    std::unique_ptr<cuda::RecordedForward> g;
     const size_t f32_bytes = round_up(n_in * sizeof(float)) + round_up(n_out * sizeof(float));
     const size_t t_bytes = std::is_same_v<T, float> ? 0 : round_up(n_in * sizeof(T)) + round_up(n_out * sizeof(T));
     const size_t total = f32_bytes + t_bytes + body_bytes;
-    cuda::check(cudaMalloc(&g->arena, total), "cudaMalloc(graph arena)");
+    try {
+      g = std::make_unique<cuda::RecordedForward>(n_in, n_out);
+    } catch (const Error& e) {
+      if (verbose_) std::fprintf(stderr, "[vitmsn cuda] %s: no pinned buffers, eager: %s\n", key.second.c_str(), e.what());
+      return nullptr;
+    }
+    const cudaError_t arena = cudaMalloc(&g->arena, total);
+    if (arena != cudaSuccess) {
+      cudaGetLastError();
+      g->arena = nullptr;
+      if (verbose_) std::fprintf(stderr, "[vitmsn cuda] %s: no graph arena (%zu bytes), eager\n", key.second.c_str(), total);
+      return nullptr;
+    }
     cuda::check(cudaStreamSynchronize(stream_), "sync before capture");
     cuda::check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
     arena_ = {g->arena, total, 0};
@@ -373,8 +414,8 @@ class CudaBackend final : public Backend {
     if (ok && end != cudaSuccess) why = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(end);
     if (!ok || end != cudaSuccess || !graph) {
       if (graph) cudaGraphDestroy(graph);
-      graphs_.refuse(key, why);
-      if (verbose_) std::fprintf(stderr, "[vitmsn cuda] shape %s not recorded: %s\n", key.c_str(), why.c_str());
+      graphs_.failed(key, why);
+      if (verbose_) std::fprintf(stderr, "[vitmsn cuda] %s not recorded: %s\n", key.second.c_str(), why.c_str());
       return nullptr;
     }
     g->graph = graph;
@@ -382,8 +423,8 @@ class CudaBackend final : public Backend {
     if (inst == cudaSuccess) inst = cudaGraphUpload(g->exec, stream_);  // not on the first replay's clock
     if (inst != cudaSuccess) {
       cudaGetLastError();
-      graphs_.refuse(key, std::string("cudaGraphInstantiate: ") + cudaGetErrorString(inst));
-      if (verbose_) std::fprintf(stderr, "[vitmsn cuda] shape %s not instantiated: %s\n", key.c_str(), cudaGetErrorString(inst));
+      graphs_.failed(key, std::string("cudaGraphInstantiate: ") + cudaGetErrorString(inst));
+      if (verbose_) std::fprintf(stderr, "[vitmsn cuda] %s not instantiated: %s\n", key.second.c_str(), cudaGetErrorString(inst));
       return nullptr;
     }
     graphs_.recorded++;
@@ -413,7 +454,7 @@ class CudaBackend final : public Backend {
     return staging_;
   }
 
-  std::recursive_mutex mu_;
+  std::recursive_mutex& mu_;  // device_lock(device_)
   int device_;
   std::string dtype_;
   cudaStream_t stream_ = nullptr;
@@ -434,7 +475,7 @@ class CudaBackend final : public Backend {
   bool verbose_ = false;
   cudaEvent_t ev_[2] = {nullptr, nullptr};
   cuda::AttentionCaps attn_caps_;
-  cuda::GraphCache graphs_;
+  Graphs graphs_;
   std::unique_ptr<cuda::OpProfile> profile_;
 };
 

@@ -1,5 +1,5 @@
 // x = 0.5·x·(1 + erf(x/√2)), the exact GELU of ViT-MSN, in place (float32 arithmetic). Used after a
-// bias-epilogue GEMM because cuBLASLt's GELU epilogue is the tanh approximation (cuda-notes.md).
+// bias-epilogue GEMM because cuBLASLt's GELU epilogue is the tanh approximation (docs/cuda.md, "GELU").
 #include <algorithm>
 
 #include "cuda/dtype.cuh"

@@ -29,7 +29,7 @@ inline constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";
 inline constexpr const char* kDeviceUnavailable = "ERR_DEVICE_UNAVAILABLE";
 inline constexpr const char* kUnsupportedDtype = "ERR_UNSUPPORTED_DTYPE";
 inline constexpr const char* kInternal = "ERR_INTERNAL";
-// Images (issue 4): decoding happens in lib/ (sharp), these come from the native checks.
+// Images: decoding happens in lib/ (sharp), these come from the native checks.
 inline constexpr const char* kImageInvalid = "ERR_IMAGE_INVALID";
 inline constexpr const char* kNoClassifier = "ERR_NO_CLASSIFIER";
 // Raised by lib/ only (hub downloads); listed so both sides name every code.

@@ -1,4 +1,4 @@
-// Model::forward — the ViT-MSN forward pass (model-spec.md "Forward pass"), written once against
+// Model::forward — the ViT-MSN forward pass (docs/model.md, "Forward pass"), written once against
 // the Backend interface:
 //   patches = patchify(x); E = patches·Wpeᵀ + bpe                      (conv p×p stride p as a GEMM)
 //   X0 = [cls; mask ? mask_token : E] + pos                              (pos bicubic-resized on request)
@@ -6,6 +6,7 @@
 //   (the backend's qkv_attention and mlp ops take LN1 / LN2 as their input step)
 //   last_hidden_state = LN(X_L); logits = classifier(last_hidden_state[:, 0])
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
 
@@ -22,7 +23,16 @@ std::string dims(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::t
 // mistake (a huge image with interpolation, attentions of thousands of tokens) — fail cleanly.
 constexpr double kMaxActivationFloats = 4.0 * 1024 * 1024 * 1024;
 
+// Owner ids for Backend::RecordKey: a counter, not an address, so a model loaded after another was
+// freed can never inherit its recordings.
+std::atomic<uint64_t> next_model_id{1};
+
 }  // namespace
+
+Model::Model(const ModelConfig& config, std::shared_ptr<Backend> backend)
+    : config_(config), backend_(std::move(backend)), id_(next_model_id.fetch_add(1)) {}
+
+Model::~Model() { backend_->forget_recorded(id_); }
 
 void Model::check_request(const ForwardRequest& r) const {
   const ModelConfig& c = config_;
@@ -103,8 +113,12 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
     hidden = out.last_hidden_state.data();
   }
   out.logits.resize(n_logits);
-  const std::string key = std::to_string(r.B) + "x" + std::to_string(r.C) + "x" + std::to_string(r.H) + "x" +
-                          std::to_string(r.W) + (r.interpolate_pos_encoding ? "i" : "");
+  // Everything a recording of this request depends on besides the weights (named by id_): input
+  // shape, position table, outputs. replayable() has ruled out every other option.
+  const Backend::RecordKey key{id_, "forward " + std::to_string(r.B) + "x" + std::to_string(r.C) + "x" +
+                                        std::to_string(r.H) + "x" + std::to_string(r.W) +
+                                        (r.interpolate_pos_encoding ? " interpolated" : "") + " out " +
+                                        std::to_string(n_hidden) + "+" + std::to_string(n_logits)};
   bool replayed = false;
   if (replayable(r)) {
     // A replay writes hidden states and logits as one block: straight into `hidden` for a backbone,

@@ -1,5 +1,5 @@
 // A loaded ViT-MSN model: weights resident on one backend, and the forward pass written once
-// against the Backend interface (model-spec.md, "Forward pass").
+// against the Backend interface (docs/model.md, "Forward pass").
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -84,9 +84,16 @@ class Model {
   bool has_mask_token() const { return static_cast<bool>(weights_.mask_token); }
   int64_t num_labels() const { return weights_.num_labels; }
   const Backend& backend() const { return *backend_; }
+  // Names this model in its backend's recordings (Backend::RecordKey::owner); never reused.
+  uint64_t id() const { return id_; }
+
+  // What the backend recorded for this model (CUDA graphs) goes with it, before its weights.
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
  private:
-  Model(const ModelConfig& config, std::shared_ptr<Backend> backend) : config_(config), backend_(std::move(backend)) {}
+  Model(const ModelConfig& config, std::shared_ptr<Backend> backend);
   void check_request(const ForwardRequest& r) const;
   // The device part of forward: pixels (backend memory, [B, C, H, W]) → out (backend memory,
   // [B·T·D] last_hidden_state then [B·num_labels] logits). taps, when set, receives the hidden
@@ -97,6 +104,7 @@ class Model {
 
   ModelConfig config_;
   std::shared_ptr<Backend> backend_;  // declared before weights_: destroyed after them
+  uint64_t id_;                       // this model's owner id in the backend's recordings
   ModelWeights weights_;
 };
 

@@ -1,6 +1,6 @@
 // HF's PIL image processor (ViTImageProcessor, transformers 4 default) on decoded 8-bit pixels:
 // PIL's convert("RGB"), Pillow's resize, then rescale and normalize into CHW float32
-// (model-spec.md, "Image preprocessing"). Decoding (and EXIF orientation) happens before, in sharp.
+// (docs/model.md, "Image preprocessing"). Decoding (and EXIF orientation) happens before, in sharp.
 #pragma once
 #include <cstddef>
 #include <cstdint>

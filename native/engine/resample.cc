@@ -1,5 +1,5 @@
 // Pillow's Resample.c arithmetic (precompute_coeffs, normalize_coeffs_8bpc, ImagingResampleInner),
-// written from its description in model-spec.md. Every detail below changes output pixels:
+// written from its description in docs/model.md. Every detail below changes output pixels:
 // doubles for centres and weights, truncating casts for the tap window, weights normalised by their
 // running sum, then rounded half away from zero to 22-bit fixed point; the accumulator starts at
 // one half (round to nearest) and the result is clipped to 0..255.

@@ -1,6 +1,6 @@
 // Pillow's convolution resize (Image.resize with BILINEAR and its siblings), reproduced to the bit
 // for 8-bit images: HF's PIL image processor resizes with it, so an encoder that wants HF's numbers
-// must produce the same uint8 pixels (model-spec.md, "Image preprocessing").
+// must produce the same uint8 pixels (docs/model.md, "Image preprocessing").
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -1,6 +1,6 @@
 // The machine's float32 FMA peak as a program can reach it: each thread runs independent AVX-512
 // (or AVX2) FMA chains, enough of them to cover the FMA latency, on registers only. Prints GFLOP/s
-// for 1 thread and for N threads — the ceiling the fast-CPU issue's GEMM targets are measured against
+// for 1 thread and for N threads — the ceiling the CPU GEMM's speed is measured against
 // (information only, not a test). Usage: bench_fma_peak [threads=2] [seconds=1]
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx512f,fma,avx2")

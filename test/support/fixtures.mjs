@@ -166,7 +166,7 @@ const sessions = new Map();
 
 /**
  * A cached onnxruntime-node InferenceSession: CPU, fp32, `threads` intra-op threads, one inter-op
- * thread, all graph optimizations (what ort-bench.mjs in the anchors measures).
+ * thread, all graph optimizations (onnxruntime-node's fastest CPU setting for this graph).
  * @param {string} onnxPath
  * @param {number} [threads]
  */
@@ -236,9 +236,9 @@ export function relL2(a, b) {
 }
 
 /**
- * A deterministic input batch [B, 3, H, W], values in [-1.5, 1.5]: the same sin-based pattern as
- * anchors/ort-bench.mjs for item 0; every further item gets its own phase and frequency, so items
- * differ and a batch-mixing bug cannot go unnoticed.
+ * A deterministic input batch [B, 3, H, W], values in [-1.5, 1.5]: a sin-based pattern in which
+ * every item gets its own phase and frequency, so items differ and a batch-mixing bug cannot go
+ * unnoticed.
  */
 export function syntheticPixels(B, H = 224, W = 224) {
   const per = 3 * H * W;
