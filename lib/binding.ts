@@ -57,6 +57,8 @@ export interface NativeModel {
     embed: { pooling?: string; normalize?: boolean; probabilities?: boolean },
   ): Promise<NativeEmbedResult>;
   info(): { device: string; backend: string; hasMaskToken: boolean; numLabels: number };
+  /** Images of shape [C, H, W] (at most `wanted`) that one forward can take with the memory left now (0: not even one). */
+  maxBatch(shape: [number, number, number], options: NativeForwardOptions, hostBytesPerImage: number, wanted: number): number;
   dispose(): void;
 }
 

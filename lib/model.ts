@@ -1,7 +1,7 @@
 /**
  * A loaded model: owns the native handle's lifecycle and a FIFO queue of forward calls.
  */
-import { native, type NativeModel } from './binding';
+import { native, type NativeEmbedResult, type NativeForwardOptions, type NativeModel } from './binding';
 import { readConfig, type ViTMSNConfig } from './config';
 import { fromNative, VitMsnError } from './errors';
 import type { BackendInfo, DType, ForwardOptions, ForwardOutput, LoadOptions, Tensor } from './types';
@@ -13,6 +13,7 @@ import {
 import type { ImageInput } from './images';
 import { defaultPreprocessorConfig, readPreprocessorConfig, type PreprocessorConfig } from './preprocessor';
 import { resolveModelDir } from './hub/index';
+import { checkNotDetached, copyOf, snapshotImages } from './inputs';
 
 /**
  * A ViT-MSN model on one device. Create it with {@link loadModel}; release it with
@@ -39,6 +40,7 @@ export class Model {
   #native: NativeModel | undefined;
   #shape: ModelShape;
   #queue: Promise<unknown> = Promise.resolve();
+  #pending = 0; // calls queued or running on this model
   #disposing: Promise<void> | undefined;
 
   /** @internal use {@link loadModel} */
@@ -69,7 +71,8 @@ export class Model {
       this.#live();
       const o = checkOptions(options, ['batchSize', 'maxPixels'], 'preprocess');
       const parts: Tensor[] = [];
-      await forEachBatch(native(), images, this.preprocessor, batchSizeOf(o), o, async (t) => void parts.push(t));
+      const list = snapshotImages(images);
+      await forEachBatch(native(), list, this.preprocessor, batchSizeOf(o), o, async (t) => void parts.push(t));
       if (parts.length === 1) return parts[0];
       const [, C, H, W] = parts[0].shape;
       const N = parts.reduce((n, t) => n + t.shape[0], 0);
@@ -102,14 +105,16 @@ export class Model {
       }
       const normalize = o.normalize ?? false;
       if (typeof normalize !== 'boolean') throw new VitMsnError('ERR_INVALID_ARGUMENT', 'normalize must be a boolean');
-      const batchSize = batchSizeOf(o);
+      const asked = batchSizeOf(o);
       checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
+      const list = snapshotImages(images);
       return this.#enqueue(async () => {
         const D = this.config.hiddenSize;
         const chunks: Float32Array[] = [];
-        const n = await forEachBatch(native(), images, this.preprocessor, batchSize, o, async (px, start) => {
+        const batchSize = this.#fittingBatch(handle, asked, o.interpolatePosEncoding === true, pooling === 'cls-prenorm');
+        const n = await forEachBatch(native(), list, this.preprocessor, batchSize, o, async (px, start) => {
           const { options: fwd } = checkForward(this.#shape, px.data, px.shape, { interpolatePosEncoding: o.interpolatePosEncoding as boolean | undefined });
-          const r = await handle.embed(px.data, px.shape, fwd, { pooling: pooling as string, normalize });
+          const r = await embedFitting(handle, px, fwd, { pooling: pooling as string, normalize });
           chunks[start / batchSize] = r.embeddings!;
         });
         const data = new Float32Array(n * D);
@@ -137,14 +142,16 @@ export class Model {
       }
       const k = o.topK ?? 5;
       if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1) throw new VitMsnError('ERR_INVALID_ARGUMENT', `topK must be a positive integer, got ${JSON.stringify(o.topK)}`);
-      const batchSize = batchSizeOf(o);
+      const asked = batchSizeOf(o);
       checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
       const id2label = this.config.id2label;
+      const list = snapshotImages(images);
       return this.#enqueue(async () => {
         const out: Classification[][] = [];
-        await forEachBatch(native(), images, this.preprocessor, batchSize, o, async (px) => {
+        const batchSize = this.#fittingBatch(handle, asked, o.interpolatePosEncoding === true, false);
+        await forEachBatch(native(), list, this.preprocessor, batchSize, o, async (px) => {
           const { options: fwd } = checkForward(this.#shape, px.data, px.shape, { interpolatePosEncoding: o.interpolatePosEncoding as boolean | undefined });
-          const r = await handle.embed(px.data, px.shape, fwd, { probabilities: true });
+          const r = await embedFitting(handle, px, fwd, { probabilities: true });
           for (let b = 0; b < r.B; b++) {
             out.push(topK(r.probabilities!.subarray(b * r.numLabels, (b + 1) * r.numLabels), Math.min(k, r.numLabels), id2label));
           }
@@ -158,11 +165,53 @@ export class Model {
 
   /** Runs `job` after the calls already queued on this model; errors come out as VitMsnErrors. */
   #enqueue<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(job);
-    this.#queue = run.catch(() => undefined);
-    return run.catch((e) => {
+    return this.#schedule(job).catch((e) => {
       throw fromNative(e);
     });
+  }
+
+  /** Whether a call made now would start at once (nothing queued or running on this model). */
+  #idle(): boolean {
+    return this.#pending === 0;
+  }
+
+  /**
+   * Runs `job` after the calls already queued; when there are none it starts synchronously, so a
+   * native call inside it reads its inputs before this returns.
+   */
+  #schedule<T>(job: () => Promise<T>): Promise<T> {
+    let started: Promise<T>;
+    if (this.#idle()) {
+      try {
+        started = job();
+      } catch (e) {
+        started = Promise.reject(e);
+      }
+    } else {
+      started = this.#queue.then(job);
+    }
+    this.#pending++;
+    const run = started.finally(() => void this.#pending--);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * encode()/classify()'s batch: the one asked for, or fewer images when a batch that large would
+   * not fit in the memory this process has left (the results do not depend on the batch size).
+   * Counts per image the forward's buffers plus three float32 copies of its pixels (preprocessed
+   * batch, the addon's copy, the next batch decoded ahead).
+   */
+  #fittingBatch(handle: NativeModel, asked: number, interpolate: boolean, hiddenStates: boolean): number {
+    const { doResize, size } = this.preprocessor;
+    if (!doResize) return asked; // images keep their own sizes: each batch is checked when it runs
+    const C = this.#shape.numChannels;
+    const fit = handle.maxBatch([C, size.height, size.width], { interpolatePosEncoding: interpolate, outputHiddenStates: hiddenStates, outputAttentions: false },
+      3 * 4 * C * size.height * size.width, asked);
+    if (fit < 1) {
+      throw new VitMsnError('ERR_OUT_OF_MEMORY', `one ${size.height}x${size.width} image does not fit in the memory this process has left`);
+    }
+    return fit;
   }
 
   /**
@@ -178,12 +227,20 @@ export class Model {
   forward(pixelValues: Float32Array, shape: readonly number[], options?: ForwardOptions): Promise<ForwardOutput> {
     try {
       const handle = this.#live();
+      checkNotDetached(pixelValues, 'pixelValues');
+      checkNotDetached(options?.headMask, 'headMask');
+      checkNotDetached(options?.boolMaskedPos, 'boolMaskedPos');
       const { options: opts } = checkForward(this.#shape, pixelValues, shape, options);
-      // The addon copies the inputs now, so the caller may reuse its buffers as soon as this returns.
-      const run = this.#queue.then(
-        () => handle.forward(pixelValues, [...shape], opts),
-      );
-      this.#queue = run.catch(() => undefined);
+      // Inputs are read now: an idle model's native call copies them before this returns; a call
+      // that waits gets private copies (see inputs.ts).
+      let pixels = pixelValues;
+      const dims = [...shape];
+      if (!this.#idle()) {
+        pixels = copyOf(pixelValues);
+        if (opts.headMask) opts.headMask = copyOf(opts.headMask);
+        if (opts.boolMaskedPos) opts.boolMaskedPos = copyOf(opts.boolMaskedPos);
+      }
+      const run = this.#schedule(() => handle.forward(pixels, dims, opts));
       return run.then(
         (r) => {
           const tensor = (data: Float32Array, s: number[]): Tensor => ({ data, shape: s });
@@ -222,6 +279,35 @@ export class Model {
   #live(): NativeModel {
     if (!this.#native) throw new VitMsnError('ERR_DISPOSED', 'the model has been disposed');
     return this.#native;
+  }
+}
+
+/**
+ * handle.embed() on one batch; a batch of several images that the addon refuses for memory
+ * (ERR_OUT_OF_MEMORY: garbage not yet collected, other work in the process) runs in halves. The
+ * results do not depend on how images are batched.
+ */
+async function embedFitting(
+  handle: NativeModel, px: Tensor, fwd: NativeForwardOptions, how: Parameters<NativeModel['embed']>[3],
+): Promise<NativeEmbedResult> {
+  try {
+    return await handle.embed(px.data, px.shape, fwd, how);
+  } catch (e) {
+    const B = px.shape[0];
+    if ((e as { code?: string }).code !== 'ERR_OUT_OF_MEMORY' || B < 2) throw e;
+    const per = px.data.length / B, half = Math.floor(B / 2);
+    const part = (from: number, to: number) =>
+      embedFitting(handle, { data: px.data.subarray(from * per, to * per), shape: [to - from, ...px.shape.slice(1)] }, fwd, how);
+    const a = await part(0, half);
+    const b = await part(half, B);
+    const join = (x: Float32Array | null, y: Float32Array | null) => {
+      if (!x || !y) return null;
+      const out = new Float32Array(x.length + y.length);
+      out.set(x);
+      out.set(y, x.length);
+      return out;
+    };
+    return { ...a, B, embeddings: join(a.embeddings, b.embeddings), probabilities: join(a.probabilities, b.probabilities) };
   }
 }
 

@@ -23,6 +23,7 @@ describe('native tests', () => {
     ['test_cpu_ops', []],
     ['test_checkpoint', [path.join(goldenDir('tiny-s8'), 'model.safetensors')]],
     ['test_graph_cache', []],
+    ['test_engine_host_memory', []],
     // Two checkpoints with one input shape on one recording backend: recordings keyed by model.
     ['test_engine_recorded', [goldenDir('tiny-s8'), goldenDir('tiny-mask')]],
     // Built whenever the CUDA part is (nvcc found; always in CI); absent from a CPU-only build.

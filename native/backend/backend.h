@@ -143,6 +143,15 @@ class Backend {
 
   // Memory. alloc throws vitmsn::Error(ERR_OUT_OF_MEMORY) on failure; n counts floats.
   virtual float* alloc(size_t n) = 0;
+  // Bytes this backend can still allocate (SIZE_MAX when unknown), and whether they are the host's
+  // memory (then outputs and activations draw from the same pool). Forward passes are refused up
+  // front when they would not fit.
+  virtual size_t available_bytes() const = 0;
+  virtual bool uses_host_memory() const = 0;
+  // Memory kept for reuse by freed buffers (not counted in available_bytes), and a way to give it
+  // back when a request would not fit otherwise.
+  virtual size_t cached_bytes() const { return 0; }
+  virtual void release_cached() noexcept {}
   virtual void release(float* p) noexcept = 0;
   virtual void upload(float* dst, const float* host_src, size_t n) = 0;
   virtual void download(float* host_dst, const float* src, size_t n) = 0;

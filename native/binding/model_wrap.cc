@@ -73,6 +73,7 @@ class ForwardWorker : public PromiseWorker {
 Napi::Function ModelWrap::define(Napi::Env env) {
   return DefineClass(env, "NativeModel",
                      {InstanceMethod<&ModelWrap::forward>("forward"), InstanceMethod<&ModelWrap::embed>("embed"),
+                      InstanceMethod<&ModelWrap::max_batch>("maxBatch"),
                       InstanceMethod<&ModelWrap::info>("info"),
                       InstanceMethod<&ModelWrap::dispose>("dispose")});
 }

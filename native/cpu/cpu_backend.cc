@@ -22,6 +22,10 @@
 #include "cpu/patchify.h"
 #include "cpu/thread_pool.h"
 #include "engine/error.h"
+#include "engine/host_memory.h"
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace vitmsn {
 namespace {
@@ -44,6 +48,24 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(int threads) : isa_(cpu::default_isa()), pool_(resolve_threads(threads)) {}
 
   std::string name() const override { return "cpu"; }
+  size_t available_bytes() const override { return host_available_bytes(); }
+  bool uses_host_memory() const override { return true; }
+  size_t cached_bytes() const override {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    return free_bytes_;
+  }
+  void release_cached() noexcept override {
+    std::multimap<size_t, void*> drop;
+    {
+      std::lock_guard<std::mutex> lock(cache_mu_);
+      drop.swap(free_big_);
+      free_bytes_ = 0;
+    }
+    for (auto& [bytes, p] : drop) ::operator delete(p, std::align_val_t(kAlign));
+#ifdef __GLIBC__
+    malloc_trim(0);  // freed heap pages back to the system, where a container's limit counts them
+#endif
+  }
 
   float* alloc(size_t n) override {
     // Round up to whole cache lines (and at least one, so n == 0 still yields a unique pointer).
@@ -169,7 +191,7 @@ class CpuBackend final : public Backend {
   // this size come from mmap, whose page faults and zeroing cost ~7% of a batch-8 forward.
   static constexpr size_t kCacheMin = size_t(256) << 10;
   static constexpr size_t kCacheMax = size_t(256) << 20;
-  std::mutex cache_mu_;
+  mutable std::mutex cache_mu_;
   std::unordered_map<void*, size_t> live_big_;
   std::multimap<size_t, void*> free_big_;
   size_t free_bytes_ = 0;

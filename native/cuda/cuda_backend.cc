@@ -125,6 +125,21 @@ class CudaBackend final : public Backend {
   }
 
   std::string name() const override { return "cuda:" + std::to_string(device_) + " " + dtype_; }
+  size_t available_bytes() const override {
+    Lock lock(mu_);
+    if (cudaSetDevice(device_) != cudaSuccess) return cudaGetLastError(), SIZE_MAX;
+    size_t free = 0, total = 0;
+    if (cudaMemGetInfo(&free, &total) != cudaSuccess) return cudaGetLastError(), SIZE_MAX;
+    // What the activation pool holds but no live buffer uses is there for the next forward too.
+    uint64_t reserved = 0, used = 0;
+    if (cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved) != cudaSuccess ||
+        cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrUsedMemCurrent, &used) != cudaSuccess) {
+      cudaGetLastError();
+      reserved = used = 0;
+    }
+    return free + static_cast<size_t>(reserved > used ? reserved - used : 0);
+  }
+  bool uses_host_memory() const override { return false; }
 
   float* alloc(size_t n) override {
     Lock lock(mu_);

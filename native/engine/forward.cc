@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "engine/error.h"
+#include "engine/host_memory.h"
 #include "engine/model.h"
 #include "engine/pos_embed.h"
 
@@ -18,6 +20,21 @@ namespace vitmsn {
 namespace {
 
 std::string dims(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
+
+std::string gib(double bytes) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.2f GiB", bytes / (1 << 30));
+  return s;
+}
+
+// Requests below this are not checked against the memory left (reading it costs a few syscalls,
+// and a small request is not what gets a process killed).
+constexpr double kCheckFromBytes = 64.0 * (1 << 20);
+// Part of the memory left that one request may plan on (the rest: allocator slack, other threads),
+// and the smaller part max_batch() plans a batch size on: a caller that batches by it also holds
+// garbage the JS heap has not collected yet and the next batch being prepared.
+constexpr double kUsableShare = 0.9;
+constexpr double kBatchShare = 0.7;
 
 // Largest single activation we agree to allocate, in floats (16 GiB): beyond it the input is a
 // mistake (a huge image with interpolation, attentions of thousands of tokens) — fail cleanly.
@@ -58,9 +75,10 @@ void Model::check_request(const ForwardRequest& r) const {
   const double biggest = std::max<double>({static_cast<double>(r.B) * T * std::max(3 * c.hidden_size, c.intermediate_size),
                                            r.output_attentions ? static_cast<double>(r.B) * c.num_heads * T * T : 0.0});
   if (biggest > kMaxActivationFloats) {
-    throw Error(codes::kOutOfMemory, "this input needs an activation of " + std::to_string(biggest * 4 / (1 << 30)) +
-                                         " GiB; use smaller batches or images");
+    throw Error(codes::kOutOfMemory, "this input needs an activation of " + gib(biggest * 4) +
+                                         "; use smaller batches or images");
   }
+  check_fits(memory_need(r));
   const size_t hm = r.head_mask.size();
   if (hm != 0 && hm != static_cast<size_t>(c.num_heads) && hm != static_cast<size_t>(c.num_layers * c.num_heads)) {
     throw Error(codes::kShape, "head_mask has " + std::to_string(hm) + " values; expected num_heads (" +
@@ -79,6 +97,74 @@ void Model::check_request(const ForwardRequest& r) const {
       if (v > 1) throw Error(codes::kInvalidArgument, "bool_masked_pos values must be 0 or 1");
     }
   }
+}
+
+MemoryNeed Model::memory_need(const ForwardRequest& r) const {
+  const ModelConfig& c = config_;
+  const double B = static_cast<double>(r.B), D = static_cast<double>(c.hidden_size), Hh = static_cast<double>(c.num_heads),
+               L = static_cast<double>(c.num_layers), I = static_cast<double>(c.intermediate_size);
+  const double N = static_cast<double>((r.H / c.patch_size) * (r.W / c.patch_size)), T = N + 1, M = B * T;
+  const double K0 = static_cast<double>(c.num_channels * c.patch_size * c.patch_size);
+  const double n_in = B * static_cast<double>(r.C) * static_cast<double>(r.H) * static_cast<double>(r.W);
+  const double probs = B * Hh * T * T, logits = weights_.classifier_w ? B * static_cast<double>(weights_.num_labels) : 0;
+  MemoryNeed need;
+  // encode()'s buffers (all float32 at most): pixels, patches + patch embeddings, x, LayerNorm out,
+  // qkv (3), attention out, MLP hidden, output, and the probabilities when asked for.
+  need.device_bytes = 4 * (n_in + B * N * (K0 + D) + M * D * 7 + M * I + logits + (r.output_attentions ? probs : 0));
+  // What comes back: last_hidden_state, logits, and the hidden states / attentions when asked for.
+  need.host_bytes = 4 * (M * D + logits + (r.output_hidden_states ? (L + 1) * M * D : 0) + (r.output_attentions ? L * probs : 0));
+  return need;
+}
+
+namespace {
+
+// How many times `one` fits into what the backend and the host have left (the whole of it when
+// the backend's memory is the host's).
+double times_it_fits(const Backend& be, const MemoryNeed& one, double share = kUsableShare) {
+  const double host = share * static_cast<double>(host_available_bytes());
+  if (be.uses_host_memory()) return host / std::max(1.0, one.device_bytes + one.host_bytes);
+  const double device = share * static_cast<double>(be.available_bytes());
+  return std::min(device / std::max(1.0, one.device_bytes), host / std::max(1.0, one.host_bytes));
+}
+
+}  // namespace
+
+void Model::check_fits(const MemoryNeed& need) const {
+  Backend& be = *backend_;
+  if (need.device_bytes + need.host_bytes < kCheckFromBytes) return;
+  if (times_it_fits(be, need) >= 1) return;
+  if (be.cached_bytes() > 0) {  // buffers kept for reuse go back first
+    be.release_cached();
+    if (times_it_fits(be, need) >= 1) return;
+  }
+  const double host = static_cast<double>(host_available_bytes());
+  const std::string advice = "; use smaller batches or images, or fewer outputs";
+  if (be.uses_host_memory()) {
+    throw Error(codes::kOutOfMemory, "this forward needs about " + gib(need.device_bytes + need.host_bytes) + " (activations " +
+                                         gib(need.device_bytes) + ", outputs " + gib(need.host_bytes) +
+                                         ") but this process can have " + gib(host) +
+                                         " more (available memory and container limit)" + advice);
+  }
+  const double device = static_cast<double>(be.available_bytes());
+  if (need.device_bytes > kUsableShare * device) {
+    throw Error(codes::kOutOfMemory, "this forward needs about " + gib(need.device_bytes) + " on " + be.name() + ", which has " +
+                                         gib(device) + " free" + advice);
+  }
+  throw Error(codes::kOutOfMemory, "this forward returns about " + gib(need.host_bytes) + " but this process can have " +
+                                       gib(host) + " more (available memory and container limit)" + advice);
+}
+
+int64_t Model::max_batch(ForwardRequest r, double host_bytes_per_image, int64_t wanted) const {
+  r.B = 1;
+  MemoryNeed one = memory_need(r);
+  one.host_bytes += host_bytes_per_image;
+  Backend& be = *backend_;
+  double fit = times_it_fits(be, one, kBatchShare);
+  if (fit < static_cast<double>(wanted) && be.cached_bytes() > 0) {
+    be.release_cached();
+    fit = times_it_fits(be, one, kBatchShare);
+  }
+  return static_cast<int64_t>(std::min(fit, static_cast<double>(wanted)));
 }
 
 bool Model::replayable(const ForwardRequest& r) const {

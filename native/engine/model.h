@@ -35,6 +35,12 @@ struct ForwardResult {
   int64_t num_labels = 0;
 };
 
+// Bytes a forward pass would allocate: on the backend (activations, float32 at most) and on the
+// host (what comes back). On the CPU both are host memory.
+struct MemoryNeed {
+  double device_bytes = 0, host_bytes = 0;
+};
+
 // Linear weights are prepared by the backend at load (packed panels on the CPU, possibly bf16);
 // the loaded float32 copy is released as soon as each one is prepared.
 using Linear = std::unique_ptr<PreparedLinear>;
@@ -76,9 +82,13 @@ class Model {
 
   // Safe to call from several threads at once: activations are per call, weights read-only.
   ForwardResult forward(const ForwardRequest& request) const;
-  // The checks forward() starts with (shapes, options; throws vitmsn::Error), and the number of
-  // floats of last_hidden_state for a request that passes them.
+  // The checks forward() starts with (shapes, options, memory; throws vitmsn::Error), and the
+  // number of floats of last_hidden_state for a request that passes them.
   size_t checked_hidden_floats(const ForwardRequest& request) const;
+  // The largest batch (at most `wanted`) of `request`'s image shape and options that fits in the
+  // memory left now, counting host_bytes_per_image more per image (the caller's own buffers); 0
+  // when none does. Gives back the backend's cached buffers when they are in the way.
+  int64_t max_batch(ForwardRequest request, double host_bytes_per_image, int64_t wanted) const;
 
   const ModelConfig& config() const { return config_; }
   bool has_mask_token() const { return static_cast<bool>(weights_.mask_token); }
@@ -95,6 +105,9 @@ class Model {
  private:
   Model(const ModelConfig& config, std::shared_ptr<Backend> backend);
   void check_request(const ForwardRequest& r) const;
+  MemoryNeed memory_need(const ForwardRequest& r) const;
+  // Throws ERR_OUT_OF_MEMORY when `need` does not fit in what the backend and the host have left.
+  void check_fits(const MemoryNeed& need) const;
   // The device part of forward: pixels (backend memory, [B, C, H, W]) → out (backend memory,
   // [B·T·D] last_hidden_state then [B·num_labels] logits). taps, when set, receives the hidden
   // states and attentions as they are computed (downloads: never inside a recorded replay).

@@ -39,6 +39,8 @@ class ReplayingBackend final : public Backend {
   ReplayingBackend() : cpu_(make_cpu_backend(1)) {}
   std::string name() const override { return "replaying " + cpu_->name(); }
   float* alloc(size_t n) override { return cpu_->alloc(n); }
+  size_t available_bytes() const override { return cpu_->available_bytes(); }
+  bool uses_host_memory() const override { return true; }
   void release(float* p) noexcept override { cpu_->release(p); }
   void upload(float* d, const float* h, size_t n) override { cpu_->upload(d, h, n); }
   void download(float* h, const float* d, size_t n) override { cpu_->download(h, d, n); }
