@@ -4,6 +4,7 @@
 #include "backend/registry.h"
 #include "convert.h"
 #include "engine/error.h"
+#include "env_state.h"
 #include "promise_worker.h"
 
 namespace vitmsn_binding {
@@ -111,7 +112,9 @@ Napi::Value ModelWrap::forward(const Napi::CallbackInfo& info) {
   Napi::Float32Array hidden;
   try {
     hidden = Napi::Float32Array::New(env, hidden_floats);
-  } catch (const Napi::Error&) {  // V8 refused an array this large
+  } catch (const Napi::Error&) {
+    if (!env_can_run_js(env)) throw;  // shutting down: nothing to report to (the binding's wrapper drops it)
+    // V8 refused an array this large.
     Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
     d.Reject(make_error(env, vitmsn::codes::kOutOfMemory,
                         "cannot allocate last_hidden_state (" + std::to_string(hidden_floats) + " floats)")
