@@ -29,12 +29,9 @@ std::vector<T> copy_typed(Napi::Env env, const Napi::Value& v, napi_typedarray_t
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
     throw_invalid(env, std::string(what) + " has the wrong array type");
   }
-  Napi::TypedArray a = v.As<Napi::TypedArray>();
-  std::vector<T> out(a.ElementLength());
-  if (!out.empty()) {
-    const uint8_t* base = static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-    std::memcpy(out.data(), base, out.size() * sizeof(T));
-  }
+  TypedBytes b = typed_bytes(env, v.As<Napi::TypedArray>(), what);
+  std::vector<T> out(b.size / sizeof(T));
+  if (!out.empty()) std::memcpy(out.data(), b.data, out.size() * sizeof(T));
   return out;
 }
 
@@ -49,6 +46,25 @@ Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
 
 void throw_invalid(Napi::Env env, const std::string& message) {
   throw make_error(env, vitmsn::codes::kInvalidArgument, message);
+}
+
+TypedBytes typed_bytes(Napi::Env env, const Napi::TypedArray& a, const std::string& what) {
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  // The data pointer N-API gives is the view's first element, whatever kind of buffer is behind it.
+  if (napi_get_typedarray_info(env, a, &type, &length, &data, &buffer, &offset) != napi_ok) {
+    throw_invalid(env, what + " is not a readable typed array");
+  }
+  if (length == 0) {  // a detached buffer reads as empty: say so rather than report a size mismatch
+    bool detached = false;
+    if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached) {
+      throw_invalid(env, what + "'s ArrayBuffer has been detached (transferred); pass a live copy");
+    }
+    return {};
+  }
+  return {static_cast<const uint8_t*>(data), a.ByteLength()};
 }
 
 vitmsn::ModelConfig to_config(Napi::Env env, const Napi::Value& v) {

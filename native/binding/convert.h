@@ -20,4 +20,14 @@ Napi::Object to_js(Napi::Env env, const vitmsn::ForwardResult& r, Napi::Value hi
 
 [[noreturn]] void throw_invalid(Napi::Env env, const std::string& message);
 
+// The bytes a typed array views, over an ArrayBuffer or a SharedArrayBuffer alike (node-addon-api's
+// TypedArray::ArrayBuffer() refuses the latter). Read them at once: the JS side may change them
+// later (a SharedArrayBuffer even while we read: the copy then holds a mix, as any reader would
+// see). A view over a detached ArrayBuffer (transferred away) is an ERR_INVALID_ARGUMENT.
+struct TypedBytes {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+};
+TypedBytes typed_bytes(Napi::Env env, const Napi::TypedArray& a, const std::string& what);
+
 }  // namespace vitmsn_binding

@@ -108,18 +108,18 @@ OwnedImage to_image(Napi::Env env, const Napi::Value& v, uint32_t index) {
     throw_invalid(env, what + (wide ? ".data must be a Uint16Array of 16-bit pixels"
                                     : ".data must be a Uint8Array (or Buffer) of 8-bit pixels"));
   }
-  Napi::TypedArray a = d.As<Napi::TypedArray>();
+  TypedBytes a = typed_bytes(env, d.As<Napi::TypedArray>(), what + ".data");
   const uint64_t want =
       static_cast<uint64_t>(im.width) * static_cast<uint64_t>(im.height) * im.channels * (wide ? 2 : 1);
-  if (a.ByteLength() != want) {
+  if (a.size != want) {
     throw make_error(env, vitmsn::codes::kImageInvalid,
-                     what + ".data has " + std::to_string(a.ByteLength()) + " bytes; " + std::to_string(im.width) +
+                     what + ".data has " + std::to_string(a.size) + " bytes; " + std::to_string(im.width) +
                          "x" + std::to_string(im.height) + "x" + std::to_string(im.channels) + " needs " +
                          std::to_string(want));
   }
   im.data.resize((want + 1) / 2);
   im.bytes = want;
-  std::memcpy(im.data.data(), static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), want);
+  std::memcpy(im.data.data(), a.data, want);
   return im;
 }
 
