@@ -35,13 +35,6 @@ std::vector<T> copy_typed(Napi::Env env, const Napi::Value& v, napi_typedarray_t
   return out;
 }
 
-Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
-  // Allocated in the JS heap (no external buffers: Electron ≥ 21 forbids them).
-  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
-  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
-  return a;
-}
-
 }  // namespace
 
 void throw_invalid(Napi::Env env, const std::string& message) {
@@ -114,24 +107,6 @@ vitmsn::ForwardRequest to_request(Napi::Env env, const Napi::Value& pixels, cons
     }
   }
   return r;
-}
-
-Napi::Object to_js(Napi::Env env, const vitmsn::ForwardResult& r, Napi::Value hidden) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("B", Napi::Number::New(env, static_cast<double>(r.B)));
-  o.Set("T", Napi::Number::New(env, static_cast<double>(r.T)));
-  o.Set("D", Napi::Number::New(env, static_cast<double>(r.D)));
-  o.Set("H", Napi::Number::New(env, static_cast<double>(r.H)));
-  o.Set("lastHiddenState", hidden.IsEmpty() || hidden.IsUndefined() ? Napi::Value(to_f32(env, r.last_hidden_state)) : hidden);
-  Napi::Array hs = Napi::Array::New(env, r.hidden_states.size());
-  for (size_t i = 0; i < r.hidden_states.size(); ++i) hs.Set(static_cast<uint32_t>(i), to_f32(env, r.hidden_states[i]));
-  o.Set("hiddenStates", hs);
-  Napi::Array at = Napi::Array::New(env, r.attentions.size());
-  for (size_t i = 0; i < r.attentions.size(); ++i) at.Set(static_cast<uint32_t>(i), to_f32(env, r.attentions[i]));
-  o.Set("attentions", at);
-  o.Set("numLabels", Napi::Number::New(env, static_cast<double>(r.num_labels)));
-  o.Set("logits", r.num_labels > 0 ? Napi::Value(to_f32(env, r.logits)) : env.Null());
-  return o;
 }
 
 }  // namespace vitmsn_binding

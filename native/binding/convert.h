@@ -14,9 +14,6 @@ vitmsn::ModelConfig to_config(Napi::Env env, const Napi::Value& v);
 // Copies pixels and masks out of the JS heap (the caller may reuse its buffers immediately).
 vitmsn::ForwardRequest to_request(Napi::Env env, const Napi::Value& pixels, const Napi::Value& shape,
                                   const Napi::Value& options);
-// hidden: the array last_hidden_state was written into (ForwardRequest::last_hidden_out), or empty
-// to copy ForwardResult::last_hidden_state into a new one.
-Napi::Object to_js(Napi::Env env, const vitmsn::ForwardResult& r, Napi::Value hidden = Napi::Value());
 
 [[noreturn]] void throw_invalid(Napi::Env env, const std::string& message);
 

@@ -13,6 +13,12 @@ Napi::Error make_error(Napi::Env env, const std::string& code, const std::string
   return err;
 }
 
+Napi::Promise rejected(Napi::Env env, const std::string& code, const std::string& message) {
+  Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+  d.Reject(make_error(env, code, message).Value());
+  return d.Promise();
+}
+
 void PromiseWorker::Execute() {
   try {
     run();

@@ -11,6 +11,9 @@ namespace vitmsn_binding {
 
 // Builds `new Error(message)` with `err.code = code`.
 Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message);
+// A promise already rejected with make_error(code, message): engine errors found on the main
+// thread, before any work is queued, reach the caller the same way as those found later.
+Napi::Promise rejected(Napi::Env env, const std::string& code, const std::string& message);
 
 class PromiseWorker : public Napi::AsyncWorker {
  public:
