@@ -20,7 +20,7 @@ function shared<T extends Float32Array | Uint8Array | Uint16Array>(a: T, pad = 3
 /** A view of `a`'s values whose ArrayBuffer has been transferred away (detached). */
 function detached<T extends Float32Array | Uint8Array | Uint16Array>(a: T): T {
   const copy = a.slice() as T;
-  structuredClone(copy.buffer, { transfer: [copy.buffer] });
+  structuredClone(copy.buffer, { transfer: [copy.buffer as ArrayBuffer] });
   return copy;
 }
 
@@ -39,7 +39,7 @@ afterAll(async () => {
 
 const B = 3;
 const pixels = new Float32Array(B * 3 * 32 * 32).map((_, i) => Math.sin(i * 0.037) * 1.7);
-const raw = (k: number) => ({ data: new Uint8Array(40 * 30 * 3).map((_, i) => (i * 31 + k * 7) & 255), width: 40, height: 30, channels: 3 });
+const raw = (k: number) => ({ data: new Uint8Array(40 * 30 * 3).map((_, i) => (i * 31 + k * 7) & 255), width: 40, height: 30, channels: 3 as const });
 
 describe('SharedArrayBuffer-backed inputs', () => {
   it('forward: pixelValues, headMask and boolMaskedPos give identical outputs', async () => {
