@@ -6,6 +6,7 @@
  * native/engine/preprocess.h).
  */
 import { readFile } from 'node:fs/promises';
+import { isDetached } from './buffers';
 import { VitMsnError } from './errors';
 
 /** Raw 8-bit pixels, interleaved row-major [height, width, channels]. */
@@ -122,6 +123,7 @@ export function checkRaw(input: RawImage, what: string, maxPixels: number): Deco
   if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray)) {
     throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: raw pixels must be a Uint8Array, Uint8ClampedArray or Buffer of 8-bit values`);
   }
+  if (isDetached(data)) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: the pixels' ArrayBuffer has been detached (transferred)`);
   for (const [k, v] of [['width', width], ['height', height]] as const) {
     if (!Number.isSafeInteger(v) || v < 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: ${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
   }

@@ -5,23 +5,13 @@
  * to wait for earlier calls on the model keeps a private copy from here. A view over a detached
  * (transferred) ArrayBuffer is refused with a clear error instead of reading as empty.
  */
+import { isDetached } from './buffers';
 import { VitMsnError } from './errors';
 import type { ImageInput, RawImage } from './images';
 
-/** Whether `buffer` was transferred or detached (its views then read as empty). */
-function isDetached(buffer: ArrayBufferLike): boolean {
-  if (buffer.byteLength !== 0 || !(buffer instanceof ArrayBuffer)) return false; // a SharedArrayBuffer never detaches
-  try {
-    new Uint8Array(buffer); // throws only on a detached buffer
-    return false;
-  } catch {
-    return true;
-  }
-}
-
 /** Throws ERR_INVALID_ARGUMENT when `view` is backed by a detached buffer. */
 export function checkNotDetached(view: unknown, what: string): void {
-  if (ArrayBuffer.isView(view) && isDetached(view.buffer)) {
+  if (ArrayBuffer.isView(view) && isDetached(view)) {
     throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what} is backed by a detached ArrayBuffer (it was transferred); pass the data itself`);
   }
 }

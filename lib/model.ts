@@ -13,7 +13,7 @@ import {
 import type { ImageInput } from './images';
 import { defaultPreprocessorConfig, readPreprocessorConfig, type PreprocessorConfig } from './preprocessor';
 import { resolveModelDir } from './hub/index';
-import { checkNotDetached, copyOf, snapshotImages } from './inputs';
+import { copyOf, snapshotImages } from './inputs';
 
 /**
  * A ViT-MSN model on one device. Create it with {@link loadModel}; release it with
@@ -227,9 +227,6 @@ export class Model {
   forward(pixelValues: Float32Array, shape: readonly number[], options?: ForwardOptions): Promise<ForwardOutput> {
     try {
       const handle = this.#live();
-      checkNotDetached(pixelValues, 'pixelValues');
-      checkNotDetached(options?.headMask, 'headMask');
-      checkNotDetached(options?.boolMaskedPos, 'boolMaskedPos');
       const { options: opts } = checkForward(this.#shape, pixelValues, shape, options);
       // Inputs are read now: an idle model's native call copies them before this returns; a call
       // that waits gets private copies (see inputs.ts).

@@ -2,6 +2,7 @@
  * Argument checks for the public API. They reject what the engine would reject, but here, with
  * the caller's stack and a precise message. No tensor math happens here.
  */
+import { isDetached } from './buffers';
 import { VitMsnError } from './errors';
 import type { DType, ForwardOptions, LoadOptions } from './types';
 import { HUB_OPTION_KEYS } from './hub/index';
@@ -72,6 +73,7 @@ export function checkForward(
   if (!(pixelValues instanceof Float32Array)) {
     invalid(`pixelValues must be a Float32Array, got ${describe(pixelValues)}`);
   }
+  if (isDetached(pixelValues)) invalid(DETACHED('pixelValues'));
   if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
     invalid(`shape must be [B, C, H, W] of positive integers, got ${JSON.stringify(shape)}`);
   }
@@ -104,6 +106,7 @@ export function checkForward(
   const heads = model.numAttentionHeads;
   if (resolved.headMask !== undefined) {
     if (!(resolved.headMask instanceof Float32Array)) invalid(`headMask must be a Float32Array, got ${describe(resolved.headMask)}`);
+    if (isDetached(resolved.headMask)) invalid(DETACHED('headMask'));
     const n = resolved.headMask.length;
     if (n !== heads && n !== heads * model.numHiddenLayers) {
       shapeError(`headMask has ${n} values; expected ${heads} (heads) or ${heads * model.numHiddenLayers} (layers × heads)`);
@@ -113,6 +116,7 @@ export function checkForward(
     if (!(resolved.boolMaskedPos instanceof Uint8Array)) {
       invalid(`boolMaskedPos must be a Uint8Array, got ${describe(resolved.boolMaskedPos)}`);
     }
+    if (isDetached(resolved.boolMaskedPos)) invalid(DETACHED('boolMaskedPos'));
     if (!model.hasMaskToken) {
       throw new VitMsnError('ERR_NO_MASK_TOKEN', 'boolMaskedPos needs embeddings.mask_token, which this checkpoint lacks');
     }
@@ -124,6 +128,8 @@ export function checkForward(
   }
   return { B, C, H, W, options: resolved };
 }
+
+const DETACHED = (what: string) => `${what}'s ArrayBuffer has been detached (transferred); pass a live copy`;
 
 function describe(v: unknown): string {
   if (v === null) return 'null';

@@ -29,26 +29,35 @@ std::vector<T> copy_typed(Napi::Env env, const Napi::Value& v, napi_typedarray_t
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
     throw_invalid(env, std::string(what) + " has the wrong array type");
   }
-  Napi::TypedArray a = v.As<Napi::TypedArray>();
-  std::vector<T> out(a.ElementLength());
-  if (!out.empty()) {
-    const uint8_t* base = static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-    std::memcpy(out.data(), base, out.size() * sizeof(T));
-  }
+  TypedBytes b = typed_bytes(env, v.As<Napi::TypedArray>(), what);
+  std::vector<T> out(b.size / sizeof(T));
+  if (!out.empty()) std::memcpy(out.data(), b.data, out.size() * sizeof(T));
   return out;
-}
-
-Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
-  // Allocated in the JS heap (no external buffers: Electron ≥ 21 forbids them).
-  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
-  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
-  return a;
 }
 
 }  // namespace
 
 void throw_invalid(Napi::Env env, const std::string& message) {
   throw make_error(env, vitmsn::codes::kInvalidArgument, message);
+}
+
+TypedBytes typed_bytes(Napi::Env env, const Napi::TypedArray& a, const std::string& what) {
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  // The data pointer N-API gives is the view's first element, whatever kind of buffer is behind it.
+  if (napi_get_typedarray_info(env, a, &type, &length, &data, &buffer, &offset) != napi_ok) {
+    throw_invalid(env, what + " is not a readable typed array");
+  }
+  if (length == 0) {  // a detached buffer reads as empty: say so rather than report a size mismatch
+    bool detached = false;
+    if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached) {
+      throw_invalid(env, what + "'s ArrayBuffer has been detached (transferred); pass a live copy");
+    }
+    return {};
+  }
+  return {static_cast<const uint8_t*>(data), a.ByteLength()};
 }
 
 vitmsn::ModelConfig to_config(Napi::Env env, const Napi::Value& v) {
@@ -98,24 +107,6 @@ vitmsn::ForwardRequest to_request(Napi::Env env, const Napi::Value& pixels, cons
     }
   }
   return r;
-}
-
-Napi::Object to_js(Napi::Env env, const vitmsn::ForwardResult& r, Napi::Value hidden) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("B", Napi::Number::New(env, static_cast<double>(r.B)));
-  o.Set("T", Napi::Number::New(env, static_cast<double>(r.T)));
-  o.Set("D", Napi::Number::New(env, static_cast<double>(r.D)));
-  o.Set("H", Napi::Number::New(env, static_cast<double>(r.H)));
-  o.Set("lastHiddenState", hidden.IsEmpty() || hidden.IsUndefined() ? Napi::Value(to_f32(env, r.last_hidden_state)) : hidden);
-  Napi::Array hs = Napi::Array::New(env, r.hidden_states.size());
-  for (size_t i = 0; i < r.hidden_states.size(); ++i) hs.Set(static_cast<uint32_t>(i), to_f32(env, r.hidden_states[i]));
-  o.Set("hiddenStates", hs);
-  Napi::Array at = Napi::Array::New(env, r.attentions.size());
-  for (size_t i = 0; i < r.attentions.size(); ++i) at.Set(static_cast<uint32_t>(i), to_f32(env, r.attentions[i]));
-  o.Set("attentions", at);
-  o.Set("numLabels", Napi::Number::New(env, static_cast<double>(r.num_labels)));
-  o.Set("logits", r.num_labels > 0 ? Napi::Value(to_f32(env, r.logits)) : env.Null());
-  return o;
 }
 
 }  // namespace vitmsn_binding

@@ -14,10 +14,17 @@ vitmsn::ModelConfig to_config(Napi::Env env, const Napi::Value& v);
 // Copies pixels and masks out of the JS heap (the caller may reuse its buffers immediately).
 vitmsn::ForwardRequest to_request(Napi::Env env, const Napi::Value& pixels, const Napi::Value& shape,
                                   const Napi::Value& options);
-// hidden: the array last_hidden_state was written into (ForwardRequest::last_hidden_out), or empty
-// to copy ForwardResult::last_hidden_state into a new one.
-Napi::Object to_js(Napi::Env env, const vitmsn::ForwardResult& r, Napi::Value hidden = Napi::Value());
 
 [[noreturn]] void throw_invalid(Napi::Env env, const std::string& message);
+
+// The bytes a typed array views, over an ArrayBuffer or a SharedArrayBuffer alike (node-addon-api's
+// TypedArray::ArrayBuffer() refuses the latter). Read them at once: the JS side may change them
+// later (a SharedArrayBuffer even while we read: the copy then holds a mix, as any reader would
+// see). A view over a detached ArrayBuffer (transferred away) is an ERR_INVALID_ARGUMENT.
+struct TypedBytes {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+};
+TypedBytes typed_bytes(Napi::Env env, const Napi::TypedArray& a, const std::string& what);
 
 }  // namespace vitmsn_binding

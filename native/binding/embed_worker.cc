@@ -8,17 +8,22 @@
 #include "engine/error.h"
 #include "engine/pooling.h"
 #include "model_wrap.h"
+#include "outputs.h"
 #include "promise_worker.h"
 
 namespace vitmsn_binding {
 namespace {
 
+// The embeddings and probabilities go into arrays made on the main thread (outputs.h), filled
+// here on the worker: settling copies nothing.
 class EmbedWorker : public PromiseWorker {
  public:
   EmbedWorker(Napi::Env env, std::shared_ptr<const vitmsn::Model> model, vitmsn::ForwardRequest request,
-              bool pool, vitmsn::Pooling pooling, bool normalize, bool probabilities)
+              bool pool, vitmsn::Pooling pooling, bool normalize, bool probabilities, Napi::Object outputs,
+              float* embeddings_out, float* probs_out)
       : PromiseWorker(env, "vitmsn:embed"), model_(std::move(model)), request_(std::move(request)), pool_(pool),
-        pooling_(pooling), normalize_(normalize), probabilities_(probabilities) {}
+        pooling_(pooling), normalize_(normalize), probabilities_(probabilities), outputs_(Napi::Persistent(outputs)),
+        embeddings_out_(embeddings_out), probs_out_(probs_out) {}
 
  protected:
   void run() override {
@@ -28,25 +33,13 @@ class EmbedWorker : public PromiseWorker {
     vitmsn::ForwardResult r = model_->forward(request_);
     request_ = vitmsn::ForwardRequest();
     model_.reset();
-    B_ = r.B, D_ = r.D, n_ = r.num_labels;
-    if (pool_) embeddings_ = vitmsn::pool(r, pooling_, normalize_);
-    if (probabilities_) probs_ = vitmsn::softmax_rows(r.logits, r.B, r.num_labels);
-  }
-  Napi::Value result(Napi::Env env) override {
-    auto f32 = [&](const std::vector<float>& v) -> Napi::Value {
-      if (v.empty()) return env.Null();
-      Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
-      std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
-      return a;
+    auto put = [](float* dst, const std::vector<float>& v) {
+      if (dst && !v.empty()) std::memcpy(dst, v.data(), v.size() * sizeof(float));
     };
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("B", Napi::Number::New(env, static_cast<double>(B_)));
-    o.Set("D", Napi::Number::New(env, static_cast<double>(D_)));
-    o.Set("numLabels", Napi::Number::New(env, static_cast<double>(n_)));
-    o.Set("embeddings", f32(embeddings_));
-    o.Set("probabilities", f32(probs_));
-    return o;
+    if (pool_) put(embeddings_out_, vitmsn::pool(r, pooling_, normalize_));
+    if (probabilities_) put(probs_out_, vitmsn::softmax_rows(r.logits, r.B, r.num_labels));
   }
+  Napi::Value result(Napi::Env) override { return outputs_.Value(); }
 
  private:
   std::shared_ptr<const vitmsn::Model> model_;
@@ -54,8 +47,9 @@ class EmbedWorker : public PromiseWorker {
   bool pool_;
   vitmsn::Pooling pooling_;
   bool normalize_, probabilities_;
-  int64_t B_ = 0, D_ = 0, n_ = 0;
-  std::vector<float> embeddings_, probs_;
+  Napi::ObjectReference outputs_;  // { B, D, numLabels, embeddings, probabilities }
+  float* embeddings_out_;
+  float* probs_out_;
 };
 
 }  // namespace
@@ -83,7 +77,34 @@ Napi::Value ModelWrap::embed(const Napi::CallbackInfo& info) {
   req.output_hidden_states = pool && pooling == vitmsn::Pooling::ClsPrenorm;
   const bool normalize = o.Get("normalize").IsBoolean() && o.Get("normalize").As<Napi::Boolean>().Value();
   const bool probabilities = o.Get("probabilities").IsBoolean() && o.Get("probabilities").As<Napi::Boolean>().Value();
-  auto* worker = new EmbedWorker(env, std::move(model), std::move(req), pool, pooling, normalize, probabilities);
+  // { B, D, numLabels, embeddings: [B, D] | null, probabilities: [B, numLabels] | null }
+  const int64_t D = model->config().hidden_size, labels = model->num_labels() > 0 ? model->num_labels() : 0;
+  Napi::Object outputs = Napi::Object::New(env);
+  float* embeddings_out = nullptr;
+  float* probs_out = nullptr;
+  try {
+    outputs.Set("B", Napi::Number::New(env, static_cast<double>(req.B)));
+    outputs.Set("D", Napi::Number::New(env, static_cast<double>(D)));
+    outputs.Set("numLabels", Napi::Number::New(env, static_cast<double>(labels)));
+    model->checked_output_sizes(req);  // never size a buffer from a bad request
+    Napi::Value embeddings = env.Null(), probs = env.Null();
+    if (pool) {
+      Napi::Float32Array a = output_array(env, static_cast<size_t>(req.B * D), "embeddings");
+      embeddings_out = a.Data();
+      embeddings = a;
+    }
+    if (probabilities && labels > 0) {
+      Napi::Float32Array a = output_array(env, static_cast<size_t>(req.B * labels), "probabilities");
+      probs_out = a.Data();
+      probs = a;
+    }
+    outputs.Set("embeddings", embeddings);
+    outputs.Set("probabilities", probs);
+  } catch (const vitmsn::Error& e) {
+    return rejected(env, e.code(), e.what());
+  }
+  auto* worker = new EmbedWorker(env, std::move(model), std::move(req), pool, pooling, normalize, probabilities, outputs,
+                                 embeddings_out, probs_out);
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;

@@ -1,9 +1,12 @@
 #include "model_wrap.h"
 
+#include <cstring>
+
 #include "addon_data.h"
 #include "backend/registry.h"
 #include "convert.h"
 #include "engine/error.h"
+#include "outputs.h"
 #include "promise_worker.h"
 
 namespace vitmsn_binding {
@@ -40,32 +43,31 @@ class LoadWorker : public PromiseWorker {
   std::shared_ptr<const vitmsn::Model> model_;
 };
 
-// last_hidden_state is written by the worker straight into the Float32Array the promise resolves
-// with: it is made here on the main thread (cheap: its pages are touched later, by the worker) and
-// held by a reference that nothing else sees until then, so no copy of the largest output ever
-// runs on the event loop.
+// Every output is written by the worker straight into the arrays the promise resolves with
+// (outputs.h): they are made here on the main thread and held, in the result object, by a reference
+// that nothing else sees until then, so no copy of an output ever runs on the event loop.
 class ForwardWorker : public PromiseWorker {
  public:
   ForwardWorker(Napi::Env env, std::shared_ptr<const vitmsn::Model> model, vitmsn::ForwardRequest request,
-                Napi::Float32Array hidden)
+                Napi::Object outputs, float* logits_out)
       : PromiseWorker(env, "vitmsn:forward"), model_(std::move(model)), request_(std::move(request)),
-        hidden_(Napi::Persistent(hidden)) {
-    request_.last_hidden_out = hidden.ElementLength() ? hidden.Data() : nullptr;
-  }
+        outputs_(Napi::Persistent(outputs)), logits_out_(logits_out) {}
 
  protected:
   void run() override {
-    result_ = model_->forward(request_);
+    vitmsn::ForwardResult r = model_->forward(request_);
     request_ = vitmsn::ForwardRequest();  // free the input copy early
     model_.reset();  // a disposed model's weights go as soon as the last forward ends
+    // The logits come back in a vector (small: [B, num_labels]); copied here, off the event loop.
+    if (logits_out_ && !r.logits.empty()) std::memcpy(logits_out_, r.logits.data(), r.logits.size() * sizeof(float));
   }
-  Napi::Value result(Napi::Env env) override { return to_js(env, result_, hidden_.Value()); }
+  Napi::Value result(Napi::Env) override { return outputs_.Value(); }
 
  private:
   std::shared_ptr<const vitmsn::Model> model_;
   vitmsn::ForwardRequest request_;
-  Napi::Reference<Napi::Float32Array> hidden_;
-  vitmsn::ForwardResult result_;
+  Napi::ObjectReference outputs_;
+  float* logits_out_;
 };
 
 }  // namespace
@@ -101,25 +103,16 @@ Napi::Value ModelWrap::forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<const vitmsn::Model> model = live(env);
   vitmsn::ForwardRequest req = to_request(env, info[0], info[1], info[2]);
-  size_t hidden_floats = 0;
+  Napi::Object outputs;
+  float* logits_out = nullptr;
   try {
-    hidden_floats = model->checked_hidden_floats(req);  // cheap checks first: never size a buffer from a bad request
+    // Cheap checks first: never size a buffer from a bad request.
+    const vitmsn::OutputSizes sizes = model->checked_output_sizes(req);
+    outputs = forward_outputs(env, *model, req, sizes, &logits_out);
   } catch (const vitmsn::Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(make_error(env, e.code(), e.what()).Value());
-    return d.Promise();
+    return rejected(env, e.code(), e.what());
   }
-  Napi::Float32Array hidden;
-  try {
-    hidden = Napi::Float32Array::New(env, hidden_floats);
-  } catch (const Napi::Error&) {  // V8 refused an array this large
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(make_error(env, vitmsn::codes::kOutOfMemory,
-                        "cannot allocate last_hidden_state (" + std::to_string(hidden_floats) + " floats)")
-                 .Value());
-    return d.Promise();
-  }
-  auto* worker = new ForwardWorker(env, std::move(model), std::move(req), hidden);
+  auto* worker = new ForwardWorker(env, std::move(model), std::move(req), outputs, logits_out);
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;

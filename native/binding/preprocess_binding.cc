@@ -8,6 +8,7 @@
 #include "convert.h"
 #include "engine/error.h"
 #include "engine/preprocess.h"
+#include "outputs.h"
 #include "promise_worker.h"
 
 namespace vitmsn_binding {
@@ -108,59 +109,64 @@ OwnedImage to_image(Napi::Env env, const Napi::Value& v, uint32_t index) {
     throw_invalid(env, what + (wide ? ".data must be a Uint16Array of 16-bit pixels"
                                     : ".data must be a Uint8Array (or Buffer) of 8-bit pixels"));
   }
-  Napi::TypedArray a = d.As<Napi::TypedArray>();
+  TypedBytes a = typed_bytes(env, d.As<Napi::TypedArray>(), what + ".data");
   const uint64_t want =
       static_cast<uint64_t>(im.width) * static_cast<uint64_t>(im.height) * im.channels * (wide ? 2 : 1);
-  if (a.ByteLength() != want) {
+  if (a.size != want) {
     throw make_error(env, vitmsn::codes::kImageInvalid,
-                     what + ".data has " + std::to_string(a.ByteLength()) + " bytes; " + std::to_string(im.width) +
+                     what + ".data has " + std::to_string(a.size) + " bytes; " + std::to_string(im.width) +
                          "x" + std::to_string(im.height) + "x" + std::to_string(im.channels) + " needs " +
                          std::to_string(want));
   }
   im.data.resize((want + 1) / 2);
   im.bytes = want;
-  std::memcpy(im.data.data(), static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), want);
+  std::memcpy(im.data.data(), a.data, want);
   return im;
 }
 
+// The pixel values go into an array made on the main thread (outputs.h) and filled here on the
+// worker: settling copies nothing.
 class PreprocessWorker : public PromiseWorker {
  public:
   PreprocessWorker(Napi::Env env, std::vector<OwnedImage> images, vitmsn::PreprocessConfig config)
       : PromiseWorker(env, "vitmsn:preprocess"), images_(std::move(images)), config_(config) {}
 
- protected:
-  void run() override {
-    vitmsn::ImageView first = view(0);
-    auto [H, W] = vitmsn::preprocessed_size(first, config_);
+  // { data: Float32Array [N, 3, H, W], shape }, sized from image 0 (run() refuses the others if
+  // they differ). Main thread, before Queue().
+  Napi::Object make_outputs(Napi::Env env) {
+    auto [H, W] = vitmsn::preprocessed_size(view(0), config_);
     H_ = H, W_ = W;
-    const size_t per = static_cast<size_t>(3 * H * W);
-    out_.resize(per * images_.size());
-    for (size_t i = 0; i < images_.size(); ++i) {
-      vitmsn::ImageView im = view(i);
-      auto [h, w] = vitmsn::preprocessed_size(im, config_);
-      if (h != H || w != W) {
-        throw vitmsn::Error(vitmsn::codes::kShape,
-                            "images of different sizes cannot be batched without resizing (do_resize is false): image " +
-                                std::to_string(i) + " is " + std::to_string(w) + "x" + std::to_string(h) +
-                                ", image 0 is " + std::to_string(W) + "x" + std::to_string(H));
-      }
-      vitmsn::preprocess_image(im, config_, out_.data() + i * per);
-      images_[i].data = std::vector<uint16_t>();  // free each source once done
-    }
-  }
-  Napi::Value result(Napi::Env env) override {
+    Napi::Float32Array data = output_array(env, static_cast<size_t>(3 * H * W) * images_.size(), "pixel values");
+    out_ = data.Data();
     Napi::Object o = Napi::Object::New(env);
-    Napi::Float32Array a = Napi::Float32Array::New(env, out_.size());
-    if (!out_.empty()) std::memcpy(a.Data(), out_.data(), out_.size() * sizeof(float));
-    o.Set("data", a);
+    o.Set("data", data);
     Napi::Array shape = Napi::Array::New(env, 4);
     shape.Set(0u, Napi::Number::New(env, static_cast<double>(images_.size())));
     shape.Set(1u, Napi::Number::New(env, 3));
-    shape.Set(2u, Napi::Number::New(env, static_cast<double>(H_)));
-    shape.Set(3u, Napi::Number::New(env, static_cast<double>(W_)));
+    shape.Set(2u, Napi::Number::New(env, static_cast<double>(H)));
+    shape.Set(3u, Napi::Number::New(env, static_cast<double>(W)));
     o.Set("shape", shape);
+    outputs_ = Napi::Persistent(o);
     return o;
   }
+
+ protected:
+  void run() override {
+    const size_t per = static_cast<size_t>(3 * H_ * W_);
+    for (size_t i = 0; i < images_.size(); ++i) {
+      vitmsn::ImageView im = view(i);
+      auto [h, w] = vitmsn::preprocessed_size(im, config_);
+      if (h != H_ || w != W_) {
+        throw vitmsn::Error(vitmsn::codes::kShape,
+                            "images of different sizes cannot be batched without resizing (do_resize is false): image " +
+                                std::to_string(i) + " is " + std::to_string(w) + "x" + std::to_string(h) +
+                                ", image 0 is " + std::to_string(W_) + "x" + std::to_string(H_));
+      }
+      vitmsn::preprocess_image(im, config_, out_ + i * per);
+      images_[i].data = std::vector<uint16_t>();  // free each source once done
+    }
+  }
+  Napi::Value result(Napi::Env) override { return outputs_.Value(); }
 
  private:
   vitmsn::ImageView view(size_t i) const {
@@ -177,7 +183,8 @@ class PreprocessWorker : public PromiseWorker {
 
   std::vector<OwnedImage> images_;
   vitmsn::PreprocessConfig config_;
-  std::vector<float> out_;
+  Napi::ObjectReference outputs_;
+  float* out_ = nullptr;  // outputs_.data's floats
   int64_t H_ = 0, W_ = 0;
 };
 
@@ -194,6 +201,15 @@ Napi::Value preprocess(const Napi::CallbackInfo& info) {
   images.reserve(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); ++i) images.push_back(to_image(env, arr.Get(i), i));
   auto* worker = new PreprocessWorker(env, std::move(images), config);
+  try {
+    worker->make_outputs(env);
+  } catch (const vitmsn::Error& e) {
+    delete worker;  // never queued
+    return rejected(env, e.code(), e.what());
+  } catch (...) {
+    delete worker;
+    throw;
+  }
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;

@@ -1,5 +1,7 @@
 // An AsyncWorker that settles a Promise and turns engine exceptions into JS errors with a stable
 // `code`. Work runs on libuv's pool so the event loop keeps turning while a model loads or runs.
+// When the environment shuts down while the work runs (worker.terminate(), process.exit() in a
+// worker), the promise is left unsettled and the results are freed: nothing can observe them.
 #pragma once
 #include <napi.h>
 
@@ -9,6 +11,9 @@ namespace vitmsn_binding {
 
 // Builds `new Error(message)` with `err.code = code`.
 Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message);
+// A promise already rejected with make_error(code, message): engine errors found on the main
+// thread, before any work is queued, reach the caller the same way as those found later.
+Napi::Promise rejected(Napi::Env env, const std::string& code, const std::string& message);
 
 class PromiseWorker : public Napi::AsyncWorker {
  public:
@@ -22,11 +27,13 @@ class PromiseWorker : public Napi::AsyncWorker {
 
  private:
   void Execute() final;
-  void OnOK() final;
-  void OnError(const Napi::Error& e) final;
+  // Replaces node-addon-api's completion, which rethrows into JS whatever settling throws: in an
+  // environment that is going away that rethrow fails too, and escapes into libuv.
+  void OnWorkComplete(Napi::Env env, napi_status status) final;
+  void settle(Napi::Env env);
 
   Napi::Promise::Deferred deferred_;
-  std::string code_;
+  std::string code_, error_;  // set by Execute() when run() threw (code_ never empty then)
 };
 
 }  // namespace vitmsn_binding

@@ -176,10 +176,15 @@ bool Model::replayable(const ForwardRequest& r) const {
          !pos_resized;
 }
 
-size_t Model::checked_hidden_floats(const ForwardRequest& r) const {
+OutputSizes Model::checked_output_sizes(const ForwardRequest& r) const {
   check_request(r);
-  const int64_t p = config_.patch_size;
-  return static_cast<size_t>(r.B * ((r.H / p) * (r.W / p) + 1) * config_.hidden_size);
+  const int64_t p = config_.patch_size, T = (r.H / p) * (r.W / p) + 1;
+  OutputSizes s;
+  s.last_hidden = static_cast<size_t>(r.B * T * config_.hidden_size);
+  s.hidden_state = r.output_hidden_states ? s.last_hidden : 0;
+  s.attention = r.output_attentions ? static_cast<size_t>(r.B * config_.num_heads * T * T) : 0;
+  s.logits = weights_.classifier_w ? static_cast<size_t>(r.B * weights_.num_labels) : 0;
+  return s;
 }
 
 ForwardResult Model::forward(const ForwardRequest& r) const {
@@ -236,10 +241,20 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
   const int64_t B = r.B, p = c.patch_size, D = c.hidden_size, Hh = c.num_heads, Dh = c.head_dim(),
                 I = c.intermediate_size, L = c.num_layers;
   const int64_t gh = r.H / p, gw = r.W / p, N = gh * gw, T = N + 1, M = B * T, K0 = c.num_channels * p * p;
-  auto download = [&](const DeviceArray& a, size_t n) {
-    std::vector<float> host(n);
-    be.download(host.data(), a.get(), n);
-    return host;
+  // A tap goes straight into the caller's k-th buffer when it gave them (no copy afterwards), else
+  // into a new vector of ForwardResult.
+  size_t hidden_taps = 0, attention_taps = 0;
+  auto tap = [&](const DeviceArray& a, size_t n, const std::vector<float*>& outs, size_t& k,
+                 std::vector<std::vector<float>>& own) {
+    float* dst = nullptr;
+    if (!outs.empty()) {
+      if (k >= outs.size()) throw Error(codes::kInternal, "fewer tap buffers than the model has taps");
+      dst = outs[k];
+    } else {
+      dst = own.emplace_back(n).data();
+    }
+    ++k;
+    be.download(dst, a.get(), n);
   };
 
   // 1. Patch embedding as one GEMM over im2col'd patches.
@@ -266,7 +281,7 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
   be.embed_tokens({patch_emb.get(), w.cls.get(), pos, w.mask_token.get(),
                    r.bool_masked_pos.empty() ? nullptr : r.bool_masked_pos.data(), x.get(), B, N, D});
   patch_emb = DeviceArray();
-  if (taps && r.output_hidden_states) taps->hidden_states.push_back(download(x, M * D));
+  if (taps && r.output_hidden_states) tap(x, M * D, r.hidden_states_out, hidden_taps, taps->hidden_states);
 
   // 4–5. Encoder layers.
   DeviceArray ln(be, M * D), qkv(be, M * 3 * D), ctx(be, M * D), mlp(be, M * I);
@@ -295,14 +310,14 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
     at.probs = probs.get(), at.head_scale = head_scale ? be.offset(head_scale.get(), l * Hh) : nullptr;
     at.B = B, at.T = T, at.H = Hh, at.Dh = Dh, at.D = D, at.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
     be.qkv_attention(at);
-    if (taps && r.output_attentions) taps->attentions.push_back(download(probs, B * Hh * T * T));
+    if (taps && r.output_attentions) tap(probs, B * Hh * T * T, r.attentions_out, attention_taps, taps->attentions);
     linear(ctx, D, lw.out_w, lw.out_b, D, x, true, Epilogue::kNone);
     MlpArgs ma;  // LN2 inside, likewise
     ma.a = x.get(), ma.ln_gamma = lw.ln2_g.get(), ma.ln_beta = lw.ln2_b.get(), ma.ln_eps = eps, ma.ln_out = ln.get();
     ma.W1 = lw.fc1_w.get(), ma.b1 = lw.fc1_b.get(), ma.W2 = lw.fc2_w.get(), ma.b2 = lw.fc2_b.get();
     ma.hidden = mlp.get(), ma.out = x.get(), ma.M = M, ma.D = D, ma.I = I;
     be.mlp(ma);
-    if (taps && r.output_hidden_states) taps->hidden_states.push_back(download(x, M * D));
+    if (taps && r.output_hidden_states) tap(x, M * D, r.hidden_states_out, hidden_taps, taps->hidden_states);
   }
 
   // 6. Final LayerNorm straight into the output; 9. classifier on the CLS row of each image (row

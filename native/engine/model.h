@@ -24,6 +24,19 @@ struct ForwardRequest {
   // passes the JS array it will return, so no copy happens on the event loop); then
   // ForwardResult::last_hidden_state stays empty.
   float* last_hidden_out = nullptr;
+  // Likewise for the taps, when asked: hidden_states_out holds num_layers + 1 buffers of [B, T, D]
+  // floats, attentions_out num_layers of [B, H, T, T]; each tap is downloaded straight into its
+  // buffer and the matching ForwardResult vector stays empty. Empty: ForwardResult holds them.
+  std::vector<float*> hidden_states_out;
+  std::vector<float*> attentions_out;
+};
+
+// How many floats each output of a request has (see Model::checked_output_sizes).
+struct OutputSizes {
+  size_t last_hidden = 0;   // [B, T, D]
+  size_t hidden_state = 0;  // each of the num_layers + 1 hidden_states, [B, T, D]; 0 when not asked
+  size_t attention = 0;     // each of the num_layers attentions, [B, H, T, T]; 0 when not asked
+  size_t logits = 0;        // [B, num_labels]; 0 without a classifier
 };
 
 struct ForwardResult {
@@ -83,8 +96,8 @@ class Model {
   // Safe to call from several threads at once: activations are per call, weights read-only.
   ForwardResult forward(const ForwardRequest& request) const;
   // The checks forward() starts with (shapes, options, memory; throws vitmsn::Error), and the
-  // number of floats of last_hidden_state for a request that passes them.
-  size_t checked_hidden_floats(const ForwardRequest& request) const;
+  // sizes of the outputs of a request that passes them (so a caller can allocate them beforehand).
+  OutputSizes checked_output_sizes(const ForwardRequest& request) const;
   // The largest batch (at most `wanted`) of `request`'s image shape and options that fits in the
   // memory left now, counting host_bytes_per_image more per image (the caller's own buffers); 0
   // when none does. Gives back the backend's cached buffers when they are in the way.
