@@ -10,7 +10,7 @@ import {
   batchSizeOf, checkOptions, checkPreprocessorFits, forEachBatch, POOLINGS, topK,
   type Classification, type ClassifyOptions, type EncodeOptions, type PreprocessOptions,
 } from './encode';
-import type { ImageInput } from './images';
+import { DECODE_OPTION_KEYS, type ImageInput } from './images';
 import { defaultPreprocessorConfig, readPreprocessorConfig, type PreprocessorConfig } from './preprocessor';
 import { resolveModelDir } from './hub/index';
 
@@ -67,7 +67,7 @@ export class Model {
   async preprocess(images: ImageInput | readonly ImageInput[], options?: PreprocessOptions): Promise<Tensor> {
     try {
       this.#live();
-      const o = checkOptions(options, ['batchSize', 'maxPixels'], 'preprocess');
+      const o = checkOptions(options, ['batchSize', ...DECODE_OPTION_KEYS], 'preprocess');
       const parts: Tensor[] = [];
       await forEachBatch(native(), images, this.preprocessor, batchSizeOf(o), o, async (t) => void parts.push(t));
       if (parts.length === 1) return parts[0];
@@ -95,7 +95,7 @@ export class Model {
   encode(images: ImageInput | readonly ImageInput[], options?: EncodeOptions): Promise<Tensor> {
     try {
       const handle = this.#live();
-      const o = checkOptions(options, ['pooling', 'normalize', 'batchSize', 'maxPixels', 'interpolatePosEncoding'], 'encode');
+      const o = checkOptions(options, ['pooling', 'normalize', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding'], 'encode');
       const pooling = o.pooling ?? 'cls';
       if (!POOLINGS.includes(pooling as never)) {
         throw new VitMsnError('ERR_INVALID_ARGUMENT', `pooling must be one of ${POOLINGS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(o.pooling)}`);
@@ -131,7 +131,7 @@ export class Model {
   classify(images: ImageInput | readonly ImageInput[], options?: ClassifyOptions): Promise<Classification[][]> {
     try {
       const handle = this.#live();
-      const o = checkOptions(options, ['topK', 'batchSize', 'maxPixels', 'interpolatePosEncoding'], 'classify');
+      const o = checkOptions(options, ['topK', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding'], 'classify');
       if (this.numLabels <= 0) {
         throw new VitMsnError('ERR_NO_CLASSIFIER', 'classify() needs a classification checkpoint (ViTMSNForImageClassification, with classifier.* weights); this one is a backbone: use encode()');
       }
