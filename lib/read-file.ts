@@ -117,3 +117,17 @@ export async function readBoundedFile(file: string, maxBytes: number, fail: Read
 export async function readBoundedText(file: string, maxBytes: number, fail: ReadFail): Promise<string> {
   return (await readBoundedFile(file, maxBytes, fail)).toString('utf8');
 }
+
+/** {@link readBoundedText} for an optional file: undefined when it does not exist. */
+export async function readOptionalText(file: string, maxBytes: number, fail: ReadFail): Promise<string | undefined> {
+  const absent = {};
+  try {
+    return await readBoundedText(file, maxBytes, (problem, message, cause) => {
+      if (problem === 'missing') throw absent;
+      return fail(problem, message, cause);
+    });
+  } catch (e) {
+    if (e === absent) return undefined;
+    throw e;
+  }
+}
