@@ -6,6 +6,7 @@
  * native/engine/preprocess.h).
  */
 import { VitMsnError, type ErrorCode } from './errors';
+import { formatValue } from './format-value';
 import { BoundedFile, type ReadFail } from './read-file';
 
 /** Raw 8-bit pixels, interleaved row-major [height, width, channels]. */
@@ -130,7 +131,7 @@ function isRaw(input: unknown): input is RawImage {
 
 function positiveInt(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${name} must be a positive integer, got ${formatValue(value)}`);
   }
   return value;
 }
@@ -152,11 +153,11 @@ export function checkRaw(input: RawImage, what: string, maxPixels: number): Deco
     throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: raw pixels must be a Uint8Array, Uint8ClampedArray or Buffer of 8-bit values`);
   }
   for (const [k, v] of [['width', width], ['height', height]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: ${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (!Number.isSafeInteger(v) || v < 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: ${k} must be a non-negative integer, got ${formatValue(v)}`);
   }
   if (width === 0 || height === 0) throw new VitMsnError('ERR_IMAGE_INVALID', `${what} is empty (${width}x${height})`);
   if (![1, 2, 3, 4].includes(channels)) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: channels must be 1, 2, 3 or 4, got ${JSON.stringify(channels)}`);
+    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: channels must be 1, 2, 3 or 4, got ${formatValue(channels)}`);
   }
   if (width * height > maxPixels) {
     throw new VitMsnError('ERR_IMAGE_TOO_LARGE', `${what} has ${width}x${height} pixels, more than maxPixels (${maxPixels})`);

@@ -4,6 +4,7 @@
 import { native, type NativeModel } from './binding';
 import { readConfig, type ViTMSNConfig } from './config';
 import { fromNative, VitMsnError } from './errors';
+import { formatValue } from './format-value';
 import type { BackendInfo, DType, ForwardOptions, ForwardOutput, LoadOptions, Tensor } from './types';
 import { checkForward, resolveLoadOptions, type ModelShape } from './validate';
 import {
@@ -98,7 +99,7 @@ export class Model {
       const o = checkOptions(options, ['pooling', 'normalize', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding'], 'encode');
       const pooling = o.pooling ?? 'cls';
       if (!POOLINGS.includes(pooling as never)) {
-        throw new VitMsnError('ERR_INVALID_ARGUMENT', `pooling must be one of ${POOLINGS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(o.pooling)}`);
+        throw new VitMsnError('ERR_INVALID_ARGUMENT', `pooling must be one of ${POOLINGS.map((p) => `'${p}'`).join(', ')}, got ${formatValue(o.pooling)}`);
       }
       const normalize = o.normalize ?? false;
       if (typeof normalize !== 'boolean') throw new VitMsnError('ERR_INVALID_ARGUMENT', 'normalize must be a boolean');
@@ -136,7 +137,7 @@ export class Model {
         throw new VitMsnError('ERR_NO_CLASSIFIER', 'classify() needs a classification checkpoint (ViTMSNForImageClassification, with classifier.* weights); this one is a backbone: use encode()');
       }
       const k = o.topK ?? 5;
-      if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1) throw new VitMsnError('ERR_INVALID_ARGUMENT', `topK must be a positive integer, got ${JSON.stringify(o.topK)}`);
+      if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1) throw new VitMsnError('ERR_INVALID_ARGUMENT', `topK must be a positive integer, got ${formatValue(o.topK)}`);
       const batchSize = batchSizeOf(o);
       checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
       const id2label = this.config.id2label;

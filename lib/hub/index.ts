@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { VitMsnError } from '../errors';
+import { formatValue } from '../format-value';
 import { MAX_INDEX_JSON_BYTES, readBoundedText, readOptionalText } from '../read-file';
 import type { LoadOptions } from '../types';
 import { hubCacheDir, repoFolder, RepoCache } from './cache';
@@ -61,7 +62,7 @@ function readIndex(file: string, what: string): Promise<string> {
 function checkHubOptions(o: LoadOptions) {
   if (o.revision !== undefined && (typeof o.revision !== 'string' || o.revision === '' ||
     o.revision.split('/').some((p) => p === '' || p === '.' || p === '..'))) {
-    invalid(`revision must be a branch, tag or commit hash, got ${JSON.stringify(o.revision)}`);
+    invalid(`revision must be a branch, tag or commit hash, got ${formatValue(o.revision)}`);
   }
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') invalid('onProgress must be a function');
   for (const k of ['cacheDir', 'token'] as const) {
@@ -73,7 +74,7 @@ function checkHubOptions(o: LoadOptions) {
 /** A shard name from an index must stay inside the snapshot folder. */
 function checkShardName(index: string, name: unknown): string {
   if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
-    throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${index}: shard name ${JSON.stringify(name)} is not a file name`);
+    throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${index}: shard name ${formatValue(name)} is not a file name`);
   }
   return name;
 }
