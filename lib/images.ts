@@ -7,6 +7,7 @@
  */
 import { VitMsnError, type ErrorCode } from './errors';
 import { formatValue } from './format-value';
+import { checkPngIccp } from './png-iccp';
 import { BoundedFile, type ReadFail } from './read-file';
 
 /** Raw 8-bit pixels, interleaved row-major [height, width, channels]. */
@@ -195,7 +196,7 @@ function sharpOptions(maxPixels: number): import('sharp').SharpOptions {
 
 /** Decodes encoded bytes with sharp into raw pixels (1–4 channels; see {@link DecodedImage}). */
 export async function decodeBytes(bytes: Uint8Array, what: string, maxPixels: number): Promise<DecodedImage> {
-  sniffFormat(bytes, what);
+  if (sniffFormat(bytes, what) === 'PNG') checkPngIccp(bytes, what);
   const open = () => sharp()(bytes, sharpOptions(maxPixels));
   let out: { data: Buffer; info: { width: number; height: number; channels: number } };
   let format: DecodedImage['format'];
