@@ -2,11 +2,11 @@
  * Reads a model folder's config.json: the user-facing camelCase copy (`model.config`) and the
  * numbers the engine needs, with a precise ERR_CONFIG_* error for anything unusable.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { NativeConfig } from './binding';
 import { VitMsnError } from './errors';
 import { parseJsonObject } from './json-object';
+import { MAX_CONFIG_JSON_BYTES, readBoundedText } from './read-file';
 
 /**
  * config.json with its keys in camelCase (`hidden_size` → `hiddenSize`). The fields the engine
@@ -105,15 +105,9 @@ export function parseConfig(text: string): { config: ViTMSNConfig; native: Nativ
 /** Reads and parses `dir/config.json`. */
 export async function readConfig(dir: string): Promise<{ config: ViTMSNConfig; native: NativeConfig }> {
   const file = path.join(dir, 'config.json');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new VitMsnError('ERR_CONFIG_NOT_FOUND', `no config.json in ${dir}`, { cause: e });
-    }
-    throw new VitMsnError('ERR_CONFIG_INVALID', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
-  }
+  const text = await readBoundedText(file, MAX_CONFIG_JSON_BYTES, (problem, message, cause) => {
+    if (problem === 'missing') throw new VitMsnError('ERR_CONFIG_NOT_FOUND', `no config.json in ${dir}`, { cause });
+    throw new VitMsnError('ERR_CONFIG_INVALID', `${file} ${message}`, { cause });
+  });
   return parseConfig(text);
 }

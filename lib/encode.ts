@@ -6,6 +6,7 @@
  */
 import type { NativeAddon } from './binding';
 import { VitMsnError } from './errors';
+import { formatValue } from './format-value';
 import { decodeImage, toList, type DecodedImage, type DecodeOptions, type ImageInput } from './images';
 import type { PreprocessorConfig } from './preprocessor';
 import type { Tensor } from './types';
@@ -68,7 +69,7 @@ export function checkOptions(options: object | undefined, allowed: readonly stri
 
 export function batchSizeOf(o: Record<string, unknown>): number {
   const b = o.batchSize ?? DEFAULT_BATCH_SIZE;
-  if (typeof b !== 'number' || !Number.isSafeInteger(b) || b < 1 || b > 4096) invalid(`batchSize must be an integer from 1 to 4096, got ${JSON.stringify(b)}`);
+  if (typeof b !== 'number' || !Number.isSafeInteger(b) || b < 1 || b > 4096) invalid(`batchSize must be an integer from 1 to 4096, got ${formatValue(b)}`);
   return b;
 }
 

@@ -20,10 +20,10 @@ export type ErrorCode =
   | 'ERR_DISPOSED' // the model was disposed
   | 'ERR_OUT_OF_MEMORY' // an allocation failed, or the input would need an absurd amount of memory
   | 'ERR_ADDON_LOAD' // the native addon could not be loaded
-  | 'ERR_IMAGE_NOT_FOUND' // an image path that cannot be read
-  | 'ERR_IMAGE_INVALID' // not an image, or a broken one: empty, truncated, corrupt, 0×0, pixels not matching the size
+  | 'ERR_IMAGE_NOT_FOUND' // an image path that does not exist or cannot be opened
+  | 'ERR_IMAGE_INVALID' // not an image, or a broken one: empty, truncated, corrupt, 0×0, pixels not matching the size; a path that is not a regular file (directory, FIFO, device)
   | 'ERR_IMAGE_UNSUPPORTED' // an image format vitmsn does not decode (e.g. BMP, SVG)
-  | 'ERR_IMAGE_TOO_LARGE' // the image has more pixels than the maxPixels limit
+  | 'ERR_IMAGE_TOO_LARGE' // the image has more pixels than the maxPixels limit, or its file more bytes than maxBytes
   | 'ERR_NO_CLASSIFIER' // classify() on a checkpoint without classifier.* weights
   | 'ERR_HUB_NOT_FOUND' // the hub has no such model or revision, or denies access to it
   | 'ERR_DOWNLOAD_FAILED' // a download failed (network, HTTP error, truncated or corrupt transfer)

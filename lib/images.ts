@@ -5,9 +5,11 @@
  * The conversion to RGB, the resize and the normalisation happen in native code (see
  * native/engine/preprocess.h).
  */
-import { readFile } from 'node:fs/promises';
 import { isDetached } from './buffers';
-import { VitMsnError } from './errors';
+import { VitMsnError, type ErrorCode } from './errors';
+import { formatValue } from './format-value';
+import { checkPngIccp } from './png-iccp';
+import { BoundedFile, type ReadFail } from './read-file';
 
 /** Raw 8-bit pixels, interleaved row-major [height, width, channels]. */
 export interface RawImage {
@@ -28,9 +30,29 @@ export type ImageInput = string | Uint8Array | RawImage;
 export interface DecodeOptions {
   /** Refuse images with more pixels than this (checked from the header, before decoding). Default 100 million. */
   maxPixels?: number;
+  /**
+   * Refuse image files (paths) larger than this many bytes, before reading them. Default: 8 bytes
+   * for each pixel `maxPixels` allows, plus 64 MiB for metadata (864 MiB at the default maxPixels).
+   * Bytes passed in memory are not limited by it.
+   */
+  maxBytes?: number;
 }
 
+/** The option names of {@link DecodeOptions}, for the option checks of preprocess / encode / classify. */
+export const DECODE_OPTION_KEYS = ['maxPixels', 'maxBytes'] as const;
+
 export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+// The default byte limit: 8 bytes a pixel covers the largest common uncompressed form (16-bit
+// RGBA, e.g. a TIFF) — compressed files are smaller — and 64 MiB leaves room for metadata (EXIF,
+// ICC profiles, text chunks). It exists to refuse what cannot be an image within maxPixels before
+// reading it; a float TIFF near the pixel limit needs an explicit maxBytes.
+const BYTES_PER_PIXEL = 8;
+const METADATA_BYTES = 64 * 2 ** 20;
+
+// Files larger than this are read in two steps: this much first, whose header must pass the format
+// sniff and the pixel limit, then the rest — so a forged header never costs a read of the whole file.
+const HEADER_PROBE_BYTES = 2 ** 20;
 
 /**
  * Decoded pixels in the native layer's form. `format` absent: 8-bit L / LA / RGB / RGBA in a plain
@@ -109,12 +131,21 @@ function isRaw(input: unknown): input is RawImage {
   return typeof input === 'object' && input !== null && !(input instanceof Uint8Array) && 'data' in input;
 }
 
-function checkMaxPixels(maxPixels: unknown): number {
-  if (maxPixels === undefined) return DEFAULT_MAX_PIXELS;
-  if (typeof maxPixels !== 'number' || !Number.isSafeInteger(maxPixels) || maxPixels < 1) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `maxPixels must be a positive integer, got ${JSON.stringify(maxPixels)}`);
+function positiveInt(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${name} must be a positive integer, got ${formatValue(value)}`);
   }
-  return maxPixels;
+  return value;
+}
+
+function checkMaxPixels(maxPixels: unknown): number {
+  return maxPixels === undefined ? DEFAULT_MAX_PIXELS : positiveInt(maxPixels, 'maxPixels');
+}
+
+/** The byte limit for image files, and whether the caller chose it (for the message). */
+function checkMaxBytes(maxBytes: unknown, maxPixels: number): { limit: number; explicit: boolean } {
+  if (maxBytes !== undefined) return { limit: positiveInt(maxBytes, 'maxBytes'), explicit: true };
+  return { limit: maxPixels * BYTES_PER_PIXEL + METADATA_BYTES, explicit: false };
 }
 
 /** Checks raw pixels (no copy: the native call copies them). */
@@ -125,11 +156,11 @@ export function checkRaw(input: RawImage, what: string, maxPixels: number): Deco
   }
   if (isDetached(data)) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: the pixels' ArrayBuffer has been detached (transferred)`);
   for (const [k, v] of [['width', width], ['height', height]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: ${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (!Number.isSafeInteger(v) || v < 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: ${k} must be a non-negative integer, got ${formatValue(v)}`);
   }
   if (width === 0 || height === 0) throw new VitMsnError('ERR_IMAGE_INVALID', `${what} is empty (${width}x${height})`);
   if (![1, 2, 3, 4].includes(channels)) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: channels must be 1, 2, 3 or 4, got ${JSON.stringify(channels)}`);
+    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: channels must be 1, 2, 3 or 4, got ${formatValue(channels)}`);
   }
   if (width * height > maxPixels) {
     throw new VitMsnError('ERR_IMAGE_TOO_LARGE', `${what} has ${width}x${height} pixels, more than maxPixels (${maxPixels})`);
@@ -154,18 +185,21 @@ function pilMode(meta: import('sharp').Metadata): DecodedImage['format'] {
   return undefined;
 }
 
+function sharpOptions(maxPixels: number): import('sharp').SharpOptions {
+  return {
+    failOn: 'error', // truncated or corrupt pixel data is an error (PIL raises on a truncated file too)
+    limitInputPixels: maxPixels, // from the header: a forged 100000×100000 PNG never allocates
+    autoOrient: true,
+    ignoreIcc: true, // PIL does no colour management; sharp would convert through the profile
+    page: 0,
+    pages: 1,
+  };
+}
+
 /** Decodes encoded bytes with sharp into raw pixels (1–4 channels; see {@link DecodedImage}). */
 export async function decodeBytes(bytes: Uint8Array, what: string, maxPixels: number): Promise<DecodedImage> {
-  sniffFormat(bytes, what);
-  const open = () =>
-    sharp()(bytes, {
-      failOn: 'error', // truncated or corrupt pixel data is an error (PIL raises on a truncated file too)
-      limitInputPixels: maxPixels, // from the header: a forged 100000×100000 PNG never allocates
-      autoOrient: true,
-      ignoreIcc: true, // PIL does no colour management; sharp would convert through the profile
-      page: 0,
-      pages: 1,
-    });
+  if (sniffFormat(bytes, what) === 'PNG') checkPngIccp(bytes, what);
+  const open = () => sharp()(bytes, sharpOptions(maxPixels));
   let out: { data: Buffer; info: { width: number; height: number; channels: number } };
   let format: DecodedImage['format'];
   try {
@@ -215,20 +249,51 @@ function fromSharp(e: unknown, what: string): VitMsnError {
   return new VitMsnError('ERR_IMAGE_INVALID', `${what} could not be decoded: ${msg}`, { cause: e });
 }
 
+/**
+ * Throws ERR_IMAGE_TOO_LARGE when the first bytes of a file already show more pixels than allowed.
+ * Any other failure is left to the full decode (a header may not fit in the first bytes: a TIFF's
+ * directory can sit at the end of the file).
+ */
+async function checkHeaderPixels(head: Buffer, what: string, maxPixels: number): Promise<void> {
+  try {
+    await sharp()(head, sharpOptions(maxPixels)).metadata();
+  } catch (e) {
+    const err = fromSharp(e, what);
+    if (err.code === 'ERR_IMAGE_TOO_LARGE') throw err;
+  }
+}
+
+/** An image file's bytes, read with the limits of {@link DecodeOptions} (see lib/read-file.ts). */
+async function readImageFile(file: string, what: string, maxPixels: number, maxBytes: { limit: number; explicit: boolean }): Promise<Buffer> {
+  const fail: ReadFail = (problem, message, cause) => {
+    const codes: Record<typeof problem, ErrorCode> = {
+      missing: 'ERR_IMAGE_NOT_FOUND', unreadable: 'ERR_IMAGE_NOT_FOUND', 'not-a-file': 'ERR_IMAGE_INVALID', 'too-large': 'ERR_IMAGE_TOO_LARGE',
+    };
+    const hint = problem !== 'too-large' ? ''
+      : maxBytes.explicit ? ' (maxBytes)'
+        : ` (maxBytes, by default ${BYTES_PER_PIXEL} bytes a pixel of maxPixels + 64 MiB; pass maxBytes to allow it)`;
+    throw new VitMsnError(codes[problem], `${what} ${message}${hint}`, { cause });
+  };
+  const f = await BoundedFile.open(file, maxBytes.limit, fail);
+  try {
+    if (f.size <= HEADER_PROBE_BYTES) return await f.readAll(fail);
+    const head = await f.readHead(HEADER_PROBE_BYTES, fail);
+    sniffFormat(head, what);
+    await checkHeaderPixels(head, what, maxPixels);
+    return await f.readAll(fail, head);
+  } finally {
+    await f.close();
+  }
+}
+
 /** Any {@link ImageInput} → decoded pixels. */
 export async function decodeImage(input: ImageInput, index: number, options?: DecodeOptions): Promise<DecodedImage> {
   const maxPixels = checkMaxPixels(options?.maxPixels);
+  const maxBytes = checkMaxBytes(options?.maxBytes, maxPixels);
   const what = describe(input, index);
   if (typeof input === 'string') {
     if (input.length === 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: an empty path`);
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(input);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new VitMsnError(code === 'EISDIR' ? 'ERR_IMAGE_INVALID' : 'ERR_IMAGE_NOT_FOUND', `${what} cannot be read: ${(e as Error).message}`, { cause: e });
-    }
-    return decodeBytes(bytes, what, maxPixels);
+    return decodeBytes(await readImageFile(input, what, maxPixels, maxBytes), what, maxPixels);
   }
   if (input instanceof Uint8Array) return decodeBytes(input, what, maxPixels);
   if (isRaw(input)) return checkRaw(input, what, maxPixels);

@@ -4,13 +4,14 @@
 import { native, type NativeEmbedResult, type NativeForwardOptions, type NativeModel } from './binding';
 import { readConfig, type ViTMSNConfig } from './config';
 import { fromNative, VitMsnError } from './errors';
+import { formatValue } from './format-value';
 import type { BackendInfo, DType, ForwardOptions, ForwardOutput, LoadOptions, Tensor } from './types';
 import { checkForward, resolveLoadOptions, type ModelShape } from './validate';
 import {
   batchSizeOf, checkOptions, checkPreprocessorFits, forEachBatch, POOLINGS, topK,
   type Classification, type ClassifyOptions, type EncodeOptions, type PreprocessOptions,
 } from './encode';
-import type { ImageInput } from './images';
+import { DECODE_OPTION_KEYS, type ImageInput } from './images';
 import { defaultPreprocessorConfig, readPreprocessorConfig, type PreprocessorConfig } from './preprocessor';
 import { resolveModelDir } from './hub/index';
 import { copyOf, snapshotImages } from './inputs';
@@ -69,7 +70,7 @@ export class Model {
   async preprocess(images: ImageInput | readonly ImageInput[], options?: PreprocessOptions): Promise<Tensor> {
     try {
       this.#live();
-      const o = checkOptions(options, ['batchSize', 'maxPixels'], 'preprocess');
+      const o = checkOptions(options, ['batchSize', ...DECODE_OPTION_KEYS], 'preprocess');
       const parts: Tensor[] = [];
       const list = snapshotImages(images);
       await forEachBatch(native(), list, this.preprocessor, batchSizeOf(o), o, async (t) => void parts.push(t));
@@ -98,10 +99,10 @@ export class Model {
   encode(images: ImageInput | readonly ImageInput[], options?: EncodeOptions): Promise<Tensor> {
     try {
       const handle = this.#live();
-      const o = checkOptions(options, ['pooling', 'normalize', 'batchSize', 'maxPixels', 'interpolatePosEncoding'], 'encode');
+      const o = checkOptions(options, ['pooling', 'normalize', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding'], 'encode');
       const pooling = o.pooling ?? 'cls';
       if (!POOLINGS.includes(pooling as never)) {
-        throw new VitMsnError('ERR_INVALID_ARGUMENT', `pooling must be one of ${POOLINGS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(o.pooling)}`);
+        throw new VitMsnError('ERR_INVALID_ARGUMENT', `pooling must be one of ${POOLINGS.map((p) => `'${p}'`).join(', ')}, got ${formatValue(o.pooling)}`);
       }
       const normalize = o.normalize ?? false;
       if (typeof normalize !== 'boolean') throw new VitMsnError('ERR_INVALID_ARGUMENT', 'normalize must be a boolean');
@@ -136,12 +137,12 @@ export class Model {
   classify(images: ImageInput | readonly ImageInput[], options?: ClassifyOptions): Promise<Classification[][]> {
     try {
       const handle = this.#live();
-      const o = checkOptions(options, ['topK', 'batchSize', 'maxPixels', 'interpolatePosEncoding'], 'classify');
+      const o = checkOptions(options, ['topK', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding'], 'classify');
       if (this.numLabels <= 0) {
         throw new VitMsnError('ERR_NO_CLASSIFIER', 'classify() needs a classification checkpoint (ViTMSNForImageClassification, with classifier.* weights); this one is a backbone: use encode()');
       }
       const k = o.topK ?? 5;
-      if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1) throw new VitMsnError('ERR_INVALID_ARGUMENT', `topK must be a positive integer, got ${JSON.stringify(o.topK)}`);
+      if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1) throw new VitMsnError('ERR_INVALID_ARGUMENT', `topK must be a positive integer, got ${formatValue(o.topK)}`);
       const asked = batchSizeOf(o);
       checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
       const id2label = this.config.id2label;

@@ -3,10 +3,10 @@
  * (legacy `size: 224`, `{height, width}` sizes, image_mean/std, do_resize/do_rescale/do_normalize,
  * rescale_factor, resample). The numbers are applied in native code (native/engine/preprocess.cc).
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { VitMsnError } from './errors';
 import { parseJsonObject } from './json-object';
+import { MAX_CONFIG_JSON_BYTES, readOptionalText } from './read-file';
 
 /** How images become `pixel_values` (preprocessor_config.json with transformers' defaults filled in). */
 export interface PreprocessorConfig {
@@ -115,13 +115,9 @@ export function parsePreprocessorConfig(text: string, imageHeight: number, image
  */
 export async function readPreprocessorConfig(dir: string, imageHeight: number, imageWidth: number): Promise<PreprocessorConfig> {
   const file = path.join(dir, 'preprocessor_config.json');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return defaultPreprocessorConfig(imageHeight, imageWidth);
-    throw new VitMsnError('ERR_CONFIG_INVALID', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
-  }
+  const text = await readOptionalText(file, MAX_CONFIG_JSON_BYTES, (_, message, cause) => {
+    throw new VitMsnError('ERR_CONFIG_INVALID', `${file} ${message}`, { cause });
+  });
+  if (text === undefined) return defaultPreprocessorConfig(imageHeight, imageWidth);
   return parsePreprocessorConfig(text, imageHeight, imageWidth, file);
 }

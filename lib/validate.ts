@@ -4,6 +4,7 @@
  */
 import { isDetached } from './buffers';
 import { VitMsnError } from './errors';
+import { formatValue } from './format-value';
 import type { DType, ForwardOptions, LoadOptions } from './types';
 import { HUB_OPTION_KEYS } from './hub/index';
 
@@ -40,15 +41,15 @@ export function resolveLoadOptions(options: LoadOptions | undefined): ResolvedLo
   checkKeys('loadModel', options, ['device', 'dtype', 'threads', ...HUB_OPTION_KEYS]);
   const device = options.device ?? 'auto';
   if (typeof device !== 'string' || !/^(auto|cpu|cuda|cuda:\d+)$/.test(device)) {
-    invalid(`device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got ${JSON.stringify(device)}`);
+    invalid(`device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got ${formatValue(device)}`);
   }
   const dtype = options.dtype ?? 'float32';
   if (!['float32', 'float16', 'bfloat16'].includes(dtype)) {
-    invalid(`dtype must be 'float32', 'float16' or 'bfloat16', got ${JSON.stringify(dtype)}`);
+    invalid(`dtype must be 'float32', 'float16' or 'bfloat16', got ${formatValue(dtype)}`);
   }
   const threads = options.threads ?? 0;
   if (!Number.isSafeInteger(threads) || threads < 0 || threads > 1024) {
-    invalid(`threads must be an integer from 1 to 1024, got ${JSON.stringify(options.threads)}`);
+    invalid(`threads must be an integer from 1 to 1024, got ${formatValue(options.threads)}`);
   }
   return { device, dtype, threads };
 }
@@ -75,7 +76,7 @@ export function checkForward(
   }
   if (isDetached(pixelValues)) invalid(DETACHED('pixelValues'));
   if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
-    invalid(`shape must be [B, C, H, W] of positive integers, got ${JSON.stringify(shape)}`);
+    invalid(`shape must be [B, C, H, W] of positive integers, got ${formatValue(shape)}`);
   }
   const [B, C, H, W] = shape as number[];
   if (B * C * H * W !== pixelValues.length) {

@@ -40,6 +40,18 @@ function folder(opts: { config?: string | object | null; weights?: Buffer | null
   return dir;
 }
 
+/**
+ * `file` with its header padded by 8 more spaces and its header length changed by `delta`: -1 cuts
+ * only a padding space, so the JSON still parses and the data section starts one byte early.
+ */
+function withHeaderLength(file: Buffer, delta: number): Buffer {
+  const n = Number(file.readBigUInt64LE(0));
+  const header = Buffer.concat([file.subarray(8, 8 + n), Buffer.alloc(8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length + delta));
+  return Buffer.concat([len, header, file.subarray(8 + n)]);
+}
+
 const tinyConfig = () => JSON.parse(readFileSync(path.join(goldenDir('tiny-s8'), 'config.json'), 'utf8'));
 const tinyTensors = () => readSafetensors(path.join(goldenDir('tiny-s8'), 'model.safetensors'));
 const encode = (edit?: (h: Record<string, any>) => Record<string, any>, drop?: string) => {
@@ -99,6 +111,15 @@ describe('loadModel rejects bad folders', () => {
         return h;
       })],
       ['size not dtype×shape', encode((h) => { h['layernorm.bias'].shape = [31]; return h; })],
+      // The tensors must cover the data section exactly (as the Rust safetensors reader requires).
+      ['header length one too small', withHeaderLength(good, -1)],
+      ['a gap between tensors', Buffer.concat([encode((h) => {
+        // every tensor after the first 4 bytes later, in a data section 4 bytes longer
+        const first = Object.values(h)[0].data_offsets[1];
+        for (const e of Object.values(h)) e.data_offsets = e.data_offsets.map((o: number) => (o >= first && e.data_offsets[0] >= first ? o + 4 : o));
+        return h;
+      }), Buffer.alloc(4)])],
+      ['bytes after the last tensor', Buffer.concat([good, Buffer.alloc(4)])],
       ['unknown dtype', encode((h) => { h['layernorm.bias'].dtype = 'Q4'; return h; })],
       ['header not an object', (() => {
         const h = Buffer.from('[1,2,3] ');
@@ -107,6 +128,8 @@ describe('loadModel rejects bad folders', () => {
         return Buffer.concat([len, h]);
       })()],
     ];
+    // The reframing itself is sound: with the right length, the padded file loads.
+    await (await loadModel(folder({ weights: withHeaderLength(good, 0) }), { device: 'cpu' })).dispose();
     for (const [what, bytes] of cases) {
       await expectCode(loadModel(folder({ weights: bytes })), 'ERR_CHECKPOINT_INVALID').catch((e) => {
         throw new Error(`${what}: ${e.message}`);

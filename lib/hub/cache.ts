@@ -9,12 +9,16 @@
  *       snapshots/<commit>/<file>         relative symlink to ../../blobs/<etag>
  *       .no_exist/<commit>/<file>         empty marker: the file does not exist at that commit
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, rename, symlink, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { readBoundedText } from '../read-file';
 
 export const COMMIT_HASH = /^[0-9a-f]{40}$/;
+
+// A ref file holds one commit hash; anything much larger is not one.
+const MAX_REF_BYTES = 4096;
 
 /** The cache root, from the environment as huggingface_hub resolves it. */
 export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -31,11 +35,17 @@ export function repoFolder(cacheDir: string, repoId: string): string {
 export class RepoCache {
   constructor(readonly root: string) {}
 
-  /** The commit a revision points at: itself when it is a hash, else refs/<revision> if known. */
-  resolveRevision(revision: string): string | undefined {
+  /**
+   * The commit a revision points at: itself when it is a hash, else refs/<revision> if known (a
+   * ref that is missing, unreadable or not a regular file is not known).
+   */
+  async resolveRevision(revision: string): Promise<string | undefined> {
     if (COMMIT_HASH.test(revision)) return revision;
     try {
-      const commit = readFileSync(path.join(this.root, 'refs', revision), 'utf8').trim();
+      const text = await readBoundedText(path.join(this.root, 'refs', revision), MAX_REF_BYTES, (_, message) => {
+        throw new Error(`refs/${revision} ${message}`);
+      });
+      const commit = text.trim();
       return COMMIT_HASH.test(commit) ? commit : undefined;
     } catch {
       return undefined;

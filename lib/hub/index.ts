@@ -4,11 +4,12 @@
  * snapshot folder is returned. Weights: model.safetensors, else its sharded index, else
  * pytorch_model.bin, else its index — the order transformers uses.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { VitMsnError } from '../errors';
+import { formatValue } from '../format-value';
+import { MAX_INDEX_JSON_BYTES, readBoundedText, readOptionalText } from '../read-file';
 import type { LoadOptions } from '../types';
 import { hubCacheDir, repoFolder, RepoCache } from './cache';
 import { downloadBlob, fileMetadata, type HubClient } from './download';
@@ -32,22 +33,36 @@ function truthy(v: string | undefined): boolean {
   return v !== undefined && ['1', 'on', 'yes', 'true'].includes(v.trim().toLowerCase());
 }
 
-function envToken(): string | undefined {
+// A token is a few dozen characters.
+const MAX_TOKEN_FILE_BYTES = 64 * 1024;
+
+async function envToken(): Promise<string | undefined> {
   const t = process.env.HF_TOKEN ?? process.env.HUGGING_FACE_HUB_TOKEN;
   if (t) return t.trim();
-  // The file `huggingface-cli login` writes.
+  // The file `huggingface-cli login` writes; an unusable one (unreadable, not a regular file, too
+  // large) is ignored like a missing one, as before: the request then goes out without a token.
   const file = process.env.HF_TOKEN_PATH ?? path.join(process.env.HF_HOME ?? path.join(homedir(), '.cache', 'huggingface'), 'token');
   try {
-    return readFileSync(file, 'utf8').trim() || undefined;
+    const text = await readOptionalText(file, MAX_TOKEN_FILE_BYTES, (_, message) => {
+      throw new Error(`${file} ${message}`);
+    });
+    return text?.trim() || undefined;
   } catch {
     return undefined;
   }
 }
 
+/** A sharded checkpoint's index file, read with the bound every model-folder file gets. */
+function readIndex(file: string, what: string): Promise<string> {
+  return readBoundedText(file, MAX_INDEX_JSON_BYTES, (_, message, cause) => {
+    throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${what} ${message}`, { cause });
+  });
+}
+
 function checkHubOptions(o: LoadOptions) {
   if (o.revision !== undefined && (typeof o.revision !== 'string' || o.revision === '' ||
     o.revision.split('/').some((p) => p === '' || p === '.' || p === '..'))) {
-    invalid(`revision must be a branch, tag or commit hash, got ${JSON.stringify(o.revision)}`);
+    invalid(`revision must be a branch, tag or commit hash, got ${formatValue(o.revision)}`);
   }
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') invalid('onProgress must be a function');
   for (const k of ['cacheDir', 'token'] as const) {
@@ -59,7 +74,7 @@ function checkHubOptions(o: LoadOptions) {
 /** A shard name from an index must stay inside the snapshot folder. */
 function checkShardName(index: string, name: unknown): string {
   if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
-    throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${index}: shard name ${JSON.stringify(name)} is not a file name`);
+    throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${index}: shard name ${formatValue(name)} is not a file name`);
   }
   return name;
 }
@@ -74,7 +89,7 @@ export async function resolveModelDir(source: string, options: LoadOptions = {})
   const revision = options.revision ?? 'main';
   const cache = new RepoCache(repoFolder(options.cacheDir ?? hubCacheDir(), source));
   const offline = options.offline ?? truthy(process.env.HF_HUB_OFFLINE);
-  if (offline) return fromCache(source, revision, cache);
+  if (offline) return await fromCache(source, revision, cache);
   try {
     return await download(source, revision, cache, options);
   } catch (e) {
@@ -86,8 +101,8 @@ export async function resolveModelDir(source: string, options: LoadOptions = {})
   }
 }
 
-function fromCache(repoId: string, revision: string, cache: RepoCache): string {
-  const commit = cache.resolveRevision(revision);
+async function fromCache(repoId: string, revision: string, cache: RepoCache): Promise<string> {
+  const commit = await cache.resolveRevision(revision);
   const notCached = (what: string): never => {
     throw new VitMsnError('ERR_OFFLINE', `'${repoId}' is not a local folder, and offline mode (HF_HUB_OFFLINE) is on, ` +
       `but ${what} in the Hugging Face cache at ${cache.root}; run once online, or pass a model folder`);
@@ -97,9 +112,10 @@ function fromCache(repoId: string, revision: string, cache: RepoCache): string {
   for (const file of WEIGHT_FILES) {
     if (cache.lookup(commit, file) !== 'present') continue;
     if (file.endsWith('.index.json')) {
+      const text = await readIndex(path.join(cache.snapshotDir(commit), file), `${file} in the cache`);
       let index: { weight_map?: Record<string, unknown> };
       try {
-        index = JSON.parse(readFileSync(path.join(cache.snapshotDir(commit), file), 'utf8'));
+        index = JSON.parse(text);
       } catch (e) {
         throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${file} in the cache is not valid JSON`, { cause: e });
       }
@@ -114,7 +130,7 @@ function fromCache(repoId: string, revision: string, cache: RepoCache): string {
 async function download(repoId: string, revision: string, cache: RepoCache, options: LoadOptions): Promise<string> {
   const client: HubClient = {
     endpoint: process.env.HF_ENDPOINT || 'https://huggingface.co',
-    token: options.token ?? envToken(),
+    token: options.token ?? (await envToken()),
     fetch: globalThis.fetch,
   };
   let commit: string | undefined;
@@ -143,7 +159,7 @@ async function download(repoId: string, revision: string, cache: RepoCache, opti
   for (const file of WEIGHT_FILES) {
     if (!(await fetchFile(file))) continue;
     if (file.endsWith('.index.json')) {
-      const text = await readFile(path.join(cache.snapshotDir(commit!), file), 'utf8');
+      const text = await readIndex(path.join(cache.snapshotDir(commit!), file), `${repoId}/${file}`);
       let map: unknown;
       try {
         map = (JSON.parse(text) as { weight_map?: unknown }).weight_map;

@@ -339,26 +339,37 @@ void SafetensorsFile::parse() {
     tensors_.push_back(EntryReader(file_->path(), keys[i], values[i], data_size).read(data_base));
   }
 
-  // No two tensors may share bytes: sort by start, each must begin at or after the furthest end so
-  // far. Empty tensors occupy no bytes and cannot overlap anything.
+  // The tensors must tile the data section exactly, as the reference reader (Rust safetensors,
+  // Metadata::validate) requires: sorted by (begin, end), the first begins at 0, each begins where
+  // the previous one ends, and the last ends at the end of the file. Besides overlaps, this catches
+  // a header length that is too small: the JSON still parses when only its padding is cut off, but
+  // the data section then starts early and every tensor would be read from the wrong bytes.
   std::vector<const TensorInfo*> order;
-  for (const TensorInfo& t : tensors_) {
-    if (t.nbytes > 0) order.push_back(&t);
-  }
+  order.reserve(tensors_.size());
+  for (const TensorInfo& t : tensors_) order.push_back(&t);
   std::sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) {
     return a->data != b->data ? a->data < b->data : a->nbytes < b->nbytes;
   });
-  const TensorInfo* furthest = nullptr;
+  auto span = [&](const TensorInfo* x) {
+    const uint64_t b = static_cast<uint64_t>(x->data - data_base);
+    return offsets_str(b, b + x->nbytes);
+  };
+  auto uncovered = [&](uint64_t b, uint64_t e) {
+    fail_file(base, "bytes " + offsets_str(b, e) + " of the data section (" + std::to_string(data_size) +
+                        " bytes) belong to no tensor; the tensors must cover it exactly (is the header length right?)");
+  };
+  uint64_t covered = 0;  // the data section is tiled up to here
+  const TensorInfo* prev = nullptr;
   for (const TensorInfo* t : order) {
-    if (furthest != nullptr && t->data < furthest->data + furthest->nbytes) {
-      auto span = [&](const TensorInfo* x) {
-        const uint64_t b = static_cast<uint64_t>(x->data - data_base);
-        return offsets_str(b, b + x->nbytes);
-      };
-      fail_file(base, "tensors '" + printable(furthest->name) + "' " + span(furthest) + " and '" + printable(t->name) + "' " + span(t) + " overlap");
+    const uint64_t b = static_cast<uint64_t>(t->data - data_base);
+    if (b < covered) {
+      fail_file(base, "tensors '" + printable(prev->name) + "' " + span(prev) + " and '" + printable(t->name) + "' " + span(t) + " overlap");
     }
-    if (furthest == nullptr || t->data + t->nbytes > furthest->data + furthest->nbytes) furthest = t;
+    if (b > covered) uncovered(covered, b);
+    covered = b + t->nbytes;
+    prev = t;
   }
+  if (covered != data_size) uncovered(covered, data_size);
 }
 
 }  // namespace vitmsn

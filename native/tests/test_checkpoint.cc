@@ -268,8 +268,7 @@ void test_valid_file() {
   add("i8", "I8", "[2]", raw(i8));
   add("flag", "BOOL", "[1]", std::string(1, '\1'));
   add("empty", "F32", "[0,4]", "");
-  header += entry("empty_too", "BOOL", "[3,0]", 0, 0) + "}";  // empty tensors may sit anywhere
-  data += "trailing bytes the header does not name are allowed";
+  header += entry("empty_too", "BOOL", "[3,0]", 0, 0) + "}";  // an empty tensor may sit at any tensor boundary
 
   std::unique_ptr<SafetensorsFile> f;
   expect_no_error("valid file opens", [&] { f = open_bytes(st_bytes(header, data)); });
@@ -521,8 +520,31 @@ void test_malformed_files() {
                     sixteen, "tensors 'a' [0, 10] and 'b' [2, 4] overlap");
   expect_no_error("adjacent and empty tensors do not overlap", [&] {
     open_bytes(st_bytes("{" + entry("a", "U8", "[8]", 0, 8) + "," + entry("b", "U8", "[8]", 8, 16) + "," +
-                            entry("e", "U8", "[0]", 4, 4) + "}",
+                            entry("e", "U8", "[0]", 8, 8) + "," + entry("f", "U8", "[0]", 16, 16) + "}",
                         sixteen));
+  });
+  // The tensors must cover the data section exactly, as the reference reader (Rust safetensors)
+  // requires: sorted by offsets, from 0, each starting where the previous one ends, the last one
+  // ending at the end of the file. An empty tensor inside another's bytes is refused there too.
+  expect_bad_header("empty tensor inside another",
+                    "{" + entry("a", "U8", "[8]", 0, 8) + "," + entry("b", "U8", "[8]", 8, 16) + "," +
+                        entry("e", "U8", "[0]", 4, 4) + "}",
+                    sixteen, "tensors 'a' [0, 8] and 'e' [4, 4] overlap");
+  expect_bad_header("gap between tensors",
+                    "{" + entry("a", "U8", "[4]", 0, 4) + "," + entry("b", "U8", "[8]", 8, 16) + "}", sixteen,
+                    "bytes [4, 8] of the data section (16 bytes) belong to no tensor");
+  expect_bad_header("first tensor not at 0", "{" + entry("b", "U8", "[8]", 8, 16) + "}", sixteen,
+                    "bytes [0, 8] of the data section (16 bytes) belong to no tensor");
+  expect_bad_header("bytes after the last tensor", "{" + entry("a", "U8", "[8]", 0, 8) + "}", sixteen,
+                    "bytes [8, 16] of the data section (16 bytes) belong to no tensor");
+  expect_bad_header("data but no tensors", "{}", sixteen, "bytes [0, 16] of the data section (16 bytes) belong to no tensor");
+  expect_bad_header("data but only empty tensors", "{" + entry("e", "U8", "[0]", 0, 0) + "}", sixteen,
+                    "bytes [0, 16] of the data section");
+  // A header length one too small still parses (its padding space is dropped), and then every
+  // tensor would be read one byte early: the data section's extra byte gives it away.
+  expect_error("header length one too small", kBad, "bytes [8, 9] of the data section (9 bytes) belong to no tensor", [&] {
+    const std::string h = "{" + entry("x", "U8", "[8]", 0, 8) + "}  ";
+    open_bytes(u64le(h.size() - 1) + h + std::string(8, 'd'));
   });
   // __metadata__
   expect_bad_header("metadata not object", "{\"__metadata__\": [1]}", eight, "__metadata__ is an array");
