@@ -3,11 +3,18 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadModel, type Model } from '../lib/index';
 import { native } from '../lib/binding';
 import { goldenDir, type GoldenModel } from './support/goldens';
 import { TOL } from './tolerances';
+
+// Which files the library opens, in order (a pass-through wrapper of fs/promises' open).
+const { opened } = vi.hoisted(() => ({ opened: [] as string[] }));
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const fsp = await importOriginal<typeof import('node:fs/promises')>();
+  return { ...fsp, open: (...args: Parameters<typeof fsp.open>) => (opened.push(String(args[0])), fsp.open(...args)) };
+});
 
 const FIX = path.join(__dirname, 'fixtures');
 const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-encode-'));
@@ -116,20 +123,23 @@ describe('encode() on tiny-s8', () => {
   });
 
   it('decodes at most one batch ahead: a long list is never all in memory', async () => {
+    // The list itself is read at call time (inputs are snapshotted); the files are opened and
+    // decoded batch by batch: when batch k is preprocessed, no file of batch k + 1 has been opened.
     const bs = 3;
     const n = 20;
-    let maxIndex = -1;
-    const list = new Proxy(Array.from({ length: n }, (_, i) => images[i % images.length]), {
-      get(target, key, recv) {
-        if (typeof key === 'string' && /^\d+$/.test(key)) maxIndex = Math.max(maxIndex, Number(key));
-        return Reflect.get(target, key, recv);
-      },
+    const dir = path.join(tmpRoot, 'many');
+    mkdirSync(dir);
+    const list = Array.from({ length: n }, (_, i) => {
+      const f = path.join(dir, `${i}.png`);
+      copyFileSync(path.join(FIX, 'images', 'chelsea.png'), f);
+      return f;
     });
+    const openedIndex = () => Math.max(-1, ...opened.filter((f) => f.startsWith(dir)).map((f) => Number(path.basename(f, '.png'))));
     const addon = native();
     const original = addon.preprocess;
-    const seen: Array<[number, number]> = []; // [preprocess call k, highest image index read so far]
+    const seen: Array<[number, number]> = []; // [preprocess call k, highest image index opened so far]
     addon.preprocess = (imgs, cfg) => {
-      seen.push([seen.length, maxIndex]);
+      seen.push([seen.length, openedIndex()]);
       return original.call(addon, imgs, cfg);
     };
     try {
@@ -138,7 +148,7 @@ describe('encode() on tiny-s8', () => {
       addon.preprocess = original;
     }
     expect(seen).toHaveLength(Math.ceil(n / bs));
-    // When batch k is preprocessed, only batches ≤ k have been read (k + 1 starts after).
+    expect(openedIndex()).toBe(n - 1);
     for (const [k, max] of seen) expect(max).toBeLessThan((k + 1) * bs);
   });
 
