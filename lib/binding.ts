@@ -26,6 +26,8 @@ export interface NativeForwardOptions {
   interpolatePosEncoding: boolean;
   headMask?: Float32Array;
   boolMaskedPos?: Uint8Array;
+  /** The pixels are the library's own array: the addon reads them in place instead of copying. */
+  borrowPixels?: boolean;
 }
 
 export interface NativeForwardResult {

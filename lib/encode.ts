@@ -9,7 +9,7 @@ import { VitMsnError } from './errors';
 import { formatValue } from './format-value';
 import { decodeImage, toList, type DecodedImage, type DecodeOptions, type ImageInput } from './images';
 import type { PreprocessorConfig } from './preprocessor';
-import type { Tensor } from './types';
+import type { CallOptions, Tensor } from './types';
 
 /** How encode() turns the token sequence into one vector per image. */
 export type Pooling = 'cls' | 'cls-prenorm' | 'mean';
@@ -23,7 +23,7 @@ export interface PreprocessOptions extends DecodeOptions {
   batchSize?: number;
 }
 
-export interface EncodeOptions extends DecodeOptions {
+export interface EncodeOptions extends DecodeOptions, CallOptions {
   /**
    * 'cls' (default): the CLS token of last_hidden_state, what HF users take.
    * 'cls-prenorm': the CLS token before the final LayerNorm (what MSN's own evaluation used).
@@ -38,7 +38,7 @@ export interface EncodeOptions extends DecodeOptions {
   interpolatePosEncoding?: boolean;
 }
 
-export interface ClassifyOptions extends DecodeOptions {
+export interface ClassifyOptions extends DecodeOptions, CallOptions {
   /** How many classes to return per image, best first; default 5. */
   topK?: number;
   batchSize?: number;

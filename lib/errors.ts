@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'ERR_HUB_NOT_FOUND' // the hub has no such model or revision, or denies access to it
   | 'ERR_DOWNLOAD_FAILED' // a download failed (network, HTTP error, truncated or corrupt transfer)
   | 'ERR_OFFLINE' // offline mode is on and the model is not in the Hugging Face cache
+  | 'ERR_OVERLOADED' // the model's queue is full (batching.maxQueue images waiting): retry later
   | 'ERR_INTERNAL'; // a bug: please report it
 
 const KNOWN_CODES = new Set<string>([
@@ -36,7 +37,7 @@ const KNOWN_CODES = new Set<string>([
   'ERR_NO_MASK_TOKEN', 'ERR_DEVICE_UNAVAILABLE', 'ERR_UNSUPPORTED_DTYPE', 'ERR_DISPOSED',
   'ERR_OUT_OF_MEMORY', 'ERR_ADDON_LOAD', 'ERR_INTERNAL',
   'ERR_IMAGE_NOT_FOUND', 'ERR_IMAGE_INVALID', 'ERR_IMAGE_UNSUPPORTED', 'ERR_IMAGE_TOO_LARGE', 'ERR_NO_CLASSIFIER',
-  'ERR_HUB_NOT_FOUND', 'ERR_DOWNLOAD_FAILED', 'ERR_OFFLINE',
+  'ERR_HUB_NOT_FOUND', 'ERR_DOWNLOAD_FAILED', 'ERR_OFFLINE', 'ERR_OVERLOADED',
 ]);
 
 /** An error from vitmsn, with a stable {@link ErrorCode} in `code`. */

@@ -1,20 +1,28 @@
 /**
- * A loaded model: owns the native handle's lifecycle and a FIFO queue of forward calls.
+ * A loaded model: owns the native handle's lifecycle and the queue its calls share (dynamic
+ * batching: call-queue.ts, batch-runner.ts, model-calls.ts).
  */
-import { native, type NativeEmbedResult, type NativeForwardOptions, type NativeModel } from './binding';
+import { native, type NativeModel } from './binding';
+import { BatchRunner } from './batch-runner';
+import { BatchStats, type ModelStats } from './batch-stats';
+import { CallQueue, type Call, type Item, type ResolvedBatching } from './call-queue';
+import { callSignal } from './cancel';
 import { readConfig, type ViTMSNConfig } from './config';
 import { fromNative, VitMsnError } from './errors';
 import { formatValue } from './format-value';
 import type { BackendInfo, DType, ForwardOptions, ForwardOutput, LoadOptions, Tensor } from './types';
-import { checkForward, resolveLoadOptions, type ModelShape } from './validate';
+import { checkForward, resolveBatching, resolveLoadOptions, type ModelShape } from './validate';
 import {
-  batchSizeOf, checkOptions, checkPreprocessorFits, forEachBatch, POOLINGS, topK,
+  batchSizeOf, checkOptions, checkPreprocessorFits, forEachBatch, POOLINGS,
   type Classification, type ClassifyOptions, type EncodeOptions, type PreprocessOptions,
 } from './encode';
-import { DECODE_OPTION_KEYS, type ImageInput } from './images';
+import { DECODE_OPTION_KEYS, toList, type ImageInput } from './images';
 import { defaultPreprocessorConfig, readPreprocessorConfig, type PreprocessorConfig } from './preprocessor';
 import { resolveModelDir } from './hub/index';
 import { copyOf, snapshotImages } from './inputs';
+import { ForwardCall, ImageCall, prepareBatch, type BatchContext, type ImageOutput } from './model-calls';
+
+const CALL_OPTION_KEYS = ['signal', 'timeoutMs'] as const;
 
 /**
  * A ViT-MSN model on one device. Create it with {@link loadModel}; release it with
@@ -40,14 +48,16 @@ export class Model {
 
   #native: NativeModel | undefined;
   #shape: ModelShape;
-  #queue: Promise<unknown> = Promise.resolve();
-  #pending = 0; // calls queued or running on this model
+  #batching: ResolvedBatching;
+  #calls: CallQueue;
+  #runner: BatchRunner;
+  #stats = new BatchStats();
   #disposing: Promise<void> | undefined;
 
   /** @internal use {@link loadModel} */
   constructor(
     handle: NativeModel, config: ViTMSNConfig, shape: Omit<ModelShape, 'hasMaskToken'>, device: string, dtype: DType,
-    preprocessor?: PreprocessorConfig,
+    preprocessor?: PreprocessorConfig, batching?: ResolvedBatching,
   ) {
     const info = handle.info();
     this.#native = handle;
@@ -58,6 +68,10 @@ export class Model {
     this.numLabels = info.numLabels;
     this.#shape = { ...shape, hasMaskToken: info.hasMaskToken };
     this.preprocessor = preprocessor ?? defaultPreprocessorConfig(shape.imageHeight, shape.imageWidth);
+    this.#batching = batching ?? resolveBatching(undefined, device);
+    this.#calls = new CallQueue(this.#batching);
+    const ctx: BatchContext = { handle, addon: native(), preprocessor: this.preprocessor, shape: this.#shape, stats: this.#stats };
+    this.#runner = new BatchRunner(this.#calls, (head) => this.#limitFor(head), (items) => prepareBatch(ctx, items));
   }
 
   /**
@@ -91,37 +105,23 @@ export class Model {
 
   /**
    * One embedding per image: `{ data, shape: [N, hiddenSize] }`. Images are decoded, preprocessed
-   * and run in batches (`batchSize`, default 16), so any number of images fits in memory.
+   * and run in batches, so any number of images fits in memory; concurrent calls share batches
+   * (see {@link LoadOptions.batching}). `signal` / `timeoutMs` cancel the call.
    *
    * @example
    * const { data, shape } = await model.encode(['a.jpg', 'b.png'], { pooling: 'cls', normalize: true });
    */
   encode(images: ImageInput | readonly ImageInput[], options?: EncodeOptions): Promise<Tensor> {
     try {
-      const handle = this.#live();
-      const o = checkOptions(options, ['pooling', 'normalize', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding'], 'encode');
+      this.#live();
+      const o = checkOptions(options, ['pooling', 'normalize', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding', ...CALL_OPTION_KEYS], 'encode');
       const pooling = o.pooling ?? 'cls';
       if (!POOLINGS.includes(pooling as never)) {
         throw new VitMsnError('ERR_INVALID_ARGUMENT', `pooling must be one of ${POOLINGS.map((p) => `'${p}'`).join(', ')}, got ${formatValue(o.pooling)}`);
       }
       const normalize = o.normalize ?? false;
       if (typeof normalize !== 'boolean') throw new VitMsnError('ERR_INVALID_ARGUMENT', 'normalize must be a boolean');
-      const asked = batchSizeOf(o);
-      checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
-      const list = snapshotImages(images);
-      return this.#enqueue(async () => {
-        const D = this.config.hiddenSize;
-        const chunks: Float32Array[] = [];
-        const batchSize = this.#fittingBatch(handle, asked, o.interpolatePosEncoding === true, pooling === 'cls-prenorm');
-        const n = await forEachBatch(native(), list, this.preprocessor, batchSize, o, async (px, start) => {
-          const { options: fwd } = checkForward(this.#shape, px.data, px.shape, { interpolatePosEncoding: o.interpolatePosEncoding as boolean | undefined });
-          const r = await embedFitting(handle, px, fwd, { pooling: pooling as string, normalize });
-          chunks[start / batchSize] = r.embeddings!;
-        });
-        const data = new Float32Array(n * D);
-        chunks.forEach((c, i) => data.set(c, i * batchSize * D));
-        return { data, shape: [n, D] };
-      });
+      return this.#images(images, o, { kind: 'embed', pooling: pooling as string, normalize }) as Promise<Tensor>;
     } catch (e) {
       return Promise.reject(fromNative(e));
     }
@@ -136,88 +136,99 @@ export class Model {
    */
   classify(images: ImageInput | readonly ImageInput[], options?: ClassifyOptions): Promise<Classification[][]> {
     try {
-      const handle = this.#live();
-      const o = checkOptions(options, ['topK', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding'], 'classify');
+      this.#live();
+      const o = checkOptions(options, ['topK', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding', ...CALL_OPTION_KEYS], 'classify');
       if (this.numLabels <= 0) {
         throw new VitMsnError('ERR_NO_CLASSIFIER', 'classify() needs a classification checkpoint (ViTMSNForImageClassification, with classifier.* weights); this one is a backbone: use encode()');
       }
       const k = o.topK ?? 5;
       if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1) throw new VitMsnError('ERR_INVALID_ARGUMENT', `topK must be a positive integer, got ${formatValue(o.topK)}`);
-      const asked = batchSizeOf(o);
-      checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
-      const id2label = this.config.id2label;
-      const list = snapshotImages(images);
-      return this.#enqueue(async () => {
-        const out: Classification[][] = [];
-        const batchSize = this.#fittingBatch(handle, asked, o.interpolatePosEncoding === true, false);
-        await forEachBatch(native(), list, this.preprocessor, batchSize, o, async (px) => {
-          const { options: fwd } = checkForward(this.#shape, px.data, px.shape, { interpolatePosEncoding: o.interpolatePosEncoding as boolean | undefined });
-          const r = await embedFitting(handle, px, fwd, { probabilities: true });
-          for (let b = 0; b < r.B; b++) {
-            out.push(topK(r.probabilities!.subarray(b * r.numLabels, (b + 1) * r.numLabels), Math.min(k, r.numLabels), id2label));
-          }
-        });
-        return out;
-      });
+      return this.#images(images, o, { kind: 'probs', topK: k, id2label: this.config.id2label }) as Promise<Classification[][]>;
     } catch (e) {
       return Promise.reject(fromNative(e));
     }
   }
 
-  /** Runs `job` after the calls already queued on this model; errors come out as VitMsnErrors. */
-  #enqueue<T>(job: () => Promise<T>): Promise<T> {
-    return this.#schedule(job).catch((e) => {
-      throw fromNative(e);
-    });
-  }
-
-  /** Whether a call made now would start at once (nothing queued or running on this model). */
-  #idle(): boolean {
-    return this.#pending === 0;
-  }
-
-  /**
-   * Runs `job` after the calls already queued; when there are none it starts synchronously, so a
-   * native call inside it reads its inputs before this returns.
-   */
-  #schedule<T>(job: () => Promise<T>): Promise<T> {
-    let started: Promise<T>;
-    if (this.#idle()) {
-      try {
-        started = job();
-      } catch (e) {
-        started = Promise.reject(e);
-      }
-    } else {
-      started = this.#queue.then(job);
+  /** encode() and classify(): the images (read now) become items of the model's queue. */
+  #images(images: ImageInput | readonly ImageInput[], o: Record<string, unknown>, output: ImageOutput): Promise<unknown> {
+    const cap = o.batchSize === undefined && this.#batching.enabled ? Number.POSITIVE_INFINITY : batchSizeOf(o);
+    checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
+    if (o.interpolatePosEncoding !== undefined && typeof o.interpolatePosEncoding !== 'boolean') {
+      throw new VitMsnError('ERR_INVALID_ARGUMENT', `interpolatePosEncoding must be a boolean, got ${formatValue(o.interpolatePosEncoding)}`);
     }
-    this.#pending++;
-    const run = started.finally(() => void this.#pending--);
-    this.#queue = run.catch(() => undefined);
-    return run;
+    const list = toList(snapshotImages(images));
+    const decode = { maxPixels: o.maxPixels as number | undefined, maxBytes: o.maxBytes as number | undefined };
+    const call = new ImageCall(list, output, o.interpolatePosEncoding === true, decode, cap);
+    // Images that keep their own sizes (no resize) cannot share a batch with other calls' images.
+    const shared = this.#batching.enabled && this.preprocessor.doResize;
+    return this.#submit(call, call.items(shared ? 'shared' : `call ${call.id}`), o);
   }
 
   /**
-   * encode()/classify()'s batch: the one asked for, or fewer images when a batch that large would
-   * not fit in the memory this process has left (the results do not depend on the batch size).
+   * Queues a call, with its cancellation: an aborted or timed-out call leaves the queue at once
+   * and rejects with the signal's reason; a full queue rejects it with ERR_OVERLOADED.
+   */
+  #submit(call: Call, items: Item[], o: { signal?: unknown; timeoutMs?: unknown }): Promise<unknown> {
+    const cancel = callSignal(o.signal, o.timeoutMs);
+    if (cancel.signal?.aborted) {
+      cancel.dispose();
+      return Promise.reject(cancel.signal.reason);
+    }
+    try {
+      this.#calls.admit(call, items);
+    } catch (e) {
+      cancel.dispose();
+      this.#stats.call(0, e);
+      throw e;
+    }
+    if (cancel.signal) {
+      const signal = cancel.signal;
+      const abort = () => call.fail(signal.reason);
+      signal.addEventListener('abort', abort, { once: true });
+      call.onSettle(() => signal.removeEventListener('abort', abort));
+    }
+    call.onSettle(() => cancel.dispose());
+    call.promise.then(
+      () => this.#stats.call(performance.now() - call.enqueued),
+      (e) => this.#stats.call(performance.now() - call.enqueued, e),
+    );
+    this.#runner.kick();
+    return call.promise;
+  }
+
+  /**
+   * The most images a batch starting with `head` may hold: maxBatch (with batching on), and for
+   * images also what fits in the memory this process has left (results do not depend on it).
    * Counts per image the forward's buffers plus three float32 copies of its pixels (preprocessed
-   * batch, the addon's copy, the next batch decoded ahead).
+   * batch, the next batch prepared ahead, garbage not yet collected).
    */
-  #fittingBatch(handle: NativeModel, asked: number, interpolate: boolean, hiddenStates: boolean): number {
+  #limitFor(head: Item): number {
+    const limit = this.#batching.enabled ? this.#batching.maxBatch : Number.POSITIVE_INFINITY;
+    const handle = this.#native;
     const { doResize, size } = this.preprocessor;
-    if (!doResize) return asked; // images keep their own sizes: each batch is checked when it runs
+    if (!(head.call instanceof ImageCall) || !doResize || !handle) return limit;
     const C = this.#shape.numChannels;
-    const fit = handle.maxBatch([C, size.height, size.width], { interpolatePosEncoding: interpolate, outputHiddenStates: hiddenStates, outputAttentions: false },
-      3 * 4 * C * size.height * size.width, asked);
-    if (fit < 1) {
-      throw new VitMsnError('ERR_OUT_OF_MEMORY', `one ${size.height}x${size.width} image does not fit in the memory this process has left`);
-    }
-    return fit;
+    const wanted = Math.max(1, Math.min(limit, head.call.cap, 1e9));
+    const hidden = head.call.output.kind === 'embed' && head.call.output.pooling === 'cls-prenorm';
+    const fit = handle.maxBatch([C, size.height, size.width],
+      { interpolatePosEncoding: head.call.interpolate, outputHiddenStates: hidden, outputAttentions: false },
+      3 * 4 * C * size.height * size.width, wanted);
+    return Math.max(1, fit); // one image that does not fit is refused by the forward's own check
+  }
+
+  /**
+   * What the queue and its batches have done: waiting images and calls, batches and their sizes,
+   * images per second, call latency percentiles, failures by code.
+   */
+  stats(): ModelStats {
+    return this.#stats.snapshot(this.#calls.stats());
   }
 
   /**
    * Runs the model on a batch of preprocessed images (`pixel_values` as transformers takes them).
-   * Calls on one model run one after another in call order; the event loop is never blocked.
+   * Calls run in call order; concurrent calls of the same shape without hidden states, attentions
+   * or masks may share one native batch (results are each caller's own). The event loop is never
+   * blocked; the inputs are copied before this returns.
    *
    * @param pixelValues float32 [B, C, H, W], row-major.
    * @param shape `[B, C, H, W]`.
@@ -227,31 +238,14 @@ export class Model {
    */
   forward(pixelValues: Float32Array, shape: readonly number[], options?: ForwardOptions): Promise<ForwardOutput> {
     try {
-      const handle = this.#live();
+      this.#live();
       const { options: opts } = checkForward(this.#shape, pixelValues, shape, options);
-      // Inputs are read now: an idle model's native call copies them before this returns; a call
-      // that waits gets private copies (see inputs.ts).
-      let pixels = pixelValues;
-      const dims = [...shape];
-      if (!this.#idle()) {
-        pixels = copyOf(pixelValues);
-        if (opts.headMask) opts.headMask = copyOf(opts.headMask);
-        if (opts.boolMaskedPos) opts.boolMaskedPos = copyOf(opts.boolMaskedPos);
-      }
-      const run = this.#schedule(() => handle.forward(pixels, dims, opts));
-      return run.then(
-        (r) => {
-          const tensor = (data: Float32Array, s: number[]): Tensor => ({ data, shape: s });
-          const out: ForwardOutput = { lastHiddenState: tensor(r.lastHiddenState, [r.B, r.T, r.D]) };
-          if (opts.outputHiddenStates) out.hiddenStates = r.hiddenStates.map((d) => tensor(d, [r.B, r.T, r.D]));
-          if (opts.outputAttentions) out.attentions = r.attentions.map((d) => tensor(d, [r.B, r.H, r.T, r.T]));
-          if (r.logits) out.logits = tensor(r.logits, [r.B, r.numLabels]);
-          return out;
-        },
-        (e) => {
-          throw fromNative(e);
-        },
-      );
+      // Inputs are read now (inputs.ts): the queue keeps private copies, which the addon then
+      // reads in place.
+      if (opts.headMask) opts.headMask = copyOf(opts.headMask);
+      if (opts.boolMaskedPos) opts.boolMaskedPos = copyOf(opts.boolMaskedPos);
+      const call = new ForwardCall(copyOf(pixelValues), [...shape], opts);
+      return this.#submit(call, [call.item(this.#batching.enabled)], options ?? {}) as Promise<ForwardOutput>;
     } catch (e) {
       return Promise.reject(fromNative(e));
     }
@@ -265,7 +259,7 @@ export class Model {
     if (!this.#disposing) {
       const handle = this.#native;
       this.#native = undefined;
-      this.#disposing = this.#queue.then(() => handle?.dispose());
+      this.#disposing = this.#runner.whenIdle().then(() => handle?.dispose());
     }
     return this.#disposing;
   }
@@ -277,35 +271,6 @@ export class Model {
   #live(): NativeModel {
     if (!this.#native) throw new VitMsnError('ERR_DISPOSED', 'the model has been disposed');
     return this.#native;
-  }
-}
-
-/**
- * handle.embed() on one batch; a batch of several images that the addon refuses for memory
- * (ERR_OUT_OF_MEMORY: garbage not yet collected, other work in the process) runs in halves. The
- * results do not depend on how images are batched.
- */
-async function embedFitting(
-  handle: NativeModel, px: Tensor, fwd: NativeForwardOptions, how: Parameters<NativeModel['embed']>[3],
-): Promise<NativeEmbedResult> {
-  try {
-    return await handle.embed(px.data, px.shape, fwd, how);
-  } catch (e) {
-    const B = px.shape[0];
-    if ((e as { code?: string }).code !== 'ERR_OUT_OF_MEMORY' || B < 2) throw e;
-    const per = px.data.length / B, half = Math.floor(B / 2);
-    const part = (from: number, to: number) =>
-      embedFitting(handle, { data: px.data.subarray(from * per, to * per), shape: [to - from, ...px.shape.slice(1)] }, fwd, how);
-    const a = await part(0, half);
-    const b = await part(half, B);
-    const join = (x: Float32Array | null, y: Float32Array | null) => {
-      if (!x || !y) return null;
-      const out = new Float32Array(x.length + y.length);
-      out.set(x);
-      out.set(y, x.length);
-      return out;
-    };
-    return { ...a, B, embeddings: join(a.embeddings, b.embeddings), probabilities: join(a.probabilities, b.probabilities) };
   }
 }
 
@@ -352,7 +317,7 @@ export async function loadModel(source: string, options?: LoadOptions): Promise<
     numHiddenLayers: nativeConfig.numHiddenLayers,
     numAttentionHeads: nativeConfig.numAttentionHeads,
   };
-  return new Model(handle, config, shape, device, opts.dtype, preprocessor);
+  return new Model(handle, config, shape, device, opts.dtype, preprocessor, resolveBatching(options?.batching, device));
 }
 
 /**

@@ -9,6 +9,8 @@ export interface Tensor {
 /** Where a model runs. 'auto' picks CUDA when usable, else the CPU. */
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
+import type { BatchingOptions } from './call-queue';
+
 /** Precision of weights and activations. The CPU runs 'float32' (exact) and 'bfloat16' (bf16 weights and
  * GEMM inputs, float32 accumulation: ~1e-2 relative error, much faster where the CPU has AMX or avx512_bf16).
  * CUDA runs all three: weights and activations are stored in the dtype, arithmetic is float32
@@ -36,6 +38,21 @@ export interface LoadOptions {
   token?: string;
   /** Use only the cache, never the network. Default: whether $HF_HUB_OFFLINE is set to 1/true/yes/on. */
   offline?: boolean;
+  /**
+   * Dynamic batching of concurrent calls (on by default): concurrent encode()/classify() calls, and
+   * forward() calls of one shape, share native batches of up to `maxBatch` images, a batch that is
+   * not full waiting up to `maxDelayMs` for more while the model is idle; past `maxQueue` waiting
+   * images a call rejects with ERR_OVERLOADED. `false`: each call runs alone, in call order.
+   */
+  batching?: false | BatchingOptions;
+}
+
+/** Cancellation, for forward(), encode() and classify(). */
+export interface CallOptions {
+  /** Aborting it removes the call from the queue (or drops its results) and rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  /** Rejects with a DOMException named 'TimeoutError' after this many ms (the call leaves the queue). */
+  timeoutMs?: number;
 }
 
 /** Progress of one file's download (see {@link LoadOptions.onProgress}). */
@@ -45,7 +62,7 @@ export interface DownloadProgress {
   total: number | undefined;
 }
 
-export interface ForwardOptions {
+export interface ForwardOptions extends CallOptions {
   /** Also return the L + 1 hidden states (embeddings, then each layer's output before the final LayerNorm). */
   outputHiddenStates?: boolean;
   /** Also return the L attention-probability tensors [B, heads, T, T] (after headMask). */

@@ -5,6 +5,7 @@
 import { isDetached } from './buffers';
 import { VitMsnError } from './errors';
 import { formatValue } from './format-value';
+import type { BatchingOptions, ResolvedBatching } from './call-queue';
 import type { DType, ForwardOptions, LoadOptions } from './types';
 import { HUB_OPTION_KEYS } from './hub/index';
 
@@ -38,7 +39,8 @@ export interface ResolvedLoadOptions {
 export function resolveLoadOptions(options: LoadOptions | undefined): ResolvedLoadOptions {
   if (options === undefined) options = {};
   if (options === null || typeof options !== 'object') invalid('options must be an object');
-  checkKeys('loadModel', options, ['device', 'dtype', 'threads', ...HUB_OPTION_KEYS]);
+  checkKeys('loadModel', options, ['device', 'dtype', 'threads', 'batching', ...HUB_OPTION_KEYS]);
+  resolveBatching(options.batching, 'cpu'); // checked now; resolved for the device once it is known
   const device = options.device ?? 'auto';
   if (typeof device !== 'string' || !/^(auto|cpu|cuda|cuda:\d+)$/.test(device)) {
     invalid(`device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got ${formatValue(device)}`);
@@ -52,6 +54,33 @@ export function resolveLoadOptions(options: LoadOptions | undefined): ResolvedLo
     invalid(`threads must be an integer from 1 to 1024, got ${formatValue(options.threads)}`);
   }
   return { device, dtype, threads };
+}
+
+/**
+ * `batching` of loadModel: false (off), or the limits of dynamic batching with per-device
+ * defaults (measured on the CPU: see bench/RESULTS.md, serve section).
+ */
+export function resolveBatching(batching: unknown, device: string): ResolvedBatching {
+  const gpu = device.startsWith('cuda');
+  const defaults = { maxBatch: gpu ? 128 : 16, maxDelayMs: gpu ? 1 : 2, maxQueue: 16384 };
+  if (batching === false) return { enabled: false, ...defaults, maxDelayMs: 0 };
+  if (batching === undefined || batching === true) return { enabled: true, ...defaults };
+  if (batching === null || typeof batching !== 'object') invalid(`batching must be false or an object, got ${formatValue(batching)}`);
+  checkKeys('batching', batching as object, ['maxBatch', 'maxDelayMs', 'maxQueue']);
+  const b = batching as BatchingOptions;
+  const int = (v: unknown, name: string, min: number, max: number, dflt: number) => {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+      invalid(`batching.${name} must be an integer from ${min} to ${max}, got ${formatValue(v)}`);
+    }
+    return v;
+  };
+  return {
+    enabled: true,
+    maxBatch: int(b.maxBatch, 'maxBatch', 1, 4096, defaults.maxBatch),
+    maxDelayMs: int(b.maxDelayMs, 'maxDelayMs', 0, 60_000, defaults.maxDelayMs),
+    maxQueue: int(b.maxQueue, 'maxQueue', 1, 100_000_000, defaults.maxQueue),
+  };
 }
 
 export interface ModelShape {
@@ -84,7 +113,7 @@ export function checkForward(
   }
   if (options === undefined) options = {};
   if (options === null || typeof options !== 'object') invalid('options must be an object');
-  checkKeys('forward', options, ['outputHiddenStates', 'outputAttentions', 'interpolatePosEncoding', 'headMask', 'boolMaskedPos']);
+  checkKeys('forward', options, ['outputHiddenStates', 'outputAttentions', 'interpolatePosEncoding', 'headMask', 'boolMaskedPos', 'signal', 'timeoutMs']);
   const o = options as Record<string, unknown>;
   const resolved = {
     outputHiddenStates: optionalBool(o, 'outputHiddenStates'),

@@ -93,7 +93,18 @@ vitmsn::ForwardRequest to_request(Napi::Env env, const Napi::Value& pixels, cons
     dims[i] = static_cast<int64_t>(x);
   }
   r.B = dims[0], r.C = dims[1], r.H = dims[2], r.W = dims[3];
-  r.pixels = copy_typed<float>(env, pixels, napi_float32_array, "pixelValues");
+  if (options.IsObject() && get_bool(options.As<Napi::Object>(), "borrowPixels")) {
+    // The library's own array (never shared, never handed out): read in place by the worker, which
+    // holds a reference to it (see keep_alive in promise_worker.h).
+    if (!pixels.IsTypedArray() || pixels.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      throw_invalid(env, "pixelValues has the wrong array type");
+    }
+    const TypedBytes b = typed_bytes(env, pixels.As<Napi::TypedArray>(), "pixelValues");
+    r.pixels_view = reinterpret_cast<const float*>(b.data);
+    r.pixels_view_count = b.size / sizeof(float);
+  } else {
+    r.pixels = copy_typed<float>(env, pixels, napi_float32_array, "pixelValues");
+  }
   if (options.IsObject()) {
     Napi::Object o = options.As<Napi::Object>();
     r.output_hidden_states = get_bool(o, "outputHiddenStates");

@@ -11,7 +11,9 @@
 namespace vitmsn_binding {
 
 vitmsn::ModelConfig to_config(Napi::Env env, const Napi::Value& v);
-// Copies pixels and masks out of the JS heap (the caller may reuse its buffers immediately).
+// Copies pixels and masks out of the JS heap (the caller may reuse its buffers immediately), except
+// with options.borrowPixels (the library's own arrays): then the request points into `pixels`, and
+// the worker must keep_alive() it.
 vitmsn::ForwardRequest to_request(Napi::Env env, const Napi::Value& pixels, const Napi::Value& shape,
                                   const Napi::Value& options);
 

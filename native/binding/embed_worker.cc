@@ -105,6 +105,7 @@ Napi::Value ModelWrap::embed(const Napi::CallbackInfo& info) {
   }
   auto* worker = new EmbedWorker(env, std::move(model), std::move(req), pool, pooling, normalize, probabilities, outputs,
                                  embeddings_out, probs_out);
+  worker->keep_alive(info[0]);
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;

@@ -113,6 +113,7 @@ Napi::Value ModelWrap::forward(const Napi::CallbackInfo& info) {
     return rejected(env, e.code(), e.what());
   }
   auto* worker = new ForwardWorker(env, std::move(model), std::move(req), outputs, logits_out);
+  worker->keep_alive(info[0]);
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;

@@ -20,6 +20,10 @@ class PromiseWorker : public Napi::AsyncWorker {
   explicit PromiseWorker(Napi::Env env, const char* name)
       : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise promise() const { return deferred_.Promise(); }
+  // Keeps a JS value alive until the worker is gone (an input array the work reads in place).
+  void keep_alive(const Napi::Value& v) {
+    if (v.IsObject()) kept_ = Napi::Persistent(v.As<Napi::Object>());
+  }
 
  protected:
   virtual void run() = 0;                               // worker thread; may throw
@@ -33,6 +37,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   void settle(Napi::Env env);
 
   Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference kept_;
   std::string code_, error_;  // set by Execute() when run() threw (code_ never empty then)
 };
 

@@ -36,6 +36,8 @@ inline constexpr const char* kNoClassifier = "ERR_NO_CLASSIFIER";
 inline constexpr const char* kHubNotFound = "ERR_HUB_NOT_FOUND";
 inline constexpr const char* kDownloadFailed = "ERR_DOWNLOAD_FAILED";
 inline constexpr const char* kOffline = "ERR_OFFLINE";
+// Raised by lib/ only (the model's call queue is full).
+inline constexpr const char* kOverloaded = "ERR_OVERLOADED";
 }  // namespace codes
 
 }  // namespace vitmsn

@@ -58,8 +58,8 @@ void Model::check_request(const ForwardRequest& r) const {
     throw Error(codes::kShape, "pixel_values has " + std::to_string(r.C) + " channels, the model expects " +
                                    std::to_string(c.num_channels));
   }
-  if (static_cast<double>(r.pixels.size()) != static_cast<double>(r.B) * r.C * r.H * r.W) {
-    throw Error(codes::kShape, "pixel_values holds " + std::to_string(r.pixels.size()) +
+  if (static_cast<double>(r.pixel_count()) != static_cast<double>(r.B) * r.C * r.H * r.W) {
+    throw Error(codes::kShape, "pixel_values holds " + std::to_string(r.pixel_count()) +
                                    " values, its shape needs B·C·H·W = " + std::to_string(r.B * r.C * r.H * r.W));
   }
   if (!r.interpolate_pos_encoding && (r.H != c.image_height || r.W != c.image_width)) {
@@ -193,7 +193,7 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
   Backend& be = *backend_;
   const int64_t p = c.patch_size, D = c.hidden_size, T = (r.H / p) * (r.W / p) + 1, M = r.B * T;
   const int64_t nl = weights_.classifier_w ? weights_.num_labels : 0;
-  const size_t n_in = r.pixels.size(), n_hidden = static_cast<size_t>(M * D), n_logits = static_cast<size_t>(r.B * nl);
+  const size_t n_in = r.pixel_count(), n_hidden = static_cast<size_t>(M * D), n_logits = static_cast<size_t>(r.B * nl);
   const size_t n_out = n_hidden + n_logits;
 
   ForwardResult out;
@@ -216,7 +216,7 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
     // through a joined buffer when there are logits too.
     std::vector<float> joined(nl ? n_out : 0);
     float* host_out = nl ? joined.data() : hidden;
-    replayed = be.run_recorded(key, r.pixels.data(), n_in, host_out, n_out,
+    replayed = be.run_recorded(key, r.pixel_data(), n_in, host_out, n_out,
                                [&](const float* in, float* o) { encode(r, in, o, nullptr); });
     if (replayed && nl) {
       std::copy(joined.begin(), joined.begin() + n_hidden, hidden);
@@ -225,7 +225,7 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
   }
   if (!replayed) {
     DeviceArray pixels(be, n_in), dev_out(be, n_out);
-    be.upload(pixels.get(), r.pixels.data(), n_in);
+    be.upload(pixels.get(), r.pixel_data(), n_in);
     encode(r, pixels.get(), dev_out.get(), &out);
     be.download(hidden, dev_out.get(), n_hidden);
     if (n_logits) be.download(out.logits.data(), be.offset(dev_out.get(), static_cast<int64_t>(n_hidden)), n_logits);

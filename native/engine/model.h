@@ -14,6 +14,12 @@ namespace vitmsn {
 
 struct ForwardRequest {
   std::vector<float> pixels;  // [B, C, H, W]
+  // Or borrowed: the caller keeps these floats alive and unchanged until forward() returns (the
+  // addon borrows arrays that only the library holds, instead of copying them).
+  const float* pixels_view = nullptr;
+  size_t pixels_view_count = 0;
+  const float* pixel_data() const { return pixels_view ? pixels_view : pixels.data(); }
+  size_t pixel_count() const { return pixels_view ? pixels_view_count : pixels.size(); }
   int64_t B = 0, C = 0, H = 0, W = 0;
   bool output_hidden_states = false;
   bool output_attentions = false;
