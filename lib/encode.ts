@@ -32,7 +32,10 @@ export interface EncodeOptions extends DecodeOptions, CallOptions {
   pooling?: Pooling;
   /** L2-normalise each row (torch.nn.functional.normalize). Default false. */
   normalize?: boolean;
-  /** Images per forward pass; default 16. */
+  /**
+   * Most images of this call in one forward pass (batches may also hold other calls' images).
+   * Default: the model's batching.maxBatch, or 16 with batching off; fewer when memory is short.
+   */
   batchSize?: number;
   /** Run at the preprocessor's size even when it differs from the model's image_size. */
   interpolatePosEncoding?: boolean;
@@ -41,6 +44,7 @@ export interface EncodeOptions extends DecodeOptions, CallOptions {
 export interface ClassifyOptions extends DecodeOptions, CallOptions {
   /** How many classes to return per image, best first; default 5. */
   topK?: number;
+  /** As {@link EncodeOptions.batchSize}. */
   batchSize?: number;
   interpolatePosEncoding?: boolean;
 }
