@@ -126,7 +126,8 @@ class CudaBackend final : public Backend {
 
   std::string name() const override { return "cuda:" + std::to_string(device_) + " " + dtype_; }
   size_t available_bytes() const override {
-    Lock lock(mu_);
+    // No device lock: these queries neither allocate nor synchronise, and the caller may be the
+    // event loop's thread (a request's checks), which must not wait for another thread's forward.
     if (cudaSetDevice(device_) != cudaSuccess) return cudaGetLastError(), SIZE_MAX;
     size_t free = 0, total = 0;
     if (cudaMemGetInfo(&free, &total) != cudaSuccess) return cudaGetLastError(), SIZE_MAX;
