@@ -7,6 +7,7 @@
  * const app = await createServer(service, { maxImages: 16 });
  * await app.listen({ port: 8080, host: '127.0.0.1' });
  */
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import multipart from '@fastify/multipart';
 import { concurrencyLimit, registerPressure, resolveLimits, type Limits } from './limits';
@@ -76,10 +77,24 @@ export async function createServer(service: EmbedService | Promise<EmbedService>
     return503OnClosing: true,
   });
 
+  // Open connections and how many requests each has in progress: at close, idle ones are ended
+  // (node's closeIdleConnections misses some after a client aborted a request on another one).
+  const sockets = new Map<Socket, number>();
+  app.server.on('connection', (socket: Socket) => {
+    sockets.set(socket, 0);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  app.addHook('preClose', async () => {
+    for (const [socket, active] of sockets) if (active === 0) socket.destroy();
+  });
+
   // Every request is counted when its response closes: 499 when the client left first.
   app.addHook('onRequest', async (request, reply) => {
     const start = process.hrtime.bigint();
+    const socket = request.raw.socket;
+    if (sockets.has(socket)) sockets.set(socket, sockets.get(socket)! + 1);
     reply.raw.once('close', () => {
+      if (sockets.has(socket)) sockets.set(socket, sockets.get(socket)! - 1);
       const status = reply.raw.writableFinished ? reply.statusCode : 499;
       metrics.request(routeOf(request), request.method, status, Number(process.hrtime.bigint() - start) / 1e9);
     });
@@ -89,6 +104,10 @@ export async function createServer(service: EmbedService | Promise<EmbedService>
       reply.header('connection', 'close');
       throw new ServeError('ERR_DRAINING', 'the server is shutting down; retry on another instance');
     }
+  });
+  // While draining, every answer closes its connection, so keep-alive clients let go.
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
   });
   concurrencyLimit(app, limits);
   await registerPressure(app, limits);
@@ -115,8 +134,8 @@ export async function createServer(service: EmbedService | Promise<EmbedService>
   app.addHook('onClose', async () => {
     draining = true;
     if (!disposeOnClose) return;
-    const s = ready ?? (service instanceof Promise ? await service.catch(() => undefined) : undefined);
-    await s?.dispose();
+    if (ready) await ready.dispose();
+    else if (service instanceof Promise) service.then((s) => s.dispose(), () => undefined); // still loading: freed when loaded
   });
 
   const control: ServerControl = {

@@ -48,12 +48,12 @@ function tooMany(n: number, limits: InputLimits): never {
   throw new ServeError('ERR_TOO_MANY_IMAGES', `${n} images in one request; at most ${limits.maxImages} (--max-images)`);
 }
 
-/** The images of a request and its option fields (JSON values or multipart strings). */
-export async function readImages(request: FastifyRequest, endpoint: Endpoint, limits: InputLimits): Promise<{ images: Buffer[]; fields: Record<string, unknown> }> {
-  if (request.isMultipart()) {
-    const images: Buffer[] = [];
-    const fields: Record<string, unknown> = {};
-    let total = 0;
+/** Each file part one image, in order; other fields are options. */
+async function readMultipart(request: FastifyRequest, endpoint: Endpoint, limits: InputLimits): Promise<{ images: Buffer[]; fields: Record<string, unknown> }> {
+  const images: Buffer[] = [];
+  const fields: Record<string, unknown> = {};
+  let total = 0;
+  try {
     for await (const part of request.parts()) {
       if (part.type === 'file') {
         if (images.length >= limits.maxImages) tooMany(images.length + 1, limits);
@@ -66,9 +66,18 @@ export async function readImages(request: FastifyRequest, endpoint: Endpoint, li
         fields[part.fieldname] = part.value;
       }
     }
-    if (images.length === 0) bad('the form has no file parts: send each image as a file part');
-    return { images, fields };
+  } catch (e) {
+    const code = (e as { code?: unknown })?.code;
+    if (e instanceof ServeError || (typeof code === 'string' && code.startsWith('FST_'))) throw e;
+    bad(`malformed multipart/form-data body: ${(e as Error)?.message ?? e}`); // busboy's parse errors carry no code
   }
+  if (images.length === 0) bad('the form has no file parts: send each image as a file part');
+  return { images, fields };
+}
+
+/** The images of a request and its option fields (JSON values or multipart strings). */
+export async function readImages(request: FastifyRequest, endpoint: Endpoint, limits: InputLimits): Promise<{ images: Buffer[]; fields: Record<string, unknown> }> {
+  if (request.isMultipart()) return readMultipart(request, endpoint, limits);
   const body = request.body;
   if (Buffer.isBuffer(body)) return { images: [body], fields: {} };
   if (body === undefined || body === null || body === '') {
