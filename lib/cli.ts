@@ -5,6 +5,7 @@
  *   vitmsn embed <images...> --model <dir> [--pooling cls|cls-prenorm|mean] [--normalize] [--out file]
  *   vitmsn classify <images...> --model <dir> [--top-k 5]
  *   vitmsn info [--json]
+ *   vitmsn serve --model <dir> [--port 8080] [--host 127.0.0.1] [limits…]   (HTTP server, lib/serve)
  *
  * Exit codes: 0 success, 1 a VitMsnError or other failure (message and code on stderr), 2 usage.
  */
@@ -24,6 +25,7 @@ const USAGE = `Usage:
   vitmsn embed <images...> --model <dir> [options]   one embedding per image
   vitmsn classify <images...> --model <dir> [--top-k N]
   vitmsn info [--json]                               version, backends, CPU features
+  vitmsn serve --model <dir> [serve options]         HTTP server: POST /v1/embeddings, /v1/classify
 
 Images are files (JPEG, PNG, WebP, GIF, TIFF, AVIF) or folders of them.
 
@@ -41,6 +43,20 @@ Options:
       --batch-size <n>   images per forward pass (default 16)
   -h, --help             this text
   -v, --version          the package version
+
+Serve options (vitmsn serve):
+      --port <n>             TCP port (default 8080; 0 = any free port)
+      --host <addr>          address to listen on (default 127.0.0.1; 0.0.0.0 for all)
+      --max-batch <n>        most images per model batch, requests coalesced (default 16; 1 = no batching)
+      --max-delay-ms <n>     how long an idle model waits to fill a batch (default 0)
+      --max-queue <n>        most images waiting; more get 429 (default 1024)
+      --max-body-bytes <n>   largest request body (default 33554432)
+      --max-images <n>       most images per request (default 64)
+      --max-pixels <n>       most pixels per image, checked before decoding (default 40000000)
+      --max-concurrent <n>   most requests in progress; more get 429 (default 256)
+      --timeout-ms <n>       deadline per request, 504 when it passes (default: none)
+      --drain-delay-ms <n>   on SIGTERM, answer readyz 503 this long before closing (default 0)
+      --drain-timeout-ms <n> on SIGTERM, exit 1 if requests in progress take longer (default 30000)
 `;
 
 class UsageError extends Error {}
@@ -208,6 +224,60 @@ async function classify(files: string[], v: Values) {
   }
 }
 
+function nonNegative(v: string | undefined, name: string, fallback: number | undefined): number | undefined {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/**
+ * `vitmsn serve`: listens at once (healthz 200, readyz 503 while the model loads), logs the
+ * address, then serves until SIGTERM/SIGINT (drain, exit 0). Resolves only when the model cannot
+ * be loaded or the port cannot be taken.
+ */
+async function serve(v: Values): Promise<number> {
+  const source = requireModel(v);
+  const port = nonNegative(v.port as string | undefined, 'port', 8080)!;
+  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  const host = (v.host as string | undefined) ?? '127.0.0.1';
+  const opt = (name: string) => int(v[name] as string | undefined, name, 0) || undefined;
+  const batching = {
+    maxBatch: opt('max-batch'),
+    maxDelayMs: nonNegative(v['max-delay-ms'] as string | undefined, 'max-delay-ms', undefined),
+    maxQueue: opt('max-queue'),
+  };
+  const limits = {
+    maxBodyBytes: opt('max-body-bytes'),
+    maxImages: opt('max-images'),
+    maxPixels: opt('max-pixels'),
+    maxConcurrent: opt('max-concurrent'),
+    timeoutMs: nonNegative(v['timeout-ms'] as string | undefined, 'timeout-ms', undefined),
+    drainDelayMs: nonNegative(v['drain-delay-ms'] as string | undefined, 'drain-delay-ms', undefined),
+  };
+  const drainTimeoutMs = nonNegative(v['drain-timeout-ms'] as string | undefined, 'drain-timeout-ms', 30_000);
+  const { createServer, loadService, installSignalHandlers } = await import('./serve/index');
+  const log = (line: string) => process.stderr.write(`vitmsn: ${line}\n`);
+  const t0 = Date.now();
+  const loading = loadService(source, { ...loadOptions(v), batching });
+  loading.catch(() => undefined);
+  const app = await createServer(loading, limits);
+  installSignalHandlers(app, { timeoutMs: drainTimeoutMs, log });
+  const address = await app.listen({ port, host });
+  log(`listening on ${address}`);
+  try {
+    const service = await loading;
+    progress.done();
+    const b = service.info.nativeBatching ? 'library batching' : 'adapter batching';
+    log(`model ${service.info.name} ready in ${Date.now() - t0} ms (dim ${service.info.dim}, ${service.info.numLabels} labels, ${b})`);
+  } catch (e) {
+    progress.done();
+    await app.close().catch(() => undefined);
+    throw e;
+  }
+  return new Promise<number>(() => undefined); // the signal handlers exit the process
+}
+
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -226,6 +296,18 @@ export async function main(argv: string[]): Promise<number> {
         threads: { type: 'string' },
         'batch-size': { type: 'string' },
         json: { type: 'boolean' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'max-batch': { type: 'string' },
+        'max-delay-ms': { type: 'string' },
+        'max-queue': { type: 'string' },
+        'max-body-bytes': { type: 'string' },
+        'max-images': { type: 'string' },
+        'max-pixels': { type: 'string' },
+        'max-concurrent': { type: 'string' },
+        'timeout-ms': { type: 'string' },
+        'drain-delay-ms': { type: 'string' },
+        'drain-timeout-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -255,6 +337,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'info':
         await info(values.json === true);
         return 0;
+      case 'serve':
+        if (rest.length > 0) throw new UsageError('serve takes no positional arguments');
+        return await serve(values);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }

@@ -1,0 +1,95 @@
+// Helpers for the HTTP server tests: model folders, a model whose calls can be held at a gate
+// (to make the server busy deterministically) and observed, servers on 127.0.0.1 port 0, metrics.
+import { copyFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Model } from '../../lib/model';
+import { createServer, type EmbedService, type ServeOptions } from '../../lib/serve/index';
+import { goldenDir, type GoldenModel } from './goldens';
+import { writeFileSync } from 'node:fs';
+
+/** A copy of a tiny golden model folder with the facebook preprocessor config at its own size. */
+export function modelFolder(root: string, name: GoldenModel, size: number, tag: string = name): string {
+  const dir = path.join(root, tag);
+  mkdirSync(dir, { recursive: true });
+  for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir(name), f), path.join(dir, f));
+  writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({
+    do_normalize: true, do_resize: true, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size,
+  }));
+  return dir;
+}
+
+export interface ModelCall {
+  kind: 'encode' | 'classify';
+  images: Buffer[];
+  options: Record<string, unknown>;
+}
+
+/**
+ * `model` seen through a gate: every encode()/classify() is recorded, then waits while the gate
+ * is shut before running on the real model.
+ */
+export function gatedModel(model: Model) {
+  const calls: ModelCall[] = [];
+  let gate: Promise<void> = Promise.resolve();
+  let release = () => undefined as void;
+  const fake = {
+    config: model.config,
+    numLabels: model.numLabels,
+    async encode(images: Buffer[], options: Record<string, unknown>) {
+      calls.push({ kind: 'encode', images, options });
+      await gate;
+      return model.encode(images, options);
+    },
+    async classify(images: Buffer[], options: Record<string, unknown>) {
+      calls.push({ kind: 'classify', images, options });
+      await gate;
+      return model.classify(images, options);
+    },
+    dispose: () => Promise.resolve(), // the test owns the real model
+  };
+  return {
+    model: fake as unknown as Model,
+    calls,
+    shut() {
+      gate = new Promise((r) => (release = r));
+    },
+    open() {
+      release();
+    },
+  };
+}
+
+export interface Running {
+  app: FastifyInstance;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** A server on 127.0.0.1, port 0. Unless told, it leaves the service's model alone when closed (tests share models). */
+export async function startServer(service: EmbedService | Promise<EmbedService>, options: ServeOptions = {}): Promise<Running> {
+  const app = await createServer(service, { disposeOnClose: false, ...options });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { app, url, close: () => app.close() };
+}
+
+/** A sample's value in Prometheus text (0 when absent); `labels` must all match. */
+export function metric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[4]);
+  }
+  return sum;
+}
+
+export async function until(what: () => boolean | Promise<boolean>, ms = 10_000, label = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await what())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${label}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
