@@ -268,8 +268,7 @@ async function serve(v: Values): Promise<number> {
   try {
     const service = await loading;
     progress.done();
-    const b = service.info.nativeBatching ? 'library batching' : 'adapter batching';
-    log(`model ${service.info.name} ready in ${Date.now() - t0} ms (dim ${service.info.dim}, ${service.info.numLabels} labels, ${b})`);
+    log(`model ${service.info.name} ready in ${Date.now() - t0} ms (dim ${service.info.dim}, ${service.info.numLabels} labels)`);
   } catch (e) {
     progress.done();
     await app.close().catch(() => undefined);

@@ -196,8 +196,10 @@ describe('vitmsn serve: answers', () => {
 
 describe('vitmsn serve: limits and overload', () => {
   let s8: Model;
+  let s8Dir: string;
   beforeAll(async () => {
-    s8 = await loadModel(modelFolder(tmpRoot, 'tiny-s8', 32, 'limits'), { device: 'cpu' });
+    s8Dir = modelFolder(tmpRoot, 'tiny-s8', 32, 'limits');
+    s8 = await loadModel(s8Dir, { device: 'cpu' });
   });
   afterAll(() => s8?.dispose());
 
@@ -220,8 +222,8 @@ describe('vitmsn serve: limits and overload', () => {
   });
 
   it('429: the queue is full (maxQueue images waiting), or maxConcurrent requests in progress; Retry-After', async () => {
-    const g = gatedModel(s8);
-    const srv = await startServer(modelService(g.model, { batching: { maxQueue: 2, maxBatch: 1 } }), { maxConcurrent: 5 });
+    const g = await gatedModel(s8Dir, { maxQueue: 2, maxBatch: 1, maxDelayMs: 0 });
+    const srv = await startServer(modelService(g.model), { maxConcurrent: 5 });
     try {
       const u = `${srv.url}/v1/embeddings`;
       g.shut();
@@ -238,7 +240,7 @@ describe('vitmsn serve: limits and overload', () => {
       g.open();
       await srv.close();
     }
-    const g2 = gatedModel(s8);
+    const g2 = await gatedModel(s8Dir);
     const srv2 = await startServer(modelService(g2.model), { maxConcurrent: 1 });
     try {
       g2.shut();
@@ -259,7 +261,7 @@ describe('vitmsn serve: limits and overload', () => {
     let fail: unknown;
     const stats: ServiceStats = { queuedImages: 0, queuedCalls: 0, batches: 0, images: 0, batchSizes: {}, imagesPerSecond: 0, latencyMs: { p50: 0, p90: 0, p99: 0 } };
     const svc: EmbedService = {
-      info: { name: 'x', dim: 4, numLabels: 0, nativeBatching: true },
+      info: { name: 'x', dim: 4, numLabels: 0 },
       encode: async () => {
         throw fail;
       },
@@ -284,7 +286,7 @@ describe('vitmsn serve: limits and overload', () => {
   });
 
   it('504 when the server\'s deadline (timeoutMs) passes; the work leaves the queue', async () => {
-    const g = gatedModel(s8);
+    const g = await gatedModel(s8Dir);
     const srv = await startServer(modelService(g.model), { timeoutMs: 300 });
     try {
       g.shut();
@@ -331,7 +333,7 @@ describe('vitmsn serve: limits and overload', () => {
   });
 
   it('drain(): readyz and new requests 503, requests in progress finish with 200', async () => {
-    const g = gatedModel(s8);
+    const g = await gatedModel(s8Dir);
     const srv = await startServer(modelService(g.model), { drainDelayMs: 500 });
     g.shut();
     const inFlight = [raw(`${srv.url}/v1/embeddings`, gif), raw(`${srv.url}/v1/embeddings`, webp)];
@@ -348,14 +350,16 @@ describe('vitmsn serve: limits and overload', () => {
 
 describe('vitmsn serve: cancellation and metrics', () => {
   let s8: Model;
+  let s8Dir: string;
   beforeAll(async () => {
-    s8 = await loadModel(modelFolder(tmpRoot, 'tiny-s8', 32, 'cancel'), { device: 'cpu' });
+    s8Dir = modelFolder(tmpRoot, 'tiny-s8', 32, 'cancel');
+    s8 = await loadModel(s8Dir, { device: 'cpu' });
   });
   afterAll(() => s8?.dispose());
 
   it('a client that disconnects while its request waits: 499, its images never reach the model', async () => {
-    const g = gatedModel(s8);
-    const srv = await startServer(modelService(g.model, { batching: { maxBatch: 1 } }));
+    const g = await gatedModel(s8Dir, { maxBatch: 1, maxDelayMs: 0 });
+    const srv = await startServer(modelService(g.model));
     try {
       const u = `${srv.url}/v1/embeddings`;
       g.shut();
@@ -373,9 +377,8 @@ describe('vitmsn serve: cancellation and metrics', () => {
       g.open();
       expect((await busy).status).toBe(200);
       expect((await stays).status).toBe(200);
-      // the model saw gif and webp only: no call with camera's bytes
-      expect(g.calls.length).toBe(2);
-      expect(g.calls.flatMap((c) => c.images).some((b) => b.equals(camera))).toBe(false);
+      // the model saw gif and webp only: two batches of one image, none of the aborted ones
+      expect(g.calls.map((c) => c.batch)).toEqual([1, 1]);
       const text = await (await fetch(`${srv.url}/metrics`)).text();
       await until(async () => metric(await (await fetch(`${srv.url}/metrics`)).text(), 'vitmsn_http_requests_total', { route: '/v1/embeddings', status: '499' }) === 3, 5000, '499 counted');
       expect(metric(text, 'vitmsn_http_errors_total', { code: 'ERR_CLIENT_CLOSED' })).toBe(3);
@@ -387,8 +390,10 @@ describe('vitmsn serve: cancellation and metrics', () => {
   });
 
   it('metrics count requests by route and status, errors by code, batches, images; two servers do not share them', async () => {
+    // Two servers, each over its own model (model counts — images, batches — are the model's).
+    const other = await loadModel(s8Dir, { device: 'cpu' });
     const a = await startServer(modelService(s8));
-    const b = await startServer(modelService(s8, {}));
+    const b = await startServer(modelService(other));
     try {
       for (let i = 0; i < 3; i++) expect((await raw(`${a.url}/v1/embeddings`, gif)).status).toBe(200);
       expect((await form(`${a.url}/v1/embeddings`, [gif, webp, exif6])).status).toBe(200);
@@ -425,12 +430,13 @@ describe('vitmsn serve: cancellation and metrics', () => {
     } finally {
       await b.close();
       await a.close();
+      await other.dispose();
     }
   });
 
   it('requests waiting together are coalesced into one model call; results are each request\'s own', async () => {
-    const g = gatedModel(s8);
-    const srv = await startServer(modelService(g.model, { batching: { maxBatch: 8 } }));
+    const g = await gatedModel(s8Dir, { maxBatch: 8, maxDelayMs: 0 });
+    const srv = await startServer(modelService(g.model));
     try {
       const u = `${srv.url}/v1/embeddings`;
       g.shut();
@@ -454,7 +460,7 @@ describe('vitmsn serve: cancellation and metrics', () => {
         expect(Math.sqrt(num / den)).toBeLessThan(1e-5); // batch of 5 vs 1: same math, maybe other summation order
       }
       expect((await bad).status).toBe(400);
-      expect(g.calls[1].images.length).toBe(5); // one call with all five waiting images
+      expect(g.calls[1].batch).toBe(4); // one native batch with the four good waiting images (junk failed decoding)
     } finally {
       g.open();
       await srv.close();
@@ -474,7 +480,6 @@ describe('vitmsn serve: cancellation and metrics', () => {
       dispose: async () => undefined,
     } as unknown as Model;
     const svc = modelService(fake);
-    expect(svc.info.nativeBatching).toBe(true);
     const srv = await startServer(svc, { timeoutMs: 5000 });
     try {
       expect((await raw(`${srv.url}/v1/embeddings?pooling=mean`, gif)).status).toBe(200);

@@ -161,7 +161,7 @@ export async function createServer(service: EmbedService | Promise<EmbedService>
   return app;
 }
 
-export { loadService, modelService, hasNativeBatching, DEFAULT_BATCHING, type BatchingOptions, type LoadServiceOptions, type ModelServiceOptions } from './adapter';
+export { loadService, modelService, DEFAULT_BATCHING, type LoadServiceOptions, type ModelServiceOptions } from './adapter';
 export { DEFAULT_LIMITS, type Limits, type PressureLimits } from './limits';
 export { installSignalHandlers } from './drain';
 export type { EmbedService, ServiceStats, ServiceInfo, ServiceEncodeOptions, ServiceClassifyOptions, CallOptions } from './port';

@@ -3,6 +3,7 @@
  * (adapter.ts) makes one from a loaded {@link Model}; tests may pass their own.
  */
 import type { Classification, Pooling } from '../encode';
+import type { ModelStats } from '../batch-stats';
 import type { Tensor } from '../types';
 
 /** Per-call options every service method takes: cancellation and a deadline. */
@@ -24,19 +25,8 @@ export interface ServiceClassifyOptions extends CallOptions {
   topK?: number;
 }
 
-/** The shape of `model.stats()` (dynamic batching), also produced by the adapter's own queue. */
-export interface ServiceStats {
-  queuedImages: number;
-  queuedCalls: number;
-  /** Model calls (batches) run so far. */
-  batches: number;
-  /** Images run so far. */
-  images: number;
-  /** batch size → how many batches of that size ran. */
-  batchSizes: Record<number, number>;
-  imagesPerSecond: number;
-  latencyMs: { p50: number; p90: number; p99: number };
-}
+/** What the service's queue did: `model.stats()`. */
+export type ServiceStats = Pick<ModelStats, 'queuedImages' | 'queuedCalls' | 'batches' | 'images' | 'batchSizes' | 'imagesPerSecond' | 'latencyMs'>;
 
 export interface ServiceInfo {
   /** Shown as "model" in answers. */
@@ -45,8 +35,6 @@ export interface ServiceInfo {
   dim: number;
   /** Classifier outputs; 0 for a backbone. */
   numLabels: number;
-  /** Whether the service passes signal/timeoutMs/batching to the library (true) or emulates them (false). */
-  nativeBatching: boolean;
 }
 
 /** A model as the server sees it. Images are encoded image files (JPEG, PNG, …) in Buffers. */

@@ -3,7 +3,12 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { Model } from '../../lib/model';
+import { native, type NativeModel } from '../../lib/binding';
+import type { BatchingOptions } from '../../lib/call-queue';
+import { readConfig } from '../../lib/config';
+import { Model } from '../../lib/model';
+import { readPreprocessorConfig } from '../../lib/preprocessor';
+import { resolveBatching } from '../../lib/validate';
 import { createServer, type EmbedService, type ServeOptions } from '../../lib/serve/index';
 import { goldenDir, type GoldenModel } from './goldens';
 import { writeFileSync } from 'node:fs';
@@ -20,36 +25,45 @@ export function modelFolder(root: string, name: GoldenModel, size: number, tag: 
 }
 
 export interface ModelCall {
-  kind: 'encode' | 'classify';
-  images: Buffer[];
-  options: Record<string, unknown>;
+  kind: 'embed' | 'forward';
+  /** Images in the native batch. */
+  batch: number;
 }
 
 /**
- * `model` seen through a gate: every encode()/classify() is recorded, then waits while the gate
- * is shut before running on the real model.
+ * A real Model (the library's own queue, batching and cancellation) whose native calls wait at a
+ * gate: every batch that reaches the addon is recorded, then held while the gate is shut. So a
+ * test can make the model busy, and see which work ever reached it.
  */
-export function gatedModel(model: Model) {
+export async function gatedModel(dir: string, batching: BatchingOptions | false = { maxDelayMs: 0 }) {
   const calls: ModelCall[] = [];
   let gate: Promise<void> = Promise.resolve();
   let release = () => undefined as void;
-  const fake = {
-    config: model.config,
-    numLabels: model.numLabels,
-    async encode(images: Buffer[], options: Record<string, unknown>) {
-      calls.push({ kind: 'encode', images, options });
+  const { config, native: nc } = await readConfig(dir);
+  const pre = await readPreprocessorConfig(dir, nc.imageHeight, nc.imageWidth);
+  const real = await native().loadModel(dir, nc, { device: 'cpu', dtype: 'float32', threads: 1 });
+  const handle: NativeModel = {
+    async forward(pixels, shape, options) {
+      calls.push({ kind: 'forward', batch: shape[0] });
       await gate;
-      return model.encode(images, options);
+      return real.forward(pixels, shape, options);
     },
-    async classify(images: Buffer[], options: Record<string, unknown>) {
-      calls.push({ kind: 'classify', images, options });
+    async embed(pixels, shape, options, how) {
+      calls.push({ kind: 'embed', batch: shape[0] });
       await gate;
-      return model.classify(images, options);
+      return real.embed(pixels, shape, options, how);
     },
-    dispose: () => Promise.resolve(), // the test owns the real model
+    info: () => real.info(),
+    maxBatch: (...a) => real.maxBatch(...a),
+    dispose: () => real.dispose(),
   };
+  const shape = {
+    numChannels: nc.numChannels, imageHeight: nc.imageHeight, imageWidth: nc.imageWidth, patchSize: nc.patchSize,
+    numHiddenLayers: nc.numHiddenLayers, numAttentionHeads: nc.numAttentionHeads,
+  };
+  const model = new Model(handle, config, shape, 'cpu', 'float32', pre, resolveBatching(batching, 'cpu'));
   return {
-    model: fake as unknown as Model,
+    model,
     calls,
     shut() {
       gate = new Promise((r) => (release = r));
