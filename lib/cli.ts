@@ -19,12 +19,13 @@ import { native } from './binding';
 import { npyBytes, safetensorsBytes } from './writers';
 import { ProgressBar } from './progress-bar';
 import type { Device, DType } from './types';
+import { probeCommand, PROBE_OPTIONS, PROBE_USAGE } from './probe/cli';
 
 const USAGE = `Usage:
   vitmsn embed <images...> --model <dir> [options]   one embedding per image
   vitmsn classify <images...> --model <dir> [--top-k N]
   vitmsn info [--json]                               version, backends, CPU features
-
+${PROBE_USAGE}
 Images are files (JPEG, PNG, WebP, GIF, TIFF, AVIF) or folders of them.
 
 Options:
@@ -228,6 +229,7 @@ export async function main(argv: string[]): Promise<number> {
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
+        ...PROBE_OPTIONS,
       },
     });
   } catch (e) {
@@ -251,6 +253,11 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'classify':
         await classify(expandImages(rest), values);
+        return 0;
+      case 'probe':
+        await probeCommand(rest, values, loadOptions(values)).catch((e) => {
+          throw (e as { usage?: boolean }).usage ? new UsageError((e as Error).message) : e;
+        });
         return 0;
       case 'info':
         await info(values.json === true);
