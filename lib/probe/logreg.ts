@@ -56,8 +56,17 @@ function lossGrad(
     let max = -Infinity;
     for (let k = 0; k < K; k++) {
       const wo = k * D;
-      let s = b[k];
-      for (let d = 0; d < D; d++) s += X[xo + d] * W[wo + d];
+      // Four partial sums (faster in V8; a fixed order, so still deterministic).
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let d = 0;
+      for (; d + 3 < D; d += 4) {
+        s0 += X[xo + d] * W[wo + d];
+        s1 += X[xo + d + 1] * W[wo + d + 1];
+        s2 += X[xo + d + 2] * W[wo + d + 2];
+        s3 += X[xo + d + 3] * W[wo + d + 3];
+      }
+      for (; d < D; d++) s0 += X[xo + d] * W[wo + d];
+      const s = b[k] + ((s0 + s1) + (s2 + s3));
       P[po + k] = s;
       if (s > max) max = s;
     }
@@ -84,7 +93,14 @@ function lossGrad(
       gb[k] += r;
       if (r === 0) continue;
       const wo = k * D;
-      for (let d = 0; d < D; d++) gW[wo + d] += r * X[xo + d];
+      let d = 0;
+      for (; d + 3 < D; d += 4) {
+        gW[wo + d] += r * X[xo + d];
+        gW[wo + d + 1] += r * X[xo + d + 1];
+        gW[wo + d + 2] += r * X[xo + d + 2];
+        gW[wo + d + 3] += r * X[xo + d + 3];
+      }
+      for (; d < D; d++) gW[wo + d] += r * X[xo + d];
     }
   }
   let reg = 0;
