@@ -20,12 +20,14 @@ import { native } from './binding';
 import { npyBytes, safetensorsBytes } from './writers';
 import { ProgressBar } from './progress-bar';
 import type { Device, DType } from './types';
+import { probeCommand, PROBE_OPTIONS, PROBE_USAGE } from './probe/cli';
 
 const USAGE = `Usage:
   vitmsn embed <images...> --model <dir> [options]   one embedding per image
   vitmsn classify <images...> --model <dir> [--top-k N]
   vitmsn info [--json]                               version, backends, CPU features
   vitmsn serve --model <dir> [serve options]         HTTP server: POST /v1/embeddings, /v1/classify
+${PROBE_USAGE}
 
 Images are files (JPEG, PNG, WebP, GIF, TIFF, AVIF) or folders of them.
 
@@ -48,7 +50,7 @@ Serve options (vitmsn serve):
       --port <n>             TCP port (default 8080; 0 = any free port)
       --host <addr>          address to listen on (default 127.0.0.1; 0.0.0.0 for all)
       --max-batch <n>        most images per model batch, requests coalesced (default 16; 1 = no batching)
-      --max-delay-ms <n>     how long an idle model waits to fill a batch (default 0)
+      --max-delay-ms <n>     how long an idle model waits to fill a batch (default 2)
       --max-queue <n>        most images waiting; more get 429 (default 1024)
       --max-body-bytes <n>   largest request body (default 33554432)
       --max-images <n>       most images per request (default 64)
@@ -309,6 +311,7 @@ export async function main(argv: string[]): Promise<number> {
         'drain-timeout-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
+        ...PROBE_OPTIONS,
       },
     });
   } catch (e) {
@@ -332,6 +335,11 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'classify':
         await classify(expandImages(rest), values);
+        return 0;
+      case 'probe':
+        await probeCommand(rest, values, loadOptions(values)).catch((e) => {
+          throw (e as { usage?: boolean }).usage ? new UsageError((e as Error).message) : e;
+        });
         return 0;
       case 'info':
         await info(values.json === true);

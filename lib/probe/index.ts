@@ -1,0 +1,92 @@
+/**
+ * Low-shot classification on frozen ViT-MSN embeddings: a linear probe (L2-regularised multinomial
+ * logistic regression, scikit-learn's objective) or k-NN, from labelled embeddings.
+ *
+ * @example
+ * const set = await embedImages(model, images, labels, { pooling: 'cls-prenorm' });
+ * const head = fitClassifier(set, { protocol: 'msn' });
+ * head.predict(await model.encode(more, { pooling: head.pooling }), { topK: 1 });
+ */
+import { VitMsnError } from '../errors';
+import type { Pooling } from '../encode';
+import { crossValidate, DEFAULT_CS, type CvResult } from './cv';
+import { checkLabelled, type LabelledEmbeddings } from './data';
+import { msnTransform } from './features';
+import { l2NormalizeRows } from './knn';
+import { fitLogReg } from './logreg';
+import { KnnHead, LinearHead, type Protocol } from './head';
+
+export * from './data';
+export { LinearHead, KnnHead, loadHead, saveClassificationCheckpoint, type Head, type Protocol } from './head';
+export { DEFAULT_CS, stratifiedFolds, type CvResult } from './cv';
+export { fitLogReg, fitLogRegPath, type LogRegFit, type LogRegOptions } from './logreg';
+
+export interface FitClassifierOptions {
+  /** 'msn' (default): centre with the training mean, L2-normalise, C by stratified k-fold CV.
+   * 'plain': the features as they are (use pooling 'cls': the head is then a Linear layer on
+   * what ViTMSNForImageClassification's classifier reads); C by CV too unless `C` is given. */
+  protocol?: Protocol;
+  /** Fixed C (no cross-validation). */
+  C?: number;
+  /** The CV grid. Default {@link DEFAULT_CS}: 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 100. */
+  Cs?: readonly number[];
+  /** CV folds (default 5; at most the smallest class's size; with one image in some class no CV
+   * is possible and C = 1 unless given). */
+  folds?: number;
+  /** Gradient tolerance of the final fit (max |∇f|/N; default 1e-8) and of the CV fits (default 1e-4, sklearn's default). */
+  tol?: number;
+  cvTol?: number;
+  /** Called once CV is done. */
+  onCv?: (cv: CvResult) => void;
+}
+
+const KEYS = ['protocol', 'C', 'Cs', 'folds', 'tol', 'cvTol', 'onCv'];
+
+function invalid(m: string): never {
+  throw new VitMsnError('ERR_INVALID_ARGUMENT', m);
+}
+
+/** Fits a linear probe on labelled embeddings (synchronous: a few hundred ms for 500 × 768). */
+export function fitClassifier(set: LabelledEmbeddings, options: FitClassifierOptions = {}): LinearHead {
+  for (const k of Object.keys(options)) if (!KEYS.includes(k)) invalid(`unknown fitClassifier option "${k}" (known: ${KEYS.join(', ')})`);
+  const protocol = options.protocol ?? 'msn';
+  if (protocol !== 'msn' && protocol !== 'plain') invalid(`protocol must be 'msn' or 'plain', got ${JSON.stringify(protocol)}`);
+  const { classes, y, N, D } = checkLabelled(set);
+  const K = classes.length;
+  const Cs = options.Cs ?? DEFAULT_CS;
+  if (!Array.isArray(Cs) || Cs.length === 0 || !Cs.every((c) => typeof c === 'number' && c > 0 && Number.isFinite(c))) invalid('Cs must be a non-empty array of positive numbers');
+  if (options.C !== undefined && !(typeof options.C === 'number' && options.C > 0 && Number.isFinite(options.C))) invalid(`C must be a positive number, got ${options.C}`);
+  const folds = options.folds ?? 5;
+  if (!Number.isSafeInteger(folds) || folds < 2) invalid(`folds must be an integer ≥ 2, got ${folds}`);
+  const counts = new Int32Array(K);
+  for (const c of y) counts[c]++;
+  const minCount = Math.min(...counts);
+  const X = set.data instanceof Float64Array ? set.data : Float64Array.from(set.data);
+  const transform = protocol === 'msn'
+    ? (Xtr: Float64Array, n: number) => msnTransform(Xtr, n, D)
+    : (Xtr: Float64Array) => ({ features: Xtr, mean: undefined, apply: (Xte: Float64Array) => Xte });
+  let C = options.C;
+  let cv: CvResult | undefined;
+  if (C === undefined) {
+    const k = Math.min(folds, minCount);
+    if (k >= 2) {
+      cv = crossValidate(X, y, N, D, K, Cs, k, transform, options.cvTol ?? 1e-4);
+      options.onCv?.(cv);
+      C = cv.bestC;
+    } else C = 1;
+  }
+  const t = transform(X, N);
+  const fit = fitLogReg(t.features, y, N, D, K, { C, tol: options.tol ?? 1e-8 });
+  return new LinearHead(classes, D, set.pooling ?? (protocol === 'msn' ? 'cls-prenorm' : 'cls'), protocol, fit.W, fit.b, t.mean, C, cv,
+    { iterations: fit.iterations, converged: fit.converged, objective: fit.objective });
+}
+
+/** A k-NN classifier (cosine similarity, k neighbours, votes exp(sim/T); defaults k = 20, T = 0.07 as DINO). */
+export function fitKnn(set: LabelledEmbeddings, options: { k?: number; temperature?: number } = {}): KnnHead {
+  const { classes, y, N, D } = checkLabelled(set, 1);
+  const k = options.k ?? 20;
+  const T = options.temperature ?? 0.07;
+  if (!Number.isSafeInteger(k) || k < 1) invalid(`k must be a positive integer, got ${k}`);
+  if (!(T > 0)) invalid(`temperature must be positive, got ${T}`);
+  return new KnnHead(classes, D, (set.pooling ?? 'cls') as Pooling, l2NormalizeRows(set.data, N, D), y, k, T);
+}
