@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // `vitmsn serve` under load: autocannon against a `vitmsn serve` child process, each request
 // posting one 640×480 JPEG (made from test/fixtures/images/chelsea.png: resized, quality 90) to
-// POST /v1/embeddings, with N concurrent connections, dynamic batching on (--max-batch 16) and off
-// (--max-batch 1). Baseline: model.encode() of the same JPEG in this process (one image per call,
-// and 16 per call), before any server runs.
+// POST /v1/embeddings, with N concurrent connections, dynamic batching on (--max-batch 8, or each of a
+// list) and off (--max-batch 1). Baseline: model.encode() of the same JPEG in this process (one image
+// per call, and max-batch per call), before any server runs.
 //
-//   node bench/serve.mjs [--model <dir>] [--connections 1,8,64,256] [--duration 10] [--threads N]
-//                        [--batching on,off] [--record]
+//   node bench/serve.mjs [--model <dir>] [--dtype float32|bfloat16] [--connections 1,8,64,256] [--duration 10]
+//                        [--threads N] [--batching on,off] [--max-batch 8,64] [--record]
 //
 // Without --model the real-size ViT-S/16 of test/fixtures/anchors is generated (python3 + numpy).
 // Reported per row: throughput (images/s = 2xx answers per second), latency p50/p99 (autocannon),
@@ -37,7 +37,8 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '10' },
     threads: { type: 'string' },
     batching: { type: 'string', default: 'on,off' },
-    'max-batch': { type: 'string', default: '16' },
+    'max-batch': { type: 'string', default: '8' },
+    dtype: { type: 'string', default: 'float32' },
     record: { type: 'boolean', default: false },
   },
 });
@@ -49,7 +50,8 @@ const posInt = (name, v) => {
 };
 const connections = list(args.connections).map((c) => posInt('connections', c));
 const duration = posInt('duration', args.duration);
-const maxBatch = posInt('max-batch', args['max-batch']);
+const maxBatches = list(args['max-batch']).map((b) => posInt('max-batch', b));
+const dtype = args.dtype;
 const modes = list(args.batching);
 for (const m of modes) if (!['on', 'off'].includes(m)) throw new Error(`--batching: ${m} (on or off)`);
 const threads = args.threads ? posInt('threads', args.threads) : undefined;
@@ -87,10 +89,10 @@ const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sor
 // ------------------------------------------------------------------------------- in-process baseline
 async function baseline() {
   const { loadModel } = require(path.join(root, 'dist', 'index.js'));
-  const model = await loadModel(modelDir, { device: 'cpu', ...(threads ? { threads } : {}) });
+  const model = await loadModel(modelDir, { device: 'cpu', dtype, batching: false, ...(threads ? { threads } : {}) });
   const rows = [];
   try {
-    for (const per of [1, maxBatch]) {
+    for (const per of [1, ...maxBatches]) {
       const images = Array.from({ length: per }, () => jpeg);
       for (let i = 0; i < 2; i++) await model.encode(images, { batchSize: per }); // warmup
       const times = [];
@@ -113,9 +115,9 @@ async function baseline() {
 }
 
 // ------------------------------------------------------------------------------------------ server
-async function startServer(mode) {
-  const argv = [CLI, 'serve', '--model', modelDir, '--port', '0', '--device', 'cpu', '--max-concurrent', '4096', '--max-queue', '16384',
-    '--max-batch', mode === 'on' ? String(maxBatch) : '1', ...(threads ? ['--threads', String(threads)] : [])];
+async function startServer(maxBatch) {
+  const argv = [CLI, 'serve', '--model', modelDir, '--port', '0', '--device', 'cpu', '--dtype', dtype, '--max-concurrent', '4096', '--max-queue', '16384',
+    '--max-batch', String(maxBatch), ...(threads ? ['--threads', String(threads)] : [])];
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -149,8 +151,8 @@ function cannon(url, conns, seconds) {
   });
 }
 
-async function serverRows(mode) {
-  const srv = await startServer(mode);
+async function serverRows(maxBatch) {
+  const srv = await startServer(maxBatch);
   const rows = [];
   try {
     await cannon(srv.url, 8, 2); // warmup
@@ -160,7 +162,7 @@ async function serverRows(mode) {
       const lag = await scrape(srv.url);
       const ok = r['2xx'];
       rows.push({
-        what: `serve, batching ${mode}${mode === 'on' ? ` (max ${maxBatch})` : ''}`, conns: c, imgps: ok / duration, p50: r.latency.p50, p99: r.latency.p99,
+        what: maxBatch > 1 ? `serve, batching on (max ${maxBatch})` : 'serve, batching off', conns: c, imgps: ok / duration, p50: r.latency.p50, p99: r.latency.p99,
         errors: r.non2xx + r.errors + r.timeouts, lagP99: lag.lagP99, lagMax: lag.lagMax, rss: vmHWM(srv.child.pid),
       });
       const x = rows.at(-1);
@@ -175,7 +177,7 @@ async function serverRows(mode) {
 // -------------------------------------------------------------------------------------------- main
 const base = await baseline();
 const served = [];
-for (const m of modes) served.push(...(await serverRows(m)));
+for (const m of modes) for (const b of m === 'on' ? maxBatches : [1]) served.push(...(await serverRows(b)));
 
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const table = [
@@ -192,7 +194,7 @@ if (args.record) {
 ## ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} vitmsn serve (HTTP, bench/serve.mjs)
 
 - machine: ${machine()}
-- vitmsn: cpu, float32, git ${gitRev()}; model ${modelLabel}
+- vitmsn: cpu, ${dtype}, git ${gitRev()}; model ${modelLabel}
 - method: autocannon (in the bench process, sharing the cores with the server) posting one 640×480 JPEG (${jpeg.length} bytes, chelsea.png resized, quality 90) per request to POST /v1/embeddings of a \`vitmsn serve\` child process for ${duration} s per row after a 2 s warmup; img/s = 2xx answers per second; latency from autocannon; event-loop delay from the server's /metrics (nodejs_eventloop_lag_*, over the row); peak RSS = the server's VmHWM so far. Baseline rows: model.encode() of the same JPEG in the bench process, before the servers, calls back to back.
 - command: \`${cmd}\`
 

@@ -18,7 +18,7 @@ import { VitMsnError } from './errors';
 
 /** Dynamic batching of a model's concurrent calls (`loadModel(…, { batching })`). */
 export interface BatchingOptions {
-  /** Most images in one forward pass. Default: 16 on the CPU, 128 on a GPU. */
+  /** Most images in one forward pass. Default: 8 on the CPU (measured: bench/batching.mjs), 128 on a GPU. */
   maxBatch?: number;
   /** How long a batch that is not full waits for more calls while the model is idle, in ms. Default 2 (CPU), 1 (GPU). */
   maxDelayMs?: number;

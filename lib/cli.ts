@@ -49,7 +49,7 @@ Options:
 Serve options (vitmsn serve):
       --port <n>             TCP port (default 8080; 0 = any free port)
       --host <addr>          address to listen on (default 127.0.0.1; 0.0.0.0 for all)
-      --max-batch <n>        most images per model batch, requests coalesced (default 16; 1 = no batching)
+      --max-batch <n>        most images per model batch, requests coalesced (default 8 on the CPU, 128 on a GPU; 1 = no batching)
       --max-delay-ms <n>     how long an idle model waits to fill a batch (default 2)
       --max-queue <n>        most images waiting; more get 429 (default 1024)
       --max-body-bytes <n>   largest request body (default 33554432)

@@ -62,7 +62,9 @@ export function resolveLoadOptions(options: LoadOptions | undefined): ResolvedLo
  */
 export function resolveBatching(batching: unknown, device: string): ResolvedBatching {
   const gpu = device.startsWith('cuda');
-  const defaults = { maxBatch: gpu ? 128 : 16, maxDelayMs: gpu ? 1 : 2, maxQueue: 16384 };
+  // CPU: 8 measured best for ViT-S/16 fp32 (= 16) and bf16 (8: 72.7 img/s, 16: 69.5, off: 49.8);
+  // GPU: not measured yet.
+  const defaults = { maxBatch: gpu ? 128 : 8, maxDelayMs: gpu ? 1 : 2, maxQueue: 16384 };
   if (batching === false) return { enabled: false, ...defaults, maxDelayMs: 0 };
   if (batching === undefined || batching === true) return { enabled: true, ...defaults };
   if (batching === null || typeof batching !== 'object') invalid(`batching must be false or an object, got ${formatValue(batching)}`);

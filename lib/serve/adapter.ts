@@ -11,10 +11,11 @@ import type { LoadOptions } from '../types';
 import type { EmbedService, ServiceClassifyOptions, ServiceEncodeOptions } from './port';
 
 /**
- * A server's batching defaults: the library's maxBatch and delay, and a shorter queue than a
- * library caller's, so that an overloaded server answers 429 instead of growing its latency.
+ * A server's batching defaults: the library's maxBatch and delay for the device, and a shorter
+ * queue than a library caller's, so that an overloaded server answers 429 instead of growing its
+ * latency.
  */
-export const DEFAULT_BATCHING: Required<BatchingOptions> = { maxBatch: 16, maxDelayMs: 2, maxQueue: 1024 };
+export const DEFAULT_BATCHING: BatchingOptions = { maxQueue: 1024 };
 
 function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
