@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../lib/index';
 import { goldenDir, type GoldenModel } from './support/goldens';
+import { relL2 } from './support/real-models';
 import { TOL } from './tolerances';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -34,11 +35,6 @@ const images = [
 ];
 const raw = (k: number) => ({ data: new Uint8Array(40 * 30 * 3).map((_, i) => (i * 7 + k * 13) % 256), width: 40, height: 30, channels: 3 as const });
 const same = (a: Float32Array, b: Float32Array) => expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(true);
-function relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) num += (a[i] - b[i]) ** 2, den += b[i] ** 2;
-  return Math.sqrt(num / den);
-}
 /** A row from a shared batch vs the same call alone (see TOL.batchedVsAlone). */
 const close = (a: Float32Array, b: Float32Array) => {
   expect(a.length).toBe(b.length);

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { decision, fitLogReg, logRegObjective, softmaxRows } from '../lib/probe/logreg';
 import { msnTransform } from '../lib/probe/features';
 import { readSafetensors } from './support/safetensors';
+import { relL2 } from './support/real-models';
 
 const DIR = path.join(__dirname, 'fixtures', 'probe');
 const T = readSafetensors(path.join(DIR, 'logreg.safetensors'));
@@ -13,15 +14,7 @@ const META = JSON.parse(readFileSync(path.join(DIR, 'logreg.json'), 'utf8')) as 
 };
 
 const f64 = (name: string) => T[name].data as Float64Array;
-function rel(a: Float64Array, b: Float64Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
+const rel = relL2;
 const argmaxRows = (Z: Float64Array, N: number, K: number) =>
   Array.from({ length: N }, (_, i) => {
     let best = 0;
