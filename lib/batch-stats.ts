@@ -11,6 +11,8 @@ export interface ModelStats {
   queuedImages: number;
   /** Calls with images still waiting. */
   queuedCalls: number;
+  /** The queue's limit (batching.maxQueue): a call that would pass it gets ERR_OVERLOADED. */
+  maxQueue: number;
   /** Batches run (native forward passes of the queue). */
   batches: number;
   /** Images run in those batches. */
@@ -52,7 +54,7 @@ export class BatchStats {
     }
   }
 
-  snapshot(queue: { queuedImages: number; queuedCalls: number }): ModelStats {
+  snapshot(queue: { queuedImages: number; queuedCalls: number; maxQueue: number }): ModelStats {
     const now = performance.now();
     const recent = this.#recent.filter(([t]) => t >= now - WINDOW_MS);
     const span = recent.length ? Math.max(now - recent[0][0], 1000) : WINDOW_MS;

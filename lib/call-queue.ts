@@ -86,6 +86,7 @@ export interface QueueStats {
   queuedImages: number;
   /** Calls with images still waiting. */
   queuedCalls: number;
+  maxQueue: number;
 }
 
 export class CallQueue {
@@ -119,7 +120,7 @@ export class CallQueue {
   }
 
   stats(): QueueStats {
-    return { queuedImages: this.#queuedImages, queuedCalls: this.#queuedCalls };
+    return { queuedImages: this.#queuedImages, queuedCalls: this.#queuedCalls, maxQueue: this.batching.maxQueue };
   }
 
   /** The head item that will start the next batch (settled calls skipped), if any. */

@@ -259,7 +259,7 @@ describe('vitmsn serve: limits and overload', () => {
 
   it('429 for the library\'s ERR_OVERLOADED, 500 for ERR_INTERNAL and unknown errors (a service that fails)', async () => {
     let fail: unknown;
-    const stats: ServiceStats = { queuedImages: 0, queuedCalls: 0, batches: 0, images: 0, batchSizes: {}, imagesPerSecond: 0, latencyMs: { p50: 0, p90: 0, p99: 0 } };
+    const stats: ServiceStats = { queuedImages: 0, queuedCalls: 0, maxQueue: 1024, batches: 0, images: 0, batchSizes: {}, imagesPerSecond: 0, latencyMs: { p50: 0, p90: 0, p99: 0 } };
     const svc: EmbedService = {
       info: { name: 'x', dim: 4, numLabels: 0 },
       encode: async () => {
@@ -471,7 +471,7 @@ describe('vitmsn serve: cancellation and metrics', () => {
     const seen: Array<Record<string, unknown>> = [];
     const fake = {
       config: s8.config, numLabels: 0,
-      stats: () => ({ queuedImages: 0, queuedCalls: 0, batches: 7, images: 9, batchSizes: { 1: 5, 2: 2 }, imagesPerSecond: 3, latencyMs: { p50: 1, p90: 2, p99: 3 } }),
+      stats: () => ({ queuedImages: 0, queuedCalls: 0, maxQueue: 1024, batches: 7, images: 9, batchSizes: { 1: 5, 2: 2 }, imagesPerSecond: 3, latencyMs: { p50: 1, p90: 2, p99: 3 } }),
       encode: async (images: Buffer[], o: Record<string, unknown>) => {
         seen.push(o);
         return s8.encode(images, { pooling: o.pooling as 'cls', normalize: o.normalize as boolean, maxPixels: o.maxPixels as number });

@@ -109,7 +109,7 @@ export async function createServer(service: EmbedService | Promise<EmbedService>
   app.addHook('onSend', async (_request, reply) => {
     if (draining) reply.header('connection', 'close');
   });
-  concurrencyLimit(app, limits);
+  concurrencyLimit(app, limits, () => ready);
   await registerPressure(app, limits);
 
   // Bodies: one raw image, JSON, or multipart/form-data (text/plain is not taken).

@@ -5,6 +5,7 @@
  */
 import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance } from 'fastify';
+import type { EmbedService } from './port';
 import { ServeError } from './serve-error';
 
 export interface PressureLimits {
@@ -73,13 +74,21 @@ export async function registerPressure(app: FastifyInstance, limits: Limits) {
   });
 }
 
-/** Counts inference requests in progress; past maxConcurrent a request is refused (429). */
-export function concurrencyLimit(app: FastifyInstance, limits: Limits) {
+/**
+ * Counts inference requests in progress; past maxConcurrent a request is refused (429), and so is
+ * one that arrives while the model's queue is already full — before its body is read, so an
+ * overloaded server answers at once.
+ */
+export function concurrencyLimit(app: FastifyInstance, limits: Limits, service: () => EmbedService | undefined) {
   let active = 0;
   app.addHook('onRequest', async (request, reply) => {
     if (!(request.routeOptions.config as { inference?: boolean } | undefined)?.inference) return;
     if (active >= limits.maxConcurrent) {
       throw new ServeError('ERR_OVERLOADED', `${active} requests are in progress (--max-concurrent ${limits.maxConcurrent})`);
+    }
+    const s = service()?.stats();
+    if (s && s.queuedImages >= s.maxQueue) {
+      throw new ServeError('ERR_OVERLOADED', `the model's queue is full (${s.queuedImages} images waiting, --max-queue ${s.maxQueue}); retry later`);
     }
     active++;
     reply.raw.once('close', () => void active--);
