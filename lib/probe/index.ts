@@ -52,7 +52,7 @@ function invalid(m: string): never {
 /**
  * Fits a linear probe on labelled embeddings. Asynchronous: the L-BFGS fits run natively on a worker
  * thread (all CV folds × Cs in one call, the folds in parallel), so the event loop keeps turning;
- * ~1 s for 500 × 768 with 5-fold CV over 8 C on 2 cores. Input errors reject the promise.
+ * ~0.8 s for 500 × 768 with 5-fold CV over 8 C on 2 cores (bench/probe.mjs). Input errors reject the promise.
  */
 export async function fitClassifier(set: LabelledEmbeddings, options: FitClassifierOptions = {}): Promise<LinearHead> {
   for (const k of Object.keys(options)) if (!KEYS.includes(k)) invalid(`unknown fitClassifier option "${k}" (known: ${KEYS.join(', ')})`);
