@@ -71,6 +71,31 @@ export interface NativeBackendInfo {
   detail: string;
 }
 
+export interface NativeLogRegTask {
+  /** [N, D] row-major. */
+  X: Float64Array;
+  /** [N], class indices in [0, K). */
+  y: Int32Array;
+  N: number;
+  D: number;
+  K: number;
+  Cs: readonly number[];
+  /** Held-out rows [Ntest, D] and their labels, to count correct predictions per C. */
+  Xtest?: Float64Array;
+  ytest?: Int32Array;
+}
+
+export interface NativeLogRegFit {
+  W: Float64Array;
+  b: Float64Array;
+  objective: number;
+  iterations: number;
+  converged: boolean;
+  gradMaxAbs: number;
+  /** With Xtest/ytest: held-out rows predicted right. */
+  correct?: number;
+}
+
 export interface NativeAddon {
   loadModel(dir: string, config: NativeConfig, options: { device: string; dtype: string; threads: number }): Promise<NativeModel>;
   backends(): NativeBackendInfo[];
@@ -83,6 +108,16 @@ export interface NativeAddon {
       rescaleFactor: number; doNormalize: boolean; imageMean: number[]; imageStd: number[];
     },
   ): Promise<{ data: Float32Array; shape: number[] }>;
+  /**
+   * The linear probe's solver (native/engine/logreg.h) on a worker thread: per task, one L-BFGS fit
+   * per C (warm-started along Cs), optionally scored on held-out rows (`correct`: rows whose first
+   * argmax equals ytest). Inputs are copied at call time. Tasks run on up to `threads` threads
+   * (0/absent: all hardware threads); results do not depend on the thread count.
+   */
+  fitLogRegPaths(
+    tasks: NativeLogRegTask[],
+    options?: { tol?: number; maxIter?: number; threads?: number },
+  ): Promise<NativeLogRegFit[][]>;
 }
 
 let addon: NativeAddon | undefined;

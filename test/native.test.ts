@@ -24,6 +24,8 @@ describe('native tests', () => {
     ['test_checkpoint', [path.join(goldenDir('tiny-s8'), 'model.safetensors')]],
     ['test_graph_cache', []],
     ['test_engine_host_memory', []],
+    // The linear probe's solver: gradient vs finite differences on awkward shapes, thread-count independence.
+    ['test_engine_logreg', []],
     // Two checkpoints with one input shape on one recording backend: recordings keyed by model.
     ['test_engine_recorded', [goldenDir('tiny-s8'), goldenDir('tiny-mask')]],
     // Built whenever the CUDA part is (nvcc found; always in CI); absent from a CPU-only build.

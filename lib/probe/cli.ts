@@ -97,7 +97,7 @@ export async function probeCommand(args: string[], v: Values, load: LoadOptions,
     const C = v.C === undefined ? undefined : Number(v.C);
     const set = await embeddingsFor(src, v, pooling, load, err);
     const t0 = performance.now();
-    const head = fitClassifier(set, {
+    const head = await fitClassifier(set, {
       protocol, folds, ...(C !== undefined ? { C } : {}),
       onCv: (cv) => {
         out.write(`${cv.folds}-fold CV accuracy (${protocol}, ${set.shape[0]} embeddings, ${new Set(set.labels).size} classes):\n`);

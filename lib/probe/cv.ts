@@ -3,7 +3,7 @@
  * sample of each class (in input order) goes to fold (j + offset_c) mod k, offset_c being the
  * number of samples of the classes before c, so folds are balanced overall and within each class.
  */
-import { decision, fitLogRegPath } from './logreg';
+import { fitLogRegPaths, type PathTask } from './native-logreg';
 
 /** The default grid: 8 values from 0.01 to 100. */
 export const DEFAULT_CS: readonly number[] = [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 100];
@@ -30,6 +30,9 @@ export interface CvResult {
   bestC: number;
 }
 
+/** Resolves on the next turn of the event loop (after pending I/O and timers). */
+export const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 function take(X: Float64Array, D: number, rows: number[]): Float64Array {
   const out = new Float64Array(rows.length * D);
   rows.forEach((r, i) => out.set(X.subarray(r * D, r * D + D), i * D));
@@ -39,16 +42,20 @@ function take(X: Float64Array, D: number, rows: number[]): Float64Array {
 /**
  * `transform` maps a fold's training rows to features and returns how to map its held-out rows
  * (for 'msn' the centring mean is the fold's own training mean, as a fresh fit would compute it).
+ * All folds × Cs are fitted and scored in one native call, off the event loop, the folds spread
+ * over up to `threads` threads (default: all); the result does not depend on the thread count.
  */
-export function crossValidate(
+export async function crossValidate(
   X: Float64Array, y: Int32Array, N: number, D: number, K: number, Cs: readonly number[], folds: number,
   transform: (Xtr: Float64Array, n: number) => { features: Float64Array; apply(Xte: Float64Array, n: number): Float64Array },
-  tol: number,
-): CvResult {
+  tol: number, threads?: number,
+): Promise<CvResult> {
   const fold = stratifiedFolds(y, K, folds);
   const order = Cs.map((C, i) => ({ C, i })).sort((a, b) => a.C - b.C);
   const correct = Cs.map(() => new Array<number>(folds).fill(0));
   const sizes = new Array<number>(folds).fill(0);
+  const tasks: PathTask[] = [];
+  const taskFold: number[] = [];
   for (let f = 0; f < folds; f++) {
     const tr: number[] = [];
     const te: number[] = [];
@@ -56,20 +63,15 @@ export function crossValidate(
     sizes[f] = te.length;
     if (te.length === 0) continue;
     const t = transform(take(X, D, tr), tr.length);
-    const Xte = t.apply(take(X, D, te), te.length);
-    const ytr = Int32Array.from(tr, (i) => y[i]);
-    const fits = fitLogRegPath(t.features, ytr, tr.length, D, K, order.map((o) => o.C), { tol });
-    fits.forEach((fit, j) => {
-      const Z = decision(Xte, te.length, D, fit.W, fit.b, K);
-      let ok = 0;
-      for (let i = 0; i < te.length; i++) {
-        let best = 0;
-        for (let k = 1; k < K; k++) if (Z[i * K + k] > Z[i * K + best]) best = k;
-        if (best === y[te[i]]) ok++;
-      }
-      correct[order[j].i][f] = ok;
+    tasks.push({
+      X: t.features, y: Int32Array.from(tr, (i) => y[i]), N: tr.length, D, K, Cs: order.map((o) => o.C),
+      Xtest: t.apply(take(X, D, te), te.length), ytest: Int32Array.from(te, (i) => y[i]),
     });
+    taskFold.push(f);
+    await yieldToLoop(); // each fold's feature transform is a few ms of JS: let the event loop turn between them
   }
+  const results = await fitLogRegPaths(tasks, { tol, threads });
+  results.forEach((fits, t) => fits.forEach((fit, j) => { correct[order[j].i][taskFold[t]] = fit.correct ?? 0; }));
   const total = sizes.reduce((a, b) => a + b, 0);
   const scores = Cs.map((C, i) => ({
     C,

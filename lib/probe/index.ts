@@ -4,22 +4,23 @@
  *
  * @example
  * const set = await embedImages(model, images, labels, { pooling: 'cls-prenorm' });
- * const head = fitClassifier(set, { protocol: 'msn' });
+ * const head = await fitClassifier(set, { protocol: 'msn' });
  * head.predict(await model.encode(more, { pooling: head.pooling }), { topK: 1 });
  */
 import { VitMsnError } from '../errors';
 import type { Pooling } from '../encode';
-import { crossValidate, DEFAULT_CS, type CvResult } from './cv';
+import { crossValidate, DEFAULT_CS, yieldToLoop, type CvResult } from './cv';
 import { checkLabelled, type LabelledEmbeddings } from './data';
 import { msnTransform } from './features';
 import { l2NormalizeRows } from './knn';
-import { fitLogReg } from './logreg';
+import { fitLogRegNative } from './native-logreg';
 import { KnnHead, LinearHead, type Protocol } from './head';
 
 export * from './data';
 export { LinearHead, KnnHead, loadHead, saveClassificationCheckpoint, type Head, type Protocol } from './head';
 export { DEFAULT_CS, stratifiedFolds, type CvResult } from './cv';
 export { fitLogReg, fitLogRegPath, type LogRegFit, type LogRegOptions } from './logreg';
+export { fitLogRegNative, fitLogRegPathNative, fitLogRegPaths, type NativeFitOptions, type PathTask } from './native-logreg';
 
 export interface FitClassifierOptions {
   /** 'msn' (default): centre with the training mean, L2-normalise, C by stratified k-fold CV.
@@ -38,16 +39,22 @@ export interface FitClassifierOptions {
   cvTol?: number;
   /** Called once CV is done. */
   onCv?: (cv: CvResult) => void;
+  /** Threads for the CV folds (independent fits; default: all hardware threads). The result does not depend on it. */
+  threads?: number;
 }
 
-const KEYS = ['protocol', 'C', 'Cs', 'folds', 'tol', 'cvTol', 'onCv'];
+const KEYS = ['protocol', 'C', 'Cs', 'folds', 'tol', 'cvTol', 'onCv', 'threads'];
 
 function invalid(m: string): never {
   throw new VitMsnError('ERR_INVALID_ARGUMENT', m);
 }
 
-/** Fits a linear probe on labelled embeddings (synchronous: a few hundred ms for 500 × 768). */
-export function fitClassifier(set: LabelledEmbeddings, options: FitClassifierOptions = {}): LinearHead {
+/**
+ * Fits a linear probe on labelled embeddings. Asynchronous: the L-BFGS fits run natively on a worker
+ * thread (all CV folds × Cs in one call, the folds in parallel), so the event loop keeps turning;
+ * ~0.8 s for 500 × 768 with 5-fold CV over 8 C on 2 cores (bench/probe.mjs). Input errors reject the promise.
+ */
+export async function fitClassifier(set: LabelledEmbeddings, options: FitClassifierOptions = {}): Promise<LinearHead> {
   for (const k of Object.keys(options)) if (!KEYS.includes(k)) invalid(`unknown fitClassifier option "${k}" (known: ${KEYS.join(', ')})`);
   const protocol = options.protocol ?? 'msn';
   if (protocol !== 'msn' && protocol !== 'plain') invalid(`protocol must be 'msn' or 'plain', got ${JSON.stringify(protocol)}`);
@@ -57,10 +64,13 @@ export function fitClassifier(set: LabelledEmbeddings, options: FitClassifierOpt
   if (!Array.isArray(Cs) || Cs.length === 0 || !Cs.every((c) => typeof c === 'number' && c > 0 && Number.isFinite(c))) invalid('Cs must be a non-empty array of positive numbers');
   if (options.C !== undefined && !(typeof options.C === 'number' && options.C > 0 && Number.isFinite(options.C))) invalid(`C must be a positive number, got ${options.C}`);
   const folds = options.folds ?? 5;
+  const threads = options.threads ?? 0;
+  if (!Number.isSafeInteger(threads) || threads < 0) invalid(`threads must be a non-negative integer, got ${threads}`);
   if (!Number.isSafeInteger(folds) || folds < 2) invalid(`folds must be an integer ≥ 2, got ${folds}`);
   const counts = new Int32Array(K);
   for (const c of y) counts[c]++;
   const minCount = Math.min(...counts);
+  await yieldToLoop(); // checkLabelled read every value: let the event loop turn before more JS work
   const X = set.data instanceof Float64Array ? set.data : Float64Array.from(set.data);
   const transform = protocol === 'msn'
     ? (Xtr: Float64Array, n: number) => msnTransform(Xtr, n, D)
@@ -70,13 +80,14 @@ export function fitClassifier(set: LabelledEmbeddings, options: FitClassifierOpt
   if (C === undefined) {
     const k = Math.min(folds, minCount);
     if (k >= 2) {
-      cv = crossValidate(X, y, N, D, K, Cs, k, transform, options.cvTol ?? 1e-4);
+      cv = await crossValidate(X, y, N, D, K, Cs, k, transform, options.cvTol ?? 1e-4, threads);
       options.onCv?.(cv);
       C = cv.bestC;
     } else C = 1;
   }
+  await yieldToLoop();
   const t = transform(X, N);
-  const fit = fitLogReg(t.features, y, N, D, K, { C, tol: options.tol ?? 1e-8 });
+  const fit = await fitLogRegNative(t.features, y, N, D, K, { C, tol: options.tol ?? 1e-8 });
   return new LinearHead(classes, D, set.pooling ?? (protocol === 'msn' ? 'cls-prenorm' : 'cls'), protocol, fit.W, fit.b, t.mean, C, cv,
     { iterations: fit.iterations, converged: fit.converged, objective: fit.objective });
 }

@@ -3,6 +3,7 @@
 
 #include "addon_data.h"
 #include "backend/registry.h"
+#include "logreg_binding.h"
 #include "model_wrap.h"
 #include "preprocess_binding.h"
 
@@ -35,6 +36,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New<load_model>(env, "loadModel"));
   exports.Set("backends", Napi::Function::New<backends>(env, "backends"));
   exports.Set("preprocess", Napi::Function::New<preprocess>(env, "preprocess"));
+  exports.Set("fitLogRegPaths", Napi::Function::New<fit_logreg_paths>(env, "fitLogRegPaths"));
   exports.Set("defaultThreads", Napi::Function::New<default_threads>(env, "defaultThreads"));
   return exports;
 }
