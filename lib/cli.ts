@@ -18,13 +18,14 @@ import { isVitMsnError, VitMsnError } from './errors';
 import { POOLINGS, type Pooling } from './encode';
 import { native } from './binding';
 import { npyBytes, safetensorsBytes } from './writers';
+import { loadHead } from './probe/index';
 import { ProgressBar } from './progress-bar';
 import type { Device, DType } from './types';
 import { probeCommand, PROBE_OPTIONS, PROBE_USAGE } from './probe/cli';
 
 const USAGE = `Usage:
   vitmsn embed <images...> --model <dir> [options]   one embedding per image
-  vitmsn classify <images...> --model <dir> [--top-k N]
+  vitmsn classify <images...> --model <dir> [--top-k N] [--head <dir>]
   vitmsn info [--json]                               version, backends, CPU features
   vitmsn serve --model <dir> [serve options]         HTTP server: POST /v1/embeddings, /v1/classify
 ${PROBE_USAGE}
@@ -213,12 +214,14 @@ async function embed(files: string[], v: Values) {
 async function classify(files: string[], v: Values) {
   const topK = int(v['top-k'] as string | undefined, 'top-k', 5);
   const batchSize = int(v['batch-size'] as string | undefined, 'batch-size', 16);
+  // --head: a head fitted by `vitmsn probe fit` (linear or k-NN) on the backbone's embeddings.
+  const head = typeof v.head === 'string' ? loadHead(v.head) : undefined;
   const model = await loadModel(requireModel(v), loadOptions(v));
   progress.done();
   try {
     for (let i = 0; i < files.length; i += STREAM_CHUNK) {
       const chunk = files.slice(i, i + STREAM_CHUNK);
-      const res = await model.classify(chunk, { topK, batchSize });
+      const res = head ? await head.classifyImages(model, chunk, { topK, batchSize }) : await model.classify(chunk, { topK, batchSize });
       process.stdout.write(chunk.map((f, j) => JSON.stringify({ image: f, predictions: res[j] })).join('\n') + '\n');
     }
   } finally {

@@ -1,7 +1,7 @@
 // The probe API end to end on the tiny golden backbone: k-NN vs a float64 brute force, a 'plain'
 // head saved as a ViTMSNForImageClassification checkpoint, the embedding cache, bad inputs, the CLI.
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -224,5 +224,16 @@ describe('vitmsn probe (CLI)', () => {
     expect(ev.stdout).toMatch(/confusion matrix/);
     const ev2 = await run(['probe', 'eval', cache, '--head', path.join(tmp, 'h1')]);
     expect(ev2.stdout.split('\n')[0]).toBe(ev.stdout.split('\n')[0]);
+    // classify --head: the head's labels, as head.classifyImages() gives them in process.
+    const img = path.join(dir, 'beta', readdirSync(path.join(dir, 'beta'))[0]);
+    const cl = await run(['classify', img, '--head', path.join(tmp, 'h1'), '--model', goldenDir('tiny-s8'), '--top-k', '2']);
+    expect(cl.code).toBe(0);
+    const line = JSON.parse(cl.stdout.trim()) as { image: string; predictions: Array<{ label: string }> };
+    const m = await loadModel(goldenDir('tiny-s8'), { device: 'cpu' });
+    const want = await loadHead(path.join(tmp, 'h1')).classifyImages(m, img, { topK: 2 });
+    await m.dispose();
+    expect(line.image).toBe(img);
+    expect(line.predictions.map((p) => p.label)).toEqual(want[0].map((p) => p.label));
+    expect(CLASSES).toContain(line.predictions[0].label);
   });
 });
