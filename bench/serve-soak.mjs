@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `vitmsn serve` soak and overload: (1) 10 000 requests, a mix of good images and every kind of bad
 // request (junk bytes, wrong type, too many pixels, body too large, bad option, unknown route),
-// against one server, checking each status and the server's RSS (VmRSS) after the first 1 000 and
-// at the end; (2) overload: a server with a short queue (--max-queue 8) and a slow model, 256
+// against one server, checking each status and the server's RSS (VmRSS) after the first 2 500
+// (warm-up: heaps and caches grown), every 2 500 after, and at the end; (2) overload: a server with a short queue (--max-queue 8) and a slow model, 256
 // concurrent requests, the time the refused ones take to get their 429.
 //
 //   node bench/serve-soak.mjs [--requests 10000] [--record]
@@ -65,6 +65,7 @@ const soak = await serve(small, ['--max-body-bytes', '2000000']);
 const tight = await serve(small, ['--max-pixels', '100000']);
 const counts = Object.fromEntries(kinds.map((k) => [k.name, { ok: 0, closed: 0, bad: 0 }]));
 let rss1k = NaN;
+const samples = [];
 const t0 = performance.now();
 for (let i = 0; i < N; i += 16) {
   await Promise.all(Array.from({ length: Math.min(16, N - i) }, async (_, j) => {
@@ -82,7 +83,8 @@ for (let i = 0; i < N; i += 16) {
     await r.arrayBuffer();
     counts[k.name][r.status === k.status ? 'ok' : 'bad']++;
   }));
-  if (i + 16 >= 1000 && Number.isNaN(rss1k)) rss1k = rssMiB(soak.child.pid);
+  if (i + 16 >= 2500 && Number.isNaN(rss1k)) rss1k = rssMiB(soak.child.pid); // after warm-up (heaps grown)
+  if ((i + 16) % 2500 < 16) samples.push(`${i + 16}: ${rssMiB(soak.child.pid).toFixed(1)}`);
 }
 const soakSeconds = (performance.now() - t0) / 1000;
 const rssEnd = rssMiB(soak.child.pid);
@@ -110,7 +112,7 @@ const lines = [
   `| --- | --- | --- | --- | --- |`,
   ...kinds.map((k) => `| ${k.name} | ${k.status} | ${counts[k.name].ok} | ${counts[k.name].closed} | ${counts[k.name].bad} |`),
   '',
-  `- ${N} requests in ${soakSeconds.toFixed(1)} s (16 at a time); server RSS after 1 000: ${rss1k.toFixed(1)} MiB, after ${N}: ${rssEnd.toFixed(1)} MiB (${(((rssEnd - rss1k) / rss1k) * 100).toFixed(1)}%)`,
+  `- ${N} requests in ${soakSeconds.toFixed(1)} s (16 at a time); server RSS after the first 2 500 (warm-up): ${rss1k.toFixed(1)} MiB, after ${N}: ${rssEnd.toFixed(1)} MiB (${(((rssEnd - rss1k) / rss1k) * 100).toFixed(1)}%); RSS MiB along the way: ${samples.join(', ')}`,
   `- overload (ViT-S/16, --max-queue 8, --max-batch 4, 256 concurrent requests): statuses ${JSON.stringify(byStatus)}; 429 answered in p50 ${pct(refused, 0.5).toFixed(1)} ms, p99 ${pct(refused, 0.99).toFixed(1)} ms, max ${refused.at(-1)?.toFixed(1)} ms (client-measured, request to full answer); Retry-After on 429: ${over.filter((o) => o.status === 429).every((o) => o.retry) ? 'yes' : 'missing'}`,
 ];
 console.log(lines.join('\n'));
