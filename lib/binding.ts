@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { VitMsnError } from './errors';
+import type { LogRegFit } from './probe/logreg';
 
 /** The numeric config the engine needs (see native/engine/config.h). */
 export interface NativeConfig {
@@ -85,16 +86,8 @@ export interface NativeLogRegTask {
   ytest?: Int32Array;
 }
 
-export interface NativeLogRegFit {
-  W: Float64Array;
-  b: Float64Array;
-  objective: number;
-  iterations: number;
-  converged: boolean;
-  gradMaxAbs: number;
-  /** With Xtest/ytest: held-out rows predicted right. */
-  correct?: number;
-}
+/** A fit as lib/probe/logreg.ts defines it; with Xtest/ytest also the held-out rows predicted right. */
+export type NativeLogRegFit = LogRegFit & { correct?: number };
 
 export interface NativeAddon {
   loadModel(dir: string, config: NativeConfig, options: { device: string; dtype: string; threads: number }): Promise<NativeModel>;

@@ -17,23 +17,14 @@ export interface NativeFitOptions {
   threads?: number;
 }
 
-export interface PathTask {
-  X: Float64Array;
-  y: Int32Array;
-  N: number;
-  D: number;
-  K: number;
-  Cs: readonly number[];
-  /** Held-out rows to score with each C's fit. */
-  Xtest?: Float64Array;
-  ytest?: Int32Array;
-}
+/** One path of fits (X [N, D], labels, the C values; held-out rows to score each C's fit). */
+export type PathTask = NativeLogRegTask;
 
 /** Fits per task (one per C, warm-started along Cs), all tasks in one native call. */
 export async function fitLogRegPaths(tasks: PathTask[], opts: NativeFitOptions = {}): Promise<(LogRegFit & { correct?: number })[][]> {
   for (const t of tasks) for (const C of t.Cs) if (!(C > 0) || !Number.isFinite(C)) throw new RangeError(`C must be a positive number, got ${C}`);
   try {
-    return await native().fitLogRegPaths(tasks as NativeLogRegTask[], {
+    return await native().fitLogRegPaths(tasks, {
       tol: opts.tol ?? 1e-8, maxIter: opts.maxIter ?? 10000, threads: opts.threads ?? 0,
     });
   } catch (e) {
