@@ -28,7 +28,14 @@ export class BatchRunner {
   kick(): void {
     if (this.#running) return;
     this.#running = true;
-    void this.#loop();
+    this.#loop().then(
+      () => (this.queue.empty ? this.#settleIdle() : this.kick()),
+      (e) => {
+        // Not expected (prepare and run fail their calls themselves): fail what waits rather than hang.
+        for (let it = this.queue.peek(); it; it = this.queue.peek()) it.call.fail(e);
+        this.#settleIdle();
+      },
+    );
   }
 
   /** Resolves once the queue is empty and no batch runs. */
@@ -48,17 +55,30 @@ export class BatchRunner {
         } else {
           const items = await this.#nextBatch();
           if (!items) break;
-          work = await this.prepare(items);
+          work = await this.#prepare(items);
         }
         if (!work) continue;
         const next = this.queue.peek();
-        if (next && this.queue.hasFull(this.limitFor(next))) ahead = this.prepare(this.queue.take(this.limitFor(next)));
+        if (next && this.queue.hasFull(this.limitFor(next))) ahead = this.#prepare(this.queue.take(this.limitFor(next)));
         await work.run();
       }
     } finally {
       this.#running = false;
-      if (!this.queue.empty) this.kick();
-      else for (const f of this.#idle.splice(0)) f();
+    }
+  }
+
+  #settleIdle(): void {
+    if (this.#running || !this.queue.empty) return; // a new loop has started meanwhile: it settles them
+    for (const f of this.#idle.splice(0)) f();
+  }
+
+  /** prepare(), and a batch whose preparation failed unexpectedly fails its calls (none is left hanging). */
+  async #prepare(items: Item[]): Promise<BatchWork | undefined> {
+    try {
+      return await this.prepare(items);
+    } catch (e) {
+      for (const it of items) it.call.fail(e);
+      return undefined;
     }
   }
 

@@ -210,9 +210,14 @@ export class Model {
     const C = this.#shape.numChannels;
     const wanted = Math.max(1, Math.min(limit, head.call.cap, 1e9));
     const hidden = head.call.output.kind === 'embed' && head.call.output.pooling === 'cls-prenorm';
-    const fit = handle.maxBatch([C, size.height, size.width],
-      { interpolatePosEncoding: head.call.interpolate, outputHiddenStates: hidden, outputAttentions: false },
-      3 * 4 * C * size.height * size.width, wanted);
+    let fit: number;
+    try {
+      fit = handle.maxBatch([C, size.height, size.width],
+        { interpolatePosEncoding: head.call.interpolate, outputHiddenStates: hidden, outputAttentions: false },
+        3 * 4 * C * size.height * size.width, wanted);
+    } catch {
+      fit = wanted; // (a disposed handle, say): the forward's own checks still apply
+    }
     return Math.max(1, fit); // one image that does not fit is refused by the forward's own check
   }
 
