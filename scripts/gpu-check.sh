@@ -8,8 +8,9 @@
 #   1. cuBLASLt declarations vs the real headers (static_asserts)
 #   2. the addon: the one built here (.device/vitmsn.node.xz: cudart static, SASS for sm_75..100),
 #      or, without it, a CMake + nvcc build on the spot
-#   3. the GPU tests (goldens in fp32/fp16/bf16, tensor-core vs CUDA-core attention, graphs vs eager,
-#      GELU epilogue) — vitest
+#   3. every backend op on CUDA vs the scalar references (test_engine_backend_ops, built here), then
+#      the GPU tests (goldens in fp32/fp16/bf16, tensor-core vs CUDA-core attention, graphs vs eager,
+#      graphs of several models, GELU epilogue) — vitest
 #   4. parity and speed against transformers' ViTMSNModel on the same weights and inputs:
 #      scripts/gpu_reference.py (float64 reference, HF fp32/fp16/bf16 errors, eager/sdpa/compile timings),
 #      then bench/gpu-vs-torch.mjs (vitmsn on the same inputs), printing one table.
@@ -71,6 +72,14 @@ if want 2; then
 fi
 
 if want 3; then
+  step "3a. every backend op on CUDA (fp32, fp16, bf16) vs the scalar references"
+  if [ -f .device/test_engine_backend_ops.xz ]; then
+    xz -dc .device/test_engine_backend_ops.xz > /tmp/test_engine_backend_ops && chmod +x /tmp/test_engine_backend_ops
+    VITMSN_TEST_VERBOSE=1 timeout 120 /tmp/test_engine_backend_ops 2>&1 | tee "$OUT/backend-ops.log" | grep -E "^backend|FAIL|passed" | head -60
+    [ "${PIPESTATUS[0]}" = 0 ] || fail "backend ops"
+  else
+    echo "no .device/test_engine_backend_ops.xz (rerun scripts/prepare-device-bundle.sh)"
+  fi
   step "3. GPU tests"
   timeout 300 node node_modules/vitest/vitest.mjs run test/gpu.test.ts --reporter=verbose 2>&1 | tee "$OUT/vitest.log" | grep -E "✓|×|FAIL|\[gpu.test\]|Error|expected|Tests|AssertionError" | head -120
   [ "${PIPESTATUS[0]}" = 0 ] || fail "vitest"

@@ -16,4 +16,7 @@ tar -cJf .device/node_modules.tar.xz --exclude=node_modules/onnxruntime-node --e
 # The addon as built here (cudart static, SASS for sm_75..100 + PTX): nothing to compile there.
 [ -f build/Release/vitmsn.node ] || npm run build:native >/dev/null
 xz -6 -T0 -c build/Release/vitmsn.node > .device/vitmsn.node.xz
+# The per-op cross-backend test (every Backend op on CUDA fp32/fp16/bf16 vs the scalar references).
+[ -f build-cmake/test_engine_backend_ops ] || npm run build:native >/dev/null
+xz -6 -T0 -c build-cmake/test_engine_backend_ops > .device/test_engine_backend_ops.xz
 du -ch .device/* dist | tail -n 1
