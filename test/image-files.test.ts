@@ -5,23 +5,17 @@ import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, VitMsnError, type ErrorCode, type Model } from '../lib/index';
+import { loadModel, type Model } from '../lib/index';
 import { runNode } from './support/child';
 import { HAS_MKFIFO, makeFifo, settleWithin } from './support/fifo';
 import { goldenDir } from './support/goldens';
 import { pngWithHeader } from './support/png';
+import { expectCode } from './support/expect-code';
 
 const FIX = path.join(__dirname, 'fixtures');
 const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-image-files-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
 
-function expectCode(r: PromiseSettledResult<unknown>, code: ErrorCode, message?: RegExp) {
-  expect(r.status, 'expected a rejection').toBe('rejected');
-  const err = (r as PromiseRejectedResult).reason;
-  expect(err).toBeInstanceOf(VitMsnError);
-  expect((err as VitMsnError).code, (err as Error).message).toBe(code);
-  if (message) expect((err as Error).message).toMatch(message);
-}
 const settle = <T>(p: Promise<T>) => Promise.allSettled([p]).then(([r]) => r);
 
 let model: Model;

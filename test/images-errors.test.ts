@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, VitMsnError, type ErrorCode, type Model } from '../lib/index';
 import { native } from '../lib/binding';
 import { goldenDir } from './support/goldens';
-import { pngWithHeader } from './support/png';
+import { bmpBytes, pngWithHeader } from './support/png';
 
 const FIX = path.join(__dirname, 'fixtures');
 const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-bad-images-'));
@@ -56,16 +56,7 @@ describe('bad images', () => {
   });
   it('a PNG whose pixel data is garbage', () => expectCode(model.encode(pngWithHeader(8, 8, Buffer.from('garbage garbage'))), 'ERR_IMAGE_INVALID'));
   it('unsupported formats: BMP, SVG', async () => {
-    const bmp = Buffer.alloc(58);
-    bmp.write('BM', 0, 'latin1');
-    bmp.writeUInt32LE(58, 2);
-    bmp.writeUInt32LE(54, 10);
-    bmp.writeUInt32LE(40, 14);
-    bmp.writeInt32LE(1, 18);
-    bmp.writeInt32LE(1, 22);
-    bmp.writeUInt16LE(1, 26);
-    bmp.writeUInt16LE(24, 28);
-    await expectCode(model.encode(bmp), 'ERR_IMAGE_UNSUPPORTED', /BMP/);
+    await expectCode(model.encode(bmpBytes()), 'ERR_IMAGE_UNSUPPORTED', /BMP/);
     const svg = Buffer.from('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"></svg>');
     await expectCode(model.encode(svg), 'ERR_IMAGE_UNSUPPORTED', /SVG/);
   });

@@ -5,11 +5,12 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel, VitMsnError, type ErrorCode } from '../lib/index';
+import { loadModel, type ErrorCode } from '../lib/index';
 import { runNode } from './support/child';
 import { HAS_MKFIFO, makeFifo, settleWithin } from './support/fifo';
 import { goldenDir } from './support/goldens';
 import { encodeSafetensors, readSafetensors } from './support/safetensors';
+import { expectCode } from './support/expect-code';
 
 const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-folder-files-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
@@ -40,13 +41,6 @@ function shardedFolder(): string {
   return dir;
 }
 
-function expectCode(r: PromiseSettledResult<unknown>, code: ErrorCode, message?: RegExp) {
-  expect(r.status, 'expected a rejection').toBe('rejected');
-  const err = (r as PromiseRejectedResult).reason;
-  expect(err).toBeInstanceOf(VitMsnError);
-  expect((err as VitMsnError).code, (err as Error).message).toBe(code);
-  if (message) expect((err as Error).message).toMatch(message);
-}
 
 /** loadModel(dir) with `file` replaced by a FIFO: must fail with `code` within a second. */
 async function expectFifoRefused(dir: string, file: string, code: ErrorCode) {

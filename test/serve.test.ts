@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../lib/index';
 import { loadService, modelService, type EmbedService, type ServiceStats } from '../lib/serve/index';
 import { gatedModel, metric, modelFolder, startServer, until, type Running } from './support/serve';
+import { bmpBytes } from './support/png';
 
 const FIX = path.join(__dirname, 'fixtures');
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
@@ -23,18 +24,6 @@ const exif6 = file('pil', 'exif6.jpg');
 const webp = file('pil', 'rgba.webp');
 const gif = file('pil', 'anim.gif');
 
-function bmp(): Buffer {
-  const b = Buffer.alloc(58);
-  b.write('BM', 0, 'latin1');
-  b.writeUInt32LE(58, 2);
-  b.writeUInt32LE(54, 10);
-  b.writeUInt32LE(40, 14);
-  b.writeInt32LE(1, 18);
-  b.writeInt32LE(1, 22);
-  b.writeUInt16LE(1, 26);
-  b.writeUInt16LE(24, 28);
-  return b;
-}
 
 const sameBits = (a: Float32Array, b: Float32Array) => a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
@@ -165,7 +154,7 @@ describe('vitmsn serve: answers', () => {
   it('415: unsupported content type or image format; 501: classify on a backbone; 404', async () => {
     await errorOf(await raw(`${server.url}/v1/embeddings`, Buffer.from('hello'), 'text/plain'), 415, 'ERR_UNSUPPORTED_MEDIA_TYPE');
     await errorOf(await raw(`${server.url}/v1/embeddings`, Buffer.from('a=b'), 'application/x-www-form-urlencoded'), 415, 'ERR_UNSUPPORTED_MEDIA_TYPE');
-    await errorOf(await raw(`${server.url}/v1/embeddings`, bmp(), 'image/bmp'), 415, 'ERR_IMAGE_UNSUPPORTED');
+    await errorOf(await raw(`${server.url}/v1/embeddings`, bmpBytes(), 'image/bmp'), 415, 'ERR_IMAGE_UNSUPPORTED');
     await errorOf(await raw(`${server.url}/v1/classify`, chelsea), 501, 'ERR_NO_CLASSIFIER');
     await errorOf(await fetch(`${server.url}/v2/nothing`), 404, 'ERR_NOT_FOUND');
   });

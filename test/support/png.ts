@@ -62,3 +62,17 @@ export function rgbPng(width: number, height: number, extra: Buffer[] = []): Buf
     chunk('IEND', Buffer.alloc(0)),
   ]);
 }
+
+/** A minimal 1×1 24-bit BMP (a format vitmsn refuses as unsupported). */
+export function bmpBytes(): Buffer {
+  const b = Buffer.alloc(58);
+  b.write('BM', 0, 'latin1');
+  b.writeUInt32LE(58, 2);
+  b.writeUInt32LE(54, 10);
+  b.writeUInt32LE(40, 14);
+  b.writeInt32LE(1, 18);
+  b.writeInt32LE(1, 22);
+  b.writeUInt16LE(1, 26);
+  b.writeUInt16LE(24, 28);
+  return b;
+}
