@@ -20,7 +20,7 @@ import type { Model } from '../model';
 import type { CvResult } from './cv';
 import { centreNormalize } from './features';
 import { knnVotes } from './knn';
-import { decision } from './logreg';
+import { decision, softmaxRows } from './logreg';
 import { asFloat64, f32Tensor, f64Tensor, rawSafetensorsBytes, readSafetensorsFile, type RawTensor } from './safetensors-read';
 
 export type Protocol = 'msn' | 'plain';
@@ -91,14 +91,7 @@ export class LinearHead extends HeadBase {
   probabilities(e: Rows): Float64Array {
     const Z = this.decisionFunction(e);
     const K = this.classes.length;
-    for (let i = 0; i < Z.length; i += K) {
-      let max = -Infinity;
-      for (let k = 0; k < K; k++) max = Math.max(max, Z[i + k]);
-      let s = 0;
-      for (let k = 0; k < K; k++) s += Z[i + k] = Math.exp(Z[i + k] - max);
-      for (let k = 0; k < K; k++) Z[i + k] /= s;
-    }
-    return Z;
+    return softmaxRows(Z, Z.length / K, K);
   }
   /** Writes head.json + head.safetensors into `dir`. */
   save(dir: string): void {
