@@ -39,7 +39,7 @@ const clients = Number(args.clients);
 const seconds = Number(args.seconds);
 const threads = Number(args.threads);
 
-const modelDir = args.model.startsWith('vit-') ? (await realModel(args.model)).modelDir : args.model;
+const modelDir = args.model.startsWith('vit-') ? (await realModel(/** @type {any} */ (args.model))).modelDir : args.model;
 const jpeg = await sharp(path.join(root, 'test', 'fixtures', 'images', 'chelsea.png'))
   .resize(640, 480, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
 
@@ -88,7 +88,7 @@ for (const dtype of args.dtype.split(',')) {
     const sizes = Object.entries(after.batchSizes)
       .map(([k, v]) => [Number(k), v - (before.batchSizes[k] ?? 0)]).filter(([, v]) => v > 0)
       .sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, v]) => `${k}×${v}`).join(' ');
-    rows.push({ dtype, config: c === 'off' ? 'batching off' : `maxBatch ${batching.maxBatch}, delay ${batching.maxDelayMs} ms`, ips: images / s, batches: sizes, p50: pct(lat, 0.5), p99: pct(lat, 0.99) });
+    rows.push({ dtype, config: batching === false ? 'batching off' : `maxBatch ${batching.maxBatch}, delay ${batching.maxDelayMs} ms`, ips: images / s, batches: sizes, p50: pct(lat, 0.5), p99: pct(lat, 0.99) });
     await m.dispose();
     await new Promise((r) => setTimeout(r, 500));
   }

@@ -110,7 +110,7 @@ async function vitmsnEngine(modelDir, dtype = 'float32') {
   } catch (e) {
     throw new Error(`cannot import ../dist/index.mjs (run \`npm run build\` first, or pass --only-ort): ${e.message}`);
   }
-  const model = await lib.loadModel(modelDir, { device: 'cpu', dtype, threads });
+  const model = await lib.loadModel(modelDir, { device: 'cpu', dtype: /** @type {import('../dist/index.js').DType} */ (dtype), threads });
   let backend = 'cpu';
   try {
     const b = lib.backends?.().find((x) => x.name === 'cpu');
@@ -161,7 +161,7 @@ async function benchOne(arch, B) {
       for (let i = 0; i < warmup; i++) outs[engines.indexOf(e)] = await e.run(x, shape);
       await settle();
     }
-    const ortOut = outs[engines.length - 1];
+    const ortOut = /** @type {Float32Array} */ (outs[engines.length - 1]);
     const parity = Object.fromEntries(engines.slice(0, -1).map((e, i) => [e.name, relL2(outs[i], ortOut)]));
 
     const times = engines.map(() => []);

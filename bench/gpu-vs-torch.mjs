@@ -36,7 +36,7 @@ const ACC = { float32: 1e-5, float16: 1.5e-3, bfloat16: 1.2e-2 };
 for (const arch of ['vit-s16', 'vit-b16']) {
   const r = ref.arch[arch];
   const want = f64(path.join(opt.ref, `ref-${arch}.f64`));
-  for (const dtype of ['float32', 'float16', 'bfloat16']) {
+  for (const dtype of /** @type {const} */ (['float32', 'float16', 'bfloat16'])) {
     const m = await loadModel(r.model_dir, { device: 'cuda', dtype });
     const out = await m.forward(pixels, [N, C, H, W]);
     const err = relL2(out.lastHiddenState.data, want);

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { VitMsnError } from './errors';
 import type { LogRegFit } from './probe/logreg';
+import type { DType } from './types';
 
 /** The numeric config the engine needs (see native/engine/config.h). */
 export interface NativeConfig {
@@ -70,6 +71,18 @@ export interface NativeBackendInfo {
   compiled: boolean;
   available: boolean;
   detail: string;
+  dtypes: DType[];
+}
+
+/** One VITMSN_* environment switch (native/backend/knobs.cc is the table). */
+export interface NativeKnob {
+  name: string;
+  values: string;
+  default: string;
+  read: string;
+  meaning: string;
+  /** Its value in this process's environment, '' when unset. */
+  value: string;
 }
 
 export interface NativeLogRegTask {
@@ -93,6 +106,7 @@ export interface NativeAddon {
   loadModel(dir: string, config: NativeConfig, options: { device: string; dtype: string; threads: number }): Promise<NativeModel>;
   backends(): NativeBackendInfo[];
   defaultThreads(): number;
+  knobs(): NativeKnob[];
   /** HF's PIL processor on decoded pixels → { data: Float32Array, shape: [N, 3, H, W] }. */
   preprocess(
     images: Array<{ data: Uint8Array | Uint16Array; width: number; height: number; channels: number; format?: 'CMYK' | 'I;16' }>,

@@ -2,8 +2,7 @@
  * A call's cancellation: the caller's AbortSignal, a `timeoutMs` deadline, or both. The deadline's
  * timer is cleared as soon as the call settles (no timer outlives its call).
  */
-import { VitMsnError } from './errors';
-import { formatValue } from './format-value';
+import { invalidParameter, positiveNumber } from './check';
 
 export interface CallSignal {
   /** Aborts when either the caller's signal or the deadline does; undefined when neither is given. */
@@ -12,17 +11,14 @@ export interface CallSignal {
 }
 
 export function callSignal(signal: unknown, timeoutMs: unknown): CallSignal {
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `signal must be an AbortSignal, got ${formatValue(signal)}`);
-  }
-  if (timeoutMs === undefined) return { signal, dispose: () => undefined };
-  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `timeoutMs must be a positive number, got ${formatValue(timeoutMs)}`);
-  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) invalidParameter('signal', 'an AbortSignal', signal);
+  const callerSignal = signal as AbortSignal | undefined;
+  if (timeoutMs === undefined) return { signal: callerSignal, dispose: () => undefined };
+  const ms = positiveNumber(timeoutMs, 'timeoutMs');
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(new DOMException(`the call took longer than timeoutMs (${timeoutMs} ms)`, 'TimeoutError')), timeoutMs);
+  const timer = setTimeout(() => deadline.abort(new DOMException(`the call took longer than timeoutMs (${ms} ms)`, 'TimeoutError')), ms);
   return {
-    signal: signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal,
+    signal: callerSignal ? AbortSignal.any([callerSignal, deadline.signal]) : deadline.signal,
     dispose: () => clearTimeout(timer),
   };
 }

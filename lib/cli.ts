@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { backends, loadModel } from './model';
 import { isVitMsnError, VitMsnError } from './errors';
 import { POOLINGS, type Pooling } from './encode';
-import { native } from './binding';
+import { native, type NativeKnob } from './binding';
 import { npyBytes, safetensorsBytes } from './writers';
 import { loadHead } from './probe/index';
 import { ProgressBar } from './progress-bar';
@@ -118,9 +118,11 @@ async function info(json: boolean) {
   let list: ReturnType<typeof backends> = [];
   let addonError: string | undefined;
   let threads: number | undefined;
+  let knobs: NativeKnob[] = [];
   try {
     list = backends();
     threads = native().defaultThreads();
+    knobs = native().knobs();
   } catch (e) {
     addonError = (e as Error).message;
   }
@@ -137,6 +139,7 @@ async function info(json: boolean) {
     addon: addonError ? { loaded: false, error: addonError } : { loaded: true },
     decoder,
     backends: list, cpu: { ...cpu, defaultThreads: threads },
+    knobs,
   };
   if (json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -149,6 +152,8 @@ async function info(json: boolean) {
   for (const b of list) lines.push(`  ${b.name.padEnd(6)} ${b.available ? 'usable' : b.compiled ? 'not usable' : 'not compiled'}: ${b.detail}`);
   lines.push(`cpu: ${cpu.model}, ${cpu.cores} logical CPUs, default threads ${threads ?? '?'}`);
   lines.push(`cpu features: ${cpu.features.join(' ') || '(none detected)'}`);
+  lines.push('environment switches (README, "Environment switches"):');
+  for (const k of knobs) lines.push(`  ${k.name.padEnd(28)} ${k.value ? `= ${k.value}` : `(unset: ${k.default})`}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

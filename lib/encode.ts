@@ -6,7 +6,7 @@
  */
 import type { NativeAddon } from './binding';
 import { VitMsnError } from './errors';
-import { formatValue } from './format-value';
+import { integer } from './check';
 import { decodeImage, toList, type DecodedImage, type DecodeOptions, type ImageInput } from './images';
 import type { PreprocessorConfig } from './preprocessor';
 import type { CallOptions, Tensor } from './types';
@@ -58,23 +58,8 @@ export interface Classification {
   score: number;
 }
 
-function invalid(message: string): never {
-  throw new VitMsnError('ERR_INVALID_ARGUMENT', message);
-}
-
-export function checkOptions(options: object | undefined, allowed: readonly string[], what: string): Record<string, unknown> {
-  if (options === undefined) return {};
-  if (options === null || typeof options !== 'object') invalid(`${what} options must be an object`);
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) invalid(`unknown ${what} option "${k}" (known: ${allowed.join(', ')})`);
-  }
-  return options as Record<string, unknown>;
-}
-
 export function batchSizeOf(o: Record<string, unknown>): number {
-  const b = o.batchSize ?? DEFAULT_BATCH_SIZE;
-  if (typeof b !== 'number' || !Number.isSafeInteger(b) || b < 1 || b > 4096) invalid(`batchSize must be an integer from 1 to 4096, got ${formatValue(b)}`);
-  return b;
+  return integer(o.batchSize, 'batchSize', 1, 4096, DEFAULT_BATCH_SIZE);
 }
 
 /**

@@ -5,11 +5,10 @@
  * The conversion to RGB, the resize and the normalisation happen in native code (see
  * native/engine/preprocess.h).
  */
-import { isDetached } from './buffers';
 import { VitMsnError, type ErrorCode } from './errors';
-import { formatValue } from './format-value';
 import { checkPngIccp } from './png-iccp';
 import { BoundedFile, type ReadFail } from './read-file';
+import { integer, invalid, notDetached, oneOf } from './check';
 
 /** Raw 8-bit pixels, interleaved row-major [height, width, channels]. */
 export interface RawImage {
@@ -131,20 +130,13 @@ function isRaw(input: unknown): input is RawImage {
   return typeof input === 'object' && input !== null && !(input instanceof Uint8Array) && 'data' in input;
 }
 
-function positiveInt(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${name} must be a positive integer, got ${formatValue(value)}`);
-  }
-  return value;
-}
-
 function checkMaxPixels(maxPixels: unknown): number {
-  return maxPixels === undefined ? DEFAULT_MAX_PIXELS : positiveInt(maxPixels, 'maxPixels');
+  return maxPixels === undefined ? DEFAULT_MAX_PIXELS : integer(maxPixels, 'maxPixels', 1);
 }
 
 /** The byte limit for image files, and whether the caller chose it (for the message). */
 function checkMaxBytes(maxBytes: unknown, maxPixels: number): { limit: number; explicit: boolean } {
-  if (maxBytes !== undefined) return { limit: positiveInt(maxBytes, 'maxBytes'), explicit: true };
+  if (maxBytes !== undefined) return { limit: integer(maxBytes, 'maxBytes', 1), explicit: true };
   return { limit: maxPixels * BYTES_PER_PIXEL + METADATA_BYTES, explicit: false };
 }
 
@@ -152,16 +144,13 @@ function checkMaxBytes(maxBytes: unknown, maxPixels: number): { limit: number; e
 export function checkRaw(input: RawImage, what: string, maxPixels: number): DecodedImage {
   const { data, width, height, channels } = input;
   if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray)) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: raw pixels must be a Uint8Array, Uint8ClampedArray or Buffer of 8-bit values`);
+    invalid(`${what}: raw pixels must be a Uint8Array, Uint8ClampedArray or Buffer of 8-bit values`);
   }
-  if (isDetached(data)) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: the pixels' ArrayBuffer has been detached (transferred)`);
-  for (const [k, v] of [['width', width], ['height', height]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: ${k} must be a non-negative integer, got ${formatValue(v)}`);
-  }
+  notDetached(data, `${what}: the pixels`);
+  integer(width, `${what}: width`, 0);
+  integer(height, `${what}: height`, 0);
   if (width === 0 || height === 0) throw new VitMsnError('ERR_IMAGE_INVALID', `${what} is empty (${width}x${height})`);
-  if (![1, 2, 3, 4].includes(channels)) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: channels must be 1, 2, 3 or 4, got ${formatValue(channels)}`);
-  }
+  oneOf(channels, `${what}: channels`, [1, 2, 3, 4]);
   if (width * height > maxPixels) {
     throw new VitMsnError('ERR_IMAGE_TOO_LARGE', `${what} has ${width}x${height} pixels, more than maxPixels (${maxPixels})`);
   }
@@ -292,20 +281,18 @@ export async function decodeImage(input: ImageInput, index: number, options?: De
   const maxBytes = checkMaxBytes(options?.maxBytes, maxPixels);
   const what = describe(input, index);
   if (typeof input === 'string') {
-    if (input.length === 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what}: an empty path`);
+    if (input.length === 0) invalid(`${what}: an empty path`);
     return decodeBytes(await readImageFile(input, what, maxPixels, maxBytes), what, maxPixels);
   }
   if (input instanceof Uint8Array) return decodeBytes(input, what, maxPixels);
   if (isRaw(input)) return checkRaw(input, what, maxPixels);
-  throw new VitMsnError(
-    'ERR_INVALID_ARGUMENT',
-    `${what} must be a file path, a Buffer/Uint8Array of an encoded image, or { data, width, height, channels }`,
+  invalid(`${what} must be a file path, a Buffer/Uint8Array of an encoded image, or { data, width, height, channels }`,
   );
 }
 
 /** A single input or an array of them → an array (a RawImage or Buffer alone is one image). */
 export function toList(images: ImageInput | readonly ImageInput[]): readonly ImageInput[] {
   const list = Array.isArray(images) ? (images as readonly ImageInput[]) : [images as ImageInput];
-  if (list.length === 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', 'images must not be empty');
+  if (list.length === 0) invalid('images must not be empty');
   return list;
 }

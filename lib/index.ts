@@ -7,7 +7,7 @@
  * const out = await model.forward(pixelValues, [1, 3, 224, 224]);
  */
 export { loadModel, backends, Model } from './model';
-export { VitMsnError, isVitMsnError, type ErrorCode } from './errors';
+export { ERROR_CODES, VitMsnError, isVitMsnError, type ErrorCode } from './errors';
 export type { ViTMSNConfig } from './config';
 export type { ImageInput, RawImage, DecodeOptions } from './images';
 export type { Pooling, EncodeOptions, ClassifyOptions, PreprocessOptions, Classification } from './encode';

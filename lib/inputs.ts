@@ -5,15 +5,12 @@
  * to wait for earlier calls on the model keeps a private copy from here. A view over a detached
  * (transferred) ArrayBuffer is refused with a clear error instead of reading as empty.
  */
-import { isDetached } from './buffers';
-import { VitMsnError } from './errors';
 import type { ImageInput, RawImage } from './images';
+import { notDetached } from './check';
 
 /** Throws ERR_INVALID_ARGUMENT when `view` is backed by a detached buffer. */
 export function checkNotDetached(view: unknown, what: string): void {
-  if (ArrayBuffer.isView(view) && isDetached(view)) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${what} is backed by a detached ArrayBuffer (it was transferred); pass the data itself`);
-  }
+  if (ArrayBuffer.isView(view)) notDetached(view, what);
 }
 
 /** A private copy of a typed array, of the same type (also for views over a SharedArrayBuffer). */

@@ -9,11 +9,11 @@ import { CallQueue, type Call, type Item, type ResolvedBatching } from './call-q
 import { callSignal } from './cancel';
 import { readConfig, type ViTMSNConfig } from './config';
 import { fromNative, VitMsnError } from './errors';
-import { formatValue } from './format-value';
+import { alternatives, boolean, checkOptions, integer, nonEmptyString, oneOf } from './check';
 import type { BackendInfo, DType, ForwardOptions, ForwardOutput, LoadOptions, Tensor } from './types';
 import { checkForward, resolveBatching, resolveLoadOptions, type ModelShape } from './validate';
 import {
-  batchSizeOf, checkOptions, checkPreprocessorFits, forEachBatch, POOLINGS,
+  batchSizeOf, checkPreprocessorFits, forEachBatch, POOLINGS,
   type Classification, type ClassifyOptions, type EncodeOptions, type PreprocessOptions,
 } from './encode';
 import { DECODE_OPTION_KEYS, toList, type ImageInput } from './images';
@@ -115,13 +115,9 @@ export class Model {
     try {
       this.#live();
       const o = checkOptions(options, ['pooling', 'normalize', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding', ...CALL_OPTION_KEYS], 'encode');
-      const pooling = o.pooling ?? 'cls';
-      if (!POOLINGS.includes(pooling as never)) {
-        throw new VitMsnError('ERR_INVALID_ARGUMENT', `pooling must be one of ${POOLINGS.map((p) => `'${p}'`).join(', ')}, got ${formatValue(o.pooling)}`);
-      }
-      const normalize = o.normalize ?? false;
-      if (typeof normalize !== 'boolean') throw new VitMsnError('ERR_INVALID_ARGUMENT', 'normalize must be a boolean');
-      return this.#images(images, o, { kind: 'embed', pooling: pooling as string, normalize }) as Promise<Tensor>;
+      const pooling = oneOf(o.pooling, 'pooling', POOLINGS, 'cls');
+      const normalize = boolean(o.normalize, 'normalize');
+      return this.#images(images, o, { kind: 'embed', pooling, normalize }) as Promise<Tensor>;
     } catch (e) {
       return Promise.reject(fromNative(e));
     }
@@ -141,8 +137,7 @@ export class Model {
       if (this.numLabels <= 0) {
         throw new VitMsnError('ERR_NO_CLASSIFIER', 'classify() needs a classification checkpoint (ViTMSNForImageClassification, with classifier.* weights); this one is a backbone: use encode()');
       }
-      const k = o.topK ?? 5;
-      if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1) throw new VitMsnError('ERR_INVALID_ARGUMENT', `topK must be a positive integer, got ${formatValue(o.topK)}`);
+      const k = integer(o.topK, 'topK', 1, Number.MAX_SAFE_INTEGER, 5);
       return this.#images(images, o, { kind: 'probs', topK: k, id2label: this.config.id2label }) as Promise<Classification[][]>;
     } catch (e) {
       return Promise.reject(fromNative(e));
@@ -153,9 +148,7 @@ export class Model {
   #images(images: ImageInput | readonly ImageInput[], o: Record<string, unknown>, output: ImageOutput): Promise<unknown> {
     const cap = o.batchSize === undefined && this.#batching.enabled ? Number.POSITIVE_INFINITY : batchSizeOf(o);
     checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
-    if (o.interpolatePosEncoding !== undefined && typeof o.interpolatePosEncoding !== 'boolean') {
-      throw new VitMsnError('ERR_INVALID_ARGUMENT', `interpolatePosEncoding must be a boolean, got ${formatValue(o.interpolatePosEncoding)}`);
-    }
+    boolean(o.interpolatePosEncoding, 'interpolatePosEncoding');
     const list = toList(snapshotImages(images));
     const decode = { maxPixels: o.maxPixels as number | undefined, maxBytes: o.maxBytes as number | undefined };
     const call = new ImageCall(list, output, o.interpolatePosEncoding === true, decode, cap);
@@ -293,9 +286,7 @@ export class Model {
  * const hub = await loadModel('facebook/vit-msn-small', { onProgress: (p) => console.log(p.file, p.loaded) });
  */
 export async function loadModel(source: string, options?: LoadOptions): Promise<Model> {
-  if (typeof source !== 'string' || source.length === 0) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', 'source must be a non-empty string (a model folder or a hub id owner/name)');
-  }
+  nonEmptyString(source, 'source (a model folder or a hub id owner/name)');
   const opts = resolveLoadOptions(options);
   const dir = await resolveModelDir(source, options);
   const { config, native: nativeConfig } = await readConfig(dir);
@@ -304,9 +295,11 @@ export async function loadModel(source: string, options?: LoadOptions): Promise<
   let device = opts.device;
   if (device === 'auto') device = addon.backends().some((b) => b.name === 'cuda' && b.available) ? 'cuda' : 'cpu';
   if (device === 'cuda') device = 'cuda:0';
-  // The CPU runs float32, and bfloat16 weights with float32 accumulation (~1e-2 relative error).
-  if (device === 'cpu' && opts.dtype !== 'float32' && opts.dtype !== 'bfloat16') {
-    throw new VitMsnError('ERR_UNSUPPORTED_DTYPE', `dtype '${opts.dtype}' is not supported on the CPU; use 'float32' or 'bfloat16'`);
+  // Which dtypes a backend runs is the engine's fact (the CPU: float32, and bfloat16 weights with
+  // float32 accumulation); the message is ours.
+  const backend = addon.backends().find((b) => b.name === (device === 'cpu' ? 'cpu' : 'cuda'));
+  if (backend && !backend.dtypes.includes(opts.dtype)) {
+    throw new VitMsnError('ERR_UNSUPPORTED_DTYPE', `dtype '${opts.dtype}' is not supported on ${device}; use ${alternatives(backend.dtypes)}`);
   }
   let handle: NativeModel;
   try {

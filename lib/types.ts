@@ -92,4 +92,6 @@ export interface BackendInfo {
   compiled: boolean;
   available: boolean;
   detail: string;
+  /** The dtypes this backend runs (loadModel refuses others with ERR_UNSUPPORTED_DTYPE). */
+  dtypes: DType[];
 }

@@ -257,11 +257,9 @@ function usage(msg) {
 }
 
 function knownCodes() {
-  const src = fs.readFileSync(path.join(ROOT, 'dist', 'errors.js'), 'utf8');
-  const m = /KNOWN_CODES\s*=\s*new Set\(\[([\s\S]*?)\]\)/.exec(src);
-  const codes = new Set([...(m ? m[1] : src).matchAll(/'(ERR_[A-Z_]+)'|"(ERR_[A-Z_]+)"/g)].map((x) => x[1] ?? x[2]));
-  if (codes.size < 10) throw new Error('could not read the error codes from dist/errors.js');
-  return codes;
+  // The library's one list of codes (lib/errors.ts, ERROR_CODES).
+  const { ERROR_CODES } = createRequire(import.meta.url)(path.join(ROOT, 'dist', 'errors.js'));
+  return new Set(Object.keys(ERROR_CODES));
 }
 
 function loadFixtures() {

@@ -7,7 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, type Model } from '../lib/index';
+import { loadModel, type Classification, type ForwardOutput, type Model, type Tensor } from '../lib/index';
 import { goldenDir, type GoldenModel } from './support/goldens';
 import { relL2 } from './support/real-models';
 import { TOL } from './tolerances';
@@ -50,7 +50,7 @@ describe('dynamic batching', () => {
   afterAll(() => model?.dispose());
 
   it('concurrent single-image encode() calls share batches; each gets its own row, as alone', async () => {
-    const alone = [];
+    const alone: Tensor[] = [];
     for (let k = 0; k < 8; k++) alone.push(await model.encode(k < 4 ? images[k] : raw(k)));
     const before = model.stats();
     const together = await Promise.all(Array.from({ length: 8 }, (_, k) => model.encode(k < 4 ? images[k] : raw(k))));
@@ -73,7 +73,7 @@ describe('dynamic batching', () => {
 
   it('forward() calls of one shape share a batch; each caller gets its own rows', async () => {
     const x = (k: number) => new Float32Array(3 * 32 * 32).map((_, i) => Math.sin(i * 0.05 + k));
-    const alone = [];
+    const alone: ForwardOutput[] = [];
     for (let k = 0; k < 4; k++) alone.push(await model.forward(x(k), [1, 3, 32, 32]));
     const before = model.stats().batches;
     const together = await Promise.all([0, 1, 2, 3].map((k) => model.forward(x(k), [1, 3, 32, 32])));
@@ -97,7 +97,7 @@ describe('dynamic batching', () => {
   it('classify() batches too, with id2label names', async () => {
     const m = await loadModel(goldenDir('tiny-cls'), { device: 'cpu', threads: 1, batching: { maxBatch: 4, maxDelayMs: 50 } });
     try {
-      const alone = [];
+      const alone: Classification[][][] = [];
       for (let k = 0; k < 4; k++) alone.push(await m.classify(raw(k), { topK: 2 }));
       const together = await Promise.all([0, 1, 2, 3].map((k) => m.classify(raw(k), { topK: 2 })));
       together.forEach((t, k) => {

@@ -218,13 +218,13 @@ describe('the addon itself survives junk (no crash when called directly)', () =>
     // A native handle loaded directly, to pass junk straight to it.
     const cfg = { hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 64, imageHeight: 32,
       imageWidth: 32, patchSize: 8, numChannels: 3, layerNormEps: 1e-6, qkvBias: true, numLabels: -1 };
-    const raw = await addon.loadModel(goldenDir('tiny-s8'), cfg, { device: 'cpu', threads: 1 });
+    const raw = await addon.loadModel(goldenDir('tiny-s8'), cfg, { device: 'cpu', dtype: 'float32', threads: 1 });
     for (const j of junk) {
       await expectNativeCode(() => raw.forward(j as any, j as any, j as any));
     }
     await expectNativeCode(() => raw.forward(new Float32Array(10), [1, 3, 32, 32], {} as any));
     await expectNativeCode(() => raw.forward(new Float32Array(3072), [1, 3, 32, 32], { headMask: new Uint8Array(4) } as any));
-    await expectNativeCode(() => addon.loadModel(goldenDir('tiny-s8'), { ...cfg, hiddenSize: 33 }, { device: 'cpu', threads: 1 }));
+    await expectNativeCode(() => addon.loadModel(goldenDir('tiny-s8'), { ...cfg, hiddenSize: 33 }, { device: 'cpu', dtype: 'float32', threads: 1 }));
     raw.dispose();
     await expectNativeCode(() => raw.forward(new Float32Array(3072), [1, 3, 32, 32], {} as any));
   });

@@ -1,7 +1,7 @@
 // Lifecycle and concurrency: the event loop keeps turning, concurrent calls are correct, dispose
 // is safe with work in flight, use after dispose is a clear error.
 import { describe, expect, it } from 'vitest';
-import { backends, loadModel, VitMsnError } from '../lib/index';
+import { backends, loadModel, VitMsnError, type ForwardOutput } from '../lib/index';
 import { goldenDir } from './support/goldens';
 import { realModel, relL2 } from './support/real-models';
 import { TOL } from './tolerances';
@@ -37,7 +37,7 @@ describe('lifecycle', () => {
   it('concurrent calls on one model give exactly the sequential results', async () => {
     const model = await loadModel(goldenDir('tiny-s8'), { device: 'cpu', threads: 2 });
     const inputs = [0, 1, 2, 3, 4, 5].map((s) => tinyInput(s, 1 + (s % 3)));
-    const sequential = [];
+    const sequential: ForwardOutput[] = [];
     for (const x of inputs) sequential.push(await model.forward(x, [x.length / 3072, 3, 32, 32], { outputAttentions: true }));
     const concurrent = await Promise.all(
       inputs.map((x) => model.forward(x, [x.length / 3072, 3, 32, 32], { outputAttentions: true })),

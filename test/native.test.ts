@@ -1,22 +1,14 @@
 // Runs the native test executables that the CMake build produces (each CPU kernel against its
-// scalar reference on awkward shapes; checkpoint parsing of good and malformed files; recorded
-// forwards keyed by model).
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+// scalar reference on awkward shapes; every Backend op per CPU path; checkpoint parsing of good and
+// malformed files; the Pillow resize; the restricted unpickler; recorded forwards keyed by model).
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { backends } from '../lib/index';
 import { goldenDir } from './support/goldens';
+import { runNativeTest } from './support/native-tests';
 
-const run = promisify(execFile);
 const cudaCompiled = backends().some((b) => b.name === 'cuda' && b.compiled);
-const buildDir = path.join(__dirname, '..', 'build-cmake');
-
-function exe(name: string): string {
-  for (const p of [path.join(buildDir, name), path.join(buildDir, 'Release', name)]) if (existsSync(p)) return p;
-  throw new Error(`${name} not built: run \`npm run build:native\` first (looked in ${buildDir})`);
-}
 
 // CPU paths this machine can run (VITMSN_CPU_ISA is read once per process: one run per path).
 const cpuFlags = (() => {
@@ -38,17 +30,17 @@ const isaRuns: Array<[string, Record<string, string>]> = [
 // Every Backend op on every backend here (the CPU path named, and CUDA in each dtype where a GPU
 // is usable) against the scalar references, on awkward shapes.
 describe.each(isaRuns)('backend ops (%s)', (_name, env) => {
-  it('test_engine_backend_ops', async () => {
-    const { stdout } = await run(exe('test_engine_backend_ops'), [], { env: { ...process.env, ...env }, maxBuffer: 16 << 20, timeout: 600_000 });
-    const summary = stdout.trim().split('\n').pop()!;
-    expect(summary).toMatch(/^\d+ passed, 0 failed$/);
-    expect(Number(summary.split(' ')[0])).toBeGreaterThan(0);
-  }, 600_000);
+  it('test_engine_backend_ops', () => runNativeTest('test_engine_backend_ops', [], env), 600_000);
 });
 
 describe('native tests', () => {
   it.each([
     ['test_cpu_ops', []],
+    // The fast Pillow resize against its per-pixel reference, every filter and channel count;
+    // convert('RGB'), normalisation, pooling, softmax; bad images become ERR_IMAGE_INVALID.
+    ['test_engine_preprocess', [], 200],
+    // The zip reader and restricted unpickler against hostile archives and pickles.
+    ['test_engine_pytorch_bin', [], 50],
     ['test_checkpoint', [path.join(goldenDir('tiny-s8'), 'model.safetensors')]],
     ['test_graph_cache', []],
     ['test_engine_host_memory', []],
@@ -58,10 +50,5 @@ describe('native tests', () => {
     ['test_engine_recorded', [goldenDir('tiny-s8'), goldenDir('tiny-mask')]],
     // Built whenever the CUDA part is (nvcc found; always in CI); absent from a CPU-only build.
     ...(cudaCompiled ? [['test_cublaslt_loader', []]] : []),
-  ])('%s', async (name, args) => {
-    const { stdout } = await run(exe(name), args as string[], { maxBuffer: 16 << 20, timeout: 600_000 });
-    const summary = stdout.trim().split('\n').pop()!;
-    expect(summary).toMatch(/^\d+ passed, 0 failed$/);
-    expect(Number(summary.split(' ')[0])).toBeGreaterThan(0);
-  });
+  ] as Array<[string, string[], number?]>)('%s', (name, args, minPassed) => runNativeTest(name, args, {}, minPassed), 600_000);
 });

@@ -13,6 +13,7 @@ import { MAX_INDEX_JSON_BYTES, readBoundedText, readOptionalText } from '../read
 import type { LoadOptions } from '../types';
 import { hubCacheDir, repoFolder, RepoCache } from './cache';
 import { downloadBlob, fileMetadata, type HubClient } from './download';
+import { boolean, invalid, nonEmptyString, optionalFunction } from '../check';
 
 /** loadModel options that concern where the model comes from (checked here, not by the engine). */
 export const HUB_OPTION_KEYS = ['revision', 'onProgress', 'cacheDir', 'token', 'offline'] as const;
@@ -20,10 +21,6 @@ export const HUB_OPTION_KEYS = ['revision', 'onProgress', 'cacheDir', 'token', '
 const REPO_ID = /^[A-Za-z0-9_.-]{1,96}\/[A-Za-z0-9_.-]{1,96}$/;
 
 const WEIGHT_FILES = ['model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json'];
-
-function invalid(message: string): never {
-  throw new VitMsnError('ERR_INVALID_ARGUMENT', message);
-}
 
 function isRepoId(s: string): boolean {
   return REPO_ID.test(s) && !s.includes('--') && !s.includes('..') && !/(^|\/)[.-]|[.-](\/|$)/.test(s);
@@ -64,11 +61,9 @@ function checkHubOptions(o: LoadOptions) {
     o.revision.split('/').some((p) => p === '' || p === '.' || p === '..'))) {
     invalid(`revision must be a branch, tag or commit hash, got ${formatValue(o.revision)}`);
   }
-  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') invalid('onProgress must be a function');
-  for (const k of ['cacheDir', 'token'] as const) {
-    if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) invalid(`${k} must be a non-empty string`);
-  }
-  if (o.offline !== undefined && typeof o.offline !== 'boolean') invalid('offline must be a boolean');
+  optionalFunction(o.onProgress, 'onProgress');
+  for (const k of ['cacheDir', 'token'] as const) if (o[k] !== undefined) nonEmptyString(o[k], k);
+  boolean(o.offline, 'offline');
 }
 
 /** A shard name from an index must stay inside the snapshot folder. */

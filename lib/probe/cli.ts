@@ -8,7 +8,6 @@
  * recall and the confusion matrix. Progress of the encoding goes to stderr.
  */
 import { existsSync } from 'node:fs';
-import { VitMsnError } from '../errors';
 import { POOLINGS, type Pooling } from '../encode';
 import { loadModel } from '../model';
 import type { LoadOptions } from '../types';
@@ -16,6 +15,7 @@ import {
   embedImages, fitClassifier, loadEmbeddings, loadHead, readImageFolder, saveClassificationCheckpoint, saveEmbeddings,
   type LabelledEmbeddings,
 } from './index';
+import { invalid } from '../check';
 
 type Values = Record<string, string | boolean | undefined>;
 type Out = { write(s: string): unknown; isTTY?: boolean };
@@ -135,7 +135,7 @@ export async function probeCommand(args: string[], v: Values, load: LoadOptions,
       if (pred[i][0].index === t) ok++;
     });
     const n = set.labels.length - unknown;
-    if (n === 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `none of the labels in ${src} are classes of the head (${head.classes.join(', ')})`);
+    if (n === 0) invalid(`none of the labels in ${src} are classes of the head (${head.classes.join(', ')})`);
     out.write(`accuracy: ${(100 * ok / n).toFixed(2)}% (${ok}/${n})${unknown ? `; ${unknown} images of classes the head does not know were left out` : ''}\n`);
     out.write('per-class recall:\n');
     const w = Math.max(5, ...head.classes.map((c) => c.length));

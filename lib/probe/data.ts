@@ -10,6 +10,7 @@ import type { ImageInput } from '../images';
 import type { Model } from '../model';
 import { safetensorsBytes } from '../writers';
 import { asFloat64, readSafetensorsFile } from './safetensors-read';
+import { invalid } from '../check';
 
 /** Embeddings with one label per row. */
 export interface LabelledEmbeddings {
@@ -50,10 +51,10 @@ export function readImageFolder(root: string, options: { skipNonImages?: boolean
     if (!statSync(root).isDirectory()) throw new Error('not a directory');
     entries = readdirSync(root);
   } catch (e) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${root}: not a readable folder (${(e as Error).message})`);
+    invalid(`${root}: not a readable folder (${(e as Error).message})`);
   }
   const classes = entries.filter((n) => !n.startsWith('.') && statSync(path.join(root, n)).isDirectory()).sort();
-  if (classes.length === 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${root} has no class sub-folders (expected root/<class>/<image files>)`);
+  if (classes.length === 0) invalid(`${root} has no class sub-folders (expected root/<class>/<image files>)`);
   const out: ImageFolder = { classes, images: [], labels: [], skipped: [] };
   const bad: string[] = [];
   for (const c of classes) {
@@ -68,10 +69,10 @@ export function readImageFolder(root: string, options: { skipNonImages?: boolean
       } else if (options.skipNonImages) out.skipped.push(p);
       else bad.push(p);
     }
-    if (n === 0 && bad.length === 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', `class folder ${dir} holds no images`);
+    if (n === 0 && bad.length === 0) invalid(`class folder ${dir} holds no images`);
   }
   if (bad.length) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `not image files in class folders (skip them with skipNonImages / --skip-non-images): ${bad.slice(0, 5).join(', ')}${bad.length > 5 ? ` and ${bad.length - 5} more` : ''}`);
+    invalid(`not image files in class folders (skip them with skipNonImages / --skip-non-images): ${bad.slice(0, 5).join(', ')}${bad.length > 5 ? ` and ${bad.length - 5} more` : ''}`);
   }
   return out;
 }
@@ -89,11 +90,11 @@ export async function embedImages(
   model: Model, images: readonly ImageInput[], labels: readonly (string | number)[],
   options: { pooling?: Pooling; batchSize?: number; chunk?: number; onProgress?: (p: EmbedProgress) => void } = {},
 ): Promise<LabelledEmbeddings> {
-  if (!Array.isArray(images) || !Array.isArray(labels)) throw new VitMsnError('ERR_INVALID_ARGUMENT', 'images and labels must be arrays');
+  if (!Array.isArray(images) || !Array.isArray(labels)) invalid('images and labels must be arrays');
   if (images.length !== labels.length) {
     throw new VitMsnError('ERR_SHAPE_MISMATCH', `${images.length} images but ${labels.length} labels: give one label per image`);
   }
-  if (images.length === 0) throw new VitMsnError('ERR_INVALID_ARGUMENT', 'no images given');
+  if (images.length === 0) invalid('no images given');
   const pooling = options.pooling ?? 'cls';
   const chunk = options.chunk ?? 64;
   const D = model.config.hiddenSize;
@@ -123,7 +124,7 @@ export function loadEmbeddings(file: string): LabelledEmbeddings & { metadata: R
   const { tensors, metadata } = readSafetensorsFile(file);
   const t = tensors.embeddings;
   if (!t || t.shape.length !== 2 || metadata.labels === undefined) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `${file}: not an embeddings cache (needs an "embeddings" [N, D] tensor and "labels" metadata)`);
+    invalid(`${file}: not an embeddings cache (needs an "embeddings" [N, D] tensor and "labels" metadata)`);
   }
   const labels = JSON.parse(metadata.labels) as string[];
   return {
@@ -137,7 +138,7 @@ export function loadEmbeddings(file: string): LabelledEmbeddings & { metadata: R
 /** Checks a labelled set; returns its class names (sorted) and each row's class index. */
 export function checkLabelled(e: LabelledEmbeddings, minClasses = 2): { classes: string[]; y: Int32Array; N: number; D: number } {
   if (!e || typeof e !== 'object' || !(e.data instanceof Float32Array || e.data instanceof Float64Array)) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', 'embeddings must be { data: Float32Array | Float64Array, shape: [N, D], labels }');
+    invalid('embeddings must be { data: Float32Array | Float64Array, shape: [N, D], labels }');
   }
   const [N, D] = e.shape ?? [];
   if (!Number.isSafeInteger(N) || !Number.isSafeInteger(D) || N < 1 || D < 1 || e.data.length !== N * D) {
@@ -148,13 +149,13 @@ export function checkLabelled(e: LabelledEmbeddings, minClasses = 2): { classes:
   }
   for (let i = 0; i < e.data.length; i++) {
     if (!Number.isFinite(e.data[i])) {
-      throw new VitMsnError('ERR_INVALID_ARGUMENT', `embedding row ${Math.floor(i / D)} has a non-finite value (${e.data[i]})`);
+      invalid(`embedding row ${Math.floor(i / D)} has a non-finite value (${e.data[i]})`);
     }
   }
   const labels = e.labels.map(String);
   const classes = [...new Set(labels)].sort();
   if (classes.length < minClasses) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', `need at least ${minClasses} classes to fit a classifier, got ${classes.length} (${classes.join(', ')})`);
+    invalid(`need at least ${minClasses} classes to fit a classifier, got ${classes.length} (${classes.join(', ')})`);
   }
   const index = new Map(classes.map((c, i) => [c, i]));
   return { classes, y: Int32Array.from(labels, (l) => index.get(l)!), N, D };

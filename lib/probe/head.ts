@@ -22,17 +22,18 @@ import { centreNormalize } from './features';
 import { knnVotes } from './knn';
 import { decision, softmaxRows } from './logreg';
 import { asFloat64, f32Tensor, f64Tensor, rawSafetensorsBytes, readSafetensorsFile, type RawTensor } from './safetensors-read';
+import { invalid } from '../check';
 
 export type Protocol = 'msn' | 'plain';
 type Rows = { data: Float32Array | Float64Array; shape: readonly number[] };
 
 function checkRows(e: Rows, D: number): number {
   if (!e || !(e.data instanceof Float32Array || e.data instanceof Float64Array) || !Array.isArray(e.shape) || e.shape.length !== 2) {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', 'embeddings must be { data: Float32Array | Float64Array, shape: [N, D] }');
+    invalid('embeddings must be { data: Float32Array | Float64Array, shape: [N, D] }');
   }
   const [n, d] = e.shape;
   if (d !== D || e.data.length !== n * d) throw new VitMsnError('ERR_SHAPE_MISMATCH', `embeddings of shape ${JSON.stringify(e.shape)} do not fit a head of width ${D}`);
-  for (let i = 0; i < e.data.length; i++) if (!Number.isFinite(e.data[i])) throw new VitMsnError('ERR_INVALID_ARGUMENT', `embedding row ${Math.floor(i / d)} has a non-finite value`);
+  for (let i = 0; i < e.data.length; i++) if (!Number.isFinite(e.data[i])) invalid(`embedding row ${Math.floor(i / d)} has a non-finite value`);
   return n;
 }
 
@@ -141,9 +142,9 @@ export type Head = LinearHead | KnnHead;
 /** Reads a head folder written by `head.save(dir)` (or `vitmsn probe fit --out`). */
 export function loadHead(dir: string): Head {
   const jsonFile = path.join(dir, 'head.json');
-  if (!existsSync(jsonFile)) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${dir} has no head.json (not a probe head folder)`);
+  if (!existsSync(jsonFile)) invalid(`${dir} has no head.json (not a probe head folder)`);
   const j = JSON.parse(readFileSync(jsonFile, 'utf8')) as Record<string, any>;
-  if (j.format !== 'vitmsn-probe-head' || j.version !== 1) throw new VitMsnError('ERR_INVALID_ARGUMENT', `${jsonFile}: unknown format ${j.format} v${j.version}`);
+  if (j.format !== 'vitmsn-probe-head' || j.version !== 1) invalid(`${jsonFile}: unknown format ${j.format} v${j.version}`);
   const { tensors } = readSafetensorsFile(path.join(dir, 'head.safetensors'));
   const classes = j.classes as string[];
   if (j.kind === 'knn') {
@@ -165,9 +166,9 @@ export function loadHead(dir: string): Head {
  */
 export function saveClassificationCheckpoint(head: LinearHead, backboneDir: string, outDir: string): void {
   if (head.protocol !== 'plain') {
-    throw new VitMsnError('ERR_INVALID_ARGUMENT', "only a 'plain' head is a linear layer on the model's output; an 'msn' head (centring + normalisation) is saved with head.save()");
+    invalid("only a 'plain' head is a linear layer on the model's output; an 'msn' head (centring + normalisation) is saved with head.save()");
   }
-  if (head.pooling !== 'cls') throw new VitMsnError('ERR_INVALID_ARGUMENT', `the classifier reads the CLS token of last_hidden_state (pooling 'cls'); this head was fitted on '${head.pooling}'`);
+  if (head.pooling !== 'cls') invalid(`the classifier reads the CLS token of last_hidden_state (pooling 'cls'); this head was fitted on '${head.pooling}'`);
   const weights = path.join(backboneDir, 'model.safetensors');
   if (!existsSync(weights)) throw new VitMsnError('ERR_WEIGHTS_NOT_FOUND', `${backboneDir} has no model.safetensors (a single safetensors file is needed to write the checkpoint)`);
   const config = JSON.parse(readFileSync(path.join(backboneDir, 'config.json'), 'utf8')) as Record<string, unknown>;

@@ -3,6 +3,7 @@
  * Library codes (VitMsnError) keep their names; the server's own codes are listed in SERVER_CODES.
  */
 import { ServeError } from './serve-error';
+import type { ErrorCode } from '../errors';
 
 /** Codes the server itself uses (never thrown by the library). */
 export const SERVER_CODES = {
@@ -19,7 +20,7 @@ export const SERVER_CODES = {
 } as const;
 
 /** Library codes that a client can cause or should see, and the status they get; others are 500. */
-const LIBRARY_STATUS: Record<string, number> = {
+const LIBRARY_STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_INVALID_ARGUMENT: 400,
   ERR_SHAPE_MISMATCH: 400,
   ERR_IMAGE_INVALID: 400,
@@ -44,7 +45,7 @@ export interface HttpError {
 }
 
 export function httpError(code: string, message: string, status?: number): HttpError {
-  const s = status ?? (SERVER_CODES as Record<string, number>)[code] ?? LIBRARY_STATUS[code] ?? 500;
+  const s = status ?? (SERVER_CODES as Record<string, number>)[code] ?? LIBRARY_STATUS[code as ErrorCode] ?? 500;
   return { status: s, code, message, retryAfter: RETRY_AFTER_S[s] };
 }
 

@@ -20,6 +20,7 @@ namespace {
 BackendInfo cuda_info() {
   BackendInfo info;
   info.name = "cuda";
+  info.dtypes = {"float32", "float16", "bfloat16"};
 #ifdef VITMSN_WITH_CUDA
   info.compiled = true;
   const std::string why = cuda_unavailable_reason(0);
@@ -36,7 +37,7 @@ BackendInfo cuda_info() {
 int default_cpu_threads() { return physical_core_count(); }
 
 std::vector<BackendInfo> list_backends() {
-  BackendInfo cpu{"cpu", true, true, std::to_string(physical_core_count()) + " physical core(s)"};
+  BackendInfo cpu{"cpu", true, true, std::to_string(physical_core_count()) + " physical core(s)", {"float32", "bfloat16"}};
   try {
     cpu.detail += ", " + cpu::isa_summary(cpu::default_isa());
   } catch (const Error& e) {  // VITMSN_CPU_ISA names a path this CPU lacks
@@ -48,9 +49,7 @@ std::vector<BackendInfo> list_backends() {
 
 std::shared_ptr<Backend> acquire_backend(const std::string& device, int threads, const std::string& dtype) {
   if (device == "cpu") {
-    if (dtype != "float32" && dtype != "bfloat16") {
-      throw Error(codes::kUnsupportedDtype, "dtype '" + dtype + "' is not supported on the CPU; use float32 or bfloat16");
-    }
+    internal_check(dtype == "float32" || dtype == "bfloat16", "CPU dtype (lib/ checks BackendInfo::dtypes)");
     if (threads <= 0) threads = default_cpu_threads();
     static std::mutex mu;
     static std::map<int, std::weak_ptr<Backend>> shared;

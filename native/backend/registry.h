@@ -14,6 +14,7 @@ struct BackendInfo {
   bool compiled = false;
   bool available = false;
   std::string detail;   // why it is or is not usable, in words for the user
+  std::vector<std::string> dtypes;  // the dtypes it runs: lib/ checks a load's dtype against these
 };
 
 std::vector<BackendInfo> list_backends();

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "addon_data.h"
+#include "backend/knobs.h"
 #include "backend/registry.h"
 #include "logreg_binding.h"
 #include "model_wrap.h"
@@ -20,6 +21,29 @@ Napi::Value backends(const Napi::CallbackInfo& info) {
     o.Set("compiled", list[i].compiled);
     o.Set("available", list[i].available);
     o.Set("detail", list[i].detail);
+    Napi::Array dtypes = Napi::Array::New(env, list[i].dtypes.size());
+    for (size_t k = 0; k < list[i].dtypes.size(); ++k) dtypes.Set(static_cast<uint32_t>(k), list[i].dtypes[k]);
+    o.Set("dtypes", dtypes);
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+// The knob table with the raw value of each in this process's environment ("" when unset). Values
+// are not checked here: a bad one is reported by the backend that reads it.
+Napi::Value knob_table(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env, vitmsn::knobs::kKnobCount);
+  for (size_t i = 0; i < vitmsn::knobs::kKnobCount; ++i) {
+    const vitmsn::knobs::Spec& s = vitmsn::knobs::table()[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", s.name);
+    o.Set("values", s.values);
+    o.Set("default", s.fallback);
+    o.Set("read", std::string(s.read_when) == "process" ? "once per process" : "when a backend is made");
+    o.Set("meaning", s.meaning);
+    const char* raw = std::getenv(s.name);
+    o.Set("value", raw ? raw : "");
     out.Set(static_cast<uint32_t>(i), o);
   }
   return out;
@@ -37,6 +61,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("backends", Napi::Function::New<backends>(env, "backends"));
   exports.Set("preprocess", Napi::Function::New<preprocess>(env, "preprocess"));
   exports.Set("fitLogRegPaths", Napi::Function::New<fit_logreg_paths>(env, "fitLogRegPaths"));
+  exports.Set("knobs", Napi::Function::New<knob_table>(env, "knobs"));
   exports.Set("defaultThreads", Napi::Function::New<default_threads>(env, "defaultThreads"));
   return exports;
 }

@@ -95,7 +95,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
 }
 
 std::shared_ptr<const vitmsn::Model> ModelWrap::live(Napi::Env env) const {
-  if (!model_) throw make_error(env, "ERR_DISPOSED", "the model has been disposed");
+  if (!model_) throw make_error(env, vitmsn::codes::kDisposed, "the model has been disposed");
   return model_;
 }
 

@@ -2,6 +2,7 @@
 // path packs every image's rows as GEMM A tiles (once, in parallel), then runs one task per
 // (image, head): the head's projection (attention_block_avx512.cc) into per-thread q / Kᵀ / V
 // buffers, then the flash tile kernel over the head's query rows.
+#include "backend/knobs.h"
 #include "cpu/attention_block.h"
 
 #include <algorithm>
@@ -116,9 +117,9 @@ void fused(const QkvAttentionArgs& a, ThreadPool& pool) {
 }  // namespace
 
 QkvAttentionMode qkv_attention_mode_from_env() {
-  const char* v = std::getenv("VITMSN_CPU_QKV_ATTENTION");
-  if (v && std::string(v) == "unfused") return QkvAttentionMode::kUnfused;
-  if (v && std::string(v) == "fused") return QkvAttentionMode::kFused;
+  const std::string v = knobs::choice(knobs::Knob::kCpuQkvAttention);
+  if (v == "unfused") return QkvAttentionMode::kUnfused;
+  if (v == "fused") return QkvAttentionMode::kFused;
   return QkvAttentionMode::kAuto;
 }
 

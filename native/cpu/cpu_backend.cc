@@ -42,10 +42,16 @@ int resolve_threads(int threads) {
   return hw > 0 ? static_cast<int>(hw) : 1;
 }
 
+cpu::Isa isa_with_knobs_checked() {
+  cpu::amx_enabled();  // VITMSN_CPU_AMX, read once and kept
+  return cpu::default_isa();
+}
+
 class CpuBackend final : public Backend {
  public:
-  // The ISA is chosen before any thread starts, so a refused VITMSN_CPU_ISA fails the load cleanly.
-  explicit CpuBackend(int threads) : isa_(cpu::default_isa()), pool_(resolve_threads(threads)) {}
+  // The ISA and every other CPU knob are read before any thread starts, so a refused value fails
+  // the load cleanly instead of surfacing inside a worker.
+  explicit CpuBackend(int threads) : isa_(isa_with_knobs_checked()), pool_(resolve_threads(threads)) {}
 
   std::string name() const override { return "cpu"; }
   size_t available_bytes() const override { return host_available_bytes(); }

@@ -1,3 +1,4 @@
+#include "backend/knobs.h"
 #include "cpu/cpu_features.h"
 
 #include <cstdint>
@@ -71,8 +72,7 @@ const CpuFeatures& cpu_features() {
 namespace {
 std::atomic<int>& amx_switch() {
   static std::atomic<int> on{[] {
-    const char* env = std::getenv("VITMSN_CPU_AMX");
-    return (env && std::string(env) == "0") ? 0 : 1;
+    return knobs::flag(knobs::Knob::kCpuAmx) ? 1 : 0;
   }()};
   return on;
 }
@@ -106,7 +106,7 @@ Isa parse_isa(const std::string& name) {
   else if (name == "avx2") isa = Isa::kAvx2;
   else if (name == "avx512") isa = Isa::kAvx512;
   else if (name == "neon") isa = Isa::kNeon;
-  else throw Error(codes::kDeviceUnavailable, "VITMSN_CPU_ISA='" + name + "' is not a CPU path (use scalar, avx2, avx512 or neon)");
+  else throw Error(codes::kDeviceUnavailable, "VITMSN_CPU_ISA='" + name + "' is not a CPU path (use " + knobs::spec(knobs::Knob::kCpuIsa).values + ")");
   if (!isa_supported(isa)) {
     throw Error(codes::kDeviceUnavailable, std::string("VITMSN_CPU_ISA=") + name + " asks for a path this CPU (or OS) does not support");
   }
@@ -114,8 +114,7 @@ Isa parse_isa(const std::string& name) {
 }
 
 Isa select_isa() {
-  const char* env = std::getenv("VITMSN_CPU_ISA");
-  if (env && *env) return parse_isa(env);
+  if (const std::string name = knobs::text(knobs::Knob::kCpuIsa); !name.empty()) return parse_isa(name);
   if (isa_supported(Isa::kAvx512)) return Isa::kAvx512;
   if (isa_supported(Isa::kAvx2)) return Isa::kAvx2;
   if (isa_supported(Isa::kNeon)) return Isa::kNeon;

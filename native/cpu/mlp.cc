@@ -1,6 +1,7 @@
 // The MLP op's driver (see mlp.h): picks fused or two GEMMs, and for the fused path splits the rows
 // into blocks, gives every thread its packing and hidden-tile buffers, and runs the ISA's rows
 // function per block.
+#include "backend/knobs.h"
 #include "cpu/mlp.h"
 
 #include <algorithm>
@@ -119,10 +120,10 @@ void fused_slices(const MlpArgs& a, ThreadPool& pool) {
 }  // namespace
 
 MlpMode mlp_mode_from_env() {
-  const char* v = std::getenv("VITMSN_CPU_MLP");
-  if (v && std::string(v) == "unfused") return MlpMode::kUnfused;
-  if (v && std::string(v) == "fused") return MlpMode::kFused;
-  if (v && std::string(v) == "slices") return MlpMode::kFusedSlices;
+  const std::string v = knobs::choice(knobs::Knob::kCpuMlp);
+  if (v == "unfused") return MlpMode::kUnfused;
+  if (v == "fused") return MlpMode::kFused;
+  if (v == "slices") return MlpMode::kFusedSlices;
   return MlpMode::kAuto;
 }
 

@@ -3,6 +3,7 @@
 // dispose, or process exit). For finding where a forward's time goes without perf; off by default,
 // and then it costs one branch per op.
 #pragma once
+#include "backend/knobs.h"
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,8 +17,7 @@ namespace cpu {
 class OpProfile {
  public:
   static bool enabled_by_env() {
-    const char* v = std::getenv("VITMSN_CPU_PROFILE");
-    return v && *v && std::string(v) != "0";
+    return knobs::flag(knobs::Knob::kCpuProfile);
   }
   ~OpProfile() {
     if (totals_.empty()) return;

@@ -1,3 +1,4 @@
+#include "backend/knobs.h"
 #include "cpu/thread_pool.h"
 
 #include <algorithm>
@@ -27,9 +28,7 @@ constexpr int64_t kChunksPerThread = 8;
 // VITMSN_SPIN_US overrides it (0: sleep at once), for measuring on oversubscribed machines.
 std::chrono::microseconds spin_time() {
   static const std::chrono::microseconds t = [] {
-    const char* env = std::getenv("VITMSN_SPIN_US");
-    const long v = env && *env ? std::strtol(env, nullptr, 10) : 100;
-    return std::chrono::microseconds(v < 0 ? 0 : v > 100000 ? 100000 : v);
+    return std::chrono::microseconds(knobs::integer(knobs::Knob::kSpinUs));
   }();
   return t;
 }
@@ -62,6 +61,7 @@ bool spin_until(Pred pred) {
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
+  spin_time();  // reads VITMSN_SPIN_US here, where a bad value can still fail the load, not in a worker
   const int wanted = std::max(threads, 1);
   workers_.reserve(static_cast<size_t>(wanted - 1));
   for (int i = 1; i < wanted; ++i) {

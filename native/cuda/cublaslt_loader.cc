@@ -1,3 +1,4 @@
+#include "backend/knobs.h"
 #include "cuda/cublaslt_loader.h"
 
 #include <dirent.h>
@@ -49,8 +50,8 @@ bool bind(void* lib, lt::Api* api, std::string* missing) {
 
 std::vector<std::string> cublaslt_candidates() {
   std::vector<std::string> out;
-  if (const char* p = std::getenv("VITMSN_CUBLASLT_PATH"); p && *p) {
-    if (is_dir(p)) add_folder(out, p);
+  if (const std::string p = knobs::text(knobs::Knob::kCublasLtPath); !p.empty()) {
+    if (is_dir(p.c_str())) add_folder(out, p);
     else out.emplace_back(p);
   }
   for (const char* so : kSonames) out.emplace_back(so);  // LD_LIBRARY_PATH, ldconfig cache

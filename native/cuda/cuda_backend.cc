@@ -1,3 +1,4 @@
+#include "backend/knobs.h"
 #include "cuda/cuda_backend.h"
 
 #include <cuda_bf16.h>
@@ -84,22 +85,22 @@ class CudaBackend final : public Backend {
       cudaDeviceProp prop{};
       cuda::check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
       cuda::AttentionCaps caps;
-      caps.tensor_cores = prop.major >= 8 && !std::is_same_v<T, float> && env_is("VITMSN_CUDA_ATTENTION", "simt") == false;
+      caps.tensor_cores = prop.major >= 8 && !std::is_same_v<T, float> && knobs::choice(knobs::Knob::kCudaAttention) != "simt";
       caps.max_smem = static_cast<int>(prop.sharedMemPerBlockOptin);
       caps.sm_count = prop.multiProcessorCount;
-      if (const char* w = std::getenv("VITMSN_CUDA_ATTENTION_WARPS")) caps.warps = std::atoi(w);  // for measurements
+      if (const long w = knobs::integer(knobs::Knob::kCudaAttentionWarps)) caps.warps = static_cast<int>(w);  // for measurements
       if (!cuda::prepare_attention<T>(caps)) caps.tensor_cores = false;
       cudaGetLastError();
       attn_caps_ = caps;
       // cuBLASLt's GELU epilogue is the tanh form: in fp16/bf16 the difference is below the
       // format's rounding (docs/cuda.md, "GELU"), in fp32 it is not. VITMSN_CUDA_GELU=exact|epilogue overrides.
       gelu_epilogue_ = !std::is_same_v<T, float>;
-      if (env_is("VITMSN_CUDA_GELU", "exact")) gelu_epilogue_ = false;
-      if (env_is("VITMSN_CUDA_GELU", "epilogue")) gelu_epilogue_ = true;
-      graphs_enabled_ = !env_is("VITMSN_CUDA_GRAPHS", "0");
-      verbose_ = env_is("VITMSN_CUDA_VERBOSE", "1");
+      const std::string gelu = knobs::choice(knobs::Knob::kCudaGelu);
+      if (gelu != "auto") gelu_epilogue_ = gelu == "epilogue";
+      graphs_enabled_ = knobs::flag(knobs::Knob::kCudaGraphs);
+      verbose_ = knobs::flag(knobs::Knob::kCudaVerbose);
       if (verbose_) cuda::check(cudaEventCreate(&ev_[0]), "event"), cuda::check(cudaEventCreate(&ev_[1]), "event");
-      if (env_is("VITMSN_CUDA_PROFILE", "1")) profile_ = std::make_unique<cuda::OpProfile>(stream_), graphs_enabled_ = false;
+      if (knobs::flag(knobs::Knob::kCudaProfile)) profile_ = std::make_unique<cuda::OpProfile>(stream_), graphs_enabled_ = false;
     } catch (...) {
       gemm_.reset();
       if (pool_) cudaMemPoolDestroy(pool_);
@@ -349,11 +350,6 @@ class CudaBackend final : public Backend {
     }
     cuda::OpProfile* p_;
   };
-
-  static bool env_is(const char* name, const char* value) {
-    const char* v = std::getenv(name);
-    return v && std::strcmp(v, value) == 0;
-  }
 
   // The first call of a shape, run eagerly under the lock, counting the bytes the body allocates.
   size_t run_measured(const float* host_in, size_t n_in, float* host_out, size_t n_out, const RecordedBody& body) {

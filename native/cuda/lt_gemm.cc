@@ -1,3 +1,4 @@
+#include "backend/knobs.h"
 #include "cuda/lt_gemm.h"
 
 #include <cstdlib>
@@ -9,8 +10,7 @@ namespace vitmsn {
 namespace cuda {
 
 LtGemm::LtGemm(const lt::Api& api, int data_type, cudaStream_t stream) : api_(api), type_(data_type), stream_(stream) {
-  const char* tune = std::getenv("VITMSN_CUDA_GEMM_TUNE");
-  tune_ = !(tune && std::strcmp(tune, "0") == 0);
+  tune_ = knobs::flag(knobs::Knob::kCudaGemmTune);
   check_lt(api_.Create(&handle_), "cublasLtCreate");
   cudaError_t e = cudaMalloc(&workspace_, workspace_bytes_);
   if (e != cudaSuccess) {

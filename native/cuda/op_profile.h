@@ -4,6 +4,7 @@
 // Everything up to the first download (the model's load and its first forward, which makes the
 // cuBLASLt plans) is left out, so the totals describe steady-state forwards.
 #pragma once
+#include "backend/knobs.h"
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -29,8 +30,8 @@ class OpProfile {
         std::fprintf(stderr, "[vitmsn cuda profile] %-28s %8ld %10.3f %5.1f%%\n", k.c_str(), v.calls, v.ms, 100 * v.ms / all);
       std::fprintf(stderr, "[vitmsn cuda profile] %-28s %8s %10.3f\n", "total", "", all);
       // VITMSN_CUDA_PROFILE_OUT=file: the same totals as JSON {"op": [calls, ms], ...} for scripts.
-      if (const char* path = std::getenv("VITMSN_CUDA_PROFILE_OUT")) {
-        if (FILE* f = std::fopen(path, "w")) {
+      if (const std::string path = knobs::text(knobs::Knob::kCudaProfileOut); !path.empty()) {
+        if (FILE* f = std::fopen(path.c_str(), "w")) {
           std::fprintf(f, "{");
           bool first = true;
           for (auto& [k, v] : totals_) {

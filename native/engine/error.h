@@ -15,7 +15,8 @@ class Error : public std::runtime_error {
   std::string code_;
 };
 
-// Stable codes (mirrored in lib/errors.ts).
+// The codes the native side throws: each must be a key of ERROR_CODES in lib/errors.ts, the one
+// list of codes with their meaning (test/error-codes.test.ts checks every "ERR_…" in native/).
 namespace codes {
 inline constexpr const char* kInvalidArgument = "ERR_INVALID_ARGUMENT";
 inline constexpr const char* kShape = "ERR_SHAPE_MISMATCH";
@@ -29,15 +30,16 @@ inline constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";
 inline constexpr const char* kDeviceUnavailable = "ERR_DEVICE_UNAVAILABLE";
 inline constexpr const char* kUnsupportedDtype = "ERR_UNSUPPORTED_DTYPE";
 inline constexpr const char* kInternal = "ERR_INTERNAL";
+inline constexpr const char* kDisposed = "ERR_DISPOSED";
 // Images: decoding happens in lib/ (sharp), these come from the native checks.
 inline constexpr const char* kImageInvalid = "ERR_IMAGE_INVALID";
 inline constexpr const char* kNoClassifier = "ERR_NO_CLASSIFIER";
-// Raised by lib/ only (hub downloads); listed so both sides name every code.
-inline constexpr const char* kHubNotFound = "ERR_HUB_NOT_FOUND";
-inline constexpr const char* kDownloadFailed = "ERR_DOWNLOAD_FAILED";
-inline constexpr const char* kOffline = "ERR_OFFLINE";
-// Raised by lib/ only (the model's call queue is full).
-inline constexpr const char* kOverloaded = "ERR_OVERLOADED";
 }  // namespace codes
+
+// An internal assert: what lib/check.ts has already refused in the caller's words can only reach
+// the engine through a bug, so it is reported as one (ERR_INTERNAL) in a few words, never aborts.
+inline void internal_check(bool ok, const char* what) {
+  if (!ok) throw Error(codes::kInternal, std::string("internal check failed: ") + what);
+}
 
 }  // namespace vitmsn

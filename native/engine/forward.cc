@@ -19,7 +19,6 @@
 namespace vitmsn {
 namespace {
 
-std::string dims(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
 
 std::string gib(double bytes) {
   char s[32];
@@ -52,25 +51,12 @@ Model::Model(const ModelConfig& config, std::shared_ptr<Backend> backend)
 Model::~Model() { backend_->forget_recorded(id_); }
 
 void Model::check_request(const ForwardRequest& r) const {
+  // lib/check.ts and lib/validate.ts refuse wrong arguments with the caller's words before a call
+  // gets here; these are the engine's own asserts. Only the memory guards are real answers.
   const ModelConfig& c = config_;
-  if (r.B < 1 || r.C < 1 || r.H < 1 || r.W < 1) throw Error(codes::kShape, "pixel_values dimensions must be positive");
-  if (r.C != c.num_channels) {
-    throw Error(codes::kShape, "pixel_values has " + std::to_string(r.C) + " channels, the model expects " +
-                                   std::to_string(c.num_channels));
-  }
-  if (static_cast<double>(r.pixel_count()) != static_cast<double>(r.B) * r.C * r.H * r.W) {
-    throw Error(codes::kShape, "pixel_values holds " + std::to_string(r.pixel_count()) +
-                                   " values, its shape needs B·C·H·W = " + std::to_string(r.B * r.C * r.H * r.W));
-  }
-  if (!r.interpolate_pos_encoding && (r.H != c.image_height || r.W != c.image_width)) {
-    throw Error(codes::kShape, "input image size (" + dims(r.H, r.W) + ") doesn't match the model (" +
-                                   dims(c.image_height, c.image_width) +
-                                   "); pass interpolatePosEncoding: true to run at another resolution");
-  }
-  if (r.H < c.patch_size || r.W < c.patch_size) {
-    throw Error(codes::kShape, "input image size (" + dims(r.H, r.W) + ") is smaller than one patch (" +
-                                   std::to_string(c.patch_size) + ")");
-  }
+  internal_check(r.B >= 1 && r.C == c.num_channels && r.H >= c.patch_size && r.W >= c.patch_size, "pixel_values shape");
+  internal_check(static_cast<double>(r.pixel_count()) == static_cast<double>(r.B) * r.C * r.H * r.W, "pixel_values length");
+  internal_check(r.interpolate_pos_encoding || (r.H == c.image_height && r.W == c.image_width), "image size");
   const int64_t N = (r.H / c.patch_size) * (r.W / c.patch_size), T = N + 1;
   const double biggest = std::max<double>({static_cast<double>(r.B) * T * std::max(3 * c.hidden_size, c.intermediate_size),
                                            r.output_attentions ? static_cast<double>(r.B) * c.num_heads * T * T : 0.0});
@@ -80,22 +66,12 @@ void Model::check_request(const ForwardRequest& r) const {
   }
   check_fits(memory_need(r));
   const size_t hm = r.head_mask.size();
-  if (hm != 0 && hm != static_cast<size_t>(c.num_heads) && hm != static_cast<size_t>(c.num_layers * c.num_heads)) {
-    throw Error(codes::kShape, "head_mask has " + std::to_string(hm) + " values; expected num_heads (" +
-                                   std::to_string(c.num_heads) + ") or num_layers·num_heads (" +
-                                   std::to_string(c.num_layers * c.num_heads) + ")");
-  }
+  internal_check(hm == 0 || hm == static_cast<size_t>(c.num_heads) || hm == static_cast<size_t>(c.num_layers * c.num_heads),
+                 "head_mask length");
   if (!r.bool_masked_pos.empty()) {
-    if (!has_mask_token()) {
-      throw Error(codes::kNoMaskToken, "bool_masked_pos needs embeddings.mask_token, which this checkpoint lacks");
-    }
-    if (static_cast<int64_t>(r.bool_masked_pos.size()) != r.B * N) {
-      throw Error(codes::kShape, "bool_masked_pos has " + std::to_string(r.bool_masked_pos.size()) +
-                                     " values, expected B·N = " + std::to_string(r.B * N));
-    }
-    for (uint8_t v : r.bool_masked_pos) {
-      if (v > 1) throw Error(codes::kInvalidArgument, "bool_masked_pos values must be 0 or 1");
-    }
+    internal_check(has_mask_token(), "bool_masked_pos without mask_token");
+    internal_check(static_cast<int64_t>(r.bool_masked_pos.size()) == r.B * N, "bool_masked_pos length");
+    for (uint8_t v : r.bool_masked_pos) internal_check(v <= 1, "bool_masked_pos values");
   }
 }
 
