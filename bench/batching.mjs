@@ -9,20 +9,17 @@
 //                               [--seconds 10] [--configs off,1:0,4:2,8:2,16:2,16:0,32:2] [--record]
 //   a config is maxBatch:maxDelayMs, or off (batching: false)
 //   --record   append a dated section to bench/RESULTS.md
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { realModel } from '../test/support/fixtures.mjs';
+import { machine, gitRev, now, appendResults, benchJpeg } from './support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
 const require = createRequire(import.meta.url);
 const { loadModel } = require(path.join(root, 'dist', 'index.js'));
-const sharp = require('sharp');
 
 const { values: args } = parseArgs({
   options: {
@@ -40,8 +37,7 @@ const seconds = Number(args.seconds);
 const threads = Number(args.threads);
 
 const modelDir = args.model.startsWith('vit-') ? (await realModel(/** @type {any} */ (args.model))).modelDir : args.model;
-const jpeg = await sharp(path.join(root, 'test', 'fixtures', 'images', 'chelsea.png'))
-  .resize(640, 480, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
+const jpeg = await benchJpeg();
 
 function pct(sorted, p) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : 0;
@@ -94,18 +90,11 @@ for (const dtype of args.dtype.split(',')) {
   }
 }
 
-const cpu = (() => {
-  try {
-    return execFileSync('lscpu', { encoding: 'utf8' }).match(/Model name:\s*(.*)/)?.[1]?.trim();
-  } catch {
-    return os.cpus()[0]?.model;
-  }
-})();
 const header = `| dtype | setting | img/s | most common batches | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- | --- |`;
 const table = rows.map((r) => `| ${r.dtype} | ${r.config} | ${r.ips.toFixed(2)} | ${r.batches} | ${Number.isNaN(r.p50) ? '—' : r.p50.toFixed(0)} | ${Number.isNaN(r.p99) ? '—' : r.p99.toFixed(0)} |`).join('\n');
 console.log(`${header}\n${table}`);
 if (args.record) {
   const cmd = `node bench/batching.mjs ${process.argv.slice(2).join(' ')}`;
-  fs.appendFileSync(path.join(root, 'bench', 'RESULTS.md'),
-    `\n## Dynamic batching in process, ${new Date().toISOString()}\n\n- machine: ${cpu}, ${os.cpus().length} logical CPUs\n- command: \`${cmd}\`\n- ${clients} concurrent callers, each encode() of one 640×480 JPEG (chelsea.png, quality 90) after another, ${seconds} s per row; model ${args.model}\n\n${header}\n${table}\n`);
+  appendResults(
+    `## Dynamic batching in process, ${now()}\n\n- machine: ${machine()}; git ${gitRev()}\n- command: \`${cmd}\`\n- ${clients} concurrent callers, each encode() of one 640×480 JPEG (chelsea.png, quality 90) after another, ${seconds} s per row; model ${args.model}\n\n${header}\n${table}\n`);
 }

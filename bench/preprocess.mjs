@@ -9,13 +9,13 @@
 // Self-contained: the JPEG is made here (test/fixtures/images/chelsea.png scaled to 640×480 by sharp,
 // quality 90, 4:2:0) and the model is the tiny golden backbone with the facebook/vit-msn-*
 // preprocessor_config.json written beside it in a temp folder. Needs the compiled package.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { machine, gitRev, now, appendResults, benchJpeg } from './support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
@@ -39,10 +39,7 @@ const warmup = Number(args.warmup);
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vitmsn-bench-pre-'));
 try {
-  const jpeg = await sharp(path.join(root, 'test', 'fixtures', 'images', 'chelsea.png'))
-    .resize(640, 480, { fit: 'fill' })
-    .jpeg({ quality: 90, chromaSubsampling: '4:2:0' })
-    .toBuffer();
+  const jpeg = await benchJpeg();
   const jpegPath = path.join(tmp, 'photo-640x480.jpg');
   fs.writeFileSync(jpegPath, jpeg);
   const modelDir = path.join(tmp, 'model');
@@ -81,16 +78,10 @@ try {
   ];
   await model.dispose();
 
-  const cpuModel = (/^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8')) ?? [])[1] ?? os.cpus()[0]?.model;
-  let git = 'unknown';
-  try {
-    git = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
-    if (execFileSync('git', ['status', '--porcelain'], { cwd: root }).toString().trim()) git += ' (uncommitted changes)';
-  } catch { /* not a checkout */ }
   const meta = {
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    machine: `${cpuModel}, ${os.cpus().length} logical CPUs, load avg ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${process.platform}/${process.arch}, node ${process.version}, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}), UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'default (4)'}`,
-    git,
+    date: now(),
+    machine: `${machine()}, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}), UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'default (4)'}`,
+    git: gitRev(),
     input: `${jpeg.length} byte 640×480 JPEG (q90, 4:2:0) → [1, 3, 224, 224] float32`,
     command: `node bench/preprocess.mjs --iters ${iters} --warmup ${warmup}${args.record ? ' --record' : ''}`,
   };
@@ -110,7 +101,7 @@ try {
       ...rows.map((r) => `| ${r.name} | ${r.median.toFixed(2)} | ${r.p10.toFixed(2)} | ${r.p90.toFixed(2)} | ${r.min.toFixed(2)} |`),
       '',
     ].join('\n');
-    fs.appendFileSync(path.join(here, 'RESULTS.md'), md);
+    appendResults(md);
   }
 } finally {
   fs.rmSync(tmp, { recursive: true, force: true });

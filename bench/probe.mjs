@@ -4,12 +4,10 @@
 // encoder is timed separately (tiny golden backbone on the test images: the fitting cost does not
 // depend on it; for ViT-B/16 use the images/s in the cpu-vs-ort section of RESULTS.md).
 //   node bench/probe.mjs [--reps 3] [--record]     (needs `npm run build`)
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { execSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
+import { machine, gitRev, now, appendResults } from './support.mjs';
 
 const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..');
 const require = createRequire(import.meta.url);
@@ -52,15 +50,11 @@ await model.dispose();
 console.log(`encode (tiny-s8 golden, 64 PNG files incl. decoding): ${encMs.toFixed(0)} ms (${(64000 / encMs).toFixed(1)} images/s)`);
 
 if (args.record) {
-  const cpus = os.cpus();
-  let git = '?';
-  try { git = execSync('git rev-parse --short HEAD', { cwd: root }).toString().trim(); } catch { /* not a clone */ }
-  const text = `\n## ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} — linear probe (bench/probe.mjs)\n\n` +
-    `- machine: ${cpus[0]?.model}, ${cpus.length} logical CPUs, load avg ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${process.platform}/${process.arch}, node ${process.version}, git ${git}\n` +
+  const text = `## ${now()} — linear probe (bench/probe.mjs)\n\n` +
+    `- machine: ${machine()}, git ${gitRev()}\n` +
     `- command: \`node bench/probe.mjs --reps ${args.reps} --record\`\n` +
     `- fitting (native L-BFGS on a worker, float64, CV folds over the hardware threads): 10 classes × 50 synthetic 768-dim embeddings, 'msn' protocol, 5-fold CV × 8 C (tol 1e-4) + final fit (tol 1e-8): **median ${fitMs.toFixed(0)} ms** (runs: ${times.map((t) => t.toFixed(0)).join(', ')} ms); target ≤ 2000 ms\n` +
     `- CV accuracy per C: ${cvLine}; chosen C ${head.C}\n` +
     `- encoder, separately: tiny-s8 golden backbone, 64 PNG files: ${encMs.toFixed(0)} ms (${(64000 / encMs).toFixed(1)} images/s); ViT-B/16 float32 runs ~9.5 images/s here (cpu-vs-ort above), i.e. ~53 s for the 500 images\n`;
-  fs.appendFileSync(path.join(root, 'bench', 'RESULTS.md'), text);
-  console.log('appended to bench/RESULTS.md');
+  appendResults(text);
 }

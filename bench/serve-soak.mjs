@@ -9,12 +9,13 @@
 //
 // The model is the tiny golden backbone (fast, so the soak measures the server, not the model); the
 // overload part uses the generated ViT-S/16 (test/fixtures/anchors, python3 + numpy).
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { machine, gitRev, now, appendResults } from './support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
@@ -117,8 +118,7 @@ const lines = [
 ];
 console.log(lines.join('\n'));
 if (args.record) {
-  const cpu = (() => { try { return execFileSync('lscpu', { encoding: 'utf8' }).match(/Model name:\s*(.*)/)?.[1]?.trim(); } catch { return os.cpus()[0]?.model; } })();
-  fs.appendFileSync(path.join(here, 'RESULTS.md'), `\n## vitmsn serve soak and overload, ${new Date().toISOString()}\n\n- machine: ${cpu}, ${os.cpus().length} logical CPUs\n- command: \`node bench/serve-soak.mjs ${process.argv.slice(2).join(' ')}\`\n\n${lines.join('\n')}\n`);
+  appendResults(`## vitmsn serve soak and overload, ${now()}\n\n- machine: ${machine()}; git ${gitRev()}\n- command: \`node bench/serve-soak.mjs ${process.argv.slice(2).join(' ')}\`\n\n${lines.join('\n')}\n`);
 }
 const bad = Object.values(counts).reduce((n, c) => n + c.bad, 0);
 process.exit(bad ? 1 : 0);

@@ -22,7 +22,7 @@ export interface LoadOptions {
   device?: Device;
   /** Default 'float32'. */
   dtype?: DType;
-  /** CPU threads; default: the physical cores this process may use. */
+  /** CPU threads, 1 to 1024; 0 or unset: one per physical core this process may use. */
   threads?: number;
   // ---- when loadModel is given a hub id (`owner/name`) rather than an existing folder ----
   /** Branch, tag or commit hash to download. Default 'main'. */

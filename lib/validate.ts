@@ -25,8 +25,8 @@ export function resolveLoadOptions(options: LoadOptions | undefined): ResolvedLo
     invalid(`device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got ${formatValue(device)}`);
   }
   const dtype = oneOf<DType>(o.dtype, 'dtype', DTYPES, 'float32');
-  // 0 internally: the backend's default (the physical cores); a caller names 1 to 1024.
-  const threads = o.threads === undefined ? 0 : integer(o.threads, 'threads', 1, 1024);
+  // 0 (also when unset): the backend's default, one thread per physical core.
+  const threads = integer(o.threads, 'threads (0: one per physical core)', 0, 1024, 0);
   return { device, dtype, threads };
 }
 

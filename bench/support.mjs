@@ -1,0 +1,49 @@
+// What every benchmark script shares: the machine line and git revision recorded with results, the
+// append to bench/RESULTS.md, and the request image (a 640×480 JPEG made from a test image).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export const benchDir = path.dirname(fileURLToPath(import.meta.url));
+export const root = path.join(benchDir, '..');
+export const RESULTS = path.join(benchDir, 'RESULTS.md');
+
+/** "CPU model, N logical CPUs (M usable), load avg …; platform/arch, node vX". */
+export function machine() {
+  let cpu = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpu;
+  } catch { /* not Linux */ }
+  const usable = os.availableParallelism?.() ?? os.cpus().length;
+  return `${cpu}, ${os.cpus().length} logical CPUs (${usable} usable), load avg ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${os.platform()}/${os.arch()}, node ${process.version}`;
+}
+
+/** The checkout's short revision, marked when the tree has uncommitted changes. */
+export function gitRev() {
+  try {
+    const rev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return dirty ? `${rev} (uncommitted changes)` : rev;
+  } catch {
+    return 'not a checkout';
+  }
+}
+
+/** The ISO time without milliseconds, as sections are dated. */
+export const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** Appends a section (Markdown, starting with its "## " title) to bench/RESULTS.md. */
+export function appendResults(section) {
+  if (!fs.existsSync(RESULTS)) fs.writeFileSync(RESULTS, '# vitmsn benchmarks\n');
+  fs.appendFileSync(RESULTS, `\n${section.trim()}\n`);
+  console.error(`# appended to ${path.relative(process.cwd(), RESULTS) || RESULTS}`);
+}
+
+/** The benches' request image: test/fixtures/images/chelsea.png as a 640×480 JPEG, quality 90 (4:2:0). */
+export async function benchJpeg() {
+  const sharp = createRequire(import.meta.url)('sharp');
+  return sharp(path.join(root, 'test', 'fixtures', 'images', 'chelsea.png')).resize(640, 480, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
+}
