@@ -18,6 +18,7 @@
 
 #include "cpu/attention_kernels.h"
 #include "cpu/gemm.h"
+#include "cpu/isa_target.h"
 #include "cpu/scratch.h"
 #include "engine/error.h"
 
@@ -142,9 +143,11 @@ void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa, AttentionKerne
   const int64_t q_blocks = (T + kQB - 1) / kQB;
   const int64_t tasks = B * H * q_blocks;
 
-  if (isa == Isa::kAvx512) {
-    attention_avx512(a, pool);
-    return;
+  if constexpr (kX86Kernels) {
+    if (isa == Isa::kAvx512) {
+      attention_avx512(a, pool);
+      return;
+    }
   }
   auto body = [&](int64_t t_begin, int64_t t_end) {
     std::unique_ptr<float[]> kt = alloc_scratch(static_cast<size_t>(Dh * T), "attention");

@@ -15,6 +15,7 @@
 #include "cpu/attention_flash_kernels.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
+#include "cpu/isa_target.h"
 #include "cpu/layernorm.h"
 #include "cpu/scratch.h"
 #include "engine/error.h"
@@ -123,7 +124,7 @@ QkvAttentionMode qkv_attention_mode_from_env() {
 }
 
 bool qkv_attention_fusable(Isa isa, const QkvAttentionArgs& a) {
-  return isa == Isa::kAvx512 && a.W && a.W->dtype == WeightDtype::kFloat32 && a.Dh > 0 && a.Dh % kPanel == 0 &&
+  return kX86Kernels && isa == Isa::kAvx512 && a.W && a.W->dtype == WeightDtype::kFloat32 && a.Dh > 0 && a.Dh % kPanel == 0 &&
          !a.probs && a.T >= 1 && a.T <= kMaxFusedTokens;
 }
 
@@ -145,11 +146,13 @@ void qkv_attention(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa, QkvAtte
       fuse = qkv_attention_fusable(isa, a) && a.B * a.H >= pool.size();
       break;
   }
-  if (fuse) {
-    fused(a, pool);
-  } else {
-    unfused(a, pool, isa);
+  if constexpr (kX86Kernels) {
+    if (fuse) {
+      fused(a, pool);
+      return;
+    }
   }
+  unfused(a, pool, isa);
 }
 
 }  // namespace cpu

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "cpu/gemm_kernels.h"
+#include "cpu/isa_target.h"
 #include "cpu/scratch.h"
 #include "engine/error.h"
 
@@ -38,8 +39,8 @@ struct Path {
 };
 
 Path path_for(Isa isa, WeightDtype dtype, int64_t K) {
-  switch (isa) {
-    case Isa::kAvx512:
+  if constexpr (kX86Kernels) {
+    if (isa == Isa::kAvx512) {
       if (dtype == WeightDtype::kBFloat16 && K % 32 == 0 && amx_enabled() && gemm_avx512_has_bf16_kernel()) {
         return {gemm_block_amx, gemm_pack_a_amx, kMrAmx};
       }
@@ -49,10 +50,13 @@ Path path_for(Isa isa, WeightDtype dtype, int64_t K) {
       }
       // bf16 weights without avx512_bf16: widened to fp32 in the AVX2 kernel.
       return {gemm_block_avx2, gemm_pack_a_avx2, kMrAvx2};
-    case Isa::kAvx2: return {gemm_block_avx2, gemm_pack_a_avx2, kMrAvx2};
-    case Isa::kNeon: return {gemm_block_neon, gemm_pack_a_neon, kMrNeon};
-    default: return {gemm_block_scalar, gemm_pack_a_scalar, kMrScalar};
+    }
+    if (isa == Isa::kAvx2) return {gemm_block_avx2, gemm_pack_a_avx2, kMrAvx2};
   }
+  if constexpr (kArm64Kernels) {
+    if (isa == Isa::kNeon) return {gemm_block_neon, gemm_pack_a_neon, kMrNeon};
+  }
+  return {gemm_block_scalar, gemm_pack_a_scalar, kMrScalar};
 }
 
 // The packed copy of A, per calling thread (each forward runs on its own thread), kept between
