@@ -1,5 +1,6 @@
 // Prints the addon's C++ sources for binding.gyp (gyp has no glob): everything CMake's CPU build
-// compiles, i.e. native/{binding,engine,backend,cpu}/*.cc, as paths relative to the package root.
+// compiles, i.e. native/{binding,common,engine/*,backend,cpu}/*.cc, as paths relative to the package
+// root.
 // The ISA kernel files are compiled for their architecture only (native/cpu/isa_target.h):
 //   node scripts/gyp-sources.js          the portable sources (every architecture)
 //   node scripts/gyp-sources.js x86      native/cpu/*_avx2.cc, *_avx512.cc
@@ -9,7 +10,9 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const root = path.join(__dirname, '..');
-const dirs = ['native/binding', 'native/engine', 'native/backend', 'native/cpu'];
+const engine = fs.readdirSync(path.join(root, 'native/engine'), { withFileTypes: true })
+  .filter((e) => e.isDirectory()).map((e) => `native/engine/${e.name}`).sort();
+const dirs = ['native/binding', 'native/common', ...engine, 'native/backend', 'native/cpu'];
 const kernels = { x86: /_(avx2|avx512)\.cc$/, arm64: /_neon\.cc$/ };
 const which = process.argv[2] || 'portable';
 if (which !== 'portable' && !kernels[which]) {

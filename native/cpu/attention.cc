@@ -20,7 +20,7 @@
 #include "cpu/gemm.h"
 #include "cpu/isa_target.h"
 #include "cpu/scratch.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {

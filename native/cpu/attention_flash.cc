@@ -22,7 +22,7 @@
 #include "cpu/attention_kernels.h"
 #include "cpu/isa_target.h"
 #include "cpu/scratch.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {

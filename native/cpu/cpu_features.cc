@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "engine/error.h"
+#include "common/error.h"
 
 #include <atomic>
 

@@ -2,7 +2,7 @@
 // the B·(N + 1) token rows.
 #include "cpu/embed_tokens.h"
 
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {

@@ -17,7 +17,7 @@
 #include "cpu/gemm_kernels.h"
 #include "cpu/isa_target.h"
 #include "cpu/scratch.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {

@@ -9,7 +9,7 @@
 #include <cmath>
 
 #include "cpu/gemm.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {

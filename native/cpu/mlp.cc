@@ -12,7 +12,7 @@
 #include "cpu/isa_target.h"
 #include "cpu/layernorm.h"
 #include "cpu/scratch.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {

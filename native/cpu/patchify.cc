@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {

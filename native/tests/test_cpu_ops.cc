@@ -19,7 +19,7 @@
 
 #include "backend/backend.h"
 #include "cpu/attention.h"
-#include "cpu/attention_block.h"
+#include "cpu/qkv_attention.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_features.h"
 #include "cpu/embed_tokens.h"
@@ -30,7 +30,7 @@
 #include "cpu/patchify.h"
 #include "cpu/reference.h"
 #include "cpu/thread_pool.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 using namespace vitmsn;
 using cpu::ThreadPool;

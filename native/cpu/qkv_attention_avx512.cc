@@ -1,5 +1,5 @@
 // AVX-512 projection of one (image, head) for the fused qkv + attention op (contract in
-// attention_block_kernels.h): the GEMM's 14×32 register tile (gemm_avx512_tile.inc) over the
+// qkv_attention_kernels.h): the GEMM's 14×32 register tile (gemm_avx512_tile.inc) over the
 // head's 3·Dh/32 weight panels and the image's row tiles, with stores that write the flash
 // kernel's layouts directly — q and v as rows, k transposed into [block][Dh][32] Kᵀ blocks — so
 // attention reads them from this core's L2 without a packing pass. Each panel is read once, while
@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "cpu/attention_block_kernels.h"
+#include "cpu/qkv_attention_kernels.h"
 #include "cpu/attention_flash_kernels.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/isa_target.h"

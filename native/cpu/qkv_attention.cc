@@ -1,8 +1,8 @@
-// The qkv + attention op's driver (see attention_block.h): picks fused or unfused; for the fused
+// The qkv + attention op's driver (see qkv_attention.h): picks fused or unfused; for the fused
 // path packs every image's rows as GEMM A tiles (once, in parallel), then runs one task per
-// (image, head): the head's projection (attention_block_avx512.cc) into per-thread q / Kᵀ / V
+// (image, head): the head's projection (qkv_attention_avx512.cc) into per-thread q / Kᵀ / V
 // buffers, then the flash tile kernel over the head's query rows.
-#include "cpu/attention_block.h"
+#include "cpu/qkv_attention.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -11,14 +11,14 @@
 #include <string>
 
 #include "cpu/attention.h"
-#include "cpu/attention_block_kernels.h"
+#include "cpu/qkv_attention_kernels.h"
 #include "cpu/attention_flash_kernels.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/isa_target.h"
 #include "cpu/layernorm.h"
 #include "cpu/scratch.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {
