@@ -84,6 +84,12 @@ void pv_row(const float* __restrict p, const float* __restrict v, int64_t v_stri
   }
 }
 
+}  // namespace
+
+int64_t attention_work(const AttentionArgs& a) { return 4 * a.B * a.H * a.T * a.T * a.Dh; }
+
+namespace {
+
 // The AVX-512 path: tasks of (b, h, kQB512 query rows), Kᵀ padded to whole 16-key vectors.
 constexpr int64_t kQB512 = 32;
 
@@ -115,11 +121,7 @@ void attention_avx512(const AttentionArgs& a, ThreadPool& pool) {
       attention_rows_avx512(rows);
     }
   };
-  if (tasks == 1 || B * H * T * T * Dh < (1 << 15)) {
-    body(0, tasks);
-  } else {
-    pool.parallel_for(tasks, body);
-  }
+  pool.parallel_for(tasks, body, attention_work(a));
 }
 
 }  // namespace
@@ -183,12 +185,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa, AttentionKerne
       }
     }
   };
-  // About 4·T·Dh flops per query row; tiny problems run on the calling thread.
-  if (tasks == 1 || B * H * T * T * Dh < (1 << 15)) {
-    body(0, tasks);
-  } else {
-    pool.parallel_for(tasks, body);
-  }
+  pool.parallel_for(tasks, body, attention_work(a));
 }
 
 }  // namespace cpu

@@ -193,12 +193,7 @@ void attention_flash(const AttentionArgs& a, ThreadPool& pool, Isa isa) {
       k.tile(tile);
     }
   };
-  // About 4·T·Dh flops per query row; tiny problems run on the calling thread.
-  if (tasks == 1 || B * H * T * T * Dh < (1 << 15)) {
-    body(0, tasks);
-  } else {
-    pool.parallel_for(tasks, body);
-  }
+  pool.parallel_for(tasks, body, attention_work(a));
 }
 
 }  // namespace cpu

@@ -156,16 +156,10 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
   blk.tile_stride = a_tile_stride(mr, K);
   std::unique_ptr<float[]> a_temp;
   blk.a_tiles = packed_a_buffer(static_cast<size_t>(tiles * blk.tile_stride), a_temp);
-  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  const bool parallel = tasks > 1 && flops >= 4e5;
-
   GemmBlock pk = blk;
   pk.m0 = 0, pk.m1 = M;  // the pack functions take M from m1
-  if (parallel && tiles > 1 && M * K >= (1 << 15)) {
-    pool.parallel_for(tiles, [&](int64_t t0, int64_t t1) { path.pack(pk, t0, t1); });
-  } else {
-    path.pack(pk, 0, tiles);
-  }
+  // Packing reads and writes each float of A once.
+  pool.parallel_for(tiles, [&](int64_t t0, int64_t t1) { path.pack(pk, t0, t1); }, 2 * M * K);
 
   auto body = [&](int64_t t0, int64_t t1) {
     GemmBlock b = blk;
@@ -176,11 +170,7 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
       path.block(b);
     }
   };
-  if (parallel) {
-    pool.parallel_for(tasks, body);
-  } else {
-    body(0, tasks);
-  }
+  pool.parallel_for(tasks, body, 2 * M * N * K);
 }
 
 }  // namespace cpu
