@@ -5,6 +5,11 @@
     {
       "target_name": "vitmsn",
       "sources": ["<!@(node scripts/gyp-sources.js)"],
+      # The ISA kernel files only where they run (native/cpu/isa_target.h).
+      "conditions": [
+        ["target_arch=='x64' or target_arch=='ia32'", {"sources": ["<!@(node scripts/gyp-sources.js x86)"]}],
+        ["target_arch=='arm64'", {"sources": ["<!@(node scripts/gyp-sources.js arm64)"]}]
+      ],
       "include_dirs": ["native", "<!(node -p \"require('node-addon-api').include_dir\")"],
       # NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: see CMakeLists.txt (terminated workers).
       "defines": ["NAPI_VERSION=8", "NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

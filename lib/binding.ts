@@ -7,7 +7,7 @@ import { VitMsnError } from './errors';
 import type { LogRegFit } from './probe/logreg';
 import type { DType } from './types';
 
-/** The numeric config the engine needs (see native/engine/config.h). */
+/** The numeric config the engine needs (see native/engine/model/config.h). */
 export interface NativeConfig {
   hiddenSize: number;
   numHiddenLayers: number;
@@ -74,7 +74,7 @@ export interface NativeBackendInfo {
   dtypes: DType[];
 }
 
-/** One VITMSN_* environment switch (native/backend/knobs.cc is the table). */
+/** One VITMSN_* environment switch (native/common/knobs.cc is the table). */
 export interface NativeKnob {
   name: string;
   values: string;
@@ -116,7 +116,7 @@ export interface NativeAddon {
     },
   ): Promise<{ data: Float32Array; shape: number[] }>;
   /**
-   * The linear probe's solver (native/engine/logreg.h) on a worker thread: per task, one L-BFGS fit
+   * The linear probe's solver (native/engine/probe/logreg.h) on a worker thread: per task, one L-BFGS fit
    * per C (warm-started along Cs), optionally scored on held-out rows (`correct`: rows whose first
    * argmax equals ytest). Inputs are copied at call time. Tasks run on up to `threads` threads
    * (0/absent: all hardware threads); results do not depend on the thread count.

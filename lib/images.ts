@@ -3,7 +3,7 @@
  * by sharp (libvips) the way PIL opens them for HF: no colour management (an embedded ICC profile is
  * ignored, as PIL ignores it), EXIF orientation applied (HF's load_image does), first frame only.
  * The conversion to RGB, the resize and the normalisation happen in native code (see
- * native/engine/preprocess.h).
+ * native/engine/image/preprocess.h).
  */
 import { VitMsnError, type ErrorCode } from './errors';
 import { checkPngIccp } from './png-iccp';

@@ -1,7 +1,7 @@
 /**
  * Reads a model folder's preprocessor_config.json the way transformers' ViTImageProcessor does
  * (legacy `size: 224`, `{height, width}` sizes, image_mean/std, do_resize/do_rescale/do_normalize,
- * rescale_factor, resample). The numbers are applied in native code (native/engine/preprocess.cc).
+ * rescale_factor, resample). The numbers are applied in native code (native/engine/image/preprocess.cc).
  */
 import path from 'node:path';
 import { VitMsnError } from './errors';

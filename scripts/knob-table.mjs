@@ -1,5 +1,5 @@
 // Prints the README's "Environment switches" table from the addon's knob table
-// (native/backend/knobs.cc), so the two cannot drift: test/knobs.test.ts compares them.
+// (native/common/knobs.cc), so the two cannot drift: test/knobs.test.ts compares them.
 //   node scripts/knob-table.mjs            the Markdown table
 //   node scripts/knob-table.mjs --write    replaces the table in README.md
 import { readFileSync, writeFileSync } from 'node:fs';

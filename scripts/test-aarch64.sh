@@ -1,14 +1,18 @@
 #!/bin/sh
 # Cross-builds the native kernel tests for aarch64 and runs them under qemu-user, so the NEON path
-# (and the portable one) is checked on an x86 machine too. Needs: g++-aarch64-linux-gnu, qemu-user
+# (and the portable one) is checked on an x86 machine too. Needs: node, g++-aarch64-linux-gnu, qemu-user
 # (Debian: apt-get install g++-aarch64-linux-gnu qemu-user). Not part of `npm test`.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${TMPDIR:-/tmp}/vitmsn-aarch64
 mkdir -p "$out"
 CXX=${CXX_AARCH64:-aarch64-linux-gnu-g++}
-for f in "$root"/native/cpu/*.cc "$root"/native/engine/*.cc "$root"/native/backend/*.cc; do
-  "$CXX" -std=c++17 -O2 -Wall -Wextra -I"$root/native" -c "$f" -o "$out/$(basename "$f").o"
+# The addon's sources for arm64 (scripts/gyp-sources.js: the x86 kernel files are not compiled
+# there), less the N-API binding.
+rm -f "$out"/*.o
+for f in $(cd "$root" && node scripts/gyp-sources.js && echo && node scripts/gyp-sources.js arm64); do
+  case "$f" in native/binding/*) continue ;; esac
+  "$CXX" -std=c++17 -O2 -Wall -Wextra -I"$root/native" -c "$root/$f" -o "$out/$(echo "$f" | tr / _).o"
 done
 "$CXX" -std=c++17 -O2 -I"$root/native" "$root/native/tests/test_cpu_ops.cc" "$out"/*.o -lpthread -static \
   -o "$out/test_cpu_ops"

@@ -1,4 +1,4 @@
-// One table of knobs (native/backend/knobs.cc): every VITMSN_* switch is read through it, the
+// One table of knobs (native/common/knobs.cc): every VITMSN_* switch is read through it, the
 // README's table is generated from it, `vitmsn info` shows it, and a bad value is refused the same
 // way for every switch. Searching the sources makes a second, hand-parsed switch fail here.
 import { execFile } from 'node:child_process';

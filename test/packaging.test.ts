@@ -105,7 +105,7 @@ describe('npm package', () => {
     console.log(`tarball ${path.basename(tarball)}: ${packed.size} bytes, ${files.length} files`);
     expect(files).toContain(`prebuilds/${process.platform}-${process.arch}/vitmsn.node.napi.glibc.node`);
     for (const f of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'binding.gyp', 'scripts/gyp-sources.js',
-      'native/engine/pickle_reader.cc', 'native/binding/addon.cc', 'native/cpu/gemm.cc', 'package.json', 'README.md']) {
+      'native/engine/io/pickle_reader.cc', 'native/common/error.h', 'native/binding/addon.cc', 'native/cpu/gemm.cc', 'package.json', 'README.md']) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => /^(test|bench|build|build-cmake|native\/tests|node_modules|lib)\//.test(f) || f.endsWith('.tgz'))).toEqual([]);

@@ -1,5 +1,5 @@
 /**
- * The library's solver: lib/probe/logreg.ts's L-BFGS ported to C++ (native/engine/logreg.h), run on
+ * The library's solver: lib/probe/logreg.ts's L-BFGS ported to C++ (native/engine/probe/logreg.h), run on
  * a worker thread so fitting never blocks the event loop. Same objective, same iteration (results
  * agree with the TypeScript reference to the tests' tolerances); float64; deterministic whatever
  * the thread count. logreg.ts stays the reference (and the row-space reduction path).

@@ -7,7 +7,7 @@
 #include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 #include "cpu/cpu_topology.h"
-#include "engine/error.h"
+#include "common/error.h"
 #ifdef VITMSN_WITH_CUDA
 #include "cuda/cublaslt_loader.h"
 #include "cuda/cuda_backend.h"

@@ -2,7 +2,7 @@
 #include <napi.h>
 
 #include "addon_data.h"
-#include "backend/knobs.h"
+#include "common/knobs.h"
 #include "backend/registry.h"
 #include "logreg_binding.h"
 #include "model_wrap.h"

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/error.h"
+#include "common/error.h"
 #include "promise_worker.h"
 
 namespace vitmsn_binding {

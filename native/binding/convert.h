@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "engine/config.h"
-#include "engine/model.h"
+#include "engine/model/config.h"
+#include "engine/model/model.h"
 
 namespace vitmsn_binding {
 

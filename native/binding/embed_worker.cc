@@ -5,8 +5,8 @@
 #include <string>
 
 #include "convert.h"
-#include "engine/error.h"
-#include "engine/pooling.h"
+#include "common/error.h"
+#include "engine/model/pooling.h"
 #include "model_wrap.h"
 #include "outputs.h"
 #include "promise_worker.h"

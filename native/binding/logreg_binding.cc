@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "convert.h"
-#include "engine/error.h"
-#include "engine/logreg.h"
+#include "common/error.h"
+#include "engine/probe/logreg.h"
 #include "promise_worker.h"
 
 namespace vitmsn_binding {

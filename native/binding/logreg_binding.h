@@ -1,5 +1,5 @@
 // fitLogRegPaths(tasks, { tol, maxIter, threads }) → Promise<fits per task>: the linear probe's
-// solver (engine/logreg.h) on libuv's pool, the independent fits (CV folds) spread over threads.
+// solver (engine/probe/logreg.h) on libuv's pool, the independent fits (CV folds) spread over threads.
 #pragma once
 #include <napi.h>
 

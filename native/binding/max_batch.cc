@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "convert.h"
-#include "engine/error.h"
+#include "common/error.h"
 #include "model_wrap.h"
 
 namespace vitmsn_binding {

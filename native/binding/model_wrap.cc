@@ -5,7 +5,7 @@
 #include "addon_data.h"
 #include "backend/registry.h"
 #include "convert.h"
-#include "engine/error.h"
+#include "common/error.h"
 #include "outputs.h"
 #include "promise_worker.h"
 

@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "engine/model.h"
+#include "engine/model/model.h"
 
 namespace vitmsn_binding {
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "engine/error.h"
+#include "common/error.h"
 #include "env_state.h"
 
 namespace vitmsn_binding {

@@ -6,7 +6,7 @@
 
 #include <cstddef>
 
-#include "engine/model.h"
+#include "engine/model/model.h"
 
 namespace vitmsn_binding {
 

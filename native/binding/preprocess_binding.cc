@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "convert.h"
-#include "engine/error.h"
-#include "engine/preprocess.h"
+#include "common/error.h"
+#include "engine/image/preprocess.h"
 #include "outputs.h"
 #include "promise_worker.h"
 

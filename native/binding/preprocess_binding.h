@@ -1,5 +1,5 @@
 // preprocess(images, config) → Promise<{ data: Float32Array, shape: [N, 3, H, W] }>: HF's PIL
-// image processor on already-decoded 8-bit pixels, run on libuv's pool (engine/preprocess.h).
+// image processor on already-decoded 8-bit pixels, run on libuv's pool (engine/image/preprocess.h).
 #pragma once
 #include <napi.h>
 

@@ -2,7 +2,7 @@
 
 #include <new>
 
-#include "engine/error.h"
+#include "common/error.h"
 #include "env_state.h"
 
 namespace vitmsn_binding {

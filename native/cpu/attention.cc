@@ -18,8 +18,9 @@
 
 #include "cpu/attention_kernels.h"
 #include "cpu/gemm.h"
+#include "cpu/isa_target.h"
 #include "cpu/scratch.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {
@@ -83,6 +84,12 @@ void pv_row(const float* __restrict p, const float* __restrict v, int64_t v_stri
   }
 }
 
+}  // namespace
+
+int64_t attention_work(const AttentionArgs& a) { return 4 * a.B * a.H * a.T * a.T * a.Dh; }
+
+namespace {
+
 // The AVX-512 path: tasks of (b, h, kQB512 query rows), Kᵀ padded to whole 16-key vectors.
 constexpr int64_t kQB512 = 32;
 
@@ -114,11 +121,7 @@ void attention_avx512(const AttentionArgs& a, ThreadPool& pool) {
       attention_rows_avx512(rows);
     }
   };
-  if (tasks == 1 || B * H * T * T * Dh < (1 << 15)) {
-    body(0, tasks);
-  } else {
-    pool.parallel_for(tasks, body);
-  }
+  pool.parallel_for(tasks, body, attention_work(a));
 }
 
 }  // namespace
@@ -142,9 +145,11 @@ void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa, AttentionKerne
   const int64_t q_blocks = (T + kQB - 1) / kQB;
   const int64_t tasks = B * H * q_blocks;
 
-  if (isa == Isa::kAvx512) {
-    attention_avx512(a, pool);
-    return;
+  if constexpr (kX86Kernels) {
+    if (isa == Isa::kAvx512) {
+      attention_avx512(a, pool);
+      return;
+    }
   }
   auto body = [&](int64_t t_begin, int64_t t_end) {
     std::unique_ptr<float[]> kt = alloc_scratch(static_cast<size_t>(Dh * T), "attention");
@@ -180,12 +185,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa, AttentionKerne
       }
     }
   };
-  // About 4·T·Dh flops per query row; tiny problems run on the calling thread.
-  if (tasks == 1 || B * H * T * T * Dh < (1 << 15)) {
-    body(0, tasks);
-  } else {
-    pool.parallel_for(tasks, body);
-  }
+  pool.parallel_for(tasks, body, attention_work(a));
 }
 
 }  // namespace cpu

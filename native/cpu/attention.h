@@ -29,6 +29,8 @@ void attention(const AttentionArgs& a, ThreadPool& pool);  // default_isa(), kAu
 // is refused (it cannot produce them).
 void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa, AttentionKernel kernel = AttentionKernel::kAuto);
 // The flash kernel alone (attention_flash.cc); called by attention() after its argument checks.
+// Both kernels' work for the thread pool (thread_pool.h): 4·B·H·T²·Dh flops (q·kᵀ and P·v).
+int64_t attention_work(const AttentionArgs& a);
 void attention_flash(const AttentionArgs& a, ThreadPool& pool, Isa isa);
 
 }  // namespace cpu

@@ -8,19 +8,14 @@
 //           P = e · (head_scale / sum); padded keys are set to −∞ first so they add nothing.
 //   P·V:    4 rows × 64 output columns = 16 accumulators; per key, 4 V vectors and 4 broadcasts.
 // Only an 8 × Tp score block exists per thread (T×T only when probs is requested).
-#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "cpu/attention_kernels.h"
+#include "cpu/isa_target.h"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2")
-#endif
+VITMSN_TARGET_BEGIN(VITMSN_ISA_AVX512)
 
 namespace vitmsn {
 namespace cpu {
@@ -169,23 +164,4 @@ void attention_rows_avx512(const AttentionRows& t) {
 }  // namespace cpu
 }  // namespace vitmsn
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-#else  // not x86: never selected (isa_supported is false); link-time stubs only
-
-#include "cpu/attention_kernels.h"
-#include "engine/error.h"
-
-namespace vitmsn {
-namespace cpu {
-void attention_rows_avx512(const AttentionRows&) { throw Error(codes::kInternal, "attention: no AVX-512 on this architecture"); }
-void attention_build_kt_avx512(const float*, int64_t, int64_t, int64_t, int64_t, float*) {
-  throw Error(codes::kInternal, "attention: no AVX-512 on this architecture");
-}
-}  // namespace cpu
-}  // namespace vitmsn
-#endif
+VITMSN_TARGET_END

@@ -20,8 +20,9 @@
 #include "cpu/attention.h"
 #include "cpu/attention_flash_kernels.h"
 #include "cpu/attention_kernels.h"
+#include "cpu/isa_target.h"
 #include "cpu/scratch.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {
@@ -69,6 +70,13 @@ void prefetch_rows(const float* p, int64_t stride, int64_t rows, int64_t n) {
   (void)p, (void)stride, (void)rows, (void)n;
 #endif
 }
+
+// The packing and tile functions of a path.
+struct Kernels {
+  void (*pack_kt)(const float*, int64_t, int64_t, int64_t, int64_t, float*);
+  void (*pack_rows)(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, float*);
+  void (*tile)(const FlashTile&);
+};
 
 }  // namespace
 
@@ -125,17 +133,24 @@ void flash_tile_scalar(const FlashTile& t) {
 
 // ---- driver -------------------------------------------------------------------------------------
 
+namespace {
+
+Kernels kernels_for(Isa isa) {
+  if constexpr (kX86Kernels) {
+    if (isa == Isa::kAvx512) return {pack_kt_avx512, flash_pack_rows_avx512, flash_tile_avx512};
+    if (isa == Isa::kAvx2) return {pack_kt_portable, pack_rows_portable, flash_tile_avx2};
+  }
+  return {pack_kt_portable, pack_rows_portable, flash_tile_scalar};
+}
+
+}  // namespace
+
 void attention_flash(const AttentionArgs& a, ThreadPool& pool, Isa isa) {
   const int64_t B = a.B, T = a.T, H = a.H, Dh = a.Dh, HD = H * Dh, stride = 3 * HD;
   const int64_t Dhp = (Dh + 15) / 16 * 16, nkb = (T + KB - 1) / KB, Tp = nkb * KB;
   const int64_t q_blocks = (T + QB - 1) / QB;
   const int64_t tasks = B * H * q_blocks;
-  void (*tile_fn)(const FlashTile&) = isa == Isa::kAvx512 ? flash_tile_avx512
-                                      : isa == Isa::kAvx2 ? flash_tile_avx2
-                                                          : flash_tile_scalar;
-  const bool avx512 = isa == Isa::kAvx512;
-  void (*pack_rows)(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, float*) =
-      avx512 ? flash_pack_rows_avx512 : pack_rows_portable;
+  const Kernels k = kernels_for(isa);
   auto body = [&](int64_t t_begin, int64_t t_end) {
     // Every piece is a multiple of 16 floats, so each starts 64-byte aligned after the first.
     constexpr int64_t GR = kFlashGroupAvx512;
@@ -166,12 +181,8 @@ void attention_flash(const AttentionArgs& a, ThreadPool& pool, Isa isa) {
         prefetch_rows(nbase + first_row(nqb) * stride, stride, first_row(nqb + 1) - first_row(nqb), Dh);
       }
       if (bh != have_bh) {
-        if (avx512) {
-          pack_kt_avx512(base + HD + h * Dh, stride, T, Dh, nkb, kt);
-        } else {
-          pack_kt_portable(base + HD + h * Dh, stride, T, Dh, nkb, kt);
-        }
-        pack_rows(base + 2 * HD + h * Dh, stride, T, Dh, Dhp, Tp, v);
+        k.pack_kt(base + HD + h * Dh, stride, T, Dh, nkb, kt);
+        k.pack_rows(base + 2 * HD + h * Dh, stride, T, Dh, Dhp, Tp, v);
         have_bh = bh;
       }
       const int64_t i0 = first_row(qb), rows = first_row(qb + 1) - i0;
@@ -179,15 +190,10 @@ void attention_flash(const AttentionArgs& a, ThreadPool& pool, Isa isa) {
       tile.rows = static_cast<int>(rows);
       tile.head_scale = a.head_scale ? a.head_scale[h] : 1.0f;
       tile.out = a.out + (b * T + i0) * HD + h * Dh;
-      tile_fn(tile);
+      k.tile(tile);
     }
   };
-  // About 4·T·Dh flops per query row; tiny problems run on the calling thread.
-  if (tasks == 1 || B * H * T * T * Dh < (1 << 15)) {
-    body(0, tasks);
-  } else {
-    pool.parallel_for(tasks, body);
-  }
+  pool.parallel_for(tasks, body, attention_work(a));
 }
 
 }  // namespace cpu

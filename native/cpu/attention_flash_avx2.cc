@@ -3,19 +3,14 @@
 //   scores: 4 rows × 16 keys in 8 registers, two passes per 32-key block, stored to the p scratch;
 //   softmax: per row 4 vectors, x = S·scale − m, compare against kFlashTau, p = exp8(x) in place;
 //   P·V:     4 rows × 16 columns = 8 accumulators loaded from and stored back to O.
-#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "cpu/attention_flash_kernels.h"
+#include "cpu/isa_target.h"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+VITMSN_TARGET_BEGIN(VITMSN_ISA_AVX2)
 
 namespace vitmsn {
 namespace cpu {
@@ -187,20 +182,4 @@ void flash_tile_avx2(const FlashTile& t) {
 }  // namespace cpu
 }  // namespace vitmsn
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-#else  // not x86: never selected (isa_supported is false); a link-time stub only
-
-#include "cpu/attention_flash_kernels.h"
-#include "engine/error.h"
-
-namespace vitmsn {
-namespace cpu {
-void flash_tile_avx2(const FlashTile&) { throw Error(codes::kInternal, "attention: no AVX2 on this architecture"); }
-}  // namespace cpu
-}  // namespace vitmsn
-#endif
+VITMSN_TARGET_END

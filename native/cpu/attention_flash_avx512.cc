@@ -13,19 +13,14 @@
 // more FMAs in flight per load: a hot 28-row tile ran ~25% faster (bench_attention shows the op).
 // Zero padding (keys past T, columns past Dh) lets every load be a whole aligned vector; padded
 // keys get x = −∞ and p = 0 so they add nothing.
-#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "cpu/attention_flash_kernels.h"
+#include "cpu/isa_target.h"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2")
-#endif
+VITMSN_TARGET_BEGIN(VITMSN_ISA_AVX512)
 
 namespace vitmsn {
 namespace cpu {
@@ -213,23 +208,4 @@ void flash_tile_avx512(const FlashTile& t) {
 }  // namespace cpu
 }  // namespace vitmsn
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-#else  // not x86: never selected (isa_supported is false); a link-time stub only
-
-#include "cpu/attention_flash_kernels.h"
-#include "engine/error.h"
-
-namespace vitmsn {
-namespace cpu {
-void flash_tile_avx512(const FlashTile&) { throw Error(codes::kInternal, "attention: no AVX-512 on this architecture"); }
-void flash_pack_rows_avx512(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, float*) {
-  throw Error(codes::kInternal, "attention: no AVX-512 on this architecture");
-}
-}  // namespace cpu
-}  // namespace vitmsn
-#endif
+VITMSN_TARGET_END

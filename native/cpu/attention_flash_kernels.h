@@ -14,8 +14,8 @@
 // float's relative precision does not depend on the scale, so the result is as accurate as with
 // the exact max. The first block of every row always sets m (it starts at −∞).
 //
-// Each ISA lives in its own .cc compiled for that ISA (see gemm_kernels.h for why they use
-// intrinsics and their own static functions only).
+// Each ISA lives in its own .cc compiled for that ISA (isa_target.h; see gemm_kernels.h for why
+// they use intrinsics and their own static functions only).
 #pragma once
 #include <cstdint>
 

@@ -11,7 +11,7 @@
 #include <unordered_map>
 
 #include "cpu/attention.h"
-#include "cpu/attention_block.h"
+#include "cpu/qkv_attention.h"
 #include "cpu/cpu_features.h"
 #include "cpu/embed_tokens.h"
 #include "cpu/gemm.h"
@@ -21,8 +21,8 @@
 #include "cpu/packed_linear.h"
 #include "cpu/patchify.h"
 #include "cpu/thread_pool.h"
-#include "engine/error.h"
-#include "engine/host_memory.h"
+#include "common/error.h"
+#include "common/host_memory.h"
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif

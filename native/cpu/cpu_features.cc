@@ -1,10 +1,10 @@
-#include "backend/knobs.h"
+#include "common/knobs.h"
 #include "cpu/cpu_features.h"
 
 #include <cstdint>
 #include <cstdlib>
 
-#include "engine/error.h"
+#include "common/error.h"
 
 #include <atomic>
 

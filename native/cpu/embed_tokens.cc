@@ -2,7 +2,7 @@
 // the B·(N + 1) token rows.
 #include "cpu/embed_tokens.h"
 
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {
@@ -31,11 +31,8 @@ void embed_tokens(const EmbedTokensArgs& a, ThreadPool& pool) {
       for (int64_t i = 0; i < D; ++i) dst[i] = src[i] + pos[i];
     }
   };
-  if (B * T * D < (1 << 16)) {
-    body(0, B * T);
-  } else {
-    pool.parallel_for(B * T, body);
-  }
+  // Two floats read, one add, one float written per element.
+  pool.parallel_for(B * T, body, 4 * B * T * D);
 }
 
 }  // namespace cpu

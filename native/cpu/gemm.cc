@@ -15,8 +15,9 @@
 #include <string>
 
 #include "cpu/gemm_kernels.h"
+#include "cpu/isa_target.h"
 #include "cpu/scratch.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {
@@ -38,8 +39,8 @@ struct Path {
 };
 
 Path path_for(Isa isa, WeightDtype dtype, int64_t K) {
-  switch (isa) {
-    case Isa::kAvx512:
+  if constexpr (kX86Kernels) {
+    if (isa == Isa::kAvx512) {
       if (dtype == WeightDtype::kBFloat16 && K % 32 == 0 && amx_enabled() && gemm_avx512_has_bf16_kernel()) {
         return {gemm_block_amx, gemm_pack_a_amx, kMrAmx};
       }
@@ -49,10 +50,13 @@ Path path_for(Isa isa, WeightDtype dtype, int64_t K) {
       }
       // bf16 weights without avx512_bf16: widened to fp32 in the AVX2 kernel.
       return {gemm_block_avx2, gemm_pack_a_avx2, kMrAvx2};
-    case Isa::kAvx2: return {gemm_block_avx2, gemm_pack_a_avx2, kMrAvx2};
-    case Isa::kNeon: return {gemm_block_neon, gemm_pack_a_neon, kMrNeon};
-    default: return {gemm_block_scalar, gemm_pack_a_scalar, kMrScalar};
+    }
+    if (isa == Isa::kAvx2) return {gemm_block_avx2, gemm_pack_a_avx2, kMrAvx2};
   }
+  if constexpr (kArm64Kernels) {
+    if (isa == Isa::kNeon) return {gemm_block_neon, gemm_pack_a_neon, kMrNeon};
+  }
+  return {gemm_block_scalar, gemm_pack_a_scalar, kMrScalar};
 }
 
 // The packed copy of A, per calling thread (each forward runs on its own thread), kept between
@@ -152,16 +156,10 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
   blk.tile_stride = a_tile_stride(mr, K);
   std::unique_ptr<float[]> a_temp;
   blk.a_tiles = packed_a_buffer(static_cast<size_t>(tiles * blk.tile_stride), a_temp);
-  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  const bool parallel = tasks > 1 && flops >= 4e5;
-
   GemmBlock pk = blk;
   pk.m0 = 0, pk.m1 = M;  // the pack functions take M from m1
-  if (parallel && tiles > 1 && M * K >= (1 << 15)) {
-    pool.parallel_for(tiles, [&](int64_t t0, int64_t t1) { path.pack(pk, t0, t1); });
-  } else {
-    path.pack(pk, 0, tiles);
-  }
+  // Packing reads and writes each float of A once.
+  pool.parallel_for(tiles, [&](int64_t t0, int64_t t1) { path.pack(pk, t0, t1); }, 2 * M * K);
 
   auto body = [&](int64_t t0, int64_t t1) {
     GemmBlock b = blk;
@@ -172,11 +170,7 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
       path.block(b);
     }
   };
-  if (parallel) {
-    pool.parallel_for(tasks, body);
-  } else {
-    body(0, tasks);
-  }
+  pool.parallel_for(tasks, body, 2 * M * N * K);
 }
 
 }  // namespace cpu

@@ -4,19 +4,14 @@
 // the 16 registers AVX2 has; a 32-column panel is done as two 16-column halves (stride 32).
 // bf16 weights are widened to fp32 on load (AVX2 has no bf16 dot product); A is rounded to bf16
 // like the other paths so that every path computes the same products.
-#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "cpu/gemm_kernels.h"
+#include "cpu/isa_target.h"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+VITMSN_TARGET_BEGIN(VITMSN_ISA_AVX2)
 
 namespace vitmsn {
 namespace cpu {
@@ -154,20 +149,4 @@ void gemm_block_avx2(const GemmBlock& b) {
 }  // namespace cpu
 }  // namespace vitmsn
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-#else  // not x86: never selected (isa_supported is false); link-time stubs only
-
-#include "cpu/gemm_kernels.h"
-
-namespace vitmsn {
-namespace cpu {
-void gemm_pack_a_avx2(const GemmBlock& b, int64_t t0, int64_t t1) { gemm_pack_a_scalar(b, t0, t1); }
-void gemm_block_avx2(const GemmBlock& b) { gemm_block_scalar(b); }
-}  // namespace cpu
-}  // namespace vitmsn
-#endif
+VITMSN_TARGET_END

@@ -7,23 +7,19 @@
 // (vector erf) and the residual are applied and the tile is stored with column masks.
 // bf16 weights: vdpbf16ps multiplies (k, k+1) bf16 pairs of A and W and accumulates in fp32,
 // twice the multiplies per instruction of the fp32 FMA.
-#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "cpu/gemm_kernels.h"
+#include "cpu/isa_target.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
+// The bf16 dot product (vdpbf16ps) needs a compiler that knows avx512bf16.
+#if (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10) || (defined(__clang__) && __clang_major__ >= 11)
 #define VITMSN_HAVE_BF16_KERNEL 1
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,avx2,bmi2")
-#elif defined(__clang__) && __clang_major__ >= 11
-#define VITMSN_HAVE_BF16_KERNEL 1
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,avx2,bmi2"))), apply_to = function)
+VITMSN_TARGET_BEGIN(VITMSN_ISA_AVX512_BF16)
 #else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2,bmi2")
+VITMSN_TARGET_BEGIN(VITMSN_ISA_AVX512_BMI2)
 #endif
 
 namespace vitmsn {
@@ -255,23 +251,4 @@ void gemm_block_avx512(const GemmBlock& b) {
 }  // namespace cpu
 }  // namespace vitmsn
 
-#if defined(__clang__) && __clang_major__ >= 11
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-#else  // not x86: never selected (isa_supported is false); link-time stubs only
-
-#include "cpu/gemm_kernels.h"
-
-namespace vitmsn {
-namespace cpu {
-bool gemm_avx512_has_bf16_kernel() { return false; }
-void gemm_pack_a_avx512(const GemmBlock& b, int64_t t0, int64_t t1) { gemm_pack_a_scalar(b, t0, t1); }
-void gemm_block_avx512(const GemmBlock& b) { gemm_block_scalar(b); }
-void gemm_pack_a_amx(const GemmBlock& b, int64_t t0, int64_t t1) { gemm_pack_a_scalar(b, t0, t1); }
-void gemm_block_amx(const GemmBlock& b) { gemm_block_scalar(b); }
-}  // namespace cpu
-}  // namespace vitmsn
-#endif
+VITMSN_TARGET_END

@@ -11,10 +11,11 @@
 // Every path computes the same math; the bf16 weight paths round A to bf16 as well, so products
 // are exact in float32 and paths differ only in summation order.
 //
-// Each ISA lives in its own .cc, compiled for that ISA with `#pragma GCC target` (works the same in
-// the CMake and gyp builds) and called only when cpu_features() says the CPU can run it. Those
-// files use intrinsics and their own static functions only — no std:: templates, whose instances
-// compiled for AVX-512 could be merged by the linker into code that runs on older CPUs.
+// Each ISA lives in its own .cc, compiled for that ISA in the frame of isa_target.h (the same in
+// the CMake and gyp builds, and only on its architecture) and called only when cpu_features() says
+// the CPU can run it. Those files use intrinsics and their own static functions only — no std::
+// templates, whose instances compiled for AVX-512 could be merged by the linker into code that
+// runs on older CPUs.
 #pragma once
 #include <cstdint>
 

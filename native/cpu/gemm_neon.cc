@@ -1,11 +1,9 @@
 // NEON GEMM block (aarch64; math and contract in gemm_kernels.h). Microkernel: 4 rows × 16
 // columns = 16 q-register accumulators (half a panel at a time), fused multiply-add by lane.
-// bf16 weights are widened to fp32 on load. On other architectures this file compiles to a
-// forwarder to the portable path so every build links the same symbols.
-#include "cpu/gemm_kernels.h"
-
-#if defined(__aarch64__)
+// bf16 weights are widened to fp32 on load. Compiled for arm64 only (isa_target.h).
 #include <arm_neon.h>
+
+#include "cpu/gemm_kernels.h"
 
 namespace vitmsn {
 namespace cpu {
@@ -79,14 +77,3 @@ void gemm_block_neon(const GemmBlock& b) {
 
 }  // namespace cpu
 }  // namespace vitmsn
-
-#else
-
-namespace vitmsn {
-namespace cpu {
-void gemm_block_neon(const GemmBlock& b) { gemm_block_scalar(b); }
-void gemm_pack_a_neon(const GemmBlock& b, int64_t t0, int64_t t1) { gemm_pack_a_scalar(b, t0, t1); }
-}  // namespace cpu
-}  // namespace vitmsn
-
-#endif

@@ -9,7 +9,7 @@
 #include <cmath>
 
 #include "cpu/gemm.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {
@@ -86,12 +86,8 @@ void layernorm(const LayerNormArgs& a, ThreadPool& pool, Isa isa) {
   auto body = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) row(a.x + r * D, a.gamma, a.beta, a.y + r * D, D, a.eps);
   };
-  // Below ~16k elements the wake-up of the workers costs more than the rows.
-  if (a.rows * D < (1 << 14)) {
-    body(0, a.rows);
-  } else {
-    pool.parallel_for(a.rows, body);
-  }
+  // Three passes over a row: about 8 operations per element.
+  pool.parallel_for(a.rows, body, 8 * a.rows * D);
 }
 
 }  // namespace cpu

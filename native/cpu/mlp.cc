@@ -1,7 +1,6 @@
 // The MLP op's driver (see mlp.h): picks fused or two GEMMs, and for the fused path splits the rows
 // into blocks, gives every thread its packing and hidden-tile buffers, and runs the ISA's rows
 // function per block.
-#include "backend/knobs.h"
 #include "cpu/mlp.h"
 
 #include <algorithm>
@@ -10,9 +9,11 @@
 
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
+#include "cpu/isa_target.h"
 #include "cpu/layernorm.h"
 #include "cpu/scratch.h"
-#include "engine/error.h"
+#include "common/error.h"
+#include "common/knobs.h"
 
 namespace vitmsn {
 namespace cpu {
@@ -117,57 +118,10 @@ void fused_slices(const MlpArgs& a, ThreadPool& pool) {
   });
 }
 
-}  // namespace
-
-MlpMode mlp_mode_from_env() {
-  const std::string v = knobs::choice(knobs::Knob::kCpuMlp);
-  if (v == "unfused") return MlpMode::kUnfused;
-  if (v == "fused") return MlpMode::kFused;
-  if (v == "slices") return MlpMode::kFusedSlices;
-  return MlpMode::kAuto;
-}
-
-bool mlp_fusable(Isa isa, const MlpArgs& a) {
-  return isa == Isa::kAvx512 && a.W1 && a.W2 && a.W1->dtype == WeightDtype::kFloat32 &&
-         a.W2->dtype == WeightDtype::kFloat32;
-}
-
-void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode) {
-  check(a);
-  if (a.M == 0) return;
+// Row blocks (mlp.h): one task per block of kMlpTilesAvx512 register tiles.
+void fused_rows(const MlpArgs& a, ThreadPool& pool) {
   constexpr int64_t mr = kMrAvx512, rows_per_block = kMlpTilesAvx512 * kMrAvx512;
   const int64_t blocks = (a.M + rows_per_block - 1) / rows_per_block;
-  bool fuse = false;
-  switch (mode) {
-    case MlpMode::kUnfused: break;
-    case MlpMode::kFused:
-    case MlpMode::kFusedSlices:
-      if (!mlp_fusable(isa, a)) throw Error(codes::kInternal, "mlp: this path has no fused MLP");
-      fuse = true;
-      break;
-    case MlpMode::kAuto:
-      fuse = mlp_fusable(isa, a);
-      break;
-  }
-  if (!fuse) {
-    two_gemms(a, pool, isa);
-    return;
-  }
-  // Fewer row blocks than 4 per thread (batch 1): in row blocks each thread would read every
-  // weight for a handful of rows; hidden slices read each weight once in all. Measured on 2
-  // cores only: with many threads the slices get thin and the partial sums (2·threads × M × D)
-  // many, so past kMaxSlices the two GEMMs run instead.
-  if (mode == MlpMode::kAuto && blocks < 4 * pool.size()) {
-    const int64_t slices = 2 * pool.size();
-    if (slices > kMaxSlices || a.W1->N < slices * kMinSliceCols) {
-      two_gemms(a, pool, isa);
-      return;
-    }
-  }
-  if (mode == MlpMode::kFusedSlices || (mode == MlpMode::kAuto && blocks < 4 * pool.size())) {
-    fused_slices(a, pool);
-    return;
-  }
   const auto* W1 = static_cast<const PackedLinear*>(a.W1);
   const auto* W2 = static_cast<const PackedLinear*>(a.W2);
   const int64_t a_stride = a_tile_stride(mr, a.D), h_stride = a_tile_stride(mr, a.I);
@@ -187,6 +141,64 @@ void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode) {
       mlp_rows_avx512(fc1, fc2);
     }
   });
+}
+
+// The fused op in row blocks or hidden slices; false (nothing done) where, by shape, the two
+// GEMMs are better.
+bool fused(const MlpArgs& a, ThreadPool& pool, MlpMode mode) {
+  constexpr int64_t rows_per_block = kMlpTilesAvx512 * kMrAvx512;
+  const int64_t blocks = (a.M + rows_per_block - 1) / rows_per_block;
+  // Fewer row blocks than 4 per thread (batch 1): in row blocks each thread would read every
+  // weight for a handful of rows; hidden slices read each weight once in all. Measured on 2
+  // cores only: with many threads the slices get thin and the partial sums (2·threads × M × D)
+  // many, so past kMaxSlices the two GEMMs run instead.
+  const bool few_blocks = mode == MlpMode::kAuto && blocks < 4 * pool.size();
+  if (few_blocks) {
+    const int64_t slices = 2 * pool.size();
+    if (slices > kMaxSlices || a.W1->N < slices * kMinSliceCols) return false;
+  }
+  if (mode == MlpMode::kFusedSlices || few_blocks) {
+    fused_slices(a, pool);
+  } else {
+    fused_rows(a, pool);
+  }
+  return true;
+}
+
+}  // namespace
+
+MlpMode mlp_mode_from_env() {
+  const std::string v = knobs::choice(knobs::Knob::kCpuMlp);
+  if (v == "unfused") return MlpMode::kUnfused;
+  if (v == "fused") return MlpMode::kFused;
+  if (v == "slices") return MlpMode::kFusedSlices;
+  return MlpMode::kAuto;
+}
+
+bool mlp_fusable(Isa isa, const MlpArgs& a) {
+  return kX86Kernels && isa == Isa::kAvx512 && a.W1 && a.W2 && a.W1->dtype == WeightDtype::kFloat32 &&
+         a.W2->dtype == WeightDtype::kFloat32;
+}
+
+void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode) {
+  check(a);
+  if (a.M == 0) return;
+  bool fuse = false;
+  switch (mode) {
+    case MlpMode::kUnfused: break;
+    case MlpMode::kFused:
+    case MlpMode::kFusedSlices:
+      if (!mlp_fusable(isa, a)) throw Error(codes::kInternal, "mlp: this path has no fused MLP");
+      fuse = true;
+      break;
+    case MlpMode::kAuto:
+      fuse = mlp_fusable(isa, a);
+      break;
+  }
+  if constexpr (kX86Kernels) {
+    if (fuse && fused(a, pool, mode)) return;
+  }
+  two_gemms(a, pool, isa);
 }
 
 }  // namespace cpu

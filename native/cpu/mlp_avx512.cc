@@ -7,19 +7,14 @@
 // Every weight panel is read once per block, for all of its row tiles; meanwhile those tile calls
 // prefetch the next panel (the next of W1, then of W2, then W1's first for the next block) toward
 // L2 a slice each, as the batch-1 panel groups in gemm_avx512.cc do.
-#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "cpu/gemm_kernels.h"
+#include "cpu/isa_target.h"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2,bmi2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2,bmi2")
-#endif
+VITMSN_TARGET_BEGIN(VITMSN_ISA_AVX512_BMI2)
 
 namespace vitmsn {
 namespace cpu {
@@ -97,25 +92,4 @@ void mlp_slice_avx512(const GemmBlock& fc1, const GemmBlock& fc2, int64_t c0, in
 }  // namespace cpu
 }  // namespace vitmsn
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-#else  // not x86: never selected (the driver fuses only on the AVX-512 path); a link-time stub only
-
-#include "cpu/gemm_kernels.h"
-#include "engine/error.h"
-
-namespace vitmsn {
-namespace cpu {
-void mlp_rows_avx512(const GemmBlock&, const GemmBlock&) {
-  throw Error(codes::kInternal, "mlp: no AVX-512 on this architecture");
-}
-void mlp_slice_avx512(const GemmBlock&, const GemmBlock&, int64_t, int64_t) {
-  throw Error(codes::kInternal, "mlp: no AVX-512 on this architecture");
-}
-}  // namespace cpu
-}  // namespace vitmsn
-#endif
+VITMSN_TARGET_END

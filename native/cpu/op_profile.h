@@ -3,7 +3,7 @@
 // dispose, or process exit). For finding where a forward's time goes without perf; off by default,
 // and then it costs one branch per op.
 #pragma once
-#include "backend/knobs.h"
+#include "common/knobs.h"
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

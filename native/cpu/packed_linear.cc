@@ -10,7 +10,7 @@
 #endif
 #include <string>
 
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {
@@ -93,11 +93,8 @@ std::unique_ptr<PackedLinear> PackedLinear::pack(const float* W, int64_t N, int6
       }
     }
   };
-  if (pool && p->panels > 1) {
-    pool->parallel_for(p->panels, pack_panels);
-  } else {
-    pack_panels(0, p->panels);
-  }
+  ThreadPool inline_pool(1);  // no pool given: one thread, this one
+  (pool ? *pool : inline_pool).parallel_for(p->panels, pack_panels);
   return p;
 }
 

@@ -6,7 +6,7 @@
 #include <new>
 #include <string>
 
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {

@@ -1,4 +1,4 @@
-#include "backend/knobs.h"
+#include "common/knobs.h"
 #include "cpu/thread_pool.h"
 
 #include <algorithm>
@@ -83,9 +83,9 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t work) {
   if (n <= 0) return;
-  if (workers_.empty() || n == 1 || tls_running_pool == this) {
+  if (workers_.empty() || n == 1 || work < kMinParallelWork || tls_running_pool == this) {
     fn(0, n);
     return;
   }

@@ -1,7 +1,9 @@
 // A persistent pool of worker threads for the CPU kernels.
 //
-// parallel_for(n, fn) splits [0, n) into contiguous chunks and calls fn(begin, end) on each, on the
-// workers and on the calling thread together, and returns when every chunk is done. Jobs from
+// parallel_for(n, fn, work) splits [0, n) into contiguous chunks and calls fn(begin, end) on each, on
+// the workers and on the calling thread together, and returns when every chunk is done; a job whose
+// work is below kMinParallelWork runs on the calling thread alone. Every op runs its parallel
+// regions through it, so that threshold is the one place that decides when threads pay. Jobs from
 // several calling threads (several forwards at once) run one after another: the cores are already
 // all busy with one job, so interleaving a second would only oversubscribe them.
 //
@@ -23,6 +25,13 @@
 namespace vitmsn {
 namespace cpu {
 
+// Below this much work a job runs on the calling thread: waking the workers and waiting for the
+// last one costs ~5–10 µs (more once they sleep), about what a core does in 1e5 operations. Work is
+// counted in scalar operations — a flop, or a float read or written — as the caller estimates it.
+constexpr int64_t kMinParallelWork = int64_t(1) << 17;
+// The work of a job whose size the caller does not estimate: always worth the workers.
+constexpr int64_t kUnknownWork = INT64_MAX;
+
 class ThreadPool {
  public:
   // threads ≥ 1 counts the calling thread, so threads − 1 workers are started (threads ≤ 1 runs
@@ -32,10 +41,12 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  // Calls fn(begin, end) over disjoint chunks covering [0, n); n ≤ 0 does nothing. The first
-  // exception thrown by fn is rethrown here once all chunks have stopped (the remaining chunks are
-  // skipped). A call made from inside fn (nested) runs inline rather than deadlock.
-  void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
+  // Calls fn(begin, end) over disjoint chunks covering [0, n); n ≤ 0 does nothing. With work <
+  // kMinParallelWork (or n == 1, one thread, or a call made from inside fn: nested) it is one call
+  // fn(0, n) on the calling thread. The first exception thrown by fn is rethrown here once all
+  // chunks have stopped (the remaining chunks are skipped).
+  void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn,
+                    int64_t work = kUnknownWork);
 
   // Threads that take part in a job, the caller included.
   int size() const { return size_; }

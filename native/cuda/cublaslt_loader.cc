@@ -1,4 +1,4 @@
-#include "backend/knobs.h"
+#include "common/knobs.h"
 #include "cuda/cublaslt_loader.h"
 
 #include <dirent.h>

@@ -1,4 +1,4 @@
-#include "backend/knobs.h"
+#include "common/knobs.h"
 #include "cuda/cuda_backend.h"
 
 #include <cuda_bf16.h>

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "cuda/cublaslt_api.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace cuda {

@@ -1,4 +1,4 @@
-#include "backend/knobs.h"
+#include "common/knobs.h"
 #include "cuda/lt_gemm.h"
 
 #include <cstdlib>

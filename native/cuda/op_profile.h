@@ -4,7 +4,7 @@
 // Everything up to the first download (the model's load and its first forward, which makes the
 // cuBLASLt plans) is left out, so the totals describe steady-state forwards.
 #pragma once
-#include "backend/knobs.h"
+#include "common/knobs.h"
 #include <cuda_runtime.h>
 
 #include <cstdio>

@@ -20,10 +20,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/checkpoint.h"
-#include "engine/error.h"
-#include "engine/json.h"
-#include "engine/safetensors.h"
+#include "engine/io/checkpoint.h"
+#include "common/error.h"
+#include "engine/io/json.h"
+#include "engine/io/safetensors.h"
 
 using namespace vitmsn;
 

@@ -19,7 +19,7 @@
 
 #include "backend/backend.h"
 #include "cpu/attention.h"
-#include "cpu/attention_block.h"
+#include "cpu/qkv_attention.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_features.h"
 #include "cpu/embed_tokens.h"
@@ -30,7 +30,7 @@
 #include "cpu/patchify.h"
 #include "cpu/reference.h"
 #include "cpu/thread_pool.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 using namespace vitmsn;
 using cpu::ThreadPool;
@@ -809,6 +809,35 @@ void test_thread_pool() {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     });
     report("pool uses its workers", pool.size() == 2 && others.load() > 0);
+  });
+
+  // The one threshold every op's parallel regions go through (thread_pool.h): below it a job is one
+  // call on the calling thread, from it on the workers too.
+  run_case("pool runs work below kMinParallelWork on the calling thread", [&] {
+    ThreadPool pool(2);
+    const std::thread::id me = std::this_thread::get_id();
+    int calls = 0;
+    bool inline_only = true;
+    int64_t begin = -1, end = -1;
+    pool.parallel_for(
+        64,
+        [&](int64_t b, int64_t e) {
+          ++calls, begin = b, end = e;
+          if (std::this_thread::get_id() != me) inline_only = false;
+        },
+        cpu::kMinParallelWork - 1);
+    report("pool: work below kMinParallelWork is one call fn(0, n) on the calling thread",
+           calls == 1 && begin == 0 && end == 64 && inline_only);
+    std::atomic<int> chunks{0}, others{0};
+    pool.parallel_for(
+        8,
+        [&](int64_t, int64_t) {
+          chunks++;
+          if (std::this_thread::get_id() != me) others++;
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        },
+        cpu::kMinParallelWork);
+    report("pool: work of kMinParallelWork is split into chunks the workers share", chunks.load() > 1 && others.load() > 0);
   });
 
   for (int threads : {1, 2, 3}) {

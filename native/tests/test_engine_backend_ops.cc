@@ -21,7 +21,7 @@
 #include "backend/registry.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/reference.h"
-#include "engine/error.h"
+#include "common/error.h"
 
 using namespace vitmsn;
 

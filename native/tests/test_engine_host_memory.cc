@@ -10,7 +10,7 @@
 #include <fstream>
 #include <string>
 
-#include "engine/host_memory.h"
+#include "common/host_memory.h"
 
 using namespace vitmsn;
 namespace fs = std::filesystem;

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.h"
-#include "engine/logreg.h"
+#include "common/error.h"
+#include "engine/probe/logreg.h"
 #include "harness.h"
 
 using vitmsn::logreg::Fit;

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.h"
-#include "engine/pooling.h"
-#include "engine/preprocess.h"
-#include "engine/resample.h"
+#include "common/error.h"
+#include "engine/model/pooling.h"
+#include "engine/image/preprocess.h"
+#include "engine/image/resample.h"
 
 using namespace vitmsn;
 

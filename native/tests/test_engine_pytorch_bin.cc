@@ -18,11 +18,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/checkpoint.h"
-#include "engine/error.h"
-#include "engine/pickle_reader.h"
-#include "engine/pytorch_bin.h"
-#include "engine/zip_reader.h"
+#include "engine/io/checkpoint.h"
+#include "common/error.h"
+#include "engine/io/pickle_reader.h"
+#include "engine/io/pytorch_bin.h"
+#include "engine/io/zip_reader.h"
 
 using namespace vitmsn;
 using Bytes = std::string;

@@ -20,8 +20,8 @@
 
 #include "cpu/cpu_backend.h"
 #include "cuda/graph_cache.h"
-#include "engine/error.h"
-#include "engine/model.h"
+#include "common/error.h"
+#include "engine/model/model.h"
 
 using namespace vitmsn;
 

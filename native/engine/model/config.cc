@@ -1,8 +1,8 @@
-#include "engine/config.h"
+#include "engine/model/config.h"
 
 #include <string>
 
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace {

@@ -1,24 +1,19 @@
 // AVX-512 projection of one (image, head) for the fused qkv + attention op (contract in
-// attention_block_kernels.h): the GEMM's 14×32 register tile (gemm_avx512_tile.inc) over the
+// qkv_attention_kernels.h): the GEMM's 14×32 register tile (gemm_avx512_tile.inc) over the
 // head's 3·Dh/32 weight panels and the image's row tiles, with stores that write the flash
 // kernel's layouts directly — q and v as rows, k transposed into [block][Dh][32] Kᵀ blocks — so
 // attention reads them from this core's L2 without a packing pass. Each panel is read once, while
 // its tile calls prefetch the next panel.
-#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include <cstdint>
 
-#include "cpu/attention_block_kernels.h"
+#include "cpu/qkv_attention_kernels.h"
 #include "cpu/attention_flash_kernels.h"
 #include "cpu/gemm_kernels.h"
+#include "cpu/isa_target.h"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2,bmi2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2,bmi2")
-#endif
+VITMSN_TARGET_BEGIN(VITMSN_ISA_AVX512_BMI2)
 
 namespace vitmsn {
 namespace cpu {
@@ -109,20 +104,4 @@ void qkv_head_avx512(const QkvHead& a) {
 }  // namespace cpu
 }  // namespace vitmsn
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-#else  // not x86: never selected (the driver fuses only on the AVX-512 path); a link-time stub only
-
-#include "cpu/attention_block_kernels.h"
-#include "engine/error.h"
-
-namespace vitmsn {
-namespace cpu {
-void qkv_head_avx512(const QkvHead&) { throw Error(codes::kInternal, "qkv_attention: no AVX-512 on this architecture"); }
-}  // namespace cpu
-}  // namespace vitmsn
-#endif
+VITMSN_TARGET_END

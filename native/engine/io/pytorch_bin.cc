@@ -1,12 +1,12 @@
-#include "engine/pytorch_bin.h"
+#include "engine/io/pytorch_bin.h"
 
 #include <cstring>
 #include <new>
 
-#include "engine/error.h"
-#include "engine/json.h"
-#include "engine/pickle_reader.h"
-#include "engine/zip_reader.h"
+#include "common/error.h"
+#include "engine/io/json.h"
+#include "engine/io/pickle_reader.h"
+#include "engine/io/zip_reader.h"
 
 namespace vitmsn {
 namespace {

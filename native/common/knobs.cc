@@ -1,9 +1,9 @@
-#include "backend/knobs.h"
+#include "common/knobs.h"
 
 #include <cstdlib>
 #include <sstream>
 
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace knobs {

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-#include "engine/error.h"
+#include "common/error.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define LR_INLINE inline __attribute__((always_inline))

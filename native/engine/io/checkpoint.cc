@@ -1,4 +1,4 @@
-#include "engine/checkpoint.h"
+#include "engine/io/checkpoint.h"
 
 #include <sys/stat.h>
 
@@ -9,9 +9,9 @@
 #include <limits>
 #include <new>
 
-#include "engine/error.h"
-#include "engine/json.h"
-#include "engine/pytorch_bin.h"
+#include "common/error.h"
+#include "engine/io/json.h"
+#include "engine/io/pytorch_bin.h"
 
 // safetensors stores little-endian data; read_f32 copies it as-is.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the checkpoint reader assumes a little-endian host");

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/safetensors.h"
+#include "engine/io/safetensors.h"
 
 namespace vitmsn {
 

@@ -1,4 +1,4 @@
-#include "engine/host_memory.h"
+#include "common/host_memory.h"
 
 #include <algorithm>
 #include <cstdint>

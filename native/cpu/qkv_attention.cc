@@ -1,9 +1,8 @@
-// The qkv + attention op's driver (see attention_block.h): picks fused or unfused; for the fused
+// The qkv + attention op's driver (see qkv_attention.h): picks fused or unfused; for the fused
 // path packs every image's rows as GEMM A tiles (once, in parallel), then runs one task per
-// (image, head): the head's projection (attention_block_avx512.cc) into per-thread q / Kᵀ / V
+// (image, head): the head's projection (qkv_attention_avx512.cc) into per-thread q / Kᵀ / V
 // buffers, then the flash tile kernel over the head's query rows.
-#include "backend/knobs.h"
-#include "cpu/attention_block.h"
+#include "cpu/qkv_attention.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -12,13 +11,15 @@
 #include <string>
 
 #include "cpu/attention.h"
-#include "cpu/attention_block_kernels.h"
+#include "cpu/qkv_attention_kernels.h"
 #include "cpu/attention_flash_kernels.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
+#include "cpu/isa_target.h"
 #include "cpu/layernorm.h"
 #include "cpu/scratch.h"
-#include "engine/error.h"
+#include "common/error.h"
+#include "common/knobs.h"
 
 namespace vitmsn {
 namespace cpu {
@@ -124,7 +125,7 @@ QkvAttentionMode qkv_attention_mode_from_env() {
 }
 
 bool qkv_attention_fusable(Isa isa, const QkvAttentionArgs& a) {
-  return isa == Isa::kAvx512 && a.W && a.W->dtype == WeightDtype::kFloat32 && a.Dh > 0 && a.Dh % kPanel == 0 &&
+  return kX86Kernels && isa == Isa::kAvx512 && a.W && a.W->dtype == WeightDtype::kFloat32 && a.Dh > 0 && a.Dh % kPanel == 0 &&
          !a.probs && a.T >= 1 && a.T <= kMaxFusedTokens;
 }
 
@@ -146,11 +147,13 @@ void qkv_attention(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa, QkvAtte
       fuse = qkv_attention_fusable(isa, a) && a.B * a.H >= pool.size();
       break;
   }
-  if (fuse) {
-    fused(a, pool);
-  } else {
-    unfused(a, pool, isa);
+  if constexpr (kX86Kernels) {
+    if (fuse) {
+      fused(a, pool);
+      return;
+    }
   }
+  unfused(a, pool, isa);
 }
 
 }  // namespace cpu

@@ -1,4 +1,4 @@
-#include "engine/safetensors.h"
+#include "engine/io/safetensors.h"
 
 #include <map>
 #include <mutex>
@@ -15,8 +15,8 @@
 #include <mutex>
 #include <system_error>
 
-#include "engine/error.h"
-#include "engine/json.h"
+#include "common/error.h"
+#include "engine/io/json.h"
 
 namespace vitmsn {
 

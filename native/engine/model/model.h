@@ -8,7 +8,7 @@
 
 #include "backend/backend.h"
 #include "backend/device_array.h"
-#include "engine/config.h"
+#include "engine/model/config.h"
 
 namespace vitmsn {
 

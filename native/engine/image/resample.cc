@@ -9,7 +9,7 @@
 #include <cmath>
 #include <string>
 
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace {

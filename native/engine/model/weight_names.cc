@@ -1,4 +1,4 @@
-#include "engine/weight_names.h"
+#include "engine/model/weight_names.h"
 
 #include <cctype>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "engine/pickle_reader.h"
+#include "engine/io/pickle_reader.h"
 
 #include <cstring>
 #include <deque>
@@ -6,8 +6,8 @@
 #include <unordered_map>
 #include <utility>
 
-#include "engine/error.h"
-#include "engine/json.h"
+#include "common/error.h"
+#include "engine/io/json.h"
 
 namespace vitmsn {
 namespace {

@@ -1,4 +1,4 @@
-#include "engine/json.h"
+#include "engine/io/json.h"
 
 #include <charconv>
 #include <cmath>

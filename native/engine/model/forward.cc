@@ -11,10 +11,10 @@
 #include <cstdio>
 #include <string>
 
-#include "engine/error.h"
-#include "engine/host_memory.h"
-#include "engine/model.h"
-#include "engine/pos_embed.h"
+#include "common/error.h"
+#include "common/host_memory.h"
+#include "engine/model/model.h"
+#include "engine/model/pos_embed.h"
 
 namespace vitmsn {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/resample.h"
+#include "engine/image/resample.h"
 
 namespace vitmsn {
 

@@ -2,10 +2,10 @@
 #include <map>
 #include <sstream>
 
-#include "engine/checkpoint.h"
-#include "engine/error.h"
-#include "engine/model.h"
-#include "engine/weight_names.h"
+#include "engine/io/checkpoint.h"
+#include "common/error.h"
+#include "engine/model/model.h"
+#include "engine/model/weight_names.h"
 
 namespace vitmsn {
 namespace {

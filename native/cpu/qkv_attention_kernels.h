@@ -1,4 +1,4 @@
-// The per-ISA half of the fused qkv + attention op (driver in attention_block.cc): one (image,
+// The per-ISA half of the fused qkv + attention op (driver in qkv_attention.cc): one (image,
 // head)'s q, k and v, projected from the image's packed rows into the flash kernel's layouts.
 #pragma once
 #include <cstdint>

@@ -1,10 +1,10 @@
-#include "engine/pos_embed.h"
+#include "engine/model/pos_embed.h"
 
 #include <algorithm>
 #include <cmath>
 #include <string>
 
-#include "engine/error.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace {

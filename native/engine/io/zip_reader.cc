@@ -1,9 +1,9 @@
-#include "engine/zip_reader.h"
+#include "engine/io/zip_reader.h"
 
 #include <algorithm>
 
-#include "engine/error.h"
-#include "engine/json.h"
+#include "common/error.h"
+#include "engine/io/json.h"
 
 namespace vitmsn {
 namespace {

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/model.h"
+#include "engine/model/model.h"
 
 namespace vitmsn {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/safetensors.h"  // DType
+#include "engine/io/safetensors.h"  // DType
 
 namespace vitmsn {
 
