@@ -29,6 +29,9 @@ export type ErrorCode =
   | 'ERR_DOWNLOAD_FAILED' // a download failed (network, HTTP error, truncated or corrupt transfer)
   | 'ERR_OFFLINE' // offline mode is on and the model is not in the Hugging Face cache
   | 'ERR_OVERLOADED' // the model's queue is full (batching.maxQueue images waiting): retry later
+  | 'ERR_REDIS_UNAVAILABLE' // vitmsn/distributed: the Redis server could not be reached in time
+  | 'ERR_WRITE_FAILED' // vitmsn/distributed: a result shard or manifest could not be written (folder missing or not writable, disk full)
+  | 'ERR_JOB_FAILED' // vitmsn/distributed: a job ended in the queue's failed set (its reason says why)
   | 'ERR_INTERNAL'; // a bug: please report it
 
 const KNOWN_CODES = new Set<string>([
@@ -38,7 +41,13 @@ const KNOWN_CODES = new Set<string>([
   'ERR_OUT_OF_MEMORY', 'ERR_ADDON_LOAD', 'ERR_INTERNAL',
   'ERR_IMAGE_NOT_FOUND', 'ERR_IMAGE_INVALID', 'ERR_IMAGE_UNSUPPORTED', 'ERR_IMAGE_TOO_LARGE', 'ERR_NO_CLASSIFIER',
   'ERR_HUB_NOT_FOUND', 'ERR_DOWNLOAD_FAILED', 'ERR_OFFLINE', 'ERR_OVERLOADED',
+  'ERR_REDIS_UNAVAILABLE', 'ERR_WRITE_FAILED', 'ERR_JOB_FAILED',
 ]);
+
+/** Whether `code` is one of vitmsn's {@link ErrorCode}s (e.g. a code read back from a queue or a file). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && KNOWN_CODES.has(code);
+}
 
 /** An error from vitmsn, with a stable {@link ErrorCode} in `code`. */
 export class VitMsnError extends Error {
@@ -62,6 +71,6 @@ export function isVitMsnError(e: unknown, code?: ErrorCode): e is VitMsnError {
 export function fromNative(e: unknown): VitMsnError {
   if (e instanceof VitMsnError) return e;
   const err = e as { code?: unknown; message?: unknown };
-  const code = typeof err?.code === 'string' && KNOWN_CODES.has(err.code) ? (err.code as ErrorCode) : 'ERR_INTERNAL';
+  const code = isErrorCode(err?.code) ? err.code : 'ERR_INTERNAL';
   return new VitMsnError(code, String(err?.message ?? e), { cause: e });
 }
