@@ -63,25 +63,34 @@ export async function waitForJobs(queue: Queue, sizes: ReadonlyMap<string, numbe
   const report = () => options.onProgress?.({ jobsDone: outcomes.size, jobs: sizes.size, imagesDone, images, failedJobs: failed });
   report();
 
+  const finish = (id: string, outcome: JobOutcome) => {
+    outcomes.set(id, outcome);
+    if (outcome.state === 'failed') failed++;
+    imagesDone += sizes.get(id) ?? 0;
+  };
   const check = async (ids: string[]): Promise<number> => {
     const states = await Promise.all(ids.map((id) => queue.getJobState(id)));
-    const finished = ids.filter((_, k) => states[k] === 'completed' || states[k] === 'failed');
-    const jobs = await Promise.all(finished.map((id) => queue.getJob(id) as Promise<Job<unknown, EmbedJobResult> | undefined>));
     let found = 0;
-    finished.forEach((id, k) => {
-      const job = jobs[k];
-      if (!job) return; // removed between the two reads (removeOnComplete): read again next time
-      const state = states[ids.indexOf(id)];
+    await Promise.all(ids.map(async (id, k) => {
+      const state = states[k];
+      if (state === 'unknown') {
+        // Not in Redis any more: removed by someone, or a Redis without persistence restarted.
+        // Waiting would never end; the job's images have no result from this submission.
+        finish(id, { state: 'failed', reason: `ERR_JOB_FAILED: job ${id} is no longer in the queue (removed, or Redis lost its data)` });
+        found++;
+        return;
+      }
+      if (state !== 'completed' && state !== 'failed') return;
+      const job = (await queue.getJob(id)) as Job<unknown, EmbedJobResult> | undefined;
+      if (!job) return; // removed between the two reads: seen as unknown next time
       if (state === 'completed') {
         if (!job.returnvalue) return; // the return value is written with the state: not there yet
-        outcomes.set(id, { state, result: job.returnvalue });
+        finish(id, { state, result: job.returnvalue });
       } else {
-        outcomes.set(id, { state: 'failed', reason: job.failedReason ?? 'failed' });
-        failed++;
+        finish(id, { state: 'failed', reason: job.failedReason ?? 'failed' });
       }
-      imagesDone += sizes.get(id) ?? 0;
       found++;
-    });
+    }));
     return found;
   };
 

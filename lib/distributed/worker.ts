@@ -50,8 +50,8 @@ export interface WorkerOptions {
   maxStalledCount?: number;
   /** Pause after a failed Redis command of the worker loop before it tries again. Default 1000 ms (BullMQ's 15 s is long for a Redis restart). */
   retryDelayMs?: number;
-  /** BullMQ key prefix. Default 'bull'. */
-  prefix?: string;
+  /** BullMQ key prefix (the producer's `keyPrefix`). Default 'bull'. */
+  keyPrefix?: string;
   /** How long to wait for Redis at start (ERR_REDIS_UNAVAILABLE after). Default 10 000 ms. */
   connectTimeoutMs?: number;
   /** What happens, for logs (job started, completed, failed, handed back; connection errors). */
@@ -148,7 +148,7 @@ export async function createWorker(options: WorkerOptions): Promise<QueueWorker>
   const retryDelay = positiveInt(options.retryDelayMs, 'retryDelayMs', 1000);
   const connectTimeout = positiveInt(options.connectTimeoutMs, 'connectTimeoutMs', 10_000);
   const name = options.name ?? `${os.hostname()}:${process.pid}`;
-  const prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
+  const prefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
   const emit = (e: WorkerEvent) => {
     try {
       options.onEvent?.(e);
