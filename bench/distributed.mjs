@@ -3,17 +3,18 @@
 // here, 1, 2 and 3 `vitmsn worker` processes, the producer (enqueue + wait) in this process, over N
 // copies of a 640×480 JPEG (test/fixtures/images/chelsea.png resized, quality 90, as bench/serve.mjs
 // makes it) written as files; shards go to a temp folder. Baseline: model.encode() of the same
-// files in this process, one call, with the same threads as one worker.
+// files in this process, one call, with the same threads as one worker (and with all the cores).
 //
 //   node bench/distributed.mjs [--model <dir>] [--dtype float32|bfloat16] [--images 512] [--chunk 64]
-//                              [--workers 1,2,3] [--threads 1] [--concurrency 2] [--record]
+//                              [--workers 1,2,3] [--threads 1] [--concurrency 2] [--repeat 1] [--record]
 //
 // Without --model the real-size ViT-S/16 of test/fixtures/anchors is generated (python3 + numpy).
 // Each worker runs --threads CPU threads (default 1: a worker per core is the unit of scale-out
 // here), so workers past the machine's cores only share them. Per row: wall time from the first
 // enqueue to wait() resolving (manifest written), images per second, and the ratio to the
 // in-process baseline; the 1-worker row gives the queue's per-job overhead. Before the timed run,
-// each worker set gets a warm-up submission (its models' first forwards). --record appends a dated
+// each worker set gets a warm-up submission (its models' first forwards). --repeat R times each row
+// R times and keeps the fastest (other processes on the machine slow some runs). --record appends a dated
 // section to bench/RESULTS.md. Other processes on the machine show in the load averages reported.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -40,6 +41,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1,2,3' },
     threads: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '2' },
+    repeat: { type: 'string', default: '1' },
     record: { type: 'boolean', default: false },
   },
 });
@@ -52,6 +54,7 @@ const N = posInt('images', args.images);
 const chunk = posInt('chunk', args.chunk);
 const threads = posInt('threads', args.threads);
 const concurrency = posInt('concurrency', args.concurrency);
+const repeat = posInt('repeat', args.repeat);
 const workerCounts = args.workers.split(',').map((w) => posInt('workers', w.trim()));
 const dtype = args.dtype;
 
@@ -132,18 +135,25 @@ const url = `redis://127.0.0.1:${port}`;
 
 // ------------------------------------------------------------------------------- in-process baseline
 const { loadModel } = require(path.join(root, 'dist', 'index.js'));
+const { native } = require(path.join(root, 'dist', 'binding.js'));
 const { enqueue, readResults } = require(path.join(root, 'dist', 'distributed', 'index.js'));
 
 let reference;
-async function baseline() {
-  const model = await loadModel(modelDir, { device: 'cpu', dtype, threads });
+/** model.encode() of all the files in this process, one call; `t` threads (undefined: the library's default, the physical cores). */
+async function baseline(t) {
+  const model = await loadModel(modelDir, { device: 'cpu', dtype, ...(t ? { threads: t } : {}) });
   try {
     await model.encode(files.slice(0, 16)); // warm-up
-    const t = performance.now();
-    reference = await model.encode(files);
-    const wall = (performance.now() - t) / 1000;
-    console.error(`# in-process: ${(N / wall).toFixed(2)} img/s`);
-    return { what: `in-process model.encode() of the ${N} files, one call`, workers: '–', threads, wall, imgps: N / wall, jobs: '–' };
+    let wall = Infinity;
+    for (let r = 0; r < repeat; r++) {
+      const start = performance.now();
+      const out = await model.encode(files);
+      wall = Math.min(wall, (performance.now() - start) / 1000);
+      if (t === threads) reference = out;
+    }
+    const used = t ?? native().defaultThreads();
+    console.error(`# in-process, ${used} threads: ${(N / wall).toFixed(2)} img/s`);
+    return { what: `in-process model.encode() of the ${N} files, one call`, threads: used, wall, imgps: N / wall };
   } finally {
     await model.dispose();
   }
@@ -183,24 +193,32 @@ async function run(k) {
     const warm = await enqueue({ redis: url, queue: 'bench', images: files.slice(0, 8 * 2 * k), chunkSize: 8, out: path.join(tmp, `warm${k}`), prefix: `warm${k}` });
     await warm.wait({ pollMs: 50 });
     await warm.close();
-    const out = path.join(tmp, `out${k}`);
-    const t = performance.now();
-    const sub = await enqueue({ redis: url, queue: 'bench', images: files, chunkSize: chunk, out, prefix: `run${k}` });
-    const r = await sub.wait({ pollMs: 50 });
-    const wall = (performance.now() - t) / 1000;
-    await sub.close();
-    if (r.embedded !== N || r.failedJobs.length) throw new Error(`run with ${k} workers: ${r.embedded} embedded, ${r.failedJobs.length} jobs failed`);
-    const res = await readResults(out);
-    const err = relL2(res.data, reference.data);
+    let wall = Infinity;
+    let err = 0;
+    let jobs = 0;
+    for (let rep = 0; rep < repeat; rep++) {
+      const out = path.join(tmp, `out${k}-${rep}`);
+      const t = performance.now();
+      const sub = await enqueue({ redis: url, queue: 'bench', images: files, chunkSize: chunk, out, prefix: `run${k}-${rep}` });
+      const r = await sub.wait({ pollMs: 50 });
+      wall = Math.min(wall, (performance.now() - t) / 1000);
+      await sub.close();
+      jobs = sub.jobIds.length;
+      if (r.embedded !== N || r.failedJobs.length) throw new Error(`run with ${k} workers: ${r.embedded} embedded, ${r.failedJobs.length} jobs failed`);
+      const res = await readResults(out);
+      err = Math.max(err, relL2(res.data, reference.data));
+    }
     console.error(`# ${k} worker(s): ${(N / wall).toFixed(2)} img/s, rel L2 vs in-process ${err.toExponential(1)}`);
-    return { what: `${k} worker process${k > 1 ? 'es' : ''}, concurrency ${concurrency}`, workers: k, threads, wall, imgps: N / wall, jobs: sub.jobIds.length, err };
+    return { what: `${k} worker process${k > 1 ? 'es' : ''}, concurrency ${concurrency}`, workers: k, threads, wall, imgps: N / wall, jobs, err };
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
   }
 }
 
 // -------------------------------------------------------------------------------------------- main
-const base = await baseline();
+const base = await baseline(threads);
+// The whole machine in one process too (its default threads), when that is not the row above.
+const all = native().defaultThreads() !== threads ? await baseline(undefined) : undefined;
 const rows = [];
 for (const k of workerCounts) rows.push(await run(k));
 const loadAfter = load();
@@ -211,6 +229,7 @@ const table = [
   '| setup | threads per process | jobs | wall s | img/s | vs in-process | rel L2 vs in-process |',
   '|---|---:|---:|---:|---:|---:|---:|',
   `| ${base.what} | ${threads} | – | ${f(base.wall)} | ${f(base.imgps)} | 1.00 | – |`,
+  ...(all ? [`| ${all.what} | ${all.threads} | – | ${f(all.wall)} | ${f(all.imgps)} | ${f(all.imgps / base.imgps)} | – |`] : []),
   ...rows.map((r) => `| ${r.what} | ${r.threads} | ${r.jobs} | ${f(r.wall)} | ${f(r.imgps)} | ${f(r.imgps / base.imgps)} | ${r.err.toExponential(1)} |`),
 ].join('\n');
 const overhead = one
@@ -227,7 +246,7 @@ if (args.record) {
 
 - machine: ${machine()}; load average before ${loadBefore}, after ${loadAfter} (other processes may have run)
 - vitmsn: cpu, ${dtype}, git ${gitRev()}; model ${modelLabel}
-- method: redis-server on 127.0.0.1 (no persistence); \`vitmsn worker\` child processes (--threads ${threads}, --concurrency ${concurrency}); the producer (enqueue of ${N} file paths, ${chunk} per job, shards as .npy in a temp folder, then wait() polling every 50 ms and writing manifest.json) in the bench process; wall = first enqueue to wait() resolved, after a warm-up submission per worker set. Baseline: model.encode() of the same files in the bench process, one call, after a 16-image warm-up.
+- method: redis-server on 127.0.0.1 (no persistence); \`vitmsn worker\` child processes (--threads ${threads}, --concurrency ${concurrency}); the producer (enqueue of ${N} file paths, ${chunk} per job, shards as .npy in a temp folder, then wait() polling every 50 ms and writing manifest.json) in the bench process; wall = first enqueue to wait() resolved, after a warm-up submission per worker set; each row the fastest of ${repeat}. Baselines: model.encode() of the same files in the bench process, one call, after a 16-image warm-up, with a worker's threads and with the default threads (the physical cores).
 - command: \`${cmd}\`
 
 ${table}
