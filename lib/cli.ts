@@ -32,8 +32,7 @@ const USAGE = `Usage:
   vitmsn classify <images...> --model <dir> [--top-k N] [--head <dir>]
   vitmsn info [--json]                               version, backends, CPU features
   vitmsn serve --model <dir> [serve options]         HTTP server: POST /v1/embeddings, /v1/classify
-${PROBE_USAGE}
-
+${PROBE_USAGE}${DISTRIBUTED_USAGE}
 Images are files (JPEG, PNG, WebP, GIF, TIFF, AVIF) or folders of them.
 
 Options:

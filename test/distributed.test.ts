@@ -143,6 +143,13 @@ describe('vitmsn worker / enqueue usage', () => {
       return e as { code: number; stderr: string };
     }
   };
+  it('--help lists both commands and their options', async () => {
+    const { stdout } = await execFileP(process.execPath, [CLI, '--help']);
+    expect(stdout).toMatch(/^  vitmsn worker --redis <url> --queue <name> --model <dir>/m);
+    expect(stdout).toMatch(/^  vitmsn enqueue <images, folders or \.txt lists\.\.\.> --redis <url>/m);
+    expect(stdout).toMatch(/--stalled-interval-ms <n>/);
+  });
+
   it('missing or bad options: usage (2) or a coded error (1), before any connection', async () => {
     expect(await run(['worker', '--queue', 'q', '--model', 'm'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--redis is required/) });
     expect(await run(['enqueue', 'x.png', '--redis', 'redis://127.0.0.1:1', '--queue', 'q'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--out <dir>.*or --wait/) });
