@@ -12,7 +12,8 @@
 // Each worker runs --threads CPU threads (default 1: a worker per core is the unit of scale-out
 // here), so workers past the machine's cores only share them. Per row: wall time from the first
 // enqueue to wait() resolving (manifest written), images per second, and the ratio to the
-// in-process baseline; the 1-worker row gives the queue's per-job overhead. Before the timed run,
+// in-process baseline; the 1-worker row gives the queue's per-job overhead (its runs alternate with
+// the baseline's, so that other load on the machine hits both alike). Before the timed run,
 // each worker set gets a warm-up submission (its models' first forwards). --repeat R times each row
 // R times and keeps the fastest (other processes on the machine slow some runs). --record appends a dated
 // section to bench/RESULTS.md. Other processes on the machine show in the load averages reported.
@@ -139,25 +140,24 @@ const { native } = require(path.join(root, 'dist', 'binding.js'));
 const { enqueue, readResults } = require(path.join(root, 'dist', 'distributed', 'index.js'));
 
 let reference;
-/** model.encode() of all the files in this process, one call; `t` threads (undefined: the library's default, the physical cores). */
-async function baseline(t) {
+/** A model in this process with `t` threads (undefined: the library's default, the physical cores), warmed up. */
+async function inProcess(t) {
   const model = await loadModel(modelDir, { device: 'cpu', dtype, ...(t ? { threads: t } : {}) });
-  try {
-    await model.encode(files.slice(0, 16)); // warm-up
-    let wall = Infinity;
-    for (let r = 0; r < repeat; r++) {
+  await model.encode(files.slice(0, 16));
+  return {
+    threads: t ?? native().defaultThreads(),
+    /** Seconds for model.encode() of all the files, one call. */
+    async once() {
       const start = performance.now();
       const out = await model.encode(files);
-      wall = Math.min(wall, (performance.now() - start) / 1000);
+      const wall = (performance.now() - start) / 1000;
       if (t === threads) reference = out;
-    }
-    const used = t ?? native().defaultThreads();
-    console.error(`# in-process, ${used} threads: ${(N / wall).toFixed(2)} img/s`);
-    return { what: `in-process model.encode() of the ${N} files, one call`, threads: used, wall, imgps: N / wall };
-  } finally {
-    await model.dispose();
-  }
+      return wall;
+    },
+    dispose: () => model.dispose(),
+  };
 }
+const baseRow = (threadsUsed, wall) => ({ what: `in-process model.encode() of the ${N} files, one call`, threads: threadsUsed, wall, imgps: N / wall });
 
 // ----------------------------------------------------------------------------------------- workers
 function startWorker(name) {
@@ -185,7 +185,11 @@ function relL2(a, b) {
   return Math.sqrt(num / den);
 }
 
-async function run(k) {
+/**
+ * k workers; `between` (the in-process baseline with the workers' threads) runs before each
+ * timed submission, so that the two alternate and a burst of other load hits both alike.
+ */
+async function run(k, between) {
   const workers = Array.from({ length: k }, (_, i) => startWorker(`w${i + 1}`));
   try {
     await Promise.all(workers.map((w) => w.ready));
@@ -197,6 +201,7 @@ async function run(k) {
     let err = 0;
     let jobs = 0;
     for (let rep = 0; rep < repeat; rep++) {
+      await between?.();
       const out = path.join(tmp, `out${k}-${rep}`);
       const t = performance.now();
       const sub = await enqueue({ redis: url, queue: 'bench', images: files, chunkSize: chunk, out, prefix: `run${k}-${rep}` });
@@ -216,14 +221,30 @@ async function run(k) {
 }
 
 // -------------------------------------------------------------------------------------------- main
-const base = await baseline(threads);
-// The whole machine in one process too (its default threads), when that is not the row above.
-const all = native().defaultThreads() !== threads ? await baseline(undefined) : undefined;
+const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : x);
+// The whole machine in one process (its default threads), when that is not the workers' count.
+let all;
+if (native().defaultThreads() !== threads) {
+  const m = await inProcess(undefined);
+  let wall = Infinity;
+  for (let r = 0; r < repeat; r++) wall = Math.min(wall, await m.once());
+  await m.dispose();
+  all = baseRow(m.threads, wall);
+  console.error(`# in-process, ${all.threads} threads: ${f(all.imgps)} img/s`);
+}
+// The baseline with a worker's threads, interleaved with the 1-worker runs (or alone before the others).
+const same = await inProcess(threads);
+let baseWall = Infinity;
+const baseline = async () => (baseWall = Math.min(baseWall, await same.once()));
+if (!workerCounts.includes(1)) for (let r = 0; r < repeat; r++) await baseline();
+else await baseline(); // the reference for the error column, before any worker row
 const rows = [];
-for (const k of workerCounts) rows.push(await run(k));
+for (const k of workerCounts) rows.push(await run(k, k === 1 ? baseline : undefined));
+await same.dispose();
+const base = baseRow(threads, baseWall);
+console.error(`# in-process, ${threads} threads: ${f(base.imgps)} img/s`);
 const loadAfter = load();
 
-const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : x);
 const one = rows.find((r) => r.workers === 1);
 const table = [
   '| setup | threads per process | jobs | wall s | img/s | vs in-process | rel L2 vs in-process |',
@@ -246,7 +267,7 @@ if (args.record) {
 
 - machine: ${machine()}; load average before ${loadBefore}, after ${loadAfter} (other processes may have run)
 - vitmsn: cpu, ${dtype}, git ${gitRev()}; model ${modelLabel}
-- method: redis-server on 127.0.0.1 (no persistence); \`vitmsn worker\` child processes (--threads ${threads}, --concurrency ${concurrency}); the producer (enqueue of ${N} file paths, ${chunk} per job, shards as .npy in a temp folder, then wait() polling every 50 ms and writing manifest.json) in the bench process; wall = first enqueue to wait() resolved, after a warm-up submission per worker set; each row the fastest of ${repeat}. Baselines: model.encode() of the same files in the bench process, one call, after a 16-image warm-up, with a worker's threads and with the default threads (the physical cores).
+- method: redis-server on 127.0.0.1 (no persistence); \`vitmsn worker\` child processes (--threads ${threads}, --concurrency ${concurrency}); the producer (enqueue of ${N} file paths, ${chunk} per job, shards as .npy in a temp folder, then wait() polling every 50 ms and writing manifest.json) in the bench process; wall = first enqueue to wait() resolved, after a warm-up submission per worker set; each row the fastest of ${repeat}. Baselines: model.encode() of the same files in the bench process, one call, after a 16-image warm-up, with the default threads (the physical cores) and with a worker's threads, the latter alternating with the 1-worker runs (so that other load hits both alike) and once before them.
 - command: \`${cmd}\`
 
 ${table}
