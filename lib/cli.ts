@@ -6,6 +6,8 @@
  *   vitmsn classify <images...> --model <dir> [--top-k 5]
  *   vitmsn info [--json]
  *   vitmsn serve --model <dir> [--port 8080] [--host 127.0.0.1] [limits…]   (HTTP server, lib/serve)
+ *   vitmsn worker --redis <url> --queue <name> --model <dir>            (queue worker, lib/distributed)
+ *   vitmsn enqueue <images...> --redis <url> --queue <name> [--out <dir>] [--wait]
  *
  * Exit codes: 0 success, 1 a VitMsnError or other failure (message and code on stderr), 2 usage.
  */
@@ -16,20 +18,21 @@ import { parseArgs } from 'node:util';
 import { backends, loadModel } from './model';
 import { isVitMsnError, VitMsnError } from './errors';
 import { POOLINGS, type Pooling } from './encode';
+import { IMAGE_EXTENSIONS } from './images';
 import { native, type NativeKnob } from './binding';
 import { npyBytes, safetensorsBytes } from './writers';
 import { loadHead } from './probe/index';
 import { ProgressBar } from './progress-bar';
 import type { Device, DType } from './types';
 import { probeCommand, PROBE_OPTIONS, PROBE_USAGE } from './probe/cli';
+import { DISTRIBUTED_HELP, DISTRIBUTED_OPTIONS, DISTRIBUTED_USAGE } from './distributed/cli-options';
 
 const USAGE = `Usage:
   vitmsn embed <images...> --model <dir> [options]   one embedding per image
   vitmsn classify <images...> --model <dir> [--top-k N] [--head <dir>]
   vitmsn info [--json]                               version, backends, CPU features
   vitmsn serve --model <dir> [serve options]         HTTP server: POST /v1/embeddings, /v1/classify
-${PROBE_USAGE}
-
+${PROBE_USAGE}${DISTRIBUTED_USAGE}
 Images are files (JPEG, PNG, WebP, GIF, TIFF, AVIF) or folders of them.
 
 Options:
@@ -60,11 +63,10 @@ Serve options (vitmsn serve):
       --timeout-ms <n>       deadline per request, 504 when it passes (default: none)
       --drain-delay-ms <n>   on SIGTERM, answer readyz 503 this long before closing (default 0)
       --drain-timeout-ms <n> on SIGTERM, exit 1 if requests in progress take longer (default 30000)
-`;
+
+${DISTRIBUTED_HELP}`;
 
 class UsageError extends Error {}
-
-const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif']);
 
 function version(): string {
   return (JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
@@ -84,7 +86,7 @@ function expandImages(args: string[]): string[] {
       out.push(a);
       continue;
     }
-    const names = readdirSync(a).filter((n) => IMAGE_EXT.has(path.extname(n).toLowerCase())).sort();
+    const names = readdirSync(a).filter((n) => IMAGE_EXTENSIONS.has(path.extname(n).toLowerCase())).sort();
     out.push(...names.map((n) => path.join(a, n)));
   }
   if (out.length === 0) throw new UsageError('no images given');
@@ -287,6 +289,11 @@ async function serve(v: Values): Promise<number> {
   return new Promise<number>(() => undefined); // the signal handlers exit the process
 }
 
+/** A subcommand's usage error (an Error with `usage: true`) as the CLI's UsageError. */
+function asUsage(e: unknown): never {
+  throw (e as { usage?: boolean }).usage ? new UsageError((e as Error).message) : e;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -320,6 +327,7 @@ export async function main(argv: string[]): Promise<number> {
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
         ...PROBE_OPTIONS,
+        ...DISTRIBUTED_OPTIONS,
       },
     });
   } catch (e) {
@@ -345,9 +353,7 @@ export async function main(argv: string[]): Promise<number> {
         await classify(expandImages(rest), values);
         return 0;
       case 'probe':
-        await probeCommand(rest, values, loadOptions(values)).catch((e) => {
-          throw (e as { usage?: boolean }).usage ? new UsageError((e as Error).message) : e;
-        });
+        await probeCommand(rest, values, loadOptions(values)).catch(asUsage);
         return 0;
       case 'info':
         await info(values.json === true);
@@ -355,6 +361,12 @@ export async function main(argv: string[]): Promise<number> {
       case 'serve':
         if (rest.length > 0) throw new UsageError('serve takes no positional arguments');
         return await serve(values);
+      // BullMQ is loaded only for these two commands.
+      case 'worker':
+        if (rest.length > 0) throw new UsageError('worker takes no positional arguments');
+        return await (await import('./distributed/cli')).workerCommand(values, loadOptions(values)).catch(asUsage);
+      case 'enqueue':
+        return await (await import('./distributed/cli')).enqueueCommand(rest, values).catch(asUsage);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }

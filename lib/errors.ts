@@ -29,11 +29,19 @@ export const ERROR_CODES = {
   ERR_DOWNLOAD_FAILED: 'a download failed (network, HTTP error, truncated or corrupt transfer)',
   ERR_OFFLINE: 'offline mode is on and the model is not in the Hugging Face cache',
   ERR_OVERLOADED: "the model's queue is full (batching.maxQueue images waiting): retry later",
+  ERR_REDIS_UNAVAILABLE: 'vitmsn/distributed: the Redis server could not be reached in time',
+  ERR_WRITE_FAILED: 'vitmsn/distributed: a result shard or manifest could not be written (folder missing or not writable, disk full)',
+  ERR_JOB_FAILED: "vitmsn/distributed: a job ended in the queue's failed set (its reason says why)",
   ERR_INTERNAL: 'a bug: please report it',
 } as const;
 
 /** A stable error code: the keys of {@link ERROR_CODES} (the one list; the engine's are checked against it by a test). */
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Whether `code` is one of vitmsn's {@link ErrorCode}s (e.g. a code read back from a queue or a file). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
 
 /** An error from vitmsn, with a stable {@link ErrorCode} in `code`. */
 export class VitMsnError extends Error {
@@ -57,6 +65,6 @@ export function isVitMsnError(e: unknown, code?: ErrorCode): e is VitMsnError {
 export function fromNative(e: unknown): VitMsnError {
   if (e instanceof VitMsnError) return e;
   const err = e as { code?: unknown; message?: unknown };
-  const code = typeof err?.code === 'string' && Object.hasOwn(ERROR_CODES, err.code) ? (err.code as ErrorCode) : 'ERR_INTERNAL';
+  const code = isErrorCode(err?.code) ? err.code : 'ERR_INTERNAL';
   return new VitMsnError(code, String(err?.message ?? e), { cause: e });
 }

@@ -38,6 +38,9 @@ export interface DecodeOptions {
 }
 
 /** The option names of {@link DecodeOptions}, for the option checks of preprocess / encode / classify. */
+/** File name extensions of the formats decoded (the CLI's folder expansion picks files by them). */
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif']);
+
 export const DECODE_OPTION_KEYS = ['maxPixels', 'maxBytes'] as const;
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;

@@ -66,3 +66,42 @@ export function render(p: { file: string; loaded: number; total: number | undefi
   const filled = Math.round(frac * width);
   return `${name} ${pct} |${'█'.repeat(filled)}${'░'.repeat(width - filled)}| ${size}`;
 }
+
+/**
+ * Progress of a count (images of a queue submission, say): on a TTY one line redrawn at most ~10
+ * times a second ("embedding ████░░░░ 1200/2000 images, 1 job failed"); elsewhere a line every
+ * 2 s and at the end.
+ */
+export class CountBar {
+  #last = -Infinity;
+  #open = false;
+
+  constructor(
+    private readonly out: ProgressStream, private readonly label: string, private readonly unit: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  update(done: number, total: number, note = ''): void {
+    const t = this.now();
+    const end = done >= total;
+    if (!end && t - this.#last < (this.out.isTTY ? 100 : 2000)) return;
+    this.#last = t;
+    const tail = `${done}/${total} ${this.unit}${note ? `, ${note}` : ''}`;
+    if (!this.out.isTTY) {
+      this.out.write(`${this.label}: ${tail}\n`);
+      return;
+    }
+    const columns = this.out.columns ?? 80;
+    const width = Math.max(0, Math.min(30, columns - 1 - this.label.length - tail.length - 2));
+    const filled = total > 0 ? Math.round(Math.min(1, done / total) * width) : 0;
+    this.out.write(`\r${this.label} ${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${tail}`.slice(0, columns));
+    this.#open = !end;
+    if (end) this.out.write('\n');
+  }
+
+  /** Ends a line left open. */
+  done(): void {
+    if (this.#open && this.out.isTTY) this.out.write('\n');
+    this.#open = false;
+  }
+}

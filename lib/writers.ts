@@ -34,13 +34,17 @@ export function safetensorsBytes(
     blobs.push(b);
   }
   let json = JSON.stringify(header);
-  json = json.padEnd(Math.ceil(json.length / 8) * 8, ' '); // keeps the data 8-byte aligned
+  // Pads to a multiple of 8 bytes (not characters: metadata may hold non-ASCII file names), which
+  // keeps the data 8-byte aligned.
+  const bytes = Buffer.byteLength(json);
+  json += ' '.repeat(Math.ceil(bytes / 8) * 8 - bytes);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
   return Buffer.concat([len, Buffer.from(json, 'utf8'), ...blobs]);
 }
 
-function floatBytes(data: Float32Array): Buffer {
+/** Little-endian float32 bytes of `data` (a view when the host is little-endian). */
+export function floatBytes(data: Float32Array): Buffer {
   const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) return b; // little-endian host: as is
   const out = Buffer.alloc(data.byteLength);

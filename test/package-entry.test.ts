@@ -23,6 +23,17 @@ describe('package entry points', () => {
     expect(JSON.parse(stdout)).toEqual({ ok: true, cpu: true });
   });
 
+  it("require('vitmsn') loads neither BullMQ nor ioredis; 'vitmsn/distributed' does, and exposes the queue API", async () => {
+    const script = `
+      require('vitmsn');
+      const loaded = () => Object.keys(require.cache).filter((f) => /node_modules[\\\\/](bullmq|ioredis)[\\\\/]/.test(f)).length;
+      const before = loaded();
+      const d = require('vitmsn/distributed');
+      console.log(JSON.stringify({ before, after: loaded() > 0, api: ['createWorker', 'enqueue', 'readResults'].every((n) => typeof d[n] === 'function') }));`;
+    const { stdout } = await run(process.execPath, ['-e', script], { cwd: root, env: { ...process.env, NODE_PATH: '' } });
+    expect(JSON.parse(stdout)).toEqual({ before: 0, after: true, api: true });
+  });
+
   it('ships TypeScript declarations for both entry points', () => {
     const pkg = require(path.join(root, 'package.json'));
     for (const cond of ['import', 'require']) {

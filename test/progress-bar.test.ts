@@ -1,6 +1,6 @@
 // The CLI's download progress renderer (lib/progress-bar.ts), driven like loadModel's onProgress.
 import { describe, expect, it } from 'vitest';
-import { ProgressBar, render } from '../lib/progress-bar';
+import { CountBar, ProgressBar, render } from '../lib/progress-bar';
 
 function sink(isTTY: boolean) {
   const out: string[] = [];
@@ -42,5 +42,28 @@ describe('progress bar', () => {
     const bar = new ProgressBar(stream);
     for (let i = 0; i <= 10; i++) bar.update({ file: 'model.bin', loaded: i * 100, total: 1000 });
     expect(out).toEqual(['downloading model.bin (0.0 MB)\n', 'downloaded model.bin\n']);
+  });
+
+  it('counts (vitmsn enqueue --wait): a throttled bar on a TTY, a line every 2 s elsewhere, always the end', () => {
+    let t = 0;
+    const tty = sink(true);
+    const bar = new CountBar(tty.stream, 'embedding', 'images', () => t);
+    bar.update(0, 2000);
+    t += 50;
+    bar.update(500, 2000); // throttled
+    t += 100;
+    bar.update(1000, 2000, '1 job failed');
+    bar.update(2000, 2000);
+    const text = tty.out.join('');
+    expect(text).not.toMatch(/500\/2000/);
+    expect(text).toMatch(/\rembedding █+░+ 1000\/2000 images, 1 job failed/);
+    expect(text).toMatch(/\rembedding █+ 2000\/2000 images\n$/);
+    expect(text.split('\r').every((l) => l.length <= 80)).toBe(true);
+
+    t = 0;
+    const log = sink(false);
+    const plain = new CountBar(log.stream, 'embedding', 'images', () => t);
+    for (let i = 0; i <= 10; i++, t += 500) plain.update(i * 200, 2000);
+    expect(log.out).toEqual(['embedding: 0/2000 images\n', 'embedding: 800/2000 images\n', 'embedding: 1600/2000 images\n', 'embedding: 2000/2000 images\n']);
   });
 });

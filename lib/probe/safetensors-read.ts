@@ -13,7 +13,11 @@ export interface RawTensor {
 }
 
 export function readSafetensorsFile(file: string): { tensors: Record<string, RawTensor>; metadata: Record<string, string> } {
-  const buf = readFileSync(file);
+  return parseSafetensors(readFileSync(file), file);
+}
+
+/** {@link readSafetensorsFile} of bytes already read (`file` names them in errors). */
+export function parseSafetensors(buf: Buffer, file: string): { tensors: Record<string, RawTensor>; metadata: Record<string, string> } {
   const bad = (why: string): never => {
     throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${file}: not a valid safetensors file (${why})`);
   };
