@@ -3,7 +3,7 @@
 // malformed files; the Pillow resize; the restricted unpickler; recorded forwards keyed by model).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backends } from '../lib/index';
 import { goldenDir } from './support/goldens';
 import { runNativeTest } from './support/native-tests';
@@ -23,14 +23,21 @@ const isaRuns: Array<[string, Record<string, string>]> = [
   ['scalar', { VITMSN_CPU_ISA: 'scalar' }],
   ...(has('avx2') && has('fma') ? [['avx2', { VITMSN_CPU_ISA: 'avx2' }] as [string, Record<string, string>]] : []),
   ...(has('avx512f') && has('avx512bw') && has('avx512vl') && has('avx512dq')
-    ? [['avx512', { VITMSN_CPU_ISA: 'avx512' }], ['avx512, AMX off', { VITMSN_CPU_ISA: 'avx512', VITMSN_CPU_AMX: '0' }]] as Array<[string, Record<string, string>]>
+    ? [['avx512', { VITMSN_CPU_ISA: 'avx512', VITMSN_CPU_AMX: '1' }], ['avx512, AMX off', { VITMSN_CPU_ISA: 'avx512', VITMSN_CPU_AMX: '0' }]] as Array<[string, Record<string, string>]>
     : []),
 ];
 
 // Every Backend op on every backend here (the CPU path named, and CUDA in each dtype where a GPU
 // is usable) against the scalar references, on awkward shapes.
 describe.each(isaRuns)('backend ops (%s)', (_name, env) => {
-  it('test_engine_backend_ops', () => runNativeTest('test_engine_backend_ops', [], env), 600_000);
+  it('test_engine_backend_ops', async () => {
+    const stdout = await runNativeTest('test_engine_backend_ops', [], env);
+    // The bf16 GEMMs ran on the kernel asked for: AMX tiles where the CPU has them, unless turned off.
+    const cpuLine = stdout.split('\n').find((l) => l.startsWith('backend cpu bf16 weights')) ?? '';
+    if (env.VITMSN_CPU_AMX === '0' || env.VITMSN_CPU_ISA !== 'avx512') expect(cpuLine).not.toMatch(/AMX/);
+    // (both avx512 runs set VITMSN_CPU_AMX, so a value in the outer environment cannot hide either)
+    else if (has('amx_bf16') && has('amx_tile')) expect(cpuLine).toMatch(/bfloat16 via AMX tiles/);
+  }, 600_000);
 });
 
 describe('native tests', () => {
@@ -50,5 +57,7 @@ describe('native tests', () => {
     ['test_engine_recorded', [goldenDir('tiny-s8'), goldenDir('tiny-mask')]],
     // Built whenever the CUDA part is (nvcc found; always in CI); absent from a CPU-only build.
     ...(cudaCompiled ? [['test_cublaslt_loader', []]] : []),
-  ] as Array<[string, string[], number?]>)('%s', (name, args, minPassed) => runNativeTest(name, args, {}, minPassed), 600_000);
+  ] as Array<[string, string[], number?]>)('%s', async (name, args, minPassed) => {
+    await runNativeTest(name, args, {}, minPassed);
+  }, 600_000);
 });

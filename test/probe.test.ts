@@ -165,7 +165,9 @@ describe('fitting runs off the event loop', () => {
     const ms = performance.now() - t0;
     maxGap = Math.max(maxGap, performance.now() - last);
     console.log(`fitClassifier 500 × 768: ${ms.toFixed(0)} ms, ${ticks} interval ticks, max gap ${maxGap.toFixed(1)} ms`);
-    expect(maxGap).toBeLessThan(50);
+    // Run synchronously the fit would hold the loop for seconds; on a loaded 2-core CI box the OS alone
+    // can delay a tick by tens of ms (61 ms seen while other test files ran), so the bound is 250 ms.
+    expect(maxGap).toBeLessThan(250);
     expect(ticks).toBeGreaterThan(ms / 20);
   });
 });

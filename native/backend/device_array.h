@@ -11,7 +11,7 @@ namespace vitmsn {
 class DeviceArray {
  public:
   DeviceArray() = default;
-  DeviceArray(Backend& backend, size_t n) : backend_(&backend), n_(n), p_(n ? backend.alloc(n) : nullptr) {}
+  DeviceArray(Backend& backend, size_t n) : backend_(&backend), n_(n), p_(n ? backend.alloc(n) : DevicePtr()) {}
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
   DeviceArray(DeviceArray&& o) noexcept { swap(o); }
@@ -23,9 +23,9 @@ class DeviceArray {
     if (p_) backend_->release(p_);
   }
 
-  float* get() const { return p_; }
+  DevicePtr get() const { return p_; }
   size_t size() const { return n_; }
-  explicit operator bool() const { return p_ != nullptr; }
+  explicit operator bool() const { return static_cast<bool>(p_); }
 
  private:
   void swap(DeviceArray& o) noexcept {
@@ -35,7 +35,7 @@ class DeviceArray {
   }
   Backend* backend_ = nullptr;
   size_t n_ = 0;
-  float* p_ = nullptr;
+  DevicePtr p_;
 };
 
 }  // namespace vitmsn

@@ -3,49 +3,24 @@
 #include <map>
 #include <mutex>
 
-#include "cpu/cpu_backend.h"
-#include "cpu/cpu_features.h"
-#include "cpu/gemm.h"
-#include "cpu/cpu_topology.h"
 #include "common/error.h"
-#ifdef VITMSN_WITH_CUDA
-#include "cuda/cublaslt_loader.h"
-#include "cuda/cuda_backend.h"
-#include "cuda/cuda_probe.h"
-#endif
 
 namespace vitmsn {
 namespace {
 
+// Each backend's info names the dtypes it runs: lib/ checks a load's dtype against them and words the refusal.
 BackendInfo cuda_info() {
-  BackendInfo info;
-  info.name = "cuda";
-  info.dtypes = {"float32", "float16", "bfloat16"};
 #ifdef VITMSN_WITH_CUDA
-  info.compiled = true;
-  const std::string why = cuda_unavailable_reason(0);
-  info.available = why.empty();
-  info.detail = why.empty() ? std::to_string(probe_cuda().device_count) + " GPU(s); cuBLASLt " + cublaslt().path : why;
+  return cuda_backend_info();
 #else
-  info.detail = "this build of the addon was compiled without CUDA (binding.gyp build, or nvcc missing)";
+  return {"cuda", false, false, "this build of the addon was compiled without CUDA (binding.gyp build, or nvcc missing)",
+          {"float32", "float16", "bfloat16"}};
 #endif
-  return info;
 }
 
 }  // namespace
 
-int default_cpu_threads() { return physical_core_count(); }
-
-std::vector<BackendInfo> list_backends() {
-  BackendInfo cpu{"cpu", true, true, std::to_string(physical_core_count()) + " physical core(s)", {"float32", "bfloat16"}};
-  try {
-    cpu.detail += ", " + cpu::isa_summary(cpu::default_isa());
-  } catch (const Error& e) {  // VITMSN_CPU_ISA names a path this CPU lacks
-    cpu.available = false;
-    cpu.detail += ", " + std::string(e.what());
-  }
-  return {cpu, cuda_info()};
-}
+std::vector<BackendInfo> list_backends() { return {cpu_backend_info(), cuda_info()}; }
 
 std::shared_ptr<Backend> acquire_backend(const std::string& device, int threads, const std::string& dtype) {
   if (device == "cpu") {

@@ -6,16 +6,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/factories.h"
 
 namespace vitmsn {
-
-struct BackendInfo {
-  std::string name;     // "cpu", "cuda"
-  bool compiled = false;
-  bool available = false;
-  std::string detail;   // why it is or is not usable, in words for the user
-  std::vector<std::string> dtypes;  // the dtypes it runs: lib/ checks a load's dtype against these
-};
 
 std::vector<BackendInfo> list_backends();
 
@@ -24,7 +17,5 @@ std::vector<BackendInfo> list_backends();
 // Throws ERR_DEVICE_UNAVAILABLE with the reason when the device cannot be used.
 // dtype: "float32" | "float16" | "bfloat16" (what the device supports; the CPU runs float32).
 std::shared_ptr<Backend> acquire_backend(const std::string& device, int threads, const std::string& dtype = "float32");
-
-int default_cpu_threads();
 
 }  // namespace vitmsn

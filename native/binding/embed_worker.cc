@@ -4,8 +4,8 @@
 #include <cstring>
 #include <string>
 
-#include "convert.h"
 #include "common/error.h"
+#include "convert.h"
 #include "engine/model/pooling.h"
 #include "model_wrap.h"
 #include "outputs.h"

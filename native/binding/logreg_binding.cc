@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "convert.h"
 #include "common/error.h"
+#include "convert.h"
 #include "engine/probe/logreg.h"
 #include "promise_worker.h"
 

@@ -3,8 +3,8 @@
 // bounds its batches by it). Synchronous and cheap: a few reads of /proc and the cgroup files.
 #include <cmath>
 
-#include "convert.h"
 #include "common/error.h"
+#include "convert.h"
 #include "model_wrap.h"
 
 namespace vitmsn_binding {

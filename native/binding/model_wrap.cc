@@ -4,8 +4,8 @@
 
 #include "addon_data.h"
 #include "backend/registry.h"
-#include "convert.h"
 #include "common/error.h"
+#include "convert.h"
 #include "outputs.h"
 #include "promise_worker.h"
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "convert.h"
 #include "common/error.h"
+#include "convert.h"
 #include "engine/image/preprocess.h"
 #include "outputs.h"
 #include "promise_worker.h"

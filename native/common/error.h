@@ -1,5 +1,6 @@
-// Engine errors: every failure the engine can report carries a stable code that the binding
-// forwards to JavaScript as `err.code`. Native code never aborts; it throws one of these.
+// The native code's errors: every failure the engine or a backend can report carries a stable code
+// that the binding forwards to JavaScript as `err.code`. Native code never aborts; it throws one of
+// these. Below engine/ and the backends alike (native/common), so neither includes the other for it.
 #pragma once
 #include <stdexcept>
 #include <string>

@@ -16,11 +16,11 @@
 #include <new>
 #include <string>
 
+#include "common/error.h"
 #include "cpu/attention_kernels.h"
 #include "cpu/gemm.h"
 #include "cpu/isa_target.h"
 #include "cpu/scratch.h"
-#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {

@@ -14,8 +14,8 @@
 // float rounding only (both are tested against the double reference). kAuto picks kFlash when
 // probs is null.
 #pragma once
-#include "backend/backend.h"
 #include "cpu/cpu_features.h"
+#include "cpu/op_args.h"
 #include "cpu/thread_pool.h"
 
 namespace vitmsn {

@@ -17,12 +17,12 @@
 #include <cstring>
 #include <memory>
 
+#include "common/error.h"
 #include "cpu/attention.h"
 #include "cpu/attention_flash_kernels.h"
 #include "cpu/attention_kernels.h"
 #include "cpu/isa_target.h"
 #include "cpu/scratch.h"
-#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {

@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#include "backend/backend.h"
+#include "cpu/op_args.h"
 
 namespace vitmsn {
 namespace cpu {

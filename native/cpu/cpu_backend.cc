@@ -1,5 +1,7 @@
-// The CPU backend (see cpu_backend.h): memory is host memory, ops dispatch to one kernel file each.
-#include "cpu/cpu_backend.h"
+// The CPU backend (make_cpu_backend in backend/factories.h): "device" memory is 64-byte-aligned
+// host memory, and every op runs its kernel (gemm.h, layernorm.h, attention.h, …) on a persistent
+// thread pool.
+#include "backend/factories.h"
 
 #include <cstdint>
 #include <cstring>
@@ -9,10 +11,14 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
+#include "backend/device_array.h"
+#include "common/error.h"
+#include "common/host_memory.h"
 #include "cpu/attention.h"
-#include "cpu/qkv_attention.h"
 #include "cpu/cpu_features.h"
+#include "cpu/cpu_topology.h"
 #include "cpu/embed_tokens.h"
 #include "cpu/gemm.h"
 #include "cpu/layernorm.h"
@@ -20,9 +26,8 @@
 #include "cpu/op_profile.h"
 #include "cpu/packed_linear.h"
 #include "cpu/patchify.h"
+#include "cpu/qkv_attention.h"
 #include "cpu/thread_pool.h"
-#include "common/error.h"
-#include "common/host_memory.h"
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -35,6 +40,26 @@ constexpr size_t kAlign = 64;
 // 256 TiB: more than a 64-bit process's address space can map (47-bit user space on x86-64 and
 // arm64 Linux), so any larger request is a bug or a hostile input, not a big model.
 constexpr uint64_t kMaxBytes = uint64_t(1) << 48;
+
+// This backend's memory is host memory: a DevicePtr of it is a float* (StorageType::kFloat32).
+float* host(DevicePtr p) { return p.as<float>(); }
+// An op's arguments as the CPU kernels take them (cpu/op_args.h).
+template <class Args>
+auto on_host(const Args& a) {
+  return a.template map<const float*, float*>(host);
+}
+
+// The unfused ops' intermediate buffers (cpu::OpBuffers): blocks of the backend's own, kept in its
+// cache between forwards, given back when the op returns.
+class Buffers final : public cpu::OpBuffers {
+ public:
+  explicit Buffers(Backend& be) : be_(be) {}
+  float* get(size_t floats) override { return host(held_.emplace_back(be_, floats).get()); }
+
+ private:
+  Backend& be_;
+  std::vector<DeviceArray> held_;
+};
 
 int resolve_threads(int threads) {
   if (threads > 0) return threads;
@@ -73,7 +98,7 @@ class CpuBackend final : public Backend {
 #endif
   }
 
-  float* alloc(size_t n) override {
+  DevicePtr alloc(size_t n) override {
     // Round up to whole cache lines (and at least one, so n == 0 still yields a unique pointer).
     // Sizes past kMaxBytes are refused before the byte count is formed, so it cannot wrap around
     // to a small allocation (the SIZE_MAX bound matters for 32-bit builds), and the allocator is
@@ -92,7 +117,7 @@ class CpuBackend final : public Backend {
         free_big_.erase(it);
         free_bytes_ -= bytes;
         live_big_.emplace(p, bytes);
-        return static_cast<float*>(p);
+        return {p, StorageType::kFloat32};
       }
     }
     void* p = ::operator new(bytes, std::align_val_t(kAlign), std::nothrow);
@@ -108,10 +133,11 @@ class CpuBackend final : public Backend {
         throw Error(codes::kOutOfMemory, "out of memory tracking a CPU allocation");
       }
     }
-    return static_cast<float*>(p);
+    return {p, StorageType::kFloat32};
   }
 
-  void release(float* p) noexcept override {
+  void release(DevicePtr block) noexcept override {
+    void* p = block.get();
     if (!p) return;
     {
       std::lock_guard<std::mutex> lock(cache_mu_);
@@ -136,16 +162,18 @@ class CpuBackend final : public Backend {
     for (auto& [bytes, p] : free_big_) ::operator delete(p, std::align_val_t(kAlign));
   }
 
-  void upload(float* dst, const float* host_src, size_t n) override {
-    if (n) std::memcpy(dst, host_src, n * sizeof(float));
+  void upload(DevicePtr dst, const float* host_src, size_t n) override {
+    if (n) std::memcpy(host(dst), host_src, n * sizeof(float));
   }
 
-  void download(float* host_dst, const float* src, size_t n) override {
-    if (n) std::memcpy(host_dst, src, n * sizeof(float));
+  void download(float* host_dst, DevicePtr src, size_t n) override {
+    if (n) std::memcpy(host_dst, host(src), n * sizeof(float));
   }
 
-  void copy_rows(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows, int64_t n) override {
+  void copy_rows(DevicePtr dst_ptr, int64_t dst_ld, DevicePtr src_ptr, int64_t src_ld, int64_t rows, int64_t n) override {
     if (rows <= 0 || n <= 0) return;
+    float* dst = host(dst_ptr);
+    const float* src = host(src_ptr);
     if (dst_ld == n && src_ld == n) {
       std::memcpy(dst, src, static_cast<size_t>(rows * n) * sizeof(float));
       return;
@@ -162,33 +190,37 @@ class CpuBackend final : public Backend {
 
   void gemm(const GemmArgs& a) override {
     timed([&] { return "gemm " + std::to_string(a.M) + "x" + std::to_string(a.N) + "x" + std::to_string(a.K); },
-          [&] { cpu::gemm(a, pool_, isa_); });
+          [&] { cpu::gemm(on_host(a), pool_, isa_); });
   }
   void mlp(const MlpArgs& a) override {
     timed([&] { return "mlp " + std::to_string(a.M) + "x" + std::to_string(a.D) + "x" + std::to_string(a.I); },
           [&] {
+            const cpu::MlpArgs h = on_host(a);
             const bool forced = mlp_mode_ != cpu::MlpMode::kAuto && mlp_mode_ != cpu::MlpMode::kUnfused &&
-                                !cpu::mlp_fusable(isa_, a);
-            cpu::mlp(a, pool_, isa_, forced ? cpu::MlpMode::kAuto : mlp_mode_);
+                                !cpu::mlp_fusable(isa_, h);
+            Buffers buffers(*this);
+            cpu::mlp(h, pool_, isa_, forced ? cpu::MlpMode::kAuto : mlp_mode_, &buffers);
           });
   }
   void layernorm(const LayerNormArgs& a) override {
-    timed([] { return std::string("layernorm"); }, [&] { cpu::layernorm(a, pool_, isa_); });
+    timed([] { return std::string("layernorm"); }, [&] { cpu::layernorm(on_host(a), pool_, isa_); });
   }
   void attention(const AttentionArgs& a) override {
-    timed([] { return std::string("attention"); }, [&] { cpu::attention(a, pool_, isa_); });
+    timed([] { return std::string("attention"); }, [&] { cpu::attention(on_host(a), pool_, isa_); });
   }
   void qkv_attention(const QkvAttentionArgs& a) override {
     timed([] { return std::string("qkv_attention"); }, [&] {
-      const bool forced = qkv_mode_ == cpu::QkvAttentionMode::kFused && !cpu::qkv_attention_fusable(isa_, a);
-      cpu::qkv_attention(a, pool_, isa_, forced ? cpu::QkvAttentionMode::kAuto : qkv_mode_);
+      const cpu::QkvAttentionArgs h = on_host(a);
+      const bool forced = qkv_mode_ == cpu::QkvAttentionMode::kFused && !cpu::qkv_attention_fusable(isa_, h);
+      Buffers buffers(*this);
+      cpu::qkv_attention(h, pool_, isa_, forced ? cpu::QkvAttentionMode::kAuto : qkv_mode_, &buffers);
     });
   }
   void patchify(const PatchifyArgs& a) override {
-    timed([] { return std::string("patchify"); }, [&] { cpu::patchify(a, pool_); });
+    timed([] { return std::string("patchify"); }, [&] { cpu::patchify(on_host(a), pool_); });
   }
   void embed_tokens(const EmbedTokensArgs& a) override {
-    timed([] { return std::string("embed_tokens"); }, [&] { cpu::embed_tokens(a, pool_); });
+    timed([] { return std::string("embed_tokens"); }, [&] { cpu::embed_tokens(on_host(a), pool_); });
   }
 
  private:
@@ -221,5 +253,18 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique<CpuBackend>(threads); }
+
+int default_cpu_threads() { return physical_core_count(); }
+
+BackendInfo cpu_backend_info() {
+  BackendInfo info{"cpu", true, true, std::to_string(physical_core_count()) + " physical core(s)", {"float32", "bfloat16"}};
+  try {
+    info.detail += ", " + cpu::isa_summary(cpu::default_isa());
+  } catch (const Error& e) {  // VITMSN_CPU_ISA names a path this CPU lacks
+    info.available = false;
+    info.detail += ", " + std::string(e.what());
+  }
+  return info;
+}
 
 }  // namespace vitmsn

@@ -5,7 +5,7 @@
 //   patch_emb: [B, N, D]; cls, mask_token: [D]; pos: [N + 1, D]; tokens: [B, N + 1, D];
 //   mask: [B, N] host bytes (nonzero = masked) or null (nothing masked).
 #pragma once
-#include "backend/backend.h"
+#include "cpu/op_args.h"
 #include "cpu/thread_pool.h"
 
 namespace vitmsn {

@@ -14,10 +14,10 @@
 #include <memory>
 #include <string>
 
+#include "common/error.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/isa_target.h"
 #include "cpu/scratch.h"
-#include "common/error.h"
 
 namespace vitmsn {
 namespace cpu {

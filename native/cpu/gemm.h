@@ -5,8 +5,8 @@
 //   bias: [N] or null.  residual: M×N dense or null, may alias C.  C: M×N dense.
 //   epilogue: none or exact erf GELU. Accumulates in float32 (bf16 weights: bf16 products, fp32 sums).
 #pragma once
-#include "backend/backend.h"
 #include "cpu/cpu_features.h"
+#include "cpu/op_args.h"
 #include "cpu/thread_pool.h"
 
 namespace vitmsn {

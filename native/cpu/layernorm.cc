@@ -8,8 +8,8 @@
 
 #include <cmath>
 
-#include "cpu/gemm.h"
 #include "common/error.h"
+#include "cpu/gemm.h"
 
 namespace vitmsn {
 namespace cpu {

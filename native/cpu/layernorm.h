@@ -4,8 +4,8 @@
 //   mean_r = Σ_i x[r, i] / D,  var_r = Σ_i (x[r, i] − mean_r)² / D  (biased, as PyTorch)
 //   x, y: rows×D dense (y may alias x); gamma, beta: [D].
 #pragma once
-#include "backend/backend.h"
 #include "cpu/cpu_features.h"
+#include "cpu/op_args.h"
 #include "cpu/thread_pool.h"
 
 namespace vitmsn {

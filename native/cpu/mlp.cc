@@ -7,12 +7,12 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/error.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/isa_target.h"
 #include "cpu/layernorm.h"
 #include "cpu/scratch.h"
-#include "common/error.h"
 #include "common/knobs.h"
 
 namespace vitmsn {
@@ -40,25 +40,25 @@ void check(const MlpArgs& a) {
 // LN(rows [m0, m0 + rows) of a) into dst (rows × D) when the op has a LayerNorm in front; else
 // those rows of a as they are. Returns where the op's input rows are.
 const float* input_rows(const MlpArgs& a, int64_t m0, int64_t rows, float* dst, Isa isa) {
-  if (!a.ln_gamma) return a.a + m0 * a.D;
-  layernorm_rows({a.a + m0 * a.D, a.ln_gamma, a.ln_beta, dst, rows, a.D, a.ln_eps}, isa);
+  if (!a.ln) return a.a + m0 * a.D;
+  layernorm_rows({a.a + m0 * a.D, a.ln.gamma, a.ln.beta, dst, rows, a.D, a.ln.eps}, isa);
   return dst;
 }
 
-void two_gemms(const MlpArgs& a, ThreadPool& pool, Isa isa) {
-  if (!a.hidden) throw Error(codes::kInternal, "mlp: the unfused path needs the hidden buffer");
+void two_gemms(const MlpArgs& a, ThreadPool& pool, Isa isa, OpBuffers& buffers) {
   const float* x = a.a;
-  if (a.ln_gamma) {
-    if (!a.ln_out) throw Error(codes::kInternal, "mlp: the unfused path needs the LayerNorm buffer");
-    layernorm({a.a, a.ln_gamma, a.ln_beta, a.ln_out, a.M, a.D, a.ln_eps}, pool, isa);
-    x = a.ln_out;
+  if (a.ln) {
+    float* ln = buffers.get(static_cast<size_t>(a.M * a.D));
+    layernorm({a.a, a.ln.gamma, a.ln.beta, ln, a.M, a.D, a.ln.eps}, pool, isa);
+    x = ln;
   }
+  float* hidden = buffers.get(static_cast<size_t>(a.M * a.I));
   GemmArgs g;
-  g.A = x, g.lda = a.D, g.Wp = a.W1, g.bias = a.b1, g.C = a.hidden, g.M = a.M, g.N = a.I, g.K = a.D;
+  g.A = x, g.lda = a.D, g.Wp = a.W1, g.bias = a.b1, g.C = hidden, g.M = a.M, g.N = a.I, g.K = a.D;
   g.epilogue = Epilogue::kGelu;
   gemm(g, pool, isa);
   g = GemmArgs();
-  g.A = a.hidden, g.lda = a.I, g.Wp = a.W2, g.bias = a.b2, g.C = a.out, g.residual = a.out;
+  g.A = hidden, g.lda = a.I, g.Wp = a.W2, g.bias = a.b2, g.C = a.out, g.residual = a.out;
   g.M = a.M, g.N = a.D, g.K = a.I;
   gemm(g, pool, isa);
 }
@@ -75,7 +75,7 @@ void fused_slices(const MlpArgs& a, ThreadPool& pool) {
   float* a_tiles = thread_scratch<MlpSharedATag>(static_cast<size_t>(tiles * a_stride), "mlp");
   float* partials = thread_scratch<MlpPartialTag>(static_cast<size_t>(slices * M * D), "mlp");
   pool.parallel_for(tiles, [&](int64_t t0, int64_t t1) {
-    float* ln_rows = a.ln_gamma ? thread_scratch<MlpLnRowsTag>(static_cast<size_t>(mr * D), "mlp") : nullptr;
+    float* ln_rows = a.ln ? thread_scratch<MlpLnRowsTag>(static_cast<size_t>(mr * D), "mlp") : nullptr;
     for (int64_t t = t0; t < t1; ++t) {
       GemmBlock pack;  // one tile: its rows (LayerNorm'd first when asked) as tile 0 of a block
       pack.m1 = std::min(mr, M - t * mr);
@@ -128,7 +128,7 @@ void fused_rows(const MlpArgs& a, ThreadPool& pool) {
   pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
     float* a_tiles = thread_scratch<MlpATag>(static_cast<size_t>(kMlpTilesAvx512 * a_stride), "mlp");
     float* h_tiles = thread_scratch<MlpHiddenTag>(static_cast<size_t>(kMlpTilesAvx512 * h_stride), "mlp");
-    float* ln_rows = a.ln_gamma ? thread_scratch<MlpLnRowsTag>(static_cast<size_t>(rows_per_block * a.D), "mlp") : nullptr;
+    float* ln_rows = a.ln ? thread_scratch<MlpLnRowsTag>(static_cast<size_t>(rows_per_block * a.D), "mlp") : nullptr;
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t m0 = blk * rows_per_block, rows = std::min(rows_per_block, a.M - m0);
       GemmBlock fc1;
@@ -180,7 +180,7 @@ bool mlp_fusable(Isa isa, const MlpArgs& a) {
          a.W2->dtype == WeightDtype::kFloat32;
 }
 
-void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode) {
+void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode, OpBuffers* buffers) {
   check(a);
   if (a.M == 0) return;
   bool fuse = false;
@@ -198,7 +198,8 @@ void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode) {
   if constexpr (kX86Kernels) {
     if (fuse && fused(a, pool, mode)) return;
   }
-  two_gemms(a, pool, isa);
+  HeapBuffers own;
+  two_gemms(a, pool, isa, buffers ? *buffers : own);
 }
 
 }  // namespace cpu

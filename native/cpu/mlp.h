@@ -11,10 +11,12 @@
 //    runs fc1 for its slice over all rows into its own hidden tiles, then fc2's partial sums over
 //    that slice of k; the partials are added up (in slice order: deterministic) with b2 into out.
 //    Every weight is still read once in all, as in the column-split GEMMs.
-// Elsewhere: two GEMMs through a.hidden.
+// Elsewhere: two GEMMs through a hidden M×I buffer from `buffers` (and an M×D one for the LayerNorm
+// in front; null: allocated for the call).
 #pragma once
-#include "backend/backend.h"
 #include "cpu/cpu_features.h"
+#include "cpu/op_args.h"
+#include "cpu/scratch.h"
 #include "cpu/thread_pool.h"
 
 namespace vitmsn {
@@ -31,7 +33,7 @@ enum class MlpMode {
 MlpMode mlp_mode_from_env();
 // Whether `isa` has a fused MLP for these weights.
 bool mlp_fusable(Isa isa, const MlpArgs& a);
-void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode = MlpMode::kAuto);
+void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode = MlpMode::kAuto, OpBuffers* buffers = nullptr);
 
 }  // namespace cpu
 }  // namespace vitmsn

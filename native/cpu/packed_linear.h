@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "backend/backend.h"
+#include "cpu/op_args.h"
 #include "cpu/thread_pool.h"
 
 namespace vitmsn {

@@ -5,7 +5,7 @@
 //   x: [B, C, Himg, Wimg];  patches: [B·gh·gw, C·p·p]
 // so that patches · W[D, C·p·p]ᵀ is the convolution.
 #pragma once
-#include "backend/backend.h"
+#include "cpu/op_args.h"
 #include "cpu/thread_pool.h"
 
 namespace vitmsn {

@@ -10,15 +10,15 @@
 #include <memory>
 #include <string>
 
+#include "common/error.h"
 #include "cpu/attention.h"
-#include "cpu/qkv_attention_kernels.h"
 #include "cpu/attention_flash_kernels.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/isa_target.h"
 #include "cpu/layernorm.h"
+#include "cpu/qkv_attention_kernels.h"
 #include "cpu/scratch.h"
-#include "common/error.h"
 #include "common/knobs.h"
 
 namespace vitmsn {
@@ -36,19 +36,20 @@ constexpr int64_t kMaxFusedTokens = 2048;
 // per call.
 constexpr size_t kKeepFloats = size_t(2) << 20;
 
-void unfused(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa) {
-  if (!a.qkv) throw Error(codes::kInternal, "qkv_attention: the unfused path needs the qkv buffer");
+void unfused(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa, OpBuffers& buffers) {
+  const int64_t M = a.B * a.T, N = 3 * a.H * a.Dh;
   const float* x = a.a;
-  if (a.ln_gamma) {
-    if (!a.ln_out) throw Error(codes::kInternal, "qkv_attention: the unfused path needs the LayerNorm buffer");
-    layernorm({a.a, a.ln_gamma, a.ln_beta, a.ln_out, a.B * a.T, a.D, a.ln_eps}, pool, isa);
-    x = a.ln_out;
+  if (a.ln) {
+    float* ln = buffers.get(static_cast<size_t>(M * a.D));
+    layernorm({a.a, a.ln.gamma, a.ln.beta, ln, M, a.D, a.ln.eps}, pool, isa);
+    x = ln;
   }
+  float* qkv = buffers.get(static_cast<size_t>(M * N));
   GemmArgs g;
-  g.A = x, g.lda = a.D, g.Wp = a.W, g.bias = a.bias, g.C = a.qkv, g.M = a.B * a.T, g.N = 3 * a.H * a.Dh, g.K = a.D;
+  g.A = x, g.lda = a.D, g.Wp = a.W, g.bias = a.bias, g.C = qkv, g.M = M, g.N = N, g.K = a.D;
   gemm(g, pool, isa);
   AttentionArgs at;
-  at.qkv = a.qkv, at.out = a.out, at.head_scale = a.head_scale, at.probs = a.probs;
+  at.qkv = qkv, at.out = a.out, at.head_scale = a.head_scale, at.probs = a.probs;
   at.B = a.B, at.T = a.T, at.H = a.H, at.Dh = a.Dh, at.scale = a.scale;
   attention(at, pool, isa);
 }
@@ -67,14 +68,14 @@ void fused(const QkvAttentionArgs& a, ThreadPool& pool) {
                                                                            ~uintptr_t(63)));
   // The LayerNorm in front, when asked, is applied here, tile by tile, on the way into the tiles.
   pool.parallel_for(B * img_tiles, [&](int64_t t0, int64_t t1) {
-    float* ln_rows = a.ln_gamma ? thread_scratch<LnRowsTag>(static_cast<size_t>(mr * D), "qkv_attention") : nullptr;
+    float* ln_rows = a.ln ? thread_scratch<LnRowsTag>(static_cast<size_t>(mr * D), "qkv_attention") : nullptr;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / img_tiles, ti = t % img_tiles, m0 = b * T + ti * mr;
       GemmBlock pk;  // one tile: its rows as tile 0 of a block
       pk.m1 = std::min(mr, T - ti * mr);
       pk.A = a.a + m0 * D;
-      if (a.ln_gamma) {
-        layernorm_rows({pk.A, a.ln_gamma, a.ln_beta, ln_rows, pk.m1, D, a.ln_eps}, Isa::kAvx512);
+      if (a.ln) {
+        layernorm_rows({pk.A, a.ln.gamma, a.ln.beta, ln_rows, pk.m1, D, a.ln.eps}, Isa::kAvx512);
         pk.A = ln_rows;
       }
       pk.lda = D, pk.W = W, pk.a_tiles = packed + (b * img_tiles + ti) * tile_stride, pk.tile_stride = tile_stride;
@@ -129,7 +130,7 @@ bool qkv_attention_fusable(Isa isa, const QkvAttentionArgs& a) {
          !a.probs && a.T >= 1 && a.T <= kMaxFusedTokens;
 }
 
-void qkv_attention(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa, QkvAttentionMode mode) {
+void qkv_attention(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa, QkvAttentionMode mode, OpBuffers* buffers) {
   if (a.B < 0 || a.T < 0 || a.H < 1 || a.Dh < 1 || a.D < 1) throw Error(codes::kInternal, "qkv_attention: bad dimensions");
   if (!a.W || a.W->N != 3 * a.H * a.Dh || a.W->K != a.D) {
     throw Error(codes::kInternal, "qkv_attention: weight shape does not match 3·H·Dh × D");
@@ -153,7 +154,8 @@ void qkv_attention(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa, QkvAtte
       return;
     }
   }
-  unfused(a, pool, isa);
+  HeapBuffers own;
+  unfused(a, pool, isa, buffers ? *buffers : own);
 }
 
 }  // namespace cpu

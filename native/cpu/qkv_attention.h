@@ -7,10 +7,12 @@
 // that head's q, k and v (its 3·Dh/32 weight panels, over the image's packed rows) straight into
 // the layouts the flash kernel reads — q rows, Kᵀ blocks, V rows, in this core's L2 — and runs the
 // flash attention on them. The M × 3·H·Dh qkv never exists, and nothing is read across cores or
-// from memory but the weights. Elsewhere: the GEMM into a.qkv, then attention().
+// from memory but the weights. Elsewhere: the GEMM into an M×3·H·Dh buffer from `buffers` (and
+// an M×D one for the LayerNorm in front; null: allocated for the call), then attention().
 #pragma once
-#include "backend/backend.h"
 #include "cpu/cpu_features.h"
+#include "cpu/op_args.h"
+#include "cpu/scratch.h"
 #include "cpu/thread_pool.h"
 
 namespace vitmsn {
@@ -27,7 +29,7 @@ QkvAttentionMode qkv_attention_mode_from_env();
 // Whether `isa` has a fused qkv + attention for these arguments.
 bool qkv_attention_fusable(Isa isa, const QkvAttentionArgs& a);
 void qkv_attention(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa,
-                   QkvAttentionMode mode = QkvAttentionMode::kAuto);
+                   QkvAttentionMode mode = QkvAttentionMode::kAuto, OpBuffers* buffers = nullptr);
 
 }  // namespace cpu
 }  // namespace vitmsn

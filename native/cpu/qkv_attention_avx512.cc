@@ -8,10 +8,10 @@
 
 #include <cstdint>
 
-#include "cpu/qkv_attention_kernels.h"
 #include "cpu/attention_flash_kernels.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/isa_target.h"
+#include "cpu/qkv_attention_kernels.h"
 
 VITMSN_TARGET_BEGIN(VITMSN_ISA_AVX512_BMI2)
 

@@ -9,7 +9,7 @@
 //   ref_patchify:     im2col of p×p stride-p patches                 (see PatchifyArgs)
 //   ref_embed_tokens: [cls; mask ? mask_token : patch_emb] + pos     (see EmbedTokensArgs)
 #pragma once
-#include "backend/backend.h"
+#include "cpu/op_args.h"
 
 namespace vitmsn {
 namespace cpu {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 
@@ -43,6 +44,30 @@ float* thread_scratch(size_t floats, const char* who) {
   }
   return buf.p;
 }
+
+// Where an op that does not fuse gets its intermediate results' buffers (the unfused MLP's hidden
+// rows, a LayerNorm's output): host memory valid until the op returns, asked for only on the path
+// that needs it. The CPU backend lends its cached activation blocks (a forward asks for the same
+// sizes every time); HeapBuffers allocates each one (tests, benchmarks).
+class OpBuffers {
+ public:
+  virtual float* get(size_t floats) = 0;
+
+ protected:
+  ~OpBuffers() = default;
+};
+
+class HeapBuffers final : public OpBuffers {
+ public:
+  float* get(size_t floats) override {
+    held_.push_back(alloc_scratch(floats, "op buffers"));
+    return held_.back().get();
+  }
+  size_t count() const { return held_.size(); }  // buffers handed out so far
+
+ private:
+  std::vector<std::unique_ptr<float[]>> held_;
+};
 
 }  // namespace cpu
 }  // namespace vitmsn

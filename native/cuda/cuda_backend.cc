@@ -1,5 +1,8 @@
+// The CUDA backend (make_cuda_backend in backend/factories.h): activations and weights live on one
+// GPU in the chosen storage type (float32, float16 or bfloat16; arithmetic is float32 everywhere),
+// GEMMs run on cuBLASLt (opened at run time), the other ops on this folder's kernels.
+#include "backend/factories.h"
 #include "common/knobs.h"
-#include "cuda/cuda_backend.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -13,10 +16,11 @@
 #include <mutex>
 #include <type_traits>
 
-#include "cuda/cublaslt_loader.h"
 #include "backend/device_array.h"
+#include "cuda/cublaslt_loader.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_probe.h"
+#include "cuda/graph_arena.h"
 #include "cuda/graph_cache.h"
 #include "cuda/kernels.h"
 #include "cuda/lt_gemm.h"
@@ -25,6 +29,12 @@
 
 namespace vitmsn {
 namespace {
+
+template <typename T> constexpr StorageType storage_type() {
+  if constexpr (std::is_same_v<T, float>) return StorageType::kFloat32;
+  else if constexpr (std::is_same_v<T, __half>) return StorageType::kFloat16;
+  else return StorageType::kBFloat16;
+}
 
 template <typename T> constexpr int lt_type() {
   if constexpr (std::is_same_v<T, float>) return lt::kR32F;
@@ -143,32 +153,34 @@ class CudaBackend final : public Backend {
   }
   bool uses_host_memory() const override { return false; }
 
-  float* alloc(size_t n) override {
+  DevicePtr alloc(size_t n) override {
     Lock lock(mu_);
     enter();
     if (n > (size_t{1} << 40)) throw Error(codes::kOutOfMemory, "CUDA allocation of " + std::to_string(n) + " elements refused");
     const size_t bytes = round_up(std::max<size_t>(n, 1) * sizeof(T));
-    if (arena_.base) {  // recording: carve from the recording's arena (no allocation inside a graph)
-      if (arena_.used + bytes > arena_.size) throw Error(codes::kInternal, "CUDA graph arena exhausted");
-      void* p = static_cast<char*>(arena_.base) + arena_.used;
-      arena_.used += bytes;
-      return static_cast<float*>(p);
-    }
-    if (counting_) counted_ += bytes;
+    if (arena_) return {arena_.at(arena_.take(bytes)), storage_type<T>()};  // recording: no allocation in a graph
     void* p = nullptr;
     cuda::check(cudaMallocFromPoolAsync(&p, bytes, pool_, stream_), "cudaMallocAsync");
-    return static_cast<float*>(p);
+    if (counting_) counted_[p] = count_.take(bytes);
+    return {p, storage_type<T>()};
   }
-  void release(float* p) noexcept override {
+  void release(DevicePtr block) noexcept override {
+    void* p = block.get();
     if (!p) return;
     Lock lock(mu_);
-    if (arena_.base && p >= arena_.base && reinterpret_cast<char*>(p) < static_cast<char*>(arena_.base) + arena_.size) {
-      return;  // part of a recording's arena, which lives as long as its graph
+    if (arena_.contains(p)) {  // the arena lives as long as its graph; the piece serves again
+      arena_.give_back(arena_.offset_of(p));
+      return;
+    }
+    if (counting_) {
+      auto it = counted_.find(p);
+      if (it != counted_.end()) count_.give_back(it->second), counted_.erase(it);
     }
     cudaSetDevice(device_);
     cudaFreeAsync(p, stream_);  // stream-ordered: work already queued that reads p finishes first
   }
-  void upload(float* dst, const float* host, size_t n) override {
+  void upload(DevicePtr dst_ptr, const float* host, size_t n) override {
+    T* dst = t(dst_ptr);
     Lock lock(mu_);
     enter();
     Profiled p(profile_.get(), "upload (host→device)");
@@ -177,16 +189,16 @@ class CudaBackend final : public Backend {
     } else {
       float* s = staging(n);
       cuda::check(cudaMemcpyAsync(s, host, n * sizeof(float), cudaMemcpyHostToDevice, stream_), "upload");
-      cuda::convert_from_f32<T>(s, t(dst), static_cast<int64_t>(n), stream_);
+      cuda::convert_from_f32<T>(s, dst, static_cast<int64_t>(n), stream_);
       cuda::check_launch("convert_from_f32");
     }
   }
-  void download(float* host, const float* src, size_t n) override {
+  void download(float* host, DevicePtr src, size_t n) override {
     Lock lock(mu_);
     enter();
     {
       Profiled p(profile_.get(), "download (device→host)");
-      const float* from = src;
+      const void* from = src.get();
       if constexpr (!std::is_same_v<T, float>) {
         float* s = staging(n);
         cuda::convert_to_f32<T>(t(src), s, static_cast<int64_t>(n), stream_);
@@ -198,11 +210,10 @@ class CudaBackend final : public Backend {
     cuda::check(cudaStreamSynchronize(stream_), "download sync");
     if (profile_) profile_->collect();
   }
-  float* offset(float* p, int64_t n) const override { return reinterpret_cast<float*>(t(p) + n); }
-  void copy_rows(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows, int64_t n) override {
+  void copy_rows(DevicePtr dst, int64_t dst_ld, DevicePtr src, int64_t src_ld, int64_t rows, int64_t n) override {
     Lock lock(mu_);
     enter();
-    cuda::check(cudaMemcpy2DAsync(dst, dst_ld * sizeof(T), src, src_ld * sizeof(T), n * sizeof(T), rows,
+    cuda::check(cudaMemcpy2DAsync(t(dst), dst_ld * sizeof(T), t(src), src_ld * sizeof(T), n * sizeof(T), rows,
                                   cudaMemcpyDeviceToDevice, stream_),
                 "copy_rows");
   }
@@ -213,15 +224,14 @@ class CudaBackend final : public Backend {
     enter();
     void* raw = nullptr;  // weights live outside the activation pool, in T like every buffer here
     cuda::check(cudaMalloc(&raw, std::max<size_t>(n, 1) * sizeof(T)), "cudaMalloc(weights)");
-    float* d = static_cast<float*>(raw);
     try {
-      upload(d, host_w, n);
+      upload(DevicePtr(raw, storage_type<T>()), host_w, n);
       cuda::check(cudaStreamSynchronize(stream_), "weights upload");
     } catch (...) {
       cudaFree(raw);
       throw;
     }
-    auto w = std::make_unique<CudaLinear>(device_, d);
+    auto w = std::make_unique<CudaLinear>(device_, raw);
     w->N = N, w->K = K, w->dtype = dtype;  // storage is T whatever dtype asks: the backend's dtype rules
     return w;
   }
@@ -229,14 +239,14 @@ class CudaBackend final : public Backend {
   void gemm(const GemmArgs& a) override {
     Lock lock(mu_);
     enter();
-    const void* W = a.Wp ? static_cast<const CudaLinear*>(a.Wp)->data() : static_cast<const void*>(a.W);
+    const void* W = a.Wp ? static_cast<const CudaLinear*>(a.Wp)->data() : a.W.get();
     if (a.epilogue == Epilogue::kGelu && a.residual) {
       throw Error(codes::kInternal, "cuda gemm: GELU with a residual is not supported");
     }
     const bool fused_gelu = a.epilogue == Epilogue::kGelu && gelu_epilogue_;
     Profiled p(profile_.get(), "gemm " + std::to_string(a.N) + "x" + std::to_string(a.K) + (fused_gelu ? " +gelu" : "") +
                                    (a.residual ? " +res" : ""));
-    gemm_->run(a.A, a.lda, W, a.bias, a.residual, a.C, a.M, a.N, a.K, fused_gelu);
+    gemm_->run(a.A.get(), a.lda, W, a.bias.get(), a.residual.get(), a.C.get(), a.M, a.N, a.K, fused_gelu);
     if (a.epilogue == Epilogue::kGelu && !fused_gelu) {
       // Exact erf GELU (cuBLASLt's GELU epilogue is the tanh form; see docs/cuda.md).
       Profiled g(profile_.get(), "gelu (exact)");
@@ -261,9 +271,9 @@ class CudaBackend final : public Backend {
       cuda::attention_flash<T>(t(a.qkv), t(a.out), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale, attn_caps_, stream_);
     } else {
       // Head dims beyond the flash kernel's registers: the explicit path with a scratch P.
-      float* p = alloc(static_cast<size_t>(a.B * a.H * a.T * a.T));
-      cuda::attention_with_probs<T>(t(a.qkv), t(a.out), t(p), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale, stream_);
-      release(p);
+      DeviceArray scratch(*this, static_cast<size_t>(a.B * a.H * a.T * a.T));
+      cuda::attention_with_probs<T>(t(a.qkv), t(a.out), t(scratch.get()), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale,
+                                    stream_);
     }
     cuda::check_launch("attention");
   }
@@ -356,7 +366,8 @@ class CudaBackend final : public Backend {
     DeviceArray in(*this, n_in), out(*this, n_out);
     upload(in.get(), host_in, n_in);
     counting_ = true;
-    counted_ = 0;
+    count_ = {};
+    counted_.clear();
     try {
       body(in.get(), out.get());
     } catch (...) {
@@ -365,7 +376,7 @@ class CudaBackend final : public Backend {
     }
     counting_ = false;
     download(host_out, out.get(), n_out);
-    return counted_;
+    return count_.used();
   }
 
   // Records pinned-in → device → body → device → pinned-out as one graph over a fresh arena of
@@ -394,15 +405,14 @@ class CudaBackend final : public Backend {
     }
     cuda::check(cudaStreamSynchronize(stream_), "sync before capture");
     cuda::check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-    arena_ = {g->arena, total, 0};
+    arena_ = cuda::GraphArena(g->arena, total);
     bool ok = true;
     std::string why;
     try {
       float* in32 = carve_f32(n_in);
       float* out32 = carve_f32(n_out);
       cuda::check(cudaMemcpyAsync(in32, g->host_in, n_in * sizeof(float), cudaMemcpyHostToDevice, stream_), "graph H2D");
-      float* in = in32;
-      float* out = out32;
+      DevicePtr in(in32, StorageType::kFloat32), out(out32, StorageType::kFloat32);
       if constexpr (!std::is_same_v<T, float>) {
         in = alloc(n_in);
         cuda::convert_from_f32<T>(in32, t(in), static_cast<int64_t>(n_in), stream_);
@@ -445,15 +455,10 @@ class CudaBackend final : public Backend {
 
   static size_t round_up(size_t bytes) { return (bytes + 255) & ~size_t{255}; }
   float* carve_f32(size_t n) {  // float32 buffer from the recording arena (whatever T is)
-    const size_t bytes = round_up(std::max<size_t>(n, 1) * sizeof(float));
-    if (arena_.used + bytes > arena_.size) throw Error(codes::kInternal, "CUDA graph arena exhausted");
-    void* p = static_cast<char*>(arena_.base) + arena_.used;
-    arena_.used += bytes;
-    return static_cast<float*>(p);
+    return static_cast<float*>(arena_.at(arena_.take(round_up(std::max<size_t>(n, 1) * sizeof(float)))));
   }
 
-  static T* t(float* p) { return reinterpret_cast<T*>(p); }
-  static const T* t(const float* p) { return reinterpret_cast<const T*>(p); }
+  static T* t(DevicePtr p) { return p.as<T>(); }
   void enter() { cuda::check(cudaSetDevice(device_), "cudaSetDevice"); }
   float* staging(size_t n) {  // float32 device scratch for dtype conversions; grows, never shrinks
     if (n > staging_n_) {
@@ -476,12 +481,10 @@ class CudaBackend final : public Backend {
   uint8_t* d_mask_ = nullptr;
   size_t mask_n_ = 0;
   cudaMemPool_t pool_ = nullptr;
-  struct Arena {
-    void* base = nullptr;
-    size_t size = 0, used = 0;
-  } arena_;                 // set while recording
-  bool counting_ = false;   // run_measured: sum the bytes alloc() hands out
-  size_t counted_ = 0;
+  cuda::GraphArena arena_;  // has a block while recording
+  bool counting_ = false;   // run_measured: what an arena would need for the same allocations
+  cuda::GraphArena count_;  // (no block: measures)
+  std::map<void*, size_t> counted_;  // a real allocation while measuring → its piece in count_
   bool gelu_epilogue_ = false;
   bool graphs_enabled_ = true;
   bool verbose_ = false;
@@ -491,8 +494,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::OpProfile> profile_;
 };
 
-}  // namespace
-
+// Why CUDA cannot be used here, or "" when device `device` and cuBLASLt are usable.
 std::string cuda_unavailable_reason(int device) {
   CudaProbe probe = probe_cuda();
   if (probe.device_count == 0) return probe.reason;
@@ -502,6 +504,15 @@ std::string cuda_unavailable_reason(int device) {
   const CublasLtLibrary& lib = cublaslt();
   if (!lib.api) return lib.reason;
   return "";
+}
+
+}  // namespace
+
+BackendInfo cuda_backend_info() {
+  const std::string why = cuda_unavailable_reason(0);
+  return {"cuda", true, why.empty(),
+          why.empty() ? std::to_string(probe_cuda().device_count) + " GPU(s); cuBLASLt " + cublaslt().path : why,
+          {"float32", "float16", "bfloat16"}};
 }
 
 std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& dtype) {

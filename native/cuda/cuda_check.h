@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "cuda/cublaslt_api.h"
 #include "common/error.h"
+#include "cuda/cublaslt_api.h"
 
 namespace vitmsn {
 namespace cuda {

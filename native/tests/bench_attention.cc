@@ -35,13 +35,13 @@ int main(int argc, char** argv) {
       std::vector<float> qkv(static_cast<size_t>(s.B * s.T * 3 * HD));
       for (size_t i = 0; i < qkv.size(); ++i) qkv[i] = 2.0f * std::sin(0.37f * static_cast<float>(i));
       std::vector<float> out_e(static_cast<size_t>(s.B * s.T * HD)), out_f(out_e.size());
-      AttentionArgs a;
+      cpu::AttentionArgs a;
       a.qkv = qkv.data(), a.B = s.B, a.T = s.T, a.H = s.H, a.Dh = s.Dh, a.scale = 1.0f / std::sqrt(float(s.Dh));
-      AttentionArgs ae = a, af = a;
+      cpu::AttentionArgs ae = a, af = a;
       ae.out = out_e.data(), af.out = out_f.data();
       const int n = isa == cpu::Isa::kScalar || isa == cpu::Isa::kNeon ? std::max(3, reps / 5) : reps;
       std::vector<double> te, tf;
-      auto time = [&](const AttentionArgs& args, cpu::AttentionKernel k, std::vector<double>& ts) {
+      auto time = [&](const cpu::AttentionArgs& args, cpu::AttentionKernel k, std::vector<double>& ts) {
         const auto t0 = std::chrono::steady_clock::now();
         cpu::attention(args, pool, isa, k);
         ts.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * 1e3);

@@ -1,7 +1,8 @@
 // Times the CPU GEMM alone at the Linear shapes of ViT-S/16 and ViT-B/16 (batch 1 and 8: M = 197·B
-// token rows), float32, and reports GFLOP/s — to tell the GEMM's own efficiency apart from the rest
-// of a forward (compare with bench_fma_peak). Information only; not a test.
-// usage: bench_gemm [reps=20] [threads=2] [cold=0]
+// token rows), with float32 or bfloat16 weights, and reports GFLOP/s — to tell the GEMM's own
+// efficiency apart from the rest of a forward (compare with bench_fma_peak). Information only; not a
+// test. The path is the one VITMSN_CPU_ISA / VITMSN_CPU_AMX select, as in a forward.
+// usage: bench_gemm [reps=20] [threads=2] [cold=0] [weights=float32|bfloat16]
 // cold = 1 streams 512 MB through the caches before every timed call, so the weights come from
 // memory as they do in a forward pass (where ~86–330 MB of weights go by between two uses).
 #include <algorithm>
@@ -9,9 +10,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
+#include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 #include "cpu/packed_linear.h"
 #include "cpu/thread_pool.h"
@@ -22,6 +25,8 @@ int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 20;
   const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
   const bool cold = argc > 3 && std::atoi(argv[3]) != 0;
+  const bool bf16 = argc > 4 && std::string(argv[4]) == "bfloat16";
+  const WeightDtype dtype = bf16 ? WeightDtype::kBFloat16 : WeightDtype::kFloat32;
   std::vector<float> flush(cold ? size_t(128) << 20 : 0);
   float flush_sum = 0;
   cpu::ThreadPool pool(threads);
@@ -32,8 +37,8 @@ int main(int argc, char** argv) {
   } shapes[] = {{"S qkv", 1152, 384, false, false}, {"S out", 384, 384, false, true},  {"S fc1", 1536, 384, true, false},
                 {"S fc2", 384, 1536, false, true},  {"B qkv", 2304, 768, false, false}, {"B out", 768, 768, false, true},
                 {"B fc1", 3072, 768, true, false},  {"B fc2", 768, 3072, false, true}};
-  std::printf("float32 GEMM, %d thread(s), median of %d calls%s: ms, GFLOP/s\n", pool.size(), reps,
-              cold ? ", caches flushed before each" : "");
+  std::printf("GEMM, %s weights, %s, %d thread(s), median of %d calls%s: ms, GFLOP/s\n", bf16 ? "bfloat16" : "float32",
+              cpu::isa_summary(cpu::default_isa()).c_str(), pool.size(), reps, cold ? ", caches flushed before each" : "");
   for (int64_t batch : {1, 8}) {
     const int64_t M = 197 * batch;
     for (const Shape& s : shapes) {
@@ -42,8 +47,8 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < A.size(); ++i) A[i] = std::sin(0.37f * static_cast<float>(i));
       for (size_t i = 0; i < W.size(); ++i) W[i] = 0.05f * std::cos(0.11f * static_cast<float>(i));
       for (int64_t i = 0; i < s.N; ++i) bias[i] = 0.01f * static_cast<float>(i % 7);
-      auto packed = cpu::PackedLinear::pack(W.data(), s.N, s.K, WeightDtype::kFloat32, &pool);
-      GemmArgs g;
+      auto packed = cpu::PackedLinear::pack(W.data(), s.N, s.K, dtype, &pool);
+      cpu::GemmArgs g;
       g.A = A.data(), g.lda = s.K, g.Wp = packed.get(), g.bias = bias.data(), g.C = C.data();
       g.residual = s.residual ? C.data() : nullptr;
       g.M = M, g.N = s.N, g.K = s.K, g.epilogue = s.gelu ? Epilogue::kGelu : Epilogue::kNone;

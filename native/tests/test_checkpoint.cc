@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/io/checkpoint.h"
 #include "common/error.h"
+#include "engine/io/checkpoint.h"
 #include "engine/io/json.h"
 #include "engine/io/safetensors.h"
 
@@ -29,53 +29,20 @@ using namespace vitmsn;
 
 namespace {
 
-// ---- harness ----------------------------------------------------------------------------------
+// ---- helpers ----------------------------------------------------------------------------------
 
-bool g_verbose = false;
 std::string g_tmp;  // the mkdtemp folder; every file this test writes is under it
-
-
-// Runs f, which must throw vitmsn::Error with `code` and a message containing `needle`.
-template <class F>
-void expect_error(const std::string& what, const char* code, const std::string& needle, F&& f) {
-  try {
-    f();
-    check(false, what + ": no error thrown");
-  } catch (const Error& e) {
-    const bool ok = e.code() == code && std::string(e.what()).find(needle) != std::string::npos;
-    if (!ok || g_verbose) {
-      std::printf("%s %s: got %s \"%s\" (want %s containing \"%s\")\n", ok ? "  ok" : "FAIL", what.c_str(),
-                  e.code().c_str(), e.what(), code, needle.c_str());
-    }
-    if (ok) ++g_passed;
-    else ++g_failed;
-  } catch (const std::exception& e) {
-    check(false, what + ": wrong exception type: " + e.what());
-  }
-}
 
 // `text` must be rejected by parse_json with a message containing `needle`.
 void expect_json_error(const std::string& what, const std::string& text, const std::string& needle) {
   try {
     parse_json(text);
-    check(false, "json " + what + ": accepted");
+    check(false, "json " + what, "accepted");
   } catch (const JsonError& e) {
-    const bool ok = std::string(e.what()).find(needle) != std::string::npos;
-    if (!ok || g_verbose) std::printf("%s json %s: \"%s\"\n", ok ? "  ok" : "FAIL", what.c_str(), e.what());
-    if (ok) ++g_passed;
-    else ++g_failed;
+    check(std::string(e.what()).find(needle) != std::string::npos, "json " + what,
+          std::string("\"") + e.what() + "\" (want \"" + needle + "\")");
   } catch (const std::exception& e) {
-    check(false, "json " + what + ": wrong exception type: " + e.what());
-  }
-}
-
-template <class F>
-void expect_no_error(const std::string& what, F&& f) {
-  try {
-    f();
-    check(true, what);
-  } catch (const std::exception& e) {
-    check(false, what + ": threw " + e.what());
+    check(false, "json " + what, std::string("wrong exception type: ") + e.what());
   }
 }
 
@@ -744,7 +711,6 @@ void test_fixture(const char* path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  g_verbose = std::getenv("VITMSN_TEST_VERBOSE") != nullptr;
   std::string tmpl = (std::filesystem::temp_directory_path() / "vitmsn-test-checkpoint-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) {
     std::printf("cannot create a temp dir: %s\n", std::strerror(errno));

@@ -1,8 +1,8 @@
 // CPU kernels against their scalar references (native/cpu/reference.h), on the awkward shapes the
 // engine meets (197 tokens, batch 3, odd widths, K = 1, N = 1, T = 1, odd head dims), plus the
-// thread pool and the backend's memory entry points. A standalone program with its own tiny
-// harness: prints one line per case and ends with "N passed, M failed"; exits nonzero on failure.
-// The GEMM timing at the end is information only.
+// thread pool and the backend's memory entry points. Ends with "N passed, M failed" (harness.h;
+// VITMSN_TEST_VERBOSE=1 prints every case with its error); exits nonzero on failure. GEMM timings
+// are in bench_gemm.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/factories.h"
+#include "common/error.h"
 #include "cpu/attention.h"
-#include "cpu/qkv_attention.h"
-#include "cpu/cpu_backend.h"
 #include "cpu/cpu_features.h"
 #include "cpu/embed_tokens.h"
 #include "cpu/gemm.h"
@@ -28,66 +28,17 @@
 #include "cpu/mlp.h"
 #include "cpu/packed_linear.h"
 #include "cpu/patchify.h"
+#include "cpu/qkv_attention.h"
 #include "cpu/reference.h"
 #include "cpu/thread_pool.h"
-#include "common/error.h"
+#include "tests/harness.h"
 
 using namespace vitmsn;
 using cpu::ThreadPool;
 
 namespace {
 
-// ---- harness ------------------------------------------------------------------------------------
-
-int g_passed = 0, g_failed = 0;
-
-void report(const std::string& name, bool ok, const std::string& detail = "") {
-  (ok ? g_passed : g_failed)++;
-  std::printf("%s  %s%s%s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.empty() ? "" : "  ", detail.c_str());
-  std::fflush(stdout);
-}
-
-// Runs a case body; an unexpected exception is a failure of that case, not of the program.
-void run_case(const std::string& name, const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const std::exception& e) {
-    report(name, false, std::string("unexpected exception: ") + e.what());
-  }
-}
-
-// Deterministic data: splitmix64 → uniform floats in [lo, hi).
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed) {}
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  float uniform(float lo = -1.0f, float hi = 1.0f) {
-    return lo + (hi - lo) * static_cast<float>((next() >> 40) * (1.0 / 16777216.0));
-  }
-  std::vector<float> vec(size_t n, float lo = -1.0f, float hi = 1.0f) {
-    std::vector<float> v(n);
-    for (float& x : v) x = uniform(lo, hi);
-    return v;
-  }
-};
-
-// ‖got − want‖₂ / ‖want‖₂ (absolute when want is all zeros); NaN anywhere gives +inf.
-double rel_l2(const float* got, const float* want, size_t n) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    if (std::isnan(got[i]) != std::isnan(want[i])) return INFINITY;
-    const double d = static_cast<double>(got[i]) - want[i];
-    num += d * d;
-    den += static_cast<double>(want[i]) * want[i];
-  }
-  if (std::isnan(num)) return INFINITY;
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
+// ---- helpers ------------------------------------------------------------------------------------
 
 std::string fmt(double v) {
   char buf[32];
@@ -97,17 +48,17 @@ std::string fmt(double v) {
 
 void check_close(const std::string& name, const std::vector<float>& got, const std::vector<float>& want, double tol) {
   if (got.size() != want.size()) {
-    report(name, false, "size mismatch");
+    check(false, name, "size mismatch");
     return;
   }
   const double err = rel_l2(got.data(), want.data(), got.size());
-  report(name, err <= tol, "rel_l2 " + fmt(err) + " (tol " + fmt(tol) + ")");
+  check(err <= tol, name, "rel_l2 " + fmt(err) + " (tol " + fmt(tol) + ")");
 }
 
 void check_exact(const std::string& name, const std::vector<float>& got, const std::vector<float>& want) {
   const bool ok = got.size() == want.size() &&
                   (got.empty() || std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
-  report(name, ok, ok ? "bit-exact" : "differs");
+  check(ok, name, ok ? "bit-exact" : "differs");
 }
 
 // A sentinel written past the end of every output: a kernel writing out of bounds changes it.
@@ -117,6 +68,23 @@ bool guard_intact(const std::vector<float>& v, size_t n) {
   for (size_t i = n; i < v.size(); ++i)
     if (v[i] != kGuard) return false;
   return true;
+}
+
+// got holds n outputs and then guards: the guards must be intact, and got[:n] close to want[:n]
+// (tol kExact: equal to the bit).
+constexpr double kExact = 0;
+void check_guarded(const std::string& name, std::vector<float>& got, std::vector<float>& want, size_t n, double tol) {
+  const bool guards = guard_intact(got, n);
+  got.resize(n), want.resize(n);
+  if (!guards) {
+    check(false, name, "wrote past the end of the output");
+    return;
+  }
+  if (tol == kExact) {
+    check_exact(name, got, want);
+  } else {
+    check_close(name, got, want, tol);
+  }
 }
 
 // ---- tolerances (relative L2 against the double-accumulating reference) ---------------------------
@@ -172,14 +140,14 @@ void test_gemm(ThreadPool& pool, const GemmCase& c, uint64_t seed) {
     const size_t mn = static_cast<size_t>(c.M * c.N);
 
     std::vector<float> got(mn + kGuardLen, kGuard), want(mn + kGuardLen, kGuard), sep_res;
-    GemmArgs g;
+    cpu::GemmArgs g;
     g.A = A.data(), g.lda = lda, g.W = W.data(), g.bias = c.bias ? bias.data() : nullptr;
     g.M = c.M, g.N = c.N, g.K = c.K, g.epilogue = c.ep;
     if (c.res == Residual::kAlias) {
       std::copy(res.begin(), res.end(), got.begin());
       std::copy(res.begin(), res.end(), want.begin());
     }
-    GemmArgs gk = g, gr = g;
+    cpu::GemmArgs gk = g, gr = g;
     gk.C = got.data(), gr.C = want.data();
     if (c.res == Residual::kSeparate) gk.residual = gr.residual = res.data();
     if (c.res == Residual::kAlias) gk.residual = got.data(), gr.residual = want.data();
@@ -200,13 +168,7 @@ void test_gemm(ThreadPool& pool, const GemmCase& c, uint64_t seed) {
     }
     cpu::gemm(gk, pool, path.isa);
     cpu::ref_gemm(gr);
-    const bool guards = guard_intact(got, mn);
-    got.resize(mn), want.resize(mn);
-    if (!guards) {
-      report(name, false, "wrote past the end of C");
-      return;
-    }
-    check_close(name, got, want, kTolGemm);
+    check_guarded(name, got, want, mn, kTolGemm);
   });
 }
 
@@ -274,27 +236,27 @@ void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
 
   run_case("gemm K=0 gives epilogue(bias) + residual", [&] {
     std::vector<float> bias = {1.0f, -2.0f, 0.5f}, res = {1, 2, 3, 4, 5, 6}, C = res;
-    GemmArgs g;
+    cpu::GemmArgs g;
     g.lda = 0, g.bias = bias.data(), g.residual = C.data(), g.C = C.data(), g.M = 2, g.N = 3, g.K = 0;
     cpu::gemm(g, pool2);
     std::vector<float> want = {2, 0, 3.5f, 5, 3, 6.5f};
     check_exact("gemm K=0 gives epilogue(bias) + residual", C, want);
   });
   run_case("gemm M=0 is a no-op", [&] {
-    GemmArgs g;
+    cpu::GemmArgs g;
     g.M = 0, g.N = 5, g.K = 3, g.lda = 3;
     cpu::gemm(g, pool2);
-    report("gemm M=0 is a no-op", true);
+    check(true, "gemm M=0 is a no-op");
   });
   run_case("gemm lda < K throws ERR_INTERNAL", [&] {
     std::vector<float> A(16), W(16), C(16);
-    GemmArgs g;
+    cpu::GemmArgs g;
     g.A = A.data(), g.W = W.data(), g.C = C.data(), g.M = 2, g.N = 2, g.K = 4, g.lda = 3;
     try {
       cpu::gemm(g, pool2);
-      report("gemm lda < K throws ERR_INTERNAL", false, "no exception");
+      check(false, "gemm lda < K throws ERR_INTERNAL", "no exception");
     } catch (const Error& e) {
-      report("gemm lda < K throws ERR_INTERNAL", e.code() == codes::kInternal, e.code());
+      check(e.code() == codes::kInternal, "gemm lda < K throws ERR_INTERNAL", e.code());
     }
   });
 }
@@ -303,7 +265,14 @@ void test_gemm_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
 
 // out += W2·gelu(W1·a + b1) + b2 through cpu::mlp (fused or two GEMMs) against ref_mlp: row counts
 // around the fused path's 14-row tiles and 56-row blocks, D and I off every vector width.
-bool g_ln_in = false;  // the MLP / qkv_attention cases run with a LayerNorm in front (ln_gamma set)
+bool g_ln_in = false;  // the MLP / qkv_attention cases run with a LayerNorm in front (ln set)
+
+// The unfused paths' intermediate buffers (cpu::OpBuffers), handed out full of NaN: a path that
+// reads one before writing it shows in the result, and a fused path must ask for none.
+struct NanBuffers final : cpu::OpBuffers {
+  std::vector<std::vector<float>> held;
+  float* get(size_t floats) override { return held.emplace_back(floats, std::numeric_limits<float>::quiet_NaN()).data(); }
+};
 
 void test_mlp(ThreadPool& pool, cpu::Isa isa, cpu::MlpMode mode, int64_t M, int64_t D, int64_t I, bool biases,
               uint64_t seed) {
@@ -325,32 +294,27 @@ void test_mlp(ThreadPool& pool, cpu::Isa isa, cpu::MlpMode mode, int64_t M, int6
     std::vector<float> got(md + kGuardLen, kGuard), want(md + kGuardLen, kGuard);
     std::copy(x.begin(), x.end(), got.begin());
     std::copy(x.begin(), x.end(), want.begin());
-    // The hidden buffer is NaN: the fused path must not need it, the unfused one overwrites it.
-    std::vector<float> hidden(static_cast<size_t>(M * I), std::numeric_limits<float>::quiet_NaN());
-    MlpArgs m;
+    cpu::MlpArgs m;
     m.a = a.data(), m.W1 = P1.get(), m.W2 = P2.get(), m.b1 = biases ? b1.data() : nullptr;
-    m.b2 = biases ? b2.data() : nullptr, m.hidden = hidden.data(), m.M = M, m.D = D, m.I = I;
-    MlpArgs mk = m, mr = m;
+    m.b2 = biases ? b2.data() : nullptr, m.M = M, m.D = D, m.I = I;
+    cpu::MlpArgs mk = m, mr = m;
     mk.out = got.data(), mr.out = want.data();
     // LayerNorm in front: the kernel gets x (= out: the residual stream, read before it is
-    // updated) and the LN parameters; the reference normalises first. The kernel's ln_out scratch
-    // is NaN: where the op fuses the LN it must not read it.
+    // updated) and the LN parameters; the reference normalises first.
     std::vector<float> gamma = rng.vec(static_cast<size_t>(D), 0.5f, 1.5f), beta = rng.vec(static_cast<size_t>(D));
-    std::vector<float> ln_ref(static_cast<size_t>(M * D)), ln_out(ln_ref.size(), std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> ln_ref(static_cast<size_t>(M * D));
     if (g_ln_in) {
-      mk.a = got.data(), mk.ln_gamma = gamma.data(), mk.ln_beta = beta.data(), mk.ln_eps = 1e-6f, mk.ln_out = ln_out.data();
+      mk.a = got.data(), mk.ln = {gamma.data(), beta.data(), 1e-6f};
       cpu::ref_layernorm({want.data(), gamma.data(), beta.data(), ln_ref.data(), M, D, 1e-6f});
       mr.a = ln_ref.data();
     }
-    cpu::mlp(mk, pool, isa, mode);
-    cpu::ref_mlp(mr, W1.data(), W2.data());
-    const bool guards = guard_intact(got, md);
-    got.resize(md), want.resize(md);
-    if (!guards) {
-      report(name, false, "wrote past the end of out");
-      return;
+    NanBuffers buffers;
+    cpu::mlp(mk, pool, isa, mode, &buffers);
+    if (mode == cpu::MlpMode::kFused || mode == cpu::MlpMode::kFusedSlices) {
+      check(buffers.held.empty(), name + ": the fused op asks for no buffers");
     }
-    check_close(name, got, want, kTolGemm);
+    cpu::ref_mlp(mr, W1.data(), W2.data());
+    check_guarded(name, got, want, md, kTolGemm);
   });
 }
 
@@ -388,16 +352,16 @@ void test_mlp_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   g_ln_in = false;
   if (cpu::isa_supported(cpu::Isa::kAvx512)) {
     run_case("mlp fused with bf16 weights throws ERR_INTERNAL", [&] {
-      std::vector<float> W(64 * 32, 0.1f), a(14 * 32), x(14 * 32), h(14 * 64);
+      std::vector<float> W(64 * 32, 0.1f), a(14 * 32), x(14 * 32);
       auto P1 = cpu::PackedLinear::pack(W.data(), 64, 32, WeightDtype::kBFloat16);
       auto P2 = cpu::PackedLinear::pack(W.data(), 32, 64, WeightDtype::kBFloat16);
-      MlpArgs m;
-      m.a = a.data(), m.W1 = P1.get(), m.W2 = P2.get(), m.hidden = h.data(), m.out = x.data(), m.M = 14, m.D = 32, m.I = 64;
+      cpu::MlpArgs m;
+      m.a = a.data(), m.W1 = P1.get(), m.W2 = P2.get(), m.out = x.data(), m.M = 14, m.D = 32, m.I = 64;
       try {
         cpu::mlp(m, pool2, cpu::Isa::kAvx512, cpu::MlpMode::kFused);
-        report("mlp fused with bf16 weights throws ERR_INTERNAL", false, "no exception");
+        check(false, "mlp fused with bf16 weights throws ERR_INTERNAL", "no exception");
       } catch (const Error& e) {
-        report("mlp fused with bf16 weights throws ERR_INTERNAL", e.code() == codes::kInternal, e.code());
+        check(e.code() == codes::kInternal, "mlp fused with bf16 weights throws ERR_INTERNAL", e.code());
       }
     });
   }
@@ -422,34 +386,30 @@ void test_qkv_attention(ThreadPool& pool, cpu::Isa isa, cpu::QkvAttentionMode mo
     auto P = cpu::PackedLinear::pack(W.data(), N, D, WeightDtype::kFloat32);
     const size_t mo = static_cast<size_t>(M * HD);
     std::vector<float> got(mo + kGuardLen, kGuard), want(mo + kGuardLen, kGuard);
-    std::vector<float> qkv(static_cast<size_t>(M * N), std::numeric_limits<float>::quiet_NaN()), qkv_ref(qkv.size());
-    QkvAttentionArgs q;
-    q.a = a.data(), q.W = P.get(), q.bias = bias ? b.data() : nullptr, q.qkv = qkv.data(), q.out = got.data();
+    std::vector<float> qkv_ref(static_cast<size_t>(M * N));
+    cpu::QkvAttentionArgs q;
+    q.a = a.data(), q.W = P.get(), q.bias = bias ? b.data() : nullptr, q.out = got.data();
     q.head_scale = head_scale ? hs.data() : nullptr, q.B = B, q.T = T, q.H = H, q.Dh = Dh, q.D = D;
     q.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
     std::vector<float> gamma = rng.vec(static_cast<size_t>(D), 0.5f, 1.5f), beta = rng.vec(static_cast<size_t>(D));
-    std::vector<float> ln_ref(static_cast<size_t>(M * D)), ln_out(ln_ref.size(), std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> ln_ref(static_cast<size_t>(M * D));
     const float* a_ref = a.data();
     if (g_ln_in) {
-      q.ln_gamma = gamma.data(), q.ln_beta = beta.data(), q.ln_eps = 1e-6f, q.ln_out = ln_out.data();
+      q.ln = {gamma.data(), beta.data(), 1e-6f};
       cpu::ref_layernorm({a.data(), gamma.data(), beta.data(), ln_ref.data(), M, D, 1e-6f});
       a_ref = ln_ref.data();
     }
-    cpu::qkv_attention(q, pool, isa, mode);
-    GemmArgs g;
+    NanBuffers buffers;
+    cpu::qkv_attention(q, pool, isa, mode, &buffers);
+    if (mode == cpu::QkvAttentionMode::kFused) check(buffers.held.empty(), name + ": the fused op asks for no buffers");
+    cpu::GemmArgs g;
     g.A = a_ref, g.lda = D, g.W = W.data(), g.bias = q.bias, g.C = qkv_ref.data(), g.M = M, g.N = N, g.K = D;
     cpu::ref_gemm(g);
-    AttentionArgs at;
+    cpu::AttentionArgs at;
     at.qkv = qkv_ref.data(), at.out = want.data(), at.head_scale = q.head_scale, at.B = B, at.T = T, at.H = H, at.Dh = Dh;
     at.scale = q.scale;
     cpu::ref_attention(at);
-    const bool guards = guard_intact(got, mo);
-    got.resize(mo), want.resize(mo);
-    if (!guards) {
-      report(name, false, "wrote past the end of out");
-      return;
-    }
-    check_close(name, got, want, kTolAttention);
+    check_guarded(name, got, want, mo, kTolAttention);
   });
 }
 
@@ -496,7 +456,7 @@ void test_layernorm(ThreadPool& pool, int64_t rows, int64_t D, float offset, boo
     for (float& v : x) v += offset;  // a large common offset: the case one-pass float statistics fail
     std::vector<float> gamma = rng.vec(static_cast<size_t>(D), 0.5f, 1.5f), beta = rng.vec(static_cast<size_t>(D));
     std::vector<float> want(n);
-    LayerNormArgs r{x.data(), gamma.data(), beta.data(), want.data(), rows, D, 1e-6f};
+    cpu::LayerNormArgs r{x.data(), gamma.data(), beta.data(), want.data(), rows, D, 1e-6f};
     cpu::ref_layernorm(r);
     std::vector<float> got;
     if (alias) {
@@ -507,9 +467,7 @@ void test_layernorm(ThreadPool& pool, int64_t rows, int64_t D, float offset, boo
       got.assign(n + kGuardLen, kGuard);
       cpu::layernorm({x.data(), gamma.data(), beta.data(), got.data(), rows, D, 1e-6f}, pool, g_ln_isa);
     }
-    if (!guard_intact(got, n)) return report(name, false, "wrote past the end of y");
-    got.resize(n);
-    check_close(name, got, want, kTolLayerNorm);
+    check_guarded(name, got, want, n, kTolLayerNorm);
   });
 }
 
@@ -571,16 +529,16 @@ void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t D
     const size_t n_out = static_cast<size_t>(B * T * HD), n_p = static_cast<size_t>(B * H * T * T);
     std::vector<float> got(n_out + kGuardLen, kGuard), want(n_out);
     std::vector<float> got_p(probs ? n_p + kGuardLen : 0, kGuard), want_p(probs ? n_p : 0);
-    AttentionArgs a;
+    cpu::AttentionArgs a;
     a.qkv = qkv.data(), a.head_scale = hsm == HeadScale::kNone ? nullptr : hs.data();
     a.B = B, a.T = T, a.H = H, a.Dh = Dh, a.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
-    AttentionArgs k = a, r = a;
+    cpu::AttentionArgs k = a, r = a;
     k.out = got.data(), k.probs = probs ? got_p.data() : nullptr;
     r.out = want.data(), r.probs = probs ? want_p.data() : nullptr;
     cpu::attention(k, pool, g_attn_isa, g_attn_kernel);
     cpu::ref_attention(r);
     if (!guard_intact(got, n_out) || (probs && !guard_intact(got_p, n_p))) {
-      return report(name, false, "wrote past the end of an output");
+      return check(false, name, "wrote past the end of an output");
     }
     got.resize(n_out);
     check_close(name + " [out]", got, want, kTolAttention);
@@ -590,14 +548,14 @@ void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t D
       for (int64_t i = 0; i < B * T; ++i)
         for (int64_t h = 0; h < H; h += 2)
           for (int64_t d = 0; d < Dh; ++d) zeros = zeros && got[i * HD + h * Dh + d] == 0.0f;
-      report(name + " [head_scale 0 gives 0]", zeros);
+      check(zeros, name + " [head_scale 0 gives 0]");
     }
     if (probs) {
       got_p.resize(n_p);
       check_close(name + " [probs]", got_p, want_p, kTolAttention);
       // Asking for probs must not change the explicit kernel's out: same arithmetic either way.
       std::vector<float> again(n_out);
-      AttentionArgs k2 = a;
+      cpu::AttentionArgs k2 = a;
       k2.out = again.data();
       cpu::attention(k2, pool, g_attn_isa, cpu::AttentionKernel::kExplicit);
       check_exact(name + " [out same without probs]", again, got);
@@ -606,7 +564,7 @@ void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t D
       // Rows never depend on how tasks fall to threads: one thread gives the same bits.
       std::vector<float> solo(n_out);
       ThreadPool one(1);
-      AttentionArgs k1 = a;
+      cpu::AttentionArgs k1 = a;
       k1.out = solo.data();
       cpu::attention(k1, one, g_attn_isa, g_attn_kernel);
       check_exact(name + " [same on 1 thread]", solo, got);
@@ -656,7 +614,7 @@ void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool
   g_attn_kernel = cpu::AttentionKernel::kAuto;
   run_case("attention: the flash kernel refuses to return probabilities", [&] {
     std::vector<float> qkv(3 * 8, 0.5f), out(8), p(1);
-    AttentionArgs a;
+    cpu::AttentionArgs a;
     a.qkv = qkv.data(), a.out = out.data(), a.probs = p.data(), a.B = 1, a.T = 1, a.H = 1, a.Dh = 8;
     std::string got = "no exception";
     try {
@@ -664,7 +622,7 @@ void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool
     } catch (const Error& e) {
       got = e.code();
     }
-    report("attention: the flash kernel refuses to return probabilities", got == codes::kInternal, got);
+    check(got == codes::kInternal, "attention: the flash kernel refuses to return probabilities", got);
   });
 }
 
@@ -678,14 +636,12 @@ void test_patchify(ThreadPool& pool, int64_t B, int64_t C, int64_t Hi, int64_t W
     std::vector<float> x = rng.vec(static_cast<size_t>(B * C * Hi * Wi));
     const size_t n = static_cast<size_t>(B * (Hi / p) * (Wi / p) * C * p * p);
     std::vector<float> got(n + kGuardLen, kGuard), want(n);
-    PatchifyArgs a{x.data(), nullptr, B, C, Hi, Wi, p};
-    PatchifyArgs k = a, r = a;
+    cpu::PatchifyArgs a{x.data(), nullptr, B, C, Hi, Wi, p};
+    cpu::PatchifyArgs k = a, r = a;
     k.patches = got.data(), r.patches = want.data();
     cpu::patchify(k, pool);
     cpu::ref_patchify(r);
-    if (!guard_intact(got, n)) return report(name, false, "wrote past the end of patches");
-    got.resize(n);
-    check_exact(name, got, want);
+    check_guarded(name, got, want, n, kExact);
   });
 }
 
@@ -720,15 +676,13 @@ void test_embed(ThreadPool& pool, int64_t B, int64_t N, int64_t D, Mask mm, uint
     }
     const size_t n = static_cast<size_t>(B * (N + 1) * D);
     std::vector<float> got(n + kGuardLen, kGuard), want(n);
-    EmbedTokensArgs a{pe.data(), cls.data(), pos.data(), mt.data(), mm == Mask::kNull ? nullptr : mask.data(),
+    cpu::EmbedTokensArgs a{pe.data(), cls.data(), pos.data(), mt.data(), mm == Mask::kNull ? nullptr : mask.data(),
                       nullptr, B, N, D};
-    EmbedTokensArgs k = a, r = a;
+    cpu::EmbedTokensArgs k = a, r = a;
     k.tokens = got.data(), r.tokens = want.data();
     cpu::embed_tokens(k, pool);
     cpu::ref_embed_tokens(r);
-    if (!guard_intact(got, n)) return report(name, false, "wrote past the end of tokens");
-    got.resize(n);
-    check_exact(name, got, want);
+    check_guarded(name, got, want, n, kExact);
   });
 }
 
@@ -743,13 +697,12 @@ void test_embed_suite(ThreadPool& pool2, ThreadPool& pool1) {
   run_case("embed_tokens masked without mask_token throws ERR_NO_MASK_TOKEN", [&] {
     std::vector<float> pe(8), cls(4), pos(12), out(12);
     std::vector<uint8_t> mask = {0, 1};
-    EmbedTokensArgs a{pe.data(), cls.data(), pos.data(), nullptr, mask.data(), out.data(), 1, 2, 4};
+    cpu::EmbedTokensArgs a{pe.data(), cls.data(), pos.data(), nullptr, mask.data(), out.data(), 1, 2, 4};
     try {
       cpu::embed_tokens(a, pool2);
-      report("embed_tokens masked without mask_token throws ERR_NO_MASK_TOKEN", false, "no exception");
+      check(false, "embed_tokens masked without mask_token throws ERR_NO_MASK_TOKEN", "no exception");
     } catch (const Error& e) {
-      report("embed_tokens masked without mask_token throws ERR_NO_MASK_TOKEN", e.code() == codes::kNoMaskToken,
-             e.code());
+      check(e.code() == codes::kNoMaskToken, "embed_tokens masked without mask_token throws ERR_NO_MASK_TOKEN", e.code());
     }
   });
 }
@@ -781,7 +734,7 @@ void test_thread_pool() {
         }
       }
     }
-    report("pool covers [0, n) exactly once (threads 1/2/3/8, n 0..100003)", ok, detail);
+    check(ok, "pool covers [0, n) exactly once (threads 1/2/3/8, n 0..100003)", detail);
   });
 
   run_case("pool threads=1 runs inline", [&] {
@@ -793,10 +746,9 @@ void test_thread_pool() {
       ++calls;
       if (std::this_thread::get_id() != me) inline_only = false;
     });
-    report("pool threads=1 runs inline", pool.size() == 1 && inline_only && calls == 1,
-           "size " + std::to_string(pool.size()) + ", calls " + std::to_string(calls));
+    check(pool.size() == 1 && inline_only && calls == 1, "pool threads=1 runs inline", "size " + std::to_string(pool.size()) + ", calls " + std::to_string(calls));
     ThreadPool zero(0);
-    report("pool threads=0 behaves as 1", zero.size() == 1 && covers_once(zero, 10));
+    check(zero.size() == 1 && covers_once(zero, 10), "pool threads=0 behaves as 1");
   });
 
   run_case("pool uses its workers", [&] {
@@ -808,7 +760,7 @@ void test_thread_pool() {
       if (std::this_thread::get_id() != me) others++;
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     });
-    report("pool uses its workers", pool.size() == 2 && others.load() > 0);
+    check(pool.size() == 2 && others.load() > 0, "pool uses its workers");
   });
 
   // The one threshold every op's parallel regions go through (thread_pool.h): below it a job is one
@@ -826,8 +778,7 @@ void test_thread_pool() {
           if (std::this_thread::get_id() != me) inline_only = false;
         },
         cpu::kMinParallelWork - 1);
-    report("pool: work below kMinParallelWork is one call fn(0, n) on the calling thread",
-           calls == 1 && begin == 0 && end == 64 && inline_only);
+    check(calls == 1 && begin == 0 && end == 64 && inline_only, "pool: work below kMinParallelWork is one call fn(0, n) on the calling thread");
     std::atomic<int> chunks{0}, others{0};
     pool.parallel_for(
         8,
@@ -837,7 +788,7 @@ void test_thread_pool() {
           std::this_thread::sleep_for(std::chrono::milliseconds(2));
         },
         cpu::kMinParallelWork);
-    report("pool: work of kMinParallelWork is split into chunks the workers share", chunks.load() > 1 && others.load() > 0);
+    check(chunks.load() > 1 && others.load() > 0, "pool: work of kMinParallelWork is split into chunks the workers share");
   });
 
   for (int threads : {1, 2, 3}) {
@@ -854,7 +805,7 @@ void test_thread_pool() {
         caught = e.code() == codes::kInternal && std::string(e.what()) == "boom at 57";
       }
       // The pool must still work after a failed job.
-      report(name, caught && covers_once(pool, 1000));
+      check(caught && covers_once(pool, 1000), name);
     });
   }
 
@@ -868,7 +819,7 @@ void test_thread_pool() {
         ++caught;
       }
     }
-    report("pool survives exceptions thrown by every chunk (50 jobs)", caught == 50 && covers_once(pool, 999));
+    check(caught == 50 && covers_once(pool, 999), "pool survives exceptions thrown by every chunk (50 jobs)");
   });
 
   run_case("pool nested parallel_for runs inline", [&] {
@@ -880,7 +831,7 @@ void test_thread_pool() {
           for (int64_t j = b2; j < e2; ++j) sum += i * 10 + j;
         });
     });
-    report("pool nested parallel_for runs inline", sum.load() == 99 * 100 / 2);
+    check(sum.load() == 99 * 100 / 2, "pool nested parallel_for runs inline");
   });
 
   run_case("pool concurrent parallel_for from 3 threads", [&] {
@@ -905,7 +856,7 @@ void test_thread_pool() {
     for (auto& t : callers) t.join();
     bool ok = true;
     for (int64_t t : totals) ok = ok && t == kJobs;
-    report("pool concurrent parallel_for from 3 threads (300 jobs each)", ok);
+    check(ok, "pool concurrent parallel_for from 3 threads (300 jobs each)");
   });
 
   run_case("pool construct/destroy repeatedly", [&] {
@@ -913,7 +864,7 @@ void test_thread_pool() {
       ThreadPool pool(1 + i % 4);
       if (i % 2) covers_once(pool, 17);
     }
-    report("pool construct/destroy 100 times (idle and after a job)", true);
+    check(true, "pool construct/destroy 100 times (idle and after a job)");
   });
 }
 
@@ -927,16 +878,16 @@ void test_concurrent_kernels(ThreadPool& pool2) {
                        bias = rng.vec(static_cast<size_t>(N));
     std::vector<float> qkv = rng.vec(static_cast<size_t>(197 * 3 * 384));
     ThreadPool solo(1);
-    GemmArgs g;
+    cpu::GemmArgs g;
     g.A = A.data(), g.lda = K, g.W = W.data(), g.bias = bias.data(), g.M = M, g.N = N, g.K = K, g.epilogue = Epilogue::kGelu;
     std::vector<float> want(static_cast<size_t>(M * N));
-    GemmArgs gs = g;
+    cpu::GemmArgs gs = g;
     gs.C = want.data();
     cpu::gemm(gs, solo);
-    AttentionArgs at;
+    cpu::AttentionArgs at;
     at.qkv = qkv.data(), at.B = 1, at.T = 197, at.H = 6, at.Dh = 64, at.scale = 0.125f;
     std::vector<float> want_at(static_cast<size_t>(197 * 384));
-    AttentionArgs as = at;
+    cpu::AttentionArgs as = at;
     as.out = want_at.data();
     cpu::attention(as, solo);
     std::atomic<int> bad{0};
@@ -945,10 +896,10 @@ void test_concurrent_kernels(ThreadPool& pool2) {
       ts.emplace_back([&] {
         std::vector<float> C(static_cast<size_t>(M * N)), out(static_cast<size_t>(197 * 384));
         for (int rep = 0; rep < 10; ++rep) {
-          GemmArgs gc = g;
+          cpu::GemmArgs gc = g;
           gc.C = C.data();
           cpu::gemm(gc, pool2);
-          AttentionArgs ac = at;
+          cpu::AttentionArgs ac = at;
           ac.out = out.data();
           cpu::attention(ac, pool2);
           if (C != want || out != want_at) bad++;
@@ -956,7 +907,7 @@ void test_concurrent_kernels(ThreadPool& pool2) {
       });
     }
     for (auto& t : ts) t.join();
-    report("gemm+attention from 3 threads on one pool match 1-thread results bit for bit", bad.load() == 0);
+    check(bad.load() == 0, "gemm+attention from 3 threads on one pool match 1-thread results bit for bit");
   });
 }
 
@@ -965,38 +916,37 @@ void test_concurrent_kernels(ThreadPool& pool2) {
 void test_backend() {
   run_case("backend memory", [&] {
     std::unique_ptr<Backend> be = make_cpu_backend(2);
-    report("backend name is cpu", be->name() == "cpu");
+    check(be->name() == "cpu", "backend name is cpu");
     bool aligned = true;
-    std::vector<float*> ps;
+    std::vector<DevicePtr> ps;
     for (size_t n : {size_t(0), size_t(1), size_t(3), size_t(17), size_t(1000), size_t(1) << 20}) {
-      float* p = be->alloc(n);
-      aligned = aligned && p && reinterpret_cast<uintptr_t>(p) % 64 == 0;
+      DevicePtr p = be->alloc(n);
+      aligned = aligned && p && p.type() == StorageType::kFloat32 && reinterpret_cast<uintptr_t>(p.get()) % 64 == 0;
       ps.push_back(p);
     }
-    for (float* p : ps) be->release(p);
+    for (DevicePtr p : ps) be->release(p);
     be->release(nullptr);
-    report("backend alloc is 64-byte aligned (n = 0, 1, 3, 17, 1000, 2^20)", aligned);
+    check(aligned, "backend alloc is 64-byte aligned (n = 0, 1, 3, 17, 1000, 2^20)");
 
     for (size_t n : {std::numeric_limits<size_t>::max(), std::numeric_limits<size_t>::max() / 4,
                      std::numeric_limits<size_t>::max() / 8, size_t(1) << 50}) {
       std::string got = "no exception";
       try {
-        float* p = be->alloc(n);
-        be->release(p);
+        be->release(be->alloc(n));
       } catch (const Error& e) {
         got = e.code();
       }
-      report("backend alloc(" + std::to_string(n) + ") throws ERR_OUT_OF_MEMORY", got == codes::kOutOfMemory, got);
+      check(got == codes::kOutOfMemory, "backend alloc(" + std::to_string(n) + ") throws ERR_OUT_OF_MEMORY", got);
     }
 
     Rng rng(1);
     std::vector<float> host = rng.vec(1000), back(1000);
-    float* d = be->alloc(1000);
+    DevicePtr d = be->alloc(1000);
     be->upload(d, host.data(), 1000);
     be->download(back.data(), d, 1000);
     check_exact("backend upload/download round trip", back, host);
     // copy_rows: 7 rows of 5 floats from stride 9 into stride 6.
-    float* d2 = be->alloc(100);
+    DevicePtr d2 = be->alloc(100);
     std::vector<float> init(100, -1.0f);
     be->upload(d2, init.data(), 100);
     be->copy_rows(d2, 6, d + 3, 9, 7, 5);
@@ -1017,7 +967,7 @@ void test_backend() {
     Rng rng(2);
     const int64_t M = 37, K = 29, N = 65;
     std::vector<float> A = rng.vec(M * K), W = rng.vec(N * K), bias = rng.vec(N), C(M * N), want(M * N);
-    float *dA = be->alloc(A.size()), *dW = be->alloc(W.size()), *db = be->alloc(N), *dC = be->alloc(C.size());
+    DevicePtr dA = be->alloc(A.size()), dW = be->alloc(W.size()), db = be->alloc(N), dC = be->alloc(C.size());
     be->upload(dA, A.data(), A.size());
     be->upload(dW, W.data(), W.size());
     be->upload(db, bias.data(), N);
@@ -1025,49 +975,13 @@ void test_backend() {
     g.A = dA, g.lda = K, g.W = dW, g.bias = db, g.C = dC, g.M = M, g.N = N, g.K = K, g.epilogue = Epilogue::kGelu;
     be->gemm(g);
     be->download(C.data(), dC, C.size());
-    GemmArgs r = g;
-    r.A = A.data(), r.W = W.data(), r.bias = bias.data(), r.C = want.data();
+    cpu::GemmArgs r;
+    r.A = A.data(), r.lda = K, r.W = W.data(), r.bias = bias.data(), r.C = want.data(), r.M = M, r.N = N, r.K = K;
+    r.epilogue = Epilogue::kGelu;
     cpu::ref_gemm(r);
     check_close("backend gemm (threads = hardware_concurrency)", C, want, kTolGemm);
-    for (float* p : {dA, dW, db, dC}) be->release(p);
+    for (DevicePtr p : {dA, dW, db, dC}) be->release(p);
   });
-}
-
-// ---- timing (information only) --------------------------------------------------------------------
-
-void time_gemms(ThreadPool& pool, WeightDtype dtype) {
-  struct Shape {
-    const char* what;
-    int64_t M, K, N;
-    Epilogue ep;
-  } shapes[] = {{"qkv", 197, 384, 1152, Epilogue::kNone},
-                {"attn out", 197, 384, 384, Epilogue::kNone},
-                {"fc1+gelu", 197, 384, 1536, Epilogue::kGelu},
-                {"fc2", 197, 1536, 384, Epilogue::kNone}};
-  std::printf("timing (information only), ViT-S/16 GEMM shapes, %s, %s weights, %d thread(s):\n",
-              cpu::isa_name(cpu::default_isa()), dtype == WeightDtype::kBFloat16 ? "bf16" : "fp32", pool.size());
-  Rng rng(7);
-  double total_flops = 0, total_sec = 0;
-  for (const Shape& s : shapes) {
-    std::vector<float> A = rng.vec(s.M * s.K), W = rng.vec(s.N * s.K, -0.1f, 0.1f), b = rng.vec(s.N), C(s.M * s.N);
-    GemmArgs g;
-    std::unique_ptr<cpu::PackedLinear> packed = cpu::PackedLinear::pack(W.data(), s.N, s.K, dtype);
-    g.A = A.data(), g.lda = s.K, g.Wp = packed.get(), g.bias = b.data(), g.C = C.data(), g.M = s.M, g.N = s.N, g.K = s.K;
-    g.epilogue = s.ep;
-    for (int i = 0; i < 3; ++i) cpu::gemm(g, pool);
-    double best = 1e9;
-    for (int rep = 0; rep < 5; ++rep) {
-      const int iters = 10;
-      const auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < iters; ++i) cpu::gemm(g, pool);
-      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters);
-    }
-    const double flops = 2.0 * s.M * s.N * s.K;
-    total_flops += flops, total_sec += best;
-    std::printf("  %-9s M=%lld K=%lld N=%lld: %.3f ms, %.1f GFLOP/s\n", s.what, static_cast<long long>(s.M),
-                static_cast<long long>(s.K), static_cast<long long>(s.N), best * 1e3, flops / best * 1e-9);
-  }
-  std::printf("  one ViT-S layer's GEMMs: %.3f ms, %.1f GFLOP/s\n", total_sec * 1e3, total_flops / total_sec * 1e-9);
 }
 
 }  // namespace
@@ -1085,11 +999,8 @@ int main() {
     test_embed_suite(pool2, pool1);
     test_concurrent_kernels(pool2);
     test_backend();
-    time_gemms(pool2, WeightDtype::kFloat32);
-    time_gemms(pool2, WeightDtype::kBFloat16);
   } catch (const std::exception& e) {
-    report("test program", false, std::string("uncaught exception: ") + e.what());
+    check(false, "test program", std::string("uncaught exception: ") + e.what());
   }
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return finish();
 }

@@ -7,12 +7,7 @@
 #include <unistd.h>
 
 #include "cuda/cublaslt_loader.h"
-
-static int passed = 0, failed = 0;
-static void check(bool ok, const char* what) {
-  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what);
-  (ok ? passed : failed)++;
-}
+#include "tests/harness.h"
 
 int main() {
   char tmpl[] = "/tmp/vitmsn-lt-XXXXXX";
@@ -47,6 +42,5 @@ int main() {
   }
   unlink(fake.c_str());
   rmdir(dir);
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return finish();
 }

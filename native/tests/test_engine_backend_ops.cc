@@ -18,16 +18,14 @@
 #include <vector>
 
 #include "backend/device_array.h"
+#include "backend/factories.h"
 #include "backend/registry.h"
-#include "cpu/cpu_backend.h"
-#include "cpu/reference.h"
 #include "common/error.h"
+#include "cpu/reference.h"
 
 using namespace vitmsn;
 
 namespace {
-
-bool g_verbose = false;
 
 struct Target {
   std::string name;
@@ -36,29 +34,13 @@ struct Target {
   WeightDtype weights = WeightDtype::kFloat32;  // how Linear weights are prepared
 };
 
-// Deterministic inputs in [-1, 1) (xorshift; no global state).
-std::vector<float> random_vec(size_t n, uint64_t seed, float scale = 1.0f) {
-  std::vector<float> v(n);
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (auto& x : v) {
-    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-    x = scale * (static_cast<float>(s >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f);
-  }
-  return v;
-}
-
-double rel_l2(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - want[i];
-    num += d * d, den += static_cast<double>(want[i]) * want[i];
-  }
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
-}
+// Deterministic inputs in [-scale, scale).
+std::vector<float> random_vec(size_t n, uint64_t seed, float scale = 1.0f) { return Rng(seed).vec(n, -scale, scale); }
 
 void compare(const Target& t, const std::string& what, const std::vector<float>& got, const std::vector<float>& want,
              double tol_scale = 1) {
-  const double e = rel_l2(got, want), tol = t.tol * tol_scale;
+  const double e = got.size() == want.size() ? rel_l2(got.data(), want.data(), got.size()) : INFINITY;
+  const double tol = t.tol * tol_scale;
   const bool finite = std::all_of(got.begin(), got.end(), [](float x) { return std::isfinite(x); });
   if (g_verbose) std::printf("%s %s: rel_l2 %.3g (tol %.3g)\n", t.name.c_str(), what.c_str(), e, tol);
   check(finite && got.size() == want.size() && e <= tol, t.name + " " + what + ": rel_l2 " + std::to_string(e) + " (tol " + std::to_string(tol) + ")");
@@ -75,7 +57,7 @@ struct OnDevice {
     if (n) be.download(h.data(), a.get(), n);
     return h;
   }
-  float* p() const { return a.get(); }
+  DevicePtr p() const { return a.get(); }
   DeviceArray a;
   size_t n;
 };
@@ -109,9 +91,9 @@ void test_gemm(const Target& t) {
     g.epilogue = c.gelu ? Epilogue::kGelu : Epilogue::kNone;
     be.gemm(g);
     std::vector<float> want = C0;
-    GemmArgs r = g;
-    r.A = A.data(), r.Wp = nullptr, r.W = W.data(), r.bias = c.bias ? bias.data() : nullptr, r.C = want.data(),
-    r.residual = c.residual ? want.data() : nullptr;
+    cpu::GemmArgs r;
+    r.A = A.data(), r.lda = c.lda, r.W = W.data(), r.bias = c.bias ? bias.data() : nullptr, r.C = want.data(),
+    r.residual = c.residual ? want.data() : nullptr, r.M = c.M, r.N = c.N, r.K = c.K, r.epilogue = g.epilogue;
     cpu::ref_gemm(r);
     compare(t, name, dC.get(be), want, c.gelu ? 2 : 1);
   }
@@ -154,8 +136,9 @@ void test_attention(const Target& t) {
     a.B = c.B, a.T = c.T, a.H = c.H, a.Dh = c.Dh, a.scale = 1.0f / std::sqrt(static_cast<float>(c.Dh));
     be.attention(a);
     std::vector<float> want(dout.n), want_p(dp.n);
-    AttentionArgs r = a;
+    cpu::AttentionArgs r;
     r.qkv = qkv.data(), r.out = want.data(), r.head_scale = c.head_scale ? hs.data() : nullptr, r.probs = c.probs ? want_p.data() : nullptr;
+    r.B = c.B, r.T = c.T, r.H = c.H, r.Dh = c.Dh, r.scale = a.scale;
     cpu::ref_attention(r);
     compare(t, name, dout.get(be), want);
     if (c.probs) compare(t, name + " [probs]", dp.get(be), want_p);
@@ -175,19 +158,17 @@ void test_fused(const Target& t) {
     auto bias = as_stored(be, random_vec(static_cast<size_t>(3 * D), seed++));
     auto Wp = be.prepare_linear(W.data(), 3 * D, D, t.weights);
     W = OnDevice(be, W).get(be);
-    OnDevice dx(be, x), dg(be, g), db(be, b), dbias(be, bias), dln(be, x.size()), dqkv(be, static_cast<size_t>(M * 3 * D)),
-        dout(be, x.size());
+    OnDevice dx(be, x), dg(be, g), db(be, b), dbias(be, bias), dout(be, x.size());
     QkvAttentionArgs a;
-    a.a = dx.p(), a.W = Wp.get(), a.bias = dbias.p(), a.qkv = dqkv.p(), a.out = dout.p();
+    a.a = dx.p(), a.ln = {dg.p(), db.p(), 1e-6f}, a.W = Wp.get(), a.bias = dbias.p(), a.out = dout.p();
     a.B = B, a.T = T, a.H = H, a.Dh = Dh, a.D = D, a.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
-    a.ln_gamma = dg.p(), a.ln_beta = db.p(), a.ln_eps = 1e-6f, a.ln_out = dln.p();
     be.qkv_attention(a);
     std::vector<float> ln(x.size()), qkv(static_cast<size_t>(M * 3 * D)), want(x.size());
     cpu::ref_layernorm({x.data(), g.data(), b.data(), ln.data(), M, D, 1e-6f});
-    GemmArgs gr;
+    cpu::GemmArgs gr;
     gr.A = ln.data(), gr.lda = D, gr.W = W.data(), gr.bias = bias.data(), gr.C = qkv.data(), gr.M = M, gr.N = 3 * D, gr.K = D;
     cpu::ref_gemm(gr);
-    AttentionArgs ar;
+    cpu::AttentionArgs ar;
     ar.qkv = qkv.data(), ar.out = want.data(), ar.B = B, ar.T = T, ar.H = H, ar.Dh = Dh, ar.scale = a.scale;
     cpu::ref_attention(ar);
     compare(t, "qkv_attention (LN in front) B" + std::to_string(B) + " T" + std::to_string(T) + " D" + std::to_string(D),
@@ -202,15 +183,15 @@ void test_fused(const Target& t) {
     auto b1 = as_stored(be, random_vec(static_cast<size_t>(I), seed++)), b2 = as_stored(be, random_vec(static_cast<size_t>(D), seed++));
     auto W1p = be.prepare_linear(W1.data(), I, D, t.weights), W2p = be.prepare_linear(W2.data(), D, I, t.weights);
     W1 = OnDevice(be, W1).get(be), W2 = OnDevice(be, W2).get(be);
-    OnDevice dx(be, x), dg(be, g), db(be, b), db1(be, b1), db2(be, b2), dln(be, x.size()), dh(be, static_cast<size_t>(M * I));
+    OnDevice dx(be, x), dg(be, g), db(be, b), db1(be, b1), db2(be, b2);
     MlpArgs a;
-    a.a = dx.p(), a.W1 = W1p.get(), a.b1 = db1.p(), a.W2 = W2p.get(), a.b2 = db2.p(), a.hidden = dh.p(), a.out = dx.p();
-    a.M = M, a.D = D, a.I = I, a.ln_gamma = dg.p(), a.ln_beta = db.p(), a.ln_eps = 1e-6f, a.ln_out = dln.p();
+    a.a = dx.p(), a.ln = {dg.p(), db.p(), 1e-6f}, a.W1 = W1p.get(), a.b1 = db1.p(), a.W2 = W2p.get(), a.b2 = db2.p();
+    a.out = dx.p(), a.M = M, a.D = D, a.I = I;
     be.mlp(a);
-    std::vector<float> ln(x.size()), hidden(static_cast<size_t>(M * I)), want = x;
+    std::vector<float> ln(x.size()), want = x;
     cpu::ref_layernorm({x.data(), g.data(), b.data(), ln.data(), M, D, 1e-6f});
-    MlpArgs r;
-    r.a = ln.data(), r.b1 = b1.data(), r.b2 = b2.data(), r.hidden = hidden.data(), r.out = want.data(), r.M = M, r.D = D, r.I = I;
+    cpu::MlpArgs r;
+    r.a = ln.data(), r.b1 = b1.data(), r.b2 = b2.data(), r.out = want.data(), r.M = M, r.D = D, r.I = I;
     cpu::ref_mlp(r, W1.data(), W2.data());
     compare(t, "mlp (LN in front) " + std::to_string(M) + "x" + std::to_string(D) + "x" + std::to_string(I), dx.get(be), want, 2);
   }
@@ -247,7 +228,7 @@ void test_embedding_ops(const Target& t) {
   // copy_rows with strides (the pooling and classifier gathers use it).
   auto src = as_stored(be, random_vec(7 * 40, seed++));
   OnDevice ds(be, src), dd(be, static_cast<size_t>(7 * 13));
-  be.copy_rows(dd.p(), 13, be.offset(ds.p(), 3), 40, 7, 13);
+  be.copy_rows(dd.p(), 13, ds.p() + 3, 40, 7, 13);
   std::vector<float> want(dd.n);
   for (int r = 0; r < 7; ++r)
     for (int i = 0; i < 13; ++i) want[static_cast<size_t>(r * 13 + i)] = src[static_cast<size_t>(r * 40 + 3 + i)];
@@ -258,10 +239,14 @@ std::vector<Target> targets() {
   std::vector<Target> out;
   // The CPU path VITMSN_CPU_ISA picks (vitest runs each supported one, and bf16 with AMX on and
   // off): float32 weights, and bfloat16 weights (GEMM inputs rounded to bf16, float32 sums).
+  // The names carry the path's summary ("kernels: avx512 (bfloat16 via AMX tiles)"), so the log
+  // shows which bf16 kernel ran: test/native.test.ts checks AMX is used, or not, as asked.
   std::shared_ptr<Backend> cpu(make_cpu_backend(2));
-  out.push_back({"cpu", cpu, 1e-5});
-  out.push_back({"cpu bf16 weights", cpu, 1.2e-2, WeightDtype::kBFloat16});
-  for (const BackendInfo& b : list_backends()) {
+  const std::vector<BackendInfo> infos = list_backends();
+  const std::string kernels = infos.empty() ? "" : " [" + infos[0].detail + "]";
+  out.push_back({"cpu" + kernels, cpu, 1e-5});
+  out.push_back({"cpu bf16 weights" + kernels, cpu, 1.2e-2, WeightDtype::kBFloat16});
+  for (const BackendInfo& b : infos) {
     if (b.name != "cuda" || !b.available) continue;
     // Storage rounding per element: 2^-24 (fp32), 2^-11 (fp16), 2^-8 (bf16); the op's own error is
     // within a few of those.
@@ -279,7 +264,6 @@ std::vector<Target> targets() {
 }  // namespace
 
 int main() {
-  g_verbose = std::getenv("VITMSN_TEST_VERBOSE") != nullptr;
   for (const Target& t : targets()) {
     std::printf("backend %s\n", t.name.c_str());
     try {

@@ -9,17 +9,14 @@
 
 #include "common/error.h"
 #include "engine/probe/logreg.h"
-#include "harness.h"
+#include "tests/harness.h"
 
 using vitmsn::logreg::Fit;
 
 namespace {
 
-uint32_t g_seed = 12345;
-double rnd() {  // uniform in [-1, 1)
-  g_seed = g_seed * 1664525u + 1013904223u;
-  return static_cast<double>(g_seed >> 8) / 8388608.0 - 1.0;
-}
+Rng g_rng(12345);
+double rnd() { return g_rng.uniform(); }  // in [-1, 1)
 
 struct Problem {
   int64_t N, D, K;

@@ -18,9 +18,9 @@
 #include <thread>
 #include <vector>
 
-#include "cpu/cpu_backend.h"
-#include "cuda/graph_cache.h"
+#include "backend/factories.h"
 #include "common/error.h"
+#include "cuda/graph_cache.h"
 #include "engine/model/model.h"
 
 using namespace vitmsn;
@@ -38,14 +38,13 @@ class ReplayingBackend final : public Backend {
  public:
   ReplayingBackend() : cpu_(make_cpu_backend(1)) {}
   std::string name() const override { return "replaying " + cpu_->name(); }
-  float* alloc(size_t n) override { return cpu_->alloc(n); }
+  DevicePtr alloc(size_t n) override { return cpu_->alloc(n); }
   size_t available_bytes() const override { return cpu_->available_bytes(); }
   bool uses_host_memory() const override { return true; }
-  void release(float* p) noexcept override { cpu_->release(p); }
-  void upload(float* d, const float* h, size_t n) override { cpu_->upload(d, h, n); }
-  void download(float* h, const float* d, size_t n) override { cpu_->download(h, d, n); }
-  float* offset(float* p, int64_t n) const override { return cpu_->offset(p, n); }
-  void copy_rows(float* dst, int64_t dst_ld, const float* src, int64_t src_ld, int64_t rows, int64_t n) override {
+  void release(DevicePtr p) noexcept override { cpu_->release(p); }
+  void upload(DevicePtr d, const float* h, size_t n) override { cpu_->upload(d, h, n); }
+  void download(float* h, DevicePtr d, size_t n) override { cpu_->download(h, d, n); }
+  void copy_rows(DevicePtr dst, int64_t dst_ld, DevicePtr src, int64_t src_ld, int64_t rows, int64_t n) override {
     cpu_->copy_rows(dst, dst_ld, src, src_ld, rows, n);
   }
   std::unique_ptr<PreparedLinear> prepare_linear(const float* w, int64_t N, int64_t K, WeightDtype dt) override {
@@ -75,8 +74,8 @@ class ReplayingBackend final : public Backend {
     auto kept = std::make_unique<Kept>();
     kept->n_in = n_in;
     kept->out.resize(n_out);
-    float* in = cpu_->alloc(n_in);
-    float* out = cpu_->alloc(n_out);
+    DevicePtr in = cpu_->alloc(n_in);
+    DevicePtr out = cpu_->alloc(n_out);
     cpu_->upload(in, host_in, n_in);
     body(in, out);
     cpu_->download(kept->out.data(), out, n_out);

@@ -1,11 +1,14 @@
 // GraphCache's rules (native/cuda/graph_cache.h) on a plain entry type: keys by owner and request,
 // least-recently-used eviction at the bound, everything of one owner released at once, failed
-// captures retried until kMaxFailures.
+// captures retried until kMaxFailures; and GraphArena (native/cuda/graph_arena.h), the recording's
+// memory: pieces given back serve the next request of their size, measuring and recording agree.
 #include "tests/harness.h"
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "cuda/graph_arena.h"
 #include "cuda/graph_cache.h"
 
 using namespace vitmsn;
@@ -85,6 +88,33 @@ int main() {
     c.insert(k, std::make_unique<Entry>(1));
     c.failed(k, "y");
     check(!c.refused(k), "a successful recording resets the failure count");
+  }
+  {
+    // The same requests measured (no block) and then cut from a block of the measured size: one
+    // layer's buffers given back and taken again by the next layer fit in one layer's worth.
+    auto layers = [](cuda::GraphArena& a, std::vector<size_t>& offsets) {
+      offsets.push_back(a.take(1024));  // lives through the forward
+      for (int l = 0; l < 12; ++l) {
+        const size_t ln = a.take(256), hidden = a.take(4096);
+        offsets.push_back(ln), offsets.push_back(hidden);
+        a.give_back(ln), a.give_back(hidden);
+      }
+    };
+    cuda::GraphArena measure;
+    std::vector<size_t> measured, recorded;
+    layers(measure, measured);
+    check(measure.used() == 1024 + 256 + 4096, "given-back pieces serve again: one layer's buffers in all",
+          std::to_string(measure.used()) + " bytes");
+    std::vector<char> block(measure.used());
+    cuda::GraphArena arena(block.data(), block.size());
+    layers(arena, recorded);
+    check(recorded == measured && arena.used() == measure.used(), "a block of the measured size takes the same pieces");
+    check(arena.contains(arena.at(recorded[1])) && arena.offset_of(arena.at(recorded[1])) == recorded[1] &&
+              !arena.contains(block.data() + block.size()),
+          "addresses map back to their pieces");
+    expect_error("a block that is too small", codes::kInternal, "arena exhausted", [&] { arena.take(1); });
+    arena.give_back(12345);  // not a piece: ignored
+    check(arena.used() == measure.used(), "giving back what is not a piece changes nothing");
   }
   return finish();
 }

@@ -13,7 +13,8 @@ export function nativeExe(name: string): string {
   throw new Error(`${name} not built: run \`npm run build:native\` first (looked in ${buildDir})`);
 }
 
-export async function runNativeTest(name: string, args: readonly string[] = [], env: Record<string, string> = {}, minPassed = 1): Promise<void> {
+/** Resolves to the executable's stdout, for checks beyond the summary line. */
+export async function runNativeTest(name: string, args: readonly string[] = [], env: Record<string, string> = {}, minPassed = 1): Promise<string> {
   const { stdout } = await promisify(execFile)(nativeExe(name), [...args], {
     env: { ...process.env, ...env },
     maxBuffer: 16 << 20,
@@ -22,4 +23,5 @@ export async function runNativeTest(name: string, args: readonly string[] = [], 
   const summary = stdout.trim().split('\n').pop()!;
   expect(summary, name).toMatch(/^\d+ passed, 0 failed$/);
   expect(Number(summary.split(' ')[0]), name).toBeGreaterThanOrEqual(minPassed);
+  return stdout;
 }

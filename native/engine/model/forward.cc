@@ -84,8 +84,9 @@ MemoryNeed Model::memory_need(const ForwardRequest& r) const {
   const double n_in = B * static_cast<double>(r.C) * static_cast<double>(r.H) * static_cast<double>(r.W);
   const double probs = B * Hh * T * T, logits = weights_.classifier_w ? B * static_cast<double>(weights_.num_labels) : 0;
   MemoryNeed need;
-  // encode()'s buffers (all float32 at most): pixels, patches + patch embeddings, x, LayerNorm out,
-  // qkv (3), attention out, MLP hidden, output, and the probabilities when asked for.
+  // encode()'s buffers (all float32 at most): pixels, patches + patch embeddings, x, attention out,
+  // output, the probabilities when asked for, and what a backend that does not fuse the layer's ops
+  // allocates inside them (LayerNorm out, qkv (3), MLP hidden: counted as if all at once).
   need.device_bytes = 4 * (n_in + B * N * (K0 + D) + M * D * 7 + M * I + logits + (r.output_attentions ? probs : 0));
   // What comes back: last_hidden_state, logits, and the hidden states / attentions when asked for.
   need.host_bytes = 4 * (M * D + logits + (r.output_hidden_states ? (L + 1) * M * D : 0) + (r.output_attentions ? L * probs : 0));
@@ -193,7 +194,7 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
     std::vector<float> joined(nl ? n_out : 0);
     float* host_out = nl ? joined.data() : hidden;
     replayed = be.run_recorded(key, r.pixel_data(), n_in, host_out, n_out,
-                               [&](const float* in, float* o) { encode(r, in, o, nullptr); });
+                               [&](DevicePtr in, DevicePtr o) { encode(r, in, o, nullptr); });
     if (replayed && nl) {
       std::copy(joined.begin(), joined.begin() + n_hidden, hidden);
       std::copy(joined.begin() + n_hidden, joined.end(), out.logits.begin());
@@ -204,13 +205,13 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
     be.upload(pixels.get(), r.pixel_data(), n_in);
     encode(r, pixels.get(), dev_out.get(), &out);
     be.download(hidden, dev_out.get(), n_hidden);
-    if (n_logits) be.download(out.logits.data(), be.offset(dev_out.get(), static_cast<int64_t>(n_hidden)), n_logits);
+    if (n_logits) be.download(out.logits.data(), dev_out.get() + static_cast<int64_t>(n_hidden), n_logits);
   }
   if (nl) out.num_labels = nl;
   return out;
 }
 
-void Model::encode(const ForwardRequest& r, const float* pixels, float* final_out, ForwardResult* taps) const {
+void Model::encode(const ForwardRequest& r, DevicePtr pixels, DevicePtr final_out, ForwardResult* taps) const {
   const ModelConfig& c = config_;
   Backend& be = *backend_;
   const ModelWeights& w = weights_;
@@ -245,7 +246,7 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
   }
   // 2–3. CLS, mask tokens, position embeddings (resized when the grid differs or is not square).
   DeviceArray pos_resized;
-  const float* pos = w.pos.get();
+  DevicePtr pos = w.pos.get();
   const int64_t N0 = c.num_patches();
   if (r.interpolate_pos_encoding && !(N == N0 && r.H == r.W)) {
     pos_resized = DeviceArray(be, T * D);
@@ -259,8 +260,8 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
   patch_emb = DeviceArray();
   if (taps && r.output_hidden_states) tap(x, M * D, r.hidden_states_out, hidden_taps, taps->hidden_states);
 
-  // 4–5. Encoder layers.
-  DeviceArray ln(be, M * D), qkv(be, M * 3 * D), ctx(be, M * D), mlp(be, M * I);
+  // 4–5. Encoder layers (the ops' intermediate buffers are the backend's: Backend::qkv_attention, mlp).
+  DeviceArray ctx(be, M * D);
   DeviceArray probs = r.output_attentions ? DeviceArray(be, B * Hh * T * T) : DeviceArray();
   DeviceArray head_scale;
   if (!r.head_mask.empty()) {
@@ -281,17 +282,17 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights& lw = w.layers[l];
     QkvAttentionArgs at;  // LN1 inside: a backend may fuse it into the projection
-    at.a = x.get(), at.ln_gamma = lw.ln1_g.get(), at.ln_beta = lw.ln1_b.get(), at.ln_eps = eps, at.ln_out = ln.get();
-    at.W = lw.qkv_w.get(), at.bias = lw.qkv_b.get(), at.qkv = qkv.get(), at.out = ctx.get();
-    at.probs = probs.get(), at.head_scale = head_scale ? be.offset(head_scale.get(), l * Hh) : nullptr;
+    at.a = x.get(), at.ln = {lw.ln1_g.get(), lw.ln1_b.get(), eps};
+    at.W = lw.qkv_w.get(), at.bias = lw.qkv_b.get(), at.out = ctx.get();
+    at.probs = probs.get(), at.head_scale = head_scale ? head_scale.get() + l * Hh : nullptr;
     at.B = B, at.T = T, at.H = Hh, at.Dh = Dh, at.D = D, at.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
     be.qkv_attention(at);
     if (taps && r.output_attentions) tap(probs, B * Hh * T * T, r.attentions_out, attention_taps, taps->attentions);
     linear(ctx, D, lw.out_w, lw.out_b, D, x, true, Epilogue::kNone);
     MlpArgs ma;  // LN2 inside, likewise
-    ma.a = x.get(), ma.ln_gamma = lw.ln2_g.get(), ma.ln_beta = lw.ln2_b.get(), ma.ln_eps = eps, ma.ln_out = ln.get();
+    ma.a = x.get(), ma.ln = {lw.ln2_g.get(), lw.ln2_b.get(), eps};
     ma.W1 = lw.fc1_w.get(), ma.b1 = lw.fc1_b.get(), ma.W2 = lw.fc2_w.get(), ma.b2 = lw.fc2_b.get();
-    ma.hidden = mlp.get(), ma.out = x.get(), ma.M = M, ma.D = D, ma.I = I;
+    ma.out = x.get(), ma.M = M, ma.D = D, ma.I = I;
     be.mlp(ma);
     if (taps && r.output_hidden_states) tap(x, M * D, r.hidden_states_out, hidden_taps, taps->hidden_states);
   }
@@ -301,7 +302,7 @@ void Model::encode(const ForwardRequest& r, const float* pixels, float* final_ou
   be.layernorm({x.get(), w.final_g.get(), w.final_b.get(), final_out, M, D, eps});
   if (w.classifier_w) {
     GemmArgs g;
-    g.A = final_out, g.lda = T * D, g.Wp = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = be.offset(final_out, M * D);
+    g.A = final_out, g.lda = T * D, g.Wp = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = final_out + M * D;
     g.M = B, g.N = w.num_labels, g.K = D;
     be.gemm(g);
   }

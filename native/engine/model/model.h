@@ -130,7 +130,7 @@ class Model {
   // The device part of forward: pixels (backend memory, [B, C, H, W]) → out (backend memory,
   // [B·T·D] last_hidden_state then [B·num_labels] logits). taps, when set, receives the hidden
   // states and attentions as they are computed (downloads: never inside a recorded replay).
-  void encode(const ForwardRequest& r, const float* pixels, float* out, ForwardResult* taps) const;
+  void encode(const ForwardRequest& r, DevicePtr pixels, DevicePtr out, ForwardResult* taps) const;
   // Whether a request's device work depends on its shape alone (so a backend may record and replay it).
   bool replayable(const ForwardRequest& r) const;
 

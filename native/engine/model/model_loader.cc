@@ -2,8 +2,8 @@
 #include <map>
 #include <sstream>
 
-#include "engine/io/checkpoint.h"
 #include "common/error.h"
+#include "engine/io/checkpoint.h"
 #include "engine/model/model.h"
 #include "engine/model/weight_names.h"
 
