@@ -36,7 +36,9 @@ const clients = Number(args.clients);
 const seconds = Number(args.seconds);
 const threads = Number(args.threads);
 
-const modelDir = args.model.startsWith('vit-') ? (await realModel(/** @type {any} */ (args.model))).modelDir : args.model;
+const modelDir = args.model.startsWith('vit-')
+  ? (await realModel(/** @type {any} */ (args.model))).modelDir
+  : args.model;
 const jpeg = await benchJpeg();
 
 function pct(sorted, p) {
@@ -47,14 +49,16 @@ async function closedLoop(model, n, secs) {
   const lat = [];
   let images = 0;
   const end = performance.now() + secs * 1000;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      await model.encode(jpeg);
-      lat.push(performance.now() - t0);
-      images++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        await model.encode(jpeg);
+        lat.push(performance.now() - t0);
+        images++;
+      }
+    }),
+  );
   return { images, lat: lat.sort((a, b) => a - b) };
 }
 
@@ -66,7 +70,8 @@ for (const dtype of args.dtype.split(',')) {
     await m.encode(Array(16).fill(jpeg));
     const t0 = performance.now();
     let images = 0;
-    while (performance.now() - t0 < seconds * 1000) images += (await m.encode(Array(16).fill(jpeg), { batchSize: 16 })).shape[0];
+    while (performance.now() - t0 < seconds * 1000)
+      images += (await m.encode(Array(16).fill(jpeg), { batchSize: 16 })).shape[0];
     const s = (performance.now() - t0) / 1000;
     rows.push({ dtype, config: 'one caller, 16 per call', ips: images / s, batches: '16', p50: NaN, p99: NaN });
     await m.dispose();
@@ -82,19 +87,36 @@ for (const dtype of args.dtype.split(',')) {
     const s = (performance.now() - t0) / 1000;
     const after = m.stats();
     const sizes = Object.entries(after.batchSizes)
-      .map(([k, v]) => [Number(k), v - (before.batchSizes[k] ?? 0)]).filter(([, v]) => v > 0)
-      .sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, v]) => `${k}×${v}`).join(' ');
-    rows.push({ dtype, config: batching === false ? 'batching off' : `maxBatch ${batching.maxBatch}, delay ${batching.maxDelayMs} ms`, ips: images / s, batches: sizes, p50: pct(lat, 0.5), p99: pct(lat, 0.99) });
+      .map(([k, v]) => [Number(k), v - (before.batchSizes[k] ?? 0)])
+      .filter(([, v]) => v > 0)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .map(([k, v]) => `${k}×${v}`)
+      .join(' ');
+    rows.push({
+      dtype,
+      config: batching === false ? 'batching off' : `maxBatch ${batching.maxBatch}, delay ${batching.maxDelayMs} ms`,
+      ips: images / s,
+      batches: sizes,
+      p50: pct(lat, 0.5),
+      p99: pct(lat, 0.99),
+    });
     await m.dispose();
     await new Promise((r) => setTimeout(r, 500));
   }
 }
 
 const header = `| dtype | setting | img/s | most common batches | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- | --- |`;
-const table = rows.map((r) => `| ${r.dtype} | ${r.config} | ${r.ips.toFixed(2)} | ${r.batches} | ${Number.isNaN(r.p50) ? '—' : r.p50.toFixed(0)} | ${Number.isNaN(r.p99) ? '—' : r.p99.toFixed(0)} |`).join('\n');
+const table = rows
+  .map(
+    (r) =>
+      `| ${r.dtype} | ${r.config} | ${r.ips.toFixed(2)} | ${r.batches} | ${Number.isNaN(r.p50) ? '—' : r.p50.toFixed(0)} | ${Number.isNaN(r.p99) ? '—' : r.p99.toFixed(0)} |`,
+  )
+  .join('\n');
 console.log(`${header}\n${table}`);
 if (args.record) {
   const cmd = `node bench/batching.mjs ${process.argv.slice(2).join(' ')}`;
   appendResults(
-    `## Dynamic batching in process, ${now()}\n\n- machine: ${machine()}; git ${gitRev()}\n- command: \`${cmd}\`\n- ${clients} concurrent callers, each encode() of one 640×480 JPEG (chelsea.png, quality 90) after another, ${seconds} s per row; model ${args.model}\n\n${header}\n${table}\n`);
+    `## Dynamic batching in process, ${now()}\n\n- machine: ${machine()}; git ${gitRev()}\n- command: \`${cmd}\`\n- ${clients} concurrent callers, each encode() of one 640×480 JPEG (chelsea.png, quality 90) after another, ${seconds} s per row; model ${args.model}\n\n${header}\n${table}\n`,
+  );
 }

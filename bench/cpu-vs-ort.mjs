@@ -48,17 +48,29 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 19).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  console.log(
+    fs
+      .readFileSync(fileURLToPath(import.meta.url), 'utf8')
+      .split('\n')
+      .slice(1, 19)
+      .map((l) => l.replace(/^\/\/ ?/, ''))
+      .join('\n'),
+  );
   process.exit(0);
 }
-const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 const posInt = (name, s) => {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${s}`);
   return n;
 };
 const models = list(args.models);
-for (const m of models) if (!REAL_ARCHS.includes(m)) throw new Error(`--models: unknown ${m} (have ${REAL_ARCHS.join(', ')})`);
+for (const m of models)
+  if (!REAL_ARCHS.includes(m)) throw new Error(`--models: unknown ${m} (have ${REAL_ARCHS.join(', ')})`);
 const batches = list(args.batches).map((b) => posInt('batches', b));
 const rounds = posInt('iters', args.iters);
 const k = posInt('k', args.k);
@@ -66,7 +78,8 @@ const warmup = posInt('warmup', args.warmup);
 const threads = posInt('threads', args.threads);
 const onlyOrt = args['only-ort'];
 const dtypes = list(args.dtype);
-for (const d of dtypes) if (!['float32', 'bfloat16'].includes(d)) throw new Error(`--dtype: ${d} (float32 or bfloat16)`);
+for (const d of dtypes)
+  if (!['float32', 'bfloat16'].includes(d)) throw new Error(`--dtype: ${d} (float32 or bfloat16)`);
 // The vitmsn child of --rss must not load onnxruntime (its pages would count in the RSS).
 const ort = args.child === 'vitmsn' ? null : await import('onnxruntime-node');
 
@@ -79,14 +92,19 @@ function machine() {
     cpu = /^model name\s*:\s*(.*)$/m.exec(info)?.[1]?.trim() ?? cpu;
     const f = new Set((/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(/\s+/));
     flags = ['avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_tile'].filter((x) => f.has(x));
-  } catch { /* not Linux */ }
-  const ortVersion = ort?.env?.versions?.node ?? "?";
+  } catch {
+    /* not Linux */
+  }
+  const ortVersion = ort?.env?.versions?.node ?? '?';
   return {
     cpu,
     flags,
     logicalCpus: os.cpus().length,
     availableParallelism: os.availableParallelism?.() ?? os.cpus().length,
-    loadavg: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    loadavg: os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
     node: process.version,
     ort: ortVersion,
     platform: `${os.platform()}/${os.arch()}`,
@@ -96,7 +114,8 @@ function machine() {
 function gitRev() {
   try {
     return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString().trim();
+      .toString()
+      .trim();
   } catch {
     return 'uncommitted';
   }
@@ -110,12 +129,18 @@ async function vitmsnEngine(modelDir, dtype = 'float32') {
   } catch (e) {
     throw new Error(`cannot import ../dist/index.mjs (run \`npm run build\` first, or pass --only-ort): ${e.message}`);
   }
-  const model = await lib.loadModel(modelDir, { device: 'cpu', dtype: /** @type {import('../dist/index.js').DType} */ (dtype), threads });
+  const model = await lib.loadModel(modelDir, {
+    device: 'cpu',
+    dtype: /** @type {import('../dist/index.js').DType} */ (dtype),
+    threads,
+  });
   let backend = 'cpu';
   try {
     const b = lib.backends?.().find((x) => x.name === 'cpu');
     if (b?.detail) backend = `cpu (${b.detail})`;
-  } catch { /* informational only */ }
+  } catch {
+    /* informational only */
+  }
   return {
     name: dtype === 'float32' ? 'vitmsn' : `vitmsn-${dtype}`,
     dtype,
@@ -129,7 +154,8 @@ async function ortEngine(onnxPath) {
   const session = await ortSession(onnxPath, threads);
   return {
     name: 'ort',
-    run: async (x, shape) => (await session.run({ pixel_values: new ort.Tensor('float32', x, shape) })).last_hidden_state.data,
+    run: async (x, shape) =>
+      (await session.run({ pixel_values: new ort.Tensor('float32', x, shape) })).last_hidden_state.data,
     close: async () => {},
   };
 }
@@ -178,15 +204,27 @@ async function benchOne(arch, B) {
         await settle();
       }
     }
-    const stats = Object.fromEntries(engines.map((e, i) => [e.name, {
-      median_ms: median(times[i]),
-      min_ms: Math.min(...times[i]),
-      p25_ms: quantile(times[i], 0.25),
-      p75_ms: quantile(times[i], 0.75),
-      n: times[i].length,
-      img_s: (B * 1000) / median(times[i]),
-    }]));
-    return { model: arch, batch: B, threads, parity_rel_l2: parity, backend: engines.find((e) => e.backend)?.backend, stats };
+    const stats = Object.fromEntries(
+      engines.map((e, i) => [
+        e.name,
+        {
+          median_ms: median(times[i]),
+          min_ms: Math.min(...times[i]),
+          p25_ms: quantile(times[i], 0.25),
+          p75_ms: quantile(times[i], 0.75),
+          n: times[i].length,
+          img_s: (B * 1000) / median(times[i]),
+        },
+      ]),
+    );
+    return {
+      model: arch,
+      batch: B,
+      threads,
+      parity_rel_l2: parity,
+      backend: engines.find((e) => e.backend)?.backend,
+      stats,
+    };
   } finally {
     for (const e of engines) await e.close();
   }
@@ -197,8 +235,19 @@ const f1 = (v) => (v == null ? '—' : v.toFixed(1));
 const f2 = (v) => (v == null ? '—' : v.toFixed(2));
 
 function table(results) {
-  const head = ['model', 'batch', 'vitmsn dtype', 'vitmsn median ms', 'ort fp32 median ms', 'speedup (ort ms / vitmsn ms)',
-    'vitmsn img/s', 'ort img/s', 'vitmsn p25–p75 ms', 'ort p25–p75 ms', 'rel L2 vs ort'];
+  const head = [
+    'model',
+    'batch',
+    'vitmsn dtype',
+    'vitmsn median ms',
+    'ort fp32 median ms',
+    'speedup (ort ms / vitmsn ms)',
+    'vitmsn img/s',
+    'ort img/s',
+    'vitmsn p25–p75 ms',
+    'ort p25–p75 ms',
+    'rel L2 vs ort',
+  ];
   const rows = [];
   for (const r of results) {
     const o = r.stats.ort;
@@ -207,10 +256,14 @@ function table(results) {
     for (const n of names) {
       const v = n ? r.stats[n] : null;
       rows.push([
-        r.model, String(r.batch), n ? (n === 'vitmsn' ? 'float32' : n.replace('vitmsn-', '')) : '—',
-        f1(v?.median_ms), f1(o.median_ms),
+        r.model,
+        String(r.batch),
+        n ? (n === 'vitmsn' ? 'float32' : n.replace('vitmsn-', '')) : '—',
+        f1(v?.median_ms),
+        f1(o.median_ms),
         v ? `${(o.median_ms / v.median_ms).toFixed(2)}×` : '—',
-        f2(v?.img_s), f2(o.img_s),
+        f2(v?.img_s),
+        f2(o.img_s),
         v ? `${f1(v.p25_ms)}–${f1(v.p75_ms)}` : '—',
         `${f1(o.p25_ms)}–${f1(o.p75_ms)}`,
         n && r.parity_rel_l2?.[n] != null ? r.parity_rel_l2[n].toExponential(1) : '—',
@@ -221,10 +274,22 @@ function table(results) {
 }
 
 function rssTable(rows) {
-  const head = ['model', 'engine', 'weights MB (fp32 safetensors)', 'peak RSS MB (VmHWM)', 'RSS / weights',
-    'cold start ms (spawn → first b1 embedding)'];
-  const body = rows.map((r) => [r.model, r.engine, f1(r.weightsMB), f1(r.hwmMB), `${(r.hwmMB / r.weightsMB).toFixed(2)}×`,
-    f1(r.coldMs)]);
+  const head = [
+    'model',
+    'engine',
+    'weights MB (fp32 safetensors)',
+    'peak RSS MB (VmHWM)',
+    'RSS / weights',
+    'cold start ms (spawn → first b1 embedding)',
+  ];
+  const body = rows.map((r) => [
+    r.model,
+    r.engine,
+    f1(r.weightsMB),
+    f1(r.hwmMB),
+    `${(r.hwmMB / r.weightsMB).toFixed(2)}×`,
+    f1(r.coldMs),
+  ]);
   return [head, head.map(() => '---'), ...body].map((r) => `| ${r.join(' | ')} |`).join('\n');
 }
 
@@ -233,7 +298,9 @@ function vmHwmMB() {
   try {
     const kb = Number(/^VmHWM:\s*(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1]);
     if (kb > 0) return kb / 1024;
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   return process.resourceUsage().maxRSS / 1024;
 }
 
@@ -258,8 +325,19 @@ async function measureChild(arch, engine, dtype) {
   const { modelDir, onnxPath } = await realModel(arch);
   const weightsMB = fs.statSync(path.join(modelDir, 'model.safetensors')).size / (1 << 20);
   const { spawn } = await import('node:child_process');
-  const argv = [fileURLToPath(import.meta.url), '--child', engine, '--model-dir', modelDir, '--onnx', onnxPath,
-    '--threads', String(threads), '--dtype', dtype];
+  const argv = [
+    fileURLToPath(import.meta.url),
+    '--child',
+    engine,
+    '--model-dir',
+    modelDir,
+    '--onnx',
+    onnxPath,
+    '--threads',
+    String(threads),
+    '--dtype',
+    dtype,
+  ];
   const t0 = performance.now();
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
@@ -276,8 +354,10 @@ async function measureChild(arch, engine, dtype) {
 }
 
 function machineLine(m) {
-  return `${m.cpu}${m.flags.length ? ` [${m.flags.join(' ')}]` : ''}, ${m.logicalCpus} logical CPUs `
-    + `(${m.availableParallelism} usable), load avg ${m.loadavg}; ${m.platform}, node ${m.node}, onnxruntime-node ${m.ort}`;
+  return (
+    `${m.cpu}${m.flags.length ? ` [${m.flags.join(' ')}]` : ''}, ${m.logicalCpus} logical CPUs ` +
+    `(${m.availableParallelism} usable), load avg ${m.loadavg}; ${m.platform}, node ${m.node}, onnxruntime-node ${m.ort}`
+  );
 }
 
 const RESULTS_HEADER = `# vitmsn CPU vs onnxruntime-node
@@ -318,13 +398,19 @@ if (args.child) {
 const m = machine();
 const results = [];
 console.error(`# ${machineLine(m)}`);
-console.error(`# ${threads} threads, warmup ${warmup}, ${rounds} rounds × ${k} calls per engine${onlyOrt ? ', onnxruntime only' : ''}`);
+console.error(
+  `# ${threads} threads, warmup ${warmup}, ${rounds} rounds × ${k} calls per engine${onlyOrt ? ', onnxruntime only' : ''}`,
+);
 try {
   for (const arch of models) {
     for (const B of batches) {
       const r = await benchOne(arch, B);
       results.push(r);
-      console.error(`# ${arch} b${B}: ${Object.entries(r.stats).map(([n, v]) => `${n} ${f1(v.median_ms)} ms`).join(', ')}`);
+      console.error(
+        `# ${arch} b${B}: ${Object.entries(r.stats)
+          .map(([n, v]) => `${n} ${f1(v.median_ms)} ms`)
+          .join(', ')}`,
+      );
     }
   }
 } finally {

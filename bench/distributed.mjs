@@ -82,7 +82,11 @@ const files = Array.from({ length: N }, (_, i) => {
 });
 console.error(`# model ${modelDir}; ${N} copies of a 640x480 JPEG (${jpeg.length} bytes), ${chunk} per job`);
 
-const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = () =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 const loadBefore = load();
 
 // ------------------------------------------------------------------------------------------- redis
@@ -109,9 +113,13 @@ function ping(port) {
 const port = await freePort();
 const redisDir = path.join(tmp, 'redis');
 fs.mkdirSync(redisDir);
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', redisDir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+const redis = spawn(
+  'redis-server',
+  ['--port', String(port), '--bind', '127.0.0.1', '--dir', redisDir, '--save', '', '--appendonly', 'no'],
+  { stdio: 'ignore' },
+);
 process.on('exit', () => redis.kill('SIGKILL'));
-for (const end = Date.now() + 10_000; !(await ping(port));) {
+for (const end = Date.now() + 10_000; !(await ping(port)); ) {
   if (Date.now() > end) throw new Error('redis-server did not start');
   await new Promise((r) => setTimeout(r, 50));
 }
@@ -140,19 +148,44 @@ async function inProcess(t) {
     dispose: () => model.dispose(),
   };
 }
-const baseRow = (threadsUsed, wall) => ({ what: `in-process model.encode() of the ${N} files, one call`, threads: threadsUsed, wall, imgps: N / wall });
+const baseRow = (threadsUsed, wall) => ({
+  what: `in-process model.encode() of the ${N} files, one call`,
+  threads: threadsUsed,
+  wall,
+  imgps: N / wall,
+});
 
 // ----------------------------------------------------------------------------------------- workers
 function startWorker(name) {
-  const argv = [CLI, 'worker', '--redis', url, '--queue', 'bench', '--model', modelDir, '--device', 'cpu', '--dtype', dtype,
-    '--threads', String(threads), '--concurrency', String(concurrency), '--name', name, '--log-interval-s', '0'];
+  const argv = [
+    CLI,
+    'worker',
+    '--redis',
+    url,
+    '--queue',
+    'bench',
+    '--model',
+    modelDir,
+    '--device',
+    'cpu',
+    '--dtype',
+    dtype,
+    '--threads',
+    String(threads),
+    '--concurrency',
+    String(concurrency),
+    '--name',
+    name,
+    '--log-interval-s',
+    '0',
+  ];
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   return {
     child,
     ready: (async () => {
-      for (const end = Date.now() + 120_000; !/ready:/.test(stderr);) {
+      for (const end = Date.now() + 120_000; !/ready:/.test(stderr); ) {
         if (child.exitCode !== null || Date.now() > end) throw new Error(`worker did not start:\n${stderr}`);
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -164,7 +197,7 @@ function startWorker(name) {
 function relL2(a, b) {
   let num = 0;
   let den = 0;
-  for (let i = 0; i < b.length; i++) num += (a[i] - b[i]) ** 2, den += b[i] ** 2;
+  for (let i = 0; i < b.length; i++) ((num += (a[i] - b[i]) ** 2), (den += b[i] ** 2));
   return Math.sqrt(num / den);
 }
 
@@ -177,7 +210,14 @@ async function run(k, between) {
   try {
     await Promise.all(workers.map((w) => w.ready));
     // Warm-up: small jobs, so that every worker takes some.
-    const warm = await enqueue({ redis: url, queue: 'bench', images: files.slice(0, 8 * 2 * k), chunkSize: 8, out: path.join(tmp, `warm${k}`), prefix: `warm${k}` });
+    const warm = await enqueue({
+      redis: url,
+      queue: 'bench',
+      images: files.slice(0, 8 * 2 * k),
+      chunkSize: 8,
+      out: path.join(tmp, `warm${k}`),
+      prefix: `warm${k}`,
+    });
     await warm.wait({ pollMs: 50 });
     await warm.close();
     let wall = Infinity;
@@ -187,17 +227,33 @@ async function run(k, between) {
       await between?.();
       const out = path.join(tmp, `out${k}-${rep}`);
       const t = performance.now();
-      const sub = await enqueue({ redis: url, queue: 'bench', images: files, chunkSize: chunk, out, prefix: `run${k}-${rep}` });
+      const sub = await enqueue({
+        redis: url,
+        queue: 'bench',
+        images: files,
+        chunkSize: chunk,
+        out,
+        prefix: `run${k}-${rep}`,
+      });
       const r = await sub.wait({ pollMs: 50 });
       wall = Math.min(wall, (performance.now() - t) / 1000);
       await sub.close();
       jobs = sub.jobIds.length;
-      if (r.embedded !== N || r.failedJobs.length) throw new Error(`run with ${k} workers: ${r.embedded} embedded, ${r.failedJobs.length} jobs failed`);
+      if (r.embedded !== N || r.failedJobs.length)
+        throw new Error(`run with ${k} workers: ${r.embedded} embedded, ${r.failedJobs.length} jobs failed`);
       const res = await readResults(out);
       err = Math.max(err, relL2(res.data, reference.data));
     }
     console.error(`# ${k} worker(s): ${(N / wall).toFixed(2)} img/s, rel L2 vs in-process ${err.toExponential(1)}`);
-    return { what: `${k} worker process${k > 1 ? 'es' : ''}, concurrency ${concurrency}`, workers: k, threads, wall, imgps: N / wall, jobs, err };
+    return {
+      what: `${k} worker process${k > 1 ? 'es' : ''}, concurrency ${concurrency}`,
+      workers: k,
+      threads,
+      wall,
+      imgps: N / wall,
+      jobs,
+      err,
+    };
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
   }
@@ -233,8 +289,13 @@ const table = [
   '| setup | threads per process | jobs | wall s | img/s | vs in-process | rel L2 vs in-process |',
   '|---|---:|---:|---:|---:|---:|---:|',
   `| ${base.what} | ${threads} | – | ${f(base.wall)} | ${f(base.imgps)} | 1.00 | – |`,
-  ...(all ? [`| ${all.what} | ${all.threads} | – | ${f(all.wall)} | ${f(all.imgps)} | ${f(all.imgps / base.imgps)} | – |`] : []),
-  ...rows.map((r) => `| ${r.what} | ${r.threads} | ${r.jobs} | ${f(r.wall)} | ${f(r.imgps)} | ${f(r.imgps / base.imgps)} | ${r.err.toExponential(1)} |`),
+  ...(all
+    ? [`| ${all.what} | ${all.threads} | – | ${f(all.wall)} | ${f(all.imgps)} | ${f(all.imgps / base.imgps)} | – |`]
+    : []),
+  ...rows.map(
+    (r) =>
+      `| ${r.what} | ${r.threads} | ${r.jobs} | ${f(r.wall)} | ${f(r.imgps)} | ${f(r.imgps / base.imgps)} | ${r.err.toExponential(1)} |`,
+  ),
 ].join('\n');
 const overhead = one
   ? `queue overhead at ${chunk} images per job (1 worker vs in-process, same threads): ${f(((one.wall - base.wall) * 1000) / one.jobs, 0)} ms per job, ${f((1 - one.imgps / base.imgps) * 100, 1)}% of throughput`

@@ -13,20 +13,44 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../dist/index.mjs';
 
-const { values: opt } = parseArgs({ options: { ref: { type: 'string' }, record: { type: 'string' }, 'no-variants': { type: 'boolean' } } });
+const { values: opt } = parseArgs({
+  options: { ref: { type: 'string' }, record: { type: 'string' }, 'no-variants': { type: 'boolean' } },
+});
 if (!opt.ref) throw new Error('usage: node bench/gpu-vs-torch.mjs --ref DIR [--record FILE]');
 const ref = JSON.parse(readFileSync(path.join(opt.ref, 'ref.json'), 'utf8'));
-const f32 = (file) => { const b = readFileSync(file); return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4); };
-const f64 = (file) => { const b = readFileSync(file); return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); };
+const f32 = (file) => {
+  const b = readFileSync(file);
+  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+};
+const f64 = (file) => {
+  const b = readFileSync(file);
+  return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+};
 const pixels = f32(path.join(opt.ref, 'pixels.f32'));
 const [N, C, H, W] = ref.pixels_shape;
-const relL2 = (a, b) => { let n = 0, d = 0; for (let i = 0; i < a.length; i++) { n += (a[i] - b[i]) ** 2; d += b[i] ** 2; } return Math.sqrt(n / d); };
+const relL2 = (a, b) => {
+  let n = 0,
+    d = 0;
+  for (let i = 0; i < a.length; i++) {
+    n += (a[i] - b[i]) ** 2;
+    d += b[i] ** 2;
+  }
+  return Math.sqrt(n / d);
+};
 const median = (xs) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
-const batchOf = (b) => { const x = new Float32Array(b * C * H * W); for (let i = 0; i < b; i++) x.set(pixels.subarray((i % N) * C * H * W, ((i % N) + 1) * C * H * W), i * C * H * W); return x; };
+const batchOf = (b) => {
+  const x = new Float32Array(b * C * H * W);
+  for (let i = 0; i < b; i++) x.set(pixels.subarray((i % N) * C * H * W, ((i % N) + 1) * C * H * W), i * C * H * W);
+  return x;
+};
 async function timeMs(model, x, b, warmup, iters) {
   for (let i = 0; i < warmup; i++) await model.forward(x, [b, C, H, W]);
   const ts = [];
-  for (let i = 0; i < iters; i++) { const t = performance.now(); await model.forward(x, [b, C, H, W]); ts.push(performance.now() - t); }
+  for (let i = 0; i < iters; i++) {
+    const t = performance.now();
+    await model.forward(x, [b, C, H, W]);
+    ts.push(performance.now() - t);
+  }
   return median(ts);
 }
 
@@ -41,7 +65,13 @@ for (const arch of ['vit-s16', 'vit-b16']) {
     const out = await m.forward(pixels, [N, C, H, W]);
     const err = relL2(out.lastHiddenState.data, want);
     const hf = r.errors[dtype];
-    row(`${arch} ${dtype} rel L2 vs float64`, err.toExponential(2), hf.toExponential(2), `≤ ${ACC[dtype]} and ≤ HF`, err <= ACC[dtype] && err <= hf * 1.05);
+    row(
+      `${arch} ${dtype} rel L2 vs float64`,
+      err.toExponential(2),
+      hf.toExponential(2),
+      `≤ ${ACC[dtype]} and ≤ HF`,
+      err <= ACC[dtype] && err <= hf * 1.05,
+    );
     await m.dispose();
   }
 }
@@ -50,15 +80,28 @@ for (const arch of ['vit-s16', 'vit-b16', 'vit-l16']) {
   const m = await loadModel(r.model_dir, { device: 'cuda', dtype: 'bfloat16' });
   const x = batchOf(256);
   const ms = await timeMs(m, x, 256, 2, 5);
-  const ips = 256 / ms * 1e3, sdpa = 256 / r.ms['sdpa-b256'] * 1e3;
-  row(`${arch} bf16 b256 img/s (forward from Node)`, ips.toFixed(0), `sdpa ${sdpa.toFixed(0)}, eager ${(256 / r.ms['eager-b256'] * 1e3).toFixed(0)}`, '≥ 1.5× sdpa', ips >= 1.5 * sdpa);
+  const ips = (256 / ms) * 1e3,
+    sdpa = (256 / r.ms['sdpa-b256']) * 1e3;
+  row(
+    `${arch} bf16 b256 img/s (forward from Node)`,
+    ips.toFixed(0),
+    `sdpa ${sdpa.toFixed(0)}, eager ${((256 / r.ms['eager-b256']) * 1e3).toFixed(0)}`,
+    '≥ 1.5× sdpa',
+    ips >= 1.5 * sdpa,
+  );
   if (arch === 'vit-b16') {
     for (const b of [1, 8]) {
       const xb = batchOf(b);
       const lat = await timeMs(m, xb, b, 10, 50);
       const comp = r.ms[`compile-b${b}`];
       const compTxt = comp === undefined ? 'compile —' : `compile ${comp.toFixed(3)}`;
-      row(`${arch} bf16 b${b} ms (host in/out)`, lat.toFixed(3), `${compTxt}, sdpa ${r.ms[`sdpa-b${b}`].toFixed(3)}`, b === 1 ? '≤ 0.5× compile' : '—', b === 1 ? comp !== undefined && lat <= 0.5 * comp : true);
+      row(
+        `${arch} bf16 b${b} ms (host in/out)`,
+        lat.toFixed(3),
+        `${compTxt}, sdpa ${r.ms[`sdpa-b${b}`].toFixed(3)}`,
+        b === 1 ? '≤ 0.5× compile' : '—',
+        b === 1 ? comp !== undefined && lat <= 0.5 * comp : true,
+      );
     }
   }
   await m.dispose();
@@ -69,13 +112,21 @@ async function variant(env, value, what, fn, arch = 'vit-b16') {
   try {
     const r = ref.arch[arch];
     const m = await loadModel(r.model_dir, { device: 'cuda', dtype: 'bfloat16' });
-    try { rows.push({ ...(await fn(m, r)), what: `variant ${env}=${value}: ${what}`, target: '—', pass: true }); } finally { await m.dispose(); }
+    try {
+      rows.push({ ...(await fn(m, r)), what: `variant ${env}=${value}: ${what}`, target: '—', pass: true });
+    } finally {
+      await m.dispose();
+    }
   } finally {
-    if (old === undefined) delete process.env[env]; else process.env[env] = old;
+    if (old === undefined) delete process.env[env];
+    else process.env[env] = old;
   }
 }
 if (!opt['no-variants']) {
-  const b256 = async (m, r) => ({ vitmsn: (256 / (await timeMs(m, batchOf(256), 256, 2, 5)) * 1e3).toFixed(0), torch: `sdpa ${(256 / r.ms['sdpa-b256'] * 1e3).toFixed(0)}` });
+  const b256 = async (m, r) => ({
+    vitmsn: ((256 / (await timeMs(m, batchOf(256), 256, 2, 5))) * 1e3).toFixed(0),
+    torch: `sdpa ${((256 / r.ms['sdpa-b256']) * 1e3).toFixed(0)}`,
+  });
   await variant('VITMSN_CUDA_ATTENTION', 'simt', 'vit-b16 bf16 b256 img/s', b256);
   await variant('VITMSN_CUDA_GELU', 'exact', 'vit-b16 bf16 b256 img/s', b256);
   // Where the device time goes (printed to stderr when the model's backend is freed), and the device
@@ -85,35 +136,75 @@ if (!opt['no-variants']) {
     const file = path.join(os.tmpdir(), `vitmsn-profile-${process.pid}-${arch}.json`);
     const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
     Object.assign(process.env, env, { VITMSN_CUDA_PROFILE_OUT: file });
-    const iters = 5, warmup = 2;
-    const label = Object.entries(env).map(([k, v]) => ` ${k}=${v}`).join('');
+    const iters = 5,
+      warmup = 2;
+    const label = Object.entries(env)
+      .map(([k, v]) => ` ${k}=${v}`)
+      .join('');
     try {
-      await variant('VITMSN_CUDA_PROFILE', '1', `${arch}${label} bf16 b256 img/s with per-op events (profile above)`, b256, arch);
+      await variant(
+        'VITMSN_CUDA_PROFILE',
+        '1',
+        `${arch}${label} bf16 b256 img/s with per-op events (profile above)`,
+        b256,
+        arch,
+      );
     } finally {
-      for (const [k, v] of Object.entries(saved)) { if (v === undefined) delete process.env[k]; else process.env[k] = v; }
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
       delete process.env.VITMSN_CUDA_PROFILE_OUT;
     }
     const prof = JSON.parse(readFileSync(file, 'utf8'));
     // The profile leaves out everything up to the first download (load + first forward).
-    const deviceMs = Object.entries(prof).filter(([k]) => !/host/.test(k)).reduce((a, [, [, ms]]) => a + ms, 0) / (iters + warmup - 1);
-    const sdpa = 256 / ref.arch[arch].ms['sdpa-b256'] * 1e3;
-    const ips = 256 / deviceMs * 1e3;
-    if (label) row(`variant${label}: ${arch} bf16 b256 device img/s`, ips.toFixed(0), `sdpa ${sdpa.toFixed(0)}`, '—', true);
-    else row(`${arch} bf16 b256 device img/s (sum of op events, no host copies)`, ips.toFixed(0), `sdpa ${sdpa.toFixed(0)}`, '≥ 1.5× sdpa', ips >= 1.5 * sdpa);
+    const deviceMs =
+      Object.entries(prof)
+        .filter(([k]) => !/host/.test(k))
+        .reduce((a, [, [, ms]]) => a + ms, 0) /
+      (iters + warmup - 1);
+    const sdpa = (256 / ref.arch[arch].ms['sdpa-b256']) * 1e3;
+    const ips = (256 / deviceMs) * 1e3;
+    if (label)
+      row(`variant${label}: ${arch} bf16 b256 device img/s`, ips.toFixed(0), `sdpa ${sdpa.toFixed(0)}`, '—', true);
+    else
+      row(
+        `${arch} bf16 b256 device img/s (sum of op events, no host copies)`,
+        ips.toFixed(0),
+        `sdpa ${sdpa.toFixed(0)}`,
+        '≥ 1.5× sdpa',
+        ips >= 1.5 * sdpa,
+      );
   };
   for (const arch of ['vit-s16', 'vit-b16', 'vit-l16']) await deviceRow(arch);
   await deviceRow('vit-b16', { VITMSN_CUDA_ATTENTION_WARPS: '4' });
   await deviceRow('vit-b16', { VITMSN_CUDA_GEMM_TUNE: '0' });
   await deviceRow('vit-s16', { VITMSN_CUDA_GEMM_TUNE: '0' });
-  await variant('VITMSN_CUDA_GEMM_TUNE', '0', 'vit-b16 bf16 b1 ms (graphs)',
-    async (m, r) => ({ vitmsn: (await timeMs(m, batchOf(1), 1, 10, 50)).toFixed(3), torch: `compile ${r.ms['compile-b1'].toFixed(3)}` }));
-  await variant('VITMSN_CUDA_PROFILE', '1', 'vit-b16 bf16 b1 ms with per-op events, eager (profile above)',
-    async (m, r) => ({ vitmsn: (await timeMs(m, batchOf(1), 1, 5, 20)).toFixed(3), torch: `sdpa ${r.ms['sdpa-b1'].toFixed(3)}` }));
-  await variant('VITMSN_CUDA_GRAPHS', '0', 'vit-b16 bf16 b1 ms', async (m, r) => ({ vitmsn: (await timeMs(m, batchOf(1), 1, 10, 50)).toFixed(3), torch: `sdpa ${r.ms['sdpa-b1'].toFixed(3)}` }));
+  await variant('VITMSN_CUDA_GEMM_TUNE', '0', 'vit-b16 bf16 b1 ms (graphs)', async (m, r) => ({
+    vitmsn: (await timeMs(m, batchOf(1), 1, 10, 50)).toFixed(3),
+    torch: `compile ${r.ms['compile-b1'].toFixed(3)}`,
+  }));
+  await variant(
+    'VITMSN_CUDA_PROFILE',
+    '1',
+    'vit-b16 bf16 b1 ms with per-op events, eager (profile above)',
+    async (m, r) => ({
+      vitmsn: (await timeMs(m, batchOf(1), 1, 5, 20)).toFixed(3),
+      torch: `sdpa ${r.ms['sdpa-b1'].toFixed(3)}`,
+    }),
+  );
+  await variant('VITMSN_CUDA_GRAPHS', '0', 'vit-b16 bf16 b1 ms', async (m, r) => ({
+    vitmsn: (await timeMs(m, batchOf(1), 1, 10, 50)).toFixed(3),
+    torch: `sdpa ${r.ms['sdpa-b1'].toFixed(3)}`,
+  }));
 }
-const table = [`GPU: ${ref.gpu}, torch ${ref.torch}, images: ${ref.images.join(', ')}`, '',
-  '| check | vitmsn | transformers | target | met |', '| --- | --- | --- | --- | --- |',
-  ...rows.map((r) => `| ${r.what} | ${r.vitmsn} | ${r.torch} | ${r.target} | ${r.pass ? 'yes' : 'NO'} |`)].join('\n');
+const table = [
+  `GPU: ${ref.gpu}, torch ${ref.torch}, images: ${ref.images.join(', ')}`,
+  '',
+  '| check | vitmsn | transformers | target | met |',
+  '| --- | --- | --- | --- | --- |',
+  ...rows.map((r) => `| ${r.what} | ${r.vitmsn} | ${r.torch} | ${r.target} | ${r.pass ? 'yes' : 'NO'} |`),
+].join('\n');
 console.log(table);
 if (opt.record) appendFileSync(opt.record, `\n## ${new Date().toISOString()}\n\n${table}\n`);
 process.exitCode = rows.every((r) => r.pass) ? 0 : 3;

@@ -47,10 +47,18 @@ try {
   for (const f of ['config.json', 'model.safetensors']) {
     fs.copyFileSync(path.join(root, 'test', 'fixtures', 'goldens', 'tiny-s8', f), path.join(modelDir, f));
   }
-  fs.writeFileSync(path.join(modelDir, 'preprocessor_config.json'), JSON.stringify({
-    do_normalize: true, do_resize: true, feature_extractor_type: 'ViTFeatureExtractor',
-    image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size: 224,
-  }));
+  fs.writeFileSync(
+    path.join(modelDir, 'preprocessor_config.json'),
+    JSON.stringify({
+      do_normalize: true,
+      do_resize: true,
+      feature_extractor_type: 'ViTFeatureExtractor',
+      image_mean: [0.485, 0.456, 0.406],
+      image_std: [0.229, 0.224, 0.225],
+      resample: 2,
+      size: 224,
+    }),
+  );
   const model = await loadModel(modelDir, { device: 'cpu' });
   const cfg = nativePreprocessConfig(model.preprocessor);
   const decoded = await decodeImage(jpeg, 0);
@@ -89,16 +97,28 @@ try {
     console.log(JSON.stringify({ ...meta, rows }, null, 2));
   } else {
     console.log(meta);
-    for (const r of rows) console.log(`${r.name.padEnd(62)} median ${r.median.toFixed(2)} ms  (p10 ${r.p10.toFixed(2)}, p90 ${r.p90.toFixed(2)}, min ${r.min.toFixed(2)})`);
+    for (const r of rows)
+      console.log(
+        `${r.name.padEnd(62)} median ${r.median.toFixed(2)} ms  (p10 ${r.p10.toFixed(2)}, p90 ${r.p90.toFixed(2)}, min ${r.min.toFixed(2)})`,
+      );
   }
   if (args.record) {
     const md = [
-      '', `## preprocess: ${meta.date}`, '',
-      `- machine: ${meta.machine}`, `- git: ${meta.git}`, `- input: ${meta.input}`,
+      '',
+      `## preprocess: ${meta.date}`,
+      '',
+      `- machine: ${meta.machine}`,
+      `- git: ${meta.git}`,
+      `- input: ${meta.input}`,
       `- method: ${warmup} warmup then ${iters} timed sequential calls each, one process; milliseconds`,
-      `- command: \`${meta.command}\``, '',
-      '| what | median ms | p10 ms | p90 ms | min ms |', '| --- | --- | --- | --- | --- |',
-      ...rows.map((r) => `| ${r.name} | ${r.median.toFixed(2)} | ${r.p10.toFixed(2)} | ${r.p90.toFixed(2)} | ${r.min.toFixed(2)} |`),
+      `- command: \`${meta.command}\``,
+      '',
+      '| what | median ms | p10 ms | p90 ms | min ms |',
+      '| --- | --- | --- | --- | --- |',
+      ...rows.map(
+        (r) =>
+          `| ${r.name} | ${r.median.toFixed(2)} | ${r.p10.toFixed(2)} | ${r.p90.toFixed(2)} | ${r.min.toFixed(2)} |`,
+      ),
       '',
     ].join('\n');
     appendResults(md);

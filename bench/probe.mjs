@@ -12,12 +12,17 @@ import { machine, gitRev, now, appendResults } from './support.mjs';
 const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..');
 const require = createRequire(import.meta.url);
 const { fitClassifier, embedImages, loadModel } = require(path.join(root, 'dist', 'index.js'));
-const { values: args } = parseArgs({ options: { reps: { type: 'string', default: '3' }, record: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({
+  options: { reps: { type: 'string', default: '3' }, record: { type: 'boolean', default: false } },
+});
 
 let seed = 1;
-const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
 const gauss = () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd());
-const K = 10, per = 50, D = 768, N = K * per;
+const K = 10,
+  per = 50,
+  D = 768,
+  N = K * per;
 const centers = Array.from({ length: K }, () => Float64Array.from({ length: D }, () => gauss() * 0.04));
 const data = new Float32Array(N * D);
 const labels = [];
@@ -36,21 +41,32 @@ for (let r = 0; r < Number(args.reps); r++) {
 times.sort((a, b) => a - b);
 const fitMs = times[Math.floor(times.length / 2)];
 const cvLine = head.cv.scores.map((s) => `${s.C}: ${(100 * s.accuracy).toFixed(1)}%`).join(', ');
-console.log(`fit (5-fold × 8 C + final, ${K}×${per}×${D}): median ${fitMs.toFixed(0)} ms of ${times.map((t) => t.toFixed(0)).join(', ')}; chosen C ${head.C}, final ${head.info.iterations} iterations`);
+console.log(
+  `fit (5-fold × 8 C + final, ${K}×${per}×${D}): median ${fitMs.toFixed(0)} ms of ${times.map((t) => t.toFixed(0)).join(', ')}; chosen C ${head.C}, final ${head.info.iterations} iterations`,
+);
 console.log(`CV accuracy: ${cvLine}`);
 
-const imgs = ['camera.png', 'chelsea.png', 'coffee.png', 'logo.png'].map((f) => path.join(root, 'test', 'fixtures', 'images', f));
+const imgs = ['camera.png', 'chelsea.png', 'coffee.png', 'logo.png'].map((f) =>
+  path.join(root, 'test', 'fixtures', 'images', f),
+);
 const many = Array.from({ length: 64 }, (_, i) => imgs[i % 4]);
 const model = await loadModel(path.join(root, 'test', 'fixtures', 'goldens', 'tiny-s8'), { device: 'cpu' });
 await embedImages(model, many.slice(0, 4), ['a', 'b', 'a', 'b']);
 const t0 = performance.now();
-await embedImages(model, many, many.map((_, i) => `c${i % 2}`));
+await embedImages(
+  model,
+  many,
+  many.map((_, i) => `c${i % 2}`),
+);
 const encMs = performance.now() - t0;
 await model.dispose();
-console.log(`encode (tiny-s8 golden, 64 PNG files incl. decoding): ${encMs.toFixed(0)} ms (${(64000 / encMs).toFixed(1)} images/s)`);
+console.log(
+  `encode (tiny-s8 golden, 64 PNG files incl. decoding): ${encMs.toFixed(0)} ms (${(64000 / encMs).toFixed(1)} images/s)`,
+);
 
 if (args.record) {
-  const text = `## ${now()} — linear probe (bench/probe.mjs)\n\n` +
+  const text =
+    `## ${now()} — linear probe (bench/probe.mjs)\n\n` +
     `- machine: ${machine()}, git ${gitRev()}\n` +
     `- command: \`node bench/probe.mjs --reps ${args.reps} --record\`\n` +
     `- fitting (native L-BFGS on a worker, float64, CV folds over the hardware threads): 10 classes × 50 synthetic 768-dim embeddings, 'msn' protocol, 5-fold CV × 8 C (tol 1e-4) + final fit (tol 1e-8): **median ${fitMs.toFixed(0)} ms** (runs: ${times.map((t) => t.toFixed(0)).join(', ')} ms); target ≤ 2000 ms\n` +

@@ -20,22 +20,37 @@ import { machine, gitRev, now, appendResults } from './support.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
 const CLI = path.join(root, 'dist', 'cli.js');
-const { values: args } = parseArgs({ options: { requests: { type: 'string', default: '10000' }, record: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({
+  options: { requests: { type: 'string', default: '10000' }, record: { type: 'boolean', default: false } },
+});
 const N = Number(args.requests);
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vitmsn-soak-'));
 function folder(size) {
   const dir = path.join(tmp, `m${size}`);
   fs.mkdirSync(dir);
-  for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(root, 'test', 'fixtures', 'goldens', 'tiny-s8', f), path.join(dir, f));
-  fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({
-    do_normalize: true, do_resize: true, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size,
-  }));
+  for (const f of ['config.json', 'model.safetensors'])
+    fs.copyFileSync(path.join(root, 'test', 'fixtures', 'goldens', 'tiny-s8', f), path.join(dir, f));
+  fs.writeFileSync(
+    path.join(dir, 'preprocessor_config.json'),
+    JSON.stringify({
+      do_normalize: true,
+      do_resize: true,
+      image_mean: [0.485, 0.456, 0.406],
+      image_std: [0.229, 0.224, 0.225],
+      resample: 2,
+      size,
+    }),
+  );
   return dir;
 }
 
 async function serve(model, extra = []) {
-  const child = spawn(process.execPath, [CLI, 'serve', '--model', model, '--port', '0', '--device', 'cpu', '--threads', '1', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--model', model, '--port', '0', '--device', 'cpu', '--threads', '1', ...extra],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const end = Date.now() + 60_000;
@@ -43,20 +58,73 @@ async function serve(model, extra = []) {
     if (child.exitCode !== null || Date.now() > end) throw new Error(`serve did not start:\n${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { child, url: /listening on (http:\/\/\S+)/.exec(err)[1], stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }) };
+  return {
+    child,
+    url: /listening on (http:\/\/\S+)/.exec(err)[1],
+    stop: () =>
+      new Promise((r) => {
+        child.once('exit', r);
+        child.kill('SIGTERM');
+      }),
+  };
 }
 const rssMiB = (pid) => Number(/^VmRSS:\s*(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 
 const png = fs.readFileSync(path.join(root, 'test', 'fixtures', 'images', 'chelsea.png'));
 const gif = fs.readFileSync(path.join(root, 'test', 'fixtures', 'pil', 'anim.gif'));
 const kinds = [
-  { name: 'good PNG', status: 200, req: (u) => fetch(`${u}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png }) },
-  { name: 'good GIF, JSON', status: 200, req: (u) => fetch(`${u}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ images: [gif.toString('base64')], normalize: true }) }) },
-  { name: 'junk bytes', status: 400, req: (u) => fetch(`${u}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: Buffer.from('not an image at all') }) },
-  { name: 'wrong content type', status: 415, req: (u) => fetch(`${u}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' }) },
-  { name: 'too many pixels', status: 413, req: (u) => fetch(`${u}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png }) },
-  { name: 'body too large', status: 413, req: (u) => fetch(`${u}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(3_000_000, 7) }) },
-  { name: 'bad option', status: 400, req: (u) => fetch(`${u}/v1/embeddings?pooling=max`, { method: 'POST', headers: { 'content-type': 'image/gif' }, body: gif }) },
+  {
+    name: 'good PNG',
+    status: 200,
+    req: (u) => fetch(`${u}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png }),
+  },
+  {
+    name: 'good GIF, JSON',
+    status: 200,
+    req: (u) =>
+      fetch(`${u}/v1/embeddings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ images: [gif.toString('base64')], normalize: true }),
+      }),
+  },
+  {
+    name: 'junk bytes',
+    status: 400,
+    req: (u) =>
+      fetch(`${u}/v1/embeddings`, {
+        method: 'POST',
+        headers: { 'content-type': 'image/png' },
+        body: Buffer.from('not an image at all'),
+      }),
+  },
+  {
+    name: 'wrong content type',
+    status: 415,
+    req: (u) =>
+      fetch(`${u}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' }),
+  },
+  {
+    name: 'too many pixels',
+    status: 413,
+    req: (u) => fetch(`${u}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png }),
+  },
+  {
+    name: 'body too large',
+    status: 413,
+    req: (u) =>
+      fetch(`${u}/v1/embeddings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: Buffer.alloc(3_000_000, 7),
+      }),
+  },
+  {
+    name: 'bad option',
+    status: 400,
+    req: (u) =>
+      fetch(`${u}/v1/embeddings?pooling=max`, { method: 'POST', headers: { 'content-type': 'image/gif' }, body: gif }),
+  },
   { name: 'unknown route', status: 404, req: (u) => fetch(`${u}/v2/nope`) },
 ];
 
@@ -69,21 +137,23 @@ let rss1k = NaN;
 const samples = [];
 const t0 = performance.now();
 for (let i = 0; i < N; i += 16) {
-  await Promise.all(Array.from({ length: Math.min(16, N - i) }, async (_, j) => {
-    const k = kinds[(i + j) % kinds.length];
-    let r;
-    try {
-      r = await k.req(k.name === 'too many pixels' ? tight.url : soak.url);
-    } catch (e) {
-      // A body over the limit may be refused while the client still writes it (EPIPE / reset): the
-      // server answered and closed early; anything else is a failure.
-      const code = e?.cause?.code;
-      counts[k.name][k.status === 413 && (code === 'EPIPE' || code === 'ECONNRESET') ? 'closed' : 'bad']++;
-      return;
-    }
-    await r.arrayBuffer();
-    counts[k.name][r.status === k.status ? 'ok' : 'bad']++;
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(16, N - i) }, async (_, j) => {
+      const k = kinds[(i + j) % kinds.length];
+      let r;
+      try {
+        r = await k.req(k.name === 'too many pixels' ? tight.url : soak.url);
+      } catch (e) {
+        // A body over the limit may be refused while the client still writes it (EPIPE / reset): the
+        // server answered and closed early; anything else is a failure.
+        const code = e?.cause?.code;
+        counts[k.name][k.status === 413 && (code === 'EPIPE' || code === 'ECONNRESET') ? 'closed' : 'bad']++;
+        return;
+      }
+      await r.arrayBuffer();
+      counts[k.name][r.status === k.status ? 'ok' : 'bad']++;
+    }),
+  );
   if (i + 16 >= 2500 && Number.isNaN(rss1k)) rss1k = rssMiB(soak.child.pid); // after warm-up (heaps grown)
   if ((i + 16) % 2500 < 16) samples.push(`${i + 16}: ${rssMiB(soak.child.pid).toFixed(1)}`);
 }
@@ -96,14 +166,23 @@ await tight.stop();
 const { realModel } = await import('../test/support/fixtures.mjs');
 const slow = await serve((await realModel('vit-s16')).modelDir, ['--max-queue', '8', '--max-batch', '4']);
 const body = { images: [gif.toString('base64')] };
-const over = await Promise.all(Array.from({ length: 256 }, async () => {
-  const s = performance.now();
-  const r = await fetch(`${slow.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  await r.arrayBuffer();
-  return { status: r.status, ms: performance.now() - s, retry: r.headers.get('retry-after') };
-}));
+const over = await Promise.all(
+  Array.from({ length: 256 }, async () => {
+    const s = performance.now();
+    const r = await fetch(`${slow.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    await r.arrayBuffer();
+    return { status: r.status, ms: performance.now() - s, retry: r.headers.get('retry-after') };
+  }),
+);
 await slow.stop();
-const refused = over.filter((o) => o.status === 429).map((o) => o.ms).sort((a, b) => a - b);
+const refused = over
+  .filter((o) => o.status === 429)
+  .map((o) => o.ms)
+  .sort((a, b) => a - b);
 const pct = (a, p) => (a.length ? a[Math.min(a.length - 1, Math.floor(p * a.length))] : NaN);
 const byStatus = over.reduce((m, o) => ((m[o.status] = (m[o.status] ?? 0) + 1), m), {});
 fs.rmSync(tmp, { recursive: true, force: true });
@@ -111,14 +190,18 @@ fs.rmSync(tmp, { recursive: true, force: true });
 const lines = [
   `| request kind | expected status | answered as expected | refused mid-upload (connection closed) | other |`,
   `| --- | --- | --- | --- | --- |`,
-  ...kinds.map((k) => `| ${k.name} | ${k.status} | ${counts[k.name].ok} | ${counts[k.name].closed} | ${counts[k.name].bad} |`),
+  ...kinds.map(
+    (k) => `| ${k.name} | ${k.status} | ${counts[k.name].ok} | ${counts[k.name].closed} | ${counts[k.name].bad} |`,
+  ),
   '',
   `- ${N} requests in ${soakSeconds.toFixed(1)} s (16 at a time); server RSS after the first 2 500 (warm-up): ${rss1k.toFixed(1)} MiB, after ${N}: ${rssEnd.toFixed(1)} MiB (${(((rssEnd - rss1k) / rss1k) * 100).toFixed(1)}%); RSS MiB along the way: ${samples.join(', ')}`,
   `- overload (ViT-S/16, --max-queue 8, --max-batch 4, 256 concurrent requests): statuses ${JSON.stringify(byStatus)}; 429 answered in p50 ${pct(refused, 0.5).toFixed(1)} ms, p99 ${pct(refused, 0.99).toFixed(1)} ms, max ${refused.at(-1)?.toFixed(1)} ms (client-measured, request to full answer); Retry-After on 429: ${over.filter((o) => o.status === 429).every((o) => o.retry) ? 'yes' : 'missing'}`,
 ];
 console.log(lines.join('\n'));
 if (args.record) {
-  appendResults(`## vitmsn serve soak and overload, ${now()}\n\n- machine: ${machine()}; git ${gitRev()}\n- command: \`node bench/serve-soak.mjs ${process.argv.slice(2).join(' ')}\`\n\n${lines.join('\n')}\n`);
+  appendResults(
+    `## vitmsn serve soak and overload, ${now()}\n\n- machine: ${machine()}; git ${gitRev()}\n- command: \`node bench/serve-soak.mjs ${process.argv.slice(2).join(' ')}\`\n\n${lines.join('\n')}\n`,
+  );
 }
 const bad = Object.values(counts).reduce((n, c) => n + c.bad, 0);
 process.exit(bad ? 1 : 0);

@@ -41,7 +41,11 @@ const { values: args } = parseArgs({
     record: { type: 'boolean', default: false },
   },
 });
-const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 const posInt = (name, v) => {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
@@ -87,7 +91,12 @@ async function baseline() {
       }
       const wall = (performance.now() - start) / 1000;
       times.sort((a, b) => a - b);
-      rows.push({ what: `in-process model.encode(), ${per} image${per > 1 ? 's' : ''} per call`, imgps: (times.length * per) / wall, p50: pct(times, 0.5), p99: pct(times, 0.99) });
+      rows.push({
+        what: `in-process model.encode(), ${per} image${per > 1 ? 's' : ''} per call`,
+        imgps: (times.length * per) / wall,
+        p50: pct(times, 0.5),
+        p99: pct(times, 0.99),
+      });
       console.error(`# baseline ${per}/call: ${rows.at(-1).imgps.toFixed(1)} img/s`);
     }
   } finally {
@@ -98,8 +107,25 @@ async function baseline() {
 
 // ------------------------------------------------------------------------------------------ server
 async function startServer(maxBatch) {
-  const argv = [CLI, 'serve', '--model', modelDir, '--port', '0', '--device', 'cpu', '--dtype', dtype, '--max-concurrent', '4096', '--max-queue', '16384',
-    '--max-batch', String(maxBatch), ...(threads ? ['--threads', String(threads)] : [])];
+  const argv = [
+    CLI,
+    'serve',
+    '--model',
+    modelDir,
+    '--port',
+    '0',
+    '--device',
+    'cpu',
+    '--dtype',
+    dtype,
+    '--max-concurrent',
+    '4096',
+    '--max-queue',
+    '16384',
+    '--max-batch',
+    String(maxBatch),
+    ...(threads ? ['--threads', String(threads)] : []),
+  ];
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -108,7 +134,15 @@ async function startServer(maxBatch) {
     if (child.exitCode !== null || Date.now() > end) throw new Error(`vitmsn serve did not start:\n${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { child, url: /listening on (http:\/\/\S+)/.exec(stderr)[1], stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }) };
+  return {
+    child,
+    url: /listening on (http:\/\/\S+)/.exec(stderr)[1],
+    stop: () =>
+      new Promise((r) => {
+        child.once('exit', r);
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 const LAG_RESOLUTION_MS = 10; // lib/serve/metrics.ts: eventLoopMonitoringPrecision
@@ -120,7 +154,10 @@ async function scrape(url) {
   // idle loop reads as the monitoring resolution (the server samples every 10 ms: 10.1 ms idle);
   // the delay is what exceeds it.
   const over = (v) => Math.max(0, v * 1000 - LAG_RESOLUTION_MS);
-  return { lagP99: over(get('nodejs_eventloop_lag_p99_seconds')), lagMax: over(get('nodejs_eventloop_lag_max_seconds')) };
+  return {
+    lagP99: over(get('nodejs_eventloop_lag_p99_seconds')),
+    lagMax: over(get('nodejs_eventloop_lag_max_seconds')),
+  };
 }
 
 function vmHWM(pid) {
@@ -134,8 +171,14 @@ function vmHWM(pid) {
 
 function cannon(url, conns, seconds) {
   return autocannon({
-    url: `${url}/v1/embeddings`, method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg' },
-    connections: conns, duration: seconds, pipelining: 1, timeout: 120,
+    url: `${url}/v1/embeddings`,
+    method: 'POST',
+    body: jpeg,
+    headers: { 'content-type': 'image/jpeg' },
+    connections: conns,
+    duration: seconds,
+    pipelining: 1,
+    timeout: 120,
   });
 }
 
@@ -150,11 +193,20 @@ async function serverRows(maxBatch) {
       const lag = await scrape(srv.url);
       const ok = r['2xx'];
       rows.push({
-        what: maxBatch > 1 ? `serve, batching on (max ${maxBatch})` : 'serve, batching off', conns: c, imgps: ok / duration, p50: r.latency.p50, p99: r.latency.p99,
-        errors: r.non2xx + r.errors + r.timeouts, lagP99: lag.lagP99, lagMax: lag.lagMax, rss: vmHWM(srv.child.pid),
+        what: maxBatch > 1 ? `serve, batching on (max ${maxBatch})` : 'serve, batching off',
+        conns: c,
+        imgps: ok / duration,
+        p50: r.latency.p50,
+        p99: r.latency.p99,
+        errors: r.non2xx + r.errors + r.timeouts,
+        lagP99: lag.lagP99,
+        lagMax: lag.lagMax,
+        rss: vmHWM(srv.child.pid),
       });
       const x = rows.at(-1);
-      console.error(`# ${x.what}, ${c} conns: ${x.imgps.toFixed(1)} img/s, p50 ${x.p50} ms, p99 ${x.p99} ms, errors ${x.errors}, loop lag p99 ${x.lagP99.toFixed(1)} ms, VmHWM ${x.rss.toFixed(0)} MiB`);
+      console.error(
+        `# ${x.what}, ${c} conns: ${x.imgps.toFixed(1)} img/s, p50 ${x.p50} ms, p99 ${x.p99} ms, errors ${x.errors}, loop lag p99 ${x.lagP99.toFixed(1)} ms, VmHWM ${x.rss.toFixed(0)} MiB`,
+      );
     }
   } finally {
     await srv.stop();
@@ -172,7 +224,10 @@ const table = [
   '| setup | connections | img/s | p50 ms | p99 ms | non-2xx + errors | server event-loop delay p99 / max ms | server peak RSS MiB |',
   '|---|---:|---:|---:|---:|---:|---:|---:|',
   ...base.map((b) => `| ${b.what} | – | ${f(b.imgps)} | ${f(b.p50)} | ${f(b.p99)} | – | – | – |`),
-  ...served.map((s) => `| ${s.what} | ${s.conns} | ${f(s.imgps)} | ${f(s.p50, 0)} | ${f(s.p99, 0)} | ${s.errors} | ${f(s.lagP99)} / ${f(s.lagMax)} | ${f(s.rss, 0)} |`),
+  ...served.map(
+    (s) =>
+      `| ${s.what} | ${s.conns} | ${f(s.imgps)} | ${f(s.p50, 0)} | ${f(s.p99, 0)} | ${s.errors} | ${f(s.lagP99)} / ${f(s.lagMax)} | ${f(s.rss, 0)} |`,
+  ),
 ].join('\n');
 console.log(table);
 

@@ -16,16 +16,31 @@ export function machine() {
   let cpu = os.cpus()[0]?.model ?? 'unknown';
   try {
     cpu = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpu;
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   const usable = os.availableParallelism?.() ?? os.cpus().length;
-  return `${cpu}, ${os.cpus().length} logical CPUs (${usable} usable), load avg ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${os.platform()}/${os.arch()}, node ${process.version}`;
+  return `${cpu}, ${os.cpus().length} logical CPUs (${usable} usable), load avg ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}; ${os.platform()}/${os.arch()}, node ${process.version}`;
 }
 
 /** The checkout's short revision, marked when the tree has uncommitted changes. */
 export function gitRev() {
   try {
-    const rev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const rev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
     return dirty ? `${rev} (uncommitted changes)` : rev;
   } catch {
     return 'not a checkout';
@@ -45,5 +60,8 @@ export function appendResults(section) {
 /** The benches' request image: test/fixtures/images/chelsea.png as a 640×480 JPEG, quality 90 (4:2:0). */
 export async function benchJpeg() {
   const sharp = createRequire(import.meta.url)('sharp');
-  return sharp(path.join(root, 'test', 'fixtures', 'images', 'chelsea.png')).resize(640, 480, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(path.join(root, 'test', 'fixtures', 'images', 'chelsea.png'))
+    .resize(640, 480, { fit: 'fill' })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }

@@ -59,7 +59,8 @@ export class BatchRunner {
         }
         if (!work) continue;
         const next = this.queue.peek();
-        if (next && this.queue.hasFull(this.limitFor(next))) ahead = this.#prepare(this.queue.take(this.limitFor(next)));
+        if (next && this.queue.hasFull(this.limitFor(next)))
+          ahead = this.#prepare(this.queue.take(this.limitFor(next)));
         await work.run();
       }
     } finally {

@@ -62,7 +62,12 @@ export interface NativeModel {
   ): Promise<NativeEmbedResult>;
   info(): { device: string; backend: string; hasMaskToken: boolean; numLabels: number };
   /** Images of shape [C, H, W] (at most `wanted`) that one forward can take with the memory left now (0: not even one). */
-  maxBatch(shape: [number, number, number], options: NativeForwardOptions, hostBytesPerImage: number, wanted: number): number;
+  maxBatch(
+    shape: [number, number, number],
+    options: NativeForwardOptions,
+    hostBytesPerImage: number,
+    wanted: number,
+  ): number;
   dispose(): void;
 }
 
@@ -103,16 +108,33 @@ export interface NativeLogRegTask {
 export type NativeLogRegFit = LogRegFit & { correct?: number };
 
 export interface NativeAddon {
-  loadModel(dir: string, config: NativeConfig, options: { device: string; dtype: string; threads: number }): Promise<NativeModel>;
+  loadModel(
+    dir: string,
+    config: NativeConfig,
+    options: { device: string; dtype: string; threads: number },
+  ): Promise<NativeModel>;
   backends(): NativeBackendInfo[];
   defaultThreads(): number;
   knobs(): NativeKnob[];
   /** HF's PIL processor on decoded pixels → { data: Float32Array, shape: [N, 3, H, W] }. */
   preprocess(
-    images: Array<{ data: Uint8Array | Uint16Array; width: number; height: number; channels: number; format?: 'CMYK' | 'I;16' }>,
+    images: Array<{
+      data: Uint8Array | Uint16Array;
+      width: number;
+      height: number;
+      channels: number;
+      format?: 'CMYK' | 'I;16';
+    }>,
     config: {
-      doResize: boolean; height: number; width: number; resample: number; doRescale: boolean;
-      rescaleFactor: number; doNormalize: boolean; imageMean: number[]; imageStd: number[];
+      doResize: boolean;
+      height: number;
+      width: number;
+      resample: number;
+      doRescale: boolean;
+      rescaleFactor: number;
+      doNormalize: boolean;
+      imageMean: number[];
+      imageStd: number[];
     },
   ): Promise<{ data: Float32Array; shape: number[] }>;
   /**

@@ -104,7 +104,10 @@ export class CallQueue {
     const weight = items.reduce((n, i) => n + i.weight, 0);
     // A call larger than the whole queue still runs when the queue is empty (it cannot wait for room).
     if (this.#queuedImages > 0 && this.#queuedImages + weight > this.batching.maxQueue) {
-      throw new VitMsnError('ERR_OVERLOADED', `the model's queue is full (${this.#queuedImages} images waiting, maxQueue ${this.batching.maxQueue}); retry later`);
+      throw new VitMsnError(
+        'ERR_OVERLOADED',
+        `the model's queue is full (${this.#queuedImages} images waiting, maxQueue ${this.batching.maxQueue}); retry later`,
+      );
     }
     for (const it of items) this.#items.push(it);
     call.queuedWeight = weight;

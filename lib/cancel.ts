@@ -16,7 +16,10 @@ export function callSignal(signal: unknown, timeoutMs: unknown): CallSignal {
   if (timeoutMs === undefined) return { signal: callerSignal, dispose: () => undefined };
   const ms = positiveNumber(timeoutMs, 'timeoutMs');
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(new DOMException(`the call took longer than timeoutMs (${ms} ms)`, 'TimeoutError')), ms);
+  const timer = setTimeout(
+    () => deadline.abort(new DOMException(`the call took longer than timeoutMs (${ms} ms)`, 'TimeoutError')),
+    ms,
+  );
   return {
     signal: callerSignal ? AbortSignal.any([callerSignal, deadline.signal]) : deadline.signal,
     dispose: () => clearTimeout(timer),

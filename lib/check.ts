@@ -51,11 +51,23 @@ export function checkOptions(options: unknown, allowed: readonly string[], what:
 }
 
 /** A safe integer in [min, max] (max defaults to unbounded); `fallback` when undefined and given. */
-export function integer(value: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER, fallback?: number): number {
+export function integer(
+  value: unknown,
+  name: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+  fallback?: number,
+): number {
   if (value === undefined && fallback !== undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     const range =
-      max === Number.MAX_SAFE_INTEGER ? (min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `an integer ≥ ${min}`) : `an integer from ${min} to ${max}`;
+      max === Number.MAX_SAFE_INTEGER
+        ? min === 1
+          ? 'a positive integer'
+          : min === 0
+            ? 'a non-negative integer'
+            : `an integer ≥ ${min}`
+        : `an integer from ${min} to ${max}`;
     invalidParameter(name, range, value);
   }
   return value;
@@ -64,7 +76,8 @@ export function integer(value: unknown, name: string, min: number, max = Number.
 /** A finite number > 0; `fallback` when undefined and given. */
 export function positiveNumber(value: unknown, name: string, fallback?: number): number {
   if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) invalidParameter(name, 'a positive number', value);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+    invalidParameter(name, 'a positive number', value);
   return value;
 }
 
@@ -96,7 +109,8 @@ export function optionalFunction(value: unknown, name: string): void {
 
 /** Refuses a view whose ArrayBuffer was transferred (its length reads 0 and its data is gone). */
 export function notDetached(view: ArrayBufferView, name: string): void {
-  if (isDetached(view)) invalid(`${name} is backed by a detached ArrayBuffer (it was transferred); pass the data itself`);
+  if (isDetached(view))
+    invalid(`${name} is backed by a detached ArrayBuffer (it was transferred); pass the data itself`);
 }
 
 /** The constructor name of an object (e.g. 'Float64Array'), else its type: for "must be X, got Y". */

@@ -86,7 +86,9 @@ function expandImages(args: string[]): string[] {
       out.push(a);
       continue;
     }
-    const names = readdirSync(a).filter((n) => IMAGE_EXTENSIONS.has(path.extname(n).toLowerCase())).sort();
+    const names = readdirSync(a)
+      .filter((n) => IMAGE_EXTENSIONS.has(path.extname(n).toLowerCase()))
+      .sort();
     out.push(...names.map((n) => path.join(a, n)));
   }
   if (out.length === 0) throw new UsageError('no images given');
@@ -96,7 +98,8 @@ function expandImages(args: string[]): string[] {
 function int(v: string | undefined, name: string, fallback: number): number {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new UsageError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -111,7 +114,27 @@ function cpuFeatures(): { model: string; cores: number; features: string[] } {
   } catch {
     /* not Linux */
   }
-  const wanted = ['sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16', 'asimd', 'asimdhp', 'sve', 'sve2', 'bf16', 'i8mm'];
+  const wanted = [
+    'sse4_2',
+    'avx',
+    'avx2',
+    'fma',
+    'f16c',
+    'avx512f',
+    'avx512bw',
+    'avx512vl',
+    'avx512_vnni',
+    'avx512_bf16',
+    'avx512_fp16',
+    'amx_tile',
+    'amx_bf16',
+    'asimd',
+    'asimdhp',
+    'sve',
+    'sve2',
+    'bf16',
+    'i8mm',
+  ];
   return { model: cpus[0]?.model ?? 'unknown', cores: cpus.length, features: wanted.filter((f) => flags.includes(f)) };
 }
 
@@ -137,10 +160,13 @@ async function info(json: boolean) {
     decoder = `NOT LOADED: sharp could not be loaded (${(e as Error).message})`;
   }
   const report = {
-    version: version(), node: process.version, platform: `${process.platform}-${process.arch}`,
+    version: version(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
     addon: addonError ? { loaded: false, error: addonError } : { loaded: true },
     decoder,
-    backends: list, cpu: { ...cpu, defaultThreads: threads },
+    backends: list,
+    cpu: { ...cpu, defaultThreads: threads },
     knobs,
   };
   if (json) {
@@ -151,7 +177,10 @@ async function info(json: boolean) {
   if (addonError) lines.push(`native addon: NOT LOADED: ${addonError}`);
   lines.push(`image decoder: ${decoder}`);
   lines.push('backends:');
-  for (const b of list) lines.push(`  ${b.name.padEnd(6)} ${b.available ? 'usable' : b.compiled ? 'not usable' : 'not compiled'}: ${b.detail}`);
+  for (const b of list)
+    lines.push(
+      `  ${b.name.padEnd(6)} ${b.available ? 'usable' : b.compiled ? 'not usable' : 'not compiled'}: ${b.detail}`,
+    );
   lines.push(`cpu: ${cpu.model}, ${cpu.cores} logical CPUs, default threads ${threads ?? '?'}`);
   lines.push(`cpu features: ${cpu.features.join(' ') || '(none detected)'}`);
   lines.push('environment switches (README, "Environment switches"):');
@@ -188,7 +217,8 @@ async function embed(files: string[], v: Values) {
   if (!POOLINGS.includes(pooling as Pooling)) throw new UsageError(`--pooling must be one of ${POOLINGS.join(', ')}`);
   const out = v.out as string | undefined;
   const ext = out ? path.extname(out).toLowerCase() : '.jsonl';
-  if (!['.npy', '.safetensors', '.jsonl', '.json'].includes(ext)) throw new UsageError('--out must end in .npy, .safetensors or .jsonl');
+  if (!['.npy', '.safetensors', '.jsonl', '.json'].includes(ext))
+    throw new UsageError('--out must end in .npy, .safetensors or .jsonl');
   const batchSize = int(v['batch-size'] as string | undefined, 'batch-size', 16);
   const model = await loadModel(requireModel(v), loadOptions(v));
   progress.done();
@@ -200,7 +230,10 @@ async function embed(files: string[], v: Values) {
         const chunk = files.slice(i, i + STREAM_CHUNK);
         const { data, shape } = await model.encode(chunk, opts);
         const D = shape[1];
-        const text = chunk.map((f, j) => JSON.stringify({ image: f, embedding: Array.from(data.subarray(j * D, (j + 1) * D)) })).join('\n') + '\n';
+        const text =
+          chunk
+            .map((f, j) => JSON.stringify({ image: f, embedding: Array.from(data.subarray(j * D, (j + 1) * D)) }))
+            .join('\n') + '\n';
         if (out) lines.push(text);
         else process.stdout.write(text);
       }
@@ -208,9 +241,18 @@ async function embed(files: string[], v: Values) {
       return;
     }
     const t = await model.encode(files, opts);
-    const bytes = ext === '.npy'
-      ? npyBytes(t.data, t.shape)
-      : safetensorsBytes({ embeddings: t }, { images: JSON.stringify(files), pooling, normalize: String(opts.normalize), model: path.resolve(requireModel(v)) });
+    const bytes =
+      ext === '.npy'
+        ? npyBytes(t.data, t.shape)
+        : safetensorsBytes(
+            { embeddings: t },
+            {
+              images: JSON.stringify(files),
+              pooling,
+              normalize: String(opts.normalize),
+              model: path.resolve(requireModel(v)),
+            },
+          );
     writeFileSync(out!, bytes);
     process.stderr.write(`wrote ${t.shape[0]}x${t.shape[1]} float32 embeddings to ${out}\n`);
   } finally {
@@ -228,7 +270,9 @@ async function classify(files: string[], v: Values) {
   try {
     for (let i = 0; i < files.length; i += STREAM_CHUNK) {
       const chunk = files.slice(i, i + STREAM_CHUNK);
-      const res = head ? await head.classifyImages(model, chunk, { topK, batchSize }) : await model.classify(chunk, { topK, batchSize });
+      const res = head
+        ? await head.classifyImages(model, chunk, { topK, batchSize })
+        : await model.classify(chunk, { topK, batchSize });
       process.stdout.write(chunk.map((f, j) => JSON.stringify({ image: f, predictions: res[j] })).join('\n') + '\n');
     }
   } finally {
@@ -239,7 +283,8 @@ async function classify(files: string[], v: Values) {
 function nonNegative(v: string | undefined, name: string, fallback: number | undefined): number | undefined {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new UsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -280,7 +325,9 @@ async function serve(v: Values): Promise<number> {
   try {
     const service = await loading;
     progress.done();
-    log(`model ${service.info.name} ready in ${Date.now() - t0} ms (dim ${service.info.dim}, ${service.info.numLabels} labels)`);
+    log(
+      `model ${service.info.name} ready in ${Date.now() - t0} ms (dim ${service.info.dim}, ${service.info.numLabels} labels)`,
+    );
   } catch (e) {
     progress.done();
     await app.close().catch(() => undefined);

@@ -37,7 +37,8 @@ const camel = (k: string) => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpp
 function positiveInt(raw: Record<string, unknown>, key: string, fallback?: number): number {
   const v = raw[key] ?? fallback;
   if (v === undefined) configInvalid('config.json', `missing "${key}"`);
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) configInvalid('config.json', `"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+    configInvalid('config.json', `"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -57,21 +58,28 @@ export function parseConfig(text: string): { config: ViTMSNConfig; native: Nativ
 
   const hidden = positiveInt(r, 'hidden_size');
   const heads = positiveInt(r, 'num_attention_heads');
-  if (hidden % heads !== 0) configInvalid('config.json', `hidden_size (${hidden}) must be a multiple of num_attention_heads (${heads})`);
+  if (hidden % heads !== 0)
+    configInvalid('config.json', `hidden_size (${hidden}) must be a multiple of num_attention_heads (${heads})`);
   const [imageHeight, imageWidth] = pair(r, 'image_size');
   const [patch, patchW] = pair(r, 'patch_size');
   if (patch !== patchW) configInvalid('config.json', 'non-square patch_size is not supported');
   if (imageHeight < patch || imageWidth < patch) configInvalid('config.json', 'image_size must be at least patch_size');
   const eps = r.layer_norm_eps ?? 1e-12;
-  if (typeof eps !== 'number' || !(eps > 0 && eps < 1)) configInvalid('config.json', '"layer_norm_eps" must be a number in (0, 1)');
+  if (typeof eps !== 'number' || !(eps > 0 && eps < 1))
+    configInvalid('config.json', '"layer_norm_eps" must be a number in (0, 1)');
   const act = r.hidden_act ?? 'gelu';
-  if (act !== 'gelu') configInvalid('config.json', `hidden_act ${JSON.stringify(act)} is not supported (ViT-MSN uses "gelu", the exact erf form)`);
+  if (act !== 'gelu')
+    configInvalid(
+      'config.json',
+      `hidden_act ${JSON.stringify(act)} is not supported (ViT-MSN uses "gelu", the exact erf form)`,
+    );
   const qkvBias = r.qkv_bias ?? true;
   if (typeof qkvBias !== 'boolean') configInvalid('config.json', '"qkv_bias" must be a boolean');
 
   let numLabels = -1;
   if (r.id2label !== undefined) {
-    if (r.id2label === null || typeof r.id2label !== 'object' || Array.isArray(r.id2label)) configInvalid('config.json', '"id2label" must be an object');
+    if (r.id2label === null || typeof r.id2label !== 'object' || Array.isArray(r.id2label))
+      configInvalid('config.json', '"id2label" must be an object');
     numLabels = Object.keys(r.id2label).length;
   } else if (r.num_labels !== undefined) {
     numLabels = positiveInt(r, 'num_labels');

@@ -66,7 +66,11 @@ export function batchSizeOf(o: Record<string, unknown>): number {
  * Refuses, before any decoding, a preprocessor that resizes to another size than the model's
  * image_size (forward() would refuse each batch anyway, with a less helpful message).
  */
-export function checkPreprocessorFits(p: PreprocessorConfig, model: { imageHeight: number; imageWidth: number }, interpolate: unknown) {
+export function checkPreprocessorFits(
+  p: PreprocessorConfig,
+  model: { imageHeight: number; imageWidth: number },
+  interpolate: unknown,
+) {
   if (interpolate === true || !p.doResize) return;
   if (p.size.height !== model.imageHeight || p.size.width !== model.imageWidth) {
     throw new VitMsnError(
@@ -92,7 +96,12 @@ export function nativePreprocessConfig(p: PreprocessorConfig) {
   };
 }
 
-function decodeBatch(list: readonly ImageInput[], start: number, end: number, opts: DecodeOptions): Promise<DecodedImage[]> {
+function decodeBatch(
+  list: readonly ImageInput[],
+  start: number,
+  end: number,
+  opts: DecodeOptions,
+): Promise<DecodedImage[]> {
   const jobs: Promise<DecodedImage>[] = [];
   for (let i = start; i < end; i++) jobs.push(decodeImage(list[i], i, opts));
   return Promise.all(jobs);
@@ -130,5 +139,7 @@ export async function forEachBatch(
 /** Top `k` classes of one image's probabilities, best first (ties: lower index first). */
 export function topK(probs: Float32Array, k: number, id2label: Record<string, string> | undefined): Classification[] {
   const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
-  return order.slice(0, k).map((index) => ({ label: id2label?.[String(index)] ?? `LABEL_${index}`, index, score: probs[index] }));
+  return order
+    .slice(0, k)
+    .map((index) => ({ label: id2label?.[String(index)] ?? `LABEL_${index}`, index, score: probs[index] }));
 }

@@ -11,7 +11,8 @@ export const ERROR_CODES = {
   ERR_CONFIG_NOT_FOUND: 'the model folder has no config.json',
   ERR_CONFIG_INVALID: 'config.json is not JSON, or a field is missing or unusable',
   ERR_WEIGHTS_NOT_FOUND: 'no model.safetensors(.index.json) / pytorch_model.bin(.index.json) in the folder',
-  ERR_CHECKPOINT_INVALID: 'a weights file is truncated or malformed, or its pickle was refused (code, not a state dict)',
+  ERR_CHECKPOINT_INVALID:
+    'a weights file is truncated or malformed, or its pickle was refused (code, not a state dict)',
   ERR_WEIGHT_MISSING: 'a tensor the config needs is not in the checkpoint',
   ERR_WEIGHT_SHAPE: "a tensor's shape does not match the config",
   ERR_NO_MASK_TOKEN: 'boolMaskedPos given, but the checkpoint has no embeddings.mask_token',
@@ -21,7 +22,8 @@ export const ERROR_CODES = {
   ERR_OUT_OF_MEMORY: 'an allocation failed, or the input would need an absurd amount of memory',
   ERR_ADDON_LOAD: 'the native addon could not be loaded',
   ERR_IMAGE_NOT_FOUND: 'an image path that does not exist or cannot be opened',
-  ERR_IMAGE_INVALID: 'not an image, or a broken one: empty, truncated, corrupt, 0×0, pixels not matching the size; a path that is not a regular file (directory, FIFO, device)',
+  ERR_IMAGE_INVALID:
+    'not an image, or a broken one: empty, truncated, corrupt, 0×0, pixels not matching the size; a path that is not a regular file (directory, FIFO, device)',
   ERR_IMAGE_UNSUPPORTED: 'an image format vitmsn does not decode (e.g. BMP, SVG)',
   ERR_IMAGE_TOO_LARGE: 'the image has more pixels than the maxPixels limit, or its file more bytes than maxBytes',
   ERR_NO_CLASSIFIER: 'classify() on a checkpoint without classifier.* weights',
@@ -30,7 +32,8 @@ export const ERROR_CODES = {
   ERR_OFFLINE: 'offline mode is on and the model is not in the Hugging Face cache',
   ERR_OVERLOADED: "the model's queue is full (batching.maxQueue images waiting): retry later",
   ERR_REDIS_UNAVAILABLE: 'vitmsn/distributed: the Redis server could not be reached in time',
-  ERR_WRITE_FAILED: 'vitmsn/distributed: a result shard or manifest could not be written (folder missing or not writable, disk full)',
+  ERR_WRITE_FAILED:
+    'vitmsn/distributed: a result shard or manifest could not be written (folder missing or not writable, disk full)',
   ERR_JOB_FAILED: "vitmsn/distributed: a job ended in the queue's failed set (its reason says why)",
   ERR_INTERNAL: 'a bug: please report it',
 } as const;

@@ -34,7 +34,11 @@ function format(v: unknown, depth: number): string {
   }
   if (depth > 1) return Array.isArray(v) ? '[…]' : '{…}';
   // Only the first items: enough to recognise the value, without walking a huge array.
-  if (Array.isArray(v)) return `[${v.slice(0, 16).map((x) => format(x, depth + 1)).join(', ')}${v.length > 16 ? ', …' : ''}]`;
+  if (Array.isArray(v))
+    return `[${v
+      .slice(0, 16)
+      .map((x) => format(x, depth + 1))
+      .join(', ')}${v.length > 16 ? ', …' : ''}]`;
   const proto = Object.getPrototypeOf(v);
   if (proto !== Object.prototype && proto !== null) return `a ${(v as object).constructor?.name ?? 'object'}`;
   const entries = Object.entries(v as object).slice(0, 16);

@@ -39,7 +39,20 @@ export interface DecodeOptions {
 
 /** The option names of {@link DecodeOptions}, for the option checks of preprocess / encode / classify. */
 /** File name extensions of the formats decoded (the CLI's folder expansion picks files by them). */
-export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif']);
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
+  '.jpg',
+  '.jpeg',
+  '.jpe',
+  '.jfif',
+  '.png',
+  '.webp',
+  '.gif',
+  '.tif',
+  '.tiff',
+  '.avif',
+  '.heic',
+  '.heif',
+]);
 
 export const DECODE_OPTION_KEYS = ['maxPixels', 'maxBytes'] as const;
 
@@ -78,7 +91,11 @@ function sharp(): Sharp {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       sharpModule = require('sharp') as Sharp;
     } catch (e) {
-      throw new VitMsnError('ERR_ADDON_LOAD', `sharp (the image decoder) could not be loaded: ${(e as Error).message}`, { cause: e });
+      throw new VitMsnError(
+        'ERR_ADDON_LOAD',
+        `sharp (the image decoder) could not be loaded: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
   }
   return sharpModule;
@@ -123,10 +140,16 @@ export function sniffFormat(bytes: Uint8Array, what: string): string {
   for (const [name, test] of SUPPORTED) if (test(bytes)) return name;
   for (const [name, test] of UNSUPPORTED) {
     if (test(bytes)) {
-      throw new VitMsnError('ERR_IMAGE_UNSUPPORTED', `${what} is ${name}, which vitmsn does not decode (JPEG, PNG, WebP, GIF, TIFF and AVIF are supported)`);
+      throw new VitMsnError(
+        'ERR_IMAGE_UNSUPPORTED',
+        `${what} is ${name}, which vitmsn does not decode (JPEG, PNG, WebP, GIF, TIFF and AVIF are supported)`,
+      );
     }
   }
-  throw new VitMsnError('ERR_IMAGE_INVALID', `${what} is not an image (no JPEG, PNG, WebP, GIF, TIFF or AVIF signature)`);
+  throw new VitMsnError(
+    'ERR_IMAGE_INVALID',
+    `${what} is not an image (no JPEG, PNG, WebP, GIF, TIFF or AVIF signature)`,
+  );
 }
 
 function isRaw(input: unknown): input is RawImage {
@@ -155,10 +178,16 @@ export function checkRaw(input: RawImage, what: string, maxPixels: number): Deco
   if (width === 0 || height === 0) throw new VitMsnError('ERR_IMAGE_INVALID', `${what} is empty (${width}x${height})`);
   oneOf(channels, `${what}: channels`, [1, 2, 3, 4]);
   if (width * height > maxPixels) {
-    throw new VitMsnError('ERR_IMAGE_TOO_LARGE', `${what} has ${width}x${height} pixels, more than maxPixels (${maxPixels})`);
+    throw new VitMsnError(
+      'ERR_IMAGE_TOO_LARGE',
+      `${what} has ${width}x${height} pixels, more than maxPixels (${maxPixels})`,
+    );
   }
   if (data.length !== width * height * channels) {
-    throw new VitMsnError('ERR_IMAGE_INVALID', `${what}: ${data.length} bytes do not hold ${width}x${height}x${channels} pixels (${width * height * channels} bytes)`);
+    throw new VitMsnError(
+      'ERR_IMAGE_INVALID',
+      `${what}: ${data.length} bytes do not hold ${width}x${height}x${channels} pixels (${width * height * channels} bytes)`,
+    );
   }
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.length);
   return { data: bytes, width, height, channels };
@@ -172,7 +201,8 @@ export function checkRaw(input: RawImage, what: string, maxPixels: number): Deco
  * decoded to 8-bit sRGB-interpreted samples.
  */
 function pilMode(meta: import('sharp').Metadata): DecodedImage['format'] {
-  if ((meta.format === 'png' || meta.format === 'tiff') && meta.depth === 'ushort' && meta.channels === 1) return 'I;16';
+  if ((meta.format === 'png' || meta.format === 'tiff') && meta.depth === 'ushort' && meta.channels === 1)
+    return 'I;16';
   if (meta.space === 'cmyk' && meta.channels === 4) return 'CMYK';
   return undefined;
 }
@@ -218,15 +248,25 @@ export async function decodeBytes(bytes: Uint8Array, what: string, maxPixels: nu
   }
   const { data, info } = out;
   const sample = format === 'I;16' ? 2 : 1;
-  const okChannels = format === 'I;16' ? info.channels <= 2 : format === 'CMYK' ? info.channels === 4 : info.channels <= 4;
+  const okChannels =
+    format === 'I;16' ? info.channels <= 2 : format === 'CMYK' ? info.channels === 4 : info.channels <= 4;
   if (info.width * info.height * info.channels * sample !== data.length || info.channels < 1 || !okChannels) {
-    throw new VitMsnError('ERR_IMAGE_UNSUPPORTED', `${what}: decoded to ${info.channels} channels of ${data.length / (info.width * info.height)} bytes, which vitmsn cannot convert to RGB`);
+    throw new VitMsnError(
+      'ERR_IMAGE_UNSUPPORTED',
+      `${what}: decoded to ${info.channels} channels of ${data.length / (info.width * info.height)} bytes, which vitmsn cannot convert to RGB`,
+    );
   }
   const { width, height, channels } = info;
   if (format === 'I;16') {
     // Host-endian uint16 samples; copied only if the Buffer is not 2-byte aligned.
     const aligned = data.byteOffset % 2 === 0 ? data : Buffer.from(data);
-    return { data: new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length / 2), width, height, channels, format };
+    return {
+      data: new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length / 2),
+      width,
+      height,
+      channels,
+      format,
+    };
   }
   const px = new Uint8Array(data.buffer, data.byteOffset, data.length);
   return format ? { data: px, width, height, channels, format } : { data: px, width, height, channels };
@@ -234,8 +274,13 @@ export async function decodeBytes(bytes: Uint8Array, what: string, maxPixels: nu
 
 function fromSharp(e: unknown, what: string): VitMsnError {
   const msg = String((e as Error)?.message ?? e);
-  if (/pixel limit/i.test(msg)) return new VitMsnError('ERR_IMAGE_TOO_LARGE', `${what}: ${msg} (raise maxPixels to allow it)`, { cause: e });
-  if (/unsupported image format|not a known file format|no known saver|heif: .*(unsupported|not supported)|Support for this compression format has not been built/i.test(msg)) {
+  if (/pixel limit/i.test(msg))
+    return new VitMsnError('ERR_IMAGE_TOO_LARGE', `${what}: ${msg} (raise maxPixels to allow it)`, { cause: e });
+  if (
+    /unsupported image format|not a known file format|no known saver|heif: .*(unsupported|not supported)|Support for this compression format has not been built/i.test(
+      msg,
+    )
+  ) {
     return new VitMsnError('ERR_IMAGE_UNSUPPORTED', `${what}: ${msg}`, { cause: e });
   }
   return new VitMsnError('ERR_IMAGE_INVALID', `${what} could not be decoded: ${msg}`, { cause: e });
@@ -256,14 +301,25 @@ async function checkHeaderPixels(head: Buffer, what: string, maxPixels: number):
 }
 
 /** An image file's bytes, read with the limits of {@link DecodeOptions} (see lib/read-file.ts). */
-async function readImageFile(file: string, what: string, maxPixels: number, maxBytes: { limit: number; explicit: boolean }): Promise<Buffer> {
+async function readImageFile(
+  file: string,
+  what: string,
+  maxPixels: number,
+  maxBytes: { limit: number; explicit: boolean },
+): Promise<Buffer> {
   const fail: ReadFail = (problem, message, cause) => {
     const codes: Record<typeof problem, ErrorCode> = {
-      missing: 'ERR_IMAGE_NOT_FOUND', unreadable: 'ERR_IMAGE_NOT_FOUND', 'not-a-file': 'ERR_IMAGE_INVALID', 'too-large': 'ERR_IMAGE_TOO_LARGE',
+      missing: 'ERR_IMAGE_NOT_FOUND',
+      unreadable: 'ERR_IMAGE_NOT_FOUND',
+      'not-a-file': 'ERR_IMAGE_INVALID',
+      'too-large': 'ERR_IMAGE_TOO_LARGE',
     };
-    const hint = problem !== 'too-large' ? ''
-      : maxBytes.explicit ? ' (maxBytes)'
-        : ` (maxBytes, by default ${BYTES_PER_PIXEL} bytes a pixel of maxPixels + 64 MiB; pass maxBytes to allow it)`;
+    const hint =
+      problem !== 'too-large'
+        ? ''
+        : maxBytes.explicit
+          ? ' (maxBytes)'
+          : ` (maxBytes, by default ${BYTES_PER_PIXEL} bytes a pixel of maxPixels + 64 MiB; pass maxBytes to allow it)`;
     throw new VitMsnError(codes[problem], `${what} ${message}${hint}`, { cause });
   };
   const f = await BoundedFile.open(file, maxBytes.limit, fail);
@@ -289,8 +345,7 @@ export async function decodeImage(input: ImageInput, index: number, options?: De
   }
   if (input instanceof Uint8Array) return decodeBytes(input, what, maxPixels);
   if (isRaw(input)) return checkRaw(input, what, maxPixels);
-  invalid(`${what} must be a file path, a Buffer/Uint8Array of an encoded image, or { data, width, height, channels }`,
-  );
+  invalid(`${what} must be a file path, a Buffer/Uint8Array of an encoded image, or { data, width, height, channels }`);
 }
 
 /** A single input or an array of them → an array (a RawImage or Buffer alone is one image). */

@@ -12,10 +12,33 @@ export type { ViTMSNConfig } from './config';
 export type { ImageInput, RawImage, DecodeOptions } from './images';
 export type { Pooling, EncodeOptions, ClassifyOptions, PreprocessOptions, Classification } from './encode';
 export type { PreprocessorConfig } from './preprocessor';
-export type { Tensor, Device, DType, LoadOptions, CallOptions, ForwardOptions, ForwardOutput, BackendInfo, DownloadProgress } from './types';
+export type {
+  Tensor,
+  Device,
+  DType,
+  LoadOptions,
+  CallOptions,
+  ForwardOptions,
+  ForwardOutput,
+  BackendInfo,
+  DownloadProgress,
+} from './types';
 export type { BatchingOptions } from './call-queue';
 export type { ModelStats } from './batch-stats';
 export {
-  fitClassifier, fitKnn, loadHead, saveClassificationCheckpoint, embedImages, readImageFolder, saveEmbeddings, loadEmbeddings,
-  LinearHead, KnnHead, type Head, type Protocol, type FitClassifierOptions, type LabelledEmbeddings, type CvResult,
+  fitClassifier,
+  fitKnn,
+  loadHead,
+  saveClassificationCheckpoint,
+  embedImages,
+  readImageFolder,
+  saveEmbeddings,
+  loadEmbeddings,
+  LinearHead,
+  KnnHead,
+  type Head,
+  type Protocol,
+  type FitClassifierOptions,
+  type LabelledEmbeddings,
+  type CvResult,
 } from './probe/index';

@@ -15,8 +15,11 @@ export function checkNotDetached(view: unknown, what: string): void {
 
 /** A private copy of a typed array, of the same type (also for views over a SharedArrayBuffer). */
 export function copyOf<T extends Float32Array | Uint8Array | Uint8ClampedArray>(a: T): T {
-  const Ctor = (a instanceof Float32Array ? Float32Array : a instanceof Uint8ClampedArray ? Uint8ClampedArray : Uint8Array) as unknown as
-    new (src: ArrayLike<number>) => T;
+  const Ctor = (a instanceof Float32Array
+    ? Float32Array
+    : a instanceof Uint8ClampedArray
+      ? Uint8ClampedArray
+      : Uint8Array) as unknown as new (src: ArrayLike<number>) => T;
   return new Ctor(a);
 }
 

@@ -60,7 +60,11 @@ export class ImageCall extends Call {
       this.#rows.set(r.embeddings!.subarray(b * D, (b + 1) * D), index * D);
     } else {
       const n = r.numLabels;
-      this.#labels[index] = topK(r.probabilities!.subarray(b * n, (b + 1) * n), Math.min(this.output.topK, n), this.output.id2label);
+      this.#labels[index] = topK(
+        r.probabilities!.subarray(b * n, (b + 1) * n),
+        Math.min(this.output.topK, n),
+        this.output.id2label,
+      );
     }
     if (++this.#done < this.images.length) return;
     if (this.output.kind === 'embed') {
@@ -86,7 +90,9 @@ export class ForwardCall extends Call {
   item(batching: boolean): Item {
     const o = this.options;
     const plain = batching && !o.outputHiddenStates && !o.outputAttentions && !o.headMask && !o.boolMaskedPos;
-    const key = plain ? `forward ${this.dims.slice(1).join('x')} ${o.interpolatePosEncoding}` : `forward call ${this.id}`;
+    const key = plain
+      ? `forward ${this.dims.slice(1).join('x')} ${o.interpolatePosEncoding}`
+      : `forward call ${this.id}`;
     return { call: this, index: 0, weight: this.dims[0], key };
   }
 }
@@ -116,7 +122,7 @@ function forwardBatch(ctx: BatchContext, items: Array<Item<ForwardCall>>): Batch
   if (live.length > 1) {
     pixels = new Float32Array(live.reduce((n, it) => n + it.call.pixels.length, 0));
     let off = 0;
-    for (const it of live) pixels.set(it.call.pixels, off), (off += it.call.pixels.length);
+    for (const it of live) (pixels.set(it.call.pixels, off), (off += it.call.pixels.length));
   }
   const opts = { ...first.options, borrowPixels: true };
   return {
@@ -137,7 +143,10 @@ function forwardBatch(ctx: BatchContext, items: Array<Item<ForwardCall>>): Batch
       for (const it of live) {
         const b = it.weight;
         const part: NativeForwardResult = {
-          ...r, B: b, hiddenStates: [], attentions: [],
+          ...r,
+          B: b,
+          hiddenStates: [],
+          attentions: [],
           lastHiddenState: r.lastHiddenState.slice(b0 * per, (b0 + b) * per),
           logits: r.logits ? r.logits.slice(b0 * r.numLabels, (b0 + b) * r.numLabels) : r.logits,
         };
@@ -150,23 +159,33 @@ function forwardBatch(ctx: BatchContext, items: Array<Item<ForwardCall>>): Batch
 
 async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>>): Promise<BatchWork | undefined> {
   // Decode (sharp, on libuv's pool, in parallel); a bad image fails its own call only.
-  const decoded = await Promise.all(items.map((it) =>
-    decodeImage(it.call.images[it.index], it.index, it.call.decode).catch((e) => {
-      it.call.fail(fromNative(e));
-      return undefined;
-    })));
+  const decoded = await Promise.all(
+    items.map((it) =>
+      decodeImage(it.call.images[it.index], it.index, it.call.decode).catch((e) => {
+        it.call.fail(fromNative(e));
+        return undefined;
+      }),
+    ),
+  );
   let live = items.flatMap((it, k) => (decoded[k] && !it.call.settled ? [{ it, img: decoded[k]! }] : []));
   if (!live.length) return undefined;
   const cfg = nativePreprocessConfig(ctx.preprocessor);
   let px: Tensor;
   try {
-    px = (await ctx.addon.preprocess(live.map((l) => l.img), cfg)) as Tensor;
+    px = (await ctx.addon.preprocess(
+      live.map((l) => l.img),
+      cfg,
+    )) as Tensor;
   } catch {
     // Find the images the native preprocessing refuses, one by one; the others run together.
-    const each = await Promise.all(live.map((l) => (ctx.addon.preprocess([l.img], cfg) as Promise<Tensor>).catch((e) => {
-      l.it.call.fail(fromNative(e));
-      return undefined;
-    })));
+    const each = await Promise.all(
+      live.map((l) =>
+        (ctx.addon.preprocess([l.img], cfg) as Promise<Tensor>).catch((e) => {
+          l.it.call.fail(fromNative(e));
+          return undefined;
+        }),
+      ),
+    );
     const ok = live.flatMap((l, k) => (each[k] && !l.it.call.settled ? [{ l, t: each[k]! }] : []));
     if (!ok.length) return undefined;
     live = ok.map((o) => o.l);
@@ -180,7 +199,10 @@ async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>>): Pro
       try {
         const { options } = checkForward(ctx.shape, px.data, px.shape, { interpolatePosEncoding: first.interpolate });
         const fwd = { ...options, borrowPixels: true };
-        const how = first.output.kind === 'embed' ? { pooling: first.output.pooling, normalize: first.output.normalize } : { probabilities: true };
+        const how =
+          first.output.kind === 'embed'
+            ? { pooling: first.output.pooling, normalize: first.output.normalize }
+            : { probabilities: true };
         r = await embedFitting(ctx.handle, px, fwd, how);
       } catch (e) {
         const err = fromNative(e);
@@ -197,7 +219,7 @@ function concat(parts: Tensor[]): Tensor {
   const [, C, H, W] = parts[0].shape;
   const data = new Float32Array(parts.reduce((n, t) => n + t.data.length, 0));
   let off = 0;
-  for (const t of parts) data.set(t.data, off), (off += t.data.length);
+  for (const t of parts) (data.set(t.data, off), (off += t.data.length));
   return { data, shape: [parts.reduce((n, t) => n + t.shape[0], 0), C, H, W] };
 }
 
@@ -207,16 +229,25 @@ function concat(parts: Tensor[]): Tensor {
  * results do not depend on how images are batched.
  */
 async function embedFitting(
-  handle: NativeModel, px: Tensor, fwd: NativeForwardOptions, how: Parameters<NativeModel['embed']>[3],
+  handle: NativeModel,
+  px: Tensor,
+  fwd: NativeForwardOptions,
+  how: Parameters<NativeModel['embed']>[3],
 ): Promise<NativeEmbedResult> {
   try {
     return await handle.embed(px.data, px.shape, fwd, how);
   } catch (e) {
     const B = px.shape[0];
     if ((e as { code?: string }).code !== 'ERR_OUT_OF_MEMORY' || B < 2) throw e;
-    const per = px.data.length / B, half = Math.floor(B / 2);
+    const per = px.data.length / B,
+      half = Math.floor(B / 2);
     const part = (from: number, to: number) =>
-      embedFitting(handle, { data: px.data.subarray(from * per, to * per), shape: [to - from, ...px.shape.slice(1)] }, fwd, how);
+      embedFitting(
+        handle,
+        { data: px.data.subarray(from * per, to * per), shape: [to - from, ...px.shape.slice(1)] },
+        fwd,
+        how,
+      );
     const a = await part(0, half);
     const b = await part(half, B);
     const join = (x: Float32Array | null, y: Float32Array | null) => {
@@ -226,7 +257,11 @@ async function embedFitting(
       out.set(y, x.length);
       return out;
     };
-    return { ...a, B, embeddings: join(a.embeddings, b.embeddings), probabilities: join(a.probabilities, b.probabilities) };
+    return {
+      ...a,
+      B,
+      embeddings: join(a.embeddings, b.embeddings),
+      probabilities: join(a.probabilities, b.probabilities),
+    };
   }
 }
-

@@ -8,23 +8,53 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ModelStats } from './batch-stats';
 
 /** The stats these metrics read (a server's service may give only these). */
-export type ModelMetricsStats = Pick<ModelStats, 'queuedImages' | 'queuedCalls' | 'batches' | 'images' | 'batchSizes' | 'imagesPerSecond' | 'latencyMs'>;
+export type ModelMetricsStats = Pick<
+  ModelStats,
+  'queuedImages' | 'queuedCalls' | 'batches' | 'images' | 'batchSizes' | 'imagesPerSecond' | 'latencyMs'
+>;
 
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 
 /** Registers `<prefix>queue_images`, `queue_calls`, `images_total`, `batches_total`, `batch_size`, `images_per_second`, `model_latency_seconds`. */
-export function registerModelMetrics(registry: Registry, stats: () => ModelMetricsStats | undefined, prefix = 'vitmsn_'): void {
+export function registerModelMetrics(
+  registry: Registry,
+  stats: () => ModelMetricsStats | undefined,
+  prefix = 'vitmsn_',
+): void {
   const p = prefix;
   // Model values come from stats() once per scrape (in the first model metric's collect, which
   // prom-client runs before reading any of these); counters and the batch-size histogram take
   // the increase since the previous scrape.
-  const queued = new Gauge({ name: `${p}queue_images`, help: 'Images waiting for the model', registers: [registry], collect: refresh });
-  const calls = new Gauge({ name: `${p}queue_calls`, help: 'Calls (requests) waiting for the model', registers: [registry] });
+  const queued = new Gauge({
+    name: `${p}queue_images`,
+    help: 'Images waiting for the model',
+    registers: [registry],
+    collect: refresh,
+  });
+  const calls = new Gauge({
+    name: `${p}queue_calls`,
+    help: 'Calls (requests) waiting for the model',
+    registers: [registry],
+  });
   const images = new Counter({ name: `${p}images_total`, help: 'Images run by the model', registers: [registry] });
   const batches = new Counter({ name: `${p}batches_total`, help: 'Model batches run', registers: [registry] });
-  const sizes = new Histogram({ name: `${p}batch_size`, help: 'Images per model batch', buckets: BATCH_BUCKETS, registers: [registry] });
-  const ips = new Gauge({ name: `${p}images_per_second`, help: 'Images per second over the last seconds (model stats)', registers: [registry] });
-  const latency = new Gauge({ name: `${p}model_latency_seconds`, help: 'Model call latency percentiles, queue included (model stats)', labelNames: ['quantile'], registers: [registry] });
+  const sizes = new Histogram({
+    name: `${p}batch_size`,
+    help: 'Images per model batch',
+    buckets: BATCH_BUCKETS,
+    registers: [registry],
+  });
+  const ips = new Gauge({
+    name: `${p}images_per_second`,
+    help: 'Images per second over the last seconds (model stats)',
+    registers: [registry],
+  });
+  const latency = new Gauge({
+    name: `${p}model_latency_seconds`,
+    help: 'Model call latency percentiles, queue included (model stats)',
+    labelNames: ['quantile'],
+    registers: [registry],
+  });
   let seen: ModelMetricsStats | undefined;
   function refresh() {
     let s: ModelMetricsStats | undefined;

@@ -13,8 +13,14 @@ import { alternatives, boolean, checkOptions, integer, nonEmptyString, oneOf } f
 import type { BackendInfo, DType, ForwardOptions, ForwardOutput, LoadOptions, Tensor } from './types';
 import { checkForward, resolveBatching, resolveLoadOptions, type ModelShape } from './validate';
 import {
-  batchSizeOf, checkPreprocessorFits, forEachBatch, POOLINGS,
-  type Classification, type ClassifyOptions, type EncodeOptions, type PreprocessOptions,
+  batchSizeOf,
+  checkPreprocessorFits,
+  forEachBatch,
+  POOLINGS,
+  type Classification,
+  type ClassifyOptions,
+  type EncodeOptions,
+  type PreprocessOptions,
 } from './encode';
 import { DECODE_OPTION_KEYS, toList, type ImageInput } from './images';
 import { defaultPreprocessorConfig, readPreprocessorConfig, type PreprocessorConfig } from './preprocessor';
@@ -56,8 +62,13 @@ export class Model {
 
   /** @internal use {@link loadModel} */
   constructor(
-    handle: NativeModel, config: ViTMSNConfig, shape: Omit<ModelShape, 'hasMaskToken'>, device: string, dtype: DType,
-    preprocessor?: PreprocessorConfig, batching?: ResolvedBatching,
+    handle: NativeModel,
+    config: ViTMSNConfig,
+    shape: Omit<ModelShape, 'hasMaskToken'>,
+    device: string,
+    dtype: DType,
+    preprocessor?: PreprocessorConfig,
+    batching?: ResolvedBatching,
   ) {
     const info = handle.info();
     this.#native = handle;
@@ -70,8 +81,18 @@ export class Model {
     this.preprocessor = preprocessor ?? defaultPreprocessorConfig(shape.imageHeight, shape.imageWidth);
     this.#batching = batching ?? resolveBatching(undefined, device);
     this.#calls = new CallQueue(this.#batching);
-    const ctx: BatchContext = { handle, addon: native(), preprocessor: this.preprocessor, shape: this.#shape, stats: this.#stats };
-    this.#runner = new BatchRunner(this.#calls, (head) => this.#limitFor(head), (items) => prepareBatch(ctx, items));
+    const ctx: BatchContext = {
+      handle,
+      addon: native(),
+      preprocessor: this.preprocessor,
+      shape: this.#shape,
+      stats: this.#stats,
+    };
+    this.#runner = new BatchRunner(
+      this.#calls,
+      (head) => this.#limitFor(head),
+      (items) => prepareBatch(ctx, items),
+    );
   }
 
   /**
@@ -114,7 +135,11 @@ export class Model {
   encode(images: ImageInput | readonly ImageInput[], options?: EncodeOptions): Promise<Tensor> {
     try {
       this.#live();
-      const o = checkOptions(options, ['pooling', 'normalize', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding', ...CALL_OPTION_KEYS], 'encode');
+      const o = checkOptions(
+        options,
+        ['pooling', 'normalize', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding', ...CALL_OPTION_KEYS],
+        'encode',
+      );
       const pooling = oneOf(o.pooling, 'pooling', POOLINGS, 'cls');
       const normalize = boolean(o.normalize, 'normalize');
       return this.#images(images, o, { kind: 'embed', pooling, normalize }) as Promise<Tensor>;
@@ -133,19 +158,32 @@ export class Model {
   classify(images: ImageInput | readonly ImageInput[], options?: ClassifyOptions): Promise<Classification[][]> {
     try {
       this.#live();
-      const o = checkOptions(options, ['topK', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding', ...CALL_OPTION_KEYS], 'classify');
+      const o = checkOptions(
+        options,
+        ['topK', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding', ...CALL_OPTION_KEYS],
+        'classify',
+      );
       if (this.numLabels <= 0) {
-        throw new VitMsnError('ERR_NO_CLASSIFIER', 'classify() needs a classification checkpoint (ViTMSNForImageClassification, with classifier.* weights); this one is a backbone: use encode()');
+        throw new VitMsnError(
+          'ERR_NO_CLASSIFIER',
+          'classify() needs a classification checkpoint (ViTMSNForImageClassification, with classifier.* weights); this one is a backbone: use encode()',
+        );
       }
       const k = integer(o.topK, 'topK', 1, Number.MAX_SAFE_INTEGER, 5);
-      return this.#images(images, o, { kind: 'probs', topK: k, id2label: this.config.id2label }) as Promise<Classification[][]>;
+      return this.#images(images, o, { kind: 'probs', topK: k, id2label: this.config.id2label }) as Promise<
+        Classification[][]
+      >;
     } catch (e) {
       return Promise.reject(fromNative(e));
     }
   }
 
   /** encode() and classify(): the images (read now) become items of the model's queue. */
-  #images(images: ImageInput | readonly ImageInput[], o: Record<string, unknown>, output: ImageOutput): Promise<unknown> {
+  #images(
+    images: ImageInput | readonly ImageInput[],
+    o: Record<string, unknown>,
+    output: ImageOutput,
+  ): Promise<unknown> {
     const cap = o.batchSize === undefined && this.#batching.enabled ? Number.POSITIVE_INFINITY : batchSizeOf(o);
     checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
     boolean(o.interpolatePosEncoding, 'interpolatePosEncoding');
@@ -205,9 +243,12 @@ export class Model {
     const hidden = head.call.output.kind === 'embed' && head.call.output.pooling === 'cls-prenorm';
     let fit: number;
     try {
-      fit = handle.maxBatch([C, size.height, size.width],
+      fit = handle.maxBatch(
+        [C, size.height, size.width],
         { interpolatePosEncoding: head.call.interpolate, outputHiddenStates: hidden, outputAttentions: false },
-        3 * 4 * C * size.height * size.width, wanted);
+        3 * 4 * C * size.height * size.width,
+        wanted,
+      );
     } catch {
       fit = wanted; // (a disposed handle, say): the forward's own checks still apply
     }
@@ -299,7 +340,10 @@ export async function loadModel(source: string, options?: LoadOptions): Promise<
   // float32 accumulation); the message is ours.
   const backend = addon.backends().find((b) => b.name === (device === 'cpu' ? 'cpu' : 'cuda'));
   if (backend && !backend.dtypes.includes(opts.dtype)) {
-    throw new VitMsnError('ERR_UNSUPPORTED_DTYPE', `dtype '${opts.dtype}' is not supported on ${device}; use ${alternatives(backend.dtypes)}`);
+    throw new VitMsnError(
+      'ERR_UNSUPPORTED_DTYPE',
+      `dtype '${opts.dtype}' is not supported on ${device}; use ${alternatives(backend.dtypes)}`,
+    );
   }
   let handle: NativeModel;
   try {

@@ -32,7 +32,10 @@ export function checkPngIccp(png: Uint8Array, what: string): void {
 
 function checkIccp(s: Uint8Array, what: string): void {
   const refuse = (why: string): never => {
-    throw new VitMsnError('ERR_IMAGE_INVALID', `${what}: its iCCP (colour profile) chunk ${why}, so PIL refuses the file`);
+    throw new VitMsnError(
+      'ERR_IMAGE_INVALID',
+      `${what}: its iCCP (colour profile) chunk ${why}, so PIL refuses the file`,
+    );
   };
   // As PIL indexes it: s.find(b"\0") is -1 without a NUL, which makes the method byte s[0].
   const i = s.indexOf(0);

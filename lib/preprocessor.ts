@@ -53,7 +53,8 @@ function bool(r: Record<string, unknown>, key: string, fallback: boolean): boole
 }
 
 function dim(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > 65536) configInvalid('preprocessor_config.json', `${what} must be an integer from 1 to 65536`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > 65536)
+    configInvalid('preprocessor_config.json', `${what} must be an integer from 1 to 65536`);
   return v;
 }
 
@@ -64,12 +65,18 @@ function triple(v: unknown, key: string, fallback: [number, number, number]): [n
   if (!Array.isArray(arr) || arr.length !== 3 || !arr.every((x) => typeof x === 'number' && Number.isFinite(x))) {
     configInvalid('preprocessor_config.json', `"${key}" must be a number or 3 numbers (RGB)`);
   }
-  if (key === 'image_std' && arr.some((x) => x === 0)) configInvalid('preprocessor_config.json', '"image_std" must not contain 0');
+  if (key === 'image_std' && arr.some((x) => x === 0))
+    configInvalid('preprocessor_config.json', '"image_std" must not contain 0');
   return arr as [number, number, number];
 }
 
 /** Parses preprocessor_config.json's text. Exported for tests; use {@link readPreprocessorConfig}. */
-export function parsePreprocessorConfig(text: string, imageHeight: number, imageWidth: number, source = 'preprocessor_config.json'): PreprocessorConfig {
+export function parsePreprocessorConfig(
+  text: string,
+  imageHeight: number,
+  imageWidth: number,
+  source = 'preprocessor_config.json',
+): PreprocessorConfig {
   const r = parseJsonObject(text, (m) => configInvalid('preprocessor_config.json', m));
   const d = defaultPreprocessorConfig(imageHeight, imageWidth);
 
@@ -78,21 +85,33 @@ export function parsePreprocessorConfig(text: string, imageHeight: number, image
   if (typeof s === 'number') {
     size = { height: dim(s, '"size"'), width: dim(s, '"size"') }; // legacy: square
   } else if (s !== undefined && s !== null) {
-    if (typeof s !== 'object' || Array.isArray(s)) configInvalid('preprocessor_config.json', '"size" must be a number or {"height", "width"}');
+    if (typeof s !== 'object' || Array.isArray(s))
+      configInvalid('preprocessor_config.json', '"size" must be a number or {"height", "width"}');
     const o = s as Record<string, unknown>;
     if (o.height === undefined || o.width === undefined) {
       // ViTImageProcessor.resize raises on anything but height/width (e.g. shortest_edge) too.
-      configInvalid('preprocessor_config.json', `"size" must have "height" and "width" (ViTImageProcessor squashes to a fixed size), got ${JSON.stringify(s)}`);
+      configInvalid(
+        'preprocessor_config.json',
+        `"size" must have "height" and "width" (ViTImageProcessor squashes to a fixed size), got ${JSON.stringify(s)}`,
+      );
     }
     size = { height: dim(o.height, '"size.height"'), width: dim(o.width, '"size.width"') };
   }
   const resample = r.resample ?? 2;
-  if (resample === 0) configInvalid('preprocessor_config.json', '"resample": 0 (NEAREST) is not supported; use 1–5 (BILINEAR = 2 is the checkpoints\' choice)');
+  if (resample === 0)
+    configInvalid(
+      'preprocessor_config.json',
+      '"resample": 0 (NEAREST) is not supported; use 1–5 (BILINEAR = 2 is the checkpoints\' choice)',
+    );
   if (typeof resample !== 'number' || !Number.isInteger(resample) || resample < 1 || resample > 5) {
-    configInvalid('preprocessor_config.json', `"resample" must be a PIL filter number from 1 to 5, got ${JSON.stringify(resample)}`);
+    configInvalid(
+      'preprocessor_config.json',
+      `"resample" must be a PIL filter number from 1 to 5, got ${JSON.stringify(resample)}`,
+    );
   }
   const rescaleFactor = r.rescale_factor ?? d.rescaleFactor;
-  if (typeof rescaleFactor !== 'number' || !Number.isFinite(rescaleFactor)) configInvalid('preprocessor_config.json', '"rescale_factor" must be a number');
+  if (typeof rescaleFactor !== 'number' || !Number.isFinite(rescaleFactor))
+    configInvalid('preprocessor_config.json', '"rescale_factor" must be a number');
   return {
     doResize: bool(r, 'do_resize', true),
     size,
@@ -110,7 +129,11 @@ export function parsePreprocessorConfig(text: string, imageHeight: number, image
  * `dir/preprocessor_config.json`, or {@link defaultPreprocessorConfig} when the folder has none
  * (the tiny test checkpoints, hand-made folders).
  */
-export async function readPreprocessorConfig(dir: string, imageHeight: number, imageWidth: number): Promise<PreprocessorConfig> {
+export async function readPreprocessorConfig(
+  dir: string,
+  imageHeight: number,
+  imageWidth: number,
+): Promise<PreprocessorConfig> {
   const file = path.join(dir, 'preprocessor_config.json');
   const text = await readOptionalText(file, MAX_CONFIG_JSON_BYTES, (_, message, cause) => {
     throw new VitMsnError('ERR_CONFIG_INVALID', `${file} ${message}`, { cause });

@@ -22,13 +22,17 @@ export class ProgressBar {
   #current: string | undefined;
   #lastDraw = 0;
 
-  constructor(private readonly out: ProgressStream, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly out: ProgressStream,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** The progress callback (bound, so it can be passed as `onProgress: bar.update`). */
   readonly update = (p: { file: string; loaded: number; total: number | undefined }): void => {
     const complete = p.total !== undefined && p.loaded >= p.total;
     if (!this.out.isTTY) {
-      if (p.file !== this.#current) this.out.write(`downloading ${p.file}${p.total !== undefined ? ` (${mb(p.total)} MB)` : ''}\n`);
+      if (p.file !== this.#current)
+        this.out.write(`downloading ${p.file}${p.total !== undefined ? ` (${mb(p.total)} MB)` : ''}\n`);
       if (complete) this.out.write(`downloaded ${p.file}\n`);
       this.#current = complete ? undefined : p.file;
       return;
@@ -77,7 +81,9 @@ export class CountBar {
   #open = false;
 
   constructor(
-    private readonly out: ProgressStream, private readonly label: string, private readonly unit: string,
+    private readonly out: ProgressStream,
+    private readonly label: string,
+    private readonly unit: string,
     private readonly now: () => number = Date.now,
   ) {}
 

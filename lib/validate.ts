@@ -18,7 +18,11 @@ export interface ResolvedLoadOptions {
 }
 
 export function resolveLoadOptions(options: LoadOptions | undefined): ResolvedLoadOptions {
-  const o = checkOptions(options, ['device', 'dtype', 'threads', 'batching', ...HUB_OPTION_KEYS], 'loadModel') as LoadOptions;
+  const o = checkOptions(
+    options,
+    ['device', 'dtype', 'threads', 'batching', ...HUB_OPTION_KEYS],
+    'loadModel',
+  ) as LoadOptions;
   resolveBatching(o.batching, 'cpu'); // checked now; resolved for the device once it is known
   const device = o.device ?? 'auto';
   if (typeof device !== 'string' || !/^(auto|cpu|cuda|cuda:\d+)$/.test(device)) {
@@ -41,7 +45,8 @@ export function resolveBatching(batching: unknown, device: string): ResolvedBatc
   const defaults = { maxBatch: gpu ? 128 : 8, maxDelayMs: gpu ? 1 : 2, maxQueue: 16384 };
   if (batching === false) return { enabled: false, ...defaults, maxDelayMs: 0 };
   if (batching === undefined || batching === true) return { enabled: true, ...defaults };
-  if (batching === null || typeof batching !== 'object') invalid(`batching must be false or an object, got ${formatValue(batching)}`);
+  if (batching === null || typeof batching !== 'object')
+    invalid(`batching must be false or an object, got ${formatValue(batching)}`);
   const b = checkOptions(batching, ['maxBatch', 'maxDelayMs', 'maxQueue'], 'batching') as BatchingOptions;
   return {
     enabled: true,
@@ -77,9 +82,23 @@ export function checkForward(
   }
   const [B, C, H, W] = shape as number[];
   if (B * C * H * W !== pixelValues.length) {
-    shapeMismatch(`pixelValues has ${pixelValues.length} values but shape [${shape.join(', ')}] needs ${B * C * H * W}`);
+    shapeMismatch(
+      `pixelValues has ${pixelValues.length} values but shape [${shape.join(', ')}] needs ${B * C * H * W}`,
+    );
   }
-  const o = checkOptions(options, ['outputHiddenStates', 'outputAttentions', 'interpolatePosEncoding', 'headMask', 'boolMaskedPos', 'signal', 'timeoutMs'], 'forward');
+  const o = checkOptions(
+    options,
+    [
+      'outputHiddenStates',
+      'outputAttentions',
+      'interpolatePosEncoding',
+      'headMask',
+      'boolMaskedPos',
+      'signal',
+      'timeoutMs',
+    ],
+    'forward',
+  );
   const resolved = {
     outputHiddenStates: boolean(o.outputHiddenStates, 'outputHiddenStates'),
     outputAttentions: boolean(o.outputAttentions, 'outputAttentions'),
@@ -100,11 +119,14 @@ export function checkForward(
   }
   const heads = model.numAttentionHeads;
   if (resolved.headMask !== undefined) {
-    if (!(resolved.headMask instanceof Float32Array)) invalid(`headMask must be a Float32Array, got ${describe(resolved.headMask)}`);
+    if (!(resolved.headMask instanceof Float32Array))
+      invalid(`headMask must be a Float32Array, got ${describe(resolved.headMask)}`);
     notDetached(resolved.headMask, 'headMask');
     const n = resolved.headMask.length;
     if (n !== heads && n !== heads * model.numHiddenLayers) {
-      shapeMismatch(`headMask has ${n} values; expected ${heads} (heads) or ${heads * model.numHiddenLayers} (layers × heads)`);
+      shapeMismatch(
+        `headMask has ${n} values; expected ${heads} (heads) or ${heads * model.numHiddenLayers} (layers × heads)`,
+      );
     }
   }
   if (resolved.boolMaskedPos !== undefined) {
@@ -113,7 +135,10 @@ export function checkForward(
     }
     notDetached(resolved.boolMaskedPos, 'boolMaskedPos');
     if (!model.hasMaskToken) {
-      throw new VitMsnError('ERR_NO_MASK_TOKEN', 'boolMaskedPos needs embeddings.mask_token, which this checkpoint lacks');
+      throw new VitMsnError(
+        'ERR_NO_MASK_TOKEN',
+        'boolMaskedPos needs embeddings.mask_token, which this checkpoint lacks',
+      );
     }
     const N = Math.floor(H / model.patchSize) * Math.floor(W / model.patchSize);
     if (resolved.boolMaskedPos.length !== B * N) {
@@ -123,4 +148,3 @@ export function checkForward(
   }
   return { B, C, H, W, options: resolved };
 }
-

@@ -50,12 +50,23 @@ function mulberry32(a) {
 }
 
 class Rng {
-  constructor(seed) { this.next = mulberry32(seed >>> 0); }
-  f() { return this.next(); }
-  int(lo, hi) { return lo + Math.floor(this.next() * (hi - lo + 1)); } // inclusive
-  chance(p) { return this.next() < p; }
-  pick(arr) { return arr[Math.floor(this.next() * arr.length)]; }
-  weighted(pairs) { // [[weight, value], ...]
+  constructor(seed) {
+    this.next = mulberry32(seed >>> 0);
+  }
+  f() {
+    return this.next();
+  }
+  int(lo, hi) {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  } // inclusive
+  chance(p) {
+    return this.next() < p;
+  }
+  pick(arr) {
+    return arr[Math.floor(this.next() * arr.length)];
+  }
+  weighted(pairs) {
+    // [[weight, value], ...]
     const total = pairs.reduce((s, [w]) => s + w, 0);
     let r = this.next() * total;
     for (const [w, v] of pairs) if ((r -= w) < 0) return v;
@@ -72,9 +83,12 @@ function revive(v) {
   if (Array.isArray(v)) return v.map(revive);
   if (typeof v.__fz === 'string') {
     switch (v.__fz) {
-      case 'fn': return () => 1;
-      case 'sym': return Symbol('fz');
-      case 'sab': { // a typed array on a SharedArrayBuffer, holding v.data
+      case 'fn':
+        return () => 1;
+      case 'sym':
+        return Symbol('fz');
+      case 'sab': {
+        // a typed array on a SharedArrayBuffer, holding v.data
         const sab = new SharedArrayBuffer(v.data.byteLength);
         const out = new v.data.constructor(sab);
         out.set(v.data);
@@ -85,16 +99,22 @@ function revive(v) {
         structuredClone(t.buffer, { transfer: [t.buffer] });
         return t;
       }
-      case 'view': { // a subarray of a larger buffer (offset v.pad elements)
+      case 'view': {
+        // a subarray of a larger buffer (offset v.pad elements)
         const big = new v.data.constructor(v.data.length + 2 * v.pad);
         big.set(v.data, v.pad);
         return big.subarray(v.pad, v.pad + v.data.length);
       }
-      case 'dataview': return new DataView(v.data.buffer.slice(0));
-      case 'arraybuffer': return v.data.buffer.slice(0);
-      case 'date': return new Date(0);
-      case 'map': return new Map([[1, 2]]);
-      default: throw new Error(`unknown tag ${v.__fz}`);
+      case 'dataview':
+        return new DataView(v.data.buffer.slice(0));
+      case 'arraybuffer':
+        return v.data.buffer.slice(0);
+      case 'date':
+        return new Date(0);
+      case 'map':
+        return new Map([[1, 2]]);
+      default:
+        throw new Error(`unknown tag ${v.__fz}`);
     }
   }
   const out = {};
@@ -107,8 +127,12 @@ function revive(v) {
 // ---------------------------------------------------------------------------------------------
 
 function summarizeTensor(t, lo = -Infinity, hi = Infinity) {
-  if (!t || !(t.data instanceof Float32Array) || !Array.isArray(t.shape)) return { bad: `not a tensor: ${Object.prototype.toString.call(t?.data)}` };
-  let finite = true, inRange = true, min = Infinity, max = -Infinity;
+  if (!t || !(t.data instanceof Float32Array) || !Array.isArray(t.shape))
+    return { bad: `not a tensor: ${Object.prototype.toString.call(t?.data)}` };
+  let finite = true,
+    inRange = true,
+    min = Infinity,
+    max = -Infinity;
   for (const x of t.data) {
     if (!Number.isFinite(x)) finite = false;
     else {
@@ -124,13 +148,22 @@ async function childMain() {
   const vitmsn = require(DIST);
   const models = new Map();
   const base = async (name) => {
-    if (!models.has(name)) models.set(name, await vitmsn.loadModel(path.join(FIX, 'goldens', name), { device: 'cpu', threads: 1 }));
+    if (!models.has(name))
+      models.set(name, await vitmsn.loadModel(path.join(FIX, 'goldens', name), { device: 'cpu', threads: 1 }));
     return models.get(name);
   };
 
   // Self-test of the harness (test/fuzz.test.ts): VITMSN_FUZZ_INJECT="crash@3,hang@5,uncoded@7" makes
   // those case ids abort the child, never settle, or throw a plain TypeError.
-  const inject = new Map((process.env.VITMSN_FUZZ_INJECT ?? '').split(',').filter(Boolean).map((x) => { const [k, id] = x.split('@'); return [Number(id), k]; }));
+  const inject = new Map(
+    (process.env.VITMSN_FUZZ_INJECT ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((x) => {
+        const [k, id] = x.split('@');
+        return [Number(id), k];
+      }),
+  );
 
   async function run(c) {
     const fault = inject.get(c.id);
@@ -139,24 +172,29 @@ async function childMain() {
     if (fault === 'uncoded') throw new TypeError('injected fault');
     const args = revive(c.args);
     switch (c.op) {
-      case 'encode': case 'preprocess': case 'classify': {
+      case 'encode':
+      case 'preprocess':
+      case 'classify': {
         const m = await base(c.model);
         const r = await m[c.op](args.images, args.options);
         if (c.op === 'classify') {
           const problems = [];
           if (!Array.isArray(r)) problems.push('not an array');
-          else r.forEach((row, i) => {
-            let prev = Infinity;
-            if (!Array.isArray(row)) return problems.push(`row ${i} not an array`);
-            for (const p of row) {
-              if (!(p.score >= 0 && p.score <= 1) || p.score > prev) problems.push(`row ${i}: score ${p.score} after ${prev}`);
-              if (!Number.isInteger(p.index) || p.index < 0 || p.index >= m.numLabels || typeof p.label !== 'string') problems.push(`row ${i}: bad entry ${JSON.stringify(p)}`);
-              prev = p.score;
-            }
-          });
+          else
+            r.forEach((row, i) => {
+              let prev = Infinity;
+              if (!Array.isArray(row)) return problems.push(`row ${i} not an array`);
+              for (const p of row) {
+                if (!(p.score >= 0 && p.score <= 1) || p.score > prev)
+                  problems.push(`row ${i}: score ${p.score} after ${prev}`);
+                if (!Number.isInteger(p.index) || p.index < 0 || p.index >= m.numLabels || typeof p.label !== 'string')
+                  problems.push(`row ${i}: bad entry ${JSON.stringify(p)}`);
+                prev = p.score;
+              }
+            });
           return { rows: Array.isArray(r) ? r.map((x) => x?.length) : null, problems, numLabels: m.numLabels };
         }
-        if (c.op === 'preprocess') return summarizeTensor(r, -2.1180 - 1e-4, 2.6400 + 1e-4);
+        if (c.op === 'preprocess') return summarizeTensor(r, -2.118 - 1e-4, 2.64 + 1e-4);
         const s = summarizeTensor(r);
         if (args.options?.normalize === true && s.finite) {
           const [n, D] = r.shape;
@@ -195,14 +233,29 @@ async function childMain() {
           try {
             out = await m.forward(px, [B, cfg.numChannels, H, W]);
           } catch (e) {
-            return { loaded: true, forwardError: { vitmsn: e instanceof vitmsn.VitMsnError, name: e?.name, code: e?.code, message: String(e?.message ?? e).slice(0, 500) } };
+            return {
+              loaded: true,
+              forwardError: {
+                vitmsn: e instanceof vitmsn.VitMsnError,
+                name: e?.name,
+                code: e?.code,
+                message: String(e?.message ?? e).slice(0, 500),
+              },
+            };
           }
-          return { loaded: true, numLabels: m.numLabels, hasMaskToken: m.hasMaskToken, last: summarizeTensor(out.lastHiddenState), logits: out.logits ? summarizeTensor(out.logits) : undefined };
+          return {
+            loaded: true,
+            numLabels: m.numLabels,
+            hasMaskToken: m.hasMaskToken,
+            last: summarizeTensor(out.lastHiddenState),
+            logits: out.logits ? summarizeTensor(out.logits) : undefined,
+          };
         } finally {
           await m.dispose();
         }
       }
-      default: throw new Error(`unknown op ${c.op}`);
+      default:
+        throw new Error(`unknown op ${c.op}`);
     }
   }
 
@@ -212,8 +265,15 @@ async function childMain() {
       reply = { id: c.id, ok: true, result: await run(c) };
     } catch (e) {
       reply = {
-        id: c.id, ok: false,
-        error: { vitmsn: e instanceof vitmsn.VitMsnError, name: e?.name, code: e?.code, message: String(e?.message ?? e).slice(0, 500), stack: String(e?.stack ?? '').slice(0, 1500) },
+        id: c.id,
+        ok: false,
+        error: {
+          vitmsn: e instanceof vitmsn.VitMsnError,
+          name: e?.name,
+          code: e?.code,
+          message: String(e?.message ?? e).slice(0, 500),
+          stack: String(e?.stack ?? '').slice(0, 1500),
+        },
       };
     }
     process.send(reply);
@@ -223,7 +283,6 @@ async function childMain() {
   await base('tiny-mask');
   process.send({ ready: true });
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Parent: options, fixtures
@@ -252,7 +311,9 @@ function parseArgs(argv) {
 }
 
 function usage(msg) {
-  console.error(`fuzz: ${msg}\nusage: node scripts/fuzz.mjs [--seed N] [--seconds S] [--record] [--case-timeout MS] [--max-cases N] [--keep]`);
+  console.error(
+    `fuzz: ${msg}\nusage: node scripts/fuzz.mjs [--seed N] [--seconds S] [--record] [--case-timeout MS] [--max-cases N] [--keep]`,
+  );
   process.exit(2);
 }
 
@@ -293,7 +354,9 @@ function crc32(buf) {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-const INTERESTING32 = [0, 1, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe];
+const INTERESTING32 = [
+  0, 1, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe,
+];
 const INTERESTING16 = [0, 1, 2, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0xfffe];
 
 function pngChunks(b) {
@@ -312,7 +375,19 @@ function pngChunks(b) {
 /** Generic byte mutations; returns { bytes, notes[] }. */
 function mutateBytes(rng, src, notes) {
   let b = Buffer.from(src);
-  const op = rng.weighted([[5, 'flip'], [3, 'bitflip'], [4, 'truncate'], [2, 'dupChunk'], [2, 'delChunk'], [2, 'insertGarbage'], [2, 'append'], [2, 'interesting'], [1, 'splice'], [1, 'garbage'], [1, 'zeroRun']]);
+  const op = rng.weighted([
+    [5, 'flip'],
+    [3, 'bitflip'],
+    [4, 'truncate'],
+    [2, 'dupChunk'],
+    [2, 'delChunk'],
+    [2, 'insertGarbage'],
+    [2, 'append'],
+    [2, 'interesting'],
+    [1, 'splice'],
+    [1, 'garbage'],
+    [1, 'zeroRun'],
+  ]);
   const pos = () => rng.int(0, Math.max(0, b.length - 1));
   // Header bytes matter most: half of the positions land in the first 1 KiB.
   const hpos = () => (rng.chance(0.5) ? rng.int(0, Math.min(b.length - 1, 1023)) : pos());
@@ -339,19 +414,23 @@ function mutateBytes(rng, src, notes) {
       break;
     }
     case 'dupChunk': {
-      const s = pos(), l = rng.int(1, Math.min(4096, b.length - s || 1)), at = pos();
+      const s = pos(),
+        l = rng.int(1, Math.min(4096, b.length - s || 1)),
+        at = pos();
       b = Buffer.concat([b.subarray(0, at), b.subarray(s, s + l), b.subarray(at)]);
       notes.push(`dup [${s},+${l}) at ${at}`);
       break;
     }
     case 'delChunk': {
-      const s = pos(), l = rng.int(1, Math.min(4096, b.length - s || 1));
+      const s = pos(),
+        l = rng.int(1, Math.min(4096, b.length - s || 1));
       b = Buffer.concat([b.subarray(0, s), b.subarray(s + l)]);
       notes.push(`delete [${s},+${l})`);
       break;
     }
     case 'insertGarbage': {
-      const at = hpos(), l = rng.int(1, 256);
+      const at = hpos(),
+        l = rng.int(1, 256);
       const g = Buffer.alloc(l);
       for (let i = 0; i < l; i++) g[i] = rng.int(0, 255);
       b = Buffer.concat([b.subarray(0, at), g, b.subarray(at)]);
@@ -392,7 +471,8 @@ function mutateBytes(rng, src, notes) {
       break;
     }
     case 'zeroRun': {
-      const s = pos(), l = rng.int(1, 512);
+      const s = pos(),
+        l = rng.int(1, 512);
       b.fill(0, s, Math.min(b.length, s + l));
       notes.push(`zero [${s},+${l})`);
       break;
@@ -407,7 +487,12 @@ function mutateBytes(rng, src, notes) {
  */
 function mutateHeader(rng, src, notes) {
   const b = Buffer.from(src);
-  const dim = () => rng.weighted([[3, rng.pick([0, 1, 2, 3, 7, 8, 255, 256, 65535])], [2, rng.pick([65536, 100000, 0x7fffffff, 0x80000000, 0xffffffff])], [3, rng.int(1, 2000)]]);
+  const dim = () =>
+    rng.weighted([
+      [3, rng.pick([0, 1, 2, 3, 7, 8, 255, 256, 65535])],
+      [2, rng.pick([65536, 100000, 0x7fffffff, 0x80000000, 0xffffffff])],
+      [3, rng.int(1, 2000)],
+    ]);
   const dim16 = () => rng.pick([0, 1, 2, 3, 8, 255, 256, 4096, 16383, 16384, 32767, 65535, rng.int(1, 2000)]);
   if (b[0] === 0x89 && b.toString('latin1', 1, 4) === 'PNG') {
     const ihdr = pngChunks(b).find((c) => c.type === 'IHDR');
@@ -461,14 +546,19 @@ function mutateHeader(rng, src, notes) {
     if (field === 'riffsize') b.writeUInt32LE(rng.pick(INTERESTING32) >>> 0, 4);
     if (field === 'chunksize') b.writeUInt32LE(rng.pick(INTERESTING32) >>> 0, 16);
     if (field === 'dims') {
-      if (kind === 'VP8X' && b.length > 30) { b.writeUIntLE(rng.int(0, 0xffffff), 24, 3); b.writeUIntLE(rng.int(0, 0xffffff), 27, 3); }
-      else if (kind === 'VP8 ' && b.length > 30) { b.writeUInt16LE(dim16(), 26); b.writeUInt16LE(dim16(), 28); }
-      else if (b.length > 25) b.writeUInt32LE(rng.int(0, 0xffffffff) >>> 0, 21);
+      if (kind === 'VP8X' && b.length > 30) {
+        b.writeUIntLE(rng.int(0, 0xffffff), 24, 3);
+        b.writeUIntLE(rng.int(0, 0xffffff), 27, 3);
+      } else if (kind === 'VP8 ' && b.length > 30) {
+        b.writeUInt16LE(dim16(), 26);
+        b.writeUInt16LE(dim16(), 28);
+      } else if (b.length > 25) b.writeUInt32LE(rng.int(0, 0xffffffff) >>> 0, 21);
     }
     notes.push(`WebP ${kind} ${field} edit`);
     return { bytes: b };
   }
-  const tiffLE = b.toString('latin1', 0, 4) === 'II*\0', tiffBE = b.toString('latin1', 0, 4) === 'MM\0*';
+  const tiffLE = b.toString('latin1', 0, 4) === 'II*\0',
+    tiffBE = b.toString('latin1', 0, 4) === 'MM\0*';
   if ((tiffLE || tiffBE) && b.length > 8) {
     const r16 = (p) => (tiffLE ? b.readUInt16LE(p) : b.readUInt16BE(p));
     const w16 = (v, p) => (tiffLE ? b.writeUInt16LE(v, p) : b.writeUInt16BE(v, p));
@@ -482,7 +572,14 @@ function mutateHeader(rng, src, notes) {
     const e = rng.pick(entries);
     const tag = r16(e);
     const what = rng.pick(['value', 'count', 'type']);
-    if (what === 'value') w32(rng.weighted([[1, rng.pick(INTERESTING32)], [1, rng.int(0, 5000)]]), e + 8);
+    if (what === 'value')
+      w32(
+        rng.weighted([
+          [1, rng.pick(INTERESTING32)],
+          [1, rng.int(0, 5000)],
+        ]),
+        e + 8,
+      );
     if (what === 'count') w32(rng.pick(INTERESTING32), e + 4);
     if (what === 'type') w16(rng.int(0, 20), e + 2);
     notes.push(`TIFF tag ${tag} ${what} edit`);
@@ -495,7 +592,11 @@ function mutateHeader(rng, src, notes) {
 function pngIdat(b) {
   const idats = pngChunks(b).filter((c) => c.type === 'IDAT');
   if (!idats.length) return null;
-  return { start: idats[0].data, total: idats.reduce((s, c) => s + c.len, 0), end: idats[idats.length - 1].data + idats[idats.length - 1].len };
+  return {
+    start: idats[0].data,
+    total: idats.reduce((s, c) => s + c.len, 0),
+    end: idats[idats.length - 1].data + idats[idats.length - 1].len,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -506,13 +607,33 @@ function pngIdat(b) {
 // ---------------------------------------------------------------------------------------------
 
 const WEIRD_NUMBERS = [0, -1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, 1e20, -0, 1e-300];
-const WEIRD_VALUES = [...WEIRD_NUMBERS, '3', '', null, true, false, [], {}, [3], 10n, { __fz: 'fn' }, { __fz: 'sym' }, { __fz: 'date' }];
+const WEIRD_VALUES = [
+  ...WEIRD_NUMBERS,
+  '3',
+  '',
+  null,
+  true,
+  false,
+  [],
+  {},
+  [3],
+  10n,
+  { __fz: 'fn' },
+  { __fz: 'sym' },
+  { __fz: 'date' },
+];
 
-function isPosSafeInt(v) { return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1; }
+function isPosSafeInt(v) {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
+}
 
 /** Options for encode/preprocess/classify; returns { options, invalid?: reason, maxPixels }. */
 function genDecodeOptions(rng, op) {
-  const allowed = { encode: ['pooling', 'normalize', 'batchSize', 'maxPixels', 'maxBytes', 'interpolatePosEncoding'], preprocess: ['batchSize', 'maxPixels', 'maxBytes'], classify: ['topK', 'batchSize', 'maxPixels', 'maxBytes', 'interpolatePosEncoding'] }[op];
+  const allowed = {
+    encode: ['pooling', 'normalize', 'batchSize', 'maxPixels', 'maxBytes', 'interpolatePosEncoding'],
+    preprocess: ['batchSize', 'maxPixels', 'maxBytes'],
+    classify: ['topK', 'batchSize', 'maxPixels', 'maxBytes', 'interpolatePosEncoding'],
+  }[op];
   if (rng.chance(0.25)) return { options: undefined, maxPixels: 100_000_000 };
   if (rng.chance(0.04)) {
     const v = rng.pick([null, 5, 'cls', true, { __fz: 'fn' }, [], ['x']]);
@@ -552,7 +673,12 @@ function genDecodeOptions(rng, op) {
       invalid = `option ${k} = ${String(typeof o[k] === 'bigint' ? `${o[k]}n` : typeof o[k] === 'object' && o[k] ? JSON.stringify(o[k]) : o[k])}`;
     }
   }
-  return { options: o, invalid, maxPixels: typeof o.maxPixels === 'number' ? o.maxPixels : 100_000_000, maxBytes: o.maxBytes };
+  return {
+    options: o,
+    invalid,
+    maxPixels: typeof o.maxPixels === 'number' ? o.maxPixels : 100_000_000,
+    maxBytes: o.maxBytes,
+  };
 }
 
 function randomBytes(rng, n) {
@@ -563,23 +689,51 @@ function randomBytes(rng, n) {
 
 /** A raw-pixel image, possibly broken; returns { value, invalid?, pixels }. */
 function genRaw(rng, maxPixels) {
-  let w = rng.int(1, 48), h = rng.int(1, 48), c = rng.int(1, 4);
+  let w = rng.int(1, 48),
+    h = rng.int(1, 48),
+    c = rng.int(1, 4);
   let data = randomBytes(rng, w * h * c);
   const raw = { data, width: w, height: h, channels: c };
   const notes = [];
   const k = rng.chance(0.35) ? 0 : rng.int(1, 2);
   for (let i = 0; i < k; i++) {
-    const what = rng.pick(['width', 'height', 'channels', 'dataType', 'dataLength', 'missing', 'extraKey', 'dims', 'sab', 'view', 'detached', 'clamped']);
+    const what = rng.pick([
+      'width',
+      'height',
+      'channels',
+      'dataType',
+      'dataLength',
+      'missing',
+      'extraKey',
+      'dims',
+      'sab',
+      'view',
+      'detached',
+      'clamped',
+    ]);
     notes.push(what);
     if (what === 'width' || what === 'height') raw[what] = rng.pick([...WEIRD_VALUES, rng.int(1, 48), 1e6, 2 ** 31]);
     if (what === 'channels') raw.channels = rng.pick([0, 5, 3.5, '3', NaN, null, -1, 1, 2, 3, 4]);
-    if (what === 'dims' && ArrayBuffer.isView(raw.data)) { // consistent but unusual sizes
-      raw.width = rng.pick([1, 2, 7, 1000, 3000]); raw.height = rng.pick([1, 3, 5, 1000]);
+    if (what === 'dims' && ArrayBuffer.isView(raw.data)) {
+      // consistent but unusual sizes
+      raw.width = rng.pick([1, 2, 7, 1000, 3000]);
+      raw.height = rng.pick([1, 3, 5, 1000]);
       raw.data = randomBytes(rng, Math.min(raw.width * raw.height * raw.channels, 4_000_000));
     }
     if (what === 'dataType') {
       const n = Math.min(ArrayBuffer.isView(raw.data) ? raw.data.length : w * h * c, 4_000_000);
-      raw.data = rng.pick([new Uint16Array(n), new Int8Array(n), new Float32Array(n), Array.from({ length: Math.min(n, 64) }, () => 1), 'pixels', null, undefined, { __fz: 'dataview', data: new Uint8Array(n) }, { __fz: 'arraybuffer', data: new Uint8Array(n) }, 12]);
+      raw.data = rng.pick([
+        new Uint16Array(n),
+        new Int8Array(n),
+        new Float32Array(n),
+        Array.from({ length: Math.min(n, 64) }, () => 1),
+        'pixels',
+        null,
+        undefined,
+        { __fz: 'dataview', data: new Uint8Array(n) },
+        { __fz: 'arraybuffer', data: new Uint8Array(n) },
+        12,
+      ]);
     }
     if (what === 'dataLength' && ArrayBuffer.isView(raw.data)) {
       const n = Math.max(0, raw.data.length + rng.pick([-1, 1, -raw.data.length, 7, 1000, -3]));
@@ -589,19 +743,23 @@ function genRaw(rng, maxPixels) {
     if (what === 'extraKey') raw[rng.pick(['format', 'stride', 'depth', 'premultiplied'])] = rng.pick(WEIRD_VALUES);
     if (what === 'clamped' && raw.data instanceof Uint8Array) raw.data = new Uint8ClampedArray(raw.data);
     if (what === 'sab' && raw.data instanceof Uint8Array) raw.data = { __fz: 'sab', data: raw.data };
-    if (what === 'view' && raw.data instanceof Uint8Array) raw.data = { __fz: 'view', data: raw.data, pad: rng.int(1, 9) };
+    if (what === 'view' && raw.data instanceof Uint8Array)
+      raw.data = { __fz: 'view', data: raw.data, pad: rng.int(1, 9) };
     if (what === 'detached' && raw.data instanceof Uint8Array) raw.data = { __fz: 'detached', data: raw.data };
   }
   // The documented rules (lib/images.ts checkRaw): predict validity.
   const d = raw.data;
   const tag = d && typeof d === 'object' && typeof d.__fz === 'string' ? d.__fz : undefined;
-  const isU8 = (d instanceof Uint8Array || d instanceof Uint8ClampedArray || tag === 'sab' || tag === 'view') && tag !== 'detached';
+  const isU8 =
+    (d instanceof Uint8Array || d instanceof Uint8ClampedArray || tag === 'sab' || tag === 'view') &&
+    tag !== 'detached';
   const len = tag ? d.data.length : d?.length;
   const { width: W, height: H, channels: C } = raw;
   let invalid;
   if (!('data' in raw)) invalid = 'no data key';
   else if (!isU8) invalid = 'data is not 8-bit (or detached)';
-  else if (!(Number.isSafeInteger(W) && W >= 0 && Number.isSafeInteger(H) && H >= 0)) invalid = 'width/height not non-negative integers';
+  else if (!(Number.isSafeInteger(W) && W >= 0 && Number.isSafeInteger(H) && H >= 0))
+    invalid = 'width/height not non-negative integers';
   else if (W === 0 || H === 0) invalid = 'empty image';
   else if (![1, 2, 3, 4].includes(C)) invalid = 'channels not 1..4';
   else if (W * H > maxPixels) invalid = 'more pixels than maxPixels';
@@ -610,19 +768,37 @@ function genRaw(rng, maxPixels) {
 }
 
 function genImageCase(rng, fx, id, tmp) {
-  const op = rng.weighted([[70, 'encode'], [18, 'preprocess'], [12, 'classify']]);
+  const op = rng.weighted([
+    [70, 'encode'],
+    [18, 'preprocess'],
+    [12, 'classify'],
+  ]);
   const model = op === 'classify' ? 'tiny-cls' : rng.pick(['tiny-s8', 'tiny-s8', 'tiny-mask']);
   const opt = genDecodeOptions(rng, op);
   const expect = { finite: true };
   const notes = [];
   const files = {};
-  const nImages = rng.weighted([[80, 1], [15, 2], [5, 4]]);
+  const nImages = rng.weighted([
+    [80, 1],
+    [15, 2],
+    [5, 4],
+  ]);
   const images = [];
   const mustFail = [];
   let allGood = true; // every image certainly decodes under these options
   for (let i = 0; i < nImages; i++) {
-    const kind = rng.weighted([[40, 'bytes'], [12, 'path'], [22, 'raw'], [8, 'original'], [5, 'weird'], [8, 'header']]);
-    const fixture = rng.weighted([[1, () => rng.pick(fx.images.slice(0, 4))], [6, () => rng.pick(fx.images.slice(4))]])();
+    const kind = rng.weighted([
+      [40, 'bytes'],
+      [12, 'path'],
+      [22, 'raw'],
+      [8, 'original'],
+      [5, 'weird'],
+      [8, 'header'],
+    ]);
+    const fixture = rng.weighted([
+      [1, () => rng.pick(fx.images.slice(0, 4))],
+      [6, () => rng.pick(fx.images.slice(4))],
+    ])();
     if (kind === 'raw') {
       const r = genRaw(rng, opt.maxPixels);
       images.push(r.value);
@@ -632,9 +808,32 @@ function genImageCase(rng, fx, id, tmp) {
     }
     if (kind === 'weird') {
       allGood = false;
-      const v = rng.pick([42, null, undefined, {}, [], [[]], true, '', '/nonexistent/fz.png', path.join(FIX, 'images'), '/dev/null', '/dev/zero', new Uint16Array(10), new Float32Array(4), { __fz: 'arraybuffer', data: new Uint8Array(8) }, { __fz: 'dataview', data: new Uint8Array(8) }, { width: 2, height: 2, channels: 3 }, { __fz: 'fn' }, { __fz: 'sym' }, { __fz: 'map' }]);
+      const v = rng.pick([
+        42,
+        null,
+        undefined,
+        {},
+        [],
+        [[]],
+        true,
+        '',
+        '/nonexistent/fz.png',
+        path.join(FIX, 'images'),
+        '/dev/null',
+        '/dev/zero',
+        new Uint16Array(10),
+        new Float32Array(4),
+        { __fz: 'arraybuffer', data: new Uint8Array(8) },
+        { __fz: 'dataview', data: new Uint8Array(8) },
+        { width: 2, height: 2, channels: 3 },
+        { __fz: 'fn' },
+        { __fz: 'sym' },
+        { __fz: 'map' },
+      ]);
       images.push(v);
-      notes.push(`weird(${typeof v === 'string' ? JSON.stringify(v) : Object.prototype.toString.call(v)}${v?.__fz ? ` ${v.__fz}` : ''})`);
+      notes.push(
+        `weird(${typeof v === 'string' ? JSON.stringify(v) : Object.prototype.toString.call(v)}${v?.__fz ? ` ${v.__fz}` : ''})`,
+      );
       mustFail.push(`image ${i} is not an image input`);
       continue;
     }
@@ -643,10 +842,12 @@ function genImageCase(rng, fx, id, tmp) {
       // An unmutated fixture: must decode unless maxPixels / maxBytes refuse it.
       notes.push(`original(${fixture.name})`);
       const meta = fx.meta.get(fixture.name);
-      if (meta.w * meta.h > opt.maxPixels) mustFail.push(`fixture ${fixture.name} has ${meta.w}x${meta.h} pixels > maxPixels ${opt.maxPixels}`);
+      if (meta.w * meta.h > opt.maxPixels)
+        mustFail.push(`fixture ${fixture.name} has ${meta.w}x${meta.h} pixels > maxPixels ${opt.maxPixels}`);
       if (rng.chance(0.5)) {
         images.push(fixture.file);
-        if (isPosSafeInt(opt.maxBytes) && bytes.length > opt.maxBytes) mustFail.push(`file of ${bytes.length} bytes > maxBytes ${opt.maxBytes}`);
+        if (isPosSafeInt(opt.maxBytes) && bytes.length > opt.maxBytes)
+          mustFail.push(`file of ${bytes.length} bytes > maxBytes ${opt.maxBytes}`);
       } else images.push(new Uint8Array(bytes));
       continue;
     }
@@ -657,17 +858,23 @@ function genImageCase(rng, fx, id, tmp) {
       bytes = h.bytes;
       if (h.png) {
         if (h.png.w === 0 || h.png.h === 0) mustFail.push(`PNG header says ${h.png.w}x${h.png.h}`);
-        else if (h.png.w * h.png.h > opt.maxPixels) mustFail.push(`PNG header says ${h.png.w}x${h.png.h} > maxPixels ${opt.maxPixels}`);
+        else if (h.png.w * h.png.h > opt.maxPixels)
+          mustFail.push(`PNG header says ${h.png.w}x${h.png.h} > maxPixels ${opt.maxPixels}`);
       }
       if (rng.chance(0.3)) bytes = mutateBytes(rng, bytes, mut);
     } else {
-      const rounds = rng.weighted([[6, 1], [3, 2], [1, 4]]);
+      const rounds = rng.weighted([
+        [6, 1],
+        [3, 2],
+        [1, 4],
+      ]);
       const isPng = bytes[0] === 0x89 && bytes.toString('latin1', 1, 4) === 'PNG';
       for (let r = 0; r < rounds; r++) bytes = mutateBytes(rng, bytes, mut);
       // A PNG cut before half of its pixel data (a truncation and nothing else) must not decode.
       if (isPng && rounds === 1 && /^truncate to \d+$/.test(mut[0])) {
         const idat = pngIdat(fixture.bytes);
-        if (idat && bytes.length < idat.start + idat.total / 2) mustFail.push(`PNG truncated to ${bytes.length} bytes, before half of its pixel data`);
+        if (idat && bytes.length < idat.start + idat.total / 2)
+          mustFail.push(`PNG truncated to ${bytes.length} bytes, before half of its pixel data`);
       }
     }
     notes.push(`${kind}(${fixture.name}: ${mut.join(', ')})`);
@@ -683,29 +890,58 @@ function genImageCase(rng, fx, id, tmp) {
   if (opt.invalid) mustFail.push(opt.invalid);
   let imagesArg = images;
   if (nImages === 1 && rng.chance(0.3) && images[0] !== undefined && !Array.isArray(images[0])) imagesArg = images[0]; // a single input, not an array
-  if (rng.chance(0.01)) { imagesArg = []; mustFail.push('empty image list'); }
+  if (rng.chance(0.01)) {
+    imagesArg = [];
+    mustFail.push('empty image list');
+  }
   if (mustFail.length) expect.fail = mustFail.join('; ');
   else if (allGood && !opt.opaque) expect.succeed = 'valid raw pixels / unmutated fixtures, valid options';
-  return { cat: 'image', op, model, args: { images: imagesArg, options: opt.options }, expect, notes: notes.join('; '), files };
+  return {
+    cat: 'image',
+    op,
+    model,
+    args: { images: imagesArg, options: opt.options },
+    expect,
+    notes: notes.join('; '),
+    files,
+  };
 }
 
 // ---- forward ---------------------------------------------------------------------------------
 
 // The base models' shapes, from their config.json (mask token / labels: what the checkpoints hold).
-const MODEL_SHAPES = Object.fromEntries(['tiny-s8', 'tiny-cls', 'tiny-mask'].map((name) => {
-  const c = JSON.parse(fs.readFileSync(path.join(FIX, 'goldens', name, 'config.json'), 'utf8'));
-  return [name, {
-    C: c.num_channels ?? 3, H: c.image_size, W: c.image_size, p: c.patch_size, L: c.num_hidden_layers, heads: c.num_attention_heads, D: c.hidden_size,
-    mask: name === 'tiny-mask', labels: c.id2label ? Object.keys(c.id2label).length : 0,
-  }];
-}));
+const MODEL_SHAPES = Object.fromEntries(
+  ['tiny-s8', 'tiny-cls', 'tiny-mask'].map((name) => {
+    const c = JSON.parse(fs.readFileSync(path.join(FIX, 'goldens', name, 'config.json'), 'utf8'));
+    return [
+      name,
+      {
+        C: c.num_channels ?? 3,
+        H: c.image_size,
+        W: c.image_size,
+        p: c.patch_size,
+        L: c.num_hidden_layers,
+        heads: c.num_attention_heads,
+        D: c.hidden_size,
+        mask: name === 'tiny-mask',
+        labels: c.id2label ? Object.keys(c.id2label).length : 0,
+      },
+    ];
+  }),
+);
 
 function genForwardCase(rng) {
   const model = rng.pick(Object.keys(MODEL_SHAPES));
   const m = MODEL_SHAPES[model];
   const interp = rng.chance(0.35);
-  let B = rng.int(1, 3), C = m.C, H = m.H, W = m.W;
-  if (interp) { H = rng.pick([1, 7, 8, 9, 13, 16, 17, 24, 31, 33, 40, 47, 64]); W = rng.pick([1, 7, 8, 9, 13, 16, 23, 32, 41, 64]); }
+  let B = rng.int(1, 3),
+    C = m.C,
+    H = m.H,
+    W = m.W;
+  if (interp) {
+    H = rng.pick([1, 7, 8, 9, 13, 16, 17, 24, 31, 33, 40, 47, 64]);
+    W = rng.pick([1, 7, 8, 9, 13, 16, 23, 32, 41, 64]);
+  }
   const fail = [];
   const notes = [];
   let n = B * C * H * W;
@@ -723,15 +959,51 @@ function genForwardCase(rng) {
   let shape = [B, C, H, W];
   let px = pixels;
   // pixel container mutations
-  const pm = rng.weighted([[60, 'none'], [6, 'length'], [6, 'type'], [4, 'sab'], [4, 'view'], [3, 'detached'], [3, 'channels'], [3, 'zeros']]);
+  const pm = rng.weighted([
+    [60, 'none'],
+    [6, 'length'],
+    [6, 'type'],
+    [4, 'sab'],
+    [4, 'view'],
+    [3, 'detached'],
+    [3, 'channels'],
+    [3, 'zeros'],
+  ]);
   notes.push(`pixels:${pm}`);
-  if (pm === 'length') { const len = Math.max(0, n + rng.pick([-1, 1, -n, 5])); px = new Float32Array(len); px.set(pixels.subarray(0, Math.min(n, len))); }
-  if (pm === 'type') { px = rng.pick([new Float64Array(pixels), new Uint8Array(n), Array.from(pixels.subarray(0, 16)), null, undefined, 'pixels', { __fz: 'dataview', data: new Uint8Array(4 * n) }, { __fz: 'arraybuffer', data: new Uint8Array(4 * n) }]); fail.push('pixelValues is not a Float32Array'); }
+  if (pm === 'length') {
+    const len = Math.max(0, n + rng.pick([-1, 1, -n, 5]));
+    px = new Float32Array(len);
+    px.set(pixels.subarray(0, Math.min(n, len)));
+  }
+  if (pm === 'type') {
+    px = rng.pick([
+      new Float64Array(pixels),
+      new Uint8Array(n),
+      Array.from(pixels.subarray(0, 16)),
+      null,
+      undefined,
+      'pixels',
+      { __fz: 'dataview', data: new Uint8Array(4 * n) },
+      { __fz: 'arraybuffer', data: new Uint8Array(4 * n) },
+    ]);
+    fail.push('pixelValues is not a Float32Array');
+  }
   if (pm === 'sab') px = { __fz: 'sab', data: pixels };
   if (pm === 'view') px = { __fz: 'view', data: pixels, pad: rng.int(1, 7) };
-  if (pm === 'detached') { px = { __fz: 'detached', data: pixels }; fail.push('pixelValues detached'); }
-  if (pm === 'channels') { C = rng.pick([1, 2, 4]); n = B * C * H * W; px = new Float32Array(n).fill(0.5); shape = [B, C, H, W]; fail.push(`${C} channels`); }
-  if (pm === 'zeros') { px = new Float32Array(n); }
+  if (pm === 'detached') {
+    px = { __fz: 'detached', data: pixels };
+    fail.push('pixelValues detached');
+  }
+  if (pm === 'channels') {
+    C = rng.pick([1, 2, 4]);
+    n = B * C * H * W;
+    px = new Float32Array(n).fill(0.5);
+    shape = [B, C, H, W];
+    fail.push(`${C} channels`);
+  }
+  if (pm === 'zeros') {
+    px = new Float32Array(n);
+  }
   // shape mutations
   if (rng.chance(0.15)) {
     const sm = rng.pick(['len', 'neg', 'zero', 'frac', 'nan', 'string', 'huge', 'notArray', 'bigint', 'swap']);
@@ -746,7 +1018,11 @@ function genForwardCase(rng) {
     if (sm === 'huge') shape[rng.int(0, 3)] = rng.pick([2 ** 31, 2 ** 53 - 1, 2 ** 53, 1e6]);
     if (sm === 'notArray') shape = rng.pick([null, undefined, 4, 'B,C,H,W', { 0: B, 1: C, 2: H, 3: W, length: 4 }]);
     if (sm === 'bigint') shape[0] = BigInt(B);
-    if (sm === 'swap') { const t = shape[2]; shape[2] = shape[3]; shape[3] = t; }
+    if (sm === 'swap') {
+      const t = shape[2];
+      shape[2] = shape[3];
+      shape[3] = t;
+    }
   }
   // options
   let options;
@@ -756,20 +1032,48 @@ function genForwardCase(rng) {
   if (interp || rng.chance(0.1)) o.interpolatePosEncoding = interp;
   let headMaskFinite = true;
   if (rng.chance(0.2)) {
-    const len = rng.weighted([[4, m.heads], [3, m.heads * m.L], [1, m.heads + 1], [1, 0], [1, m.L]]);
+    const len = rng.weighted([
+      [4, m.heads],
+      [3, m.heads * m.L],
+      [1, m.heads + 1],
+      [1, 0],
+      [1, m.L],
+    ]);
     const hm = new Float32Array(len);
     for (let i = 0; i < len; i++) hm[i] = rng.pick([0, 1, 0.5, rng.f(), -1, 2]);
-    if (rng.chance(0.15)) { hm[rng.int(0, Math.max(0, len - 1))] = rng.pick([NaN, Infinity, 1e38]); headMaskFinite = false; }
-    o.headMask = rng.weighted([[8, hm], [1, new Float64Array(hm)], [1, Array.from(hm)], [1, { __fz: 'sab', data: hm }], [1, { __fz: 'detached', data: hm }], [1, null]]);
+    if (rng.chance(0.15)) {
+      hm[rng.int(0, Math.max(0, len - 1))] = rng.pick([NaN, Infinity, 1e38]);
+      headMaskFinite = false;
+    }
+    o.headMask = rng.weighted([
+      [8, hm],
+      [1, new Float64Array(hm)],
+      [1, Array.from(hm)],
+      [1, { __fz: 'sab', data: hm }],
+      [1, { __fz: 'detached', data: hm }],
+      [1, null],
+    ]);
     notes.push(`headMask[${len}]`);
   }
   const N = Math.floor(H / m.p) * Math.floor(W / m.p);
   if (rng.chance(model === 'tiny-mask' ? 0.4 : 0.08)) {
-    const len = rng.weighted([[6, B * N], [1, N], [1, B * N + 1], [1, 0]]);
+    const len = rng.weighted([
+      [6, B * N],
+      [1, N],
+      [1, B * N + 1],
+      [1, 0],
+    ]);
     const bm = new Uint8Array(len);
     for (let i = 0; i < len; i++) bm[i] = rng.chance(0.4) ? 1 : 0;
     if (rng.chance(0.1) && len) bm[rng.int(0, len - 1)] = rng.pick([2, 255]);
-    o.boolMaskedPos = rng.weighted([[8, bm], [1, new Int8Array(bm)], [1, { __fz: 'sab', data: bm }], [1, new Uint8ClampedArray(bm)], [1, Array.from(bm)], [1, { __fz: 'detached', data: bm }]]);
+    o.boolMaskedPos = rng.weighted([
+      [8, bm],
+      [1, new Int8Array(bm)],
+      [1, { __fz: 'sab', data: bm }],
+      [1, new Uint8ClampedArray(bm)],
+      [1, Array.from(bm)],
+      [1, { __fz: 'detached', data: bm }],
+    ]);
     notes.push(`boolMaskedPos[${len}]`);
   }
   let optInvalid;
@@ -779,8 +1083,10 @@ function genForwardCase(rng) {
     optInvalid = `option ${k} has a wrong type`;
   }
   options = o;
-  if (rng.chance(0.05)) { options = rng.pick([null, 'opts', 7, ['x']]); optInvalid = 'options not an object'; }
-  else if (rng.chance(0.1) && !Object.keys(o).length) options = undefined;
+  if (rng.chance(0.05)) {
+    options = rng.pick([null, 'opts', 7, ['x']]);
+    optInvalid = 'options not an object';
+  } else if (rng.chance(0.1) && !Object.keys(o).length) options = undefined;
 
   // ---- prediction (lib/validate.ts checkForward, the documented rules) ----
   const tag = (v) => (v && typeof v === 'object' && typeof v.__fz === 'string' ? v.__fz : undefined);
@@ -791,7 +1097,8 @@ function genForwardCase(rng) {
     const pxLen = tag(px) ? px.data.length : px?.length;
     if (b * c * h * w !== pxLen) fail.push('pixel count does not match the shape');
     if (c !== m.C) fail.push('channel count');
-    if (!(o.interpolatePosEncoding === true && options === o) && (h !== m.H || w !== m.W)) fail.push('size differs without interpolatePosEncoding');
+    if (!(o.interpolatePosEncoding === true && options === o) && (h !== m.H || w !== m.W))
+      fail.push('size differs without interpolatePosEncoding');
     if (h < m.p || w < m.p) fail.push('smaller than a patch');
     const Np = Math.floor(h / m.p) * Math.floor(w / m.p);
     if (options === o && o.boolMaskedPos !== undefined) {
@@ -820,9 +1127,26 @@ function genForwardCase(rng) {
     expect.succeed = 'arguments valid per checkForward';
     const [b, , h, w] = shape;
     const T = 1 + Math.floor(h / m.p) * Math.floor(w / m.p);
-    expect.forward = { B: b, T, D: m.D, L: m.L, heads: m.heads, labels: m.labels, hidden: o.outputHiddenStates === true, attn: o.outputAttentions === true };
+    expect.forward = {
+      B: b,
+      T,
+      D: m.D,
+      L: m.L,
+      heads: m.heads,
+      labels: m.labels,
+      hidden: o.outputHiddenStates === true,
+      attn: o.outputAttentions === true,
+    };
   }
-  return { cat: 'forward', op: 'forward', model, args: { pixels: px, shape, options }, expect, notes: `${model} [${Array.isArray(shape) ? shape.join(',') : String(shape)}] ${notes.join(', ')}`, files: {} };
+  return {
+    cat: 'forward',
+    op: 'forward',
+    model,
+    args: { pixels: px, shape, options },
+    expect,
+    notes: `${model} [${Array.isArray(shape) ? shape.join(',') : String(shape)}] ${notes.join(', ')}`,
+    files: {},
+  };
 }
 
 // ---- model folders -----------------------------------------------------------------------------
@@ -841,20 +1165,33 @@ function parseSafetensors(buf) {
   } catch (e) {
     return { invalid: `header not JSON (${e.message.slice(0, 60)})` };
   }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) return { invalid: 'header not an object' };
+  if (header === null || typeof header !== 'object' || Array.isArray(header))
+    return { invalid: 'header not an object' };
   // Duplicate keys: JSON.parse keeps the last; the format forbids them (count raw occurrences is not
   // reliable, so duplicates simply make the oracle abstain).
   const dataSize = BigInt(buf.length - 8 - hl);
   const tensors = {};
   for (const [name, e] of Object.entries(header)) {
     if (name === '__metadata__') {
-      if (e === null || typeof e !== 'object' || Array.isArray(e) || Object.values(e).some((v) => typeof v !== 'string')) return { invalid: '__metadata__ not a map of strings' };
+      if (
+        e === null ||
+        typeof e !== 'object' ||
+        Array.isArray(e) ||
+        Object.values(e).some((v) => typeof v !== 'string')
+      )
+        return { invalid: '__metadata__ not a map of strings' };
       continue;
     }
     if (e === null || typeof e !== 'object' || Array.isArray(e)) return { invalid: `${name} not an object` };
     if (typeof e.dtype !== 'string' || !(e.dtype in DT)) return { invalid: `${name} dtype ${JSON.stringify(e.dtype)}` };
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return { invalid: `${name} shape ${JSON.stringify(e.shape)}` };
-    if (!Array.isArray(e.data_offsets) || e.data_offsets.length !== 2 || !e.data_offsets.every((d) => Number.isSafeInteger(d) && d >= 0)) return { invalid: `${name} data_offsets ${JSON.stringify(e.data_offsets)}` };
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      return { invalid: `${name} shape ${JSON.stringify(e.shape)}` };
+    if (
+      !Array.isArray(e.data_offsets) ||
+      e.data_offsets.length !== 2 ||
+      !e.data_offsets.every((d) => Number.isSafeInteger(d) && d >= 0)
+    )
+      return { invalid: `${name} data_offsets ${JSON.stringify(e.data_offsets)}` };
     const [b, en] = e.data_offsets.map(BigInt);
     if (b > en || en > dataSize) return { invalid: `${name} offsets outside the data` };
     const want = e.shape.reduce((a, d) => a * BigInt(d), BigInt(DT[e.dtype]));
@@ -868,23 +1205,46 @@ function parseSafetensors(buf) {
     covered = t.end;
   }
   if (BigInt(covered) !== dataSize) return { invalid: `data not tiled exactly (ends at ${covered} of ${dataSize})` };
-  return { tensors, base: 8 + hl, maybeDuplicateKeys: /"([^"\\]+)"\s*:\s*\{[^{}]*\}[\s\S]*"\1"\s*:\s*\{/.test(text.toString('latin1')) };
+  return {
+    tensors,
+    base: 8 + hl,
+    maybeDuplicateKeys: /"([^"\\]+)"\s*:\s*\{[^{}]*\}[\s\S]*"\1"\s*:\s*\{/.test(text.toString('latin1')),
+  };
 }
 
-const stripOnes = (s) => { const a = [...s]; while (a.length && a[0] === 1) a.shift(); return a.join(','); };
+const stripOnes = (s) => {
+  const a = [...s];
+  while (a.length && a[0] === 1) a.shift();
+  return a.join(',');
+};
 
 /** For each required float tensor: all values finite and |v| ≤ 1e3 (so the forward cannot overflow). */
 function tensorValuesModerate(buf, base, t) {
   const n = t.end - t.begin;
   const dv = new DataView(buf.buffer, buf.byteOffset + base + t.begin, n);
-  const f16 = (h) => { const e = (h >> 10) & 31, f = h & 1023; if (e === 31) return f ? NaN : Infinity; return (e ? (1 + f / 1024) * 2 ** (e - 15) : f / 1024 * 2 ** -14); };
-  for (let i = 0; i < n;) {
+  const f16 = (h) => {
+    const e = (h >> 10) & 31,
+      f = h & 1023;
+    if (e === 31) return f ? NaN : Infinity;
+    return e ? (1 + f / 1024) * 2 ** (e - 15) : (f / 1024) * 2 ** -14;
+  };
+  for (let i = 0; i < n; ) {
     let v;
-    if (t.dtype === 'F32') { v = dv.getFloat32(i, true); i += 4; }
-    else if (t.dtype === 'F64') { v = Math.fround(dv.getFloat64(i, true)); i += 8; }
-    else if (t.dtype === 'F16') { v = f16(dv.getUint16(i, true)); i += 2; }
-    else if (t.dtype === 'BF16') { const u = new DataView(new ArrayBuffer(4)); u.setUint16(2, dv.getUint16(i, true)); v = u.getFloat32(0); i += 2; }
-    else return true;
+    if (t.dtype === 'F32') {
+      v = dv.getFloat32(i, true);
+      i += 4;
+    } else if (t.dtype === 'F64') {
+      v = Math.fround(dv.getFloat64(i, true));
+      i += 8;
+    } else if (t.dtype === 'F16') {
+      v = f16(dv.getUint16(i, true));
+      i += 2;
+    } else if (t.dtype === 'BF16') {
+      const u = new DataView(new ArrayBuffer(4));
+      u.setUint16(2, dv.getUint16(i, true));
+      v = u.getFloat32(0);
+      i += 2;
+    } else return true;
     if (!(Number.isFinite(v) && Math.abs(v) <= 1e3)) return false;
   }
   return true;
@@ -893,14 +1253,22 @@ function tensorValuesModerate(buf, base, t) {
 function zipEntries(b) {
   // Minimal ZIP central directory reader (torch.save writes stored, non-zip64 archives at this size).
   let eocd = -1;
-  for (let p = b.length - 22; p >= Math.max(0, b.length - 65557); p--) if (b.readUInt32LE(p) === 0x06054b50) { eocd = p; break; }
+  for (let p = b.length - 22; p >= Math.max(0, b.length - 65557); p--)
+    if (b.readUInt32LE(p) === 0x06054b50) {
+      eocd = p;
+      break;
+    }
   if (eocd < 0) return null;
   const count = b.readUInt16LE(eocd + 10);
   let p = b.readUInt32LE(eocd + 16);
   const out = [];
   for (let i = 0; i < count; i++) {
     if (b.readUInt32LE(p) !== 0x02014b50) return null;
-    const size = b.readUInt32LE(p + 20), nl = b.readUInt16LE(p + 28), xl = b.readUInt16LE(p + 30), cl = b.readUInt16LE(p + 32), lho = b.readUInt32LE(p + 42);
+    const size = b.readUInt32LE(p + 20),
+      nl = b.readUInt16LE(p + 28),
+      xl = b.readUInt16LE(p + 30),
+      cl = b.readUInt16LE(p + 32),
+      lho = b.readUInt32LE(p + 42);
     const name = b.toString('utf8', p + 46, p + 46 + nl);
     const start = lho + 30 + b.readUInt16LE(lho + 26) + b.readUInt16LE(lho + 28);
     out.push({ name, start, end: start + size });
@@ -910,15 +1278,71 @@ function zipEntries(b) {
 }
 
 const MODEL_BASES = [
-  { name: 'tiny-s8', dir: path.join(FIX, 'goldens', 'tiny-s8'), files: ['config.json', 'model.safetensors'], kind: 'st', optional: [] },
-  { name: 'tiny-cls', dir: path.join(FIX, 'goldens', 'tiny-cls'), files: ['config.json', 'model.safetensors'], kind: 'st', optional: ['classifier.weight', 'classifier.bias'] },
-  { name: 'tiny-mask', dir: path.join(FIX, 'goldens', 'tiny-mask'), files: ['config.json', 'model.safetensors'], kind: 'st', optional: ['embeddings.mask_token'] },
-  { name: 'bin/tiny-cls', dir: path.join(FIX, 'bin', 'tiny-cls'), files: ['config.json', 'pytorch_model.bin'], kind: 'bin', dtype: 'f32' },
-  { name: 'bin/tiny-mask-f64', dir: path.join(FIX, 'bin', 'tiny-mask-f64'), files: ['config.json', 'pytorch_model.bin'], kind: 'bin', dtype: 'f64' },
-  { name: 'bin/tiny-s8-sharded', dir: path.join(FIX, 'bin', 'tiny-s8-sharded'), files: ['config.json', 'pytorch_model-00001-of-00002.bin', 'pytorch_model-00002-of-00002.bin', 'pytorch_model.bin.index.json'], kind: 'sharded' },
+  {
+    name: 'tiny-s8',
+    dir: path.join(FIX, 'goldens', 'tiny-s8'),
+    files: ['config.json', 'model.safetensors'],
+    kind: 'st',
+    optional: [],
+  },
+  {
+    name: 'tiny-cls',
+    dir: path.join(FIX, 'goldens', 'tiny-cls'),
+    files: ['config.json', 'model.safetensors'],
+    kind: 'st',
+    optional: ['classifier.weight', 'classifier.bias'],
+  },
+  {
+    name: 'tiny-mask',
+    dir: path.join(FIX, 'goldens', 'tiny-mask'),
+    files: ['config.json', 'model.safetensors'],
+    kind: 'st',
+    optional: ['embeddings.mask_token'],
+  },
+  {
+    name: 'bin/tiny-cls',
+    dir: path.join(FIX, 'bin', 'tiny-cls'),
+    files: ['config.json', 'pytorch_model.bin'],
+    kind: 'bin',
+    dtype: 'f32',
+  },
+  {
+    name: 'bin/tiny-mask-f64',
+    dir: path.join(FIX, 'bin', 'tiny-mask-f64'),
+    files: ['config.json', 'pytorch_model.bin'],
+    kind: 'bin',
+    dtype: 'f64',
+  },
+  {
+    name: 'bin/tiny-s8-sharded',
+    dir: path.join(FIX, 'bin', 'tiny-s8-sharded'),
+    files: [
+      'config.json',
+      'pytorch_model-00001-of-00002.bin',
+      'pytorch_model-00002-of-00002.bin',
+      'pytorch_model.bin.index.json',
+    ],
+    kind: 'sharded',
+  },
 ];
 
-const CONFIG_FIELDS = ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'image_size', 'patch_size', 'num_channels', 'layer_norm_eps', 'hidden_act', 'qkv_bias', 'id2label', 'num_labels', 'label2id', 'architectures', 'model_type'];
+const CONFIG_FIELDS = [
+  'hidden_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'intermediate_size',
+  'image_size',
+  'patch_size',
+  'num_channels',
+  'layer_norm_eps',
+  'hidden_act',
+  'qkv_bias',
+  'id2label',
+  'num_labels',
+  'label2id',
+  'architectures',
+  'model_type',
+];
 
 function mutateConfig(rng, cfg, notes) {
   const c = structuredClone(cfg);
@@ -931,9 +1355,14 @@ function mutateConfig(rng, cfg, notes) {
     if (how === 'delete') delete c[f];
     if (how === 'retype') c[f] = rng.pick(['32', null, true, [], {}, [32], 32.5, -32, 0]);
     if (how === 'extreme') c[f] = rng.pick([2 ** 31, 2 ** 53, 1e308, 1e-300, 2 ** 63, -1, 0, 65536, 1]);
-    if (how === 'near') c[f] = typeof cfg[f] === 'number' ? cfg[f] + rng.pick([-1, 1, 8, -8, cfg[f]]) : rng.pick([1, 2, 3, 4, 8, 16, 64]);
-    if (how === 'pair') c[f] = rng.pick([[cfg[f], cfg[f]], [cfg[f], cfg[f] + 8], [cfg[f]], [cfg[f], cfg[f], 1], [16, 32]]);
-    if (f === 'id2label' && rng.chance(0.5)) c.id2label = Object.fromEntries(Array.from({ length: rng.pick([0, 1, 4, 5, 6, 1000]) }, (_, j) => [String(j), `l${j}`]));
+    if (how === 'near')
+      c[f] = typeof cfg[f] === 'number' ? cfg[f] + rng.pick([-1, 1, 8, -8, cfg[f]]) : rng.pick([1, 2, 3, 4, 8, 16, 64]);
+    if (how === 'pair')
+      c[f] = rng.pick([[cfg[f], cfg[f]], [cfg[f], cfg[f] + 8], [cfg[f]], [cfg[f], cfg[f], 1], [16, 32]]);
+    if (f === 'id2label' && rng.chance(0.5))
+      c.id2label = Object.fromEntries(
+        Array.from({ length: rng.pick([0, 1, 4, 5, 6, 1000]) }, (_, j) => [String(j), `l${j}`]),
+      );
     notes.push(`config.${f} ${how} → ${JSON.stringify(c[f])?.slice(0, 60)}`);
   }
   return { cfg: c, changed };
@@ -947,24 +1376,39 @@ function configMustFail(orig, c, base) {
   for (const f of ['hidden_size', 'intermediate_size', 'num_channels']) {
     if (f in c && isInt(c[f]) && c[f] !== orig[f]) return `${f} ${c[f]} ≠ the checkpoint's ${orig[f]}`;
   }
-  if (isInt(c.num_hidden_layers) && c.num_hidden_layers > orig.num_hidden_layers) return `num_hidden_layers ${c.num_hidden_layers} > the checkpoint's ${orig.num_hidden_layers}`;
+  if (isInt(c.num_hidden_layers) && c.num_hidden_layers > orig.num_hidden_layers)
+    return `num_hidden_layers ${c.num_hidden_layers} > the checkpoint's ${orig.num_hidden_layers}`;
   const [ph, pw] = pair(c.patch_size);
   if (isInt(ph) && ph === pw && ph !== orig.patch_size) return `patch_size ${ph} ≠ ${orig.patch_size}`;
   const [ih, iw] = pair(c.image_size);
   if (isInt(ih) && isInt(iw) && isInt(ph) && ph === pw) {
     const tokens = Math.floor(ih / ph) * Math.floor(iw / ph);
-    const origTokens = (Math.floor(orig.image_size / orig.patch_size)) ** 2;
-    if (tokens !== origTokens && ih >= ph && iw >= ph) return `image_size ${ih}x${iw} gives ${tokens} patches, the position table has ${origTokens}`;
+    const origTokens = Math.floor(orig.image_size / orig.patch_size) ** 2;
+    if (tokens !== origTokens && ih >= ph && iw >= ph)
+      return `image_size ${ih}x${iw} gives ${tokens} patches, the position table has ${origTokens}`;
   }
-  if (base.optional?.includes('classifier.weight') && c.id2label && typeof c.id2label === 'object' && !Array.isArray(c.id2label)) {
+  if (
+    base.optional?.includes('classifier.weight') &&
+    c.id2label &&
+    typeof c.id2label === 'object' &&
+    !Array.isArray(c.id2label)
+  ) {
     const nl = Object.keys(c.id2label).length;
-    if (nl > 0 && nl !== Object.keys(orig.id2label).length) return `id2label has ${nl} labels, the classifier ${Object.keys(orig.id2label).length}`;
+    if (nl > 0 && nl !== Object.keys(orig.id2label).length)
+      return `id2label has ${nl} labels, the classifier ${Object.keys(orig.id2label).length}`;
   }
   return undefined;
 }
 
 function genModelCase(rng, id, tmp) {
-  const base = rng.weighted([[4, MODEL_BASES[0]], [3, MODEL_BASES[1]], [2, MODEL_BASES[2]], [3, MODEL_BASES[3]], [1, MODEL_BASES[4]], [1, MODEL_BASES[5]]]);
+  const base = rng.weighted([
+    [4, MODEL_BASES[0]],
+    [3, MODEL_BASES[1]],
+    [2, MODEL_BASES[2]],
+    [3, MODEL_BASES[3]],
+    [1, MODEL_BASES[4]],
+    [1, MODEL_BASES[5]],
+  ]);
   const dir = path.join(tmp, `model-${id}`);
   fs.mkdirSync(dir, { recursive: true });
   const contents = {};
@@ -973,8 +1417,17 @@ function genModelCase(rng, id, tmp) {
   const notes = [base.name];
   const fail = [];
   let finite = true;
-  let configChanged = false, weightsChanged = false;
-  const target = rng.weighted([[30, 'config'], [base.kind === 'st' ? 30 : 0, 'stHeader'], [base.kind === 'st' ? 12 : 0, 'stBytes'], [base.kind !== 'st' ? 30 : 0, 'bin'], [8, 'misc'], [6, 'preprocessor'], [3, 'none']]);
+  let configChanged = false,
+    weightsChanged = false;
+  const target = rng.weighted([
+    [30, 'config'],
+    [base.kind === 'st' ? 30 : 0, 'stHeader'],
+    [base.kind === 'st' ? 12 : 0, 'stBytes'],
+    [base.kind !== 'st' ? 30 : 0, 'bin'],
+    [8, 'misc'],
+    [6, 'preprocessor'],
+    [3, 'none'],
+  ]);
   if (target === 'config') {
     configChanged = true;
     if (rng.chance(0.15)) {
@@ -982,9 +1435,17 @@ function genModelCase(rng, id, tmp) {
       const bytes = mutateBytes(rng, Buffer.from(text), notes);
       contents['config.json'] = bytes;
       let parsed;
-      try { parsed = JSON.parse(bytes.toString('utf8').replace(/^\uFEFF/, '')); } catch { fail.push('config.json is not JSON'); }
-      if (parsed !== undefined && (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))) fail.push('config.json is not an object');
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) { const why = configMustFail(origCfg, parsed, base); if (why) fail.push(why); }
+      try {
+        parsed = JSON.parse(bytes.toString('utf8').replace(/^\uFEFF/, ''));
+      } catch {
+        fail.push('config.json is not JSON');
+      }
+      if (parsed !== undefined && (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)))
+        fail.push('config.json is not an object');
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+        const why = configMustFail(origCfg, parsed, base);
+        if (why) fail.push(why);
+      }
       finite = false; // eps or other numbers may have changed arbitrarily
     } else {
       const { cfg, changed } = mutateConfig(rng, origCfg, notes);
@@ -1000,7 +1461,18 @@ function genModelCase(rng, id, tmp) {
     const header = JSON.parse(st.subarray(8, 8 + n).toString());
     let out;
     if (target === 'stHeader') {
-      const how = rng.pick(['entry', 'entry', 'entry', 'lenprefix', 'json', 'rename', 'delete', 'metadata', 'swapOffsets', 'truncate']);
+      const how = rng.pick([
+        'entry',
+        'entry',
+        'entry',
+        'lenprefix',
+        'json',
+        'rename',
+        'delete',
+        'metadata',
+        'swapOffsets',
+        'truncate',
+      ]);
       const names = Object.keys(header).filter((k) => k !== '__metadata__');
       const name = rng.pick(names);
       const h = structuredClone(header);
@@ -1010,34 +1482,89 @@ function genModelCase(rng, id, tmp) {
       if (how === 'entry') {
         const field = rng.pick(['dtype', 'shape', 'data_offsets']);
         const e = h[name];
-        if (field === 'dtype') e.dtype = rng.pick(['F16', 'BF16', 'F64', 'I32', 'U8', 'BOOL', 'F8_E4M3', 'U32', 'f32', '', 5, null]);
-        if (field === 'shape') e.shape = rng.pick([[...e.shape].reverse(), [...e.shape, 1], [1, ...e.shape], e.shape.slice(1), [], [0], [-1], [e.shape[0] + 1, ...e.shape.slice(1)], [2 ** 62, 4], [1.5], 'x', null, [2 ** 53]]);
+        if (field === 'dtype')
+          e.dtype = rng.pick(['F16', 'BF16', 'F64', 'I32', 'U8', 'BOOL', 'F8_E4M3', 'U32', 'f32', '', 5, null]);
+        if (field === 'shape')
+          e.shape = rng.pick([
+            [...e.shape].reverse(),
+            [...e.shape, 1],
+            [1, ...e.shape],
+            e.shape.slice(1),
+            [],
+            [0],
+            [-1],
+            [e.shape[0] + 1, ...e.shape.slice(1)],
+            [2 ** 62, 4],
+            [1.5],
+            'x',
+            null,
+            [2 ** 53],
+          ]);
         if (field === 'data_offsets') {
           const [b0, e0] = e.data_offsets;
-          e.data_offsets = rng.pick([[b0, e0 + 4], [b0 + 4, e0], [b0 - 4, e0 - 4], [e0, b0], [b0, 2 ** 62], [0, e0 - b0], [b0], [b0, e0, 0], [-1, e0], [b0, 2 ** 64], [`${b0}`, e0], [b0 + 0.5, e0]]);
+          e.data_offsets = rng.pick([
+            [b0, e0 + 4],
+            [b0 + 4, e0],
+            [b0 - 4, e0 - 4],
+            [e0, b0],
+            [b0, 2 ** 62],
+            [0, e0 - b0],
+            [b0],
+            [b0, e0, 0],
+            [-1, e0],
+            [b0, 2 ** 64],
+            [`${b0}`, e0],
+            [b0 + 0.5, e0],
+          ]);
         }
         notes.push(`'${name}'.${field} → ${JSON.stringify(e[field])}`);
       }
-      if (how === 'rename') { h[`${name}_fz`] = h[name]; delete h[name]; notes.push(`rename '${name}'`); }
-      if (how === 'delete') { // delete the entry and its bytes: offsets of the others shift
+      if (how === 'rename') {
+        h[`${name}_fz`] = h[name];
+        delete h[name];
+        notes.push(`rename '${name}'`);
+      }
+      if (how === 'delete') {
+        // delete the entry and its bytes: offsets of the others shift
         const [b0, e0] = h[name].data_offsets;
         delete h[name];
-        for (const e of Object.values(h)) if (e.data_offsets && e.data_offsets[0] >= e0) { e.data_offsets = [e.data_offsets[0] - (e0 - b0), e.data_offsets[1] - (e0 - b0)]; }
+        for (const e of Object.values(h))
+          if (e.data_offsets && e.data_offsets[0] >= e0) {
+            e.data_offsets = [e.data_offsets[0] - (e0 - b0), e.data_offsets[1] - (e0 - b0)];
+          }
         const data = st.subarray(8 + n);
         out = { cut: [b0, e0], data };
         notes.push(`delete '${name}' (entry and bytes)`);
       }
-      if (how === 'metadata') { h.__metadata__ = rng.pick([{ format: 5 }, [], 'pt', { format: 'pt', extra: null }, {}, { format: 'np' }]); notes.push(`__metadata__ → ${JSON.stringify(h.__metadata__)}`); }
+      if (how === 'metadata') {
+        h.__metadata__ = rng.pick([{ format: 5 }, [], 'pt', { format: 'pt', extra: null }, {}, { format: 'np' }]);
+        notes.push(`__metadata__ → ${JSON.stringify(h.__metadata__)}`);
+      }
       if (how === 'swapOffsets') {
-        const same = names.filter((x) => x !== name && header[x].data_offsets[1] - header[x].data_offsets[0] === header[name].data_offsets[1] - header[name].data_offsets[0]);
-        if (same.length) { const o2 = rng.pick(same); [h[name].data_offsets, h[o2].data_offsets] = [h[o2].data_offsets, h[name].data_offsets]; notes.push(`swap offsets '${name}' '${o2}'`); }
+        const same = names.filter(
+          (x) =>
+            x !== name &&
+            header[x].data_offsets[1] - header[x].data_offsets[0] ===
+              header[name].data_offsets[1] - header[name].data_offsets[0],
+        );
+        if (same.length) {
+          const o2 = rng.pick(same);
+          [h[name].data_offsets, h[o2].data_offsets] = [h[o2].data_offsets, h[name].data_offsets];
+          notes.push(`swap offsets '${name}' '${o2}'`);
+        }
       }
       if (how === 'json') {
         rawHeader = Buffer.from(JSON.stringify(h));
         rawHeader = mutateBytes(rng, rawHeader, notes);
       }
-      if (how === 'lenprefix') { lenDelta = rng.pick([-1, 1, -8, 8, -3, 100, -n, 2 ** 32, -100]); notes.push(`length prefix ${lenDelta > 0 ? '+' : ''}${lenDelta}`); }
-      if (how === 'truncate') { truncateTo = rng.int(0, st.length - 1); notes.push(`truncate to ${truncateTo}`); }
+      if (how === 'lenprefix') {
+        lenDelta = rng.pick([-1, 1, -8, 8, -3, 100, -n, 2 ** 32, -100]);
+        notes.push(`length prefix ${lenDelta > 0 ? '+' : ''}${lenDelta}`);
+      }
+      if (how === 'truncate') {
+        truncateTo = rng.int(0, st.length - 1);
+        notes.push(`truncate to ${truncateTo}`);
+      }
       let hb = rawHeader ?? Buffer.from(JSON.stringify(h));
       if (!rawHeader) hb = Buffer.concat([hb, Buffer.alloc((8 - (hb.length % 8)) % 8, 0x20)]);
       let data = st.subarray(8 + n);
@@ -1068,12 +1595,25 @@ function genModelCase(rng, id, tmp) {
       for (const [name, t] of Object.entries(origP.tensors)) {
         if (base.optional.includes(name)) continue;
         const m = p.tensors[name];
-        if (!m) { fail.push(`required tensor '${name}' missing`); break; }
-        if (stripOnes(m.shape) !== stripOnes(t.shape)) { fail.push(`'${name}' has shape [${m.shape}] instead of [${t.shape}]`); break; }
-        if (!['F32', 'F16', 'BF16', 'F64'].includes(m.dtype)) { fail.push(`'${name}' has dtype ${m.dtype}`); break; }
+        if (!m) {
+          fail.push(`required tensor '${name}' missing`);
+          break;
+        }
+        if (stripOnes(m.shape) !== stripOnes(t.shape)) {
+          fail.push(`'${name}' has shape [${m.shape}] instead of [${t.shape}]`);
+          break;
+        }
+        if (!['F32', 'F16', 'BF16', 'F64'].includes(m.dtype)) {
+          fail.push(`'${name}' has dtype ${m.dtype}`);
+          break;
+        }
       }
       if (!fail.length) {
-        for (const t of Object.values(p.tensors)) if (!tensorValuesModerate(contents['model.safetensors'], p.base, t)) { finite = false; break; }
+        for (const t of Object.values(p.tensors))
+          if (!tensorValuesModerate(contents['model.safetensors'], p.base, t)) {
+            finite = false;
+            break;
+          }
       }
     } else finite = false;
   } else if (target === 'bin') {
@@ -1081,7 +1621,12 @@ function genModelCase(rng, id, tmp) {
     const binFiles = base.files.filter((f) => f.endsWith('.bin'));
     const f = rng.pick(binFiles);
     const orig = contents[f];
-    const how = rng.weighted([[4, 'flip'], [3, 'truncate'], [2, 'generic'], [1, 'index']]);
+    const how = rng.weighted([
+      [4, 'flip'],
+      [3, 'truncate'],
+      [2, 'generic'],
+      [1, 'index'],
+    ]);
     if (how === 'flip') {
       const b = Buffer.from(orig);
       const k = rng.int(1, 8);
@@ -1093,8 +1638,10 @@ function genModelCase(rng, id, tmp) {
       const elem = base.dtype === 'f64' ? 8 : 4;
       for (let i = 0; i < k; i++) {
         let pos;
-        if (dataOnly) { const e = rng.pick(data); pos = rng.int(e.start, Math.max(e.start, e.end - 1)); }
-        else pos = rng.int(0, b.length - 1);
+        if (dataOnly) {
+          const e = rng.pick(data);
+          pos = rng.int(e.start, Math.max(e.start, e.end - 1));
+        } else pos = rng.int(0, b.length - 1);
         b[pos] ^= rng.int(1, 255);
         const e = data.find((x) => pos >= x.start && pos < x.end);
         if (!e) allInData = false;
@@ -1140,15 +1687,48 @@ function genModelCase(rng, id, tmp) {
     const how = rng.pick(['noWeights', 'noConfig', 'weightsDir', 'emptyWeights', 'configDir', 'both', 'fifo']);
     notes.push(`misc ${how}`);
     const w = base.files.find((f) => f !== 'config.json');
-    if (how === 'noWeights') { for (const f of base.files) if (f !== 'config.json') delete contents[f]; fail.push('no weights'); }
-    if (how === 'noConfig') { delete contents['config.json']; fail.push('no config.json'); }
-    if (how === 'weightsDir') { for (const f of base.files) if (f !== 'config.json') delete contents[f]; contents[`${base.kind === 'st' ? 'model.safetensors' : 'pytorch_model.bin'}/`] = null; fail.push('weights file is a directory'); }
-    if (how === 'emptyWeights') { contents[w] = Buffer.alloc(0); fail.push('empty weights file'); }
-    if (how === 'configDir') { delete contents['config.json']; contents['config.json/'] = null; fail.push('config.json is a directory'); }
-    if (how === 'both' && base.kind === 'st') { contents['pytorch_model.bin'] = Buffer.from('not a zip'); notes.push('(safetensors wins)'); }
-    if (how === 'fifo') { for (const f of base.files) if (f !== 'config.json') delete contents[f]; contents[`${base.kind === 'st' ? 'model.safetensors' : 'pytorch_model.bin'}|`] = null; fail.push('weights file is a FIFO'); }
+    if (how === 'noWeights') {
+      for (const f of base.files) if (f !== 'config.json') delete contents[f];
+      fail.push('no weights');
+    }
+    if (how === 'noConfig') {
+      delete contents['config.json'];
+      fail.push('no config.json');
+    }
+    if (how === 'weightsDir') {
+      for (const f of base.files) if (f !== 'config.json') delete contents[f];
+      contents[`${base.kind === 'st' ? 'model.safetensors' : 'pytorch_model.bin'}/`] = null;
+      fail.push('weights file is a directory');
+    }
+    if (how === 'emptyWeights') {
+      contents[w] = Buffer.alloc(0);
+      fail.push('empty weights file');
+    }
+    if (how === 'configDir') {
+      delete contents['config.json'];
+      contents['config.json/'] = null;
+      fail.push('config.json is a directory');
+    }
+    if (how === 'both' && base.kind === 'st') {
+      contents['pytorch_model.bin'] = Buffer.from('not a zip');
+      notes.push('(safetensors wins)');
+    }
+    if (how === 'fifo') {
+      for (const f of base.files) if (f !== 'config.json') delete contents[f];
+      contents[`${base.kind === 'st' ? 'model.safetensors' : 'pytorch_model.bin'}|`] = null;
+      fail.push('weights file is a FIFO');
+    }
   } else if (target === 'preprocessor') {
-    const pc = { do_resize: true, size: { height: origCfg.image_size, width: origCfg.image_size }, resample: 2, do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225] };
+    const pc = {
+      do_resize: true,
+      size: { height: origCfg.image_size, width: origCfg.image_size },
+      resample: 2,
+      do_rescale: true,
+      rescale_factor: 1 / 255,
+      do_normalize: true,
+      image_mean: [0.485, 0.456, 0.406],
+      image_std: [0.229, 0.224, 0.225],
+    };
     const k = rng.pick(Object.keys(pc));
     pc[k] = rng.pick([null, 0, -1, 1e308, 'x', [], [0, 0, 0], { height: 0, width: 5 }, 224, 5, 2 ** 31, true, NaN]);
     const text = JSON.stringify(pc).replace('null', rng.chance(0.2) ? 'NaN' : 'null');
@@ -1165,8 +1745,19 @@ function genModelCase(rng, id, tmp) {
   if (rng.chance(0.1)) options.dtype = 'bfloat16';
   const expect = { finite: finite && (!configChanged || !weightsChanged) };
   if (fail.length) expect.fail = fail.join('; ');
-  if (target === 'none') { notes.push('unmutated (control)'); expect.succeed = 'unmutated fixture folder'; }
-  return { cat: 'model', op: 'load', model: base.name, args: { dir, options, batch: rng.int(1, 2), pixelSeed: rng.int(0, 2 ** 31) }, expect, notes: notes.join(', '), files: { dir } };
+  if (target === 'none') {
+    notes.push('unmutated (control)');
+    expect.succeed = 'unmutated fixture folder';
+  }
+  return {
+    cat: 'model',
+    op: 'load',
+    model: base.name,
+    args: { dir, options, batch: rng.int(1, 2), pixelSeed: rng.int(0, 2 ** 31) },
+    expect,
+    notes: notes.join(', '),
+    files: { dir },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1174,9 +1765,12 @@ function genModelCase(rng, id, tmp) {
 // ---------------------------------------------------------------------------------------------
 
 function judgeError(c, e, codes) {
-  if (!e.vitmsn || !codes.has(e.code)) return { verdict: 'uncoded', detail: `${e.name}${e.code ? ` (${e.code})` : ''}: ${e.message}` };
-  if (e.code === 'ERR_INTERNAL') return { verdict: 'uncoded', detail: `ERR_INTERNAL (the library's "a bug: please report it"): ${e.message}` };
-  if (c.expect.succeed && e.code !== 'ERR_OUT_OF_MEMORY') return { verdict: 'wrongReject', detail: `${e.code}: ${e.message} (expected success: ${c.expect.succeed})` };
+  if (!e.vitmsn || !codes.has(e.code))
+    return { verdict: 'uncoded', detail: `${e.name}${e.code ? ` (${e.code})` : ''}: ${e.message}` };
+  if (e.code === 'ERR_INTERNAL')
+    return { verdict: 'uncoded', detail: `ERR_INTERNAL (the library's "a bug: please report it"): ${e.message}` };
+  if (c.expect.succeed && e.code !== 'ERR_OUT_OF_MEMORY')
+    return { verdict: 'wrongReject', detail: `${e.code}: ${e.message} (expected success: ${c.expect.succeed})` };
   return { verdict: 'coded', code: e.code };
 }
 
@@ -1192,15 +1786,18 @@ function judgeOutput(c, reply) {
   const problems = [];
   const checkT = (s, shape, what, mustBeFinite = c.expect.finite) => {
     if (!s || s.bad) return problems.push(`${what}: ${s?.bad ?? 'missing'}`);
-    if (shape && JSON.stringify(s.shape) !== JSON.stringify(shape)) problems.push(`${what}: shape [${s.shape}] ≠ [${shape}]`);
-    if (s.length !== s.shape.reduce((a, b) => a * b, 1)) problems.push(`${what}: ${s.length} values for shape [${s.shape}]`);
+    if (shape && JSON.stringify(s.shape) !== JSON.stringify(shape))
+      problems.push(`${what}: shape [${s.shape}] ≠ [${shape}]`);
+    if (s.length !== s.shape.reduce((a, b) => a * b, 1))
+      problems.push(`${what}: ${s.length} values for shape [${s.shape}]`);
     if (mustBeFinite && !s.finite) problems.push(`${what}: non-finite values from finite inputs`);
     if (s.finite && s.inRange === false) problems.push(`${what}: values outside [${s.min}, ${s.max}]`);
   };
   if (c.op === 'encode') {
     const n = Array.isArray(c.args.images) ? c.args.images.length : 1;
     checkT(r, [n, r.D], 'embeddings');
-    if (r.norms) for (const x of r.norms) if (!(Math.abs(x - 1) < 1e-3) && x !== 0) problems.push(`normalize: row norm ${x}`);
+    if (r.norms)
+      for (const x of r.norms) if (!(Math.abs(x - 1) < 1e-3) && x !== 0) problems.push(`normalize: row norm ${x}`);
   } else if (c.op === 'preprocess') {
     const n = Array.isArray(c.args.images) ? c.args.images.length : 1;
     const S = MODEL_SHAPES[c.model].H;
@@ -1208,21 +1805,30 @@ function judgeOutput(c, reply) {
   } else if (c.op === 'classify') {
     const n = Array.isArray(c.args.images) ? c.args.images.length : 1;
     const k = Math.min(c.args.options?.topK ?? 5, r.numLabels);
-    if (!r.rows || r.rows.length !== n || r.rows.some((x) => x !== k)) problems.push(`classify rows ${JSON.stringify(r.rows)}, expected ${n}×${k}`);
+    if (!r.rows || r.rows.length !== n || r.rows.some((x) => x !== k))
+      problems.push(`classify rows ${JSON.stringify(r.rows)}, expected ${n}×${k}`);
     problems.push(...r.problems);
   } else if (c.op === 'forward') {
     const f = c.expect.forward;
     checkT(r.last, [f.B, f.T, f.D], 'lastHiddenState');
-    if (f.hidden) { if (r.hidden?.length !== f.L + 1) problems.push(`hiddenStates: ${r.hidden?.length} tensors`); else r.hidden.forEach((s, i) => checkT(s, [f.B, f.T, f.D], `hiddenStates[${i}]`)); }
-    else if (r.hidden) problems.push('hiddenStates returned without being asked');
-    if (f.attn) { if (r.attn?.length !== f.L) problems.push(`attentions: ${r.attn?.length} tensors`); else r.attn.forEach((s, i) => checkT(s, [f.B, f.heads, f.T, f.T], `attentions[${i}]`)); }
-    else if (r.attn) problems.push('attentions returned without being asked');
+    if (f.hidden) {
+      if (r.hidden?.length !== f.L + 1) problems.push(`hiddenStates: ${r.hidden?.length} tensors`);
+      else r.hidden.forEach((s, i) => checkT(s, [f.B, f.T, f.D], `hiddenStates[${i}]`));
+    } else if (r.hidden) problems.push('hiddenStates returned without being asked');
+    if (f.attn) {
+      if (r.attn?.length !== f.L) problems.push(`attentions: ${r.attn?.length} tensors`);
+      else r.attn.forEach((s, i) => checkT(s, [f.B, f.heads, f.T, f.T], `attentions[${i}]`));
+    } else if (r.attn) problems.push('attentions returned without being asked');
     if (f.labels) checkT(r.logits, [f.B, f.labels], 'logits');
     else if (r.logits) problems.push('logits from a backbone');
   } else if (c.op === 'load') {
     if (r.loaded && !r.skippedForward) {
       let cfg;
-      try { cfg = JSON.parse(fs.readFileSync(path.join(c.args.dir, 'config.json'), 'utf8').replace(/^\uFEFF/, '')); } catch { cfg = undefined; }
+      try {
+        cfg = JSON.parse(fs.readFileSync(path.join(c.args.dir, 'config.json'), 'utf8').replace(/^\uFEFF/, ''));
+      } catch {
+        cfg = undefined;
+      }
       if (cfg) {
         const pair = (v) => (Array.isArray(v) ? v : [v, v]);
         const [H, W] = pair(cfg.image_size);
@@ -1250,12 +1856,24 @@ class Runner {
 
   async start() {
     this.stderr = '';
-    const child = fork(fileURLToPath(import.meta.url), ['--child'], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    child.stderr.on('data', (d) => { this.stderr = (this.stderr + d).slice(-4000); });
+    const child = fork(fileURLToPath(import.meta.url), ['--child'], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    child.stderr.on('data', (d) => {
+      this.stderr = (this.stderr + d).slice(-4000);
+    });
     this.child = child;
     await new Promise((resolve, reject) => {
-      const onMsg = (m) => { if (m?.ready) { child.off('message', onMsg); child.off('exit', onExit); resolve(); } };
-      const onExit = (code, sig) => reject(new Error(`fuzz child died while starting (${code ?? sig}): ${this.stderr}`));
+      const onMsg = (m) => {
+        if (m?.ready) {
+          child.off('message', onMsg);
+          child.off('exit', onExit);
+          resolve();
+        }
+      };
+      const onExit = (code, sig) =>
+        reject(new Error(`fuzz child died while starting (${code ?? sig}): ${this.stderr}`));
       child.on('message', onMsg);
       child.once('exit', onExit);
     });
@@ -1275,7 +1893,9 @@ class Runner {
         child.off('exit', onExit);
         resolve(v);
       };
-      const onMsg = (m) => { if (m?.id === c.id) finish({ reply: m }); };
+      const onMsg = (m) => {
+        if (m?.id === c.id) finish({ reply: m });
+      };
       const onExit = (code, signal) => {
         this.child = null;
         setTimeout(() => finish({ crash: { code, signal, stderr: this.stderr.slice(-2000) } }), 50);
@@ -1313,7 +1933,11 @@ function saveFailure(saveDir, c, verdict, detail) {
   fs.mkdirSync(dir, { recursive: true });
   const blobs = [];
   // Replace binary payloads with files next to case.json.
-  const paths = new Map(Object.entries(c.files ?? {}).filter(([k]) => k !== 'dir').map(([k, f]) => [f, k]));
+  const paths = new Map(
+    Object.entries(c.files ?? {})
+      .filter(([k]) => k !== 'dir')
+      .map(([k, f]) => [f, k]),
+  );
   const dump = (v, where) => {
     if (typeof v === 'string' && paths.has(v)) return { $path: paths.get(v) };
     if (ArrayBuffer.isView(v)) {
@@ -1326,12 +1950,24 @@ function saveFailure(saveDir, c, verdict, detail) {
     if (typeof v === 'number' && !Number.isFinite(v)) return { $number: String(v) };
     if (v === undefined) return { $undefined: true };
     if (Array.isArray(v)) return v.map((x, i) => dump(x, `${where}[${i}]`));
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, dump(x, `${where}.${k}`)]));
+    if (v && typeof v === 'object')
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, dump(x, `${where}.${k}`)]));
     return v;
   };
   if (c.files?.dir) fs.cpSync(c.files.dir, path.join(dir, 'model'), { recursive: true });
   for (const [name, f] of Object.entries(c.files ?? {})) if (name !== 'dir') fs.copyFileSync(f, path.join(dir, name));
-  const desc = { id: c.id, seed: c.seed, cat: c.cat, op: c.op, model: c.model, verdict, detail, notes: c.notes, expect: c.expect, args: dump(c.args, 'args') };
+  const desc = {
+    id: c.id,
+    seed: c.seed,
+    cat: c.cat,
+    op: c.op,
+    model: c.model,
+    verdict,
+    detail,
+    notes: c.notes,
+    expect: c.expect,
+    args: dump(c.args, 'args'),
+  };
   fs.writeFileSync(path.join(dir, 'case.json'), JSON.stringify(desc, null, 2));
   fs.writeFileSync(path.join(dir, 'repro.mjs'), reproScript(c, dir));
   return dir;
@@ -1404,25 +2040,38 @@ async function parentMain() {
   fs.mkdirSync(work);
   const saveDir = path.join(tmp, 'failures');
   const cats = ['image', 'model', 'forward'];
-  const stats = Object.fromEntries(cats.map((k) => [k, { inputs: 0, coded: {}, accepted: 0, crash: 0, hang: 0, wrongSuccess: 0, wrongReject: 0, uncoded: 0 }]));
+  const stats = Object.fromEntries(
+    cats.map((k) => [
+      k,
+      { inputs: 0, coded: {}, accepted: 0, crash: 0, hang: 0, wrongSuccess: 0, wrongReject: 0, uncoded: 0 },
+    ]),
+  );
   const failures = [];
   const harnessErrors = [];
   const oracles = Object.fromEntries(cats.map((k) => [k, { mustFail: 0, mustSucceed: 0, finiteChecked: 0 }]));
   const runner = new Runner(opts.caseTimeout);
   const started = Date.now();
   const deadline = started + opts.seconds * 1000;
-  process.on('SIGINT', () => { runner.stop(); process.exit(130); });
+  process.on('SIGINT', () => {
+    runner.stop();
+    process.exit(130);
+  });
   await runner.start();
   let i = 0;
   for (; Date.now() < deadline && i < opts.maxCases; i++) {
     const rng = new Rng(caseSeed(opts.seed, i));
-    const cat = rng.weighted([[50, 'image'], [25, 'model'], [25, 'forward']]);
+    const cat = rng.weighted([
+      [50, 'image'],
+      [25, 'model'],
+      [25, 'forward'],
+    ]);
     let c;
     try {
       if (cat === 'image') c = genImageCase(rng, fx, i, work);
       else if (cat === 'model') c = genModelCase(rng, i, work);
       else c = genForwardCase(rng);
-    } catch (e) { // a bug of this script, not of vitmsn: reported, and the run goes on
+    } catch (e) {
+      // a bug of this script, not of vitmsn: reported, and the run goes on
       harnessErrors.push(`case ${i} (${cat}): ${e.stack}`);
       console.error(`[harness error] case ${i} (${cat}): ${e.stack}`);
       continue;
@@ -1434,11 +2083,24 @@ async function parentMain() {
     s.inputs++;
     if (c.expect.fail) oracles[cat].mustFail++;
     if (c.expect.succeed) oracles[cat].mustSucceed++;
-    if (!c.expect.fail && c.expect.finite && !out.crash && !out.hang && out.reply.ok && !out.reply.result?.forwardError && !out.reply.result?.skippedForward) oracles[cat].finiteChecked++;
+    if (
+      !c.expect.fail &&
+      c.expect.finite &&
+      !out.crash &&
+      !out.hang &&
+      out.reply.ok &&
+      !out.reply.result?.forwardError &&
+      !out.reply.result?.skippedForward
+    )
+      oracles[cat].finiteChecked++;
     let verdict, detail, code;
-    if (out.crash) { verdict = 'crash'; detail = `child exited (code ${out.crash.code}, signal ${out.crash.signal}): ${out.crash.stderr.trim().split('\n').slice(-6).join(' | ')}`; }
-    else if (out.hang) { verdict = 'hang'; detail = `no answer within ${opts.caseTimeout} ms`; }
-    else ({ verdict, detail, code } = judge(c, out.reply, codes));
+    if (out.crash) {
+      verdict = 'crash';
+      detail = `child exited (code ${out.crash.code}, signal ${out.crash.signal}): ${out.crash.stderr.trim().split('\n').slice(-6).join(' | ')}`;
+    } else if (out.hang) {
+      verdict = 'hang';
+      detail = `no answer within ${opts.caseTimeout} ms`;
+    } else ({ verdict, detail, code } = judge(c, out.reply, codes));
     if (verdict === 'coded') s.coded[code] = (s.coded[code] ?? 0) + 1;
     else if (verdict === 'accepted') s.accepted++;
     else {
@@ -1459,9 +2121,17 @@ async function parentMain() {
   console.log(head);
   console.log(table);
   console.log(`failures: ${failures.length}${failures.length ? ` (saved under ${saveDir})` : ''}`);
-  if (harnessErrors.length) console.log(`harness errors (bugs of scripts/fuzz.mjs): ${harnessErrors.length}\n${harnessErrors.slice(0, 3).join('\n')}`);
-  for (const f of failures.slice(0, 20)) console.log(`  - case ${f.id} ${f.cat} ${f.verdict}: ${f.detail.slice(0, 300)}\n    input: ${f.notes}\n    saved: ${f.where}`);
-  console.log(`FUZZ-SUMMARY ${JSON.stringify({ seed: opts.seed, inputs: i - harnessErrors.length, seconds: Number(secs.toFixed(1)), failures: failures.length, harnessErrors: harnessErrors.length, ...Object.fromEntries(['crash', 'hang', 'wrongSuccess', 'wrongReject', 'uncoded', 'accepted'].map((k) => [k, cats.reduce((a, c) => a + stats[c][k], 0)])), coded: cats.reduce((a, c) => a + Object.values(stats[c].coded).reduce((x, y) => x + y, 0), 0) })}`);
+  if (harnessErrors.length)
+    console.log(
+      `harness errors (bugs of scripts/fuzz.mjs): ${harnessErrors.length}\n${harnessErrors.slice(0, 3).join('\n')}`,
+    );
+  for (const f of failures.slice(0, 20))
+    console.log(
+      `  - case ${f.id} ${f.cat} ${f.verdict}: ${f.detail.slice(0, 300)}\n    input: ${f.notes}\n    saved: ${f.where}`,
+    );
+  console.log(
+    `FUZZ-SUMMARY ${JSON.stringify({ seed: opts.seed, inputs: i - harnessErrors.length, seconds: Number(secs.toFixed(1)), failures: failures.length, harnessErrors: harnessErrors.length, ...Object.fromEntries(['crash', 'hang', 'wrongSuccess', 'wrongReject', 'uncoded', 'accepted'].map((k) => [k, cats.reduce((a, c) => a + stats[c][k], 0)])), coded: cats.reduce((a, c) => a + Object.values(stats[c].coded).reduce((x, y) => x + y, 0), 0) })}`,
+  );
   if (opts.record) record(opts, head, table, failures);
   if (!opts.keep && !bad) fs.rmSync(tmp, { recursive: true, force: true });
   else fs.rmSync(work, { recursive: true, force: true });
@@ -1472,25 +2142,61 @@ function formatOracles(oracles, cats) {
   const rows = [['category', 'must fail (certain)', 'must succeed (certain)', 'successes checked for finite output']];
   for (const c of cats) rows.push([c, oracles[c].mustFail, oracles[c].mustSucceed, oracles[c].finiteChecked]);
   const line = (r) => `| ${r.join(' | ')} |`;
-  return ['Oracle coverage (inputs whose outcome was certain in advance):', '', line(rows[0]), line(rows[0].map(() => '---')), ...rows.slice(1).map(line)].join('\n');
+  return [
+    'Oracle coverage (inputs whose outcome was certain in advance):',
+    '',
+    line(rows[0]),
+    line(rows[0].map(() => '---')),
+    ...rows.slice(1).map(line),
+  ].join('\n');
 }
 
 function formatTable(stats, cats) {
-  const rows = [['category', 'inputs', 'coded errors (by code)', 'accepted', 'crashes', 'hangs', 'wrong successes', 'wrong rejections', 'uncoded errors']];
+  const rows = [
+    [
+      'category',
+      'inputs',
+      'coded errors (by code)',
+      'accepted',
+      'crashes',
+      'hangs',
+      'wrong successes',
+      'wrong rejections',
+      'uncoded errors',
+    ],
+  ];
   const total = { inputs: 0, coded: {}, accepted: 0, crash: 0, hang: 0, wrongSuccess: 0, wrongReject: 0, uncoded: 0 };
   const codedStr = (m) => {
     const n = Object.values(m).reduce((a, b) => a + b, 0);
-    return `${n}${n ? ` (${Object.entries(m).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k.replace(/^ERR_/, '')} ${v}`).join(', ')})` : ''}`;
+    return `${n}${
+      n
+        ? ` (${Object.entries(m)
+            .sort((a, b) => b[1] - a[1])
+            .map(([k, v]) => `${k.replace(/^ERR_/, '')} ${v}`)
+            .join(', ')})`
+        : ''
+    }`;
   };
   for (const c of cats) {
     const s = stats[c];
     rows.push([c, s.inputs, codedStr(s.coded), s.accepted, s.crash, s.hang, s.wrongSuccess, s.wrongReject, s.uncoded]);
     for (const k of Object.keys(total)) {
-      if (k === 'coded') for (const [code, n] of Object.entries(s.coded)) total.coded[code] = (total.coded[code] ?? 0) + n;
+      if (k === 'coded')
+        for (const [code, n] of Object.entries(s.coded)) total.coded[code] = (total.coded[code] ?? 0) + n;
       else total[k] += s[k];
     }
   }
-  rows.push(['total', total.inputs, codedStr(total.coded), total.accepted, total.crash, total.hang, total.wrongSuccess, total.wrongReject, total.uncoded]);
+  rows.push([
+    'total',
+    total.inputs,
+    codedStr(total.coded),
+    total.accepted,
+    total.crash,
+    total.hang,
+    total.wrongSuccess,
+    total.wrongReject,
+    total.uncoded,
+  ]);
   const line = (r) => `| ${r.join(' | ')} |`;
   return [line(rows[0]), line(rows[0].map(() => '---')), ...rows.slice(1).map(line)].join('\n');
 }
@@ -1501,13 +2207,20 @@ function record(opts, head, table, failures) {
     const l = execFileSync('lscpu', { encoding: 'utf8' });
     const model = /^Model name:\s*(.+)$/m.exec(l)?.[1]?.trim();
     cpu = `${model ?? 'unknown CPU'}, ${os.cpus().length} logical CPUs (lscpu: ${/^CPU\(s\):\s*(.+)$/m.exec(l)?.[1]?.trim()} CPU(s), ${/^Core\(s\) per socket:\s*(.+)$/m.exec(l)?.[1]?.trim()} core(s) per socket)`;
-  } catch { /* no lscpu */ }
+  } catch {
+    /* no lscpu */
+  }
   const file = path.join(ROOT, 'bench', 'FUZZ-RESULTS.md');
-  let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Fuzzing results\n\nRuns of `scripts/fuzz.mjs` (seeded, time-bounded fuzzing of images, model folders and forward() arguments; see the header of the script for the categories and oracles). `--record` appends a section here.\n';
+  let text = fs.existsSync(file)
+    ? fs.readFileSync(file, 'utf8')
+    : '# Fuzzing results\n\nRuns of `scripts/fuzz.mjs` (seeded, time-bounded fuzzing of images, model folders and forward() arguments; see the header of the script for the categories and oracles). `--record` appends a section here.\n';
   const args = process.argv.slice(2).join(' ');
-  text += `\n## ${new Date().toISOString().slice(0, 10)}: seed ${opts.seed}, ${opts.seconds} s\n\n` +
+  text +=
+    `\n## ${new Date().toISOString().slice(0, 10)}: seed ${opts.seed}, ${opts.seconds} s\n\n` +
     `- machine: ${cpu}; Node ${process.version}\n- command: \`node scripts/fuzz.mjs ${args}\`\n- ${head.replace(/^vitmsn fuzz: /, '')}\n\n${table}\n\n` +
-    (failures.length ? `Failures:\n\n${failures.map((f) => `- case ${f.id} (${f.cat}, ${f.verdict}): ${f.detail.slice(0, 300)} — input: ${f.notes}`).join('\n')}\n` : 'No crashes, hangs, wrong successes, wrong rejections or uncoded errors.\n');
+    (failures.length
+      ? `Failures:\n\n${failures.map((f) => `- case ${f.id} (${f.cat}, ${f.verdict}): ${f.detail.slice(0, 300)} — input: ${f.notes}`).join('\n')}\n`
+      : 'No crashes, hangs, wrong successes, wrong rejections or uncoded errors.\n');
   fs.writeFileSync(file, text);
   console.log(`recorded in ${path.relative(ROOT, file)}`);
 }

@@ -10,8 +10,11 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const root = path.join(__dirname, '..');
-const engine = fs.readdirSync(path.join(root, 'native/engine'), { withFileTypes: true })
-  .filter((e) => e.isDirectory()).map((e) => `native/engine/${e.name}`).sort();
+const engine = fs
+  .readdirSync(path.join(root, 'native/engine'), { withFileTypes: true })
+  .filter((e) => e.isDirectory())
+  .map((e) => `native/engine/${e.name}`)
+  .sort();
 const dirs = ['native/binding', 'native/common', ...engine, 'native/backend', 'native/cpu'];
 const kernels = { x86: /_(avx2|avx512)\.cc$/, arm64: /_neon\.cc$/ };
 const which = process.argv[2] || 'portable';
@@ -21,6 +24,11 @@ if (which !== 'portable' && !kernels[which]) {
 }
 const isKernel = (f) => Object.values(kernels).some((re) => re.test(f));
 const files = dirs.flatMap((d) =>
-  fs.readdirSync(path.join(root, d)).filter((f) => f.endsWith('.cc')).sort().map((f) => `${d}/${f}`));
+  fs
+    .readdirSync(path.join(root, d))
+    .filter((f) => f.endsWith('.cc'))
+    .sort()
+    .map((f) => `${d}/${f}`),
+);
 const picked = files.filter((f) => (which === 'portable' ? !isKernel(f) : kernels[which].test(f)));
 process.stdout.write(picked.join(' '));

@@ -15,8 +15,16 @@ export const END = '<!-- /knob-table -->';
 
 export function knobTable(knobs) {
   const cell = (s) => s.replaceAll('|', '\\|');
-  const rows = knobs.map((k) => `| \`${k.name}\` | ${cell(k.values)} | ${cell(k.default)} | ${k.read} | ${cell(k.meaning)} |`);
-  return [BEGIN, '| switch | values | unset | read | what it does |', '| --- | --- | --- | --- | --- |', ...rows, END].join('\n');
+  const rows = knobs.map(
+    (k) => `| \`${k.name}\` | ${cell(k.values)} | ${cell(k.default)} | ${k.read} | ${cell(k.meaning)} |`,
+  );
+  return [
+    BEGIN,
+    '| switch | values | unset | read | what it does |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+    END,
+  ].join('\n');
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

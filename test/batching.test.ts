@@ -21,9 +21,17 @@ function folder(name: GoldenModel, size: number): string {
   const dir = path.join(tmp, `${name}-${size}`);
   mkdirSync(dir, { recursive: true });
   for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir(name), f), path.join(dir, f));
-  writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({
-    do_normalize: true, do_resize: true, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size,
-  }));
+  writeFileSync(
+    path.join(dir, 'preprocessor_config.json'),
+    JSON.stringify({
+      do_normalize: true,
+      do_resize: true,
+      image_mean: [0.485, 0.456, 0.406],
+      image_std: [0.229, 0.224, 0.225],
+      resample: 2,
+      size,
+    }),
+  );
   return dir;
 }
 
@@ -33,8 +41,16 @@ const images = [
   readFileSync(path.join(FIX, 'pil', 'exif6.jpg')),
   readFileSync(path.join(FIX, 'pil', 'rgba.webp')),
 ];
-const raw = (k: number) => ({ data: new Uint8Array(40 * 30 * 3).map((_, i) => (i * 7 + k * 13) % 256), width: 40, height: 30, channels: 3 as const });
-const same = (a: Float32Array, b: Float32Array) => expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(true);
+const raw = (k: number) => ({
+  data: new Uint8Array(40 * 30 * 3).map((_, i) => (i * 7 + k * 13) % 256),
+  width: 40,
+  height: 30,
+  channels: 3 as const,
+});
+const same = (a: Float32Array, b: Float32Array) =>
+  expect(
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+  ).toBe(true);
 /** A row from a shared batch vs the same call alone (see TOL.batchedVsAlone). */
 const close = (a: Float32Array, b: Float32Array) => {
   expect(a.length).toBe(b.length);
@@ -45,7 +61,11 @@ const isAbort = (name: string) => (e: unknown) => (e as Error).name === name;
 describe('dynamic batching', () => {
   let model: Model;
   beforeAll(async () => {
-    model = await loadModel(folder('tiny-s8', 32), { device: 'cpu', threads: 1, batching: { maxBatch: 8, maxDelayMs: 50 } });
+    model = await loadModel(folder('tiny-s8', 32), {
+      device: 'cpu',
+      threads: 1,
+      batching: { maxBatch: 8, maxDelayMs: 50 },
+    });
   });
   afterAll(() => model?.dispose());
 
@@ -66,7 +86,10 @@ describe('dynamic batching', () => {
   it('calls with other options do not share a batch; a multi-image call is split back in order', async () => {
     const want = await model.encode([images[0], images[1], raw(1)], { pooling: 'mean', normalize: true });
     const wantCls = await model.encode(images[2]);
-    const [a, b] = await Promise.all([model.encode([images[0], images[1], raw(1)], { pooling: 'mean', normalize: true }), model.encode(images[2])]);
+    const [a, b] = await Promise.all([
+      model.encode([images[0], images[1], raw(1)], { pooling: 'mean', normalize: true }),
+      model.encode(images[2]),
+    ]);
     close(a.data, want.data);
     close(b.data, wantCls.data);
   });
@@ -87,7 +110,10 @@ describe('dynamic batching', () => {
 
   it('a bad image fails only its own call, in a shared batch', async () => {
     const good = await model.encode(images[1]);
-    const [bad, ok] = await Promise.allSettled([model.encode([images[0], Buffer.from('not an image')]), model.encode(images[1])]);
+    const [bad, ok] = await Promise.allSettled([
+      model.encode([images[0], Buffer.from('not an image')]),
+      model.encode(images[1]),
+    ]);
     expect(bad.status).toBe('rejected');
     expect((bad as PromiseRejectedResult).reason).toMatchObject({ code: 'ERR_IMAGE_INVALID' });
     expect(ok.status).toBe('fulfilled');
@@ -95,7 +121,11 @@ describe('dynamic batching', () => {
   });
 
   it('classify() batches too, with id2label names', async () => {
-    const m = await loadModel(goldenDir('tiny-cls'), { device: 'cpu', threads: 1, batching: { maxBatch: 4, maxDelayMs: 50 } });
+    const m = await loadModel(goldenDir('tiny-cls'), {
+      device: 'cpu',
+      threads: 1,
+      batching: { maxBatch: 4, maxDelayMs: 50 },
+    });
     try {
       const alone: Classification[][][] = [];
       for (let k = 0; k < 4; k++) alone.push(await m.classify(raw(k), { topK: 2 }));
@@ -143,7 +173,11 @@ describe('cancellation and backpressure', () => {
   const ip = { interpolatePosEncoding: true } as const;
   const slow = () => model.encode(raw(0), ip);
   beforeAll(async () => {
-    model = await loadModel(folder('tiny-s8', 512), { device: 'cpu', threads: 1, batching: { maxBatch: 4, maxDelayMs: 0, maxQueue: 16 } });
+    model = await loadModel(folder('tiny-s8', 512), {
+      device: 'cpu',
+      threads: 1,
+      batching: { maxBatch: 4, maxDelayMs: 0, maxQueue: 16 },
+    });
   });
   afterAll(() => model?.dispose());
 
@@ -178,24 +212,42 @@ describe('cancellation and backpressure', () => {
 
   it('timeoutMs rejects with a TimeoutError; an already aborted signal rejects at once', async () => {
     const running = slow();
-    await expect(model.encode(raw(1), { interpolatePosEncoding: true, timeoutMs: 5 })).rejects.toSatisfy(isAbort('TimeoutError'));
-    await expect(model.forward(new Float32Array(3 * 32 * 32), [1, 3, 32, 32], { timeoutMs: 1 })).rejects.toSatisfy(isAbort('TimeoutError'));
+    await expect(model.encode(raw(1), { interpolatePosEncoding: true, timeoutMs: 5 })).rejects.toSatisfy(
+      isAbort('TimeoutError'),
+    );
+    await expect(model.forward(new Float32Array(3 * 32 * 32), [1, 3, 32, 32], { timeoutMs: 1 })).rejects.toSatisfy(
+      isAbort('TimeoutError'),
+    );
     await expect(model.encode(raw(1), { ...ip, signal: AbortSignal.abort() })).rejects.toSatisfy(isAbort('AbortError'));
-    await expect(model.encode(raw(1), { ...ip, timeoutMs: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
-    await expect(model.encode(raw(1), { ...ip, signal: 'stop' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(model.encode(raw(1), { ...ip, timeoutMs: -1 })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    await expect(model.encode(raw(1), { ...ip, signal: 'stop' as never })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
     await running;
     expect(model.stats().errors.TimeoutError).toBeGreaterThanOrEqual(2);
   });
 
   it('a full queue rejects with ERR_OVERLOADED at once; the queue drains normally', async () => {
     const running = slow();
-    const queued = Array.from({ length: 16 }, () => model.encode(raw(2), { interpolatePosEncoding: true }).then(() => 'ok', (e) => e.code));
+    const queued = Array.from({ length: 16 }, () =>
+      model.encode(raw(2), { interpolatePosEncoding: true }).then(
+        () => 'ok',
+        (e) => e.code,
+      ),
+    );
     expect(model.stats().queuedImages).toBe(16);
     const t0 = performance.now();
     await expect(model.encode(raw(3), ip)).rejects.toMatchObject({ code: 'ERR_OVERLOADED' });
     expect(performance.now() - t0).toBeLessThan(5);
     const ac = new AbortController();
-    const all = queued.concat([model.encode(raw(3), { ...ip, signal: ac.signal }).then(() => 'ok', () => 'rejected')]);
+    const all = queued.concat([
+      model.encode(raw(3), { ...ip, signal: ac.signal }).then(
+        () => 'ok',
+        () => 'rejected',
+      ),
+    ]);
     ac.abort();
     const rest = await Promise.all(all);
     expect(rest.slice(0, 16).every((r) => r === 'ok')).toBe(true);
@@ -206,14 +258,20 @@ describe('cancellation and backpressure', () => {
 
 describe('10 000 waiting callers', () => {
   it('hold little memory (paths are decoded when their batch forms) and leave when aborted', async () => {
-    const m = await loadModel(folder('tiny-s8', 512), { device: 'cpu', threads: 1, batching: { maxBatch: 4, maxDelayMs: 0, maxQueue: 20_000 } });
+    const m = await loadModel(folder('tiny-s8', 512), {
+      device: 'cpu',
+      threads: 1,
+      batching: { maxBatch: 4, maxDelayMs: 0, maxQueue: 20_000 },
+    });
     try {
       const file = path.join(FIX, 'images', 'chelsea.png');
       const running = m.encode(raw(0), { interpolatePosEncoding: true });
       global.gc?.();
       const rss0 = process.memoryUsage().rss;
       const ac = new AbortController();
-      const calls = Array.from({ length: 10_000 }, () => m.encode(file, { interpolatePosEncoding: true, signal: ac.signal }).catch((e) => e.name));
+      const calls = Array.from({ length: 10_000 }, () =>
+        m.encode(file, { interpolatePosEncoding: true, signal: ac.signal }).catch((e) => e.name),
+      );
       const rss1 = process.memoryUsage().rss;
       expect(m.stats().queuedCalls).toBe(10_000);
       console.log(`[batching.test] 10 000 queued callers: RSS +${((rss1 - rss0) / 1e6).toFixed(1)} MB`);

@@ -41,11 +41,12 @@ describe('lib/check.ts', () => {
   });
   it('numbers, booleans, choices', () => {
     expect(positiveNumber(undefined, 't', 0.5)).toBe(0.5);
-    for (const bad of [0, -1, Infinity, NaN, '1']) expect(thrown(() => positiveNumber(bad, 't')).message).toMatch(/^t must be a positive number/);
+    for (const bad of [0, -1, Infinity, NaN, '1'])
+      expect(thrown(() => positiveNumber(bad, 't')).message).toMatch(/^t must be a positive number/);
     expect(boolean(undefined, 'b')).toBe(false);
     expect(thrown(() => boolean(1, 'b')).message).toBe('b must be a boolean, got 1');
     expect(oneOf(undefined, 'p', ['a', 'b'] as const, 'a')).toBe('a');
-    expect(thrown(() => oneOf('c', 'p', ['a', 'b', 'x'])).message).toBe('p must be \'a\', \'b\' or \'x\', got "c"');
+    expect(thrown(() => oneOf('c', 'p', ['a', 'b', 'x'])).message).toBe("p must be 'a', 'b' or 'x', got \"c\"");
     expect(alternatives([1, 2])).toBe('1 or 2');
   });
   it('options objects: type and unknown keys', () => {
@@ -62,10 +63,13 @@ describe('no second check module', () => {
     for (const f of sources) {
       const text = readFileSync(f, 'utf8');
       const rel = path.relative(lib, f);
-      expect(text, `${rel} makes an ERR_INVALID_ARGUMENT itself: use invalid()/invalidParameter() from check.ts`).not.toMatch(
-        /new VitMsnError\(\s*'ERR_INVALID_ARGUMENT'/,
+      expect(
+        text,
+        `${rel} makes an ERR_INVALID_ARGUMENT itself: use invalid()/invalidParameter() from check.ts`,
+      ).not.toMatch(/new VitMsnError\(\s*'ERR_INVALID_ARGUMENT'/);
+      expect(text, `${rel} defines its own invalid()/fail()/checkKeys()`).not.toMatch(
+        /function (invalid|fail|checkKeys|checkOptions)\s*\(/,
       );
-      expect(text, `${rel} defines its own invalid()/fail()/checkKeys()`).not.toMatch(/function (invalid|fail|checkKeys|checkOptions)\s*\(/);
     }
   });
 });

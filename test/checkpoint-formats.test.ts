@@ -21,13 +21,20 @@ const TF5_RENAMES: Array<[RegExp, string]> = [
   [/^encoder\.layer\.(\d+)\./, 'layers.$1.'],
 ];
 
-function variant(name: GoldenModel, label: string, rename: (k: string) => string, shards = 1,
-  convert?: (t: StTensor) => StTensor): string {
+function variant(
+  name: GoldenModel,
+  label: string,
+  rename: (k: string) => string,
+  shards = 1,
+  convert?: (t: StTensor) => StTensor,
+): string {
   const dir = path.join(tmpRoot, `${name}-${label}`);
   mkdirSync(dir);
   copyFileSync(path.join(goldenDir(name), 'config.json'), path.join(dir, 'config.json'));
   const tensors = readSafetensors(path.join(goldenDir(name), 'model.safetensors'));
-  const entries = Object.entries(tensors).map(([k, t]) => [rename(k.replace(/^vit\./, '')), convert ? convert(t) : t] as const);
+  const entries = Object.entries(tensors).map(
+    ([k, t]) => [rename(k.replace(/^vit\./, '')), convert ? convert(t) : t] as const,
+  );
   if (shards === 1) {
     writeFileSync(path.join(dir, 'model.safetensors'), encodeSafetensors(Object.fromEntries(entries)));
     return dir;
@@ -39,7 +46,10 @@ function variant(name: GoldenModel, label: string, rename: (k: string) => string
     for (const [k] of part) weightMap[k] = file;
     writeFileSync(path.join(dir, file), encodeSafetensors(Object.fromEntries(part)));
   }
-  writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }));
+  writeFileSync(
+    path.join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }),
+  );
   return dir;
 }
 
@@ -59,11 +69,26 @@ describe('checkpoint spellings give identical outputs', () => {
 
   const cases: Array<[string, () => string]> = [
     ['unprefixed legacy names', () => variant('tiny-cls', 'legacy', (k) => k)],
-    ['every backbone key under vit.', () => variant('tiny-cls', 'vit', (k) => (k.startsWith('classifier.') ? k : `vit.${k}`))],
-    ['transformers 5 module names', () => variant('tiny-cls', 'tf5', (k) => TF5_RENAMES.reduce((s, [re, to]) => s.replace(re, to), k))],
+    [
+      'every backbone key under vit.',
+      () => variant('tiny-cls', 'vit', (k) => (k.startsWith('classifier.') ? k : `vit.${k}`)),
+    ],
+    [
+      'transformers 5 module names',
+      () => variant('tiny-cls', 'tf5', (k) => TF5_RENAMES.reduce((s, [re, to]) => s.replace(re, to), k)),
+    ],
     ['sharded in 3 files with an index', () => variant('tiny-cls', 'sharded', (k) => k, 3)],
-    ['stored as float64', () => variant('tiny-cls', 'f64', (k) => k, 1,
-      (t) => ({ dtype: 'F64', shape: t.shape, data: Float64Array.from(t.data as Float32Array) }))],
+    [
+      'stored as float64',
+      () =>
+        variant(
+          'tiny-cls',
+          'f64',
+          (k) => k,
+          1,
+          (t) => ({ dtype: 'F64', shape: t.shape, data: Float64Array.from(t.data as Float32Array) }),
+        ),
+    ],
   ];
   it.each(cases)('%s', async (_, make) => {
     const m = await loadModel(make(), { device: 'cpu', threads: 2 });
@@ -76,6 +101,8 @@ describe('checkpoint spellings give identical outputs', () => {
   it('a sharded index naming a missing shard is an error', async () => {
     const dir = variant('tiny-cls', 'sharded-broken', (k) => k, 2);
     rmSync(path.join(dir, 'model-00002-of-00002.safetensors'));
-    await expect(loadModel(dir)).rejects.toMatchObject({ code: expect.stringMatching(/ERR_(WEIGHTS_NOT_FOUND|CHECKPOINT_INVALID)/) });
+    await expect(loadModel(dir)).rejects.toMatchObject({
+      code: expect.stringMatching(/ERR_(WEIGHTS_NOT_FOUND|CHECKPOINT_INVALID)/),
+    });
   });
 });

@@ -18,9 +18,16 @@ const FIX = path.join(__dirname, 'fixtures');
 const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-cli-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
 
-async function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], { cwd: tmpRoot, maxBuffer: 64 << 20, env });
+    const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], {
+      cwd: tmpRoot,
+      maxBuffer: 64 << 20,
+      env,
+    });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -32,11 +39,25 @@ function folder(name: GoldenModel, size: number): string {
   const dir = path.join(tmpRoot, name);
   mkdirSync(dir);
   for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir(name), f), path.join(dir, f));
-  writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({ do_normalize: true, do_resize: true, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size }));
+  writeFileSync(
+    path.join(dir, 'preprocessor_config.json'),
+    JSON.stringify({
+      do_normalize: true,
+      do_resize: true,
+      image_mean: [0.485, 0.456, 0.406],
+      image_std: [0.229, 0.224, 0.225],
+      resample: 2,
+      size,
+    }),
+  );
   return dir;
 }
 
-const images = [path.join(FIX, 'images', 'chelsea.png'), path.join(FIX, 'pil', 'exif6.jpg'), path.join(FIX, 'pil', 'anim.gif')];
+const images = [
+  path.join(FIX, 'images', 'chelsea.png'),
+  path.join(FIX, 'pil', 'exif6.jpg'),
+  path.join(FIX, 'pil', 'anim.gif'),
+];
 
 function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0;
@@ -69,13 +90,18 @@ describe('vitmsn CLI', () => {
     const j = JSON.parse((await cli(['info', '--json'])).stdout);
     expect(j.backends.map((b: { name: string }) => b.name)).toContain('cpu');
     expect(Array.isArray(j.cpu.features)).toBe(true);
-    expect((await cli(['--version'])).stdout.trim()).toBe(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
+    expect((await cli(['--version'])).stdout.trim()).toBe(
+      JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version,
+    );
   });
 
   it('embed: JSON lines on stdout, one per image, equal to encode()', async () => {
     const r = await cli(['embed', ...images, '--model', s8, '--pooling', 'mean', '--normalize']);
     expect(r.code, r.stderr).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.image)).toEqual(images);
     const got = lines.flatMap((l) => l.embedding as number[]);
     expect(got).toHaveLength(want.length);
@@ -85,8 +111,11 @@ describe('vitmsn CLI', () => {
   it('embed --out .npy (read back by numpy) and .safetensors', async () => {
     const npy = path.join(tmpRoot, 'e.npy');
     expect((await cli(['embed', ...images, '-m', s8, '--pooling', 'mean', '--normalize', '--out', npy])).code).toBe(0);
-    const { stdout } = await execFileP(process.env.VITMSN_PYTHON || 'python3', ['-c',
-      `import numpy as np, json, sys; a = np.load(sys.argv[1]); print(json.dumps({"shape": a.shape, "dtype": str(a.dtype), "data": a.ravel().tolist()}))`, npy]);
+    const { stdout } = await execFileP(process.env.VITMSN_PYTHON || 'python3', [
+      '-c',
+      `import numpy as np, json, sys; a = np.load(sys.argv[1]); print(json.dumps({"shape": a.shape, "dtype": str(a.dtype), "data": a.ravel().tolist()}))`,
+      npy,
+    ]);
     const a = JSON.parse(stdout);
     expect(a.shape).toEqual([3, 32]);
     expect(a.dtype).toBe('float32');
@@ -107,7 +136,10 @@ describe('vitmsn CLI', () => {
   it('classify: top-k per image', async () => {
     const r = await cli(['classify', ...images, '--model', cls, '--top-k', '2']);
     expect(r.code, r.stderr).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines).toHaveLength(3);
     for (const l of lines) {
       expect(l.predictions).toHaveLength(2);
@@ -126,7 +158,13 @@ describe('vitmsn CLI', () => {
     const noModel = await cli(['embed', images[0], '-m', path.join(tmpRoot, 'no-model')]);
     expect(noModel.code).toBe(1);
     expect(noModel.stderr).toMatch(/ERR_CONFIG_NOT_FOUND/);
-    for (const args of [['embed', images[0]], ['frobnicate'], ['embed', images[0], '-m', s8, '--pooling', 'max'], ['embed', '-m', s8, '--bogus'], []]) {
+    for (const args of [
+      ['embed', images[0]],
+      ['frobnicate'],
+      ['embed', images[0], '-m', s8, '--pooling', 'max'],
+      ['embed', '-m', s8, '--bogus'],
+      [],
+    ]) {
       const r = await cli(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/Usage/);
@@ -138,14 +176,36 @@ describe('vitmsn CLI', () => {
     const hub = await startFakeHub({
       'test-org/tiny-cli': {
         refs: { main: 'a'.repeat(40) },
-        commits: { ['a'.repeat(40)]: { 'config.json': read('config.json'), 'model.safetensors': read('model.safetensors'),
-          'preprocessor_config.json': Buffer.from(JSON.stringify({ size: 32, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2 })) } },
+        commits: {
+          ['a'.repeat(40)]: {
+            'config.json': read('config.json'),
+            'model.safetensors': read('model.safetensors'),
+            'preprocessor_config.json': Buffer.from(
+              JSON.stringify({
+                size: 32,
+                image_mean: [0.485, 0.456, 0.406],
+                image_std: [0.229, 0.224, 0.225],
+                resample: 2,
+              }),
+            ),
+          },
+        },
       },
     });
     try {
       const home = path.join(tmpRoot, 'hf-home');
-      const env = { ...process.env, HF_ENDPOINT: hub.url, HF_HOME: home, HF_HUB_CACHE: '', HF_HUB_OFFLINE: '', HF_TOKEN: '' };
-      const r = await cli(['embed', images[0], '--model', 'test-org/tiny-cli', '--pooling', 'mean', '--normalize'], env);
+      const env = {
+        ...process.env,
+        HF_ENDPOINT: hub.url,
+        HF_HOME: home,
+        HF_HUB_CACHE: '',
+        HF_HUB_OFFLINE: '',
+        HF_TOKEN: '',
+      };
+      const r = await cli(
+        ['embed', images[0], '--model', 'test-org/tiny-cli', '--pooling', 'mean', '--normalize'],
+        env,
+      );
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/downloading model\.safetensors/);
       expect(r.stderr).toMatch(/downloaded model\.safetensors/);

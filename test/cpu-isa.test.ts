@@ -52,13 +52,21 @@ const paths = [
 ];
 
 describe.each(paths)('VITMSN_CPU_ISA=$isa', ({ isa, ok }) => {
-  it.skipIf(!ok)('float32 matches the goldens, bfloat16 stays within its bound', () => {
-    const f = runChild({ VITMSN_CPU_ISA: isa }, 'float32');
-    expect(f.res.detail).toContain(`kernels: ${isa}`);
-    expect(relL2(new Float32Array(f.res.data), f.g.last_hidden_state.data as Float32Array)).toBeLessThanOrEqual(TOL.f32VsFloat64);
-    const b = runChild({ VITMSN_CPU_ISA: isa }, 'bfloat16');
-    expect(relL2(new Float32Array(b.res.data), b.g.last_hidden_state.data as Float32Array)).toBeLessThanOrEqual(TOL.bf16);
-  }, 60_000);
+  it.skipIf(!ok)(
+    'float32 matches the goldens, bfloat16 stays within its bound',
+    () => {
+      const f = runChild({ VITMSN_CPU_ISA: isa }, 'float32');
+      expect(f.res.detail).toContain(`kernels: ${isa}`);
+      expect(relL2(new Float32Array(f.res.data), f.g.last_hidden_state.data as Float32Array)).toBeLessThanOrEqual(
+        TOL.f32VsFloat64,
+      );
+      const b = runChild({ VITMSN_CPU_ISA: isa }, 'bfloat16');
+      expect(relL2(new Float32Array(b.res.data), b.g.last_hidden_state.data as Float32Array)).toBeLessThanOrEqual(
+        TOL.bf16,
+      );
+    },
+    60_000,
+  );
 });
 
 describe('forcing a path the CPU lacks', () => {

@@ -9,7 +9,17 @@
 // results do not depend on the batch (VITMSN_CPU_ISA=avx2, or scalar without AVX2); the AVX-512
 // path's fused ops sum in another order at other batch sizes (TOL.batchedVsAlone).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -83,7 +93,10 @@ class Proc {
     const seen = this.lines.find((l) => re.test(l));
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no line matching ${re} in ${timeoutMs} ms:\n${this.lines.join('\n')}`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`no line matching ${re} in ${timeoutMs} ms:\n${this.lines.join('\n')}`)),
+        timeoutMs,
+      );
       this.onLine((l) => {
         if (re.test(l)) {
           clearTimeout(t);
@@ -109,8 +122,30 @@ class Proc {
 }
 
 function worker(redis: RedisServer, queue: string, name: string, extra: string[] = []): Proc {
-  return new Proc(['worker', '--redis', redis.url, '--queue', queue, '--model', model, '--device', 'cpu', '--threads', '1',
-    '--concurrency', '2', '--name', name, '--lock-duration-ms', '2000', '--stalled-interval-ms', '1000', '--log-interval-s', '0', ...extra]);
+  return new Proc([
+    'worker',
+    '--redis',
+    redis.url,
+    '--queue',
+    queue,
+    '--model',
+    model,
+    '--device',
+    'cpu',
+    '--threads',
+    '1',
+    '--concurrency',
+    '2',
+    '--name',
+    name,
+    '--lock-duration-ms',
+    '2000',
+    '--stalled-interval-ms',
+    '1000',
+    '--log-interval-s',
+    '0',
+    ...extra,
+  ]);
 }
 
 async function stopAll(procs: Proc[]) {
@@ -127,9 +162,19 @@ async function checkOutput(out: string, subset: { from: number; to: number }) {
   const firstRow = good.indexOf(want[0]);
   const D = r.shape[1];
   const ref = reference.subarray(firstRow * D, (firstRow + want.length) * D);
-  expect(Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength).equals(Buffer.from(ref.buffer, ref.byteOffset, ref.byteLength))).toBe(true);
+  expect(
+    Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength).equals(
+      Buffer.from(ref.buffer, ref.byteOffset, ref.byteLength),
+    ),
+  ).toBe(true);
   const failures = Object.fromEntries(r.failures.map((f) => [f.id, f.code]));
-  expect(failures).toEqual(Object.fromEntries(Object.entries(expectedFailures).filter(([id]) => files.indexOf(id) >= subset.from && files.indexOf(id) < subset.to)));
+  expect(failures).toEqual(
+    Object.fromEntries(
+      Object.entries(expectedFailures).filter(
+        ([id]) => files.indexOf(id) >= subset.from && files.indexOf(id) < subset.to,
+      ),
+    ),
+  );
   expect(readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]); // no temp file left behind
   return r;
 }
@@ -151,12 +196,21 @@ describe('vitmsn worker / enqueue usage', () => {
   });
 
   it('missing or bad options: usage (2) or a coded error (1), before any connection', async () => {
-    expect(await run(['worker', '--queue', 'q', '--model', 'm'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--redis is required/) });
-    expect(await run(['enqueue', 'x.png', '--redis', 'redis://127.0.0.1:1', '--queue', 'q'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--out <dir>.*or --wait/) });
-    expect(await run(['enqueue', 'x.png', '--redis', 'http://127.0.0.1:1', '--queue', 'q', '--wait']))
-      .toMatchObject({ code: 1, stderr: expect.stringMatching(/ERR_INVALID_ARGUMENT: redis must be a redis:\/\//) });
-    expect(await run(['enqueue', 'x.png', '--redis', 'redis://127.0.0.1:1', '--queue', 'a:b', '--wait']))
-      .toMatchObject({ code: 1, stderr: expect.stringMatching(/ERR_INVALID_ARGUMENT: queue must be/) });
+    expect(await run(['worker', '--queue', 'q', '--model', 'm'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--redis is required/),
+    });
+    expect(await run(['enqueue', 'x.png', '--redis', 'redis://127.0.0.1:1', '--queue', 'q'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--out <dir>.*or --wait/),
+    });
+    expect(await run(['enqueue', 'x.png', '--redis', 'http://127.0.0.1:1', '--queue', 'q', '--wait'])).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/ERR_INVALID_ARGUMENT: redis must be a redis:\/\//),
+    });
+    expect(await run(['enqueue', 'x.png', '--redis', 'redis://127.0.0.1:1', '--queue', 'a:b', '--wait'])).toMatchObject(
+      { code: 1, stderr: expect.stringMatching(/ERR_INVALID_ARGUMENT: queue must be/) },
+    );
   });
 });
 
@@ -164,10 +218,19 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
   beforeAll(async () => {
     model = path.join(tmp, 'tiny-s8');
     mkdirSync(model);
-    for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir('tiny-s8'), f), path.join(model, f));
-    writeFileSync(path.join(model, 'preprocessor_config.json'), JSON.stringify({
-      do_normalize: true, do_resize: true, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size: 32,
-    }));
+    for (const f of ['config.json', 'model.safetensors'])
+      copyFileSync(path.join(goldenDir('tiny-s8'), f), path.join(model, f));
+    writeFileSync(
+      path.join(model, 'preprocessor_config.json'),
+      JSON.stringify({
+        do_normalize: true,
+        do_resize: true,
+        image_mean: [0.485, 0.456, 0.406],
+        image_std: [0.229, 0.224, 0.225],
+        resample: 2,
+        size: 32,
+      }),
+    );
     const dir = path.join(tmp, 'images');
     mkdirSync(dir);
     files = [];
@@ -183,7 +246,9 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
       }
       const px = Buffer.alloc(32 * 32 * 3);
       for (let i = 0; i < px.length; i++) px[i] = (i * 7 + k * 131 + (i >> 5) * (k % 97)) & 255;
-      const png = await sharp(px, { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
+      const png = await sharp(px, { raw: { width: 32, height: 32, channels: 3 } })
+        .png()
+        .toBuffer();
       truncated ??= png.subarray(0, png.length >> 1);
       writeFileSync(file, png);
     }
@@ -196,7 +261,11 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
     writeFileSync(list, `${files.join('\n')}\n`);
     // The reference: in-process encode() of the good images (the embed command, one process).
     const ref = path.join(tmp, 'reference.npy');
-    await execFileP(process.execPath, [CLI, 'embed', ...good, '--model', model, '--device', 'cpu', '--threads', '1', '--out', ref], { env: ENV });
+    await execFileP(
+      process.execPath,
+      [CLI, 'embed', ...good, '--model', model, '--device', 'cpu', '--threads', '1', '--out', ref],
+      { env: ENV },
+    );
     reference = parseNpy(readFileSync(ref), ref).data;
     expect(reference.length).toBe(good.length * 32);
   }, 120_000);
@@ -205,7 +274,9 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
     const redis = await startRedis();
     const procs: Proc[] = [];
     try {
-      const [w1, w2, w3] = ['w1', 'w2', 'w3'].map((n) => worker(redis, 'kill', n, n === 'w2' ? ['--metrics-port', '0'] : []));
+      const [w1, w2, w3] = ['w1', 'w2', 'w3'].map((n) =>
+        worker(redis, 'kill', n, n === 'w2' ? ['--metrics-port', '0'] : []),
+      );
       procs.push(w1, w2, w3);
       await Promise.all([w1, w2, w3].map((w) => w.waitFor(/ready/)));
       // SIGKILL w1 as it starts a job, once it has finished two: it dies holding that job (and
@@ -216,7 +287,19 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
         else if (done >= 2 && /: started/.test(l) && w1.child.exitCode === null) w1.child.kill('SIGKILL');
       });
       const out = path.join(tmp, 'out-kill');
-      const producer = new Proc(['enqueue', list, '--redis', redis.url, '--queue', 'kill', '--out', out, '--chunk-size', '40', '--wait']);
+      const producer = new Proc([
+        'enqueue',
+        list,
+        '--redis',
+        redis.url,
+        '--queue',
+        'kill',
+        '--out',
+        out,
+        '--chunk-size',
+        '40',
+        '--wait',
+      ]);
       procs.push(producer);
       const { code } = await producer.exited;
       expect(code, producer.lines.join('\n')).toBe(0);
@@ -226,10 +309,11 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
       expect(lost.length).toBeGreaterThan(0); // it did die in the middle of a job
       // Each job was finished (its shard written) by exactly one worker.
       const finished = new Map<string, number>();
-      for (const w of [w1, w2, w3]) for (const l of w.lines) {
-        const job = /job (\S+): done,/.exec(l)?.[1];
-        if (job) finished.set(job, (finished.get(job) ?? 0) + 1);
-      }
+      for (const w of [w1, w2, w3])
+        for (const l of w.lines) {
+          const job = /job (\S+): done,/.exec(l)?.[1];
+          if (job) finished.set(job, (finished.get(job) ?? 0) + 1);
+        }
       expect(finished.size).toBe(N / 40);
       expect([...finished.values()].every((n) => n === 1)).toBe(true);
       const manifest = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8')) as Manifest;
@@ -240,12 +324,19 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
       for (const job of lost) expect(manifest.shards.find((s) => s.job === job)?.worker).toMatch(/^w[23]$/);
       await checkOutput(out, { from: 0, to: N });
       // The producer listed each bad image with its code.
-      for (const [file, c] of Object.entries(expectedFailures)) expect(producer.lines.some((l) => l.includes(`image ${file}: ${c}:`))).toBe(true);
+      for (const [file, c] of Object.entries(expectedFailures))
+        expect(producer.lines.some((l) => l.includes(`image ${file}: ${c}:`))).toBe(true);
 
       // BullMQ's view: every job completed, the dead worker's ones after a stall.
       const queue = new Queue('kill', { connection: { url: redis.url } });
       try {
-        expect(await queue.getJobCounts('completed', 'failed', 'waiting', 'active', 'delayed')).toEqual({ completed: N / 40, failed: 0, waiting: 0, active: 0, delayed: 0 });
+        expect(await queue.getJobCounts('completed', 'failed', 'waiting', 'active', 'delayed')).toEqual({
+          completed: N / 40,
+          failed: 0,
+          waiting: 0,
+          active: 0,
+          delayed: 0,
+        });
         for (const job of lost) expect((await queue.getJob(job))!.stalledCounter).toBeGreaterThanOrEqual(1);
       } finally {
         await queue.close();
@@ -262,9 +353,26 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
       expect(imageErrors.length).toBeGreaterThan(0);
 
       // Running the same submission again is a no-op: same job ids, nothing recomputed or rewritten.
-      const stamp = () => Object.fromEntries(readdirSync(out).filter((f) => f !== 'manifest.json').map((f) => [f, statSync(path.join(out, f)).mtimeMs]));
+      const stamp = () =>
+        Object.fromEntries(
+          readdirSync(out)
+            .filter((f) => f !== 'manifest.json')
+            .map((f) => [f, statSync(path.join(out, f)).mtimeMs]),
+        );
       const before = stamp();
-      const again = new Proc(['enqueue', list, '--redis', redis.url, '--queue', 'kill', '--out', out, '--chunk-size', '40', '--wait']);
+      const again = new Proc([
+        'enqueue',
+        list,
+        '--redis',
+        redis.url,
+        '--queue',
+        'kill',
+        '--out',
+        out,
+        '--chunk-size',
+        '40',
+        '--wait',
+      ]);
       expect((await again.exited).code, again.lines.join('\n')).toBe(0);
       expect(again.lines.join('\n')).toMatch(/1995 images embedded, 5 failed, 0 of 50 jobs failed/);
       // …and with the jobs gone from Redis, the workers find the outputs and skip the jobs.
@@ -272,7 +380,19 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
       await q2.obliterate({ force: true });
       await q2.close();
       const skipped0 = w2.count(/already done/) + w3.count(/already done/);
-      const third = new Proc(['enqueue', list, '--redis', redis.url, '--queue', 'kill', '--out', out, '--chunk-size', '40', '--wait']);
+      const third = new Proc([
+        'enqueue',
+        list,
+        '--redis',
+        redis.url,
+        '--queue',
+        'kill',
+        '--out',
+        out,
+        '--chunk-size',
+        '40',
+        '--wait',
+      ]);
       expect((await third.exited).code, third.lines.join('\n')).toBe(0);
       expect(w2.count(/already done/) + w3.count(/already done/) - skipped0).toBe(N / 40);
       expect(stamp()).toEqual(before);
@@ -296,7 +416,13 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
       procs.push(...ws);
       await Promise.all(ws.map((w) => w.waitFor(/ready/)));
       const out = path.join(tmp, 'out-restart');
-      const sub = await enqueue({ redis: redis.url, queue: 'restart', images: files.slice(0, 600), out, chunkSize: 20 });
+      const sub = await enqueue({
+        redis: redis.url,
+        queue: 'restart',
+        images: files.slice(0, 600),
+        out,
+        chunkSize: 20,
+      });
       const finished = sub.wait({ pollMs: 100 });
       finished.catch(() => undefined);
       // Once some shards are written, Redis dies (SIGKILL: only its append-only file remains) and
@@ -339,7 +465,14 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
         else if (done >= 1 && /: started/.test(l) && a.child.signalCode === null) a.child.kill('SIGTERM');
       });
       const out = path.join(tmp, 'out-term');
-      const sub = await enqueue({ redis: redis.url, queue: 'term', images: files.slice(1000, 1400), out, chunkSize: 40, format: 'safetensors' });
+      const sub = await enqueue({
+        redis: redis.url,
+        queue: 'term',
+        images: files.slice(1000, 1400),
+        out,
+        chunkSize: 40,
+        format: 'safetensors',
+      });
       const r = await sub.wait({ pollMs: 100 });
       await sub.close();
       expect(await a.exited).toEqual({ code: 0, signal: null });
@@ -352,7 +485,11 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
         const once = (await queue.getJob(sub.jobIds.find((id) => !handed.includes(id))!))!;
         for (const id of handed) {
           const job = (await queue.getJob(id))!;
-          expect([job.attemptsStarted, job.attemptsMade, job.processedBy]).toEqual([once.attemptsStarted + 1, once.attemptsMade, 'b']);
+          expect([job.attemptsStarted, job.attemptsMade, job.processedBy]).toEqual([
+            once.attemptsStarted + 1,
+            once.attemptsMade,
+            'b',
+          ]);
         }
       } finally {
         await queue.close();
@@ -361,22 +498,39 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
 
       // Without an output folder the embeddings come back through the queue (here sent inline too).
       const some = good.slice(0, 50);
-      const inline = await enqueue({ redis: redis.url, queue: 'term', images: some.map((f) => ({ id: f, bytes: readFileSync(f) })), chunkSize: 16 });
+      const inline = await enqueue({
+        redis: redis.url,
+        queue: 'term',
+        images: some.map((f) => ({ id: f, bytes: readFileSync(f) })),
+        chunkSize: 16,
+      });
       const res = await inline.wait({ pollMs: 100 });
       await inline.close();
       expect(res.embeddings!.ids).toEqual(some);
       const ref = reference.subarray(0, 50 * 32);
-      expect(Buffer.from(res.embeddings!.data.buffer).equals(Buffer.from(ref.buffer, ref.byteOffset, ref.byteLength))).toBe(true);
+      expect(
+        Buffer.from(res.embeddings!.data.buffer).equals(Buffer.from(ref.buffer, ref.byteOffset, ref.byteLength)),
+      ).toBe(true);
 
       // A shard that cannot be written (a folder stands where it goes): each attempt fails with
       // ERR_WRITE_FAILED, is retried with backoff, and after the last one the job is in the failed
       // set with that reason.
       const broken = path.join(tmp, 'out-broken');
       mkdirSync(path.join(broken, 'broken-000000.npy'), { recursive: true });
-      const failing = await enqueue({ redis: redis.url, queue: 'term', images: good.slice(0, 3), out: broken, prefix: 'broken', attempts: 3, backoffMs: 50 });
+      const failing = await enqueue({
+        redis: redis.url,
+        queue: 'term',
+        images: good.slice(0, 3),
+        out: broken,
+        prefix: 'broken',
+        attempts: 3,
+        backoffMs: 50,
+      });
       const f = await failing.wait({ pollMs: 100 });
       await failing.close();
-      expect(f.failedJobs.map((j) => [j.job, j.code, j.images.length])).toEqual([[failing.jobIds[0], 'ERR_WRITE_FAILED', 3]]);
+      expect(f.failedJobs.map((j) => [j.job, j.code, j.images.length])).toEqual([
+        [failing.jobIds[0], 'ERR_WRITE_FAILED', 3],
+      ]);
       expect(f.failedJobs[0].reason).toMatch(/^ERR_WRITE_FAILED: .*broken-000000\.npy/);
       expect(readdirSync(broken).filter((n) => n.endsWith('.tmp'))).toEqual([]);
       expect(b.count(/attempt 3 failed \(no retry left\): ERR_WRITE_FAILED/)).toBe(1);
@@ -385,7 +539,11 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
       const q = new Queue('term', { connection: { url: redis.url } });
       try {
         await q.add('vitmsn.embed', { v: 99, images: [] }, { jobId: 'malformed-000000', attempts: 5 });
-        for (const t0 = Date.now(); (await q.getJobState('malformed-000000')) !== 'failed'; await new Promise((r) => setTimeout(r, 50))) {
+        for (
+          const t0 = Date.now();
+          (await q.getJobState('malformed-000000')) !== 'failed';
+          await new Promise((r) => setTimeout(r, 50))
+        ) {
           if (Date.now() - t0 > 20_000) throw new Error('the malformed job did not fail');
         }
         const job = (await q.getJob('malformed-000000'))!;

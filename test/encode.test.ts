@@ -25,9 +25,17 @@ function folder(name: GoldenModel, size: number, tag: string = name): string {
   const dir = path.join(tmpRoot, tag);
   mkdirSync(dir);
   for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir(name), f), path.join(dir, f));
-  writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({
-    do_normalize: true, do_resize: true, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size,
-  }));
+  writeFileSync(
+    path.join(dir, 'preprocessor_config.json'),
+    JSON.stringify({
+      do_normalize: true,
+      do_resize: true,
+      image_mean: [0.485, 0.456, 0.406],
+      image_std: [0.229, 0.224, 0.225],
+      resample: 2,
+      size,
+    }),
+  );
   return dir;
 }
 
@@ -72,7 +80,10 @@ function poolRef(tokens: Float32Array, [B, T, D]: number[], mode: 'cls' | 'mean'
 
 describe('encode() on tiny-s8', () => {
   let model: Model;
-  let ref: { lastHiddenState: { data: Float32Array; shape: number[] }; hiddenStates?: Array<{ data: Float32Array; shape: number[] }> };
+  let ref: {
+    lastHiddenState: { data: Float32Array; shape: number[] };
+    hiddenStates?: Array<{ data: Float32Array; shape: number[] }>;
+  };
   beforeAll(async () => {
     model = await loadModel(folder('tiny-s8', 32), { device: 'cpu' });
     const px = await model.preprocess(images);
@@ -90,12 +101,16 @@ describe('encode() on tiny-s8', () => {
     expect(out.shape).toEqual([images.length, 32]);
     const want = poolRef(ref.lastHiddenState.data, ref.lastHiddenState.shape, pooling, normalize);
     expect(relL2(out.data, want)).toBeLessThanOrEqual(TOL.encodeVsForward);
-    if (normalize) for (let b = 0; b < images.length; b++) expect(Math.hypot(...out.data.subarray(b * 32, (b + 1) * 32))).toBeCloseTo(1, 6);
+    if (normalize)
+      for (let b = 0; b < images.length; b++)
+        expect(Math.hypot(...out.data.subarray(b * 32, (b + 1) * 32))).toBeCloseTo(1, 6);
   });
 
   it('cls is the default; cls-prenorm is the CLS of the last hidden state before the final LayerNorm', async () => {
     const def = await model.encode(images);
-    expect(relL2(def.data, poolRef(ref.lastHiddenState.data, ref.lastHiddenState.shape, 'cls', false))).toBeLessThanOrEqual(TOL.encodeVsForward);
+    expect(
+      relL2(def.data, poolRef(ref.lastHiddenState.data, ref.lastHiddenState.shape, 'cls', false)),
+    ).toBeLessThanOrEqual(TOL.encodeVsForward);
     const pre = await model.encode(images, { pooling: 'cls-prenorm' });
     const last = ref.hiddenStates![ref.hiddenStates!.length - 1];
     expect(relL2(pre.data, poolRef(last.data, last.shape, 'cls', false))).toBeLessThanOrEqual(TOL.encodeVsForward);
@@ -134,7 +149,8 @@ describe('encode() on tiny-s8', () => {
       copyFileSync(path.join(FIX, 'images', 'chelsea.png'), f);
       return f;
     });
-    const openedIndex = () => Math.max(-1, ...opened.filter((f) => f.startsWith(dir)).map((f) => Number(path.basename(f, '.png'))));
+    const openedIndex = () =>
+      Math.max(-1, ...opened.filter((f) => f.startsWith(dir)).map((f) => Number(path.basename(f, '.png'))));
     const addon = native();
     const original = addon.preprocess;
     const seen: Array<[number, number]> = []; // [preprocess call k, highest image index opened so far]

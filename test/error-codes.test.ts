@@ -20,7 +20,9 @@ function files(dir: string, exts: RegExp): string[] {
 }
 
 const CODE = /["'`](ERR_[A-Z0-9_]+)["'`]/g;
-const nativeSources = files(path.join(root, 'native'), /\.(cc|h|cu|cuh|inc)$/).filter((f) => !f.includes(`${path.sep}tests${path.sep}`));
+const nativeSources = files(path.join(root, 'native'), /\.(cc|h|cu|cuh|inc)$/).filter(
+  (f) => !f.includes(`${path.sep}tests${path.sep}`),
+);
 
 describe('error codes have one source', () => {
   it('every code the addon can throw is in ERROR_CODES, and only one header spells them', () => {
@@ -35,7 +37,7 @@ describe('error codes have one source', () => {
     for (const c of codes) expect(Object.keys(ERROR_CODES), `${c} (from ${path.relative(root, header)})`).toContain(c);
   });
 
-  it('lib/ names no code outside ERROR_CODES (and the server\'s own SERVER_CODES) and keeps no second list', () => {
+  it("lib/ names no code outside ERROR_CODES (and the server's own SERVER_CODES) and keeps no second list", () => {
     const known = new Set(Object.keys(ERROR_CODES));
     const serverOnly = Object.keys(SERVER_CODES).filter((c) => !known.has(c));
     expect(serverOnly.length).toBeGreaterThan(0);
@@ -46,10 +48,14 @@ describe('error codes have one source', () => {
         .filter((m) => !/[=!]==\s*$/.test(text.slice(Math.max(0, m.index - 8), m.index)))
         .map((m) => m[1])
         .filter((c) => !serverOnly.includes(c) || f.includes(`${path.sep}serve${path.sep}`));
-      for (const c of found) expect(known.has(c) || serverOnly.includes(c), `${c} in ${path.relative(root, f)}`).toBe(true);
+      for (const c of found)
+        expect(known.has(c) || serverOnly.includes(c), `${c} in ${path.relative(root, f)}`).toBe(true);
       if (!f.endsWith(`${path.sep}errors.ts`)) {
         // A file that needs every code types it as Record<ErrorCode, …> instead of listing them.
-        expect(new Set(found).size, `${path.relative(root, f)} lists many codes: derive it from ERROR_CODES`).toBeLessThan(known.size / 2);
+        expect(
+          new Set(found).size,
+          `${path.relative(root, f)} lists many codes: derive it from ERROR_CODES`,
+        ).toBeLessThan(known.size / 2);
       }
     }
   });

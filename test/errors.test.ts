@@ -72,9 +72,12 @@ describe('loadModel rejects bad folders', () => {
   });
 
   // Only meaningful where no GPU is usable (CI); on a GPU machine test/gpu.test.ts covers 'cuda'.
-  it.skipIf(backends().some((b) => b.name === 'cuda' && b.available))('a CUDA device without a usable GPU says why', async () => {
-    await expectCode(loadModel(folder(), { device: 'cuda' }), 'ERR_DEVICE_UNAVAILABLE', /cuda/i);
-  });
+  it.skipIf(backends().some((b) => b.name === 'cuda' && b.available))(
+    'a CUDA device without a usable GPU says why',
+    async () => {
+      await expectCode(loadModel(folder(), { device: 'cuda' }), 'ERR_DEVICE_UNAVAILABLE', /cuda/i);
+    },
+  );
 
   it('missing or malformed config.json', async () => {
     await expectCode(loadModel(path.join(tmpRoot, 'does-not-exist')), 'ERR_CONFIG_NOT_FOUND');
@@ -84,10 +87,26 @@ describe('loadModel rejects bad folders', () => {
     const noLayers = tinyConfig();
     delete noLayers.num_hidden_layers;
     await expectCode(loadModel(folder({ config: noLayers })), 'ERR_CONFIG_INVALID', /num_hidden_layers/);
-    await expectCode(loadModel(folder({ config: { ...tinyConfig(), hidden_size: 30 } })), 'ERR_CONFIG_INVALID', /multiple/);
-    await expectCode(loadModel(folder({ config: { ...tinyConfig(), patch_size: 0 } })), 'ERR_CONFIG_INVALID', /patch_size/);
-    await expectCode(loadModel(folder({ config: { ...tinyConfig(), hidden_act: 'relu' } })), 'ERR_CONFIG_INVALID', /hidden_act/);
-    await expectCode(loadModel(folder({ config: { ...tinyConfig(), image_size: 4 } })), 'ERR_CONFIG_INVALID', /image_size/);
+    await expectCode(
+      loadModel(folder({ config: { ...tinyConfig(), hidden_size: 30 } })),
+      'ERR_CONFIG_INVALID',
+      /multiple/,
+    );
+    await expectCode(
+      loadModel(folder({ config: { ...tinyConfig(), patch_size: 0 } })),
+      'ERR_CONFIG_INVALID',
+      /patch_size/,
+    );
+    await expectCode(
+      loadModel(folder({ config: { ...tinyConfig(), hidden_act: 'relu' } })),
+      'ERR_CONFIG_INVALID',
+      /hidden_act/,
+    );
+    await expectCode(
+      loadModel(folder({ config: { ...tinyConfig(), image_size: 4 } })),
+      'ERR_CONFIG_INVALID',
+      /image_size/,
+    );
   });
 
   it('no weights file', async () => {
@@ -99,34 +118,81 @@ describe('loadModel rejects bad folders', () => {
     const cases: Array<[string, Buffer]> = [
       ['empty file', Buffer.alloc(0)],
       ['shorter than the length prefix', Buffer.from([1, 2, 3])],
-      ['header length past the end', (() => { const b = Buffer.from(good); b.writeBigUInt64LE(BigInt(good.length)); return b; })()],
-      ['bad JSON header', (() => { const b = Buffer.from(good); b.write('}', 8); return b; })()],
+      [
+        'header length past the end',
+        (() => {
+          const b = Buffer.from(good);
+          b.writeBigUInt64LE(BigInt(good.length));
+          return b;
+        })(),
+      ],
+      [
+        'bad JSON header',
+        (() => {
+          const b = Buffer.from(good);
+          b.write('}', 8);
+          return b;
+        })(),
+      ],
       ['truncated data', good.subarray(0, good.length - 100)],
-      ['offsets outside the data', encode((h) => { h['embeddings.cls_token'].data_offsets = [0, 1 << 30]; return h; })],
-      ['overlapping tensors', encode((h) => {
-        const [s] = h['embeddings.cls_token'].data_offsets;
-        const other = h['layernorm.bias'];
-        const len = other.data_offsets[1] - other.data_offsets[0];
-        other.data_offsets = [s, s + len];
-        return h;
-      })],
-      ['size not dtype×shape', encode((h) => { h['layernorm.bias'].shape = [31]; return h; })],
+      [
+        'offsets outside the data',
+        encode((h) => {
+          h['embeddings.cls_token'].data_offsets = [0, 1 << 30];
+          return h;
+        }),
+      ],
+      [
+        'overlapping tensors',
+        encode((h) => {
+          const [s] = h['embeddings.cls_token'].data_offsets;
+          const other = h['layernorm.bias'];
+          const len = other.data_offsets[1] - other.data_offsets[0];
+          other.data_offsets = [s, s + len];
+          return h;
+        }),
+      ],
+      [
+        'size not dtype×shape',
+        encode((h) => {
+          h['layernorm.bias'].shape = [31];
+          return h;
+        }),
+      ],
       // The tensors must cover the data section exactly (as the Rust safetensors reader requires).
       ['header length one too small', withHeaderLength(good, -1)],
-      ['a gap between tensors', Buffer.concat([encode((h) => {
-        // every tensor after the first 4 bytes later, in a data section 4 bytes longer
-        const first = Object.values(h)[0].data_offsets[1];
-        for (const e of Object.values(h)) e.data_offsets = e.data_offsets.map((o: number) => (o >= first && e.data_offsets[0] >= first ? o + 4 : o));
-        return h;
-      }), Buffer.alloc(4)])],
+      [
+        'a gap between tensors',
+        Buffer.concat([
+          encode((h) => {
+            // every tensor after the first 4 bytes later, in a data section 4 bytes longer
+            const first = Object.values(h)[0].data_offsets[1];
+            for (const e of Object.values(h))
+              e.data_offsets = e.data_offsets.map((o: number) =>
+                o >= first && e.data_offsets[0] >= first ? o + 4 : o,
+              );
+            return h;
+          }),
+          Buffer.alloc(4),
+        ]),
+      ],
       ['bytes after the last tensor', Buffer.concat([good, Buffer.alloc(4)])],
-      ['unknown dtype', encode((h) => { h['layernorm.bias'].dtype = 'Q4'; return h; })],
-      ['header not an object', (() => {
-        const h = Buffer.from('[1,2,3] ');
-        const len = Buffer.alloc(8);
-        len.writeBigUInt64LE(BigInt(h.length));
-        return Buffer.concat([len, h]);
-      })()],
+      [
+        'unknown dtype',
+        encode((h) => {
+          h['layernorm.bias'].dtype = 'Q4';
+          return h;
+        }),
+      ],
+      [
+        'header not an object',
+        (() => {
+          const h = Buffer.from('[1,2,3] ');
+          const len = Buffer.alloc(8);
+          len.writeBigUInt64LE(BigInt(h.length));
+          return Buffer.concat([len, h]);
+        })(),
+      ],
     ];
     // The reframing itself is sound: with the right length, the padded file loads.
     await (await loadModel(folder({ weights: withHeaderLength(good, 0) }), { device: 'cpu' })).dispose();
@@ -138,17 +204,36 @@ describe('loadModel rejects bad folders', () => {
   });
 
   it('tensors missing or shaped wrong for the config', async () => {
-    await expectCode(loadModel(folder({ weights: encode(undefined, 'encoder.layer.1.output.dense.weight') })),
-      'ERR_WEIGHT_MISSING', /encoder\.layer\.1\.output\.dense\.weight/);
-    await expectCode(loadModel(folder({ config: { ...tinyConfig(), num_hidden_layers: 3 } })), 'ERR_WEIGHT_MISSING', /layer\.2/);
-    await expectCode(loadModel(folder({ config: { ...tinyConfig(), intermediate_size: 32 } })), 'ERR_WEIGHT_SHAPE', /intermediate/);
-    await expectCode(loadModel(folder({ config: { ...tinyConfig(), image_size: 48 } })), 'ERR_WEIGHT_SHAPE', /position_embeddings/);
+    await expectCode(
+      loadModel(folder({ weights: encode(undefined, 'encoder.layer.1.output.dense.weight') })),
+      'ERR_WEIGHT_MISSING',
+      /encoder\.layer\.1\.output\.dense\.weight/,
+    );
+    await expectCode(
+      loadModel(folder({ config: { ...tinyConfig(), num_hidden_layers: 3 } })),
+      'ERR_WEIGHT_MISSING',
+      /layer\.2/,
+    );
+    await expectCode(
+      loadModel(folder({ config: { ...tinyConfig(), intermediate_size: 32 } })),
+      'ERR_WEIGHT_SHAPE',
+      /intermediate/,
+    );
+    await expectCode(
+      loadModel(folder({ config: { ...tinyConfig(), image_size: 48 } })),
+      'ERR_WEIGHT_SHAPE',
+      /position_embeddings/,
+    );
     // a classifier whose size disagrees with id2label
     const t = tinyTensors();
     t['classifier.weight'] = { dtype: 'F32', shape: [3, 32], data: new Float32Array(96) };
     t['classifier.bias'] = { dtype: 'F32', shape: [3], data: new Float32Array(3) };
     const cfg = { ...tinyConfig(), id2label: { 0: 'a', 1: 'b' } };
-    await expectCode(loadModel(folder({ config: cfg, weights: encodeSafetensors(t) })), 'ERR_WEIGHT_SHAPE', /classifier/);
+    await expectCode(
+      loadModel(folder({ config: cfg, weights: encodeSafetensors(t) })),
+      'ERR_WEIGHT_SHAPE',
+      /classifier/,
+    );
   });
 });
 
@@ -167,7 +252,11 @@ describe('forward rejects bad input', () => {
   });
 
   it('non-Float32Array input', async () => {
-    await expectCode(model.forward(new Float64Array(3072) as any, shape), 'ERR_INVALID_ARGUMENT', /Float32Array.*Float64Array/);
+    await expectCode(
+      model.forward(new Float64Array(3072) as any, shape),
+      'ERR_INVALID_ARGUMENT',
+      /Float32Array.*Float64Array/,
+    );
     await expectCode(model.forward(Array.from(pixels()) as any, shape), 'ERR_INVALID_ARGUMENT');
     await expectCode(model.forward(undefined as any, shape), 'ERR_INVALID_ARGUMENT');
   });
@@ -178,26 +267,56 @@ describe('forward rejects bad input', () => {
     await expectCode(model.forward(pixels(), [1, 3, 32, 31.5]), 'ERR_INVALID_ARGUMENT');
     await expectCode(model.forward(pixels(), [2, 3, 32, 32]), 'ERR_SHAPE_MISMATCH', /3072/);
     await expectCode(model.forward(new Float32Array(4 * 32 * 32), [1, 4, 32, 32]), 'ERR_SHAPE_MISMATCH', /channels/);
-    await expectCode(model.forward(new Float32Array(3 * 40 * 32), [1, 3, 40, 32]), 'ERR_SHAPE_MISMATCH', /interpolatePosEncoding/);
-    await expectCode(model.forward(new Float32Array(3 * 4 * 40), [1, 3, 4, 40], { interpolatePosEncoding: true }),
-      'ERR_SHAPE_MISMATCH', /patch/);
+    await expectCode(
+      model.forward(new Float32Array(3 * 40 * 32), [1, 3, 40, 32]),
+      'ERR_SHAPE_MISMATCH',
+      /interpolatePosEncoding/,
+    );
+    await expectCode(
+      model.forward(new Float32Array(3 * 4 * 40), [1, 3, 4, 40], { interpolatePosEncoding: true }),
+      'ERR_SHAPE_MISMATCH',
+      /patch/,
+    );
   });
 
   it('bad options', async () => {
-    await expectCode(model.forward(pixels(), shape, { outputAttention: true } as any), 'ERR_INVALID_ARGUMENT', /outputAttention/);
+    await expectCode(
+      model.forward(pixels(), shape, { outputAttention: true } as any),
+      'ERR_INVALID_ARGUMENT',
+      /outputAttention/,
+    );
     await expectCode(model.forward(pixels(), shape, { outputAttentions: 1 } as any), 'ERR_INVALID_ARGUMENT', /boolean/);
-    await expectCode(model.forward(pixels(), shape, { headMask: new Float32Array(3) }), 'ERR_SHAPE_MISMATCH', /headMask/);
-    await expectCode(model.forward(pixels(), shape, { headMask: [1, 1, 1, 1] as any }), 'ERR_INVALID_ARGUMENT', /headMask/);
+    await expectCode(
+      model.forward(pixels(), shape, { headMask: new Float32Array(3) }),
+      'ERR_SHAPE_MISMATCH',
+      /headMask/,
+    );
+    await expectCode(
+      model.forward(pixels(), shape, { headMask: [1, 1, 1, 1] as any }),
+      'ERR_INVALID_ARGUMENT',
+      /headMask/,
+    );
     await expectCode(model.forward(pixels(), shape, { boolMaskedPos: new Uint8Array(16) }), 'ERR_NO_MASK_TOKEN');
-    await expectCode(masked.forward(pixels(), shape, { boolMaskedPos: new Uint8Array(15) }), 'ERR_SHAPE_MISMATCH', /boolMaskedPos/);
-    await expectCode(masked.forward(pixels(), shape, { boolMaskedPos: new Uint8Array(16).fill(2) }), 'ERR_INVALID_ARGUMENT', /0 or 1/);
+    await expectCode(
+      masked.forward(pixels(), shape, { boolMaskedPos: new Uint8Array(15) }),
+      'ERR_SHAPE_MISMATCH',
+      /boolMaskedPos/,
+    );
+    await expectCode(
+      masked.forward(pixels(), shape, { boolMaskedPos: new Uint8Array(16).fill(2) }),
+      'ERR_INVALID_ARGUMENT',
+      /0 or 1/,
+    );
   });
 
   it('an absurd input fails cleanly instead of exhausting memory', async () => {
     // 40 000 tokens → the attentions alone would need 4·T² floats (26 GB); the engine refuses up front.
     const H = 8 * 40_000;
     await expectCode(
-      model.forward(new Float32Array(3 * H * 8), [1, 3, H, 8], { interpolatePosEncoding: true, outputAttentions: true }),
+      model.forward(new Float32Array(3 * H * 8), [1, 3, H, 8], {
+        interpolatePosEncoding: true,
+        outputAttentions: true,
+      }),
       'ERR_OUT_OF_MEMORY',
     );
   });
@@ -216,15 +335,34 @@ describe('the addon itself survives junk (no crash when called directly)', () =>
       await expectNativeCode(() => addon.loadModel(j as any, j as any, j as any));
     }
     // A native handle loaded directly, to pass junk straight to it.
-    const cfg = { hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 64, imageHeight: 32,
-      imageWidth: 32, patchSize: 8, numChannels: 3, layerNormEps: 1e-6, qkvBias: true, numLabels: -1 };
+    const cfg = {
+      hiddenSize: 32,
+      numHiddenLayers: 2,
+      numAttentionHeads: 4,
+      intermediateSize: 64,
+      imageHeight: 32,
+      imageWidth: 32,
+      patchSize: 8,
+      numChannels: 3,
+      layerNormEps: 1e-6,
+      qkvBias: true,
+      numLabels: -1,
+    };
     const raw = await addon.loadModel(goldenDir('tiny-s8'), cfg, { device: 'cpu', dtype: 'float32', threads: 1 });
     for (const j of junk) {
       await expectNativeCode(() => raw.forward(j as any, j as any, j as any));
     }
     await expectNativeCode(() => raw.forward(new Float32Array(10), [1, 3, 32, 32], {} as any));
-    await expectNativeCode(() => raw.forward(new Float32Array(3072), [1, 3, 32, 32], { headMask: new Uint8Array(4) } as any));
-    await expectNativeCode(() => addon.loadModel(goldenDir('tiny-s8'), { ...cfg, hiddenSize: 33 }, { device: 'cpu', dtype: 'float32', threads: 1 }));
+    await expectNativeCode(() =>
+      raw.forward(new Float32Array(3072), [1, 3, 32, 32], { headMask: new Uint8Array(4) } as any),
+    );
+    await expectNativeCode(() =>
+      addon.loadModel(
+        goldenDir('tiny-s8'),
+        { ...cfg, hiddenSize: 33 },
+        { device: 'cpu', dtype: 'float32', threads: 1 },
+      ),
+    );
     raw.dispose();
     await expectNativeCode(() => raw.forward(new Float32Array(3072), [1, 3, 32, 32], {} as any));
   });

@@ -56,7 +56,9 @@ describe('large outputs and the event loop', () => {
       out = value;
     }
     const mb = outputBytes(out!) / 2 ** 20;
-    console.log(`event-loop stall with ${mb.toFixed(0)} MiB of outputs: ${stalls.map((s) => s.toFixed(1)).join(', ')} ms`);
+    console.log(
+      `event-loop stall with ${mb.toFixed(0)} MiB of outputs: ${stalls.map((s) => s.toFixed(1)).join(', ')} ms`,
+    );
     expect(mb).toBeGreaterThan(100);
     // The best of three: the machine is shared, and one unlucky descheduling is not a stall of ours.
     expect(Math.min(...stalls)).toBeLessThan(LIMIT_MS);

@@ -42,7 +42,10 @@ describe.skipIf(!haveGpu).each(['float32', 'float16', 'bfloat16'] as DType[])('C
     });
 
     it('every output of the base case', async () => {
-      const out = await model.forward(f32(g.pixel_values), g.pixel_values.shape, { outputHiddenStates: true, outputAttentions: true });
+      const out = await model.forward(f32(g.pixel_values), g.pixel_values.shape, {
+        outputHiddenStates: true,
+        outputAttentions: true,
+      });
       close(out.lastHiddenState, g.last_hidden_state, 'last_hidden_state');
       out.hiddenStates!.forEach((h, i) => close(h, g[`hidden_states.${i}`], `hidden_states.${i}`));
       out.attentions!.forEach((a, i) => close(a, g[`attentions.${i}`], `attentions.${i}`));
@@ -56,12 +59,21 @@ describe.skipIf(!haveGpu).each(['float32', 'float16', 'bfloat16'] as DType[])('C
 
     it('interpolate_pos_encoding, head_mask, bool_masked_pos', async () => {
       const ip = g['interp.pixel_values'];
-      close((await model.forward(f32(ip), ip.shape, { interpolatePosEncoding: true })).lastHiddenState,
-        g['interp.last_hidden_state'], 'interp');
-      close((await model.forward(f32(g.pixel_values), g.pixel_values.shape, { headMask: f32(g.head_mask) })).lastHiddenState,
-        g['head_mask.last_hidden_state'], 'head_mask');
+      close(
+        (await model.forward(f32(ip), ip.shape, { interpolatePosEncoding: true })).lastHiddenState,
+        g['interp.last_hidden_state'],
+        'interp',
+      );
+      close(
+        (await model.forward(f32(g.pixel_values), g.pixel_values.shape, { headMask: f32(g.head_mask) }))
+          .lastHiddenState,
+        g['head_mask.last_hidden_state'],
+        'head_mask',
+      );
       if (g.bool_masked_pos) {
-        const out = await model.forward(f32(g.pixel_values), g.pixel_values.shape, { boolMaskedPos: g.bool_masked_pos.data as Uint8Array });
+        const out = await model.forward(f32(g.pixel_values), g.pixel_values.shape, {
+          boolMaskedPos: g.bool_masked_pos.data as Uint8Array,
+        });
         close(out.lastHiddenState, g['masked.last_hidden_state'], 'masked');
       }
     });
@@ -74,7 +86,11 @@ describe.skipIf(!haveGpu)('CUDA lifecycle', () => {
     const b = await loadModel(goldenDir('tiny-s8'), { device: 'cuda', dtype: 'float32' });
     const x = new Float32Array(2 * 3 * 32 * 32).map((_, i) => Math.sin(i * 0.07));
     const ref = await a.forward(x, [2, 3, 32, 32]);
-    const outs = await Promise.all([a.forward(x, [2, 3, 32, 32]), b.forward(x, [2, 3, 32, 32]), a.forward(x, [2, 3, 32, 32])]);
+    const outs = await Promise.all([
+      a.forward(x, [2, 3, 32, 32]),
+      b.forward(x, [2, 3, 32, 32]),
+      a.forward(x, [2, 3, 32, 32]),
+    ]);
     for (const o of outs) expect(relL2(o.lastHiddenState.data, ref.lastHiddenState.data)).toBe(0);
     await Promise.all([a.dispose(), b.dispose()]);
   });
@@ -92,7 +108,11 @@ describe.skipIf(!haveGpu).each(['float32', 'bfloat16'] as DType[])('CUDA graphs 
     // tiny-cls (D = 48, patch 16, classifier) at a 32×32 input: its first 1 + 2·2 position rows.
     const w = readSafetensors(path.join(goldenDir('tiny-cls'), 'model.safetensors'));
     const pos = w['vit.embeddings.position_embeddings'];
-    w['vit.embeddings.position_embeddings'] = { dtype: 'F32', shape: [1, 5, 48], data: (pos.data as Float32Array).slice(0, 5 * 48) };
+    w['vit.embeddings.position_embeddings'] = {
+      dtype: 'F32',
+      shape: [1, 5, 48],
+      data: (pos.data as Float32Array).slice(0, 5 * 48),
+    };
     const cfg = JSON.parse(readFileSync(path.join(goldenDir('tiny-cls'), 'config.json'), 'utf8'));
     mkdirSync(path.join(dir, 'cls32'));
     writeFileSync(path.join(dir, 'cls32', 'config.json'), JSON.stringify({ ...cfg, image_size: 32 }));
@@ -129,9 +149,14 @@ describe.skipIf(!haveGpu).each(['float32', 'bfloat16'] as DType[])('CUDA graphs 
       }
     }
     const models = await Promise.all(dirs().map((d) => loadModel(d, { device: 'cuda', dtype })));
-    const round = (live: number[]) => Promise.all(live.flatMap((i) => [1, 2, 1, 2].map(async (B) => {
-      expectSame(await call(models[i], i, B), single.get(`${i}/${B}`)!, `model ${i} B=${B}`);
-    })));
+    const round = (live: number[]) =>
+      Promise.all(
+        live.flatMap((i) =>
+          [1, 2, 1, 2].map(async (B) => {
+            expectSame(await call(models[i], i, B), single.get(`${i}/${B}`)!, `model ${i} B=${B}`);
+          }),
+        ),
+      );
     for (let r = 0; r < 3; r++) await round([0, 1, 2]);
     // Dispose model 0 while calls on all three are in flight.
     const inFlight = round([1, 2]);
@@ -160,7 +185,14 @@ describe.skipIf(!haveGpu)('CUDA at real size (ViT-S/16)', () => {
       else process.env[name] = old;
     }
   };
-  const run = async (dir: string, device: 'cpu' | 'cuda', dtype: DType, x: Float32Array, shape: number[], interp: boolean) => {
+  const run = async (
+    dir: string,
+    device: 'cpu' | 'cuda',
+    dtype: DType,
+    x: Float32Array,
+    shape: number[],
+    interp: boolean,
+  ) => {
     const m = await loadModel(dir, { device, dtype });
     try {
       return (await m.forward(x, shape, { interpolatePosEncoding: interp })).lastHiddenState.data;
@@ -169,16 +201,26 @@ describe.skipIf(!haveGpu)('CUDA at real size (ViT-S/16)', () => {
     }
   };
 
-  for (const [size, T] of [[224, 197], [512, 1025]] as const) {
+  for (const [size, T] of [
+    [224, 197],
+    [512, 1025],
+  ] as const) {
     it(`tensor-core and CUDA-core attention agree with the CPU in fp16 and bf16 (T = ${T})`, async () => {
       const { modelDir } = await realModel('vit-s16');
-      const x = syntheticPixels(2, size, size), shape = [2, 3, size, size];
+      const x = syntheticPixels(2, size, size),
+        shape = [2, 3, size, size];
       const cpu = await run(modelDir, 'cpu', 'float32', x, shape, size !== 224);
       for (const dtype of ['float16', 'bfloat16'] as DType[]) {
         const tc = await run(modelDir, 'cuda', dtype, x, shape, size !== 224);
-        const simt = await withEnv('VITMSN_CUDA_ATTENTION', 'simt', () => run(modelDir, 'cuda', dtype, x, shape, size !== 224));
-        const eTc = relL2(tc, cpu), eSimt = relL2(simt, cpu), eBoth = relL2(tc, simt);
-        console.log(`[gpu.test] ViT-S T=${T} ${dtype}: tensor-core ${eTc.toExponential(2)}, cuda-core ${eSimt.toExponential(2)} vs CPU fp32; between ${eBoth.toExponential(2)}`);
+        const simt = await withEnv('VITMSN_CUDA_ATTENTION', 'simt', () =>
+          run(modelDir, 'cuda', dtype, x, shape, size !== 224),
+        );
+        const eTc = relL2(tc, cpu),
+          eSimt = relL2(simt, cpu),
+          eBoth = relL2(tc, simt);
+        console.log(
+          `[gpu.test] ViT-S T=${T} ${dtype}: tensor-core ${eTc.toExponential(2)}, cuda-core ${eSimt.toExponential(2)} vs CPU fp32; between ${eBoth.toExponential(2)}`,
+        );
         expect(eTc, `${dtype} tensor-core vs CPU`).toBeLessThanOrEqual(BOUND[dtype]);
         expect(eSimt, `${dtype} cuda-core vs CPU`).toBeLessThanOrEqual(BOUND[dtype]);
         expect(eBoth, `${dtype} tensor-core vs cuda-core`).toBeLessThanOrEqual(BOUND[dtype]);
@@ -192,12 +234,14 @@ describe.skipIf(!haveGpu)('CUDA at real size (ViT-S/16)', () => {
       const m = await loadModel(modelDir, { device: 'cuda', dtype });
       try {
         for (const B of [1, 2, 1, 3, 2]) {
-          const x = syntheticPixels(B), shape = [B, 3, 224, 224];
-          const replayed = (await m.forward(x, shape)).lastHiddenState.data;  // plain: recorded + replayed
+          const x = syntheticPixels(B),
+            shape = [B, 3, 224, 224];
+          const replayed = (await m.forward(x, shape)).lastHiddenState.data; // plain: recorded + replayed
           const eager = (await m.forward(x, shape, { outputHiddenStates: true })).lastHiddenState.data;
           expect(relL2(replayed, eager), `${dtype} B=${B} graph vs eager`).toBeLessThanOrEqual(1e-6);
         }
-        const x = syntheticPixels(1), shape = [1, 3, 224, 224];
+        const x = syntheticPixels(1),
+          shape = [1, 3, 224, 224];
         const ref = (await m.forward(x, shape)).lastHiddenState.data;
         const outs = await Promise.all([0, 1, 2, 3].map(() => m.forward(x, shape)));
         for (const o of outs) expect(relL2(o.lastHiddenState.data, ref)).toBe(TOL.deterministic);
@@ -209,12 +253,15 @@ describe.skipIf(!haveGpu)('CUDA at real size (ViT-S/16)', () => {
 
   it('the tanh GELU epilogue of cuBLASLt stays inside the bf16/fp16 bounds (exact GELU as reference)', async () => {
     const { modelDir } = await realModel('vit-s16');
-    const x = syntheticPixels(2), shape = [2, 3, 224, 224];
+    const x = syntheticPixels(2),
+      shape = [2, 3, 224, 224];
     const cpu = await run(modelDir, 'cpu', 'float32', x, shape, false);
     for (const dtype of ['float16', 'bfloat16'] as DType[]) {
       const fused = await withEnv('VITMSN_CUDA_GELU', 'epilogue', () => run(modelDir, 'cuda', dtype, x, shape, false));
       const exact = await withEnv('VITMSN_CUDA_GELU', 'exact', () => run(modelDir, 'cuda', dtype, x, shape, false));
-      console.log(`[gpu.test] ViT-S ${dtype} vs CPU fp32: GELU epilogue ${relL2(fused, cpu).toExponential(2)}, exact GELU ${relL2(exact, cpu).toExponential(2)}`);
+      console.log(
+        `[gpu.test] ViT-S ${dtype} vs CPU fp32: GELU epilogue ${relL2(fused, cpu).toExponential(2)}, exact GELU ${relL2(exact, cpu).toExponential(2)}`,
+      );
       expect(relL2(fused, cpu)).toBeLessThanOrEqual(BOUND[dtype]);
       expect(relL2(exact, cpu)).toBeLessThanOrEqual(BOUND[dtype]);
     }

@@ -1,7 +1,17 @@
 // loadModel('owner/name') against a local fake hub (test/support/fake-hub.ts) on 127.0.0.1: the
 // Hugging Face cache layout, progress, 404s, a connection dropped mid-file, offline mode, revision
 // pins, tokens, sharded .bin and the local-path-wins rule. Nothing here touches the internet.
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, copyFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  copyFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +25,16 @@ const COMMIT_OLD = 'a'.repeat(40);
 const read = (...p: string[]) => readFileSync(path.join(...p));
 
 const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-hub-'));
-const ENV_KEYS = ['HF_HOME', 'HF_HUB_CACHE', 'HUGGINGFACE_HUB_CACHE', 'HF_ENDPOINT', 'HF_HUB_OFFLINE', 'HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'HF_TOKEN_PATH'];
+const ENV_KEYS = [
+  'HF_HOME',
+  'HF_HUB_CACHE',
+  'HUGGINGFACE_HUB_CACHE',
+  'HF_ENDPOINT',
+  'HF_HUB_OFFLINE',
+  'HF_TOKEN',
+  'HUGGING_FACE_HUB_TOKEN',
+  'HF_TOKEN_PATH',
+];
 const savedEnv = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
 let hub: FakeHub;
 let cacheN = 0;
@@ -50,12 +69,22 @@ beforeAll(async () => {
       token: 'hf_secret_test_token',
       refs: { main: COMMIT_MAIN },
       commits: {
-        [COMMIT_MAIN]: Object.fromEntries(readdirSync(path.join(BIN_DIR, 'tiny-s8-sharded')).map((f) => [f, read(BIN_DIR, 'tiny-s8-sharded', f)])),
+        [COMMIT_MAIN]: Object.fromEntries(
+          readdirSync(path.join(BIN_DIR, 'tiny-s8-sharded')).map((f) => [f, read(BIN_DIR, 'tiny-s8-sharded', f)]),
+        ),
       },
     },
   });
   process.env.HF_ENDPOINT = hub.url;
-  for (const k of ['HF_HUB_CACHE', 'HUGGINGFACE_HUB_CACHE', 'HF_HUB_OFFLINE', 'HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'HF_TOKEN_PATH']) delete process.env[k];
+  for (const k of [
+    'HF_HUB_CACHE',
+    'HUGGINGFACE_HUB_CACHE',
+    'HF_HUB_OFFLINE',
+    'HF_TOKEN',
+    'HUGGING_FACE_HUB_TOKEN',
+    'HF_TOKEN_PATH',
+  ])
+    delete process.env[k];
 });
 
 afterEach(() => {
@@ -77,13 +106,20 @@ const x8 = new Float32Array(2 * 3 * 32 * 32).map((_, i) => Math.sin(i * 0.03));
 async function embed(source: string, size: number, options = {}): Promise<Buffer> {
   const m = await loadModel(source, { device: 'cpu', threads: 2, ...options });
   const n = 2 * 3 * size * size;
-  const out = await m.forward(x8.length === n ? x8 : new Float32Array(n).map((_, i) => Math.sin(i * 0.03)), [2, 3, size, size]);
+  const out = await m.forward(x8.length === n ? x8 : new Float32Array(n).map((_, i) => Math.sin(i * 0.03)), [
+    2,
+    3,
+    size,
+    size,
+  ]);
   await m.dispose();
   return Buffer.from(out.lastHiddenState.data.buffer);
 }
 
 function allFiles(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).map((d) => path.join(d.parentPath ?? (d as unknown as { path: string }).path, d.name));
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).map((d) =>
+    path.join(d.parentPath ?? (d as unknown as { path: string }).path, d.name),
+  );
 }
 
 describe('hub downloads into the Hugging Face cache', () => {
@@ -108,7 +144,9 @@ describe('hub downloads into the Hugging Face cache', () => {
     expect(st.length).toBeGreaterThan(1);
     expect(st.at(-1)).toEqual({ file: 'model.safetensors', loaded: weights.length, total: weights.length });
     st.forEach((e, i) => i > 0 && expect(e.loaded).toBeGreaterThanOrEqual(st[i - 1].loaded));
-    expect(new Set(events.map((e) => e.file))).toEqual(new Set(['config.json', 'preprocessor_config.json', 'model.safetensors']));
+    expect(new Set(events.map((e) => e.file))).toEqual(
+      new Set(['config.json', 'preprocessor_config.json', 'model.safetensors']),
+    );
     expect(allFiles(repo).filter((f) => /incomplete|\.tmp$/.test(f))).toEqual([]);
 
     // A second load reuses the cache: metadata requests only, no file bodies.
@@ -129,16 +167,24 @@ describe('hub downloads into the Hugging Face cache', () => {
     freshCache();
     process.env.HF_HUB_OFFLINE = 'true';
     const n = hub.requests.length;
-    await expect(loadModel('test-org/tiny')).rejects.toMatchObject({ code: 'ERR_OFFLINE', message: expect.stringMatching(/HF_HUB_OFFLINE/) });
+    await expect(loadModel('test-org/tiny')).rejects.toMatchObject({
+      code: 'ERR_OFFLINE',
+      message: expect.stringMatching(/HF_HUB_OFFLINE/),
+    });
     await (await loadModel('test-org/tiny', { offline: false })).dispose(); // the option overrides the environment
     expect(hub.requests.length).toBeGreaterThan(n);
   });
 
   it('unknown models, revisions and files are 404s with clear errors', async () => {
     freshCache();
-    await expect(loadModel('test-org/nope')).rejects.toMatchObject({ code: 'ERR_HUB_NOT_FOUND', message: expect.stringMatching(/'test-org\/nope' is not a local folder.*model 'test-org\/nope' was not found/) });
-    await expect(loadModel('test-org/tiny', { revision: 'no-such-branch' }))
-      .rejects.toMatchObject({ code: 'ERR_HUB_NOT_FOUND', message: expect.stringMatching(/revision 'no-such-branch'/) });
+    await expect(loadModel('test-org/nope')).rejects.toMatchObject({
+      code: 'ERR_HUB_NOT_FOUND',
+      message: expect.stringMatching(/'test-org\/nope' is not a local folder.*model 'test-org\/nope' was not found/),
+    });
+    await expect(loadModel('test-org/tiny', { revision: 'no-such-branch' })).rejects.toMatchObject({
+      code: 'ERR_HUB_NOT_FOUND',
+      message: expect.stringMatching(/revision 'no-such-branch'/),
+    });
   });
 
   it('a connection dropped mid-file leaves nothing that looks complete, and a retry succeeds', async () => {
@@ -146,7 +192,10 @@ describe('hub downloads into the Hugging Face cache', () => {
     const size = read(goldenDir('tiny-s8'), 'model.safetensors').length;
     hub.dropNext = { minSize: 10_000, after: 4096 };
     const events: DownloadProgress[] = [];
-    const err = await loadModel('test-org/tiny', { onProgress: (p) => events.push({ ...p }) }).then(() => undefined, (e) => e);
+    const err = await loadModel('test-org/tiny', { onProgress: (p) => events.push({ ...p }) }).then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err).toMatchObject({ code: 'ERR_DOWNLOAD_FAILED', message: expect.stringMatching(/model\.safetensors/) });
     expect(events.some((e) => e.file === 'model.safetensors' && e.loaded > 0 && e.loaded < size)).toBe(true);
     const repo = path.join(cache, 'models--test-org--tiny');
@@ -162,7 +211,10 @@ describe('hub downloads into the Hugging Face cache', () => {
   it('a corrupted transfer (sha256 differs from the LFS ETag) is not cached', async () => {
     const cache = freshCache();
     hub.corruptNext = true;
-    await expect(loadModel('test-org/tiny')).rejects.toMatchObject({ code: 'ERR_DOWNLOAD_FAILED', message: expect.stringMatching(/sha256/) });
+    await expect(loadModel('test-org/tiny')).rejects.toMatchObject({
+      code: 'ERR_DOWNLOAD_FAILED',
+      message: expect.stringMatching(/sha256/),
+    });
     const repo = path.join(cache, 'models--test-org--tiny');
     expect(existsSync(path.join(repo, 'snapshots', COMMIT_MAIN, 'model.safetensors'))).toBe(false);
     expect(readdirSync(path.join(repo, 'blobs')).filter((b) => /^[0-9a-f]{64}/.test(b))).toEqual([]);
@@ -184,16 +236,25 @@ describe('hub downloads into the Hugging Face cache', () => {
 
   it('HF_TOKEN opens a private repo (sent to the hub, not the CDN); sharded .bin downloads every shard', async () => {
     const cache = freshCache();
-    await expect(loadModel('private-org/sharded-bin')).rejects.toMatchObject({ code: 'ERR_HUB_NOT_FOUND', message: expect.stringMatching(/HF_TOKEN/) });
+    await expect(loadModel('private-org/sharded-bin')).rejects.toMatchObject({
+      code: 'ERR_HUB_NOT_FOUND',
+      message: expect.stringMatching(/HF_TOKEN/),
+    });
     process.env.HF_TOKEN = 'hf_secret_test_token';
     const n = hub.requests.length;
     expect((await embed('private-org/sharded-bin', 32)).equals(await embed(goldenDir('tiny-s8'), 32))).toBe(true);
     const reqs = hub.requests.slice(n);
-    expect(reqs.filter((r) => r.path.startsWith('/private-org/')).every((r) => r.auth === 'Bearer hf_secret_test_token')).toBe(true);
+    expect(
+      reqs.filter((r) => r.path.startsWith('/private-org/')).every((r) => r.auth === 'Bearer hf_secret_test_token'),
+    ).toBe(true);
     expect(reqs.filter((r) => r.path.startsWith('/cdn/')).length).toBe(2);
     expect(reqs.filter((r) => r.path.startsWith('/cdn/')).every((r) => r.auth === undefined)).toBe(true);
     expect(readdirSync(path.join(cache, 'models--private-org--sharded-bin', 'snapshots', COMMIT_MAIN)).sort()).toEqual([
-      'config.json', 'pytorch_model-00001-of-00002.bin', 'pytorch_model-00002-of-00002.bin', 'pytorch_model.bin.index.json']);
+      'config.json',
+      'pytorch_model-00001-of-00002.bin',
+      'pytorch_model-00002-of-00002.bin',
+      'pytorch_model.bin.index.json',
+    ]);
   });
 
   it('reuses a cache written by Python huggingface_hub (HF_HUB_CACHE), and an existing path wins over an id', async () => {
@@ -206,7 +267,10 @@ describe('hub downloads into the Hugging Face cache', () => {
     mkdirSync(path.join(repo, 'snapshots', COMMIT_OLD), { recursive: true });
     const { symlinkSync, writeFileSync } = await import('node:fs');
     writeFileSync(path.join(repo, 'refs', 'main'), COMMIT_OLD);
-    for (const [f, etag] of [['config.json', 'c'.repeat(40)], ['model.safetensors', 'd'.repeat(64)]]) {
+    for (const [f, etag] of [
+      ['config.json', 'c'.repeat(40)],
+      ['model.safetensors', 'd'.repeat(64)],
+    ]) {
       copyFileSync(path.join(goldenDir('tiny-s8'), f), path.join(repo, 'blobs', etag));
       symlinkSync(`../../blobs/${etag}`, path.join(repo, 'snapshots', COMMIT_OLD, f));
     }
@@ -222,7 +286,8 @@ describe('hub downloads into the Hugging Face cache', () => {
     process.chdir(tmpRoot);
     try {
       mkdirSync(path.join(tmpRoot, 'test-org', 'tiny'), { recursive: true });
-      for (const f of ['config.json', 'pytorch_model.bin']) copyFileSync(path.join(BIN_DIR, 'tiny-mask-f64', f), path.join(tmpRoot, 'test-org', 'tiny', f));
+      for (const f of ['config.json', 'pytorch_model.bin'])
+        copyFileSync(path.join(BIN_DIR, 'tiny-mask-f64', f), path.join(tmpRoot, 'test-org', 'tiny', f));
       delete process.env.HF_HUB_OFFLINE;
       const m = await loadModel('test-org/tiny');
       expect(m.hasMaskToken).toBe(true); // tiny-mask, not the hub's tiny-s8

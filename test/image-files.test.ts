@@ -1,7 +1,18 @@
 // Image paths are read with a bound: only regular files, at most maxBytes, and the pixel limit is
 // checked from the file's first bytes before the rest is read. Special files (a device, a FIFO)
 // give a coded error at once instead of an endless read or a read that never returns.
-import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  ftruncateSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -12,7 +12,10 @@ const FIX = path.join(__dirname, 'fixtures');
 const SHAPE = [2, 3, 32, 32];
 const pixels = (phase: number) => new Float32Array(2 * 3 * 32 * 32).map((_, i) => Math.sin(i * 0.05 + phase));
 const transfer = (buf: ArrayBuffer) => structuredClone(buf, { transfer: [buf] });
-const same = (a: Float32Array, b: Float32Array) => expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(true);
+const same = (a: Float32Array, b: Float32Array) =>
+  expect(
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+  ).toBe(true);
 
 let model: Model;
 beforeAll(async () => {
@@ -27,11 +30,13 @@ describe('forward() reads its inputs at call time', () => {
   for (const state of ['idle', 'busy'] as const) {
     it(`pixelValues, headMask and boolMaskedPos overwritten after the call (${state} model)`, async () => {
       const heads = model.config.numAttentionHeads;
-      const x = pixels(0.5), hm = new Float32Array(heads).fill(0.5), mask = new Uint8Array(2 * 16).map((_, i) => i % 3 === 0 ? 1 : 0);
+      const x = pixels(0.5),
+        hm = new Float32Array(heads).fill(0.5),
+        mask = new Uint8Array(2 * 16).map((_, i) => (i % 3 === 0 ? 1 : 0));
       const want = await model.forward(x.slice(), SHAPE, { headMask: hm.slice(), boolMaskedPos: mask.slice() });
       const ahead = state === 'busy' ? busy() : [];
       const p = model.forward(x, SHAPE, { headMask: hm, boolMaskedPos: mask });
-      x.fill(0), hm.fill(1), mask.fill(0);
+      (x.fill(0), hm.fill(1), mask.fill(0));
       same((await p).lastHiddenState.data, want.lastHiddenState.data);
       await Promise.all(ahead);
     });
@@ -54,21 +59,31 @@ describe('forward() reads its inputs at call time', () => {
     await expect(model.forward(x, SHAPE)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: /detached/ });
     const hm = new Float32Array(model.config.numAttentionHeads);
     transfer(hm.buffer);
-    await expect(model.forward(pixels(0.1), SHAPE, { headMask: hm })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: /headMask.*detached/ });
+    await expect(model.forward(pixels(0.1), SHAPE, { headMask: hm })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      message: /headMask.*detached/,
+    });
   });
 });
 
 describe('encode(), classify() and preprocess() read their images at call time', () => {
   const png = () => readFileSync(path.join(FIX, 'images', 'chelsea.png'));
-  const raw = () => ({ data: new Uint8Array(40 * 30 * 3).map((_, i) => (i * 13) % 256), width: 40, height: 30, channels: 3 as const });
+  const raw = () => ({
+    data: new Uint8Array(40 * 30 * 3).map((_, i) => (i * 13) % 256),
+    width: 40,
+    height: 30,
+    channels: 3 as const,
+  });
 
   for (const state of ['idle', 'busy'] as const) {
     it(`encoded bytes, raw pixels and the list changed after the call (${state} model)`, async () => {
       const want = await model.encode([png(), raw(), png()], { batchSize: 2 });
-      const buf = png(), px = raw(), list: Array<Buffer | ReturnType<typeof raw>> = [buf, px, png()];
+      const buf = png(),
+        px = raw(),
+        list: Array<Buffer | ReturnType<typeof raw>> = [buf, px, png()];
       const ahead = state === 'busy' ? busy() : [];
       const p = model.encode(list, { batchSize: 2 });
-      buf.fill(0), px.data.fill(255), px.width = 1, list.length = 1;
+      (buf.fill(0), px.data.fill(255), (px.width = 1), (list.length = 1));
       const got = await p;
       expect(got.shape).toEqual(want.shape);
       same(got.data, want.data);
@@ -78,9 +93,10 @@ describe('encode(), classify() and preprocess() read their images at call time',
 
   it('preprocess() with its inputs overwritten, encode() with its buffer transferred, after the call', async () => {
     const want = await model.preprocess([png(), raw()]);
-    const buf = png(), px = raw();
+    const buf = png(),
+      px = raw();
     const p = model.preprocess([buf, px]);
-    buf.fill(0), px.data.fill(0);
+    (buf.fill(0), px.data.fill(0));
     same((await p).data, want.data);
     const u = new Uint8Array(png());
     const q = model.encode([u]);
@@ -91,7 +107,10 @@ describe('encode(), classify() and preprocess() read their images at call time',
   it('an image whose buffer is already detached is refused with ERR_INVALID_ARGUMENT', async () => {
     const u = new Uint8Array(png());
     transfer(u.buffer);
-    await expect(model.encode([u])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: /image 0.*detached/ });
+    await expect(model.encode([u])).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      message: /image 0.*detached/,
+    });
     const px = raw();
     transfer(px.data.buffer);
     await expect(model.encode(px)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: /detached/ });

@@ -64,13 +64,20 @@ describe('the knob table', () => {
     // Each in a fresh process: CPU switches read once per process are read at the first load.
     const script = `require(${JSON.stringify(path.join(root, 'dist', 'index.js'))}).loadModel(${JSON.stringify(goldenDir('tiny-s8'))}, { device: 'cpu' })
       .then(() => console.log(JSON.stringify({ ok: true })), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })))`;
-    for (const [name, value] of [['VITMSN_CPU_MLP', 'fusd'], ['VITMSN_SPIN_US', '-3'], ['VITMSN_SPIN_US', '12abc'], ['VITMSN_CPU_PROFILE', 'yes']]) {
+    for (const [name, value] of [
+      ['VITMSN_CPU_MLP', 'fusd'],
+      ['VITMSN_SPIN_US', '-3'],
+      ['VITMSN_SPIN_US', '12abc'],
+      ['VITMSN_CPU_PROFILE', 'yes'],
+    ]) {
       const { stdout } = await run(process.execPath, ['-e', script], { env: { ...process.env, [name]: value } });
       const res = JSON.parse(stdout);
       expect(res.code, `${name}=${value}`).toBe('ERR_DEVICE_UNAVAILABLE');
       expect(res.message).toContain(`${name}='${value}'`);
     }
-    const { stdout } = await run(process.execPath, ['-e', script], { env: { ...process.env, VITMSN_CPU_MLP: 'unfused', VITMSN_SPIN_US: '0' } });
+    const { stdout } = await run(process.execPath, ['-e', script], {
+      env: { ...process.env, VITMSN_CPU_MLP: 'unfused', VITMSN_SPIN_US: '0' },
+    });
     expect(JSON.parse(stdout)).toEqual({ ok: true });
   }, 60_000);
 });

@@ -38,7 +38,8 @@ describe('lifecycle', () => {
     const model = await loadModel(goldenDir('tiny-s8'), { device: 'cpu', threads: 2 });
     const inputs = [0, 1, 2, 3, 4, 5].map((s) => tinyInput(s, 1 + (s % 3)));
     const sequential: ForwardOutput[] = [];
-    for (const x of inputs) sequential.push(await model.forward(x, [x.length / 3072, 3, 32, 32], { outputAttentions: true }));
+    for (const x of inputs)
+      sequential.push(await model.forward(x, [x.length / 3072, 3, 32, 32], { outputAttentions: true }));
     const concurrent = await Promise.all(
       inputs.map((x) => model.forward(x, [x.length / 3072, 3, 32, 32], { outputAttentions: true })),
     );

@@ -23,10 +23,19 @@ afterAll(() => {
 // tiny-s8 with a preprocessor that resizes to 256×256: 1025 tokens, about 4 MB per image in a forward.
 const model = path.join(tmp, 'model');
 mkdirSync(model);
-for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir('tiny-s8'), f), path.join(model, f));
-writeFileSync(path.join(model, 'preprocessor_config.json'), JSON.stringify({
-  do_normalize: true, do_resize: true, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size: 256,
-}));
+for (const f of ['config.json', 'model.safetensors'])
+  copyFileSync(path.join(goldenDir('tiny-s8'), f), path.join(model, f));
+writeFileSync(
+  path.join(model, 'preprocessor_config.json'),
+  JSON.stringify({
+    do_normalize: true,
+    do_resize: true,
+    image_mean: [0.485, 0.456, 0.406],
+    image_std: [0.229, 0.224, 0.225],
+    resample: 2,
+    size: 256,
+  }),
+);
 const N_IMAGES = 300;
 const CHILD = `
   const v = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))});
@@ -55,9 +64,16 @@ function imagesSource(): string {
 describe.skipIf('reason' in cg)('in a 512 MiB memory cgroup', () => {
   it('a forward too big for the container fails with ERR_OUT_OF_MEMORY; encode(batchSize: 4096) runs in batches that fit', async () => {
     const dir = (cg as { dir: string }).dir;
-    const r = spawnSync('/bin/sh', ['-c', `echo $$ > "${dir}/cgroup.procs" && exec "${process.execPath}" -e "$CHILD"`], {
-      env: { ...process.env, CHILD }, encoding: 'utf8', timeout: 240_000, maxBuffer: 64 << 20,
-    });
+    const r = spawnSync(
+      '/bin/sh',
+      ['-c', `echo $$ > "${dir}/cgroup.procs" && exec "${process.execPath}" -e "$CHILD"`],
+      {
+        env: { ...process.env, CHILD },
+        encoding: 'utf8',
+        timeout: 240_000,
+        maxBuffer: 64 << 20,
+      },
+    );
     expect(r.signal, `child killed (by the kernel's OOM killer?): ${r.stderr}`).toBeNull();
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as { forward: string; shape: number[]; data: string };
@@ -69,8 +85,9 @@ describe.skipIf('reason' in cg)('in a 512 MiB memory cgroup', () => {
     await m.dispose();
     expect(out.shape).toEqual(want.shape);
     const got = new Float32Array(Buffer.from(out.data, 'base64').buffer.slice(0));
-    let num = 0, den = 0;
-    for (let i = 0; i < got.length; i++) num += (got[i] - want.data[i]) ** 2, den += want.data[i] ** 2;
+    let num = 0,
+      den = 0;
+    for (let i = 0; i < got.length; i++) ((num += (got[i] - want.data[i]) ** 2), (den += want.data[i] ** 2));
     expect(Math.sqrt(num / den)).toBeLessThanOrEqual(1e-6);
   }, 300_000);
 });

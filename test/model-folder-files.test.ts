@@ -1,7 +1,16 @@
 // The files of a model folder are read with a bound: a FIFO, a directory or an oversized file in
 // place of config.json, preprocessor_config.json, an .index.json, a shard or a weights file is a
 // coded error at once — never a read that blocks forever and keeps the process from exiting.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -37,10 +46,12 @@ function shardedFolder(): string {
     writeFileSync(path.join(dir, file), encodeSafetensors(Object.fromEntries(part)));
     for (const [k] of part) weightMap[k] = file;
   });
-  writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  writeFileSync(
+    path.join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: {}, weight_map: weightMap }),
+  );
   return dir;
 }
-
 
 /** loadModel(dir) with `file` replaced by a FIFO: must fail with `code` within a second. */
 async function expectFifoRefused(dir: string, file: string, code: ErrorCode) {
@@ -56,8 +67,10 @@ describe.skipIf(!HAS_MKFIFO)('a FIFO in a model folder', () => {
   it('config.json', () => expectFifoRefused(folder(), 'config.json', 'ERR_CONFIG_INVALID'));
   it('preprocessor_config.json', () => expectFifoRefused(folder(), 'preprocessor_config.json', 'ERR_CONFIG_INVALID'));
   it('model.safetensors', () => expectFifoRefused(folder(), 'model.safetensors', 'ERR_CHECKPOINT_INVALID'));
-  it('model.safetensors.index.json', () => expectFifoRefused(shardedFolder(), 'model.safetensors.index.json', 'ERR_CHECKPOINT_INVALID'));
-  it('a shard named by the index', () => expectFifoRefused(shardedFolder(), 'model-00002-of-00002.safetensors', 'ERR_CHECKPOINT_INVALID'));
+  it('model.safetensors.index.json', () =>
+    expectFifoRefused(shardedFolder(), 'model.safetensors.index.json', 'ERR_CHECKPOINT_INVALID'));
+  it('a shard named by the index', () =>
+    expectFifoRefused(shardedFolder(), 'model-00002-of-00002.safetensors', 'ERR_CHECKPOINT_INVALID'));
   it('pytorch_model.bin and its index', async () => {
     await expectFifoRefused(folder(['model.safetensors']), 'pytorch_model.bin', 'ERR_CHECKPOINT_INVALID');
     await expectFifoRefused(folder(['model.safetensors']), 'pytorch_model.bin.index.json', 'ERR_CHECKPOINT_INVALID');
@@ -68,8 +81,11 @@ describe.skipIf(!HAS_MKFIFO)('a FIFO in a model folder', () => {
     const dir = folder();
     rmSync(path.join(dir, 'config.json'));
     makeFifo(path.join(dir, 'config.json'));
-    const r = await runNode(`
-      vitmsn.loadModel(${JSON.stringify(dir)}, { device: 'cpu' }).then(() => console.log('loaded'), (e) => console.log(e.code));`, 20_000);
+    const r = await runNode(
+      `
+      vitmsn.loadModel(${JSON.stringify(dir)}, { device: 'cpu' }).then(() => console.log('loaded'), (e) => console.log(e.code));`,
+      20_000,
+    );
     expect(r.timedOut, 'the child did not exit').toBe(false);
     expect(r.stdout.trim()).toBe('ERR_CONFIG_INVALID');
   });
@@ -129,12 +145,16 @@ describe.skipIf(!HAS_MKFIFO)('a FIFO in the Hugging Face cache (offline)', () =>
     return root;
   }
   async function load(root: string): Promise<string> {
-    const r = await runNode(`
+    const r = await runNode(
+      `
       vitmsn.loadModel('test-org/fifo', { offline: true, cacheDir: ${JSON.stringify(root)}, device: 'cpu' })
-        .then(() => console.log('loaded'), (e) => console.log(e.code));`, 20_000);
+        .then(() => console.log('loaded'), (e) => console.log(e.code));`,
+      20_000,
+    );
     expect(r.timedOut, 'the child did not exit').toBe(false);
     return r.stdout.trim();
   }
-  it('model.safetensors.index.json', async () => expect(await load(cache('model.safetensors.index.json'))).toBe('ERR_CHECKPOINT_INVALID'));
+  it('model.safetensors.index.json', async () =>
+    expect(await load(cache('model.safetensors.index.json'))).toBe('ERR_CHECKPOINT_INVALID'));
   it('refs/main', async () => expect(await load(cache('refs/main'))).toBe('ERR_OFFLINE'));
 });

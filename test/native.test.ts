@@ -23,7 +23,10 @@ const isaRuns: Array<[string, Record<string, string>]> = [
   ['scalar', { VITMSN_CPU_ISA: 'scalar' }],
   ...(has('avx2') && has('fma') ? [['avx2', { VITMSN_CPU_ISA: 'avx2' }] as [string, Record<string, string>]] : []),
   ...(has('avx512f') && has('avx512bw') && has('avx512vl') && has('avx512dq')
-    ? [['avx512', { VITMSN_CPU_ISA: 'avx512', VITMSN_CPU_AMX: '1' }], ['avx512, AMX off', { VITMSN_CPU_ISA: 'avx512', VITMSN_CPU_AMX: '0' }]] as Array<[string, Record<string, string>]>
+    ? ([
+        ['avx512', { VITMSN_CPU_ISA: 'avx512', VITMSN_CPU_AMX: '1' }],
+        ['avx512, AMX off', { VITMSN_CPU_ISA: 'avx512', VITMSN_CPU_AMX: '0' }],
+      ] as Array<[string, Record<string, string>]>)
     : []),
 ];
 
@@ -57,7 +60,11 @@ describe('native tests', () => {
     ['test_engine_recorded', [goldenDir('tiny-s8'), goldenDir('tiny-mask')]],
     // Built whenever the CUDA part is (nvcc found; always in CI); absent from a CPU-only build.
     ...(cudaCompiled ? [['test_cublaslt_loader', []]] : []),
-  ] as Array<[string, string[], number?]>)('%s', async (name, args, minPassed) => {
-    await runNativeTest(name, args, {}, minPassed);
-  }, 600_000);
+  ] as Array<[string, string[], number?]>)(
+    '%s',
+    async (name, args, minPassed) => {
+      await runNativeTest(name, args, {}, minPassed);
+    },
+    600_000,
+  );
 });

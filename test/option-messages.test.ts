@@ -9,7 +9,10 @@ import { goldenDir } from './support/goldens';
 const jpeg = path.join(__dirname, 'fixtures', 'pil', 'rgb420.jpg');
 
 async function message(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(() => undefined, (e) => e);
+  const err = await p.then(
+    () => undefined,
+    (e) => e,
+  );
   expect(err).toBeInstanceOf(VitMsnError);
   expect((err as VitMsnError).code).toBe('ERR_INVALID_ARGUMENT');
   return (err as Error).message;
@@ -44,8 +47,12 @@ describe('messages name a NaN as NaN', () => {
     expect(await message(model.encode(jpeg, { maxPixels: NaN }))).toMatch(/maxPixels .*got NaN/);
     expect(await message(model.encode(jpeg, { maxBytes: NaN }))).toMatch(/maxBytes .*got NaN/);
     expect(await message(model.encode(jpeg, { batchSize: NaN }))).toMatch(/batchSize .*got NaN/);
-    expect(await message(model.encode({ data: new Uint8Array(3), width: NaN, height: 1, channels: 3 }))).toMatch(/width .*got NaN/);
-    expect(await message(model.encode({ data: new Uint8Array(3), width: 1, height: 1, channels: NaN as 3 }))).toMatch(/channels .*got NaN/);
+    expect(await message(model.encode({ data: new Uint8Array(3), width: NaN, height: 1, channels: 3 }))).toMatch(
+      /width .*got NaN/,
+    );
+    expect(await message(model.encode({ data: new Uint8Array(3), width: 1, height: 1, channels: NaN as 3 }))).toMatch(
+      /channels .*got NaN/,
+    );
     expect(await message(model.encode(jpeg, { pooling: NaN as never }))).toMatch(/pooling .*got NaN/);
   });
   it('load and forward options', async () => {

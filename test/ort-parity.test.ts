@@ -43,11 +43,15 @@ async function compare(B: number) {
 
     const total = relL2(got.data, ref);
     const per = Array.from({ length: B }, (_, b) =>
-      relL2(got.data.subarray(b * T * D, (b + 1) * T * D), ref.subarray(b * T * D, (b + 1) * T * D)));
+      relL2(got.data.subarray(b * T * D, (b + 1) * T * D), ref.subarray(b * T * D, (b + 1) * T * D)),
+    );
     const cls = Array.from({ length: B }, (_, b) =>
-      relL2(got.data.subarray(b * T * D, b * T * D + D), ref.subarray(b * T * D, b * T * D + D)));
-    console.log(`[ort-parity] ${ARCH} batch ${B}: last_hidden_state rel L2 vs onnxruntime-node = ${total.toExponential(3)}`
-      + ` (per item ${per.map((v) => v.toExponential(2)).join(', ')}; CLS ${cls.map((v) => v.toExponential(2)).join(', ')})`);
+      relL2(got.data.subarray(b * T * D, b * T * D + D), ref.subarray(b * T * D, b * T * D + D)),
+    );
+    console.log(
+      `[ort-parity] ${ARCH} batch ${B}: last_hidden_state rel L2 vs onnxruntime-node = ${total.toExponential(3)}` +
+        ` (per item ${per.map((v) => v.toExponential(2)).join(', ')}; CLS ${cls.map((v) => v.toExponential(2)).join(', ')})`,
+    );
     expect(total).toBeLessThanOrEqual(MAX_REL_L2);
     for (const v of per) expect(v).toBeLessThanOrEqual(MAX_REL_L2);
     return got.data;

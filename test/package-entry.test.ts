@@ -19,7 +19,10 @@ describe('package entry points', () => {
         const ok = names.every((n) => typeof cjs[n] === 'function' && esm[n] === cjs[n]) && esm.default === cjs;
         console.log(JSON.stringify({ ok, cpu: cjs.backends().find((b) => b.name === 'cpu').available }));
       });`;
-    const { stdout } = await run(process.execPath, ['-e', script], { cwd: root, env: { ...process.env, NODE_PATH: '' } });
+    const { stdout } = await run(process.execPath, ['-e', script], {
+      cwd: root,
+      env: { ...process.env, NODE_PATH: '' },
+    });
     expect(JSON.parse(stdout)).toEqual({ ok: true, cpu: true });
   });
 
@@ -30,7 +33,10 @@ describe('package entry points', () => {
       const before = loaded();
       const d = require('vitmsn/distributed');
       console.log(JSON.stringify({ before, after: loaded() > 0, api: ['createWorker', 'enqueue', 'readResults'].every((n) => typeof d[n] === 'function') }));`;
-    const { stdout } = await run(process.execPath, ['-e', script], { cwd: root, env: { ...process.env, NODE_PATH: '' } });
+    const { stdout } = await run(process.execPath, ['-e', script], {
+      cwd: root,
+      env: { ...process.env, NODE_PATH: '' },
+    });
     expect(JSON.parse(stdout)).toEqual({ before: 0, after: true, api: true });
   });
 

@@ -9,7 +9,17 @@
 // node_modules and pinned with the consumer's `overrides`, so npm resolves every edge from a local
 // tarball. Checked with the whole suite under `npm_config_cache=<an empty folder>`.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,10 +38,17 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const bin = path.join(tmp, 'bin');
 // Network: `--offline`, and a dead proxy so that any request npm still tried would fail.
 const env: NodeJS.ProcessEnv = { ...process.env };
-for (const k of Object.keys(env)) if (/^npm_(lifecycle|package|config_)/i.test(k) && k !== 'npm_config_cache') delete env[k];
+for (const k of Object.keys(env))
+  if (/^npm_(lifecycle|package|config_)/i.test(k) && k !== 'npm_config_cache') delete env[k];
 Object.assign(env, {
-  PATH: bin, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false',
-  npm_config_proxy: 'http://127.0.0.1:9', npm_config_https_proxy: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9', HTTPS_PROXY: 'http://127.0.0.1:9',
+  PATH: bin,
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+  npm_config_proxy: 'http://127.0.0.1:9',
+  npm_config_https_proxy: 'http://127.0.0.1:9',
+  HTTP_PROXY: 'http://127.0.0.1:9',
+  HTTPS_PROXY: 'http://127.0.0.1:9',
 });
 
 let tarball: string;
@@ -40,7 +57,12 @@ let packed: { size: number; files: Array<{ path: string }> };
 let localDeps: Record<string, string>;
 
 function npm(args: string[], cwd: string): string {
-  return execFileSync(process.execPath, [NPM_CLI, ...args], { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync(process.execPath, [NPM_CLI, ...args], {
+    cwd,
+    env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /**
@@ -50,8 +72,11 @@ function npm(args: string[], cwd: string): string {
  */
 function runtimeDependencyDirs(): Map<string, string> {
   const found = new Map<string, string>();
-  const readPkg = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as
-    { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+  const readPkg = (dir: string) =>
+    JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+      optionalDependencies?: Record<string, string>;
+    };
   const locate = (name: string, from: string): string | undefined => {
     for (let dir = from; ; dir = path.dirname(dir)) {
       const candidate = path.join(dir, 'node_modules', name);
@@ -84,17 +109,28 @@ beforeAll(() => {
   symlinkSync(realpathSync('/bin/sh'), path.join(bin, 'sh'));
   // The CMake build (npm test's `npm run build`) becomes prebuilds/<platform>-<arch>/.
   const hasBuild = existsSync(path.join(ROOT, 'build-cmake', 'Release', 'vitmsn.node'));
-  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'prebuild.mjs'), ...(hasBuild ? ['--no-build'] : [])], { cwd: ROOT, stdio: 'pipe' });
-  const out = execFileSync(process.execPath, [NPM_CLI, 'pack', '--json', '--pack-destination', tmp], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'prebuild.mjs'), ...(hasBuild ? ['--no-build'] : [])], {
+    cwd: ROOT,
+    stdio: 'pipe',
+  });
+  const out = execFileSync(process.execPath, [NPM_CLI, 'pack', '--json', '--pack-destination', tmp], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   packed = JSON.parse(out)[0];
   tarball = path.join(tmp, (packed as unknown as { filename: string }).filename);
 
   const depsDir = path.join(tmp, 'deps');
   mkdirSync(depsDir);
   const dirs = runtimeDependencyDirs();
-  const depPacks = JSON.parse(execFileSync(process.execPath,
-    [NPM_CLI, 'pack', '--json', '--ignore-scripts', '--pack-destination', depsDir, ...dirs.values()],
-    { cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as Array<{ name: string; filename: string }>;
+  const depPacks = JSON.parse(
+    execFileSync(
+      process.execPath,
+      [NPM_CLI, 'pack', '--json', '--ignore-scripts', '--pack-destination', depsDir, ...dirs.values()],
+      { cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    ),
+  ) as Array<{ name: string; filename: string }>;
   localDeps = Object.fromEntries(depPacks.map((p) => [p.name, `file:${path.join(depsDir, p.filename)}`]));
   expect(Object.keys(localDeps).sort()).toEqual([...dirs.keys()].sort());
 }, 600_000);
@@ -104,11 +140,26 @@ describe('npm package', () => {
     const files = packed.files.map((f) => f.path);
     console.log(`tarball ${path.basename(tarball)}: ${packed.size} bytes, ${files.length} files`);
     expect(files).toContain(`prebuilds/${process.platform}-${process.arch}/vitmsn.node.napi.glibc.node`);
-    for (const f of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'binding.gyp', 'scripts/gyp-sources.js',
-      'native/engine/io/pickle_reader.cc', 'native/common/error.h', 'native/binding/addon.cc', 'native/cpu/gemm.cc', 'package.json', 'README.md']) {
+    for (const f of [
+      'dist/index.js',
+      'dist/index.mjs',
+      'dist/index.d.ts',
+      'binding.gyp',
+      'scripts/gyp-sources.js',
+      'native/engine/io/pickle_reader.cc',
+      'native/common/error.h',
+      'native/binding/addon.cc',
+      'native/cpu/gemm.cc',
+      'package.json',
+      'README.md',
+    ]) {
       expect(files).toContain(f);
     }
-    expect(files.filter((f) => /^(test|bench|build|build-cmake|native\/tests|node_modules|lib)\//.test(f) || f.endsWith('.tgz'))).toEqual([]);
+    expect(
+      files.filter(
+        (f) => /^(test|bench|build|build-cmake|native\/tests|node_modules|lib)\//.test(f) || f.endsWith('.tgz'),
+      ),
+    ).toEqual([]);
     expect(packed.size).toBeLessThan(3_000_000);
   });
 
@@ -119,9 +170,16 @@ describe('npm package', () => {
     // prebuild and load it instead of compiling, which would fail here.
     // `overrides` points every dependency edge at a local tarball: nothing is resolved from the
     // registry or npm's cache.
-    writeFileSync(path.join(proj, 'package.json'), JSON.stringify({
-      name: 'consumer', version: '1.0.0', private: true, allowScripts: { [`file:${tarball}`]: true }, overrides: localDeps,
-    }));
+    writeFileSync(
+      path.join(proj, 'package.json'),
+      JSON.stringify({
+        name: 'consumer',
+        version: '1.0.0',
+        private: true,
+        allowScripts: { [`file:${tarball}`]: true },
+        overrides: localDeps,
+      }),
+    );
     const log = npm(['install', tarball, '--offline', '--foreground-scripts'], proj);
     expect(log).toMatch(/node-gyp-build/); // the install script ran
     expect(log).not.toMatch(/install-scripts/); // …because it was approved, not skipped
@@ -130,10 +188,13 @@ describe('npm package', () => {
     // Every installed package came from a local tarball (none from the registry or a cache of it).
     // The lockfile also lists optional platform packages for other systems (msgpackr-extract's,
     // under BullMQ) that npm left out: only the packages on disk must come from a tarball.
-    const lock = JSON.parse(readFileSync(path.join(proj, 'package-lock.json'), 'utf8')) as { packages: Record<string, { resolved?: string; optional?: boolean }> };
+    const lock = JSON.parse(readFileSync(path.join(proj, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { resolved?: string; optional?: boolean }>;
+    };
     const listed = Object.entries(lock.packages).filter(([k]) => k !== '');
     const installed = listed.filter(([k]) => existsSync(path.join(proj, k, 'package.json')));
-    for (const [k, v] of listed) if (!installed.some(([i]) => i === k)) expect(v.optional, `${k} is listed but not installed`).toBe(true);
+    for (const [k, v] of listed)
+      if (!installed.some(([i]) => i === k)) expect(v.optional, `${k} is listed but not installed`).toBe(true);
     expect(installed.length).toBe(Object.keys(localDeps).length + 1);
     for (const [k, v] of installed) expect(v.resolved ?? '', k).toMatch(/^file:/);
 
@@ -163,11 +224,18 @@ describe('npm package', () => {
     });
     return (async () => {
       const m = await loadModel(model, { device: 'cpu', threads: 1 });
-      const image = { data: new Uint8Array(40 * 40 * 3).map((_, i) => (i * 7) % 251), width: 40, height: 40, channels: 3 as const };
+      const image = {
+        data: new Uint8Array(40 * 40 * 3).map((_, i) => (i * 7) % 251),
+        width: 40,
+        height: 40,
+        channels: 3 as const,
+      };
       const want = Buffer.from((await m.encode([image])).data.buffer).toString('base64');
       await m.dispose();
       for (const r of results) {
-        expect(r.addon).toBe(path.join(pkg, 'prebuilds', `${process.platform}-${process.arch}`, 'vitmsn.node.napi.glibc.node'));
+        expect(r.addon).toBe(
+          path.join(pkg, 'prebuilds', `${process.platform}-${process.arch}`, 'vitmsn.node.napi.glibc.node'),
+        );
         expect(r.data).toBe(want);
         // The prebuild is the CMake build: the CUDA part is compiled in whenever the build had nvcc.
         expect(r.backends).toEqual(backends().map((b) => `${b.name}:${b.compiled}`));
@@ -177,11 +245,16 @@ describe('npm package', () => {
 
   it('without a fitting prebuild the install script tries to compile (and here, with no compiler, fails)', () => {
     const copy = path.join(tmp, 'no-prebuild');
-    cpSync(path.join(tmp, 'consumer', 'node_modules'), path.join(copy, 'node_modules'), { recursive: true, dereference: true });
+    cpSync(path.join(tmp, 'consumer', 'node_modules'), path.join(copy, 'node_modules'), {
+      recursive: true,
+      dereference: true,
+    });
     const pkg = path.join(copy, 'node_modules', 'vitmsn');
     rmSync(path.join(pkg, 'prebuilds'), { recursive: true });
     const r = spawnSync(process.execPath, [path.join(copy, 'node_modules', 'node-gyp-build', 'bin.js')], {
-      cwd: pkg, env: { ...env, PATH: `${path.join(copy, 'node_modules', '.bin')}:${bin}` }, encoding: 'utf8',
+      cwd: pkg,
+      env: { ...env, PATH: `${path.join(copy, 'node_modules', '.bin')}:${bin}` },
+      encoding: 'utf8',
     });
     expect(r.status).not.toBe(0);
     expect(existsSync(path.join(pkg, 'build', 'Release', 'vitmsn.node'))).toBe(false);

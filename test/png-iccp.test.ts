@@ -15,14 +15,18 @@ beforeAll(async () => {
 });
 afterAll(() => model?.dispose());
 
-const iccp = (method: number, payload: Buffer) => chunk('iCCP', Buffer.concat([Buffer.from('ICC Profile\0', 'latin1'), Buffer.from([method]), payload]));
+const iccp = (method: number, payload: Buffer) =>
+  chunk('iCCP', Buffer.concat([Buffer.from('ICC Profile\0', 'latin1'), Buffer.from([method]), payload]));
 
 async function pixels(png: Buffer) {
   return Array.from((await model.preprocess(png)).data);
 }
 
 async function refusal(png: Buffer): Promise<VitMsnError> {
-  const err = await model.preprocess(png).then(() => undefined, (e) => e);
+  const err = await model.preprocess(png).then(
+    () => undefined,
+    (e) => e,
+  );
   expect(err).toBeInstanceOf(VitMsnError);
   return err as VitMsnError;
 }
@@ -51,6 +55,8 @@ describe('PNG iCCP chunks, as Pillow reads them', () => {
     const e = await refusal(rgbPng(16, 12, [iccp(0, deflateSync(Buffer.alloc(2 ** 20 + 1)))]));
     expect(e.code).toBe('ERR_IMAGE_INVALID');
     expect(e.message).toMatch(/iCCP.*1048576/);
-    expect(await pixels(rgbPng(16, 12, [iccp(0, deflateSync(Buffer.alloc(2 ** 20)))]))).toEqual(await pixels(rgbPng(16, 12)));
+    expect(await pixels(rgbPng(16, 12, [iccp(0, deflateSync(Buffer.alloc(2 ** 20)))]))).toEqual(
+      await pixels(rgbPng(16, 12)),
+    );
   });
 });

@@ -20,8 +20,13 @@ const FIX = path.join(__dirname, 'fixtures');
 const IMAGES = ['camera', 'chelsea', 'coffee', 'logo'];
 // facebook/vit-msn-*'s preprocessor_config.json (docs/model.md, "Checkpoints").
 export const FACEBOOK_PREPROCESSOR = {
-  do_normalize: true, do_resize: true, feature_extractor_type: 'ViTFeatureExtractor',
-  image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size: 224,
+  do_normalize: true,
+  do_resize: true,
+  feature_extractor_type: 'ViTFeatureExtractor',
+  image_mean: [0.485, 0.456, 0.406],
+  image_std: [0.229, 0.224, 0.225],
+  resample: 2,
+  size: 224,
 };
 
 const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-preprocess-'));
@@ -30,7 +35,8 @@ afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
 function modelFolder(name: string, preprocessor: object | null): string {
   const dir = path.join(tmpRoot, name);
   mkdirSync(dir);
-  for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir('tiny-s8'), f), path.join(dir, f));
+  for (const f of ['config.json', 'model.safetensors'])
+    copyFileSync(path.join(goldenDir('tiny-s8'), f), path.join(dir, f));
   if (preprocessor) writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(preprocessor));
   return dir;
 }
@@ -41,7 +47,9 @@ describe('transformers goldens (preprocess.safetensors)', () => {
   let raw: Model; // no rescale, no normalize: the output is the resized uint8 levels
   beforeAll(async () => {
     model = await loadModel(modelFolder('fb', FACEBOOK_PREPROCESSOR), { device: 'cpu' });
-    raw = await loadModel(modelFolder('raw', { ...FACEBOOK_PREPROCESSOR, do_rescale: false, do_normalize: false }), { device: 'cpu' });
+    raw = await loadModel(modelFolder('raw', { ...FACEBOOK_PREPROCESSOR, do_rescale: false, do_normalize: false }), {
+      device: 'cpu',
+    });
   });
   afterAll(async () => {
     await model?.dispose();
@@ -53,7 +61,8 @@ describe('transformers goldens (preprocess.safetensors)', () => {
     expect(out.shape).toEqual([1, 3, 224, 224]);
     const want = g[`${name}.resized_u8`].data; // [224, 224, 3]
     let diff = 0;
-    for (let c = 0; c < 3; c++) for (let i = 0; i < 224 * 224; i++) diff += out.data[c * 224 * 224 + i] !== want[i * 3 + c] ? 1 : 0;
+    for (let c = 0; c < 3; c++)
+      for (let i = 0; i < 224 * 224; i++) diff += out.data[c * 224 * 224 + i] !== want[i * 3 + c] ? 1 : 0;
     expect(diff).toBe(0);
   });
 
@@ -100,52 +109,114 @@ describe('Pillow goldens (test/fixtures/pil)', () => {
   };
   it('has cases', () => expect(cases.length).toBeGreaterThan(20));
   it.each(cases.map((c) => [c.key, c] as const))('%s', async (_key, c) => {
-    const cfg = { ...defaultPreprocessorConfig(c.height, c.width), resample: c.resample, doRescale: false, doNormalize: false };
+    const cfg = {
+      ...defaultPreprocessorConfig(c.height, c.width),
+      resample: c.resample,
+      doRescale: false,
+      doNormalize: false,
+    };
     const im = await decodeImage(path.join(dir, c.file), 0);
     const out = await native().preprocess([im], nativePreprocessConfig(cfg));
     expect(out.shape).toEqual([1, 3, c.height, c.width]);
     const want = g[c.key].data;
     const plane = c.width * c.height;
     let diff = 0;
-    for (let ch = 0; ch < 3; ch++) for (let i = 0; i < plane; i++) diff += out.data[ch * plane + i] !== want[i * 3 + ch] ? 1 : 0;
+    for (let ch = 0; ch < 3; ch++)
+      for (let i = 0; i < plane; i++) diff += out.data[ch * plane + i] !== want[i * 3 + ch] ? 1 : 0;
     expect(diff).toBe(0);
   });
 });
 
 describe('raw pixels and odd images', () => {
   it('raw grey, LA, RGB, RGBA pixels convert as PIL does', async () => {
-    const cfg = nativePreprocessConfig({ ...defaultPreprocessorConfig(2, 1), doResize: false, doRescale: false, doNormalize: false });
+    const cfg = nativePreprocessConfig({
+      ...defaultPreprocessorConfig(2, 1),
+      doResize: false,
+      doRescale: false,
+      doNormalize: false,
+    });
     const grey = await decodeImage({ data: new Uint8Array([7, 9]), width: 1, height: 2, channels: 1 }, 0);
-    const rgba = await decodeImage({ data: new Uint8Array([1, 2, 3, 0, 4, 5, 6, 255]), width: 1, height: 2, channels: 4 }, 1);
+    const rgba = await decodeImage(
+      { data: new Uint8Array([1, 2, 3, 0, 4, 5, 6, 255]), width: 1, height: 2, channels: 4 },
+      1,
+    );
     const la = await decodeImage({ data: new Uint8ClampedArray([10, 0, 20, 99]), width: 1, height: 2, channels: 2 }, 2);
     const out = await native().preprocess([grey, rgba, la], cfg);
     expect(Array.from(out.data)).toEqual([7, 9, 7, 9, 7, 9, 1, 4, 2, 5, 3, 6, 10, 20, 10, 20, 10, 20]);
   });
 
   it('CMYK and 16-bit grey ("I;16") pixels convert as PIL does; a bad format is refused', async () => {
-    const cfg = nativePreprocessConfig({ ...defaultPreprocessorConfig(1, 3), doResize: false, doRescale: false, doNormalize: false });
+    const cfg = nativePreprocessConfig({
+      ...defaultPreprocessorConfig(1, 3),
+      doResize: false,
+      doRescale: false,
+      doNormalize: false,
+    });
     // cmyk2rgb: (255 − K) − round(C·(255 − K)/255) per channel.
-    const cmyk = { data: new Uint8Array([0, 0, 0, 0, 255, 128, 0, 0, 100, 0, 50, 100]), width: 3, height: 1, channels: 4, format: 'CMYK' as const };
+    const cmyk = {
+      data: new Uint8Array([0, 0, 0, 0, 255, 128, 0, 0, 100, 0, 50, 100]),
+      width: 3,
+      height: 1,
+      channels: 4,
+      format: 'CMYK' as const,
+    };
     // mode I → RGB clamps at 255; a second channel (alpha added by the decoder) is ignored.
     const grey = { data: new Uint16Array([0, 254, 256]), width: 3, height: 1, channels: 1, format: 'I;16' as const };
-    const greyA = { data: new Uint16Array([300, 1, 12, 2, 65535, 3]), width: 3, height: 1, channels: 2, format: 'I;16' as const };
+    const greyA = {
+      data: new Uint16Array([300, 1, 12, 2, 65535, 3]),
+      width: 3,
+      height: 1,
+      channels: 2,
+      format: 'I;16' as const,
+    };
     const out = await native().preprocess([cmyk, grey, greyA], cfg);
     expect(Array.from(out.data)).toEqual([
-      255, 0, 94, 255, 127, 155, 255, 255, 125, // CMYK: R, G, B planes
-      0, 254, 255, 0, 254, 255, 0, 254, 255, // I;16
-      255, 12, 255, 255, 12, 255, 255, 12, 255,
+      255,
+      0,
+      94,
+      255,
+      127,
+      155,
+      255,
+      255,
+      125, // CMYK: R, G, B planes
+      0,
+      254,
+      255,
+      0,
+      254,
+      255,
+      0,
+      254,
+      255, // I;16
+      255,
+      12,
+      255,
+      255,
+      12,
+      255,
+      255,
+      12,
+      255,
     ]);
     const call = (im: object) => Promise.resolve().then(() => native().preprocess([im as typeof cmyk], cfg));
     await expect(call({ ...cmyk, format: 'YCbCr' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
-    await expect(call({ ...cmyk, channels: 3, data: cmyk.data.subarray(0, 9) })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(call({ ...cmyk, channels: 3, data: cmyk.data.subarray(0, 9) })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
     await expect(call({ ...grey, data: new Uint8Array(6) })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     await expect(call({ ...grey, data: new Uint16Array(2) })).rejects.toMatchObject({ code: 'ERR_IMAGE_INVALID' });
   });
 
-  it('decoding picks PIL\'s mode: I;16 for 16-bit grey PNG, CMYK for CMYK, 8-bit otherwise', async () => {
+  it("decoding picks PIL's mode: I;16 for 16-bit grey PNG, CMYK for CMYK, 8-bit otherwise", async () => {
     const dir = path.join(FIX, 'pil');
     const g16 = await decodeImage(path.join(dir, 'gray16.png'), 0);
-    expect([g16.format, g16.channels, g16.data instanceof Uint16Array, Math.max(...g16.data)]).toEqual(['I;16', 1, true, 65535]);
+    expect([g16.format, g16.channels, g16.data instanceof Uint16Array, Math.max(...g16.data)]).toEqual([
+      'I;16',
+      1,
+      true,
+      65535,
+    ]);
     const c = await decodeImage(path.join(dir, 'cmyk.jpg'), 0);
     expect([c.format, c.channels, c.data instanceof Uint8Array]).toEqual(['CMYK', 4, true]);
     const la16 = await decodeImage(path.join(dir, 'la16.png'), 0); // PIL: RGBA, high byte of each sample
@@ -162,7 +233,9 @@ describe('raw pixels and odd images', () => {
     try {
       const a = { data: new Uint8Array(5 * 3 * 3), width: 5, height: 3, channels: 3 as const };
       expect((await m.preprocess(a)).shape).toEqual([1, 3, 3, 5]);
-      await expect(m.preprocess([a, { ...a, data: new Uint8Array(4 * 3 * 3), width: 4 }])).rejects.toMatchObject({ code: 'ERR_SHAPE_MISMATCH' });
+      await expect(m.preprocess([a, { ...a, data: new Uint8Array(4 * 3 * 3), width: 4 }])).rejects.toMatchObject({
+        code: 'ERR_SHAPE_MISMATCH',
+      });
     } finally {
       await m.dispose();
     }
@@ -195,8 +268,17 @@ describe('raw pixels and odd images', () => {
 describe('preprocessor_config.json', () => {
   it('legacy size, dict size, defaults', () => {
     const legacy = parsePreprocessorConfig(JSON.stringify(FACEBOOK_PREPROCESSOR), 32, 32);
-    expect(legacy).toMatchObject({ size: { height: 224, width: 224 }, resample: 2, doRescale: true, rescaleFactor: 1 / 255 });
-    const dict = parsePreprocessorConfig('{"size": {"height": 100, "width": 120}, "image_mean": 0.5, "do_rescale": false}', 32, 32);
+    expect(legacy).toMatchObject({
+      size: { height: 224, width: 224 },
+      resample: 2,
+      doRescale: true,
+      rescaleFactor: 1 / 255,
+    });
+    const dict = parsePreprocessorConfig(
+      '{"size": {"height": 100, "width": 120}, "image_mean": 0.5, "do_rescale": false}',
+      32,
+      32,
+    );
     expect(dict).toMatchObject({ size: { height: 100, width: 120 }, imageMean: [0.5, 0.5, 0.5], doRescale: false });
     expect(parsePreprocessorConfig('{}', 48, 40).size).toEqual({ height: 48, width: 40 });
   });
@@ -216,7 +298,7 @@ describe('preprocessor_config.json', () => {
       expect((e as { code: string }).code).toBe('ERR_CONFIG_INVALID');
     }
   });
-  it('a folder without the file uses the checkpoints\' defaults at the model\'s image size', async () => {
+  it("a folder without the file uses the checkpoints' defaults at the model's image size", async () => {
     const m = await loadModel(modelFolder('nofile', null), { device: 'cpu' });
     expect(m.preprocessor).toMatchObject({ source: 'defaults', size: { height: 32, width: 32 }, resample: 2 });
     await m.dispose();

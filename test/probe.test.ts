@@ -7,8 +7,16 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  embedImages, fitClassifier, fitKnn, loadEmbeddings, loadHead, loadModel, readImageFolder, saveClassificationCheckpoint,
-  saveEmbeddings, type Model,
+  embedImages,
+  fitClassifier,
+  fitKnn,
+  loadEmbeddings,
+  loadHead,
+  loadModel,
+  readImageFolder,
+  saveClassificationCheckpoint,
+  saveEmbeddings,
+  type Model,
 } from '../lib/index';
 import { goldenDir } from './support/goldens';
 import { readSafetensors } from './support/safetensors';
@@ -19,7 +27,9 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const IMGS = [
   ...['camera.png', 'chelsea.png', 'coffee.png', 'logo.png'].map((f) => path.join(FIX, 'images', f)),
-  ...['exif2.jpg', 'exif3.jpg', 'gray.jpg', 'rgb420.jpg', 'rgb444.jpg', 'palette.png', 'rgba.png', 'la.png'].map((f) => path.join(FIX, 'pil', f)),
+  ...['exif2.jpg', 'exif3.jpg', 'gray.jpg', 'rgb420.jpg', 'rgb444.jpg', 'palette.png', 'rgba.png', 'la.png'].map((f) =>
+    path.join(FIX, 'pil', f),
+  ),
 ];
 const CLASSES = ['alpha', 'beta', 'gamma'];
 
@@ -44,11 +54,19 @@ describe('k-NN', () => {
   it('votes equal a float64 brute force', () => {
     let s = 7;
     const rnd = () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
-    const N = 40, D = 12, K = 4, n = 9;
+    const N = 40,
+      D = 12,
+      K = 4,
+      n = 9;
     const bank = Float32Array.from({ length: N * D }, rnd);
     const labels = Array.from({ length: N }, (_, i) => `c${i % K}`);
     const q = Float32Array.from({ length: n * D }, rnd);
-    for (const [k, T] of [[1, 0.07], [5, 0.07], [20, 0.5], [100, 1]] as const) {
+    for (const [k, T] of [
+      [1, 0.07],
+      [5, 0.07],
+      [20, 0.5],
+      [100, 1],
+    ] as const) {
       const head = fitKnn({ data: bank, shape: [N, D], labels }, { k, temperature: T });
       const votes = head.votes({ data: q, shape: [n, D] });
       const norm = (a: Float32Array, i: number) => {
@@ -58,7 +76,10 @@ describe('k-NN', () => {
       };
       for (let i = 0; i < n; i++) {
         const qi = norm(q, i);
-        const sims = Array.from({ length: N }, (_, j) => ({ j, s: norm(bank, j).reduce((x, v, d) => x + v * qi[d], 0) }));
+        const sims = Array.from({ length: N }, (_, j) => ({
+          j,
+          s: norm(bank, j).reduce((x, v, d) => x + v * qi[d], 0),
+        }));
         sims.sort((a, b) => b.s - a.s || a.j - b.j);
         const ref = new Array(K).fill(0);
         for (const { j, s: sim } of sims.slice(0, Math.min(k, N))) ref[j % K] += Math.exp(sim / T);
@@ -75,7 +96,11 @@ describe('linear probe on images', () => {
     const folder = readImageFolder(tree('plain'));
     expect(folder.classes).toEqual(CLASSES);
     const progress: number[] = [];
-    const set = await embedImages(model, folder.images, folder.labels, { pooling: 'cls', chunk: 5, onProgress: (p) => progress.push(p.done) });
+    const set = await embedImages(model, folder.images, folder.labels, {
+      pooling: 'cls',
+      chunk: 5,
+      onProgress: (p) => progress.push(p.done),
+    });
     expect(progress).toEqual([5, 10, 12]);
     const head = await fitClassifier(set, { protocol: 'plain', folds: 2 });
     expect(head.cv?.scores).toHaveLength(8);
@@ -90,7 +115,9 @@ describe('linear probe on images', () => {
     // docs/model.md: classification checkpoints put the backbone under vit. and add classifier.{weight,bias}.
     const st = readSafetensors(path.join(out, 'model.safetensors'));
     const base = readSafetensors(path.join(goldenDir('tiny-s8'), 'model.safetensors'));
-    expect(Object.keys(st).sort()).toEqual([...Object.keys(base).map((k) => `vit.${k}`), 'classifier.bias', 'classifier.weight'].sort());
+    expect(Object.keys(st).sort()).toEqual(
+      [...Object.keys(base).map((k) => `vit.${k}`), 'classifier.bias', 'classifier.weight'].sort(),
+    );
     expect(st['classifier.weight'].shape).toEqual([3, 32]);
     expect(st['classifier.bias'].shape).toEqual([3]);
     expect(st['vit.embeddings.cls_token'].data).toEqual(base['embeddings.cls_token'].data);
@@ -101,7 +128,8 @@ describe('linear probe on images', () => {
       const pixels = await cls.preprocess(folder.images);
       const { logits } = await cls.forward(pixels.data, pixels.shape);
       const ref = head.decisionFunction(set);
-      let num = 0, den = 0;
+      let num = 0,
+        den = 0;
       for (let i = 0; i < ref.length; i++) {
         num += (logits!.data[i] - ref[i]) ** 2;
         den += ref[i] ** 2;
@@ -110,7 +138,8 @@ describe('linear probe on images', () => {
       const ranked = await cls.classify(folder.images, { topK: 3 });
       const mine = head.predict(set, { topK: 3 });
       expect(ranked.map((r) => r.map((c) => c.label))).toEqual(mine.map((r) => r.map((c) => c.label)));
-      for (let i = 0; i < mine.length; i++) for (let j = 0; j < 3; j++) expect(ranked[i][j].score).toBeCloseTo(mine[i][j].score, 5);
+      for (let i = 0; i < mine.length; i++)
+        for (let j = 0; j < 3; j++) expect(ranked[i][j].score).toBeCloseTo(mine[i][j].score, 5);
     } finally {
       await cls.dispose();
     }
@@ -139,9 +168,11 @@ describe('linear probe on images', () => {
 describe('fitting runs off the event loop', () => {
   it('a 1 ms interval keeps firing while 10 × 50 × 768 is fitted (5-fold CV × 8 C + final; ~3.7 s synchronously in TypeScript)', async () => {
     let s = 1;
-    const rnd = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+    const rnd = () => (s = (s * 16807) % 2147483647) / 2147483647;
     const gauss = () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd());
-    const K = 10, N = 500, D = 768;
+    const K = 10,
+      N = 500,
+      D = 768;
     const centers = Array.from({ length: K }, () => Float64Array.from({ length: D }, () => gauss() * 0.04));
     const data = new Float32Array(N * D);
     for (let i = 0; i < N; i++) for (let d = 0; d < D; d++) data[i * D + d] = centers[i % K][d] + gauss() * 0.5;
@@ -164,7 +195,9 @@ describe('fitting runs off the event loop', () => {
     }
     const ms = performance.now() - t0;
     maxGap = Math.max(maxGap, performance.now() - last);
-    console.log(`fitClassifier 500 × 768: ${ms.toFixed(0)} ms, ${ticks} interval ticks, max gap ${maxGap.toFixed(1)} ms`);
+    console.log(
+      `fitClassifier 500 × 768: ${ms.toFixed(0)} ms, ${ticks} interval ticks, max gap ${maxGap.toFixed(1)} ms`,
+    );
     // Run synchronously the fit would hold the loop for seconds; on a loaded 2-core CI box the OS alone
     // can delay a tick by tens of ms (61 ms seen while other test files ran), so the bound is 250 ms.
     expect(maxGap).toBeLessThan(250);
@@ -176,21 +209,38 @@ describe('bad inputs', () => {
   const D = 4;
   const data = Float32Array.from({ length: 6 * D }, (_, i) => Math.sin(i));
   it('labels/images length mismatch, one class, NaN, empty folder, non-images', async () => {
-    await expect(embedImages(model, IMGS.slice(0, 3), ['a', 'b'])).rejects.toMatchObject({ code: 'ERR_SHAPE_MISMATCH' });
-    await expect(fitClassifier({ data, shape: [6, D], labels: ['a', 'b'] })).rejects.toThrow(expect.objectContaining({ code: 'ERR_SHAPE_MISMATCH' }));
-    await expect(fitClassifier({ data, shape: [6, D], labels: Array(6).fill('a') })).rejects.toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/at least 2 classes/) }));
+    await expect(embedImages(model, IMGS.slice(0, 3), ['a', 'b'])).rejects.toMatchObject({
+      code: 'ERR_SHAPE_MISMATCH',
+    });
+    await expect(fitClassifier({ data, shape: [6, D], labels: ['a', 'b'] })).rejects.toThrow(
+      expect.objectContaining({ code: 'ERR_SHAPE_MISMATCH' }),
+    );
+    await expect(fitClassifier({ data, shape: [6, D], labels: Array(6).fill('a') })).rejects.toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/at least 2 classes/) }),
+    );
     const nan = data.slice();
     nan[5] = NaN;
-    await expect(fitClassifier({ data: nan, shape: [6, D], labels: ['a', 'b', 'a', 'b', 'a', 'b'] })).rejects.toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/row 1 has a non-finite/) }));
+    await expect(fitClassifier({ data: nan, shape: [6, D], labels: ['a', 'b', 'a', 'b', 'a', 'b'] })).rejects.toThrow(
+      expect.objectContaining({
+        code: 'ERR_INVALID_ARGUMENT',
+        message: expect.stringMatching(/row 1 has a non-finite/),
+      }),
+    );
     const empty = path.join(tmp, 'empty');
     mkdirSync(empty);
     expect(() => readImageFolder(empty)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
     mkdirSync(path.join(empty, 'cls'));
-    expect(() => readImageFolder(empty)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/holds no images/) }));
+    expect(() => readImageFolder(empty)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/holds no images/) }),
+    );
     const junk = tree('junk', (root) => writeFileSync(path.join(root, 'beta', 'notes.txt'), 'hi'));
-    expect(() => readImageFolder(junk)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/notes\.txt/) }));
+    expect(() => readImageFolder(junk)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/notes\.txt/) }),
+    );
     expect(readImageFolder(junk, { skipNonImages: true }).skipped).toEqual([path.join(junk, 'beta', 'notes.txt')]);
-    await expect(fitClassifier({ data, shape: [6, D], labels: ['a', 'b', 'a', 'b', 'a', 'b'] }, { protocol: 'x' as never })).rejects.toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    await expect(
+      fitClassifier({ data, shape: [6, D], labels: ['a', 'b', 'a', 'b', 'a', 'b'] }, { protocol: 'x' as never }),
+    ).rejects.toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
   });
 });
 
@@ -210,16 +260,57 @@ describe('vitmsn probe (CLI)', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/ERR_INVALID_ARGUMENT: not image files.*README/);
     const cache = path.join(tmp, 'cli-emb.safetensors');
-    const fit = await run(['probe', 'fit', dir, '--model', goldenDir('tiny-s8'), '--out', path.join(tmp, 'h1'), '--folds', '2', '--cache', cache, '--skip-non-images', '--protocol', 'plain', '--checkpoint', path.join(tmp, 'h1-hf')]);
+    const fit = await run([
+      'probe',
+      'fit',
+      dir,
+      '--model',
+      goldenDir('tiny-s8'),
+      '--out',
+      path.join(tmp, 'h1'),
+      '--folds',
+      '2',
+      '--cache',
+      cache,
+      '--skip-non-images',
+      '--protocol',
+      'plain',
+      '--checkpoint',
+      path.join(tmp, 'h1-hf'),
+    ]);
     expect(fit.code).toBe(0);
     expect(fit.stderr).toMatch(/warning: skipping .*README/);
     expect(fit.stderr).toMatch(/encoding: 12\/12 images/);
     expect(fit.stdout).toMatch(/2-fold CV accuracy/);
     expect(fit.stdout).toMatch(/C=0\.01 .*%/);
     expect(fit.stdout).toMatch(/<- chosen/);
-    const again = await run(['probe', 'fit', dir, '--model', goldenDir('tiny-s8'), '--out', path.join(tmp, 'h2'), '--folds', '2', '--cache', cache, '--skip-non-images', '--protocol', 'plain']);
+    const again = await run([
+      'probe',
+      'fit',
+      dir,
+      '--model',
+      goldenDir('tiny-s8'),
+      '--out',
+      path.join(tmp, 'h2'),
+      '--folds',
+      '2',
+      '--cache',
+      cache,
+      '--skip-non-images',
+      '--protocol',
+      'plain',
+    ]);
     expect(again.stderr).toMatch(/using cached embeddings/);
-    const ev = await run(['probe', 'eval', dir, '--head', path.join(tmp, 'h1'), '--model', goldenDir('tiny-s8'), '--skip-non-images']);
+    const ev = await run([
+      'probe',
+      'eval',
+      dir,
+      '--head',
+      path.join(tmp, 'h1'),
+      '--model',
+      goldenDir('tiny-s8'),
+      '--skip-non-images',
+    ]);
     expect(ev.code).toBe(0);
     expect(ev.stdout).toMatch(/^accuracy: [\d.]+% \(\d+\/12\)/);
     expect(ev.stdout).toMatch(/per-class recall:\n  alpha/);
@@ -228,7 +319,16 @@ describe('vitmsn probe (CLI)', () => {
     expect(ev2.stdout.split('\n')[0]).toBe(ev.stdout.split('\n')[0]);
     // classify --head: the head's labels, as head.classifyImages() gives them in process.
     const img = path.join(dir, 'beta', readdirSync(path.join(dir, 'beta'))[0]);
-    const cl = await run(['classify', img, '--head', path.join(tmp, 'h1'), '--model', goldenDir('tiny-s8'), '--top-k', '2']);
+    const cl = await run([
+      'classify',
+      img,
+      '--head',
+      path.join(tmp, 'h1'),
+      '--model',
+      goldenDir('tiny-s8'),
+      '--top-k',
+      '2',
+    ]);
     expect(cl.code).toBe(0);
     const line = JSON.parse(cl.stdout.trim()) as { image: string; predictions: Array<{ label: string }> };
     const m = await loadModel(goldenDir('tiny-s8'), { device: 'cpu' });

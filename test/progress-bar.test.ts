@@ -64,6 +64,11 @@ describe('progress bar', () => {
     const log = sink(false);
     const plain = new CountBar(log.stream, 'embedding', 'images', () => t);
     for (let i = 0; i <= 10; i++, t += 500) plain.update(i * 200, 2000);
-    expect(log.out).toEqual(['embedding: 0/2000 images\n', 'embedding: 800/2000 images\n', 'embedding: 1600/2000 images\n', 'embedding: 2000/2000 images\n']);
+    expect(log.out).toEqual([
+      'embedding: 0/2000 images\n',
+      'embedding: 800/2000 images\n',
+      'embedding: 1600/2000 images\n',
+      'embedding: 2000/2000 images\n',
+    ]);
   });
 });

@@ -17,7 +17,7 @@ async function run(dir: string, size: number, masked: boolean) {
   const shape = [2, 3, size, size];
   const x = new Float32Array(shape.reduce((a, b) => a * b)).map((_, i) => Math.cos(i * 0.013) * 1.1);
   const n = (size / m.config.patchSize) ** 2;
-  const boolMaskedPos = masked ? new Uint8Array(2 * n).map((_, i) => i % 3 === 0 ? 1 : 0) : undefined;
+  const boolMaskedPos = masked ? new Uint8Array(2 * n).map((_, i) => (i % 3 === 0 ? 1 : 0)) : undefined;
   const out = await m.forward(x, shape, { outputHiddenStates: true, boolMaskedPos });
   await m.dispose();
   return out;
@@ -49,7 +49,7 @@ describe('pytorch_model.bin gives the same outputs as its safetensors twin', () 
     mkdirSync(dir);
     copyFileSync(path.join(goldenDir('tiny-s8'), 'config.json'), path.join(dir, 'config.json'));
     copyFileSync(path.join(goldenDir('tiny-s8'), 'model.safetensors'), path.join(dir, 'model.safetensors'));
-    writeFileSync(path.join(dir, 'pytorch_model.bin'), 'not a zip');  // would fail if it were read
+    writeFileSync(path.join(dir, 'pytorch_model.bin'), 'not a zip'); // would fail if it were read
     const m = await loadModel(dir, { device: 'cpu' });
     await m.dispose();
   });
@@ -74,7 +74,10 @@ describe('malicious or broken pytorch_model.bin is refused', () => {
   ];
   it.each(cases)('%s', async (fixture, message) => {
     for (const m of markers) rmSync(m, { force: true });
-    const err = await loadModel(folderWith(fixture)).then(() => undefined, (e) => e);
+    const err = await loadModel(folderWith(fixture)).then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err).toMatchObject({ code: 'ERR_CHECKPOINT_INVALID' });
     expect(err.message).toMatch(message);
     for (const m of markers) expect(existsSync(m)).toBe(false);
@@ -91,17 +94,22 @@ describe('malicious or broken pytorch_model.bin is refused', () => {
       return dir;
     };
     // Legacy files start with a pickled magic number, not "PK".
-    await expect(loadModel(write('legacy', Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc]))))
-      .rejects.toMatchObject({ code: 'ERR_CHECKPOINT_INVALID', message: expect.stringMatching(/not a zip archive/) });
+    await expect(loadModel(write('legacy', Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc])))).rejects.toMatchObject({
+      code: 'ERR_CHECKPOINT_INVALID',
+      message: expect.stringMatching(/not a zip archive/),
+    });
     for (const cut of [good.length - 10, Math.floor(good.length / 2), 100]) {
-      await expect(loadModel(write(`truncated-${cut}`, good.subarray(0, cut))))
-        .rejects.toMatchObject({ code: 'ERR_CHECKPOINT_INVALID' });
+      await expect(loadModel(write(`truncated-${cut}`, good.subarray(0, cut)))).rejects.toMatchObject({
+        code: 'ERR_CHECKPOINT_INVALID',
+      });
     }
     // Mark the first entry deflated (method 8) in the central directory.
     const compressed = Buffer.from(good);
     const cd = compressed.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
     compressed.writeUInt16LE(8, cd + 10);
-    await expect(loadModel(write('compressed', compressed)))
-      .rejects.toMatchObject({ code: 'ERR_CHECKPOINT_INVALID', message: expect.stringMatching(/compressed/) });
+    await expect(loadModel(write('compressed', compressed))).rejects.toMatchObject({
+      code: 'ERR_CHECKPOINT_INVALID',
+      message: expect.stringMatching(/compressed/),
+    });
   });
 });

@@ -24,14 +24,26 @@ const exif6 = file('pil', 'exif6.jpg');
 const webp = file('pil', 'rgba.webp');
 const gif = file('pil', 'anim.gif');
 
+const sameBits = (a: Float32Array, b: Float32Array) =>
+  a.length === b.length &&
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
-const sameBits = (a: Float32Array, b: Float32Array) => a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-
-function raw(url: string, body: Buffer, type = 'image/png', headers: Record<string, string> = {}, signal?: AbortSignal) {
+function raw(
+  url: string,
+  body: Buffer,
+  type = 'image/png',
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+) {
   return fetch(url, { method: 'POST', body, headers: { 'content-type': type, ...headers }, signal });
 }
 function json(url: string, body: unknown, signal?: AbortSignal) {
-  return fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal });
+  return fetch(url, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json' },
+    signal,
+  });
 }
 function form(url: string, images: Buffer[], fields: Record<string, string> = {}) {
   const fd = new FormData();
@@ -79,7 +91,9 @@ describe('vitmsn serve: answers', () => {
   });
 
   it('one raw image (image/*, application/octet-stream) = model.encode(), bit for bit', async () => {
-    expect(sameBits(await embeddings(await raw(`${server.url}/v1/embeddings`, chelsea)), (await s8.encode(chelsea)).data)).toBe(true);
+    expect(
+      sameBits(await embeddings(await raw(`${server.url}/v1/embeddings`, chelsea)), (await s8.encode(chelsea)).data),
+    ).toBe(true);
     const want = (await s8.encode(exif6, { pooling: 'mean', normalize: true })).data;
     const res = await raw(`${server.url}/v1/embeddings?pooling=mean&normalize=true`, exif6, 'application/octet-stream');
     expect(sameBits(await embeddings(res), want)).toBe(true);
@@ -88,7 +102,9 @@ describe('vitmsn serve: answers', () => {
   it('multipart/form-data: each file part one image, in order; fields are options', async () => {
     const imgs = [chelsea, webp, gif, camera];
     const want = (await s8.encode(imgs, { pooling: 'cls-prenorm', normalize: true })).data;
-    const got = await embeddings(await form(`${server.url}/v1/embeddings`, imgs, { pooling: 'cls-prenorm', normalize: 'true' }));
+    const got = await embeddings(
+      await form(`${server.url}/v1/embeddings`, imgs, { pooling: 'cls-prenorm', normalize: 'true' }),
+    );
     expect(sameBits(got, want)).toBe(true);
   });
 
@@ -97,8 +113,12 @@ describe('vitmsn serve: answers', () => {
     const b64 = imgs.map((b) => b.toString('base64'));
     b64[1] = `data:image/jpeg;base64,${b64[1]}`;
     const want = (await s8.encode(imgs, { pooling: 'mean' })).data;
-    expect(sameBits(await embeddings(await json(`${server.url}/v1/embeddings`, { images: b64, pooling: 'mean' })), want)).toBe(true);
-    expect(sameBits(await embeddings(await json(`${server.url}/v1/embeddings?pooling=mean`, { images: b64 })), want)).toBe(true);
+    expect(
+      sameBits(await embeddings(await json(`${server.url}/v1/embeddings`, { images: b64, pooling: 'mean' })), want),
+    ).toBe(true);
+    expect(
+      sameBits(await embeddings(await json(`${server.url}/v1/embeddings?pooling=mean`, { images: b64 })), want),
+    ).toBe(true);
     const res = await json(`${server.url}/v1/embeddings`, { images: b64, pooling: 'mean', normalize: false });
     expect((await res.json()) as object).toMatchObject({ model: 'tiny-s8', dim: 32 });
   });
@@ -106,7 +126,12 @@ describe('vitmsn serve: answers', () => {
   it('Accept: application/octet-stream answers little-endian float32 [N, D] with X-Shape', async () => {
     const imgs = [chelsea, camera];
     const res = await form(`${server.url}/v1/embeddings`, imgs).then(async () =>
-      fetch(`${server.url}/v1/embeddings`, { method: 'POST', body: JSON.stringify({ images: imgs.map((b) => b.toString('base64')) }), headers: { 'content-type': 'application/json', accept: 'application/octet-stream' } }));
+      fetch(`${server.url}/v1/embeddings`, {
+        method: 'POST',
+        body: JSON.stringify({ images: imgs.map((b) => b.toString('base64')) }),
+        headers: { 'content-type': 'application/json', accept: 'application/octet-stream' },
+      }),
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/octet-stream');
     expect(res.headers.get('x-shape')).toBe('2,32');
@@ -115,17 +140,25 @@ describe('vitmsn serve: answers', () => {
     for (let i = 0; i < got.length; i++) got[i] = buf.readFloatLE(i * 4);
     expect(sameBits(got, (await s8.encode(imgs)).data)).toBe(true);
     // JSON stays the answer when JSON is preferred or only wildcards are given
-    const j = await raw(`${server.url}/v1/embeddings`, chelsea, 'image/png', { accept: 'application/json, application/octet-stream;q=0.5' });
+    const j = await raw(`${server.url}/v1/embeddings`, chelsea, 'image/png', {
+      accept: 'application/json, application/octet-stream;q=0.5',
+    });
     expect(j.headers.get('content-type')).toMatch(/application\/json/);
-    expect((await raw(`${server.url}/v1/embeddings`, chelsea, 'image/png', { accept: '*/*' })).headers.get('content-type')).toMatch(/json/);
+    expect(
+      (await raw(`${server.url}/v1/embeddings`, chelsea, 'image/png', { accept: '*/*' })).headers.get('content-type'),
+    ).toMatch(/json/);
   });
 
   it('POST /v1/classify: raw, multipart and JSON with top_k = model.classify()', async () => {
     const imgs = [chelsea, exif6, webp];
     const want = await cls.classify(imgs, { topK: 3 });
-    const a = (await (await form(`${clsServer.url}/v1/classify`, imgs, { top_k: '3' })).json()) as { data: Array<{ index: number; predictions: unknown }> };
+    const a = (await (await form(`${clsServer.url}/v1/classify`, imgs, { top_k: '3' })).json()) as {
+      data: Array<{ index: number; predictions: unknown }>;
+    };
     expect(a.data.map((d) => d.predictions)).toEqual(want);
-    const b = (await (await json(`${clsServer.url}/v1/classify?top_k=3`, { images: imgs.map((x) => x.toString('base64')) })).json()) as typeof a;
+    const b = (await (
+      await json(`${clsServer.url}/v1/classify?top_k=3`, { images: imgs.map((x) => x.toString('base64')) })
+    ).json()) as typeof a;
     expect(b.data.map((d) => d.predictions)).toEqual(want);
     const c = (await (await raw(`${clsServer.url}/v1/classify`, chelsea)).json()) as typeof a;
     expect(c.data).toEqual([{ index: 0, predictions: (await cls.classify(chelsea))[0] }]);
@@ -133,11 +166,15 @@ describe('vitmsn serve: answers', () => {
 
   it('400: bad image, bad base64, URLs, bad options, bad JSON, no body', async () => {
     const u = `${server.url}/v1/embeddings`;
-    expect(await errorOf(await raw(u, Buffer.from('not an image at all')), 400, 'ERR_IMAGE_INVALID')).toMatch(/image 0/);
+    expect(await errorOf(await raw(u, Buffer.from('not an image at all')), 400, 'ERR_IMAGE_INVALID')).toMatch(
+      /image 0/,
+    );
     await errorOf(await raw(u, chelsea.subarray(0, 200)), 400, 'ERR_IMAGE_INVALID');
     await errorOf(await raw(u, Buffer.alloc(0), 'image/jpeg'), 400, 'ERR_IMAGE_INVALID');
     await errorOf(await json(u, { images: ['!!!not base64!!!'] }), 400, 'ERR_IMAGE_INVALID');
-    expect(await errorOf(await json(u, { images: ['https://example.com/cat.jpg'] }), 400, 'ERR_INVALID_ARGUMENT')).toMatch(/URLs is not supported/);
+    expect(
+      await errorOf(await json(u, { images: ['https://example.com/cat.jpg'] }), 400, 'ERR_INVALID_ARGUMENT'),
+    ).toMatch(/URLs is not supported/);
     await errorOf(await json(u, { images: [] }), 400, 'ERR_INVALID_ARGUMENT');
     await errorOf(await json(u, { images: [1, 2] }), 400, 'ERR_INVALID_ARGUMENT');
     await errorOf(await json(u, ['x']), 400, 'ERR_INVALID_ARGUMENT');
@@ -152,8 +189,16 @@ describe('vitmsn serve: answers', () => {
   });
 
   it('415: unsupported content type or image format; 501: classify on a backbone; 404', async () => {
-    await errorOf(await raw(`${server.url}/v1/embeddings`, Buffer.from('hello'), 'text/plain'), 415, 'ERR_UNSUPPORTED_MEDIA_TYPE');
-    await errorOf(await raw(`${server.url}/v1/embeddings`, Buffer.from('a=b'), 'application/x-www-form-urlencoded'), 415, 'ERR_UNSUPPORTED_MEDIA_TYPE');
+    await errorOf(
+      await raw(`${server.url}/v1/embeddings`, Buffer.from('hello'), 'text/plain'),
+      415,
+      'ERR_UNSUPPORTED_MEDIA_TYPE',
+    );
+    await errorOf(
+      await raw(`${server.url}/v1/embeddings`, Buffer.from('a=b'), 'application/x-www-form-urlencoded'),
+      415,
+      'ERR_UNSUPPORTED_MEDIA_TYPE',
+    );
     await errorOf(await raw(`${server.url}/v1/embeddings`, bmpBytes(), 'image/bmp'), 415, 'ERR_IMAGE_UNSUPPORTED');
     await errorOf(await raw(`${server.url}/v1/classify`, chelsea), 501, 'ERR_NO_CLASSIFIER');
     await errorOf(await fetch(`${server.url}/v2/nothing`), 404, 'ERR_NOT_FOUND');
@@ -162,7 +207,18 @@ describe('vitmsn serve: answers', () => {
   it('never crashes on junk: random bytes under every content type, broken multipart', async () => {
     let seed = 7;
     const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
-    const types = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/tiff', 'image/avif', 'application/octet-stream', 'application/json', 'multipart/form-data; boundary=xyz', 'multipart/form-data'];
+    const types = [
+      'image/png',
+      'image/jpeg',
+      'image/gif',
+      'image/webp',
+      'image/tiff',
+      'image/avif',
+      'application/octet-stream',
+      'application/json',
+      'multipart/form-data; boundary=xyz',
+      'multipart/form-data',
+    ];
     for (let i = 0; i < 40; i++) {
       const len = rnd() % 4000;
       const body = Buffer.alloc(len);
@@ -175,7 +231,9 @@ describe('vitmsn serve: answers', () => {
       expect(res.status).toBeLessThan(500);
       expect(((await res.json()) as { error: { code: string } }).error.code).toMatch(/^ERR_/);
     }
-    const broken = Buffer.from('--xyz\r\nContent-Disposition: form-data; name="a"; filename="a.png"\r\n\r\n\x89PNG garbage');
+    const broken = Buffer.from(
+      '--xyz\r\nContent-Disposition: form-data; name="a"; filename="a.png"\r\n\r\n\x89PNG garbage',
+    );
     const res = await raw(`${server.url}/v1/embeddings`, broken, 'multipart/form-data; boundary=xyz');
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.status).toBeLessThan(500);
@@ -197,10 +255,18 @@ describe('vitmsn serve: limits and overload', () => {
     try {
       const u = `${srv.url}/v1/embeddings`;
       await errorOf(await raw(u, Buffer.alloc(1_500_000, 1)), 413, 'ERR_BODY_TOO_LARGE');
-      await errorOf(await json(u, { images: [Buffer.alloc(800_000, 1).toString('base64')] }), 413, 'ERR_BODY_TOO_LARGE');
+      await errorOf(
+        await json(u, { images: [Buffer.alloc(800_000, 1).toString('base64')] }),
+        413,
+        'ERR_BODY_TOO_LARGE',
+      );
       await errorOf(await form(u, [Buffer.alloc(600_000, 1), Buffer.alloc(600_000, 2)]), 413, 'ERR_BODY_TOO_LARGE');
       await errorOf(await form(u, [Buffer.alloc(1_200_000, 1)]), 413, 'ERR_BODY_TOO_LARGE');
-      await errorOf(await json(u, { images: [gif, gif, gif].map((b) => b.toString('base64')) }), 413, 'ERR_TOO_MANY_IMAGES');
+      await errorOf(
+        await json(u, { images: [gif, gif, gif].map((b) => b.toString('base64')) }),
+        413,
+        'ERR_TOO_MANY_IMAGES',
+      );
       await errorOf(await form(u, [gif, gif, gif]), 413, 'ERR_TOO_MANY_IMAGES');
       expect(await errorOf(await raw(u, chelsea), 413, 'ERR_IMAGE_TOO_LARGE')).toMatch(/pixel/); // 451x300 = 135300 > 100000
       expect((await raw(u, camera)).status).toBe(413); // 512x512
@@ -235,7 +301,9 @@ describe('vitmsn serve: limits and overload', () => {
       g2.shut();
       const first = raw(`${srv2.url}/v1/embeddings`, gif);
       await until(() => g2.calls.length === 1);
-      expect(await errorOf(await raw(`${srv2.url}/v1/embeddings`, gif), 429, 'ERR_OVERLOADED')).toMatch(/max-concurrent/);
+      expect(await errorOf(await raw(`${srv2.url}/v1/embeddings`, gif), 429, 'ERR_OVERLOADED')).toMatch(
+        /max-concurrent/,
+      );
       expect((await fetch(`${srv2.url}/healthz`)).status).toBe(200); // not counted
       g2.open();
       expect((await first).status).toBe(200);
@@ -246,9 +314,18 @@ describe('vitmsn serve: limits and overload', () => {
     }
   });
 
-  it('429 for the library\'s ERR_OVERLOADED, 500 for ERR_INTERNAL and unknown errors (a service that fails)', async () => {
+  it("429 for the library's ERR_OVERLOADED, 500 for ERR_INTERNAL and unknown errors (a service that fails)", async () => {
     let fail: unknown;
-    const stats: ServiceStats = { queuedImages: 0, queuedCalls: 0, maxQueue: 1024, batches: 0, images: 0, batchSizes: {}, imagesPerSecond: 0, latencyMs: { p50: 0, p90: 0, p99: 0 } };
+    const stats: ServiceStats = {
+      queuedImages: 0,
+      queuedCalls: 0,
+      maxQueue: 1024,
+      batches: 0,
+      images: 0,
+      batchSizes: {},
+      imagesPerSecond: 0,
+      latencyMs: { p50: 0, p90: 0, p99: 0 },
+    };
     const svc: EmbedService = {
       info: { name: 'x', dim: 4, numLabels: 0 },
       encode: async () => {
@@ -274,7 +351,7 @@ describe('vitmsn serve: limits and overload', () => {
     }
   });
 
-  it('504 when the server\'s deadline (timeoutMs) passes; the work leaves the queue', async () => {
+  it("504 when the server's deadline (timeoutMs) passes; the work leaves the queue", async () => {
     const g = await gatedModel(s8Dir);
     const srv = await startServer(modelService(g.model), { timeoutMs: 300 });
     try {
@@ -369,7 +446,15 @@ describe('vitmsn serve: cancellation and metrics', () => {
       // the model saw gif and webp only: two batches of one image, none of the aborted ones
       expect(g.calls.map((c) => c.batch)).toEqual([1, 1]);
       const text = await (await fetch(`${srv.url}/metrics`)).text();
-      await until(async () => metric(await (await fetch(`${srv.url}/metrics`)).text(), 'vitmsn_http_requests_total', { route: '/v1/embeddings', status: '499' }) === 3, 5000, '499 counted');
+      await until(
+        async () =>
+          metric(await (await fetch(`${srv.url}/metrics`)).text(), 'vitmsn_http_requests_total', {
+            route: '/v1/embeddings',
+            status: '499',
+          }) === 3,
+        5000,
+        '499 counted',
+      );
       expect(metric(text, 'vitmsn_http_errors_total', { code: 'ERR_CLIENT_CLOSED' })).toBe(3);
       expect(metric(text, 'vitmsn_images_total')).toBe(2);
     } finally {
@@ -415,7 +500,12 @@ describe('vitmsn serve: cancellation and metrics', () => {
       expect(metric(other, 'vitmsn_http_requests_total', { route: '/v1/embeddings', status: '200' })).toBe(1);
       expect(metric(other, 'vitmsn_http_errors_total')).toBe(0);
       expect(metric(other, 'vitmsn_images_total')).toBe(1);
-      expect(metric(await (await fetch(`${a.url}/metrics`)).text(), 'vitmsn_http_requests_total', { route: '/v1/embeddings', status: '200' })).toBe(4);
+      expect(
+        metric(await (await fetch(`${a.url}/metrics`)).text(), 'vitmsn_http_requests_total', {
+          route: '/v1/embeddings',
+          status: '200',
+        }),
+      ).toBe(4);
     } finally {
       await b.close();
       await a.close();
@@ -423,7 +513,7 @@ describe('vitmsn serve: cancellation and metrics', () => {
     }
   });
 
-  it('requests waiting together are coalesced into one model call; results are each request\'s own', async () => {
+  it("requests waiting together are coalesced into one model call; results are each request's own", async () => {
     const g = await gatedModel(s8Dir, { maxBatch: 8, maxDelayMs: 0 });
     const srv = await startServer(modelService(g.model));
     try {
@@ -456,14 +546,28 @@ describe('vitmsn serve: cancellation and metrics', () => {
     }
   });
 
-  it('a model with the library\'s batching (stats()) gets signal and timeoutMs passed through', async () => {
+  it("a model with the library's batching (stats()) gets signal and timeoutMs passed through", async () => {
     const seen: Array<Record<string, unknown>> = [];
     const fake = {
-      config: s8.config, numLabels: 0,
-      stats: () => ({ queuedImages: 0, queuedCalls: 0, maxQueue: 1024, batches: 7, images: 9, batchSizes: { 1: 5, 2: 2 }, imagesPerSecond: 3, latencyMs: { p50: 1, p90: 2, p99: 3 } }),
+      config: s8.config,
+      numLabels: 0,
+      stats: () => ({
+        queuedImages: 0,
+        queuedCalls: 0,
+        maxQueue: 1024,
+        batches: 7,
+        images: 9,
+        batchSizes: { 1: 5, 2: 2 },
+        imagesPerSecond: 3,
+        latencyMs: { p50: 1, p90: 2, p99: 3 },
+      }),
       encode: async (images: Buffer[], o: Record<string, unknown>) => {
         seen.push(o);
-        return s8.encode(images, { pooling: o.pooling as 'cls', normalize: o.normalize as boolean, maxPixels: o.maxPixels as number });
+        return s8.encode(images, {
+          pooling: o.pooling as 'cls',
+          normalize: o.normalize as boolean,
+          maxPixels: o.maxPixels as number,
+        });
       },
       classify: async () => [],
       dispose: async () => undefined,
@@ -489,7 +593,11 @@ describe('vitmsn serve: cancellation and metrics', () => {
 describe('vitmsn serve (CLI): SIGTERM drains', () => {
   it('requests in progress complete with 200, the process exits 0, new connections are refused', async () => {
     const dir = modelFolder(tmpRoot, 'tiny-s8', 32, 'cli');
-    const child = spawn(process.execPath, [CLI, 'serve', '--model', dir, '--port', '0', '--device', 'cpu', '--max-images', '256'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--model', dir, '--port', '0', '--device', 'cpu', '--max-images', '256'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -499,11 +607,21 @@ describe('vitmsn serve (CLI): SIGTERM drains', () => {
       // enough work to still be running when the signal arrives: 4 requests × 128 images
       const many = Array.from({ length: 128 }, (_, i) => [chelsea, camera][i % 2]);
       const started = Date.now();
-      const inFlight = Array.from({ length: 4 }, () => form(`${url}/v1/embeddings`, many).then(async (r) => ({ status: r.status, n: ((await r.json()) as { data: unknown[] }).data?.length, at: Date.now() })));
-      await until(async () => {
-        const t = await (await fetch(`${url}/metrics`)).text();
-        return metric(t, 'vitmsn_queue_calls') >= 1;
-      }, 20_000, 'requests queued');
+      const inFlight = Array.from({ length: 4 }, () =>
+        form(`${url}/v1/embeddings`, many).then(async (r) => ({
+          status: r.status,
+          n: ((await r.json()) as { data: unknown[] }).data?.length,
+          at: Date.now(),
+        })),
+      );
+      await until(
+        async () => {
+          const t = await (await fetch(`${url}/metrics`)).text();
+          return metric(t, 'vitmsn_queue_calls') >= 1;
+        },
+        20_000,
+        'requests queued',
+      );
       const signalled = Date.now();
       child.kill('SIGTERM');
       const results = await Promise.all(inFlight);
@@ -521,12 +639,13 @@ describe('vitmsn serve (CLI): SIGTERM drains', () => {
   });
 
   it('bad usage exits 2; a model that cannot be loaded exits 1', async () => {
-    const run = (args: string[]) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const c = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      c.stderr.on('data', (d) => (stderr += d));
-      c.on('exit', (code) => resolve({ code, stderr }));
-    });
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const c = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        c.stderr.on('data', (d) => (stderr += d));
+        c.on('exit', (code) => resolve({ code, stderr }));
+      });
     expect((await run(['serve'])).code).toBe(2);
     expect((await run(['serve', '--model', tmpRoot, '--port', 'x'])).code).toBe(2);
     const missing = await run(['serve', '--model', path.join(tmpRoot, 'nope'), '--port', '0', '--device', 'cpu']);

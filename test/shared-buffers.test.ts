@@ -39,7 +39,12 @@ afterAll(async () => {
 
 const B = 3;
 const pixels = new Float32Array(B * 3 * 32 * 32).map((_, i) => Math.sin(i * 0.037) * 1.7);
-const raw = (k: number) => ({ data: new Uint8Array(40 * 30 * 3).map((_, i) => (i * 31 + k * 7) & 255), width: 40, height: 30, channels: 3 as const });
+const raw = (k: number) => ({
+  data: new Uint8Array(40 * 30 * 3).map((_, i) => (i * 31 + k * 7) & 255),
+  width: 40,
+  height: 30,
+  channels: 3 as const,
+});
 
 describe('SharedArrayBuffer-backed inputs', () => {
   it('forward: pixelValues, headMask and boolMaskedPos give identical outputs', async () => {
@@ -48,8 +53,12 @@ describe('SharedArrayBuffer-backed inputs', () => {
     const want = await model.forward(pixels, [B, 3, 32, 32], opts);
     const got = await model.forward(shared(pixels), [B, 3, 32, 32], { ...opts, headMask: shared(headMask) });
     expect(bytes(got.lastHiddenState.data).equals(bytes(want.lastHiddenState.data))).toBe(true);
-    expect(got.hiddenStates!.map((t) => bytes(t.data).toString('hex'))).toEqual(want.hiddenStates!.map((t) => bytes(t.data).toString('hex')));
-    expect(got.attentions!.map((t) => bytes(t.data).toString('hex'))).toEqual(want.attentions!.map((t) => bytes(t.data).toString('hex')));
+    expect(got.hiddenStates!.map((t) => bytes(t.data).toString('hex'))).toEqual(
+      want.hiddenStates!.map((t) => bytes(t.data).toString('hex')),
+    );
+    expect(got.attentions!.map((t) => bytes(t.data).toString('hex'))).toEqual(
+      want.attentions!.map((t) => bytes(t.data).toString('hex')),
+    );
 
     const pos = new Uint8Array(B * 16).map((_, i) => (i % 3 === 0 ? 1 : 0));
     const wantM = await masked.forward(pixels, [B, 3, 32, 32], { boolMaskedPos: pos });
@@ -70,24 +79,44 @@ describe('SharedArrayBuffer-backed inputs', () => {
 
   it('the addon directly: 8-bit and 16-bit ("I;16") pixels over a SharedArrayBuffer', async () => {
     const cfg = nativePreprocessConfig({ ...defaultPreprocessorConfig(32, 3), doResize: true });
-    const grey = { data: new Uint16Array(12 * 9).map((_, i) => i * 601), width: 12, height: 9, channels: 1, format: 'I;16' as const };
+    const grey = {
+      data: new Uint16Array(12 * 9).map((_, i) => i * 601),
+      width: 12,
+      height: 9,
+      channels: 1,
+      format: 'I;16' as const,
+    };
     const rgb = { data: new Uint8Array(12 * 9 * 3).map((_, i) => i * 13), width: 12, height: 9, channels: 3 };
     const want = await native().preprocess([grey, rgb], cfg);
-    const got = await native().preprocess([{ ...grey, data: shared(grey.data) }, { ...rgb, data: shared(rgb.data) }], cfg);
+    const got = await native().preprocess(
+      [
+        { ...grey, data: shared(grey.data) },
+        { ...rgb, data: shared(rgb.data) },
+      ],
+      cfg,
+    );
     expect(bytes(got.data).equals(bytes(want.data))).toBe(true);
   });
 });
 
 describe('detached inputs', () => {
   it('forward, encode and preprocess refuse a detached buffer with ERR_INVALID_ARGUMENT', async () => {
-    await expect(model.forward(detached(pixels), [B, 3, 32, 32])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
-    await expect(model.forward(pixels, [B, 3, 32, 32], { headMask: detached(new Float32Array(4).fill(1)) }))
-      .rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
-    await expect(masked.forward(pixels, [B, 3, 32, 32], { boolMaskedPos: detached(new Uint8Array(B * 16)) }))
-      .rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(model.forward(detached(pixels), [B, 3, 32, 32])).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    await expect(
+      model.forward(pixels, [B, 3, 32, 32], { headMask: detached(new Float32Array(4).fill(1)) }),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(
+      masked.forward(pixels, [B, 3, 32, 32], { boolMaskedPos: detached(new Uint8Array(B * 16)) }),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     const im = raw(0);
-    await expect(model.encode({ ...im, data: detached(im.data) })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
-    await expect(model.preprocess({ ...im, data: detached(im.data) })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(model.encode({ ...im, data: detached(im.data) })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    await expect(model.preprocess({ ...im, data: detached(im.data) })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
   });
 
   it('the addon directly: a detached buffer is a coded error, never a crash', async () => {
@@ -95,15 +124,30 @@ describe('detached inputs', () => {
     const im = raw(0);
     const call = () => Promise.resolve().then(() => native().preprocess([{ ...im, data: detached(im.data) }], cfg));
     await expect(call()).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
-    const nm = await native().loadModel(goldenDir('tiny-s8'), {
-      hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 64, imageHeight: 32, imageWidth: 32,
-      patchSize: 8, numChannels: 3, layerNormEps: 1e-6, qkvBias: true, numLabels: -1,
-    }, { device: 'cpu', dtype: 'float32', threads: 1 });
+    const nm = await native().loadModel(
+      goldenDir('tiny-s8'),
+      {
+        hiddenSize: 32,
+        numHiddenLayers: 2,
+        numAttentionHeads: 4,
+        intermediateSize: 64,
+        imageHeight: 32,
+        imageWidth: 32,
+        patchSize: 8,
+        numChannels: 3,
+        layerNormEps: 1e-6,
+        qkvBias: true,
+        numLabels: -1,
+      },
+      { device: 'cpu', dtype: 'float32', threads: 1 },
+    );
     const fwd = { outputHiddenStates: false, outputAttentions: false, interpolatePosEncoding: false };
-    await expect(Promise.resolve().then(() => nm.forward(detached(pixels), [B, 3, 32, 32], fwd)))
-      .rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
-    await expect(Promise.resolve().then(() => nm.embed(detached(pixels), [B, 3, 32, 32], fwd, { pooling: 'cls' })))
-      .rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(Promise.resolve().then(() => nm.forward(detached(pixels), [B, 3, 32, 32], fwd))).rejects.toMatchObject(
+      { code: 'ERR_INVALID_ARGUMENT' },
+    );
+    await expect(
+      Promise.resolve().then(() => nm.embed(detached(pixels), [B, 3, 32, 32], fwd, { pooling: 'cls' })),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     nm.dispose();
   });
 });

@@ -16,9 +16,16 @@ const CHILD = path.join(__dirname, 'support', 'terminate-child.cjs');
 const TINY = goldenDir('tiny-s8');
 const DELAYS = [0, 2, 7, 20, 45];
 
-interface Round { kind: string; model: string; delay: number; batch: number }
+interface Round {
+  kind: string;
+  model: string;
+  delay: number;
+  batch: number;
+}
 
-async function runChild(rounds: Round[]): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+async function runChild(
+  rounds: Round[],
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await execFileP(process.execPath, [CHILD, JSON.stringify({ dist: DIST, rounds })], {
       timeout: 120_000,
@@ -44,10 +51,13 @@ describe('terminating a worker mid-call', () => {
   });
 
   // Tiny model, big batches: many short calls, several in flight at each moment.
-  it.each(['forward', 'encode', 'preprocess', 'load'])('worker.terminate() during %s (tiny model, varied delays)', async (kind) => {
-    const rounds = DELAYS.map((delay) => ({ kind, model: TINY, delay, batch: 96 }));
-    expectClean(await runChild(rounds), rounds.length);
-  });
+  it.each(['forward', 'encode', 'preprocess', 'load'])(
+    'worker.terminate() during %s (tiny model, varied delays)',
+    async (kind) => {
+      const rounds = DELAYS.map((delay) => ({ kind, model: TINY, delay, batch: 96 }));
+      expectClean(await runChild(rounds), rounds.length);
+    },
+  );
 
   it('process.exit() inside the worker mid-forward (tiny model, varied delays)', async () => {
     const rounds = DELAYS.map((delay) => ({ kind: 'exit', model: TINY, delay, batch: 96 }));

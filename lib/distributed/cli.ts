@@ -35,7 +35,8 @@ function int(v: Values, name: string, fallback: number | undefined, min = 1): nu
   const s = v[name];
   if (s === undefined) return fallback;
   const n = Number(s);
-  if (typeof s !== 'string' || !Number.isSafeInteger(n) || n < min) usage(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(s)}`);
+  if (typeof s !== 'string' || !Number.isSafeInteger(n) || n < min)
+    usage(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(s)}`);
   return n;
 }
 
@@ -75,11 +76,15 @@ export async function workerCommand(v: Values, load: LoadOptions, err: Out = pro
       case 'job-started':
         return log(`job ${e.job}: started (${e.images} images${e.attempt > 1 ? `, attempt ${e.attempt}` : ''})`);
       case 'job-completed':
-        return log(e.skipped
-          ? `job ${e.job}: already done (shard and entry found): skipped`
-          : `job ${e.job}: done, ${e.embedded} embedded, ${e.failed} failed, ${Math.round(e.ms)} ms`);
+        return log(
+          e.skipped
+            ? `job ${e.job}: already done (shard and entry found): skipped`
+            : `job ${e.job}: done, ${e.embedded} embedded, ${e.failed} failed, ${Math.round(e.ms)} ms`,
+        );
       case 'job-failed':
-        return log(`job ${e.job}: attempt ${e.attempt} failed${e.final ? ' (no retry left)' : ', will retry'}: ${e.reason}`);
+        return log(
+          `job ${e.job}: attempt ${e.attempt} failed${e.final ? ' (no retry left)' : ', will retry'}: ${e.reason}`,
+        );
       case 'job-handed-back':
         return log(`job ${e.job}: handed back to the queue`);
       case 'error':
@@ -87,7 +92,11 @@ export async function workerCommand(v: Values, load: LoadOptions, err: Out = pro
     }
   };
   const worker = await createWorker({
-    redis, queue, model, load: { ...load, batching }, onEvent,
+    redis,
+    queue,
+    model,
+    load: { ...load, batching },
+    onEvent,
     concurrency: int(v, 'concurrency', undefined),
     name: v.name as string | undefined,
     outputRoot: v['output-root'] as string | undefined,
@@ -111,15 +120,23 @@ export async function workerCommand(v: Values, load: LoadOptions, err: Out = pro
     const a = server.address();
     log(`metrics at http://${host}:${typeof a === 'object' && a ? a.port : metricsPort}/metrics`);
   }
-  log(`worker ${worker.name} ready: model ${model} (${worker.model.device}, ${worker.model.dtype}), queue ${queue} at ${redacted(redis)}`);
-  const timer = logIntervalS > 0 ? setInterval(() => {
-    const s = worker.stats();
-    worker.queueCounts().then(
-      (c) => log(`stats: ${s.jobs.completed} jobs done, ${s.images.embedded} images embedded, ${s.images.failed} failed, ` +
-        `${s.model.imagesPerSecond.toFixed(1)} img/s; queue: ${c.waiting ?? 0} waiting, ${c.active ?? 0} active, ${c.failed ?? 0} failed`),
-      () => undefined,
-    );
-  }, logIntervalS * 1000) : undefined;
+  log(
+    `worker ${worker.name} ready: model ${model} (${worker.model.device}, ${worker.model.dtype}), queue ${queue} at ${redacted(redis)}`,
+  );
+  const timer =
+    logIntervalS > 0
+      ? setInterval(() => {
+          const s = worker.stats();
+          worker.queueCounts().then(
+            (c) =>
+              log(
+                `stats: ${s.jobs.completed} jobs done, ${s.images.embedded} images embedded, ${s.images.failed} failed, ` +
+                  `${s.model.imagesPerSecond.toFixed(1)} img/s; queue: ${c.waiting ?? 0} waiting, ${c.active ?? 0} active, ${c.failed ?? 0} failed`,
+              ),
+            () => undefined,
+          );
+        }, logIntervalS * 1000)
+      : undefined;
   timer?.unref();
 
   return new Promise<number>((resolve) => {
@@ -130,7 +147,9 @@ export async function workerCommand(v: Values, load: LoadOptions, err: Out = pro
         process.exit(1);
       }
       signalled = true;
-      log(`${signal}: taking no more jobs; finishing the running ones (up to ${drainTimeoutMs} ms, then handing them back)`);
+      log(
+        `${signal}: taking no more jobs; finishing the running ones (up to ${drainTimeoutMs} ms, then handing them back)`,
+      );
       if (timer) clearInterval(timer);
       server?.close();
       worker.close({ timeoutMs: drainTimeoutMs }).then(
@@ -152,7 +171,9 @@ export async function workerCommand(v: Values, load: LoadOptions, err: Out = pro
 /** Files of a folder that are images (sorted; sub-folders too when `recursive`). */
 async function imagesIn(dir: string, recursive: boolean): Promise<string[]> {
   const out: string[] = [];
-  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
   for (const e of entries) {
     const p = path.join(dir, e.name);
     if (e.isDirectory() && recursive) out.push(...(await imagesIn(p, true)));
@@ -180,9 +201,11 @@ async function expand(args: string[], recursive: boolean): Promise<string[]> {
     if (isDir) {
       out.push(...(await imagesIn(a, recursive)));
     } else if (LIST_EXT.has(path.extname(a).toLowerCase())) {
-      const text = (await readBoundedFile(a, MAX_LIST_BYTES, (_p, m) => {
-        invalid(`list ${a} ${m}`);
-      })).toString('utf8');
+      const text = (
+        await readBoundedFile(a, MAX_LIST_BYTES, (_p, m) => {
+          invalid(`list ${a} ${m}`);
+        })
+      ).toString('utf8');
       for (const line of text.split(/\r?\n/)) {
         const t = line.trim();
         if (t && !t.startsWith('#')) out.push(path.resolve(path.dirname(a), t));
@@ -196,7 +219,12 @@ async function expand(args: string[], recursive: boolean): Promise<string[]> {
 }
 
 /** `vitmsn enqueue`: submits, and with --wait follows the jobs to the end. */
-export async function enqueueCommand(args: string[], v: Values, out: Out = process.stdout, err: Out = process.stderr): Promise<number> {
+export async function enqueueCommand(
+  args: string[],
+  v: Values,
+  out: Out = process.stdout,
+  err: Out = process.stderr,
+): Promise<number> {
   const redis = required(v, 'redis');
   const queue = required(v, 'queue');
   const pooling = (v.pooling as string | undefined) ?? 'cls';
@@ -204,27 +232,43 @@ export async function enqueueCommand(args: string[], v: Values, out: Out = proce
   const format = (v.format as string | undefined) ?? 'npy';
   if (!SHARD_FORMATS.includes(format as ShardFormat)) usage(`--format must be one of ${SHARD_FORMATS.join(', ')}`);
   const outDir = v.out as string | undefined;
-  if (!outDir && !v.wait) usage('give --out <dir> (shards on shared storage) or --wait (results back through Redis, printed as JSON lines)');
+  if (!outDir && !v.wait)
+    usage('give --out <dir> (shards on shared storage) or --wait (results back through Redis, printed as JSON lines)');
   const files = await expand(args, v.recursive === true);
   let images: SubmitImage[] = files;
   if (v.inline) {
-    images = await Promise.all(files.map(async (f) => ({
-      id: f,
-      bytes: await readBoundedFile(f, 2 ** 20, (_p, m) => {
-        invalid(`--inline: ${f} ${m} (inline images are at most 1 MiB: use a shared folder instead)`);
-      }),
-    })));
+    images = await Promise.all(
+      files.map(async (f) => ({
+        id: f,
+        bytes: await readBoundedFile(f, 2 ** 20, (_p, m) => {
+          invalid(`--inline: ${f} ${m} (inline images are at most 1 MiB: use a shared folder instead)`);
+        }),
+      })),
+    );
   }
   const sub = await enqueue({
-    redis, queue, images, out: outDir, format: format as ShardFormat, pooling: pooling as Pooling, normalize: v.normalize === true,
-    chunkSize: int(v, 'chunk-size', undefined), attempts: int(v, 'attempts', undefined), prefix: v['job-prefix'] as string | undefined,
+    redis,
+    queue,
+    images,
+    out: outDir,
+    format: format as ShardFormat,
+    pooling: pooling as Pooling,
+    normalize: v.normalize === true,
+    chunkSize: int(v, 'chunk-size', undefined),
+    attempts: int(v, 'attempts', undefined),
+    prefix: v['job-prefix'] as string | undefined,
   });
   try {
     err.write(`vitmsn: queued ${sub.images} images in ${sub.jobIds.length} jobs (${sub.prefix}-…) on ${queue}\n`);
     if (!v.wait) return 0;
     const bar = new CountBar(err, 'embedding', 'images');
     const r = await sub.wait({
-      onProgress: (p) => bar.update(p.imagesDone, p.images, p.failedJobs ? `${p.failedJobs} job${p.failedJobs > 1 ? 's' : ''} failed` : ''),
+      onProgress: (p) =>
+        bar.update(
+          p.imagesDone,
+          p.images,
+          p.failedJobs ? `${p.failedJobs} job${p.failedJobs > 1 ? 's' : ''} failed` : '',
+        ),
     });
     bar.done();
     for (const f of r.failures) err.write(`vitmsn: image ${f.id}: ${f.code}: ${f.message}\n`);
@@ -233,11 +277,18 @@ export async function enqueueCommand(args: string[], v: Values, out: Out = proce
       const { data, shape, ids } = r.embeddings;
       const D = shape[1];
       const lines: string[] = [];
-      for (let i = 0; i < ids.length; i++) lines.push(JSON.stringify({ image: ids[i], embedding: Array.from(data.subarray(i * D, (i + 1) * D)) }));
+      for (let i = 0; i < ids.length; i++)
+        lines.push(JSON.stringify({ image: ids[i], embedding: Array.from(data.subarray(i * D, (i + 1) * D)) }));
       if (lines.length) out.write(`${lines.join('\n')}\n`);
     }
-    err.write(`vitmsn: ${r.embedded} images embedded, ${r.failures.length} failed, ${r.failedJobs.length} of ${r.jobs} jobs failed${r.manifest ? `; manifest ${r.manifest}` : ''}\n`);
-    if (r.failedJobs.length) throw new VitMsnError('ERR_JOB_FAILED', `${r.failedJobs.length} job(s) ended in the failed set (first: ${r.failedJobs[0].reason})`);
+    err.write(
+      `vitmsn: ${r.embedded} images embedded, ${r.failures.length} failed, ${r.failedJobs.length} of ${r.jobs} jobs failed${r.manifest ? `; manifest ${r.manifest}` : ''}\n`,
+    );
+    if (r.failedJobs.length)
+      throw new VitMsnError(
+        'ERR_JOB_FAILED',
+        `${r.failedJobs.length} job(s) ended in the failed set (first: ${r.failedJobs[0].reason})`,
+      );
     return 0;
   } finally {
     await sub.close();

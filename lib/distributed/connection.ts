@@ -23,7 +23,9 @@ export function checkRedisUrl(url: unknown): string {
     u = undefined;
   }
   if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:')) {
-    invalid(`redis must be a redis:// or rediss:// URL (redis://[user:password@]host[:port][/db]), got ${formatValue(url)}`);
+    invalid(
+      `redis must be a redis:// or rediss:// URL (redis://[user:password@]host[:port][/db]), got ${formatValue(url)}`,
+    );
   }
   return url as string;
 }
@@ -42,23 +44,40 @@ export function reconnectDelay(times: number): number {
 }
 
 export function connectionOptions(url: string): ConnectionOptions {
-  return { url: checkRedisUrl(url), maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: reconnectDelay };
+  return {
+    url: checkRedisUrl(url),
+    maxRetriesPerRequest: null,
+    enableOfflineQueue: true,
+    retryStrategy: reconnectDelay,
+  };
 }
 
 /**
  * Resolves when `client` (a BullMQ Queue, Worker, …) is connected; ERR_REDIS_UNAVAILABLE after
  * `timeoutMs`. The client keeps trying in the background: the caller closes it on failure.
  */
-export async function waitReady(client: { waitUntilReady(): Promise<unknown> }, url: string, timeoutMs: number): Promise<void> {
+export async function waitReady(
+  client: { waitUntilReady(): Promise<unknown> },
+  url: string,
+  timeoutMs: number,
+): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new VitMsnError('ERR_REDIS_UNAVAILABLE', `Redis at ${redacted(url)} did not answer within ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(
+      () =>
+        reject(
+          new VitMsnError('ERR_REDIS_UNAVAILABLE', `Redis at ${redacted(url)} did not answer within ${timeoutMs} ms`),
+        ),
+      timeoutMs,
+    );
   });
   try {
     await Promise.race([client.waitUntilReady(), timeout]);
   } catch (e) {
     if (e instanceof VitMsnError) throw e;
-    throw new VitMsnError('ERR_REDIS_UNAVAILABLE', `Redis at ${redacted(url)}: ${(e as Error)?.message ?? e}`, { cause: e });
+    throw new VitMsnError('ERR_REDIS_UNAVAILABLE', `Redis at ${redacted(url)}: ${(e as Error)?.message ?? e}`, {
+      cause: e,
+    });
   } finally {
     clearTimeout(timer);
   }

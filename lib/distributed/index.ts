@@ -12,10 +12,24 @@
  * const { ids, data, shape } = await readResults('/shared/emb');
  */
 export { createWorker, type WorkerOptions, type WorkerEvent, type WorkerStats, type QueueWorker } from './worker';
-export { enqueue, type EnqueueOptions, type SubmitImage, type Submission, type SubmissionResult, type FailedJob } from './producer';
+export {
+  enqueue,
+  type EnqueueOptions,
+  type SubmitImage,
+  type Submission,
+  type SubmissionResult,
+  type FailedJob,
+} from './producer';
 export { readResults, readShard, readEntries, type Results } from './results';
 export { MANIFEST_NAME, type Manifest } from './manifest';
 export type { ShardEntry } from './shard';
 export type { WaitOptions, WaitProgress } from './wait';
 export type { WorkerMetrics, JobOutcome } from './metrics';
-export { JOB_NAME, type EmbedJobData, type EmbedJobResult, type ImageFailure, type JobImage, type ShardFormat } from './job';
+export {
+  JOB_NAME,
+  type EmbedJobData,
+  type EmbedJobResult,
+  type ImageFailure,
+  type JobImage,
+  type ShardFormat,
+} from './job';

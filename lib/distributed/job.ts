@@ -93,7 +93,8 @@ export function parseJobData(data: unknown): EmbedJobData {
   const seen = new Set<string>();
   for (const [i, img] of (d.images as unknown[]).entries()) {
     const m = img as Record<string, unknown>;
-    if (typeof m !== 'object' || m === null || typeof m.id !== 'string' || m.id.length === 0) bad(`image ${i} has no id`);
+    if (typeof m !== 'object' || m === null || typeof m.id !== 'string' || m.id.length === 0)
+      bad(`image ${i} has no id`);
     if (seen.has(m.id)) bad(`image id ${formatValue(m.id)} appears twice`);
     seen.add(m.id);
     const hasPath = typeof m.path === 'string' && m.path.length > 0;
@@ -104,7 +105,8 @@ export function parseJobData(data: unknown): EmbedJobData {
   if (typeof d.normalize !== 'boolean') bad('normalize must be a boolean');
   if (d.out !== undefined) {
     const o = d.out as Record<string, unknown>;
-    if (typeof o !== 'object' || o === null || typeof o.dir !== 'string' || o.dir.length === 0) bad('out.dir must be a folder path');
+    if (typeof o !== 'object' || o === null || typeof o.dir !== 'string' || o.dir.length === 0)
+      bad('out.dir must be a folder path');
     if (!SHARD_FORMATS.includes(o.format as ShardFormat)) bad(`out.format ${formatValue(o.format)}`);
   }
   return d as unknown as EmbedJobData;

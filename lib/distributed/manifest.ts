@@ -34,18 +34,39 @@ export interface Manifest {
   createdAt: string;
 }
 
-export async function writeManifest(dir: string, s: {
-  prefix: string; queue: string; format: ShardFormat; pooling: Pooling; normalize: boolean; dim: number;
-  jobs: string[]; outcomes: ReadonlyMap<string, JobOutcome>; result: SubmissionResult;
-}): Promise<string> {
+export async function writeManifest(
+  dir: string,
+  s: {
+    prefix: string;
+    queue: string;
+    format: ShardFormat;
+    pooling: Pooling;
+    normalize: boolean;
+    dim: number;
+    jobs: string[];
+    outcomes: ReadonlyMap<string, JobOutcome>;
+    result: SubmissionResult;
+  },
+): Promise<string> {
   const shards: Manifest['shards'] = [];
   for (const job of s.jobs) {
     const o = s.outcomes.get(job);
-    if (o?.state === 'completed' && o.result.shard) shards.push({ job, shard: o.result.shard, rows: o.result.embedded, worker: o.result.worker });
+    if (o?.state === 'completed' && o.result.shard)
+      shards.push({ job, shard: o.result.shard, rows: o.result.embedded, worker: o.result.worker });
   }
   const manifest: Manifest = {
-    version: 1, prefix: s.prefix, queue: s.queue, format: s.format, pooling: s.pooling, normalize: s.normalize, dim: s.dim,
-    jobs: s.jobs.length, embedded: s.result.embedded, shards, failures: s.result.failures, failedJobs: s.result.failedJobs,
+    version: 1,
+    prefix: s.prefix,
+    queue: s.queue,
+    format: s.format,
+    pooling: s.pooling,
+    normalize: s.normalize,
+    dim: s.dim,
+    jobs: s.jobs.length,
+    embedded: s.result.embedded,
+    shards,
+    failures: s.result.failures,
+    failedJobs: s.result.failedJobs,
     createdAt: new Date().toISOString(),
   };
   const file = path.join(dir, MANIFEST_NAME);

@@ -33,12 +33,35 @@ export function createWorkerMetrics(
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
   registerModelMetrics(registry, modelStats, p);
-  const jobs = new Counter({ name: `${p}jobs_total`, help: 'Queue jobs this worker finished, by outcome (skipped: output already there)', labelNames: ['status'], registers: [registry] });
-  const duration = new Histogram({ name: `${p}job_duration_seconds`, help: 'Time from taking a job to finishing it', buckets: DURATION_BUCKETS, registers: [registry] });
-  const jobErrors = new Counter({ name: `${p}job_errors_total`, help: 'Failed job attempts, by error code (retried until attempts run out)', labelNames: ['code'], registers: [registry] });
-  const imageErrors = new Counter({ name: `${p}image_errors_total`, help: 'Images recorded as failed in their shard, by error code', labelNames: ['code'], registers: [registry] });
+  const jobs = new Counter({
+    name: `${p}jobs_total`,
+    help: 'Queue jobs this worker finished, by outcome (skipped: output already there)',
+    labelNames: ['status'],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: `${p}job_duration_seconds`,
+    help: 'Time from taking a job to finishing it',
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const jobErrors = new Counter({
+    name: `${p}job_errors_total`,
+    help: 'Failed job attempts, by error code (retried until attempts run out)',
+    labelNames: ['code'],
+    registers: [registry],
+  });
+  const imageErrors = new Counter({
+    name: `${p}image_errors_total`,
+    help: 'Images recorded as failed in their shard, by error code',
+    labelNames: ['code'],
+    registers: [registry],
+  });
   new Gauge({
-    name: `${p}queue_jobs`, help: 'Jobs in the BullMQ queue by state (waiting, active, delayed, completed, failed, …)', labelNames: ['state'], registers: [registry],
+    name: `${p}queue_jobs`,
+    help: 'Jobs in the BullMQ queue by state (waiting, active, delayed, completed, failed, …)',
+    labelNames: ['state'],
+    registers: [registry],
     async collect() {
       try {
         for (const [state, n] of Object.entries(await queueCounts())) this.set({ state }, n);

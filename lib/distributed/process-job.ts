@@ -18,7 +18,12 @@ import { floatBytes } from '../writers';
 import { invalid } from '../check';
 
 /** Codes that belong to one image (recorded in the shard's failures); any other fails the job. */
-export const IMAGE_ERROR_CODES: readonly ErrorCode[] = ['ERR_IMAGE_NOT_FOUND', 'ERR_IMAGE_INVALID', 'ERR_IMAGE_UNSUPPORTED', 'ERR_IMAGE_TOO_LARGE'];
+export const IMAGE_ERROR_CODES: readonly ErrorCode[] = [
+  'ERR_IMAGE_NOT_FOUND',
+  'ERR_IMAGE_INVALID',
+  'ERR_IMAGE_UNSUPPORTED',
+  'ERR_IMAGE_TOO_LARGE',
+];
 
 export interface JobContext {
   model: Model;
@@ -59,8 +64,23 @@ export async function runJob(jobId: string, data: EmbedJobData, ctx: JobContext)
   if (dir && data.out) {
     // Idempotent by job id and output: a job already done (another worker finished it before it
     // was handed out again, or it was submitted again) is not recomputed.
-    const done = await finishedShard(dir, jobId, { ids, format: data.out.format, pooling: data.pooling, normalize: data.normalize, model: ctx.modelInfo });
-    if (done) return { job: jobId, embedded: done.ids.length, failures: done.failures, dim: done.shape[1], worker, shard: done.shard, skipped: true };
+    const done = await finishedShard(dir, jobId, {
+      ids,
+      format: data.out.format,
+      pooling: data.pooling,
+      normalize: data.normalize,
+      model: ctx.modelInfo,
+    });
+    if (done)
+      return {
+        job: jobId,
+        embedded: done.ids.length,
+        failures: done.failures,
+        dim: done.shape[1],
+        worker,
+        shard: done.shard,
+        skipped: true,
+      };
   }
 
   // A local controller: the first job-wide error withdraws the job's other images at once.
@@ -76,22 +96,28 @@ export async function runJob(jobId: string, data: EmbedJobData, ctx: JobContext)
   let done = 0;
   let dim = 0;
   try {
-    await Promise.all(data.images.map(async (im, i) => {
-      const input: ImageInput = 'path' in im ? im.path : Buffer.from(im.bytes, 'base64');
-      try {
-        const t = await model.encode(input, { pooling: data.pooling, normalize: data.normalize, signal: stop.signal });
-        rows[i] = t.data;
-        dim = t.shape[1];
-      } catch (e) {
-        if (isVitMsnError(e) && IMAGE_ERROR_CODES.includes(e.code)) {
-          failures[i] = failureOf(ids[i], e);
-        } else if (fatal === undefined) {
-          fatal = stop.signal.aborted ? stop.signal.reason : e;
-          if (!stop.signal.aborted) stop.abort(e);
+    await Promise.all(
+      data.images.map(async (im, i) => {
+        const input: ImageInput = 'path' in im ? im.path : Buffer.from(im.bytes, 'base64');
+        try {
+          const t = await model.encode(input, {
+            pooling: data.pooling,
+            normalize: data.normalize,
+            signal: stop.signal,
+          });
+          rows[i] = t.data;
+          dim = t.shape[1];
+        } catch (e) {
+          if (isVitMsnError(e) && IMAGE_ERROR_CODES.includes(e.code)) {
+            failures[i] = failureOf(ids[i], e);
+          } else if (fatal === undefined) {
+            fatal = stop.signal.aborted ? stop.signal.reason : e;
+            if (!stop.signal.aborted) stop.abort(e);
+          }
         }
-      }
-      ctx.onProgress?.(++done, total);
-    }));
+        ctx.onProgress?.(++done, total);
+      }),
+    );
   } finally {
     ctx.signal?.removeEventListener('abort', onAbort);
   }
@@ -108,14 +134,27 @@ export async function runJob(jobId: string, data: EmbedJobData, ctx: JobContext)
   const failed = failures.filter((f): f is ImageFailure => f !== undefined);
   if (dir && data.out) {
     const entry = await writeShard(dir, {
-      job: jobId, format: data.out.format, rows: out, dim, ids: okIds, failures: failed,
-      pooling: data.pooling, normalize: data.normalize, model: ctx.modelInfo, worker,
+      job: jobId,
+      format: data.out.format,
+      rows: out,
+      dim,
+      ids: okIds,
+      failures: failed,
+      pooling: data.pooling,
+      normalize: data.normalize,
+      model: ctx.modelInfo,
+      worker,
     });
     return { job: jobId, embedded: okIds.length, failures: failed, dim, worker, shard: entry.shard };
   }
   return {
-    job: jobId, embedded: okIds.length, failures: failed, dim, worker,
-    ids: okIds, data: floatBytes(out).toString('base64'),
+    job: jobId,
+    embedded: okIds.length,
+    failures: failed,
+    dim,
+    worker,
+    ids: okIds,
+    data: floatBytes(out).toString('base64'),
   };
 }
 

@@ -17,7 +17,17 @@ import { POOLINGS, type Pooling } from '../encode';
 import { formatValue } from '../format-value';
 import type { Tensor } from '../types';
 import { checkQueueName, connectionOptions, DEFAULT_KEY_PREFIX, waitReady } from './connection';
-import { checkPrefix, JOB_NAME, JOB_VERSION, jobIdOf, SHARD_FORMATS, type EmbedJobData, type ImageFailure, type JobImage, type ShardFormat } from './job';
+import {
+  checkPrefix,
+  JOB_NAME,
+  JOB_VERSION,
+  jobIdOf,
+  SHARD_FORMATS,
+  type EmbedJobData,
+  type ImageFailure,
+  type JobImage,
+  type ShardFormat,
+} from './job';
 import { writeManifest } from './manifest';
 import { codeOfReason } from './process-job';
 import { waitForJobs, type WaitOptions } from './wait';
@@ -96,11 +106,29 @@ function toJobImages(images: readonly SubmitImage[], maxInline: number): JobImag
     let out: JobImage;
     if (typeof im === 'string') {
       out = { id: im, path: path.resolve(im) };
-    } else if (im && typeof im === 'object' && typeof im.id === 'string' && 'path' in im && typeof im.path === 'string') {
+    } else if (
+      im &&
+      typeof im === 'object' &&
+      typeof im.id === 'string' &&
+      'path' in im &&
+      typeof im.path === 'string'
+    ) {
       out = { id: im.id, path: path.resolve(im.path) };
-    } else if (im && typeof im === 'object' && typeof im.id === 'string' && 'bytes' in im && im.bytes instanceof Uint8Array) {
-      if (im.bytes.byteLength > maxInline) invalid(`image ${formatValue(im.id)} is ${im.bytes.byteLength} bytes, over maxInlineBytes ${maxInline}: give a path on shared storage instead`);
-      out = { id: im.id, bytes: Buffer.from(im.bytes.buffer, im.bytes.byteOffset, im.bytes.byteLength).toString('base64') };
+    } else if (
+      im &&
+      typeof im === 'object' &&
+      typeof im.id === 'string' &&
+      'bytes' in im &&
+      im.bytes instanceof Uint8Array
+    ) {
+      if (im.bytes.byteLength > maxInline)
+        invalid(
+          `image ${formatValue(im.id)} is ${im.bytes.byteLength} bytes, over maxInlineBytes ${maxInline}: give a path on shared storage instead`,
+        );
+      out = {
+        id: im.id,
+        bytes: Buffer.from(im.bytes.buffer, im.bytes.byteOffset, im.bytes.byteLength).toString('base64'),
+      };
     } else {
       return invalid(`images[${i}] must be a path, { id, path } or { id, bytes }, got ${formatValue(im)}`);
     }
@@ -128,26 +156,37 @@ export async function enqueue(options: EnqueueOptions): Promise<Submission> {
   const maxInline = integer(options.maxInlineBytes, 'maxInlineBytes', 1, Number.MAX_SAFE_INTEGER, 2 ** 20);
   const connectTimeout = integer(options.connectTimeoutMs, 'connectTimeoutMs', 1, Number.MAX_SAFE_INTEGER, 10_000);
   const pooling = options.pooling ?? 'cls';
-  if (!POOLINGS.includes(pooling)) invalid(`pooling must be one of ${POOLINGS.join(', ')}, got ${formatValue(pooling)}`);
+  if (!POOLINGS.includes(pooling))
+    invalid(`pooling must be one of ${POOLINGS.join(', ')}, got ${formatValue(pooling)}`);
   const normalize = options.normalize ?? false;
   if (typeof normalize !== 'boolean') invalid('normalize must be a boolean');
   const format = options.format ?? 'npy';
-  if (!SHARD_FORMATS.includes(format)) invalid(`format must be one of ${SHARD_FORMATS.join(', ')}, got ${formatValue(format)}`);
+  if (!SHARD_FORMATS.includes(format))
+    invalid(`format must be one of ${SHARD_FORMATS.join(', ')}, got ${formatValue(format)}`);
   const images = toJobImages(options.images, maxInline);
   const out = options.out === undefined ? undefined : { dir: path.resolve(options.out), format };
-  const prefix = checkPrefix(options.prefix ?? createHash('sha256')
-    .update(JSON.stringify({ v: JOB_VERSION, ids: images.map((im) => im.id), chunkSize, pooling, normalize, out }))
-    .digest('hex').slice(0, 16));
+  const prefix = checkPrefix(
+    options.prefix ??
+      createHash('sha256')
+        .update(JSON.stringify({ v: JOB_VERSION, ids: images.map((im) => im.id), chunkSize, pooling, normalize, out }))
+        .digest('hex')
+        .slice(0, 16),
+  );
 
   const jobs: Array<{ id: string; data: EmbedJobData }> = [];
   for (let i = 0; i < images.length; i += chunkSize) {
-    jobs.push({ id: jobIdOf(prefix, jobs.length), data: { v: JOB_VERSION, images: images.slice(i, i + chunkSize), pooling, normalize, ...(out ? { out } : {}) } });
+    jobs.push({
+      id: jobIdOf(prefix, jobs.length),
+      data: { v: JOB_VERSION, images: images.slice(i, i + chunkSize), pooling, normalize, ...(out ? { out } : {}) },
+    });
   }
   if (out) {
     try {
       await mkdir(out.dir, { recursive: true });
     } catch (e) {
-      throw new VitMsnError('ERR_WRITE_FAILED', `output folder ${out.dir} could not be made: ${(e as Error).message}`, { cause: e });
+      throw new VitMsnError('ERR_WRITE_FAILED', `output folder ${out.dir} could not be made: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
   }
 
@@ -157,9 +196,16 @@ export async function enqueue(options: EnqueueOptions): Promise<Submission> {
     await waitReady(queue, options.redis, connectTimeout);
     // Kept after completion for a week (wait() reads the results from them; a duplicate id is
     // ignored while they are kept); failed jobs are kept until removed, with their reasons.
-    const opts = { attempts, backoff: { type: 'exponential', delay: backoffMs }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: false };
+    const opts = {
+      attempts,
+      backoff: { type: 'exponential', delay: backoffMs },
+      removeOnComplete: { age: 7 * 24 * 3600 },
+      removeOnFail: false,
+    };
     for (let i = 0; i < jobs.length; i += 500) {
-      await queue.addBulk(jobs.slice(i, i + 500).map((j) => ({ name: JOB_NAME, data: j.data, opts: { ...opts, jobId: j.id } })));
+      await queue.addBulk(
+        jobs.slice(i, i + 500).map((j) => ({ name: JOB_NAME, data: j.data, opts: { ...opts, jobId: j.id } })),
+      );
     }
   } catch (e) {
     await queue.close().catch(() => undefined);
@@ -179,7 +225,12 @@ export async function enqueue(options: EnqueueOptions): Promise<Submission> {
       for (const j of jobs) {
         const o = outcomes.get(j.id)!;
         if (o.state === 'failed') {
-          result.failedJobs.push({ job: j.id, code: codeOfReason(o.reason), reason: o.reason, images: j.data.images.map((im) => im.id) });
+          result.failedJobs.push({
+            job: j.id,
+            code: codeOfReason(o.reason),
+            reason: o.reason,
+            images: j.data.images.map((im) => im.id),
+          });
           continue;
         }
         result.embedded += o.result.embedded;
@@ -191,11 +242,21 @@ export async function enqueue(options: EnqueueOptions): Promise<Submission> {
         }
       }
       if (out) {
-        result.manifest = await writeManifest(out.dir, { prefix, queue: queueName, format, pooling, normalize, dim, jobs: jobs.map((j) => j.id), outcomes, result });
+        result.manifest = await writeManifest(out.dir, {
+          prefix,
+          queue: queueName,
+          format,
+          pooling,
+          normalize,
+          dim,
+          jobs: jobs.map((j) => j.id),
+          outcomes,
+          result,
+        });
       } else {
         const data = new Float32Array(inline.reduce((n, p) => n + p.data.length, 0));
         let off = 0;
-        for (const p of inline) data.set(p.data, off), (off += p.data.length);
+        for (const p of inline) (data.set(p.data, off), (off += p.data.length));
         result.embeddings = { data, shape: [data.length / (dim || 1), dim], ids: inline.flatMap((p) => p.ids) };
       }
       return result;

@@ -24,11 +24,13 @@ function floats(bytes: Buffer, file: string, count: number): Float32Array {
 
 /** The float32 [N, D] matrix of a .npy file (format 1.0, '<f4', C order, as writers.ts makes it). */
 export function parseNpy(buf: Buffer, file: string): Tensor {
-  if (buf.length < 10 || buf.toString('latin1', 0, 6) !== '\x93NUMPY' || buf[6] !== 1) notAShard(file, 'not a version 1 .npy file');
+  if (buf.length < 10 || buf.toString('latin1', 0, 6) !== '\x93NUMPY' || buf[6] !== 1)
+    notAShard(file, 'not a version 1 .npy file');
   const hlen = buf.readUInt16LE(8);
   const header = buf.toString('latin1', 10, 10 + hlen);
   const shape = /'shape': \((\d+), (\d+)\)/.exec(header);
-  if (!/'descr': '<f4'/.test(header) || !/'fortran_order': False/.test(header) || !shape) notAShard(file, `header ${header.trim()}`);
+  if (!/'descr': '<f4'/.test(header) || !/'fortran_order': False/.test(header) || !shape)
+    notAShard(file, `header ${header.trim()}`);
   const dims = [Number(shape[1]), Number(shape[2])];
   return { data: floats(buf.subarray(10 + hlen), file, dims[0] * dims[1]), shape: dims };
 }
@@ -46,7 +48,8 @@ export async function readShard(dir: string, entry: ShardEntry): Promise<Tensor 
     if (!e || e.dtype !== 'F32' || e.shape.length !== 2) notAShard(file, 'no float32 [N, D] tensor "embeddings"');
     t = { data: floats(e.bytes, file, e.shape[0] * e.shape[1]), shape: e.shape };
   }
-  if (t.shape[0] !== entry.ids.length || t.shape[1] !== entry.shape[1]) notAShard(file, `shape [${t.shape}] but its entry says [${entry.shape}]`);
+  if (t.shape[0] !== entry.ids.length || t.shape[1] !== entry.shape[1])
+    notAShard(file, `shape [${t.shape}] but its entry says [${entry.shape}]`);
   return { ...t, ids: entry.ids };
 }
 
@@ -75,14 +78,16 @@ export async function readResults(dir: string): Promise<Results> {
   const entries = await readEntries(dir);
   const shards = await Promise.all(entries.map((e) => readShard(dir, e)));
   const dims = new Set(shards.filter((s) => s.shape[0] > 0).map((s) => s.shape[1]));
-  if (dims.size > 1) invalid(`${dir} holds shards of different widths (${[...dims].join(', ')}): outputs of different models`);
-  const D = dims.size ? [...dims][0] : entries[0]?.shape[1] ?? 0;
+  if (dims.size > 1)
+    invalid(`${dir} holds shards of different widths (${[...dims].join(', ')}): outputs of different models`);
+  const D = dims.size ? [...dims][0] : (entries[0]?.shape[1] ?? 0);
   const N = shards.reduce((n, s) => n + s.shape[0], 0);
   const data = new Float32Array(N * D);
   let off = 0;
-  for (const s of shards) data.set(s.data, off), (off += s.data.length);
+  for (const s of shards) (data.set(s.data, off), (off += s.data.length));
   return {
-    data, shape: [N, D],
+    data,
+    shape: [N, D],
     ids: shards.flatMap((s) => s.ids),
     failures: entries.flatMap((e) => e.failures.map((f) => ({ ...f, job: e.job }))),
     entries,

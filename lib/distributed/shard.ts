@@ -53,7 +53,9 @@ export const entryName = (job: string) => `${job}.json`;
 export const shardName = (job: string, format: ShardFormat) => `${job}.${format}`;
 
 function writeFailed(file: string, e: unknown): never {
-  throw new VitMsnError('ERR_WRITE_FAILED', `${file} could not be written: ${(e as Error)?.message ?? e}`, { cause: e });
+  throw new VitMsnError('ERR_WRITE_FAILED', `${file} could not be written: ${(e as Error)?.message ?? e}`, {
+    cause: e,
+  });
 }
 
 /** Writes `bytes` as `dir/name` through a temp file, fsync and rename. */
@@ -110,17 +112,36 @@ export async function writeShard(dir: string, c: ShardContent): Promise<ShardEnt
     writeFailed(dir, e);
   }
   const shape: [number, number] = [c.ids.length, c.dim];
-  const bytes = c.format === 'npy'
-    ? npyBytes(c.rows, shape)
-    : safetensorsBytes({ embeddings: { data: c.rows, shape } }, {
-      job: c.job, ids: JSON.stringify(c.ids), pooling: c.pooling, normalize: String(c.normalize), model: c.model.name,
-    });
+  const bytes =
+    c.format === 'npy'
+      ? npyBytes(c.rows, shape)
+      : safetensorsBytes(
+          { embeddings: { data: c.rows, shape } },
+          {
+            job: c.job,
+            ids: JSON.stringify(c.ids),
+            pooling: c.pooling,
+            normalize: String(c.normalize),
+            model: c.model.name,
+          },
+        );
   const shard = shardName(c.job, c.format);
   await writeAtomic(dir, shard, bytes);
   const entry: ShardEntry = {
-    version: ENTRY_VERSION, job: c.job, shard, format: c.format, shape, ids: c.ids, failures: c.failures,
-    pooling: c.pooling, normalize: c.normalize, model: c.model, worker: c.worker,
-    bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), createdAt: new Date().toISOString(),
+    version: ENTRY_VERSION,
+    job: c.job,
+    shard,
+    format: c.format,
+    shape,
+    ids: c.ids,
+    failures: c.failures,
+    pooling: c.pooling,
+    normalize: c.normalize,
+    model: c.model,
+    worker: c.worker,
+    bytes: bytes.length,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    createdAt: new Date().toISOString(),
   };
   await writeAtomic(dir, entryName(c.job), Buffer.from(`${JSON.stringify(entry)}\n`));
   await syncDir(dir);
@@ -140,7 +161,9 @@ export async function readEntry(dir: string, job: string): Promise<ShardEntry | 
   if (text === undefined) return undefined;
   try {
     const e = JSON.parse(text) as ShardEntry;
-    return e && e.version === ENTRY_VERSION && e.job === job && Array.isArray(e.ids) && Array.isArray(e.failures) ? e : undefined;
+    return e && e.version === ENTRY_VERSION && e.job === job && Array.isArray(e.ids) && Array.isArray(e.failures)
+      ? e
+      : undefined;
   } catch {
     return undefined; // a foreign or damaged file: the job is run again and replaces it
   }
@@ -153,8 +176,15 @@ export async function readEntry(dir: string, job: string): Promise<ShardEntry | 
  * be there with the size and sha256 the entry records.
  */
 export async function finishedShard(
-  dir: string, job: string,
-  want: { ids: readonly string[]; format: ShardFormat; pooling: Pooling; normalize: boolean; model: ShardEntry['model'] },
+  dir: string,
+  job: string,
+  want: {
+    ids: readonly string[];
+    format: ShardFormat;
+    pooling: Pooling;
+    normalize: boolean;
+    model: ShardEntry['model'];
+  },
 ): Promise<ShardEntry | undefined> {
   const e = await readEntry(dir, job);
   if (!e || e.format !== want.format || e.pooling !== want.pooling || e.normalize !== want.normalize) return undefined;

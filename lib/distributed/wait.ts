@@ -8,9 +8,7 @@
 import type { Job, Queue } from 'bullmq';
 import type { EmbedJobResult } from './job';
 
-export type JobOutcome =
-  | { state: 'completed'; result: EmbedJobResult }
-  | { state: 'failed'; reason: string };
+export type JobOutcome = { state: 'completed'; result: EmbedJobResult } | { state: 'failed'; reason: string };
 
 export interface WaitProgress {
   /** Jobs finished (completed or failed for good) of all the submission's jobs. */
@@ -52,7 +50,11 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Polls until every job in `sizes` (job id → images) is completed or failed; returns each outcome. */
-export async function waitForJobs(queue: Queue, sizes: ReadonlyMap<string, number>, options: WaitOptions = {}): Promise<Map<string, JobOutcome>> {
+export async function waitForJobs(
+  queue: Queue,
+  sizes: ReadonlyMap<string, number>,
+  options: WaitOptions = {},
+): Promise<Map<string, JobOutcome>> {
   const pollMs = options.pollMs ?? 500;
   const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
   const outcomes = new Map<string, JobOutcome>();
@@ -60,7 +62,8 @@ export async function waitForJobs(queue: Queue, sizes: ReadonlyMap<string, numbe
   const images = [...sizes.values()].reduce((a, b) => a + b, 0);
   let imagesDone = 0;
   let failed = 0;
-  const report = () => options.onProgress?.({ jobsDone: outcomes.size, jobs: sizes.size, imagesDone, images, failedJobs: failed });
+  const report = () =>
+    options.onProgress?.({ jobsDone: outcomes.size, jobs: sizes.size, imagesDone, images, failedJobs: failed });
   report();
 
   const finish = (id: string, outcome: JobOutcome) => {
@@ -71,32 +74,38 @@ export async function waitForJobs(queue: Queue, sizes: ReadonlyMap<string, numbe
   const check = async (ids: string[]): Promise<number> => {
     const states = await Promise.all(ids.map((id) => queue.getJobState(id)));
     let found = 0;
-    await Promise.all(ids.map(async (id, k) => {
-      const state = states[k];
-      if (state === 'unknown') {
-        // Not in Redis any more: removed by someone, or a Redis without persistence restarted.
-        // Waiting would never end; the job's images have no result from this submission.
-        finish(id, { state: 'failed', reason: `ERR_JOB_FAILED: job ${id} is no longer in the queue (removed, or Redis lost its data)` });
+    await Promise.all(
+      ids.map(async (id, k) => {
+        const state = states[k];
+        if (state === 'unknown') {
+          // Not in Redis any more: removed by someone, or a Redis without persistence restarted.
+          // Waiting would never end; the job's images have no result from this submission.
+          finish(id, {
+            state: 'failed',
+            reason: `ERR_JOB_FAILED: job ${id} is no longer in the queue (removed, or Redis lost its data)`,
+          });
+          found++;
+          return;
+        }
+        if (state !== 'completed' && state !== 'failed') return;
+        const job = (await queue.getJob(id)) as Job<unknown, EmbedJobResult> | undefined;
+        if (!job) return; // removed between the two reads: seen as unknown next time
+        if (state === 'completed') {
+          if (!job.returnvalue) return; // the return value is written with the state: not there yet
+          finish(id, { state, result: job.returnvalue });
+        } else {
+          finish(id, { state: 'failed', reason: job.failedReason ?? 'failed' });
+        }
         found++;
-        return;
-      }
-      if (state !== 'completed' && state !== 'failed') return;
-      const job = (await queue.getJob(id)) as Job<unknown, EmbedJobResult> | undefined;
-      if (!job) return; // removed between the two reads: seen as unknown next time
-      if (state === 'completed') {
-        if (!job.returnvalue) return; // the return value is written with the state: not there yet
-        finish(id, { state, result: job.returnvalue });
-      } else {
-        finish(id, { state: 'failed', reason: job.failedReason ?? 'failed' });
-      }
-      found++;
-    }));
+      }),
+    );
     return found;
   };
 
   for (let poll = 0; pending.length > 0; poll++) {
     options.signal?.throwIfAborted();
-    if (performance.now() > deadline) throw new DOMException(`jobs not finished after ${options.timeoutMs} ms`, 'TimeoutError');
+    if (performance.now() > deadline)
+      throw new DOMException(`jobs not finished after ${options.timeoutMs} ms`, 'TimeoutError');
     let found = 0;
     const all = poll % 10 === 9;
     for (let i = 0; i < pending.length; i += GROUP) {

@@ -154,9 +154,13 @@ export async function createWorker(options: WorkerOptions): Promise<QueueWorker>
 
   const owned = typeof options.model === 'string';
   const model = typeof options.model === 'string' ? await loadModel(options.model, options.load) : options.model;
-  const modelName = options.modelName ?? (typeof options.model === 'string'
-    ? (existsSync(options.model) ? path.basename(path.resolve(options.model)) : options.model)
-    : 'model');
+  const modelName =
+    options.modelName ??
+    (typeof options.model === 'string'
+      ? existsSync(options.model)
+        ? path.basename(path.resolve(options.model))
+        : options.model
+      : 'model');
   const modelInfo = { name: modelName, device: model.device, dtype: model.dtype };
 
   const counts = { active: 0, completed: 0, skipped: 0, failed: 0, handedBack: 0 };
@@ -170,14 +174,19 @@ export async function createWorker(options: WorkerOptions): Promise<QueueWorker>
   const queueCounts = () => queue.getJobCounts();
   const metrics = createWorkerMetrics(() => model.stats(), queueCounts, { defaultMetrics: options.defaultMetrics });
 
-  const processor = async (job: Job<EmbedJobData, EmbedJobResult>, token?: string, signal?: AbortSignal): Promise<EmbedJobResult> => {
+  const processor = async (
+    job: Job<EmbedJobData, EmbedJobResult>,
+    token?: string,
+    signal?: AbortSignal,
+  ): Promise<EmbedJobResult> => {
     const t0 = performance.now();
     const id = job.id!;
     const attempt = job.attemptsMade + 1;
     const attempts = job.opts.attempts ?? 1;
     let data: EmbedJobData;
     try {
-      if (job.name !== JOB_NAME) invalid(`job ${id} is named ${formatValue(job.name)}, not ${JOB_NAME}: not a vitmsn job`);
+      if (job.name !== JOB_NAME)
+        invalid(`job ${id} is named ${formatValue(job.name)}, not ${JOB_NAME}: not a vitmsn job`);
       data = parseJobData(job.data);
     } catch (e) {
       const reason = reasonOf(e);
@@ -191,7 +200,11 @@ export async function createWorker(options: WorkerOptions): Promise<QueueWorker>
     const stop = linkedSignal([signal, handBack.signal]);
     try {
       const result = await runJob(id, data, {
-        model, modelInfo, worker: name, outputRoot: options.outputRoot, signal: stop.signal,
+        model,
+        modelInfo,
+        worker: name,
+        outputRoot: options.outputRoot,
+        signal: stop.signal,
         onProgress: throttled(500, (done, total) => void job.updateProgress({ done, total }).catch(() => undefined)),
       });
       const s = (performance.now() - t0) / 1000;
@@ -206,7 +219,14 @@ export async function createWorker(options: WorkerOptions): Promise<QueueWorker>
           metrics.imageFailure(f.code);
         }
       }
-      emit({ type: 'job-completed', job: id, embedded: result.embedded, failed: result.failures.length, skipped: result.skipped === true, ms: s * 1000 });
+      emit({
+        type: 'job-completed',
+        job: id,
+        embedded: result.embedded,
+        failed: result.failures.length,
+        skipped: result.skipped === true,
+        ms: s * 1000,
+      });
       return result;
     } catch (e) {
       const s = (performance.now() - t0) / 1000;
@@ -233,7 +253,15 @@ export async function createWorker(options: WorkerOptions): Promise<QueueWorker>
   };
 
   const worker = new Worker<EmbedJobData, EmbedJobResult>(queueName, processor, {
-    connection, prefix, concurrency, name, lockDuration, stalledInterval, maxStalledCount, runRetryDelay: retryDelay, autorun: false,
+    connection,
+    prefix,
+    concurrency,
+    name,
+    lockDuration,
+    stalledInterval,
+    maxStalledCount,
+    runRetryDelay: retryDelay,
+    autorun: false,
   });
   worker.on('error', (error) => emit({ type: 'error', error }));
 
@@ -241,7 +269,10 @@ export async function createWorker(options: WorkerOptions): Promise<QueueWorker>
   const close = (o: { timeoutMs?: number } = {}): Promise<void> => {
     closing ??= (async () => {
       const timeoutMs = o.timeoutMs ?? 30_000;
-      const timer = setTimeout(() => handBack.abort(new DOMException('the worker is shutting down', 'AbortError')), timeoutMs);
+      const timer = setTimeout(
+        () => handBack.abort(new DOMException('the worker is shutting down', 'AbortError')),
+        timeoutMs,
+      );
       try {
         await worker.close();
       } finally {
@@ -264,8 +295,16 @@ export async function createWorker(options: WorkerOptions): Promise<QueueWorker>
   worker.run().catch((error) => emit({ type: 'error', error: error as Error }));
 
   return {
-    name, model, metrics,
-    stats: () => ({ name, jobs: { ...counts }, images: { ...images }, imageFailures: { ...imageFailures }, model: model.stats() }),
+    name,
+    model,
+    metrics,
+    stats: () => ({
+      name,
+      jobs: { ...counts },
+      images: { ...images },
+      imageFailures: { ...imageFailures },
+      model: model.stats(),
+    }),
     queueCounts,
     close,
   };

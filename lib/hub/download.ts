@@ -49,15 +49,28 @@ function normaliseEtag(v: string | null): string | undefined {
 }
 
 /** null when the file does not exist at that revision (404 on an existing repo and revision). */
-export async function fileMetadata(client: HubClient, repoId: string, revision: string, file: string): Promise<FileMetadata | null> {
+export async function fileMetadata(
+  client: HubClient,
+  repoId: string,
+  revision: string,
+  file: string,
+): Promise<FileMetadata | null> {
   let url = resolveUrl(client, repoId, revision, file);
   for (let hops = 0; hops < 10; hops++) {
     let res: Response;
     try {
-      res = await client.fetch(url, { method: 'HEAD', redirect: 'manual', headers: { 'accept-encoding': 'identity', ...authHeaders(client, url) } });
+      res = await client.fetch(url, {
+        method: 'HEAD',
+        redirect: 'manual',
+        headers: { 'accept-encoding': 'identity', ...authHeaders(client, url) },
+      });
     } catch (e) {
-      throw new VitMsnError('ERR_DOWNLOAD_FAILED', `cannot reach ${client.endpoint} for ${repoId}/${file}: ${(e as Error).message}` +
-        ' (set HF_HUB_OFFLINE=1 to use only the local cache)', { cause: e });
+      throw new VitMsnError(
+        'ERR_DOWNLOAD_FAILED',
+        `cannot reach ${client.endpoint} for ${repoId}/${file}: ${(e as Error).message}` +
+          ' (set HF_HUB_OFFLINE=1 to use only the local cache)',
+        { cause: e },
+      );
     }
     const location = res.headers.get('location');
     // Relative redirects are the hub's own (a renamed repo): follow them. An absolute one is the
@@ -70,12 +83,21 @@ export async function fileMetadata(client: HubClient, repoId: string, revision: 
       const code = res.headers.get('x-error-code');
       if (code === 'EntryNotFound') return null;
       const what = code === 'RevisionNotFound' ? `revision '${revision}' of ${repoId}` : `model '${repoId}'`;
-      throw new VitMsnError('ERR_HUB_NOT_FOUND', `${what} was not found on ${client.endpoint}` +
-        (code ? ` (${code})` : '') + '; check the id, or set HF_TOKEN for a private or gated model');
+      throw new VitMsnError(
+        'ERR_HUB_NOT_FOUND',
+        `${what} was not found on ${client.endpoint}` +
+          (code ? ` (${code})` : '') +
+          '; check the id, or set HF_TOKEN for a private or gated model',
+      );
     }
     if (res.status === 401 || res.status === 403) {
-      throw new VitMsnError('ERR_HUB_NOT_FOUND', `${repoId}/${file}: access denied (HTTP ${res.status}); ` +
-        (client.token ? 'the token in HF_TOKEN has no access to this model' : 'set HF_TOKEN for a private or gated model'));
+      throw new VitMsnError(
+        'ERR_HUB_NOT_FOUND',
+        `${repoId}/${file}: access denied (HTTP ${res.status}); ` +
+          (client.token
+            ? 'the token in HF_TOKEN has no access to this model'
+            : 'set HF_TOKEN for a private or gated model'),
+      );
     }
     if (!(res.status >= 200 && res.status < 400)) {
       throw new VitMsnError('ERR_DOWNLOAD_FAILED', `${repoId}/${file}: HTTP ${res.status} from ${url}`);
@@ -83,7 +105,10 @@ export async function fileMetadata(client: HubClient, repoId: string, revision: 
     const commit = res.headers.get('x-repo-commit');
     const etag = normaliseEtag(res.headers.get('x-linked-etag')) ?? normaliseEtag(res.headers.get('etag'));
     if (!commit || !/^[0-9a-f]{40}$/.test(commit) || !etag || !/^[\w.-]+$/.test(etag)) {
-      throw new VitMsnError('ERR_DOWNLOAD_FAILED', `${repoId}/${file}: the server sent no usable X-Repo-Commit/ETag headers (is HF_ENDPOINT a Hugging Face hub?)`);
+      throw new VitMsnError(
+        'ERR_DOWNLOAD_FAILED',
+        `${repoId}/${file}: the server sent no usable X-Repo-Commit/ETag headers (is HF_ENDPOINT a Hugging Face hub?)`,
+      );
     }
     const sizeHeader = res.headers.get('x-linked-size') ?? res.headers.get('content-length');
     const size = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
@@ -95,8 +120,13 @@ export async function fileMetadata(client: HubClient, repoId: string, revision: 
 /**
  * Streams `meta.location` to `dest` atomically. Progress is reported as bytes arrive.
  */
-export async function downloadBlob(client: HubClient, meta: FileMetadata, file: string, dest: string,
-  onProgress?: (p: DownloadProgress) => void): Promise<void> {
+export async function downloadBlob(
+  client: HubClient,
+  meta: FileMetadata,
+  file: string,
+  dest: string,
+  onProgress?: (p: DownloadProgress) => void,
+): Promise<void> {
   await mkdir(path.dirname(dest), { recursive: true });
   const tmp = `${dest}.${process.pid}.${Math.random().toString(36).slice(2)}.incomplete`;
   const fail = (why: string, cause?: unknown): never => {
@@ -105,7 +135,9 @@ export async function downloadBlob(client: HubClient, meta: FileMetadata, file: 
   try {
     let res: Response;
     try {
-      res = await client.fetch(meta.location, { headers: { 'accept-encoding': 'identity', ...authHeaders(client, meta.location) } });
+      res = await client.fetch(meta.location, {
+        headers: { 'accept-encoding': 'identity', ...authHeaders(client, meta.location) },
+      });
     } catch (e) {
       return fail((e as Error).message, e);
     }
@@ -131,7 +163,10 @@ export async function downloadBlob(client: HubClient, meta: FileMetadata, file: 
     } catch (e) {
       out.destroy();
       await closed.catch(() => undefined);
-      return fail(`the connection broke after ${loaded} bytes${total !== undefined ? ` of ${total}` : ''} (${(e as Error).message})`, e);
+      return fail(
+        `the connection broke after ${loaded} bytes${total !== undefined ? ` of ${total}` : ''} (${(e as Error).message})`,
+        e,
+      );
     }
     out.end();
     await closed;

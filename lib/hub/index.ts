@@ -20,7 +20,12 @@ export const HUB_OPTION_KEYS = ['revision', 'onProgress', 'cacheDir', 'token', '
 
 const REPO_ID = /^[A-Za-z0-9_.-]{1,96}\/[A-Za-z0-9_.-]{1,96}$/;
 
-const WEIGHT_FILES = ['model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json'];
+const WEIGHT_FILES = [
+  'model.safetensors',
+  'model.safetensors.index.json',
+  'pytorch_model.bin',
+  'pytorch_model.bin.index.json',
+];
 
 function isRepoId(s: string): boolean {
   return REPO_ID.test(s) && !s.includes('--') && !s.includes('..') && !/(^|\/)[.-]|[.-](\/|$)/.test(s);
@@ -38,7 +43,9 @@ async function envToken(): Promise<string | undefined> {
   if (t) return t.trim();
   // The file `huggingface-cli login` writes; an unusable one (unreadable, not a regular file, too
   // large) is ignored like a missing one, as before: the request then goes out without a token.
-  const file = process.env.HF_TOKEN_PATH ?? path.join(process.env.HF_HOME ?? path.join(homedir(), '.cache', 'huggingface'), 'token');
+  const file =
+    process.env.HF_TOKEN_PATH ??
+    path.join(process.env.HF_HOME ?? path.join(homedir(), '.cache', 'huggingface'), 'token');
   try {
     const text = await readOptionalText(file, MAX_TOKEN_FILE_BYTES, (_, message) => {
       throw new Error(`${file} ${message}`);
@@ -57,8 +64,12 @@ function readIndex(file: string, what: string): Promise<string> {
 }
 
 function checkHubOptions(o: LoadOptions) {
-  if (o.revision !== undefined && (typeof o.revision !== 'string' || o.revision === '' ||
-    o.revision.split('/').some((p) => p === '' || p === '.' || p === '..'))) {
+  if (
+    o.revision !== undefined &&
+    (typeof o.revision !== 'string' ||
+      o.revision === '' ||
+      o.revision.split('/').some((p) => p === '' || p === '.' || p === '..'))
+  ) {
     invalid(`revision must be a branch, tag or commit hash, got ${formatValue(o.revision)}`);
   }
   optionalFunction(o.onProgress, 'onProgress');
@@ -90,7 +101,11 @@ export async function resolveModelDir(source: string, options: LoadOptions = {})
   } catch (e) {
     // Say why the hub was asked at all: a mistyped relative folder also looks like owner/name.
     if (e instanceof VitMsnError && e.code === 'ERR_HUB_NOT_FOUND') {
-      throw new VitMsnError(e.code, `'${source}' is not a local folder, so it was looked up as a hub model id: ${e.message}`, { cause: e });
+      throw new VitMsnError(
+        e.code,
+        `'${source}' is not a local folder, so it was looked up as a hub model id: ${e.message}`,
+        { cause: e },
+      );
     }
     throw e;
   }
@@ -99,8 +114,11 @@ export async function resolveModelDir(source: string, options: LoadOptions = {})
 async function fromCache(repoId: string, revision: string, cache: RepoCache): Promise<string> {
   const commit = await cache.resolveRevision(revision);
   const notCached = (what: string): never => {
-    throw new VitMsnError('ERR_OFFLINE', `'${repoId}' is not a local folder, and offline mode (HF_HUB_OFFLINE) is on, ` +
-      `but ${what} in the Hugging Face cache at ${cache.root}; run once online, or pass a model folder`);
+    throw new VitMsnError(
+      'ERR_OFFLINE',
+      `'${repoId}' is not a local folder, and offline mode (HF_HUB_OFFLINE) is on, ` +
+        `but ${what} in the Hugging Face cache at ${cache.root}; run once online, or pass a model folder`,
+    );
   };
   if (!commit) return notCached(`revision '${revision}' is not`);
   if (cache.lookup(commit, 'config.json') !== 'present') return notCached('its config.json is not');
@@ -141,7 +159,8 @@ async function download(repoId: string, revision: string, cache: RepoCache, opti
       await cache.writeRef(revision, commit);
     }
     if (!existsSync(path.join(cache.snapshotDir(commit), file))) {
-      if (!existsSync(cache.blobPath(meta.etag))) await downloadBlob(client, meta, file, cache.blobPath(meta.etag), options.onProgress);
+      if (!existsSync(cache.blobPath(meta.etag)))
+        await downloadBlob(client, meta, file, cache.blobPath(meta.etag), options.onProgress);
       await cache.linkSnapshot(commit, file, meta.etag);
     }
     return true;
@@ -161,10 +180,14 @@ async function download(repoId: string, revision: string, cache: RepoCache, opti
       } catch (e) {
         throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${repoId}/${file} is not valid JSON`, { cause: e });
       }
-      if (map === null || typeof map !== 'object') throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${repoId}/${file} has no weight_map`);
+      if (map === null || typeof map !== 'object')
+        throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${repoId}/${file} has no weight_map`);
       for (const shard of new Set(Object.values(map as Record<string, unknown>).map((s) => checkShardName(file, s)))) {
         if (!(await fetchFile(shard))) {
-          throw new VitMsnError('ERR_WEIGHTS_NOT_FOUND', `${repoId}/${file} names shard ${shard}, which the repository does not hold`);
+          throw new VitMsnError(
+            'ERR_WEIGHTS_NOT_FOUND',
+            `${repoId}/${file} names shard ${shard}, which the repository does not hold`,
+          );
         }
       }
     }
@@ -172,4 +195,3 @@ async function download(repoId: string, revision: string, cache: RepoCache, opti
   }
   throw new VitMsnError('ERR_WEIGHTS_NOT_FOUND', `${repoId}@${revision} has none of ${WEIGHT_FILES.join(', ')}`);
 }
-

@@ -12,7 +12,13 @@ import { POOLINGS, type Pooling } from '../encode';
 import { loadModel } from '../model';
 import type { LoadOptions } from '../types';
 import {
-  embedImages, fitClassifier, loadEmbeddings, loadHead, readImageFolder, saveClassificationCheckpoint, saveEmbeddings,
+  embedImages,
+  fitClassifier,
+  loadEmbeddings,
+  loadHead,
+  readImageFolder,
+  saveClassificationCheckpoint,
+  saveEmbeddings,
   type LabelledEmbeddings,
 } from './index';
 import { invalid } from '../check';
@@ -57,7 +63,13 @@ function encodeLine(out: Out) {
   };
 }
 
-async function embeddingsFor(src: string, v: Values, pooling: Pooling, load: LoadOptions, err: Out): Promise<LabelledEmbeddings> {
+async function embeddingsFor(
+  src: string,
+  v: Values,
+  pooling: Pooling,
+  load: LoadOptions,
+  err: Out,
+): Promise<LabelledEmbeddings> {
   if (src.endsWith('.safetensors')) return loadEmbeddings(src);
   const cache = v.cache as string | undefined;
   if (cache && existsSync(cache)) {
@@ -84,7 +96,13 @@ async function embeddingsFor(src: string, v: Values, pooling: Pooling, load: Loa
   }
 }
 
-export async function probeCommand(args: string[], v: Values, load: LoadOptions, out: Out = process.stdout, err: Out = process.stderr): Promise<void> {
+export async function probeCommand(
+  args: string[],
+  v: Values,
+  load: LoadOptions,
+  out: Out = process.stdout,
+  err: Out = process.stderr,
+): Promise<void> {
   const [sub, src, ...extra] = args;
   if (!sub || !src || extra.length) usage('probe needs a subcommand and one folder: probe fit|eval <dir>');
   if (sub === 'fit') {
@@ -98,14 +116,24 @@ export async function probeCommand(args: string[], v: Values, load: LoadOptions,
     const set = await embeddingsFor(src, v, pooling, load, err);
     const t0 = performance.now();
     const head = await fitClassifier(set, {
-      protocol, folds, ...(C !== undefined ? { C } : {}),
+      protocol,
+      folds,
+      ...(C !== undefined ? { C } : {}),
       onCv: (cv) => {
-        out.write(`${cv.folds}-fold CV accuracy (${protocol}, ${set.shape[0]} embeddings, ${new Set(set.labels).size} classes):\n`);
-        for (const s of cv.scores) out.write(`  C=${String(s.C).padEnd(6)} ${(100 * s.accuracy).toFixed(2)}%${s.C === cv.bestC ? '  <- chosen' : ''}\n`);
+        out.write(
+          `${cv.folds}-fold CV accuracy (${protocol}, ${set.shape[0]} embeddings, ${new Set(set.labels).size} classes):\n`,
+        );
+        for (const s of cv.scores)
+          out.write(
+            `  C=${String(s.C).padEnd(6)} ${(100 * s.accuracy).toFixed(2)}%${s.C === cv.bestC ? '  <- chosen' : ''}\n`,
+          );
       },
     });
-    if (!head.cv) out.write(`C=${head.C} (no cross-validation${C === undefined ? ': a class has a single example' : ''})\n`);
-    out.write(`fitted in ${(performance.now() - t0).toFixed(0)} ms (C=${head.C}, ${head.info.iterations} L-BFGS iterations)\n`);
+    if (!head.cv)
+      out.write(`C=${head.C} (no cross-validation${C === undefined ? ': a class has a single example' : ''})\n`);
+    out.write(
+      `fitted in ${(performance.now() - t0).toFixed(0)} ms (C=${head.C}, ${head.info.iterations} L-BFGS iterations)\n`,
+    );
     head.save(v.out);
     out.write(`wrote head to ${v.out}\n`);
     if (typeof v.checkpoint === 'string') {
@@ -136,15 +164,21 @@ export async function probeCommand(args: string[], v: Values, load: LoadOptions,
     });
     const n = set.labels.length - unknown;
     if (n === 0) invalid(`none of the labels in ${src} are classes of the head (${head.classes.join(', ')})`);
-    out.write(`accuracy: ${(100 * ok / n).toFixed(2)}% (${ok}/${n})${unknown ? `; ${unknown} images of classes the head does not know were left out` : ''}\n`);
+    out.write(
+      `accuracy: ${((100 * ok) / n).toFixed(2)}% (${ok}/${n})${unknown ? `; ${unknown} images of classes the head does not know were left out` : ''}\n`,
+    );
     out.write('per-class recall:\n');
     const w = Math.max(5, ...head.classes.map((c) => c.length));
     head.classes.forEach((c, i) => {
       const tot = conf[i].reduce((a, b) => a + b, 0);
-      out.write(`  ${c.padEnd(w)} ${tot ? `${(100 * conf[i][i] / tot).toFixed(2)}%` : '-'} (${conf[i][i]}/${tot})\n`);
+      out.write(`  ${c.padEnd(w)} ${tot ? `${((100 * conf[i][i]) / tot).toFixed(2)}%` : '-'} (${conf[i][i]}/${tot})\n`);
     });
-    out.write(`confusion matrix (rows: true, columns: predicted):\n${''.padEnd(w + 2)}${head.classes.map((c) => c.slice(0, 8).padStart(9)).join('')}\n`);
-    head.classes.forEach((c, i) => out.write(`  ${c.padEnd(w)}${conf[i].map((x) => String(x).padStart(9)).join('')}\n`));
+    out.write(
+      `confusion matrix (rows: true, columns: predicted):\n${''.padEnd(w + 2)}${head.classes.map((c) => c.slice(0, 8).padStart(9)).join('')}\n`,
+    );
+    head.classes.forEach((c, i) =>
+      out.write(`  ${c.padEnd(w)}${conf[i].map((x) => String(x).padStart(9)).join('')}\n`),
+    );
     return;
   }
   usage(`unknown probe subcommand ${JSON.stringify(sub)} (fit or eval)`);

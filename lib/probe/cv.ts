@@ -46,9 +46,19 @@ function take(X: Float64Array, D: number, rows: number[]): Float64Array {
  * over up to `threads` threads (default: all); the result does not depend on the thread count.
  */
 export async function crossValidate(
-  X: Float64Array, y: Int32Array, N: number, D: number, K: number, Cs: readonly number[], folds: number,
-  transform: (Xtr: Float64Array, n: number) => { features: Float64Array; apply(Xte: Float64Array, n: number): Float64Array },
-  tol: number, threads?: number,
+  X: Float64Array,
+  y: Int32Array,
+  N: number,
+  D: number,
+  K: number,
+  Cs: readonly number[],
+  folds: number,
+  transform: (
+    Xtr: Float64Array,
+    n: number,
+  ) => { features: Float64Array; apply(Xte: Float64Array, n: number): Float64Array },
+  tol: number,
+  threads?: number,
 ): Promise<CvResult> {
   const fold = stratifiedFolds(y, K, folds);
   const order = Cs.map((C, i) => ({ C, i })).sort((a, b) => a.C - b.C);
@@ -64,14 +74,24 @@ export async function crossValidate(
     if (te.length === 0) continue;
     const t = transform(take(X, D, tr), tr.length);
     tasks.push({
-      X: t.features, y: Int32Array.from(tr, (i) => y[i]), N: tr.length, D, K, Cs: order.map((o) => o.C),
-      Xtest: t.apply(take(X, D, te), te.length), ytest: Int32Array.from(te, (i) => y[i]),
+      X: t.features,
+      y: Int32Array.from(tr, (i) => y[i]),
+      N: tr.length,
+      D,
+      K,
+      Cs: order.map((o) => o.C),
+      Xtest: t.apply(take(X, D, te), te.length),
+      ytest: Int32Array.from(te, (i) => y[i]),
     });
     taskFold.push(f);
     await yieldToLoop(); // each fold's feature transform is a few ms of JS: let the event loop turn between them
   }
   const results = await fitLogRegPaths(tasks, { tol, threads });
-  results.forEach((fits, t) => fits.forEach((fit, j) => { correct[order[j].i][taskFold[t]] = fit.correct ?? 0; }));
+  results.forEach((fits, t) =>
+    fits.forEach((fit, j) => {
+      correct[order[j].i][taskFold[t]] = fit.correct ?? 0;
+    }),
+  );
   const total = sizes.reduce((a, b) => a + b, 0);
   const scores = Cs.map((C, i) => ({
     C,

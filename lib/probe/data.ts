@@ -26,7 +26,20 @@ export interface LabelledEmbeddings {
 }
 
 /** File extensions taken as images in an ImageFolder tree (as `vitmsn embed` does for folders). */
-export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif']);
+export const IMAGE_EXTENSIONS = new Set([
+  '.jpg',
+  '.jpeg',
+  '.jpe',
+  '.jfif',
+  '.png',
+  '.webp',
+  '.gif',
+  '.tif',
+  '.tiff',
+  '.avif',
+  '.heic',
+  '.heif',
+]);
 
 export interface ImageFolder {
   /** Class names: the sub-folder names, sorted (code-point order, as torchvision's ImageFolder). */
@@ -60,7 +73,9 @@ export function readImageFolder(root: string, options: { skipNonImages?: boolean
   for (const c of classes) {
     const dir = path.join(root, c);
     let n = 0;
-    for (const f of readdirSync(dir).filter((x) => !x.startsWith('.')).sort()) {
+    for (const f of readdirSync(dir)
+      .filter((x) => !x.startsWith('.'))
+      .sort()) {
       const p = path.join(dir, f);
       if (IMAGE_EXTENSIONS.has(path.extname(f).toLowerCase()) && statSync(p).isFile()) {
         out.images.push(p);
@@ -72,7 +87,9 @@ export function readImageFolder(root: string, options: { skipNonImages?: boolean
     if (n === 0 && bad.length === 0) invalid(`class folder ${dir} holds no images`);
   }
   if (bad.length) {
-    invalid(`not image files in class folders (skip them with skipNonImages / --skip-non-images): ${bad.slice(0, 5).join(', ')}${bad.length > 5 ? ` and ${bad.length - 5} more` : ''}`);
+    invalid(
+      `not image files in class folders (skip them with skipNonImages / --skip-non-images): ${bad.slice(0, 5).join(', ')}${bad.length > 5 ? ` and ${bad.length - 5} more` : ''}`,
+    );
   }
   return out;
 }
@@ -87,12 +104,17 @@ export interface EmbedProgress {
  * progress after each.
  */
 export async function embedImages(
-  model: Model, images: readonly ImageInput[], labels: readonly (string | number)[],
+  model: Model,
+  images: readonly ImageInput[],
+  labels: readonly (string | number)[],
   options: { pooling?: Pooling; batchSize?: number; chunk?: number; onProgress?: (p: EmbedProgress) => void } = {},
 ): Promise<LabelledEmbeddings> {
   if (!Array.isArray(images) || !Array.isArray(labels)) invalid('images and labels must be arrays');
   if (images.length !== labels.length) {
-    throw new VitMsnError('ERR_SHAPE_MISMATCH', `${images.length} images but ${labels.length} labels: give one label per image`);
+    throw new VitMsnError(
+      'ERR_SHAPE_MISMATCH',
+      `${images.length} images but ${labels.length} labels: give one label per image`,
+    );
   }
   if (images.length === 0) invalid('no images given');
   const pooling = options.pooling ?? 'cls';
@@ -106,7 +128,10 @@ export async function embedImages(
     options.onProgress?.({ done: i + part.length, total: images.length });
   }
   return {
-    data, shape: [images.length, D], labels: labels.map(String), pooling,
+    data,
+    shape: [images.length, D],
+    labels: labels.map(String),
+    pooling,
     images: images.every((x) => typeof x === 'string') ? (images as string[]).slice() : undefined,
   };
 }
@@ -128,7 +153,9 @@ export function loadEmbeddings(file: string): LabelledEmbeddings & { metadata: R
   }
   const labels = JSON.parse(metadata.labels) as string[];
   return {
-    data: Float32Array.from(asFloat64(t)), shape: [t.shape[0], t.shape[1]], labels,
+    data: Float32Array.from(asFloat64(t)),
+    shape: [t.shape[0], t.shape[1]],
+    labels,
     pooling: metadata.pooling as Pooling | undefined,
     images: metadata.images ? (JSON.parse(metadata.images) as string[]) : undefined,
     metadata,
@@ -136,16 +163,25 @@ export function loadEmbeddings(file: string): LabelledEmbeddings & { metadata: R
 }
 
 /** Checks a labelled set; returns its class names (sorted) and each row's class index. */
-export function checkLabelled(e: LabelledEmbeddings, minClasses = 2): { classes: string[]; y: Int32Array; N: number; D: number } {
+export function checkLabelled(
+  e: LabelledEmbeddings,
+  minClasses = 2,
+): { classes: string[]; y: Int32Array; N: number; D: number } {
   if (!e || typeof e !== 'object' || !(e.data instanceof Float32Array || e.data instanceof Float64Array)) {
     invalid('embeddings must be { data: Float32Array | Float64Array, shape: [N, D], labels }');
   }
   const [N, D] = e.shape ?? [];
   if (!Number.isSafeInteger(N) || !Number.isSafeInteger(D) || N < 1 || D < 1 || e.data.length !== N * D) {
-    throw new VitMsnError('ERR_SHAPE_MISMATCH', `embeddings hold ${e.data.length} values, which does not fit shape ${JSON.stringify(e.shape)}`);
+    throw new VitMsnError(
+      'ERR_SHAPE_MISMATCH',
+      `embeddings hold ${e.data.length} values, which does not fit shape ${JSON.stringify(e.shape)}`,
+    );
   }
   if (!Array.isArray(e.labels) || e.labels.length !== N) {
-    throw new VitMsnError('ERR_SHAPE_MISMATCH', `${N} embeddings but ${Array.isArray(e.labels) ? e.labels.length : 'no'} labels: give one label per row`);
+    throw new VitMsnError(
+      'ERR_SHAPE_MISMATCH',
+      `${N} embeddings but ${Array.isArray(e.labels) ? e.labels.length : 'no'} labels: give one label per row`,
+    );
   }
   for (let i = 0; i < e.data.length; i++) {
     if (!Number.isFinite(e.data[i])) {

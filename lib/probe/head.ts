@@ -21,19 +21,36 @@ import type { CvResult } from './cv';
 import { centreNormalize } from './features';
 import { knnVotes } from './knn';
 import { decision, softmaxRows } from './logreg';
-import { asFloat64, f32Tensor, f64Tensor, rawSafetensorsBytes, readSafetensorsFile, type RawTensor } from './safetensors-read';
+import {
+  asFloat64,
+  f32Tensor,
+  f64Tensor,
+  rawSafetensorsBytes,
+  readSafetensorsFile,
+  type RawTensor,
+} from './safetensors-read';
 import { invalid } from '../check';
 
 export type Protocol = 'msn' | 'plain';
 type Rows = { data: Float32Array | Float64Array; shape: readonly number[] };
 
 function checkRows(e: Rows, D: number): number {
-  if (!e || !(e.data instanceof Float32Array || e.data instanceof Float64Array) || !Array.isArray(e.shape) || e.shape.length !== 2) {
+  if (
+    !e ||
+    !(e.data instanceof Float32Array || e.data instanceof Float64Array) ||
+    !Array.isArray(e.shape) ||
+    e.shape.length !== 2
+  ) {
     invalid('embeddings must be { data: Float32Array | Float64Array, shape: [N, D] }');
   }
   const [n, d] = e.shape;
-  if (d !== D || e.data.length !== n * d) throw new VitMsnError('ERR_SHAPE_MISMATCH', `embeddings of shape ${JSON.stringify(e.shape)} do not fit a head of width ${D}`);
-  for (let i = 0; i < e.data.length; i++) if (!Number.isFinite(e.data[i])) invalid(`embedding row ${Math.floor(i / d)} has a non-finite value`);
+  if (d !== D || e.data.length !== n * d)
+    throw new VitMsnError(
+      'ERR_SHAPE_MISMATCH',
+      `embeddings of shape ${JSON.stringify(e.shape)} do not fit a head of width ${D}`,
+    );
+  for (let i = 0; i < e.data.length; i++)
+    if (!Number.isFinite(e.data[i])) invalid(`embedding row ${Math.floor(i / d)} has a non-finite value`);
   return n;
 }
 
@@ -49,7 +66,11 @@ function ranked(scores: Float64Array, n: number, K: number, classes: string[], t
 
 abstract class HeadBase {
   abstract readonly kind: 'linear' | 'knn';
-  constructor(readonly classes: string[], readonly D: number, readonly pooling: Pooling) {}
+  constructor(
+    readonly classes: string[],
+    readonly D: number,
+    readonly pooling: Pooling,
+  ) {}
   /** Class probabilities [n, K] (softmax of the logits, or normalised k-NN votes). */
   abstract probabilities(e: Rows): Float64Array;
   /** Per row, the topK classes best first: { label, index, score }, like Model.classify(). */
@@ -58,13 +79,23 @@ abstract class HeadBase {
     return ranked(this.probabilities(e), n, this.classes.length, this.classes, options.topK ?? 5);
   }
   /** Encodes images with `model` (this head's pooling) and predicts. */
-  async classifyImages(model: Model, images: ImageInput | readonly ImageInput[], options: { topK?: number; batchSize?: number } = {}): Promise<Classification[][]> {
-    const t = await model.encode(images, { pooling: this.pooling, ...(options.batchSize ? { batchSize: options.batchSize } : {}) });
+  async classifyImages(
+    model: Model,
+    images: ImageInput | readonly ImageInput[],
+    options: { topK?: number; batchSize?: number } = {},
+  ): Promise<Classification[][]> {
+    const t = await model.encode(images, {
+      pooling: this.pooling,
+      ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+    });
     return this.predict(t, options);
   }
   protected writeFiles(dir: string, json: Record<string, unknown>, tensors: Record<string, RawTensor>) {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(path.join(dir, 'head.json'), `${JSON.stringify({ format: 'vitmsn-probe-head', version: 1, kind: this.kind, pooling: this.pooling, classes: this.classes, ...json }, null, 1)}\n`);
+    writeFileSync(
+      path.join(dir, 'head.json'),
+      `${JSON.stringify({ format: 'vitmsn-probe-head', version: 1, kind: this.kind, pooling: this.pooling, classes: this.classes, ...json }, null, 1)}\n`,
+    );
     writeFileSync(path.join(dir, 'head.safetensors'), rawSafetensorsBytes(tensors));
   }
 }
@@ -72,7 +103,9 @@ abstract class HeadBase {
 export class LinearHead extends HeadBase {
   readonly kind = 'linear' as const;
   constructor(
-    classes: string[], D: number, pooling: Pooling,
+    classes: string[],
+    D: number,
+    pooling: Pooling,
     readonly protocol: Protocol,
     /** [K, D] float64. */ readonly weight: Float64Array,
     /** [K]. */ readonly bias: Float64Array,
@@ -86,7 +119,11 @@ export class LinearHead extends HeadBase {
   /** Logits X·Wᵀ + b [n, K] (after centring + normalisation for 'msn'), float64. */
   decisionFunction(e: Rows): Float64Array {
     const n = checkRows(e, this.D);
-    const X = this.mean ? centreNormalize(e.data, n, this.mean) : e.data instanceof Float64Array ? e.data : Float64Array.from(e.data);
+    const X = this.mean
+      ? centreNormalize(e.data, n, this.mean)
+      : e.data instanceof Float64Array
+        ? e.data
+        : Float64Array.from(e.data);
     return decision(X, n, this.D, this.weight, this.bias, this.classes.length);
   }
   probabilities(e: Rows): Float64Array {
@@ -97,7 +134,10 @@ export class LinearHead extends HeadBase {
   /** Writes head.json + head.safetensors into `dir`. */
   save(dir: string): void {
     const K = this.classes.length;
-    const tensors: Record<string, RawTensor> = { weight: f64Tensor(this.weight, [K, this.D]), bias: f64Tensor(this.bias, [K]) };
+    const tensors: Record<string, RawTensor> = {
+      weight: f64Tensor(this.weight, [K, this.D]),
+      bias: f64Tensor(this.bias, [K]),
+    };
     if (this.mean) tensors.mean = f64Tensor(this.mean, [this.D]);
     this.writeFiles(dir, { protocol: this.protocol, C: this.C, cv: this.cv, ...this.info }, tensors);
   }
@@ -106,7 +146,9 @@ export class LinearHead extends HeadBase {
 export class KnnHead extends HeadBase {
   readonly kind = 'knn' as const;
   constructor(
-    classes: string[], D: number, pooling: Pooling,
+    classes: string[],
+    D: number,
+    pooling: Pooling,
     /** [N, D] L2-normalised. */ readonly bank: Float64Array,
     readonly bankLabels: Int32Array,
     readonly k: number,
@@ -117,7 +159,17 @@ export class KnnHead extends HeadBase {
   /** Raw votes Σ exp(sim/T) per class [n, K]. */
   votes(e: Rows): Float64Array {
     const n = checkRows(e, this.D);
-    return knnVotes(this.bank, this.bankLabels, this.bankLabels.length, this.D, this.classes.length, e.data, n, this.k, this.temperature);
+    return knnVotes(
+      this.bank,
+      this.bankLabels,
+      this.bankLabels.length,
+      this.D,
+      this.classes.length,
+      e.data,
+      n,
+      this.k,
+      this.temperature,
+    );
   }
   probabilities(e: Rows): Float64Array {
     const V = this.votes(e);
@@ -130,10 +182,14 @@ export class KnnHead extends HeadBase {
     return V;
   }
   save(dir: string): void {
-    this.writeFiles(dir, { k: this.k, temperature: this.temperature }, {
-      bank: f64Tensor(this.bank, [this.bankLabels.length, this.D]),
-      bank_labels: f64Tensor(Float64Array.from(this.bankLabels), [this.bankLabels.length]),
-    });
+    this.writeFiles(
+      dir,
+      { k: this.k, temperature: this.temperature },
+      {
+        bank: f64Tensor(this.bank, [this.bankLabels.length, this.D]),
+        bank_labels: f64Tensor(Float64Array.from(this.bankLabels), [this.bankLabels.length]),
+      },
+    );
   }
 }
 
@@ -144,17 +200,40 @@ export function loadHead(dir: string): Head {
   const jsonFile = path.join(dir, 'head.json');
   if (!existsSync(jsonFile)) invalid(`${dir} has no head.json (not a probe head folder)`);
   const j = JSON.parse(readFileSync(jsonFile, 'utf8')) as Record<string, any>;
-  if (j.format !== 'vitmsn-probe-head' || j.version !== 1) invalid(`${jsonFile}: unknown format ${j.format} v${j.version}`);
+  if (j.format !== 'vitmsn-probe-head' || j.version !== 1)
+    invalid(`${jsonFile}: unknown format ${j.format} v${j.version}`);
   const { tensors } = readSafetensorsFile(path.join(dir, 'head.safetensors'));
   const classes = j.classes as string[];
   if (j.kind === 'knn') {
     const bank = tensors.bank;
-    return new KnnHead(classes, bank.shape[1], j.pooling, asFloat64(bank), Int32Array.from(asFloat64(tensors.bank_labels)), j.k, j.temperature);
+    return new KnnHead(
+      classes,
+      bank.shape[1],
+      j.pooling,
+      asFloat64(bank),
+      Int32Array.from(asFloat64(tensors.bank_labels)),
+      j.k,
+      j.temperature,
+    );
   }
   const w = tensors.weight;
   const { format, version, kind, pooling, protocol, C, cv, ...info } = j;
-  void format; void version; void kind; void classes;
-  return new LinearHead(classes, w.shape[1], pooling, protocol, asFloat64(w), asFloat64(tensors.bias), tensors.mean ? asFloat64(tensors.mean) : undefined, C, cv, info);
+  void format;
+  void version;
+  void kind;
+  void classes;
+  return new LinearHead(
+    classes,
+    w.shape[1],
+    pooling,
+    protocol,
+    asFloat64(w),
+    asFloat64(tensors.bias),
+    tensors.mean ? asFloat64(tensors.mean) : undefined,
+    C,
+    cv,
+    info,
+  );
 }
 
 /**
@@ -166,13 +245,26 @@ export function loadHead(dir: string): Head {
  */
 export function saveClassificationCheckpoint(head: LinearHead, backboneDir: string, outDir: string): void {
   if (head.protocol !== 'plain') {
-    invalid("only a 'plain' head is a linear layer on the model's output; an 'msn' head (centring + normalisation) is saved with head.save()");
+    invalid(
+      "only a 'plain' head is a linear layer on the model's output; an 'msn' head (centring + normalisation) is saved with head.save()",
+    );
   }
-  if (head.pooling !== 'cls') invalid(`the classifier reads the CLS token of last_hidden_state (pooling 'cls'); this head was fitted on '${head.pooling}'`);
+  if (head.pooling !== 'cls')
+    invalid(
+      `the classifier reads the CLS token of last_hidden_state (pooling 'cls'); this head was fitted on '${head.pooling}'`,
+    );
   const weights = path.join(backboneDir, 'model.safetensors');
-  if (!existsSync(weights)) throw new VitMsnError('ERR_WEIGHTS_NOT_FOUND', `${backboneDir} has no model.safetensors (a single safetensors file is needed to write the checkpoint)`);
+  if (!existsSync(weights))
+    throw new VitMsnError(
+      'ERR_WEIGHTS_NOT_FOUND',
+      `${backboneDir} has no model.safetensors (a single safetensors file is needed to write the checkpoint)`,
+    );
   const config = JSON.parse(readFileSync(path.join(backboneDir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  if (config.hidden_size !== head.D) throw new VitMsnError('ERR_SHAPE_MISMATCH', `the head is ${head.D} wide but the backbone's hidden_size is ${config.hidden_size}`);
+  if (config.hidden_size !== head.D)
+    throw new VitMsnError(
+      'ERR_SHAPE_MISMATCH',
+      `the head is ${head.D} wide but the backbone's hidden_size is ${config.hidden_size}`,
+    );
   const { tensors } = readSafetensorsFile(weights);
   const out: Record<string, RawTensor> = {};
   for (const [name, t] of Object.entries(tensors)) {

@@ -20,7 +20,13 @@ export * from './data';
 export { LinearHead, KnnHead, loadHead, saveClassificationCheckpoint, type Head, type Protocol } from './head';
 export { DEFAULT_CS, stratifiedFolds, type CvResult } from './cv';
 export { fitLogReg, fitLogRegPath, type LogRegFit, type LogRegOptions } from './logreg';
-export { fitLogRegNative, fitLogRegPathNative, fitLogRegPaths, type NativeFitOptions, type PathTask } from './native-logreg';
+export {
+  fitLogRegNative,
+  fitLogRegPathNative,
+  fitLogRegPaths,
+  type NativeFitOptions,
+  type PathTask,
+} from './native-logreg';
 
 export interface FitClassifierOptions {
   /** 'msn' (default): centre with the training mean, L2-normalise, C by stratified k-fold CV.
@@ -56,7 +62,8 @@ export async function fitClassifier(set: LabelledEmbeddings, options: FitClassif
   const { classes, y, N, D } = checkLabelled(set);
   const K = classes.length;
   const Cs = options.Cs ?? DEFAULT_CS;
-  if (!Array.isArray(Cs) || Cs.length === 0 || !Cs.every((c) => typeof c === 'number' && c > 0 && Number.isFinite(c))) invalid('Cs must be a non-empty array of positive numbers');
+  if (!Array.isArray(Cs) || Cs.length === 0 || !Cs.every((c) => typeof c === 'number' && c > 0 && Number.isFinite(c)))
+    invalid('Cs must be a non-empty array of positive numbers');
   if (options.C !== undefined) positiveNumber(options.C, 'C');
   const folds = integer(options.folds, 'folds', 2, Number.MAX_SAFE_INTEGER, 5);
   // 0: all hardware threads.
@@ -66,9 +73,10 @@ export async function fitClassifier(set: LabelledEmbeddings, options: FitClassif
   const minCount = Math.min(...counts);
   await yieldToLoop(); // checkLabelled read every value: let the event loop turn before more JS work
   const X = set.data instanceof Float64Array ? set.data : Float64Array.from(set.data);
-  const transform = protocol === 'msn'
-    ? (Xtr: Float64Array, n: number) => msnTransform(Xtr, n, D)
-    : (Xtr: Float64Array) => ({ features: Xtr, mean: undefined, apply: (Xte: Float64Array) => Xte });
+  const transform =
+    protocol === 'msn'
+      ? (Xtr: Float64Array, n: number) => msnTransform(Xtr, n, D)
+      : (Xtr: Float64Array) => ({ features: Xtr, mean: undefined, apply: (Xte: Float64Array) => Xte });
   let C = options.C;
   let cv: CvResult | undefined;
   if (C === undefined) {
@@ -82,8 +90,18 @@ export async function fitClassifier(set: LabelledEmbeddings, options: FitClassif
   await yieldToLoop();
   const t = transform(X, N);
   const fit = await fitLogRegNative(t.features, y, N, D, K, { C, tol: options.tol ?? 1e-8 });
-  return new LinearHead(classes, D, set.pooling ?? (protocol === 'msn' ? 'cls-prenorm' : 'cls'), protocol, fit.W, fit.b, t.mean, C, cv,
-    { iterations: fit.iterations, converged: fit.converged, objective: fit.objective });
+  return new LinearHead(
+    classes,
+    D,
+    set.pooling ?? (protocol === 'msn' ? 'cls-prenorm' : 'cls'),
+    protocol,
+    fit.W,
+    fit.b,
+    t.mean,
+    C,
+    cv,
+    { iterations: fit.iterations, converged: fit.converged, objective: fit.objective },
+  );
 }
 
 /** A k-NN classifier (cosine similarity, k neighbours, votes exp(sim/T); defaults k = 20, T = 0.07 as DINO). */

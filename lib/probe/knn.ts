@@ -17,8 +17,15 @@ export function l2NormalizeRows(X: Float64Array | Float32Array, n: number, D: nu
 
 /** Votes [n, K] of each query row against a normalised bank [N, D] with labels in [0, K). */
 export function knnVotes(
-  bank: Float64Array, bankLabels: Int32Array, N: number, D: number, K: number,
-  queries: Float64Array | Float32Array, n: number, k: number, temperature: number,
+  bank: Float64Array,
+  bankLabels: Int32Array,
+  N: number,
+  D: number,
+  K: number,
+  queries: Float64Array | Float32Array,
+  n: number,
+  k: number,
+  temperature: number,
 ): Float64Array {
   const q = l2NormalizeRows(queries, n, D);
   const votes = new Float64Array(n * K);

@@ -46,8 +46,17 @@ export interface LogRegFit {
 
 /** f and its gradient (into gW [K·D], gb [K]); P is scratch [N·K]. */
 function lossGrad(
-  X: Float64Array, y: Int32Array, N: number, D: number, K: number, W: Float64Array, b: Float64Array, invC: number,
-  gW: Float64Array, gb: Float64Array, P: Float64Array,
+  X: Float64Array,
+  y: Int32Array,
+  N: number,
+  D: number,
+  K: number,
+  W: Float64Array,
+  b: Float64Array,
+  invC: number,
+  gW: Float64Array,
+  gb: Float64Array,
+  P: Float64Array,
 ): number {
   let f = 0;
   for (let i = 0; i < N; i++) {
@@ -57,7 +66,10 @@ function lossGrad(
     for (let k = 0; k < K; k++) {
       const wo = k * D;
       // Four partial sums (faster in V8; a fixed order, so still deterministic).
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
       let d = 0;
       for (; d + 3 < D; d += 4) {
         s0 += X[xo + d] * W[wo + d];
@@ -66,7 +78,7 @@ function lossGrad(
         s3 += X[xo + d + 3] * W[wo + d + 3];
       }
       for (; d < D; d++) s0 += X[xo + d] * W[wo + d];
-      const s = b[k] + ((s0 + s1) + (s2 + s3));
+      const s = b[k] + (s0 + s1 + (s2 + s3));
       P[po + k] = s;
       if (s > max) max = s;
     }
@@ -128,7 +140,14 @@ function maxAbs(a: Float64Array): number {
 
 /** L-BFGS on the packed parameters θ = [W (K·D), b (K)]. */
 function lbfgs(
-  X: Float64Array, y: Int32Array, N: number, D: number, K: number, C: number, tol: number, maxIter: number,
+  X: Float64Array,
+  y: Int32Array,
+  N: number,
+  D: number,
+  K: number,
+  C: number,
+  tol: number,
+  maxIter: number,
   init: { W: Float64Array; b: Float64Array } | undefined,
 ): LogRegFit {
   const nW = K * D;
@@ -268,7 +287,11 @@ export function rowSpace(X: Float64Array, N: number, D: number): { Z: Float64Arr
   for (; r < N; r++) {
     let p = -1;
     let best = stop;
-    for (let i = 0; i < N; i++) if (!used[i] && diag[i] > best) { best = diag[i]; p = i; }
+    for (let i = 0; i < N; i++)
+      if (!used[i] && diag[i] > best) {
+        best = diag[i];
+        p = i;
+      }
     if (p < 0) break;
     used[p] = 1;
     const lpp = Math.sqrt(diag[p]);
@@ -303,12 +326,14 @@ export function rowSpace(X: Float64Array, N: number, D: number): { Z: Float64Arr
   const v = new Float64Array(r);
   for (let i = 0; i < N; i++) {
     for (let c = 0; c < r; c++) v[c] = Z[i * r + c];
-    for (let a = 0; a < r; a++) { // forward: L u = v
+    for (let a = 0; a < r; a++) {
+      // forward: L u = v
       let s = v[a];
       for (let q = 0; q < a; q++) s -= A[a * r + q] * v[q];
       v[a] = s / A[a * r + a];
     }
-    for (let a = r - 1; a >= 0; a--) { // back: Lᵀ w = u
+    for (let a = r - 1; a >= 0; a--) {
+      // back: Lᵀ w = u
       let s = v[a];
       for (let q = a + 1; q < r; q++) s -= A[q * r + a] * v[q];
       v[a] = s / A[a * r + a];
@@ -321,7 +346,14 @@ export function rowSpace(X: Float64Array, N: number, D: number): { Z: Float64Arr
 /**
  * Fits the model on X [N, D] (row-major float64) with labels y in [0, K).
  */
-export function fitLogReg(X: Float64Array, y: Int32Array, N: number, D: number, K: number, opts: LogRegOptions): LogRegFit {
+export function fitLogReg(
+  X: Float64Array,
+  y: Int32Array,
+  N: number,
+  D: number,
+  K: number,
+  opts: LogRegOptions,
+): LogRegFit {
   return fitLogRegPath(X, y, N, D, K, [opts.C], opts)[0];
 }
 
@@ -331,11 +363,18 @@ export function fitLogReg(X: Float64Array, y: Int32Array, N: number, D: number, 
  * computed once for all of them.
  */
 export function fitLogRegPath(
-  X: Float64Array, y: Int32Array, N: number, D: number, K: number, Cs: readonly number[], opts: Omit<LogRegOptions, 'C'> = {},
+  X: Float64Array,
+  y: Int32Array,
+  N: number,
+  D: number,
+  K: number,
+  Cs: readonly number[],
+  opts: Omit<LogRegOptions, 'C'> = {},
 ): LogRegFit[] {
   const tol = opts.tol ?? 1e-8;
   const maxIter = opts.maxIter ?? 10000;
-  for (const C of Cs) if (!(C > 0) || !Number.isFinite(C)) throw new RangeError(`C must be a positive number, got ${C}`);
+  for (const C of Cs)
+    if (!(C > 0) || !Number.isFinite(C)) throw new RangeError(`C must be a positive number, got ${C}`);
   const fits: LogRegFit[] = [];
   if ((opts.reduce ?? false) && N < D && !opts.init) {
     const { Z, M, r } = rowSpace(X, N, D);
@@ -374,12 +413,28 @@ export function fitLogRegPath(
 }
 
 /** The objective f(W, b) (sum form) at given parameters, for checks. */
-export function logRegObjective(X: Float64Array, y: Int32Array, N: number, D: number, K: number, W: Float64Array, b: Float64Array, C: number): number {
+export function logRegObjective(
+  X: Float64Array,
+  y: Int32Array,
+  N: number,
+  D: number,
+  K: number,
+  W: Float64Array,
+  b: Float64Array,
+  C: number,
+): number {
   return lossGrad(X, y, N, D, K, W, b, 1 / C, new Float64Array(K * D), new Float64Array(K), new Float64Array(N * K));
 }
 
 /** Decision function X·Wᵀ + b, [N, K] float64. */
-export function decision(X: Float64Array, N: number, D: number, W: Float64Array, b: Float64Array, K: number): Float64Array {
+export function decision(
+  X: Float64Array,
+  N: number,
+  D: number,
+  W: Float64Array,
+  b: Float64Array,
+  K: number,
+): Float64Array {
   const out = new Float64Array(N * K);
   for (let i = 0; i < N; i++) {
     for (let k = 0; k < K; k++) {

@@ -21,11 +21,18 @@ export interface NativeFitOptions {
 export type PathTask = NativeLogRegTask;
 
 /** Fits per task (one per C, warm-started along Cs), all tasks in one native call. */
-export async function fitLogRegPaths(tasks: PathTask[], opts: NativeFitOptions = {}): Promise<(LogRegFit & { correct?: number })[][]> {
-  for (const t of tasks) for (const C of t.Cs) if (!(C > 0) || !Number.isFinite(C)) throw new RangeError(`C must be a positive number, got ${C}`);
+export async function fitLogRegPaths(
+  tasks: PathTask[],
+  opts: NativeFitOptions = {},
+): Promise<(LogRegFit & { correct?: number })[][]> {
+  for (const t of tasks)
+    for (const C of t.Cs)
+      if (!(C > 0) || !Number.isFinite(C)) throw new RangeError(`C must be a positive number, got ${C}`);
   try {
     return await native().fitLogRegPaths(tasks, {
-      tol: opts.tol ?? 1e-8, maxIter: opts.maxIter ?? 10000, threads: opts.threads ?? 0,
+      tol: opts.tol ?? 1e-8,
+      maxIter: opts.maxIter ?? 10000,
+      threads: opts.threads ?? 0,
     });
   } catch (e) {
     throw fromNative(e);
@@ -34,14 +41,25 @@ export async function fitLogRegPaths(tasks: PathTask[], opts: NativeFitOptions =
 
 /** {@link fitLogRegPath} of logreg.ts, natively and off the event loop. */
 export async function fitLogRegPathNative(
-  X: Float64Array, y: Int32Array, N: number, D: number, K: number, Cs: readonly number[], opts: NativeFitOptions = {},
+  X: Float64Array,
+  y: Int32Array,
+  N: number,
+  D: number,
+  K: number,
+  Cs: readonly number[],
+  opts: NativeFitOptions = {},
 ): Promise<LogRegFit[]> {
   return (await fitLogRegPaths([{ X, y, N, D, K, Cs }], opts))[0];
 }
 
 /** {@link fitLogReg} of logreg.ts, natively and off the event loop. */
 export async function fitLogRegNative(
-  X: Float64Array, y: Int32Array, N: number, D: number, K: number, opts: NativeFitOptions & { C: number },
+  X: Float64Array,
+  y: Int32Array,
+  N: number,
+  D: number,
+  K: number,
+  opts: NativeFitOptions & { C: number },
 ): Promise<LogRegFit> {
   return (await fitLogRegPathNative(X, y, N, D, K, [opts.C], opts))[0];
 }

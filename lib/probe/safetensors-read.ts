@@ -12,19 +12,28 @@ export interface RawTensor {
   bytes: Buffer;
 }
 
-export function readSafetensorsFile(file: string): { tensors: Record<string, RawTensor>; metadata: Record<string, string> } {
+export function readSafetensorsFile(file: string): {
+  tensors: Record<string, RawTensor>;
+  metadata: Record<string, string>;
+} {
   return parseSafetensors(readFileSync(file), file);
 }
 
 /** {@link readSafetensorsFile} of bytes already read (`file` names them in errors). */
-export function parseSafetensors(buf: Buffer, file: string): { tensors: Record<string, RawTensor>; metadata: Record<string, string> } {
+export function parseSafetensors(
+  buf: Buffer,
+  file: string,
+): { tensors: Record<string, RawTensor>; metadata: Record<string, string> } {
   const bad = (why: string): never => {
     throw new VitMsnError('ERR_CHECKPOINT_INVALID', `${file}: not a valid safetensors file (${why})`);
   };
   if (buf.length < 8) bad('shorter than its header length');
   const n = Number(buf.readBigUInt64LE(0));
   if (8 + n > buf.length) bad('header runs past the end');
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+  let header: Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>
+  >;
   try {
     header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
   } catch {

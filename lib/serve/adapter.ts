@@ -37,7 +37,8 @@ export function modelService(model: Model, options: ModelServiceOptions = {}): E
   };
 }
 
-export interface LoadServiceOptions extends Pick<LoadOptions, 'device' | 'dtype' | 'threads' | 'revision' | 'onProgress'> {
+export interface LoadServiceOptions
+  extends Pick<LoadOptions, 'device' | 'dtype' | 'threads' | 'revision' | 'onProgress'> {
   name?: string;
   /** Dynamic batching of the model (DEFAULT_BATCHING for what is not given); false = off. */
   batching?: BatchingOptions | false;

@@ -14,7 +14,12 @@ export interface SignalOptions {
 
 /** Installs the handlers; returns a function that removes them. */
 export function installSignalHandlers(app: FastifyInstance, options: SignalOptions = {}): () => void {
-  const { signals = ['SIGTERM', 'SIGINT'], timeoutMs = 30_000, log = () => undefined, exit = (code) => process.exit(code) } = options;
+  const {
+    signals = ['SIGTERM', 'SIGINT'],
+    timeoutMs = 30_000,
+    log = () => undefined,
+    exit = (code) => process.exit(code),
+  } = options;
   let started = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (started) {

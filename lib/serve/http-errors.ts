@@ -70,7 +70,8 @@ const FASTIFY: Record<string, [string, number?]> = {
 export function toHttpError(e: unknown): HttpError {
   const err = e as { code?: unknown; name?: unknown; message?: unknown; statusCode?: unknown } | null | undefined;
   const message = typeof err?.message === 'string' ? err.message : String(e);
-  if (err?.name === 'TimeoutError') return httpError('ERR_TIMEOUT', 'the request did not finish within the server\'s deadline (--timeout-ms)');
+  if (err?.name === 'TimeoutError')
+    return httpError('ERR_TIMEOUT', "the request did not finish within the server's deadline (--timeout-ms)");
   if (err?.name === 'AbortError') return httpError('ERR_CLIENT_CLOSED', 'the client closed the connection');
   const code = typeof err?.code === 'string' ? err.code : undefined;
   if (e instanceof ServeError || (code && code in SERVER_CODES)) return httpError(code!, message);
@@ -81,6 +82,7 @@ export function toHttpError(e: unknown): HttpError {
   }
   if (code?.startsWith('ERR_')) return httpError(code, message, 500); // a library code with no special status (config, weights, …)
   // Any other 4xx fastify or Node raised (malformed request): keep its status.
-  const status = typeof err?.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+  const status =
+    typeof err?.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
   return status === 500 ? httpError('ERR_INTERNAL', message, 500) : httpError('ERR_INVALID_ARGUMENT', message, status);
 }

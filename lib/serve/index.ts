@@ -60,11 +60,18 @@ declare module 'fastify' {
  * The server for `service` (or a promise of it: until it resolves, readyz and inference answer
  * 503 ERR_NOT_READY; a rejected promise leaves the server not ready).
  */
-export async function createServer(service: EmbedService | Promise<EmbedService>, options: ServeOptions = {}): Promise<FastifyInstance> {
+export async function createServer(
+  service: EmbedService | Promise<EmbedService>,
+  options: ServeOptions = {},
+): Promise<FastifyInstance> {
   const { logger = false, defaultMetrics, drainDelayMs = 0, disposeOnClose = true, ...limitOptions } = options;
   const limits = resolveLimits(limitOptions);
   let ready: EmbedService | undefined;
-  if (service instanceof Promise) service.then((s) => void (ready = s), () => undefined);
+  if (service instanceof Promise)
+    service.then(
+      (s) => void (ready = s),
+      () => undefined,
+    );
   else ready = service;
   let draining = false;
   let drained: Promise<void> | undefined;
@@ -115,10 +122,19 @@ export async function createServer(service: EmbedService | Promise<EmbedService>
   // Bodies: one raw image, JSON, or multipart/form-data (text/plain is not taken).
   app.removeContentTypeParser('text/plain');
   for (const type of ['application/octet-stream', /^image\/[\w.+-]+$/i]) {
-    app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: limits.maxBodyBytes }, (_req, body, done) => done(null, body));
+    app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: limits.maxBodyBytes }, (_req, body, done) =>
+      done(null, body),
+    );
   }
   await app.register(multipart, {
-    limits: { fileSize: limits.maxBodyBytes, files: limits.maxImages, fields: 8, fieldSize: 1024, parts: limits.maxImages + 8, headerPairs: 64 },
+    limits: {
+      fileSize: limits.maxBodyBytes,
+      files: limits.maxImages,
+      fields: 8,
+      fieldSize: 1024,
+      parts: limits.maxImages + 8,
+      headerPairs: 64,
+    },
     throwFileSizeLimit: true,
   });
 
@@ -127,7 +143,9 @@ export async function createServer(service: EmbedService | Promise<EmbedService>
     if (h.status >= 500 && h.code === 'ERR_INTERNAL') request.log.error({ err }, 'internal error');
     return sendError(request, reply, metrics, h);
   });
-  app.setNotFoundHandler((request, reply) => sendError(request, reply, metrics, httpError('ERR_NOT_FOUND', `no route ${request.method} ${request.url}`)));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(request, reply, metrics, httpError('ERR_NOT_FOUND', `no route ${request.method} ${request.url}`)),
+  );
 
   registerRoutes(app, { service: () => ready, draining: () => draining, limits, metrics });
 
@@ -135,11 +153,16 @@ export async function createServer(service: EmbedService | Promise<EmbedService>
     draining = true;
     if (!disposeOnClose) return;
     if (ready) await ready.dispose();
-    else if (service instanceof Promise) service.then((s) => s.dispose(), () => undefined); // still loading: freed when loaded
+    else if (service instanceof Promise)
+      service.then(
+        (s) => s.dispose(),
+        () => undefined,
+      ); // still loading: freed when loaded
   });
 
   const control: ServerControl = {
-    limits, metrics,
+    limits,
+    metrics,
     get draining() {
       return draining;
     },
@@ -161,7 +184,20 @@ export async function createServer(service: EmbedService | Promise<EmbedService>
   return app;
 }
 
-export { loadService, modelService, DEFAULT_BATCHING, type LoadServiceOptions, type ModelServiceOptions } from './adapter';
+export {
+  loadService,
+  modelService,
+  DEFAULT_BATCHING,
+  type LoadServiceOptions,
+  type ModelServiceOptions,
+} from './adapter';
 export { DEFAULT_LIMITS, type Limits, type PressureLimits } from './limits';
 export { installSignalHandlers } from './drain';
-export type { EmbedService, ServiceStats, ServiceInfo, ServiceEncodeOptions, ServiceClassifyOptions, CallOptions } from './port';
+export type {
+  EmbedService,
+  ServiceStats,
+  ServiceInfo,
+  ServiceEncodeOptions,
+  ServiceClassifyOptions,
+  CallOptions,
+} from './port';

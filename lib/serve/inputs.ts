@@ -37,10 +37,13 @@ const BASE64 = /^(?:[A-Za-z0-9+/]*={0,2}|[A-Za-z0-9_-]*={0,2})$/;
 
 function fromBase64(s: string, i: number): Buffer {
   if (URL_LIKE.test(s)) {
-    bad(`images[${i}] looks like a URL: fetching images from URLs is not supported; send the image bytes (base64 in JSON, a raw image body, or multipart/form-data)`);
+    bad(
+      `images[${i}] looks like a URL: fetching images from URLs is not supported; send the image bytes (base64 in JSON, a raw image body, or multipart/form-data)`,
+    );
   }
   const b64 = s.replace(DATA_URI, '').replace(/\s+/g, '');
-  if (!BASE64.test(b64) || b64.length % 4 === 1) throw new ServeError('ERR_IMAGE_INVALID', `images[${i}] is not base64`);
+  if (!BASE64.test(b64) || b64.length % 4 === 1)
+    throw new ServeError('ERR_IMAGE_INVALID', `images[${i}] is not base64`);
   return Buffer.from(b64, b64.includes('-') || b64.includes('_') ? 'base64url' : 'base64');
 }
 
@@ -49,7 +52,11 @@ function tooMany(n: number, limits: InputLimits): never {
 }
 
 /** Each file part one image, in order; other fields are options. */
-async function readMultipart(request: FastifyRequest, endpoint: Endpoint, limits: InputLimits): Promise<{ images: Buffer[]; fields: Record<string, unknown> }> {
+async function readMultipart(
+  request: FastifyRequest,
+  endpoint: Endpoint,
+  limits: InputLimits,
+): Promise<{ images: Buffer[]; fields: Record<string, unknown> }> {
   const images: Buffer[] = [];
   const fields: Record<string, unknown> = {};
   let total = 0;
@@ -59,10 +66,17 @@ async function readMultipart(request: FastifyRequest, endpoint: Endpoint, limits
         if (images.length >= limits.maxImages) tooMany(images.length + 1, limits);
         const buf = await part.toBuffer();
         total += buf.length;
-        if (total > limits.maxBodyBytes) throw new ServeError('ERR_BODY_TOO_LARGE', `the images are over ${limits.maxBodyBytes} bytes in all (--max-body-bytes)`);
+        if (total > limits.maxBodyBytes)
+          throw new ServeError(
+            'ERR_BODY_TOO_LARGE',
+            `the images are over ${limits.maxBodyBytes} bytes in all (--max-body-bytes)`,
+          );
         images.push(buf);
       } else {
-        if (!OPTION_NAMES[endpoint].includes(part.fieldname)) bad(`unknown form field "${part.fieldname}" (known: ${OPTION_NAMES[endpoint].join(', ')}; images are file parts)`);
+        if (!OPTION_NAMES[endpoint].includes(part.fieldname))
+          bad(
+            `unknown form field "${part.fieldname}" (known: ${OPTION_NAMES[endpoint].join(', ')}; images are file parts)`,
+          );
         fields[part.fieldname] = part.value;
       }
     }
@@ -76,19 +90,27 @@ async function readMultipart(request: FastifyRequest, endpoint: Endpoint, limits
 }
 
 /** The images of a request and its option fields (JSON values or multipart strings). */
-export async function readImages(request: FastifyRequest, endpoint: Endpoint, limits: InputLimits): Promise<{ images: Buffer[]; fields: Record<string, unknown> }> {
+export async function readImages(
+  request: FastifyRequest,
+  endpoint: Endpoint,
+  limits: InputLimits,
+): Promise<{ images: Buffer[]; fields: Record<string, unknown> }> {
   if (request.isMultipart()) return readMultipart(request, endpoint, limits);
   const body = request.body;
   if (Buffer.isBuffer(body)) return { images: [body], fields: {} };
   if (body === undefined || body === null || body === '') {
-    bad('no image: send one as the body (Content-Type image/* or application/octet-stream), several as multipart/form-data, or JSON {"images": ["<base64>", ...]}');
+    bad(
+      'no image: send one as the body (Content-Type image/* or application/octet-stream), several as multipart/form-data, or JSON {"images": ["<base64>", ...]}',
+    );
   }
-  if (typeof body !== 'object' || Array.isArray(body)) bad('the JSON body must be an object {"images": ["<base64>", ...], ...options}');
+  if (typeof body !== 'object' || Array.isArray(body))
+    bad('the JSON body must be an object {"images": ["<base64>", ...], ...options}');
   const { images, ...fields } = body as Record<string, unknown>;
   if (!Array.isArray(images) || images.length === 0) bad('"images" must be a non-empty array of base64 strings');
   if (images.length > limits.maxImages) tooMany(images.length, limits);
   for (const k of Object.keys(fields)) {
-    if (!OPTION_NAMES[endpoint].includes(k)) bad(`unknown field "${k}" (known: images, ${OPTION_NAMES[endpoint].join(', ')})`);
+    if (!OPTION_NAMES[endpoint].includes(k))
+      bad(`unknown field "${k}" (known: images, ${OPTION_NAMES[endpoint].join(', ')})`);
   }
   return {
     images: images.map((s, i) => {
@@ -110,19 +132,22 @@ function bool(v: unknown, name: string): boolean {
 export function readOptions(endpoint: Endpoint, query: unknown, fields: Record<string, unknown>): RequestOptions {
   const q = (query && typeof query === 'object' ? query : {}) as Record<string, unknown>;
   for (const k of Object.keys(q)) {
-    if (!OPTION_NAMES[endpoint].includes(k)) bad(`unknown query parameter "${k}" (known: ${OPTION_NAMES[endpoint].join(', ')})`);
+    if (!OPTION_NAMES[endpoint].includes(k))
+      bad(`unknown query parameter "${k}" (known: ${OPTION_NAMES[endpoint].join(', ')})`);
   }
   const all = { ...q, ...fields };
   const out: RequestOptions = {};
   for (const [k, v0] of Object.entries(all)) {
     const v = Array.isArray(v0) ? bad(`${k} given more than once`) : v0;
     if (k === 'pooling') {
-      if (!POOLINGS.includes(v as Pooling)) bad(`pooling must be one of ${POOLINGS.join(', ')}, got ${JSON.stringify(v)}`);
+      if (!POOLINGS.includes(v as Pooling))
+        bad(`pooling must be one of ${POOLINGS.join(', ')}, got ${JSON.stringify(v)}`);
       out.pooling = v as Pooling;
     } else if (k === 'normalize') out.normalize = bool(v, 'normalize');
     else if (k === 'top_k') {
       const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) bad(`top_k must be a positive integer, got ${JSON.stringify(v)}`);
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1)
+        bad(`top_k must be a positive integer, got ${JSON.stringify(v)}`);
       out.topK = n;
     }
   }

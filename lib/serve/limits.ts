@@ -43,13 +43,19 @@ export const DEFAULT_LIMITS: Limits = {
 
 function positive(v: unknown, name: string, zeroOk = false): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < (zeroOk ? 0 : 1)) {
-    throw new ServeError('ERR_INVALID_ARGUMENT', `${name} must be a ${zeroOk ? 'non-negative' : 'positive'} integer, got ${String(v)}`);
+    throw new ServeError(
+      'ERR_INVALID_ARGUMENT',
+      `${name} must be a ${zeroOk ? 'non-negative' : 'positive'} integer, got ${String(v)}`,
+    );
   }
   return v;
 }
 
 export function resolveLimits(o: Partial<Limits> = {}): Limits {
-  const l = { ...DEFAULT_LIMITS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as Limits;
+  const l = {
+    ...DEFAULT_LIMITS,
+    ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
+  } as Limits;
   positive(l.maxBodyBytes, 'maxBodyBytes');
   positive(l.maxImages, 'maxImages');
   positive(l.maxPixels, 'maxPixels');
@@ -69,7 +75,12 @@ export async function registerPressure(app: FastifyInstance, limits: Limits) {
     pressureHandler: (req, _reply, type, value) => {
       if (!(req.routeOptions.config as { inference?: boolean } | undefined)?.inference) return undefined; // not shed: continue
       // A rejected promise goes to the error handler: 503 ERR_UNDER_PRESSURE with Retry-After.
-      return Promise.reject(new ServeError('ERR_UNDER_PRESSURE', `the server is under pressure (${String(type)}${value === undefined ? '' : ` ${Math.round(Number(value))}`}); retry later`));
+      return Promise.reject(
+        new ServeError(
+          'ERR_UNDER_PRESSURE',
+          `the server is under pressure (${String(type)}${value === undefined ? '' : ` ${Math.round(Number(value))}`}); retry later`,
+        ),
+      );
     },
   });
 }
@@ -84,11 +95,17 @@ export function concurrencyLimit(app: FastifyInstance, limits: Limits, service: 
   app.addHook('onRequest', async (request, reply) => {
     if (!(request.routeOptions.config as { inference?: boolean } | undefined)?.inference) return;
     if (active >= limits.maxConcurrent) {
-      throw new ServeError('ERR_OVERLOADED', `${active} requests are in progress (--max-concurrent ${limits.maxConcurrent})`);
+      throw new ServeError(
+        'ERR_OVERLOADED',
+        `${active} requests are in progress (--max-concurrent ${limits.maxConcurrent})`,
+      );
     }
     const s = service()?.stats();
     if (s && s.queuedImages >= s.maxQueue) {
-      throw new ServeError('ERR_OVERLOADED', `the model's queue is full (${s.queuedImages} images waiting, --max-queue ${s.maxQueue}); retry later`);
+      throw new ServeError(
+        'ERR_OVERLOADED',
+        `the model's queue is full (${s.queuedImages} images waiting, --max-queue ${s.maxQueue}); retry later`,
+      );
     }
     active++;
     reply.raw.once('close', () => void active--);

@@ -22,14 +22,33 @@ export interface ServerMetrics {
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-export function createMetrics(stats: () => ServiceStats | undefined, options: { prefix?: string; defaultMetrics?: boolean } = {}): ServerMetrics {
+export function createMetrics(
+  stats: () => ServiceStats | undefined,
+  options: { prefix?: string; defaultMetrics?: boolean } = {},
+): ServerMetrics {
   const p = options.prefix ?? 'vitmsn_';
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
 
-  const requests = new Counter({ name: `${p}http_requests_total`, help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: [registry] });
-  const errors = new Counter({ name: `${p}http_errors_total`, help: 'Error answers by route and error code', labelNames: ['route', 'code'], registers: [registry] });
-  const duration = new Histogram({ name: `${p}http_request_duration_seconds`, help: 'Request latency (arrival to last byte) by route', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const requests = new Counter({
+    name: `${p}http_requests_total`,
+    help: 'HTTP requests by route, method and status',
+    labelNames: ['route', 'method', 'status'],
+    registers: [registry],
+  });
+  const errors = new Counter({
+    name: `${p}http_errors_total`,
+    help: 'Error answers by route and error code',
+    labelNames: ['route', 'code'],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: `${p}http_request_duration_seconds`,
+    help: 'Request latency (arrival to last byte) by route',
+    labelNames: ['route'],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
 
   registerModelMetrics(registry, stats, p);
 

@@ -26,7 +26,10 @@ export interface ServiceClassifyOptions extends CallOptions {
 }
 
 /** What the service's queue did: `model.stats()`. */
-export type ServiceStats = Pick<ModelStats, 'queuedImages' | 'queuedCalls' | 'maxQueue' | 'batches' | 'images' | 'batchSizes' | 'imagesPerSecond' | 'latencyMs'>;
+export type ServiceStats = Pick<
+  ModelStats,
+  'queuedImages' | 'queuedCalls' | 'maxQueue' | 'batches' | 'images' | 'batchSizes' | 'imagesPerSecond' | 'latencyMs'
+>;
 
 export interface ServiceInfo {
   /** Shown as "model" in answers. */

@@ -22,7 +22,10 @@ export interface RouteContext {
 export function sendError(request: FastifyRequest, reply: FastifyReply, metrics: ServerMetrics, h: HttpError) {
   metrics.error(routeOf(request), h.code);
   if (h.retryAfter !== undefined) reply.header('retry-after', String(h.retryAfter));
-  return reply.code(h.status).type('application/json; charset=utf-8').send({ error: { code: h.code, message: h.message } });
+  return reply
+    .code(h.status)
+    .type('application/json; charset=utf-8')
+    .send({ error: { code: h.code, message: h.message } });
 }
 
 export function routeOf(request: FastifyRequest): string {
@@ -51,7 +54,8 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext) {
 
   app.get('/readyz', async (request, reply) => {
     const s = ctx.service();
-    if (ctx.draining()) return sendError(request, reply, metrics, httpError('ERR_DRAINING', 'the server is shutting down'));
+    if (ctx.draining())
+      return sendError(request, reply, metrics, httpError('ERR_DRAINING', 'the server is shutting down'));
     if (!s) return sendError(request, reply, metrics, httpError('ERR_NOT_READY', 'the model is loading'));
     return { status: 'ready', model: s.info.name };
   });
@@ -81,7 +85,11 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext) {
       const { data, shape } = await service.encode(images, { ...call, pooling: o.pooling, normalize: o.normalize });
       const [N, D] = shape;
       if (wantsOctetStream(request.headers.accept)) {
-        return reply.type('application/octet-stream').header('x-shape', `${N},${D}`).header('x-dtype', 'float32-le').send(float32le(data));
+        return reply
+          .type('application/octet-stream')
+          .header('x-shape', `${N},${D}`)
+          .header('x-dtype', 'float32-le')
+          .send(float32le(data));
       }
       const rows = new Array(N);
       for (let i = 0; i < N; i++) rows[i] = { index: i, embedding: Array.from(data.subarray(i * D, (i + 1) * D)) };

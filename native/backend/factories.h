@@ -12,10 +12,10 @@
 namespace vitmsn {
 
 struct BackendInfo {
-  std::string name;     // "cpu", "cuda"
+  std::string name;  // "cpu", "cuda"
   bool compiled = false;
   bool available = false;
-  std::string detail;   // why it is or is not usable, in words for the user
+  std::string detail;               // why it is or is not usable, in words for the user
   std::vector<std::string> dtypes;  // the dtypes it runs: lib/ checks a load's dtype against these
 };
 

@@ -13,7 +13,10 @@ BackendInfo cuda_info() {
 #ifdef VITMSN_WITH_CUDA
   return cuda_backend_info();
 #else
-  return {"cuda", false, false, "this build of the addon was compiled without CUDA (binding.gyp build, or nvcc missing)",
+  return {"cuda",
+          false,
+          false,
+          "this build of the addon was compiled without CUDA (binding.gyp build, or nvcc missing)",
           {"float32", "float16", "bfloat16"}};
 #endif
 }

@@ -18,12 +18,19 @@ namespace {
 // here on the worker: settling copies nothing.
 class EmbedWorker : public PromiseWorker {
  public:
-  EmbedWorker(Napi::Env env, std::shared_ptr<const vitmsn::Model> model, vitmsn::ForwardRequest request,
-              bool pool, vitmsn::Pooling pooling, bool normalize, bool probabilities, Napi::Object outputs,
-              float* embeddings_out, float* probs_out)
-      : PromiseWorker(env, "vitmsn:embed"), model_(std::move(model)), request_(std::move(request)), pool_(pool),
-        pooling_(pooling), normalize_(normalize), probabilities_(probabilities), outputs_(Napi::Persistent(outputs)),
-        embeddings_out_(embeddings_out), probs_out_(probs_out) {}
+  EmbedWorker(Napi::Env env, std::shared_ptr<const vitmsn::Model> model, vitmsn::ForwardRequest request, bool pool,
+              vitmsn::Pooling pooling, bool normalize, bool probabilities, Napi::Object outputs, float* embeddings_out,
+              float* probs_out)
+      : PromiseWorker(env, "vitmsn:embed"),
+        model_(std::move(model)),
+        request_(std::move(request)),
+        pool_(pool),
+        pooling_(pooling),
+        normalize_(normalize),
+        probabilities_(probabilities),
+        outputs_(Napi::Persistent(outputs)),
+        embeddings_out_(embeddings_out),
+        probs_out_(probs_out) {}
 
  protected:
   void run() override {
@@ -66,10 +73,14 @@ Napi::Value ModelWrap::embed(const Napi::CallbackInfo& info) {
   if (p.IsString()) {
     const std::string s = p.As<Napi::String>().Utf8Value();
     pool = true;
-    if (s == "cls") pooling = vitmsn::Pooling::Cls;
-    else if (s == "cls-prenorm") pooling = vitmsn::Pooling::ClsPrenorm;
-    else if (s == "mean") pooling = vitmsn::Pooling::Mean;
-    else throw_invalid(env, "pooling must be 'cls', 'cls-prenorm' or 'mean'");
+    if (s == "cls")
+      pooling = vitmsn::Pooling::Cls;
+    else if (s == "cls-prenorm")
+      pooling = vitmsn::Pooling::ClsPrenorm;
+    else if (s == "mean")
+      pooling = vitmsn::Pooling::Mean;
+    else
+      throw_invalid(env, "pooling must be 'cls', 'cls-prenorm' or 'mean'");
   } else if (!p.IsUndefined() && !p.IsNull()) {
     throw_invalid(env, "pooling must be a string");
   }
@@ -103,8 +114,8 @@ Napi::Value ModelWrap::embed(const Napi::CallbackInfo& info) {
   } catch (const vitmsn::Error& e) {
     return rejected(env, e.code(), e.what());
   }
-  auto* worker = new EmbedWorker(env, std::move(model), std::move(req), pool, pooling, normalize, probabilities, outputs,
-                                 embeddings_out, probs_out);
+  auto* worker = new EmbedWorker(env, std::move(model), std::move(req), pool, pooling, normalize, probabilities,
+                                 outputs, embeddings_out, probs_out);
   worker->keep_alive(info[0]);
   Napi::Promise promise = worker->promise();
   worker->Queue();

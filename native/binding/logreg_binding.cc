@@ -29,7 +29,8 @@ double number(Napi::Env env, const Napi::Object& o, const char* key, const std::
 
 int64_t positive_int(Napi::Env env, const Napi::Object& o, const char* key, const std::string& what) {
   const double d = number(env, o, key, what);
-  if (!(d >= 1 && d <= 9.0e15 && d == std::floor(d))) throw_invalid(env, what + "." + key + " must be a positive integer");
+  if (!(d >= 1 && d <= 9.0e15 && d == std::floor(d)))
+    throw_invalid(env, what + "." + key + " must be a positive integer");
   return static_cast<int64_t>(d);
 }
 
@@ -41,8 +42,9 @@ std::vector<T> copy_array(Napi::Env env, const Napi::Value& v, napi_typedarray_t
   }
   TypedBytes b = typed_bytes(env, v.As<Napi::TypedArray>(), what);
   if (b.size != want * sizeof(T)) {
-    throw make_error(env, vitmsn::codes::kShape,
-                     what + " holds " + std::to_string(b.size / sizeof(T)) + " values, expected " + std::to_string(want));
+    throw make_error(
+        env, vitmsn::codes::kShape,
+        what + " holds " + std::to_string(b.size / sizeof(T)) + " values, expected " + std::to_string(want));
   }
   std::vector<T> out(want);
   if (want) std::memcpy(out.data(), b.data, want * sizeof(T));
@@ -59,7 +61,8 @@ vitmsn::logreg::Task to_task(Napi::Env env, const Napi::Value& v, uint32_t index
   t.K = positive_int(env, o, "K", what);
   if (static_cast<double>(t.N) * static_cast<double>(t.D) > 4.0e9) throw_invalid(env, what + ": N·D too large");
   if (static_cast<double>(t.K) * static_cast<double>(t.D) > 4.0e9) throw_invalid(env, what + ": K·D too large");
-  t.X = copy_array<double>(env, o.Get("X"), napi_float64_array, what + ".X", "Float64Array", static_cast<size_t>(t.N * t.D));
+  t.X = copy_array<double>(env, o.Get("X"), napi_float64_array, what + ".X", "Float64Array",
+                           static_cast<size_t>(t.N * t.D));
   t.y = copy_array<int32_t>(env, o.Get("y"), napi_int32_array, what + ".y", "Int32Array", static_cast<size_t>(t.N));
   Napi::Value cs = o.Get("Cs");
   if (!cs.IsArray() || cs.As<Napi::Array>().Length() == 0) throw_invalid(env, what + ".Cs must be a non-empty array");
@@ -132,7 +135,8 @@ class LogRegWorker : public PromiseWorker {
 
 Napi::Value fit_logreg_paths(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsArray() || info[0].As<Napi::Array>().Length() == 0) throw_invalid(env, "tasks must be a non-empty array");
+  if (!info[0].IsArray() || info[0].As<Napi::Array>().Length() == 0)
+    throw_invalid(env, "tasks must be a non-empty array");
   Napi::Array arr = info[0].As<Napi::Array>();
   std::vector<vitmsn::logreg::Task> tasks;
   tasks.reserve(arr.Length());
@@ -148,12 +152,14 @@ Napi::Value fit_logreg_paths(const Napi::CallbackInfo& info) {
     }
     if (!o.Get("maxIter").IsUndefined()) {
       const double m = number(env, o, "maxIter", "options");
-      if (!(m >= 0 && m <= 9.0e15 && m == std::floor(m))) throw_invalid(env, "options.maxIter must be a non-negative integer");
+      if (!(m >= 0 && m <= 9.0e15 && m == std::floor(m)))
+        throw_invalid(env, "options.maxIter must be a non-negative integer");
       opts.max_iter = static_cast<int64_t>(m);
     }
     if (!o.Get("threads").IsUndefined()) {
       const double th = number(env, o, "threads", "options");
-      if (!(th >= 0 && th <= 4096 && th == std::floor(th))) throw_invalid(env, "options.threads must be a non-negative integer");
+      if (!(th >= 0 && th <= 4096 && th == std::floor(th)))
+        throw_invalid(env, "options.threads must be a non-negative integer");
       threads = static_cast<int>(th);
     }
   }

@@ -21,8 +21,12 @@ class LoadWorker : public PromiseWorker {
  public:
   LoadWorker(Napi::Env env, std::string dir, vitmsn::ModelConfig config, std::string device, int threads,
              std::string dtype)
-      : PromiseWorker(env, "vitmsn:load"), dir_(std::move(dir)), config_(config), device_(std::move(device)),
-        threads_(threads), dtype_name_(std::move(dtype)),
+      : PromiseWorker(env, "vitmsn:load"),
+        dir_(std::move(dir)),
+        config_(config),
+        device_(std::move(device)),
+        threads_(threads),
+        dtype_name_(std::move(dtype)),
         // bfloat16 weights on the CPU; a CUDA backend stores everything in its own dtype anyway.
         dtype_(dtype_name_ == "bfloat16" ? vitmsn::WeightDtype::kBFloat16 : vitmsn::WeightDtype::kFloat32) {}
 
@@ -50,14 +54,17 @@ class ForwardWorker : public PromiseWorker {
  public:
   ForwardWorker(Napi::Env env, std::shared_ptr<const vitmsn::Model> model, vitmsn::ForwardRequest request,
                 Napi::Object outputs, float* logits_out)
-      : PromiseWorker(env, "vitmsn:forward"), model_(std::move(model)), request_(std::move(request)),
-        outputs_(Napi::Persistent(outputs)), logits_out_(logits_out) {}
+      : PromiseWorker(env, "vitmsn:forward"),
+        model_(std::move(model)),
+        request_(std::move(request)),
+        outputs_(Napi::Persistent(outputs)),
+        logits_out_(logits_out) {}
 
  protected:
   void run() override {
     vitmsn::ForwardResult r = model_->forward(request_);
     request_ = vitmsn::ForwardRequest();  // free the input copy early
-    model_.reset();  // a disposed model's weights go as soon as the last forward ends
+    model_.reset();                       // a disposed model's weights go as soon as the last forward ends
     // The logits come back in a vector (small: [B, num_labels]); copied here, off the event loop.
     if (logits_out_ && !r.logits.empty()) std::memcpy(logits_out_, r.logits.data(), r.logits.size() * sizeof(float));
   }
@@ -75,8 +82,7 @@ class ForwardWorker : public PromiseWorker {
 Napi::Function ModelWrap::define(Napi::Env env) {
   return DefineClass(env, "NativeModel",
                      {InstanceMethod<&ModelWrap::forward>("forward"), InstanceMethod<&ModelWrap::embed>("embed"),
-                      InstanceMethod<&ModelWrap::max_batch>("maxBatch"),
-                      InstanceMethod<&ModelWrap::info>("info"),
+                      InstanceMethod<&ModelWrap::max_batch>("maxBatch"), InstanceMethod<&ModelWrap::info>("info"),
                       InstanceMethod<&ModelWrap::dispose>("dispose")});
 }
 

@@ -40,7 +40,8 @@ Napi::Object forward_outputs(Napi::Env env, const vitmsn::Model& model, vitmsn::
     }
     return list;
   };
-  o.Set("hiddenStates", taps(static_cast<size_t>(c.num_layers) + 1, sizes.hidden_state, r.hidden_states_out, "hidden_states"));
+  o.Set("hiddenStates",
+        taps(static_cast<size_t>(c.num_layers) + 1, sizes.hidden_state, r.hidden_states_out, "hidden_states"));
   o.Set("attentions", taps(static_cast<size_t>(c.num_layers), sizes.attention, r.attentions_out, "attentions"));
   const int64_t labels = sizes.logits ? static_cast<int64_t>(sizes.logits) / r.B : 0;
   o.Set("numLabels", Napi::Number::New(env, static_cast<double>(labels)));

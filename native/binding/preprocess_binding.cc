@@ -57,7 +57,8 @@ vitmsn::PreprocessConfig to_preprocess_config(Napi::Env env, const Napi::Value& 
   c.do_normalize = flag("doNormalize");
   auto positive = [&](const char* key) {
     double d = number_field(env, o, key, "preprocess config");
-    if (!(d >= 1 && d <= 65536 && d == std::floor(d))) throw_invalid(env, std::string("config.") + key + " out of range");
+    if (!(d >= 1 && d <= 65536 && d == std::floor(d)))
+      throw_invalid(env, std::string("config.") + key + " out of range");
     return static_cast<int64_t>(d);
   };
   c.height = positive("height");
@@ -70,7 +71,8 @@ vitmsn::PreprocessConfig to_preprocess_config(Napi::Env env, const Napi::Value& 
   c.rescale_factor = number_field(env, o, "rescaleFactor", "preprocess config");
   for (const char* key : {"imageMean", "imageStd"}) {
     Napi::Value a = o.Get(key);
-    if (!a.IsArray() || a.As<Napi::Array>().Length() != 3) throw_invalid(env, std::string(key) + " must hold 3 numbers");
+    if (!a.IsArray() || a.As<Napi::Array>().Length() != 3)
+      throw_invalid(env, std::string(key) + " must hold 3 numbers");
     for (uint32_t i = 0; i < 3; ++i) {
       Napi::Value x = a.As<Napi::Array>().Get(i);
       if (!x.IsNumber()) throw_invalid(env, std::string(key) + " must hold 3 numbers");
@@ -104,8 +106,7 @@ OwnedImage to_image(Napi::Env env, const Napi::Value& v, uint32_t index) {
   }
   const bool wide = im.format == vitmsn::PixelFormat::I16;
   Napi::Value d = o.Get("data");
-  if (!d.IsTypedArray() ||
-      d.As<Napi::TypedArray>().TypedArrayType() != (wide ? napi_uint16_array : napi_uint8_array)) {
+  if (!d.IsTypedArray() || d.As<Napi::TypedArray>().TypedArrayType() != (wide ? napi_uint16_array : napi_uint8_array)) {
     throw_invalid(env, what + (wide ? ".data must be a Uint16Array of 16-bit pixels"
                                     : ".data must be a Uint8Array (or Buffer) of 8-bit pixels"));
   }
@@ -114,8 +115,8 @@ OwnedImage to_image(Napi::Env env, const Napi::Value& v, uint32_t index) {
       static_cast<uint64_t>(im.width) * static_cast<uint64_t>(im.height) * im.channels * (wide ? 2 : 1);
   if (a.size != want) {
     throw make_error(env, vitmsn::codes::kImageInvalid,
-                     what + ".data has " + std::to_string(a.size) + " bytes; " + std::to_string(im.width) +
-                         "x" + std::to_string(im.height) + "x" + std::to_string(im.channels) + " needs " +
+                     what + ".data has " + std::to_string(a.size) + " bytes; " + std::to_string(im.width) + "x" +
+                         std::to_string(im.height) + "x" + std::to_string(im.channels) + " needs " +
                          std::to_string(want));
   }
   im.data.resize((want + 1) / 2);
@@ -157,10 +158,11 @@ class PreprocessWorker : public PromiseWorker {
       vitmsn::ImageView im = view(i);
       auto [h, w] = vitmsn::preprocessed_size(im, config_);
       if (h != H_ || w != W_) {
-        throw vitmsn::Error(vitmsn::codes::kShape,
-                            "images of different sizes cannot be batched without resizing (do_resize is false): image " +
-                                std::to_string(i) + " is " + std::to_string(w) + "x" + std::to_string(h) +
-                                ", image 0 is " + std::to_string(W_) + "x" + std::to_string(H_));
+        throw vitmsn::Error(
+            vitmsn::codes::kShape,
+            "images of different sizes cannot be batched without resizing (do_resize is false): image " +
+                std::to_string(i) + " is " + std::to_string(w) + "x" + std::to_string(h) + ", image 0 is " +
+                std::to_string(W_) + "x" + std::to_string(H_));
       }
       vitmsn::preprocess_image(im, config_, out_ + i * per);
       images_[i].data = std::vector<uint16_t>();  // free each source once done

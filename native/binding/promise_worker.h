@@ -26,8 +26,8 @@ class PromiseWorker : public Napi::AsyncWorker {
   }
 
  protected:
-  virtual void run() = 0;                               // worker thread; may throw
-  virtual Napi::Value result(Napi::Env env) = 0;        // main thread, after run() succeeded
+  virtual void run() = 0;                         // worker thread; may throw
+  virtual Napi::Value result(Napi::Env env) = 0;  // main thread, after run() succeeded
 
  private:
   void Execute() final;

@@ -113,8 +113,10 @@ size_t host_available_bytes(const std::string& root) {
       if (m.v2 != v2) continue;
       // The process's folder as seen through this mount (a namespaced mount's root is the path itself).
       std::string rel;
-      if (path.compare(0, m.root.size(), m.root) == 0) rel = path.substr(m.root == "/" ? 0 : m.root.size());
-      else continue;
+      if (path.compare(0, m.root.size(), m.root) == 0)
+        rel = path.substr(m.root == "/" ? 0 : m.root.size());
+      else
+        continue;
       std::string dir = root + m.point + (rel == "/" ? "" : rel);
       const std::string top = root + m.point;
       for (;;) {  // every ancestor's limit applies too

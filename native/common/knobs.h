@@ -38,12 +38,12 @@ enum class Kind {
 
 struct Spec {
   Knob knob;
-  const char* name;        // VITMSN_…
+  const char* name;  // VITMSN_…
   Kind kind;
-  const char* values;      // kChoice: "a|b|c"; otherwise how the value reads, for the table
-  long min, max;           // kInteger only
-  const char* fallback;    // what unset means
-  const char* read_when;   // "process" (first use, then fixed) or "load" (each backend creation)
+  const char* values;     // kChoice: "a|b|c"; otherwise how the value reads, for the table
+  long min, max;          // kInteger only
+  const char* fallback;   // what unset means
+  const char* read_when;  // "process" (first use, then fixed) or "load" (each backend creation)
   const char* meaning;
 };
 

@@ -200,7 +200,8 @@ void flash_tile_avx512(const FlashTile& t) {
     // l ≥ 1: the key that set m contributes e^0.
     const __m512 f = _mm512_set1_ps(t.head_scale / _mm512_reduce_add_ps(_mm512_load_ps(t.l + r * 16)));
     for (int64_t d = 0; d < Dh; d += 16) {
-      _mm512_mask_storeu_ps(t.out + r * t.ldo + d, tail_mask(Dh - d), _mm512_mul_ps(_mm512_load_ps(t.o + r * Dhp + d), f));
+      _mm512_mask_storeu_ps(t.out + r * t.ldo + d, tail_mask(Dh - d),
+                            _mm512_mul_ps(_mm512_load_ps(t.o + r * Dhp + d), f));
     }
   }
 }

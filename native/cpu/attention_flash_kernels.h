@@ -22,10 +22,10 @@
 namespace vitmsn {
 namespace cpu {
 
-constexpr int64_t kFlashKB = 32;    // keys per block: Kᵀ + V of a block = 2·32·Dh floats (16 KiB at Dh 64)
-constexpr int64_t kFlashQB = 40;    // most query rows per task (a multiple of the AVX2 group size)
+constexpr int64_t kFlashKB = 32;       // keys per block: Kᵀ + V of a block = 2·32·Dh floats (16 KiB at Dh 64)
+constexpr int64_t kFlashQB = 40;       // most query rows per task (a multiple of the AVX2 group size)
 constexpr int kFlashGroupAvx512 = 14;  // most query rows per AVX-512 group (see attention_flash_avx512.cc)
-constexpr float kFlashTau = 8.0f;   // rescale only when a score passes m by more than this
+constexpr float kFlashTau = 8.0f;      // rescale only when a score passes m by more than this
 
 struct FlashTile {
   // Packed per (b, h) by the driver, shared by the tasks of that head:

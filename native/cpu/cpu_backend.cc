@@ -170,7 +170,8 @@ class CpuBackend final : public Backend {
     if (n) std::memcpy(host_dst, host(src), n * sizeof(float));
   }
 
-  void copy_rows(DevicePtr dst_ptr, int64_t dst_ld, DevicePtr src_ptr, int64_t src_ld, int64_t rows, int64_t n) override {
+  void copy_rows(DevicePtr dst_ptr, int64_t dst_ld, DevicePtr src_ptr, int64_t src_ld, int64_t rows,
+                 int64_t n) override {
     if (rows <= 0 || n <= 0) return;
     float* dst = host(dst_ptr);
     const float* src = host(src_ptr);
@@ -196,8 +197,8 @@ class CpuBackend final : public Backend {
     timed([&] { return "mlp " + std::to_string(a.M) + "x" + std::to_string(a.D) + "x" + std::to_string(a.I); },
           [&] {
             const cpu::MlpArgs h = on_host(a);
-            const bool forced = mlp_mode_ != cpu::MlpMode::kAuto && mlp_mode_ != cpu::MlpMode::kUnfused &&
-                                !cpu::mlp_fusable(isa_, h);
+            const bool forced =
+                mlp_mode_ != cpu::MlpMode::kAuto && mlp_mode_ != cpu::MlpMode::kUnfused && !cpu::mlp_fusable(isa_, h);
             Buffers buffers(*this);
             cpu::mlp(h, pool_, isa_, forced ? cpu::MlpMode::kAuto : mlp_mode_, &buffers);
           });
@@ -209,12 +210,13 @@ class CpuBackend final : public Backend {
     timed([] { return std::string("attention"); }, [&] { cpu::attention(on_host(a), pool_, isa_); });
   }
   void qkv_attention(const QkvAttentionArgs& a) override {
-    timed([] { return std::string("qkv_attention"); }, [&] {
-      const cpu::QkvAttentionArgs h = on_host(a);
-      const bool forced = qkv_mode_ == cpu::QkvAttentionMode::kFused && !cpu::qkv_attention_fusable(isa_, h);
-      Buffers buffers(*this);
-      cpu::qkv_attention(h, pool_, isa_, forced ? cpu::QkvAttentionMode::kAuto : qkv_mode_, &buffers);
-    });
+    timed([] { return std::string("qkv_attention"); },
+          [&] {
+            const cpu::QkvAttentionArgs h = on_host(a);
+            const bool forced = qkv_mode_ == cpu::QkvAttentionMode::kFused && !cpu::qkv_attention_fusable(isa_, h);
+            Buffers buffers(*this);
+            cpu::qkv_attention(h, pool_, isa_, forced ? cpu::QkvAttentionMode::kAuto : qkv_mode_, &buffers);
+          });
   }
   void patchify(const PatchifyArgs& a) override {
     timed([] { return std::string("patchify"); }, [&] { cpu::patchify(on_host(a), pool_); });
@@ -257,7 +259,8 @@ std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique
 int default_cpu_threads() { return physical_core_count(); }
 
 BackendInfo cpu_backend_info() {
-  BackendInfo info{"cpu", true, true, std::to_string(physical_core_count()) + " physical core(s)", {"float32", "bfloat16"}};
+  BackendInfo info{
+      "cpu", true, true, std::to_string(physical_core_count()) + " physical core(s)", {"float32", "bfloat16"}};
   try {
     info.detail += ", " + cpu::isa_summary(cpu::default_isa());
   } catch (const Error& e) {  // VITMSN_CPU_ISA names a path this CPU lacks

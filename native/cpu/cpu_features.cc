@@ -36,8 +36,8 @@ CpuFeatures detect() {
   const bool osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1;
   if (!osxsave || !avx) return f;
   const uint64_t xcr0 = xgetbv0();
-  const bool os_ymm = (xcr0 & 0x6) == 0x6;            // SSE + AVX state
-  const bool os_zmm = (xcr0 & 0xe6) == 0xe6;          // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool os_ymm = (xcr0 & 0x6) == 0x6;    // SSE + AVX state
+  const bool os_zmm = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
   if (__get_cpuid_max(0, nullptr) < 7) return f;
   __cpuid_count(7, 0, a, b, c, d);
   const bool avx2 = (b >> 5) & 1;
@@ -71,9 +71,7 @@ const CpuFeatures& cpu_features() {
 
 namespace {
 std::atomic<int>& amx_switch() {
-  static std::atomic<int> on{[] {
-    return knobs::flag(knobs::Knob::kCpuAmx) ? 1 : 0;
-  }()};
+  static std::atomic<int> on{[] { return knobs::flag(knobs::Knob::kCpuAmx) ? 1 : 0; }()};
   return on;
 }
 }  // namespace
@@ -83,32 +81,47 @@ void set_amx_enabled(bool on) { amx_switch().store(on ? 1 : 0, std::memory_order
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512: return "avx512";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kNeon: return "neon";
-    default: return "scalar";
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kNeon:
+      return "neon";
+    default:
+      return "scalar";
   }
 }
 
 bool isa_supported(Isa isa) {
   const CpuFeatures& f = cpu_features();
   switch (isa) {
-    case Isa::kAvx512: return f.avx512;
-    case Isa::kAvx2: return f.avx2_fma;
-    case Isa::kNeon: return f.neon;
-    default: return true;
+    case Isa::kAvx512:
+      return f.avx512;
+    case Isa::kAvx2:
+      return f.avx2_fma;
+    case Isa::kNeon:
+      return f.neon;
+    default:
+      return true;
   }
 }
 
 Isa parse_isa(const std::string& name) {
   Isa isa;
-  if (name == "scalar") isa = Isa::kScalar;
-  else if (name == "avx2") isa = Isa::kAvx2;
-  else if (name == "avx512") isa = Isa::kAvx512;
-  else if (name == "neon") isa = Isa::kNeon;
-  else throw Error(codes::kDeviceUnavailable, "VITMSN_CPU_ISA='" + name + "' is not a CPU path (use " + knobs::spec(knobs::Knob::kCpuIsa).values + ")");
+  if (name == "scalar")
+    isa = Isa::kScalar;
+  else if (name == "avx2")
+    isa = Isa::kAvx2;
+  else if (name == "avx512")
+    isa = Isa::kAvx512;
+  else if (name == "neon")
+    isa = Isa::kNeon;
+  else
+    throw Error(codes::kDeviceUnavailable, "VITMSN_CPU_ISA='" + name + "' is not a CPU path (use " +
+                                               knobs::spec(knobs::Knob::kCpuIsa).values + ")");
   if (!isa_supported(isa)) {
-    throw Error(codes::kDeviceUnavailable, std::string("VITMSN_CPU_ISA=") + name + " asks for a path this CPU (or OS) does not support");
+    throw Error(codes::kDeviceUnavailable,
+                std::string("VITMSN_CPU_ISA=") + name + " asks for a path this CPU (or OS) does not support");
   }
   return isa;
 }
@@ -125,7 +138,7 @@ std::string isa_summary(Isa chosen) {
   const CpuFeatures& f = cpu_features();
   std::string s = std::string("kernels: ") + isa_name(chosen);
   if (chosen == Isa::kAvx512) {
-    s += amx_enabled()      ? " (bfloat16 via AMX tiles)"
+    s += amx_enabled()   ? " (bfloat16 via AMX tiles)"
          : f.avx512_bf16 ? " (bfloat16 via avx512_bf16)"
                          : " (bfloat16 via fp32 conversion)";
   }

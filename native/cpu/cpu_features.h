@@ -13,11 +13,11 @@ namespace cpu {
 enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
 
 struct CpuFeatures {
-  bool avx2_fma = false;    // AVX2 + FMA3, with OS ymm support
-  bool avx512 = false;      // AVX-512 F/BW/VL/DQ, with OS zmm support
+  bool avx2_fma = false;     // AVX2 + FMA3, with OS ymm support
+  bool avx512 = false;       // AVX-512 F/BW/VL/DQ, with OS zmm support
   bool avx512_bf16 = false;  // AVX512_BF16 (vdpbf16ps)
-  bool neon = false;        // aarch64 (NEON is architectural there)
-  bool amx_bf16 = false;    // AMX-TILE + AMX-BF16, OS-enabled and granted to this process
+  bool neon = false;         // aarch64 (NEON is architectural there)
+  bool amx_bf16 = false;     // AMX-TILE + AMX-BF16, OS-enabled and granted to this process
 };
 
 // Whether bf16 GEMMs may use AMX tiles: amx_bf16 and VITMSN_CPU_AMX is not "0". Tests flip it with

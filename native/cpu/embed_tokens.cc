@@ -23,9 +23,9 @@ void embed_tokens(const EmbedTokensArgs& a, ThreadPool& pool) {
   auto body = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {  // r = b·T + t
       const int64_t b = r / T, t = r % T;
-      const float* src = t == 0                            ? a.cls
+      const float* src = t == 0                              ? a.cls
                          : (a.mask && a.mask[b * N + t - 1]) ? a.mask_token
-                                                           : a.patch_emb + (b * N + t - 1) * D;
+                                                             : a.patch_emb + (b * N + t - 1) * D;
       const float* pos = a.pos + t * D;
       float* dst = a.tokens + r * D;
       for (int64_t i = 0; i < D; ++i) dst[i] = src[i] + pos[i];

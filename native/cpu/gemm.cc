@@ -115,7 +115,8 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
   // Panels per block: as many as fit in ~1 MiB (half a core's L2) up to 16, at least 4. Every
   // block re-reads its rows' A tiles, so wider blocks mean fewer passes of A through the caches:
   // at batch 8 (A ≈ 2.4–9.7 MB, out of L2) going from 4 to up to 16 panels saved ~10%.
-  int64_t pb = std::min<int64_t>(std::max<int64_t>(4, std::min<int64_t>(16, (int64_t(1) << 20) / (K * kPanel * 4))), panels);
+  int64_t pb =
+      std::min<int64_t>(std::max<int64_t>(4, std::min<int64_t>(16, (int64_t(1) << 20) / (K * kPanel * 4))), panels);
   int64_t mb = 4 * mr;
   int64_t group = 0;
   const int64_t threads = pool.size();
@@ -159,7 +160,8 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
   GemmBlock pk = blk;
   pk.m0 = 0, pk.m1 = M;  // the pack functions take M from m1
   // Packing reads and writes each float of A once.
-  pool.parallel_for(tiles, [&](int64_t t0, int64_t t1) { path.pack(pk, t0, t1); }, 2 * M * K);
+  pool.parallel_for(
+      tiles, [&](int64_t t0, int64_t t1) { path.pack(pk, t0, t1); }, 2 * M * K);
 
   auto body = [&](int64_t t0, int64_t t1) {
     GemmBlock b = blk;

@@ -136,12 +136,24 @@ void gemm_block_avx2(const GemmBlock& b) {
     const int rows = static_cast<int>(b.m1 - m < MR ? b.m1 - m : MR);
     const float* ap = b.a_tiles + (m / MR) * b.tile_stride;
     switch (rows) {
-      case 6: run_rows<6>(b, m, ap); break;
-      case 5: run_rows<5>(b, m, ap); break;
-      case 4: run_rows<4>(b, m, ap); break;
-      case 3: run_rows<3>(b, m, ap); break;
-      case 2: run_rows<2>(b, m, ap); break;
-      default: run_rows<1>(b, m, ap); break;
+      case 6:
+        run_rows<6>(b, m, ap);
+        break;
+      case 5:
+        run_rows<5>(b, m, ap);
+        break;
+      case 4:
+        run_rows<4>(b, m, ap);
+        break;
+      case 3:
+        run_rows<3>(b, m, ap);
+        break;
+      case 2:
+        run_rows<2>(b, m, ap);
+        break;
+      default:
+        run_rows<1>(b, m, ap);
+        break;
     }
   }
 }

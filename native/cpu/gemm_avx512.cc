@@ -55,7 +55,8 @@ static void pack_a(const GemmBlock& b, int64_t m, int rows, float* dst) {
       for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_loadu_ps(b.A + (m + i) * b.lda + k0) : _mm512_setzero_ps();
       transpose16(r, c);
 #pragma GCC unroll 16
-      for (int k = 0; k < 16; ++k) _mm512_mask_storeu_ps(dst + (k0 + k) * MR, static_cast<__mmask16>((1u << MR) - 1), c[k]);
+      for (int k = 0; k < 16; ++k)
+        _mm512_mask_storeu_ps(dst + (k0 + k) * MR, static_cast<__mmask16>((1u << MR) - 1), c[k]);
     }
     for (int i = 0; i < rows; ++i) {
       const float* a = b.A + (m + i) * b.lda;
@@ -89,7 +90,8 @@ static void pack_a(const GemmBlock& b, int64_t m, int rows, float* dst) {
 // columns × 2) is 128 bytes, so B tiles are panel rows read with a 128-byte stride, the right half
 // of the panel 64 bytes in. tdpbf16ps multiplies the bf16 pairs exactly and accumulates in fp32,
 // like vdpbf16ps, so the AMX and AVX-512 bf16 paths compute the same products.
-#define VITMSN_AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,avx2,bmi2,amx-tile,amx-bf16")))
+#define VITMSN_AMX_TARGET \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,avx2,bmi2,amx-tile,amx-bf16")))
 
 struct alignas(64) TileConfig {
   uint8_t palette, start_row, reserved[14];
@@ -184,7 +186,6 @@ void gemm_pack_a_avx512(const GemmBlock& b, int64_t t0, int64_t t1) {
     pack_a(b, m, rows, b.a_tiles + t * b.tile_stride);
   }
 }
-
 
 // Float32 weights in panel groups (GemmBlock::panel_group): all row tiles of a group, then the next
 // group, whose weights the tile calls prefetch slice by slice meanwhile — with K in chunks when

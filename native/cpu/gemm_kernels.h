@@ -6,10 +6,10 @@
 // A is packed first, once per GEMM, by the same path's pack function: tiles of MR rows, each
 // transposed to [K][MR] (or to bf16 pairs [K2][MR] on the avx512 bf16 path), so a microkernel's
 // broadcasts read consecutive addresses. Each block function then runs its MR×32 register
-// microkernel for every row tile × panel of the block with the whole K in registers, so each C element is finished in registers,
-// epilogue included, and written exactly once by one thread: that makes residual == C safe.
-// Every path computes the same math; the bf16 weight paths round A to bf16 as well, so products
-// are exact in float32 and paths differ only in summation order.
+// microkernel for every row tile × panel of the block with the whole K in registers, so each C element is finished in
+// registers, epilogue included, and written exactly once by one thread: that makes residual == C safe. Every path
+// computes the same math; the bf16 weight paths round A to bf16 as well, so products are exact in float32 and paths
+// differ only in summation order.
 //
 // Each ISA lives in its own .cc, compiled for that ISA in the frame of isa_target.h (the same in
 // the CMake and gyp builds, and only on its architecture) and called only when cpu_features() says
@@ -33,8 +33,8 @@ struct GemmBlock {
   float* C = nullptr;               // ldc = N
   int64_t m0 = 0, m1 = 0, p0 = 0, p1 = 0;
   bool gelu = false;
-  float* a_tiles = nullptr;     // packed A: tile t (rows t·MR ..) at a_tiles + t · tile_stride
-  int64_t tile_stride = 0;      // floats per tile: MR · (K + 1), a multiple of 16
+  float* a_tiles = nullptr;  // packed A: tile t (rows t·MR ..) at a_tiles + t · tile_stride
+  int64_t tile_stride = 0;   // floats per tile: MR · (K + 1), a multiple of 16
   // > 0: run the block's panels in groups of this many — every row tile of one group, then the
   // next — and prefetch the next group's weights toward L2 while computing this one. For batch 1,
   // where each weight is read by one core once per forward and arrives from memory (only the
@@ -64,7 +64,7 @@ constexpr int kMrScalar = 4, kMrAvx2 = 6, kMrAvx512 = 14, kMrNeon = 4;
 constexpr int64_t kPanelGroupAvx512 = 2;  // panels per group (measured best of 1–3 and 96–384 KiB)
 void gemm_block_scalar(const GemmBlock& b);
 void gemm_block_avx2(const GemmBlock& b);
-void gemm_block_avx512(const GemmBlock& b);    // bf16 weights need avx512_bf16, else the driver uses avx2
+void gemm_block_avx512(const GemmBlock& b);  // bf16 weights need avx512_bf16, else the driver uses avx2
 void gemm_block_neon(const GemmBlock& b);
 // Pack functions: row tiles [t0, t1) of A into b.a_tiles, in the layout that path's blocks read.
 void gemm_pack_a_scalar(const GemmBlock& b, int64_t t0, int64_t t1);
@@ -74,7 +74,7 @@ void gemm_pack_a_neon(const GemmBlock& b, int64_t t0, int64_t t1);
 // The generic [K][mr] float layout (bf16 weights: A rounded to bf16 values), shared by the
 // scalar, AVX2 and NEON paths.
 void pack_a_generic(const GemmBlock& b, int mr, int64_t t0, int64_t t1);
-bool gemm_avx512_has_bf16_kernel();            // compiled with a compiler that knows avx512bf16
+bool gemm_avx512_has_bf16_kernel();  // compiled with a compiler that knows avx512bf16
 // AMX (bf16 weights, K a multiple of 32): row tiles of 32 rows of A as bf16 row-major [32][K];
 // each block computes 32×32 outputs in four 16×16 fp32 accumulator tiles.
 constexpr int kMrAmx = 32;

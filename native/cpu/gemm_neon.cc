@@ -66,10 +66,18 @@ void gemm_block_neon(const GemmBlock& b) {
       for (int half = 0; half < 2; ++half) {
         if (p * kPanel + half * 16 >= b.W->N) break;
         switch (rows) {
-          case 4: tile<4>(b, ap, p, half, m); break;
-          case 3: tile<3>(b, ap, p, half, m); break;
-          case 2: tile<2>(b, ap, p, half, m); break;
-          default: tile<1>(b, ap, p, half, m); break;
+          case 4:
+            tile<4>(b, ap, p, half, m);
+            break;
+          case 3:
+            tile<3>(b, ap, p, half, m);
+            break;
+          case 2:
+            tile<2>(b, ap, p, half, m);
+            break;
+          default:
+            tile<1>(b, ap, p, half, m);
+            break;
         }
       }
   }

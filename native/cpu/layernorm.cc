@@ -26,8 +26,8 @@ __attribute__((always_inline)) inline double tree_sum(const double (&v)[kLanes])
   return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
 }
 
-__attribute__((always_inline)) inline void norm_row_body(const float* x, const float* gamma, const float* beta, float* y,
-                                                         int64_t D, float eps) {
+__attribute__((always_inline)) inline void norm_row_body(const float* x, const float* gamma, const float* beta,
+                                                         float* y, int64_t D, float eps) {
   double s[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= D; i += kLanes)
@@ -58,8 +58,10 @@ void norm_row(const float* x, const float* gamma, const float* beta, float* y, i
   norm_row_body(x, gamma, beta, y, D, eps);
 }
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,avx2"))) void norm_row_avx512(
-    const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps) {
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,avx2"))) void norm_row_avx512(const float* x,
+                                                                                            const float* gamma,
+                                                                                            const float* beta, float* y,
+                                                                                            int64_t D, float eps) {
   norm_row_body(x, gamma, beta, y, D, eps);
 }
 #else

@@ -31,8 +31,8 @@ constexpr int64_t kMaxSlices = 8, kMinSliceCols = 4 * kPanel;
 void check(const MlpArgs& a) {
   if (a.M < 0 || a.D < 1 || a.I < 1) throw Error(codes::kInternal, "mlp: bad dimensions");
   if (!a.W1 || !a.W2 || a.W1->N != a.I || a.W1->K != a.D || a.W2->N != a.D || a.W2->K != a.I) {
-    throw Error(codes::kInternal, "mlp: weight shapes do not match D = " + std::to_string(a.D) +
-                                      ", I = " + std::to_string(a.I));
+    throw Error(codes::kInternal,
+                "mlp: weight shapes do not match D = " + std::to_string(a.D) + ", I = " + std::to_string(a.I));
   }
   if (a.M > 0 && (!a.a || !a.out)) throw Error(codes::kInternal, "mlp: null operand");
 }
@@ -132,7 +132,8 @@ void fused_rows(const MlpArgs& a, ThreadPool& pool) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t m0 = blk * rows_per_block, rows = std::min(rows_per_block, a.M - m0);
       GemmBlock fc1;
-      fc1.A = input_rows(a, m0, rows, ln_rows, Isa::kAvx512), fc1.lda = a.D, fc1.W = W1, fc1.bias = a.b1, fc1.gelu = true;
+      fc1.A = input_rows(a, m0, rows, ln_rows, Isa::kAvx512), fc1.lda = a.D, fc1.W = W1, fc1.bias = a.b1,
+      fc1.gelu = true;
       fc1.m0 = 0, fc1.m1 = rows, fc1.a_tiles = a_tiles, fc1.tile_stride = a_stride;
       fc1.c_tiles = h_tiles, fc1.c_tile_stride = h_stride;
       GemmBlock fc2;
@@ -185,7 +186,8 @@ void mlp(const MlpArgs& a, ThreadPool& pool, Isa isa, MlpMode mode, OpBuffers* b
   if (a.M == 0) return;
   bool fuse = false;
   switch (mode) {
-    case MlpMode::kUnfused: break;
+    case MlpMode::kUnfused:
+      break;
     case MlpMode::kFused:
     case MlpMode::kFusedSlices:
       if (!mlp_fusable(isa, a)) throw Error(codes::kInternal, "mlp: this path has no fused MLP");

@@ -23,10 +23,10 @@ namespace vitmsn {
 namespace cpu {
 
 enum class MlpMode {
-  kAuto,     // fused where it pays (above)
+  kAuto,         // fused where it pays (above)
   kFused,        // fused in row blocks whenever the path has it (tests); throws ERR_INTERNAL where it does not
   kFusedSlices,  // fused in hidden slices, likewise
-  kUnfused,  // two GEMMs
+  kUnfused,      // two GEMMs
 };
 
 // VITMSN_CPU_MLP=unfused|fused|slices → kUnfused|kFused|kFusedSlices (for measuring), else kAuto.

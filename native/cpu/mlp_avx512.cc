@@ -84,7 +84,8 @@ void mlp_slice_avx512(const GemmBlock& fc1, const GemmBlock& fc2, int64_t c0, in
       const int rows = static_cast<int>(fc2.m1 - m < MR ? fc2.m1 - m : MR);
       const float* ap = fc2.a_tiles + t * fc2.tile_stride;
       const char* pf = next && off < piece_bytes ? next + off : nullptr;
-      with_rows(rows, [&](auto r) { tile_f32_part<decltype(r)::value>(fc2, ap, bp, klen, m, q * kPanel, pf, true, false); });
+      with_rows(rows,
+                [&](auto r) { tile_f32_part<decltype(r)::value>(fc2, ap, bp, klen, m, q * kPanel, pf, true, false); });
     }
   }
 }

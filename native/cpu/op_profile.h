@@ -16,16 +16,15 @@ namespace cpu {
 
 class OpProfile {
  public:
-  static bool enabled_by_env() {
-    return knobs::flag(knobs::Knob::kCpuProfile);
-  }
+  static bool enabled_by_env() { return knobs::flag(knobs::Knob::kCpuProfile); }
   ~OpProfile() {
     if (totals_.empty()) return;
     double all = 0;
     for (auto& [k, v] : totals_) all += v.ms;
     std::fprintf(stderr, "[vitmsn cpu profile] %-32s %8s %10s %6s\n", "op", "calls", "ms", "share");
     for (auto& [k, v] : totals_)
-      std::fprintf(stderr, "[vitmsn cpu profile] %-32s %8ld %10.3f %5.1f%%\n", k.c_str(), v.calls, v.ms, 100 * v.ms / all);
+      std::fprintf(stderr, "[vitmsn cpu profile] %-32s %8ld %10.3f %5.1f%%\n", k.c_str(), v.calls, v.ms,
+                   100 * v.ms / all);
     std::fprintf(stderr, "[vitmsn cpu profile] %-32s %8s %10.3f\n", "total", "", all);
   }
   // Runs fn() and adds its wall time to `what`.

@@ -65,7 +65,9 @@ std::unique_ptr<PackedLinear> PackedLinear::pack(const float* W, int64_t N, int6
   if (bytes >= 2 * kHuge) mem = map_huge(bytes, &p->mapped_);
 #endif
   if (!mem) mem = ::operator new(bytes, std::align_val_t(64), std::nothrow);
-  if (!mem) throw Error(codes::kOutOfMemory, "out of memory packing a " + std::to_string(N) + "x" + std::to_string(K) + " weight");
+  if (!mem)
+    throw Error(codes::kOutOfMemory,
+                "out of memory packing a " + std::to_string(N) + "x" + std::to_string(K) + " weight");
   p->data_ = mem;
   p->bytes_ = bytes;
   // Panel by panel, writing each panel sequentially while reading its 32 source rows side by side

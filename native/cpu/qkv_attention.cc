@@ -62,10 +62,11 @@ void fused(const QkvAttentionArgs& a, ThreadPool& pool) {
   const int64_t img_tiles = (T + mr - 1) / mr, tile_stride = a_tile_stride(mr, D);
   const size_t packed_floats = static_cast<size_t>(B * img_tiles * tile_stride);
   std::unique_ptr<float[]> packed_temp;
-  float* packed = packed_floats <= kKeepFloats ? thread_scratch<PackedRowsTag>(packed_floats, "qkv_attention")
-                                               : (packed_temp = alloc_scratch(packed_floats + 16, "qkv_attention"),
-                                                  reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(packed_temp.get()) + 63) &
-                                                                           ~uintptr_t(63)));
+  float* packed =
+      packed_floats <= kKeepFloats
+          ? thread_scratch<PackedRowsTag>(packed_floats, "qkv_attention")
+          : (packed_temp = alloc_scratch(packed_floats + 16, "qkv_attention"),
+             reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(packed_temp.get()) + 63) & ~uintptr_t(63)));
   // The LayerNorm in front, when asked, is applied here, tile by tile, on the way into the tiles.
   pool.parallel_for(B * img_tiles, [&](int64_t t0, int64_t t1) {
     float* ln_rows = a.ln ? thread_scratch<LnRowsTag>(static_cast<size_t>(mr * D), "qkv_attention") : nullptr;
@@ -126,12 +127,13 @@ QkvAttentionMode qkv_attention_mode_from_env() {
 }
 
 bool qkv_attention_fusable(Isa isa, const QkvAttentionArgs& a) {
-  return kX86Kernels && isa == Isa::kAvx512 && a.W && a.W->dtype == WeightDtype::kFloat32 && a.Dh > 0 && a.Dh % kPanel == 0 &&
-         !a.probs && a.T >= 1 && a.T <= kMaxFusedTokens;
+  return kX86Kernels && isa == Isa::kAvx512 && a.W && a.W->dtype == WeightDtype::kFloat32 && a.Dh > 0 &&
+         a.Dh % kPanel == 0 && !a.probs && a.T >= 1 && a.T <= kMaxFusedTokens;
 }
 
 void qkv_attention(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa, QkvAttentionMode mode, OpBuffers* buffers) {
-  if (a.B < 0 || a.T < 0 || a.H < 1 || a.Dh < 1 || a.D < 1) throw Error(codes::kInternal, "qkv_attention: bad dimensions");
+  if (a.B < 0 || a.T < 0 || a.H < 1 || a.Dh < 1 || a.D < 1)
+    throw Error(codes::kInternal, "qkv_attention: bad dimensions");
   if (!a.W || a.W->N != 3 * a.H * a.Dh || a.W->K != a.D) {
     throw Error(codes::kInternal, "qkv_attention: weight shape does not match 3·H·Dh × D");
   }
@@ -139,7 +141,8 @@ void qkv_attention(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa, QkvAtte
   if (!a.a || !a.out) throw Error(codes::kInternal, "qkv_attention: null operand");
   bool fuse = false;
   switch (mode) {
-    case QkvAttentionMode::kUnfused: break;
+    case QkvAttentionMode::kUnfused:
+      break;
     case QkvAttentionMode::kFused:
       if (!qkv_attention_fusable(isa, a)) throw Error(codes::kInternal, "qkv_attention: this path has no fused op");
       fuse = true;

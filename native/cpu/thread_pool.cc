@@ -144,9 +144,8 @@ void ThreadPool::run_chunks() {
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
-    const bool got = spin_until([&] {
-      return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen;
-    });
+    const bool got = spin_until(
+        [&] { return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (!got) {

@@ -45,8 +45,7 @@ class ThreadPool {
   // kMinParallelWork (or n == 1, one thread, or a call made from inside fn: nested) it is one call
   // fn(0, n) on the calling thread. The first exception thrown by fn is rethrown here once all
   // chunks have stopped (the remaining chunks are skipped).
-  void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn,
-                    int64_t work = kUnknownWork);
+  void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn, int64_t work = kUnknownWork);
 
   // Threads that take part in a job, the caller included.
   int size() const { return size_; }
@@ -58,15 +57,15 @@ class ThreadPool {
   int size_ = 1;
   std::vector<std::thread> workers_;
 
-  std::mutex submit_mu_;  // held by the caller for a whole job: one job at a time
-  std::mutex mu_;         // guards the fields below (except next_chunk_)
-  std::condition_variable wake_cv_;  // workers wait here for a new generation or stop
-  std::condition_variable done_cv_;  // the caller waits here for every worker to finish
+  std::mutex submit_mu_;                 // held by the caller for a whole job: one job at a time
+  std::mutex mu_;                        // guards the fields below (except next_chunk_)
+  std::condition_variable wake_cv_;      // workers wait here for a new generation or stop
+  std::condition_variable done_cv_;      // the caller waits here for every worker to finish
   std::atomic<uint64_t> generation_{0};  // written under mu_; polled without it while spinning
   std::atomic<bool> stop_{false};
-  std::atomic<size_t> finished_{0};      // workers done with the current generation
-  int sleeping_ = 0;                     // workers blocked on wake_cv_ (under mu_)
-  bool caller_sleeping_ = false;         // the caller blocked on done_cv_ (under mu_)
+  std::atomic<size_t> finished_{0};  // workers done with the current generation
+  int sleeping_ = 0;                 // workers blocked on wake_cv_ (under mu_)
+  bool caller_sleeping_ = false;     // the caller blocked on done_cv_ (under mu_)
 
   // The current job, written under mu_ before generation_ is bumped.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;

@@ -15,8 +15,8 @@ namespace vitmsn {
 namespace cuda {
 namespace {
 
-constexpr int kWarps = 4;   // query rows per block
-constexpr int kTile = 32;   // keys per shared-memory tile (one per lane)
+constexpr int kWarps = 4;  // query rows per block
+constexpr int kTile = 32;  // keys per shared-memory tile (one per lane)
 
 template <typename T, int NC>  // NC = ceil(Dh / 32) output columns per lane
 __global__ void flash_kernel(const T* qkv, T* out, const T* head_scale, int64_t Tn, int H, int Dh, float scale) {
@@ -146,10 +146,18 @@ void attention_flash(const T* qkv, T* out, const T* head_scale, int64_t B, int64
   if (B <= 0 || Tn <= 0) return;
   if (caps.tensor_cores && attention_flash_tc<T>(qkv, out, head_scale, B, Tn, H, Dh, scale, caps, s)) return;
   switch ((Dh + 31) / 32) {
-    case 1: launch_flash<T, 1>(qkv, out, head_scale, B, Tn, H, Dh, scale, s); break;
-    case 2: launch_flash<T, 2>(qkv, out, head_scale, B, Tn, H, Dh, scale, s); break;
-    case 3: launch_flash<T, 3>(qkv, out, head_scale, B, Tn, H, Dh, scale, s); break;
-    default: launch_flash<T, 4>(qkv, out, head_scale, B, Tn, H, Dh, scale, s); break;  // Dh ≤ 128 (checked by caller)
+    case 1:
+      launch_flash<T, 1>(qkv, out, head_scale, B, Tn, H, Dh, scale, s);
+      break;
+    case 2:
+      launch_flash<T, 2>(qkv, out, head_scale, B, Tn, H, Dh, scale, s);
+      break;
+    case 3:
+      launch_flash<T, 3>(qkv, out, head_scale, B, Tn, H, Dh, scale, s);
+      break;
+    default:
+      launch_flash<T, 4>(qkv, out, head_scale, B, Tn, H, Dh, scale, s);
+      break;  // Dh ≤ 128 (checked by caller)
   }
 }
 
@@ -158,14 +166,15 @@ void attention_with_probs(const T* qkv, T* out, T* probs, const T* head_scale, i
                           int64_t Dh, float scale, cudaStream_t s) {
   const int64_t rows = B * H * Tn;
   if (rows <= 0) return;
-  probs_kernel<T><<<blocks_for(rows, kWarps), 32 * kWarps, 0, s>>>(qkv, probs, head_scale, Tn, (int)H, (int)Dh, scale, rows);
+  probs_kernel<T>
+      <<<blocks_for(rows, kWarps), 32 * kWarps, 0, s>>>(qkv, probs, head_scale, Tn, (int)H, (int)Dh, scale, rows);
   pv_kernel<T><<<blocks_for(rows, kWarps), 32 * kWarps, 0, s>>>(qkv, probs, out, Tn, (int)H, (int)Dh, rows);
 }
 
 #define INSTANTIATE(T)                                                                                         \
-  template void attention_flash<T>(const T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, float,             \
-                                   const AttentionCaps&, cudaStream_t);                                       \
-  template void attention_with_probs<T>(const T*, T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, float,     \
+  template void attention_flash<T>(const T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, float,          \
+                                   const AttentionCaps&, cudaStream_t);                                        \
+  template void attention_with_probs<T>(const T*, T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, float, \
                                         cudaStream_t);
 VITMSN_CUDA_FOR_EACH_DTYPE(INSTANTIATE)
 

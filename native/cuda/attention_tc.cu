@@ -2,16 +2,15 @@
 // head dims that are multiples of 16 (≤ 128) on sm_80+. Same math and layout as attention.cu:
 //   qkv [B, T, 3·H·Dh] → out[b, t, h·Dh + d] = head_scale[h] · Σ_j softmax_j(q_t·k_j · scale) · v[j, d]
 // Each warp owns 16 query rows of one (b, h); a block holds 1, 4 or 8 warps (more share each K/V
-// tile load when the grid is large; fewer spread the work over more SMs, as at batch 1). Keys and values stream through shared memory in tiles of 64, double
-// buffered with cp.async so the next tile loads while this one is computed; K fragments are read as
-// aligned 32-bit pairs, V fragments with ldmatrix.trans (V stays row-major). Scores, probabilities
-// and the output accumulator stay in registers, in the mma fragment layout (lane = 4·g + t holds rows
-// g and g + 8, columns 2t and 2t + 1 of every 8-wide tile), so row reductions are 2 shuffles within a
-// quad, and a score tile converts in place into the A operand of P·V (FlashAttention-2's layout trick).
-// Online softmax: running max m and sum l per row, accumulator rescaled by exp(m_old − m_new). No T×T
-// matrix exists; keys past T are zero-filled and masked to −∞, and the 8-key tiles wholly past T are
-// skipped, as are warps whose 16 rows all lie past T.
-// P is rounded to fp16/bf16 for P·V, as PyTorch's flash kernels do.
+// tile load when the grid is large; fewer spread the work over more SMs, as at batch 1). Keys and values stream through
+// shared memory in tiles of 64, double buffered with cp.async so the next tile loads while this one is computed; K
+// fragments are read as aligned 32-bit pairs, V fragments with ldmatrix.trans (V stays row-major). Scores,
+// probabilities and the output accumulator stay in registers, in the mma fragment layout (lane = 4·g + t holds rows g
+// and g + 8, columns 2t and 2t + 1 of every 8-wide tile), so row reductions are 2 shuffles within a quad, and a score
+// tile converts in place into the A operand of P·V (FlashAttention-2's layout trick). Online softmax: running max m and
+// sum l per row, accumulator rescaled by exp(m_old − m_new). No T×T matrix exists; keys past T are zero-filled and
+// masked to −∞, and the 8-key tiles wholly past T are skipped, as are warps whose 16 rows all lie past T. P is rounded
+// to fp16/bf16 for P·V, as PyTorch's flash kernels do.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -27,14 +26,17 @@ namespace vitmsn {
 namespace cuda {
 namespace tc_detail {  // named: the host and sm_75 passes compile the kernel body away, leaving these unused
 
-template <typename T> struct Pack;
-template <> struct Pack<__half> {
+template <typename T>
+struct Pack;
+template <>
+struct Pack<__half> {
   static __device__ __forceinline__ uint32_t two(float lo, float hi) {
     __half2 h = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&h);
   }
 };
-template <> struct Pack<__nv_bfloat16> {
+template <>
+struct Pack<__nv_bfloat16> {
   static __device__ __forceinline__ uint32_t two(float lo, float hi) {
     __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&h);
@@ -73,7 +75,8 @@ __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;\n" ::);
 #endif
 }
-template <int N> __device__ __forceinline__ void cp_async_wait() {
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 #endif
@@ -96,7 +99,8 @@ using namespace tc_detail;
 
 constexpr int kBK = 64;  // keys per tile
 
-template <int DH> struct TcLayout {
+template <int DH>
+struct TcLayout {
   // Q, K and V rows [token][d], pitch DH + 8 elements: rows stay 16-byte aligned (cp.async,
   // ldmatrix) and 8 consecutive rows start in 8 distinct 4-bank groups (conflict-free fragment reads).
   static constexpr int LD = DH + 8;
@@ -105,8 +109,8 @@ template <int DH> struct TcLayout {
 };
 
 template <typename T, int DH>
-__global__ void __launch_bounds__(256) tc_flash_kernel(const T* qkv, T* out, const T* head_scale, int Tn, int H,
-                                                        float scale_log2) {
+__global__ void __launch_bounds__(256)
+    tc_flash_kernel(const T* qkv, T* out, const T* head_scale, int Tn, int H, float scale_log2) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using L = TcLayout<DH>;
   constexpr int KS = DH / 16;  // k-steps of Q·Kᵀ
@@ -122,7 +126,7 @@ __global__ void __launch_bounds__(256) tc_flash_kernel(const T* qkv, T* out, con
   const int q0 = blockIdx.x * warps * 16;
   const int64_t stride = 3LL * H * DH;
   const T* base = qkv + b * Tn * stride + static_cast<int64_t>(h) * DH;
-  constexpr int kVec = DH / 8;  // 16-byte vectors per row
+  constexpr int kVec = DH / 8;              // 16-byte vectors per row
   const bool active = q0 + warp * 16 < Tn;  // a warp whose rows all lie past T only helps load
 
   // Q rows of the block, then K/V tile 0, as two cp.async groups.
@@ -273,8 +277,10 @@ bool launch_tc(const T* qkv, T* out, const T* hs, int64_t B, int64_t Tn, int64_t
   // work over more SMs.
   const int64_t heads = H * B;
   int warps = 4;
-  if (blocks_for(Tn, 128) * heads >= 4LL * caps.sm_count) warps = 8;
-  else if (blocks_for(Tn, 64) * heads < 2LL * caps.sm_count) warps = 1;
+  if (blocks_for(Tn, 128) * heads >= 4LL * caps.sm_count)
+    warps = 8;
+  else if (blocks_for(Tn, 64) * heads < 2LL * caps.sm_count)
+    warps = 1;
   if (caps.warps == 1 || caps.warps == 4 || caps.warps == 8) warps = caps.warps;
   const size_t bytes = TcLayout<DH>::bytes(warps);
   if (bytes > static_cast<size_t>(caps.max_smem)) return false;
@@ -284,7 +290,8 @@ bool launch_tc(const T* qkv, T* out, const T* hs, int64_t B, int64_t Tn, int64_t
   return true;
 }
 
-template <typename T, int DH> bool raise_smem(const AttentionCaps& caps) {
+template <typename T, int DH>
+bool raise_smem(const AttentionCaps& caps) {
   const size_t bytes = std::min(TcLayout<DH>::bytes(8), static_cast<size_t>(caps.max_smem));
   if (bytes <= 48 * 1024) return true;  // the default limit suffices
   return cudaFuncSetAttribute(tc_flash_kernel<T, DH>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -303,19 +310,28 @@ bool attention_flash_tc(const T* qkv, T* out, const T* head_scale, int64_t B, in
     if (reinterpret_cast<uintptr_t>(qkv) % 16 != 0 || reinterpret_cast<uintptr_t>(out) % 4 != 0) return false;
     if (Tn > (int64_t{1} << 30) || B > 65535 || H > 65535) return false;
     switch (Dh / 16) {
-      case 1: return launch_tc<T, 16>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 2: return launch_tc<T, 32>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 3: return launch_tc<T, 48>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 4: return launch_tc<T, 64>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 5: return launch_tc<T, 80>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 6: return launch_tc<T, 96>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 7: return launch_tc<T, 112>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      default: return launch_tc<T, 128>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
+      case 1:
+        return launch_tc<T, 16>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
+      case 2:
+        return launch_tc<T, 32>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
+      case 3:
+        return launch_tc<T, 48>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
+      case 4:
+        return launch_tc<T, 64>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
+      case 5:
+        return launch_tc<T, 80>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
+      case 6:
+        return launch_tc<T, 96>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
+      case 7:
+        return launch_tc<T, 112>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
+      default:
+        return launch_tc<T, 128>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
     }
   }
 }
 
-template <typename T> bool prepare_attention(const AttentionCaps& caps) {
+template <typename T>
+bool prepare_attention(const AttentionCaps& caps) {
   if constexpr (std::is_same_v<T, float>) {
     return true;
   } else {
@@ -325,9 +341,9 @@ template <typename T> bool prepare_attention(const AttentionCaps& caps) {
   }
 }
 
-#define INSTANTIATE(T)                                                                                            \
-  template bool attention_flash_tc<T>(const T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, float,          \
-                                      const AttentionCaps&, cudaStream_t);                                       \
+#define INSTANTIATE(T)                                                                                   \
+  template bool attention_flash_tc<T>(const T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, float, \
+                                      const AttentionCaps&, cudaStream_t);                               \
   template bool prepare_attention<T>(const AttentionCaps&);
 VITMSN_CUDA_FOR_EACH_DTYPE(INSTANTIATE)
 

@@ -34,8 +34,8 @@ inline constexpr Status kNotSupported = 15;
 inline constexpr int kOpN = 0, kOpT = 1;
 inline constexpr int kCompute32F = 68;
 inline constexpr int kR32F = 0, kR16F = 2, kR16BF = 14;
-inline constexpr int kDescComputeType = 0, kDescScaleType = 1, kDescTransA = 3, kDescTransB = 4,
-                     kDescEpilogue = 7, kDescBiasPointer = 8, kDescBiasDataType = 26;
+inline constexpr int kDescComputeType = 0, kDescScaleType = 1, kDescTransA = 3, kDescTransB = 4, kDescEpilogue = 7,
+                     kDescBiasPointer = 8, kDescBiasDataType = 26;
 inline constexpr uint32_t kEpilogueDefault = 1, kEpilogueBias = 4, kEpilogueGeluBias = 36;
 inline constexpr int kPrefMaxWorkspaceBytes = 1;
 
@@ -51,12 +51,11 @@ struct Api {
   Status (*MatmulPreferenceCreate)(MatmulPreference*);
   Status (*MatmulPreferenceDestroy)(MatmulPreference);
   Status (*MatmulPreferenceSetAttribute)(MatmulPreference, int attr, const void* buf, size_t size);
-  Status (*MatmulAlgoGetHeuristic)(Handle, MatmulDesc, MatrixLayout a, MatrixLayout b, MatrixLayout c,
-                                   MatrixLayout d, MatmulPreference, int requested, HeuristicResult* results,
-                                   int* returned);
-  Status (*Matmul)(Handle, MatmulDesc, const void* alpha, const void* A, MatrixLayout a, const void* B,
-                   MatrixLayout b, const void* beta, const void* C, MatrixLayout c, void* D, MatrixLayout d,
-                   const MatmulAlgo* algo, void* workspace, size_t workspace_size, Stream stream);
+  Status (*MatmulAlgoGetHeuristic)(Handle, MatmulDesc, MatrixLayout a, MatrixLayout b, MatrixLayout c, MatrixLayout d,
+                                   MatmulPreference, int requested, HeuristicResult* results, int* returned);
+  Status (*Matmul)(Handle, MatmulDesc, const void* alpha, const void* A, MatrixLayout a, const void* B, MatrixLayout b,
+                   const void* beta, const void* C, MatrixLayout c, void* D, MatrixLayout d, const MatmulAlgo* algo,
+                   void* workspace, size_t workspace_size, Stream stream);
 };
 
 }  // namespace lt

@@ -32,8 +32,8 @@ bool sym(void* lib, const char* name, Fn* fn, std::string* missing) {
 }
 
 bool bind(void* lib, lt::Api* api, std::string* missing) {
-  return sym(lib, "cublasLtGetVersion", &api->GetVersion, missing) && sym(lib, "cublasLtCreate", &api->Create, missing) &&
-         sym(lib, "cublasLtDestroy", &api->Destroy, missing) &&
+  return sym(lib, "cublasLtGetVersion", &api->GetVersion, missing) &&
+         sym(lib, "cublasLtCreate", &api->Create, missing) && sym(lib, "cublasLtDestroy", &api->Destroy, missing) &&
          sym(lib, "cublasLtMatmulDescCreate", &api->MatmulDescCreate, missing) &&
          sym(lib, "cublasLtMatmulDescDestroy", &api->MatmulDescDestroy, missing) &&
          sym(lib, "cublasLtMatmulDescSetAttribute", &api->MatmulDescSetAttribute, missing) &&
@@ -51,8 +51,10 @@ bool bind(void* lib, lt::Api* api, std::string* missing) {
 std::vector<std::string> cublaslt_candidates() {
   std::vector<std::string> out;
   if (const std::string p = knobs::text(knobs::Knob::kCublasLtPath); !p.empty()) {
-    if (is_dir(p.c_str())) add_folder(out, p);
-    else out.emplace_back(p);
+    if (is_dir(p.c_str()))
+      add_folder(out, p);
+    else
+      out.emplace_back(p);
   }
   for (const char* so : kSonames) out.emplace_back(so);  // LD_LIBRARY_PATH, ldconfig cache
   if (const char* c = std::getenv("CUDA_PATH"); c && *c) add_folder(out, std::string(c) + "/lib64");

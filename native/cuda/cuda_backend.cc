@@ -30,16 +30,24 @@
 namespace vitmsn {
 namespace {
 
-template <typename T> constexpr StorageType storage_type() {
-  if constexpr (std::is_same_v<T, float>) return StorageType::kFloat32;
-  else if constexpr (std::is_same_v<T, __half>) return StorageType::kFloat16;
-  else return StorageType::kBFloat16;
+template <typename T>
+constexpr StorageType storage_type() {
+  if constexpr (std::is_same_v<T, float>)
+    return StorageType::kFloat32;
+  else if constexpr (std::is_same_v<T, __half>)
+    return StorageType::kFloat16;
+  else
+    return StorageType::kBFloat16;
 }
 
-template <typename T> constexpr int lt_type() {
-  if constexpr (std::is_same_v<T, float>) return lt::kR32F;
-  else if constexpr (std::is_same_v<T, __half>) return lt::kR16F;
-  else return lt::kR16BF;
+template <typename T>
+constexpr int lt_type() {
+  if constexpr (std::is_same_v<T, float>)
+    return lt::kR32F;
+  else if constexpr (std::is_same_v<T, __half>)
+    return lt::kR16F;
+  else
+    return lt::kR16BF;
 }
 
 // One lock per GPU, shared by every backend on it (one per dtype). Every CUDA call that allocates,
@@ -95,10 +103,12 @@ class CudaBackend final : public Backend {
       cudaDeviceProp prop{};
       cuda::check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
       cuda::AttentionCaps caps;
-      caps.tensor_cores = prop.major >= 8 && !std::is_same_v<T, float> && knobs::choice(knobs::Knob::kCudaAttention) != "simt";
+      caps.tensor_cores =
+          prop.major >= 8 && !std::is_same_v<T, float> && knobs::choice(knobs::Knob::kCudaAttention) != "simt";
       caps.max_smem = static_cast<int>(prop.sharedMemPerBlockOptin);
       caps.sm_count = prop.multiProcessorCount;
-      if (const long w = knobs::integer(knobs::Knob::kCudaAttentionWarps)) caps.warps = static_cast<int>(w);  // for measurements
+      if (const long w = knobs::integer(knobs::Knob::kCudaAttentionWarps))
+        caps.warps = static_cast<int>(w);  // for measurements
       if (!cuda::prepare_attention<T>(caps)) caps.tensor_cores = false;
       cudaGetLastError();
       attn_caps_ = caps;
@@ -110,7 +120,8 @@ class CudaBackend final : public Backend {
       graphs_enabled_ = knobs::flag(knobs::Knob::kCudaGraphs);
       verbose_ = knobs::flag(knobs::Knob::kCudaVerbose);
       if (verbose_) cuda::check(cudaEventCreate(&ev_[0]), "event"), cuda::check(cudaEventCreate(&ev_[1]), "event");
-      if (knobs::flag(knobs::Knob::kCudaProfile)) profile_ = std::make_unique<cuda::OpProfile>(stream_), graphs_enabled_ = false;
+      if (knobs::flag(knobs::Knob::kCudaProfile))
+        profile_ = std::make_unique<cuda::OpProfile>(stream_), graphs_enabled_ = false;
     } catch (...) {
       gemm_.reset();
       if (pool_) cudaMemPoolDestroy(pool_);
@@ -156,7 +167,8 @@ class CudaBackend final : public Backend {
   DevicePtr alloc(size_t n) override {
     Lock lock(mu_);
     enter();
-    if (n > (size_t{1} << 40)) throw Error(codes::kOutOfMemory, "CUDA allocation of " + std::to_string(n) + " elements refused");
+    if (n > (size_t{1} << 40))
+      throw Error(codes::kOutOfMemory, "CUDA allocation of " + std::to_string(n) + " elements refused");
     const size_t bytes = round_up(std::max<size_t>(n, 1) * sizeof(T));
     if (arena_) return {arena_.at(arena_.take(bytes)), storage_type<T>()};  // recording: no allocation in a graph
     void* p = nullptr;
@@ -218,7 +230,8 @@ class CudaBackend final : public Backend {
                 "copy_rows");
   }
 
-  std::unique_ptr<PreparedLinear> prepare_linear(const float* host_w, int64_t N, int64_t K, WeightDtype dtype) override {
+  std::unique_ptr<PreparedLinear> prepare_linear(const float* host_w, int64_t N, int64_t K,
+                                                 WeightDtype dtype) override {
     const size_t n = static_cast<size_t>(N * K);
     Lock lock(mu_);
     enter();
@@ -244,8 +257,8 @@ class CudaBackend final : public Backend {
       throw Error(codes::kInternal, "cuda gemm: GELU with a residual is not supported");
     }
     const bool fused_gelu = a.epilogue == Epilogue::kGelu && gelu_epilogue_;
-    Profiled p(profile_.get(), "gemm " + std::to_string(a.N) + "x" + std::to_string(a.K) + (fused_gelu ? " +gelu" : "") +
-                                   (a.residual ? " +res" : ""));
+    Profiled p(profile_.get(), "gemm " + std::to_string(a.N) + "x" + std::to_string(a.K) +
+                                   (fused_gelu ? " +gelu" : "") + (a.residual ? " +res" : ""));
     gemm_->run(a.A.get(), a.lda, W, a.bias.get(), a.residual.get(), a.C.get(), a.M, a.N, a.K, fused_gelu);
     if (a.epilogue == Epilogue::kGelu && !fused_gelu) {
       // Exact erf GELU (cuBLASLt's GELU epilogue is the tanh form; see docs/cuda.md).
@@ -266,7 +279,8 @@ class CudaBackend final : public Backend {
     enter();
     Profiled p(profile_.get(), a.probs ? "attention (probs)" : "attention");
     if (a.probs) {
-      cuda::attention_with_probs<T>(t(a.qkv), t(a.out), t(a.probs), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale, stream_);
+      cuda::attention_with_probs<T>(t(a.qkv), t(a.out), t(a.probs), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale,
+                                    stream_);
     } else if (a.Dh <= cuda::kFlashMaxHeadDim) {
       cuda::attention_flash<T>(t(a.qkv), t(a.out), t(a.head_scale), a.B, a.T, a.H, a.Dh, a.scale, attn_caps_, stream_);
     } else {
@@ -301,7 +315,8 @@ class CudaBackend final : public Backend {
       mask = d_mask_;
     }
     Profiled p(profile_.get(), "embed_tokens");
-    cuda::embed_tokens<T>(t(a.patch_emb), t(a.cls), t(a.pos), t(a.mask_token), mask, t(a.tokens), a.B, a.N, a.D, stream_);
+    cuda::embed_tokens<T>(t(a.patch_emb), t(a.cls), t(a.pos), t(a.mask_token), mask, t(a.tokens), a.B, a.N, a.D,
+                          stream_);
     cuda::check_launch("embed_tokens");
   }
 
@@ -393,14 +408,16 @@ class CudaBackend final : public Backend {
     try {
       g = std::make_unique<cuda::RecordedForward>(n_in, n_out);
     } catch (const Error& e) {
-      if (verbose_) std::fprintf(stderr, "[vitmsn cuda] %s: no pinned buffers, eager: %s\n", key.second.c_str(), e.what());
+      if (verbose_)
+        std::fprintf(stderr, "[vitmsn cuda] %s: no pinned buffers, eager: %s\n", key.second.c_str(), e.what());
       return nullptr;
     }
     const cudaError_t arena = cudaMalloc(&g->arena, total);
     if (arena != cudaSuccess) {
       cudaGetLastError();
       g->arena = nullptr;
-      if (verbose_) std::fprintf(stderr, "[vitmsn cuda] %s: no graph arena (%zu bytes), eager\n", key.second.c_str(), total);
+      if (verbose_)
+        std::fprintf(stderr, "[vitmsn cuda] %s: no graph arena (%zu bytes), eager\n", key.second.c_str(), total);
       return nullptr;
     }
     cuda::check(cudaStreamSynchronize(stream_), "sync before capture");
@@ -411,7 +428,8 @@ class CudaBackend final : public Backend {
     try {
       float* in32 = carve_f32(n_in);
       float* out32 = carve_f32(n_out);
-      cuda::check(cudaMemcpyAsync(in32, g->host_in, n_in * sizeof(float), cudaMemcpyHostToDevice, stream_), "graph H2D");
+      cuda::check(cudaMemcpyAsync(in32, g->host_in, n_in * sizeof(float), cudaMemcpyHostToDevice, stream_),
+                  "graph H2D");
       DevicePtr in(in32, StorageType::kFloat32), out(out32, StorageType::kFloat32);
       if constexpr (!std::is_same_v<T, float>) {
         in = alloc(n_in);
@@ -424,7 +442,8 @@ class CudaBackend final : public Backend {
         cuda::convert_to_f32<T>(t(out), out32, static_cast<int64_t>(n_out), stream_);
         cuda::check_launch("convert_to_f32");
       }
-      cuda::check(cudaMemcpyAsync(g->host_out, out32, n_out * sizeof(float), cudaMemcpyDeviceToHost, stream_), "graph D2H");
+      cuda::check(cudaMemcpyAsync(g->host_out, out32, n_out * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+                  "graph D2H");
     } catch (const std::exception& e) {
       ok = false;
       why = e.what();
@@ -446,7 +465,8 @@ class CudaBackend final : public Backend {
     if (inst != cudaSuccess) {
       cudaGetLastError();
       graphs_.failed(key, std::string("cudaGraphInstantiate: ") + cudaGetErrorString(inst));
-      if (verbose_) std::fprintf(stderr, "[vitmsn cuda] %s not instantiated: %s\n", key.second.c_str(), cudaGetErrorString(inst));
+      if (verbose_)
+        std::fprintf(stderr, "[vitmsn cuda] %s not instantiated: %s\n", key.second.c_str(), cudaGetErrorString(inst));
       return nullptr;
     }
     graphs_.recorded++;
@@ -481,9 +501,9 @@ class CudaBackend final : public Backend {
   uint8_t* d_mask_ = nullptr;
   size_t mask_n_ = 0;
   cudaMemPool_t pool_ = nullptr;
-  cuda::GraphArena arena_;  // has a block while recording
-  bool counting_ = false;   // run_measured: what an arena would need for the same allocations
-  cuda::GraphArena count_;  // (no block: measures)
+  cuda::GraphArena arena_;           // has a block while recording
+  bool counting_ = false;            // run_measured: what an arena would need for the same allocations
+  cuda::GraphArena count_;           // (no block: measures)
   std::map<void*, size_t> counted_;  // a real allocation while measuring → its piece in count_
   bool gelu_epilogue_ = false;
   bool graphs_enabled_ = true;
@@ -510,7 +530,9 @@ std::string cuda_unavailable_reason(int device) {
 
 BackendInfo cuda_backend_info() {
   const std::string why = cuda_unavailable_reason(0);
-  return {"cuda", true, why.empty(),
+  return {"cuda",
+          true,
+          why.empty(),
           why.empty() ? std::to_string(probe_cuda().device_count) + " GPU(s); cuBLASLt " + cublaslt().path : why,
           {"float32", "float16", "bfloat16"}};
 }

@@ -22,7 +22,8 @@ inline void check(cudaError_t e, const char* what) {
 inline void check_launch(const char* what) { check(cudaGetLastError(), what); }
 
 inline void check_lt(lt::Status s, const char* what) {
-  if (s != lt::kSuccess) throw Error(codes::kInternal, std::string("cuBLASLt ") + what + " failed with status " + std::to_string(s));
+  if (s != lt::kSuccess)
+    throw Error(codes::kInternal, std::string("cuBLASLt ") + what + " failed with status " + std::to_string(s));
 }
 
 }  // namespace cuda

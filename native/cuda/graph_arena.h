@@ -50,7 +50,9 @@ class GraphArena {
   bool contains(const void* p) const {
     return base_ && p >= base_ && static_cast<const char*>(p) < static_cast<const char*>(base_) + size_;
   }
-  size_t offset_of(const void* p) const { return static_cast<size_t>(static_cast<const char*>(p) - static_cast<const char*>(base_)); }
+  size_t offset_of(const void* p) const {
+    return static_cast<size_t>(static_cast<const char*>(p) - static_cast<const char*>(base_));
+  }
   size_t used() const { return used_; }  // bytes the pieces so far have needed
 
  private:

@@ -98,7 +98,8 @@ class GraphCache {
            std::to_string(host_ms / replays) + " ms";
     }
     for (auto& [k, f] : failures_) {
-      s += "; model " + std::to_string(k.first) + " " + k.second + ": " + std::to_string(f.count) + " failed (" + f.why + ")";
+      s += "; model " + std::to_string(k.first) + " " + k.second + ": " + std::to_string(f.count) + " failed (" +
+           f.why + ")";
     }
     return s;
   }

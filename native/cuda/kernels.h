@@ -10,20 +10,23 @@
 namespace vitmsn {
 namespace cuda {
 
-template <typename T> void convert_from_f32(const float* src, T* dst, int64_t n, cudaStream_t s);
-template <typename T> void convert_to_f32(const T* src, float* dst, int64_t n, cudaStream_t s);
+template <typename T>
+void convert_from_f32(const float* src, T* dst, int64_t n, cudaStream_t s);
+template <typename T>
+void convert_to_f32(const T* src, float* dst, int64_t n, cudaStream_t s);
 
 template <typename T>
 void patchify(const T* x, T* patches, int64_t B, int64_t C, int64_t H, int64_t W, int64_t p, cudaStream_t s);
 
 template <typename T>
-void embed_tokens(const T* patch_emb, const T* cls, const T* pos, const T* mask_token, const uint8_t* d_mask,
-                  T* tokens, int64_t B, int64_t N, int64_t D, cudaStream_t s);
+void embed_tokens(const T* patch_emb, const T* cls, const T* pos, const T* mask_token, const uint8_t* d_mask, T* tokens,
+                  int64_t B, int64_t N, int64_t D, cudaStream_t s);
 
 template <typename T>
 void layernorm(const T* x, const T* gamma, const T* beta, T* y, int64_t rows, int64_t D, float eps, cudaStream_t s);
 
-template <typename T> void gelu_inplace(T* x, int64_t n, cudaStream_t s);
+template <typename T>
+void gelu_inplace(T* x, int64_t n, cudaStream_t s);
 
 // What the device allows the attention kernels (set once per backend, outside any graph capture).
 struct AttentionCaps {
@@ -44,7 +47,8 @@ bool attention_flash_tc(const T* qkv, T* out, const T* head_scale, int64_t B, in
                         float scale, const AttentionCaps& caps, cudaStream_t s);
 // Raises the tensor-core kernels' shared-memory limits (call once, before any graph capture);
 // false when the device refuses (then run without tensor cores).
-template <typename T> bool prepare_attention(const AttentionCaps& caps);
+template <typename T>
+bool prepare_attention(const AttentionCaps& caps);
 // Explicit path, only when the probabilities are requested: probs [B,H,T,T], then out = P·v.
 template <typename T>
 void attention_with_probs(const T* qkv, T* out, T* probs, const T* head_scale, int64_t B, int64_t Tn, int64_t H,

@@ -32,14 +32,15 @@ __global__ void layernorm_kernel(const T* x, const T* gamma, const T* beta, T* y
   }
   const float rstd = rsqrtf(warp_sum(sq) / static_cast<float>(D) + eps);
   T* yr = y + r * D;
-  for (int64_t d = lane; d < D; d += 32) yr[d] = from_f<T>((to_f(xr[d]) - mean) * rstd * to_f(gamma[d]) + to_f(beta[d]));
+  for (int64_t d = lane; d < D; d += 32)
+    yr[d] = from_f<T>((to_f(xr[d]) - mean) * rstd * to_f(gamma[d]) + to_f(beta[d]));
 }
 
 template <typename T>
 __global__ void layernorm_row_in_registers(const T* x, const T* gamma, const T* beta, T* y, int64_t rows, int D,
                                            float eps) {
-  constexpr int kVec = 16 / sizeof(T);                       // elements per 16-byte load
-  constexpr int kMaxVecs = kMaxRegisterRow / (32 * kVec);    // loads per lane at most
+  constexpr int kVec = 16 / sizeof(T);                     // elements per 16-byte load
+  constexpr int kMaxVecs = kMaxRegisterRow / (32 * kVec);  // loads per lane at most
   const int64_t r = blockIdx.x * (int64_t)kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (r >= rows) return;
@@ -98,7 +99,8 @@ void layernorm(const T* x, const T* gamma, const T* beta, T* y, int64_t rows, in
   const unsigned blocks = blocks_for(rows, kRowsPerBlock);
   constexpr int kVec = 16 / sizeof(T);
   if (D % kVec == 0 && D <= kMaxRegisterRow && aligned16(x) && aligned16(y) && aligned16(gamma) && aligned16(beta)) {
-    layernorm_row_in_registers<T><<<blocks, 32 * kRowsPerBlock, 0, s>>>(x, gamma, beta, y, rows, static_cast<int>(D), eps);
+    layernorm_row_in_registers<T>
+        <<<blocks, 32 * kRowsPerBlock, 0, s>>>(x, gamma, beta, y, rows, static_cast<int>(D), eps);
   } else {
     layernorm_kernel<T><<<blocks, 32 * kRowsPerBlock, 0, s>>>(x, gamma, beta, y, rows, D, eps);
   }

@@ -127,7 +127,8 @@ LtGemm::Plan& LtGemm::plan(const Key& key, const void* A, const void* W, const v
   if (returned < 1) check_lt(lt::kNotSupported, "MatmulAlgoGetHeuristic (no algorithm for this shape)");
   Plan p;
   p.desc = g.desc, p.a = g.a, p.b = g.b, p.c = g.c, p.algo = results[0].algo;
-  if (returned > 1) p.algo = results[fastest(g.desc, g.a, g.b, g.c, results, returned, M, N, A, W, bias, residual)].algo;
+  if (returned > 1)
+    p.algo = results[fastest(g.desc, g.a, g.b, g.c, results, returned, M, N, A, W, bias, residual)].algo;
   Plan& slot = plans_.emplace(key, p).first->second;
   g.desc = nullptr, g.a = g.b = g.c = nullptr;  // owned by the cache now
   return slot;

@@ -27,7 +27,8 @@ class OpProfile {
       for (auto& [k, v] : totals_) all += v.ms;
       std::fprintf(stderr, "[vitmsn cuda profile] %-28s %8s %10s %6s\n", "op", "calls", "ms", "share");
       for (auto& [k, v] : totals_)
-        std::fprintf(stderr, "[vitmsn cuda profile] %-28s %8ld %10.3f %5.1f%%\n", k.c_str(), v.calls, v.ms, 100 * v.ms / all);
+        std::fprintf(stderr, "[vitmsn cuda profile] %-28s %8ld %10.3f %5.1f%%\n", k.c_str(), v.calls, v.ms,
+                     100 * v.ms / all);
       std::fprintf(stderr, "[vitmsn cuda profile] %-28s %8s %10.3f\n", "total", "", all);
       // VITMSN_CUDA_PROFILE_OUT=file: the same totals as JSON {"op": [calls, ms], ...} for scripts.
       if (const std::string path = knobs::text(knobs::Knob::kCudaProfileOut); !path.empty()) {

@@ -15,8 +15,10 @@ namespace cuda {
 
 struct RecordedForward {
   RecordedForward(size_t n_in_, size_t n_out_) : n_in(n_in_), n_out(n_out_) {
-    check(cudaMallocHost(reinterpret_cast<void**>(&host_in), std::max<size_t>(n_in, 1) * sizeof(float)), "cudaMallocHost");
-    const cudaError_t e = cudaMallocHost(reinterpret_cast<void**>(&host_out), std::max<size_t>(n_out, 1) * sizeof(float));
+    check(cudaMallocHost(reinterpret_cast<void**>(&host_in), std::max<size_t>(n_in, 1) * sizeof(float)),
+          "cudaMallocHost");
+    const cudaError_t e =
+        cudaMallocHost(reinterpret_cast<void**>(&host_out), std::max<size_t>(n_out, 1) * sizeof(float));
     if (e != cudaSuccess) {
       cudaFreeHost(host_in);
       check(e, "cudaMallocHost");

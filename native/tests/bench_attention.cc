@@ -24,7 +24,9 @@ int main(int argc, char** argv) {
   struct Shape {
     const char* what;
     int64_t B, T, H, Dh;
-  } shapes[] = {{"ViT-S b1", 1, 197, 6, 64}, {"ViT-S b8", 8, 197, 6, 64}, {"ViT-B b1", 1, 197, 12, 64},
+  } shapes[] = {{"ViT-S b1", 1, 197, 6, 64},
+                {"ViT-S b8", 8, 197, 6, 64},
+                {"ViT-B b1", 1, 197, 12, 64},
                 {"ViT-B b8", 8, 197, 12, 64}};
   std::printf("attention kernels, %d thread(s), best / median of %d calls each, ms (GFLOP/s of 4·B·H·T²·Dh)\n",
               pool.size(), reps);
@@ -67,9 +69,10 @@ int main(int argc, char** argv) {
       std::sort(te.begin(), te.end());
       std::sort(tf.begin(), tf.end());
       const double flops = 4.0 * s.B * s.H * s.T * s.T * s.Dh;
-      std::printf("  %-7s %-9s explicit %7.3f / %7.3f (%5.1f)   flash %7.3f / %7.3f (%5.1f)   flash/explicit %.2f   rel diff %.1e\n",
-                  cpu::isa_name(isa), s.what, te[0], te[te.size() / 2], flops / te[0] * 1e-6, tf[0], tf[tf.size() / 2],
-                  flops / tf[0] * 1e-6, tf[tf.size() / 2] / te[te.size() / 2], std::sqrt(num / den));
+      std::printf(
+          "  %-7s %-9s explicit %7.3f / %7.3f (%5.1f)   flash %7.3f / %7.3f (%5.1f)   flash/explicit %.2f   rel diff %.1e\n",
+          cpu::isa_name(isa), s.what, te[0], te[te.size() / 2], flops / te[0] * 1e-6, tf[0], tf[tf.size() / 2],
+          flops / tf[0] * 1e-6, tf[tf.size() / 2] / te[te.size() / 2], std::sqrt(num / den));
     }
   }
   return 0;

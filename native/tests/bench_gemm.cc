@@ -34,11 +34,13 @@ int main(int argc, char** argv) {
     const char* what;
     int64_t N, K;
     bool gelu, residual;
-  } shapes[] = {{"S qkv", 1152, 384, false, false}, {"S out", 384, 384, false, true},  {"S fc1", 1536, 384, true, false},
-                {"S fc2", 384, 1536, false, true},  {"B qkv", 2304, 768, false, false}, {"B out", 768, 768, false, true},
+  } shapes[] = {{"S qkv", 1152, 384, false, false}, {"S out", 384, 384, false, true},
+                {"S fc1", 1536, 384, true, false},  {"S fc2", 384, 1536, false, true},
+                {"B qkv", 2304, 768, false, false}, {"B out", 768, 768, false, true},
                 {"B fc1", 3072, 768, true, false},  {"B fc2", 768, 3072, false, true}};
   std::printf("GEMM, %s weights, %s, %d thread(s), median of %d calls%s: ms, GFLOP/s\n", bf16 ? "bfloat16" : "float32",
-              cpu::isa_summary(cpu::default_isa()).c_str(), pool.size(), reps, cold ? ", caches flushed before each" : "");
+              cpu::isa_summary(cpu::default_isa()).c_str(), pool.size(), reps,
+              cold ? ", caches flushed before each" : "");
   for (int64_t batch : {1, 8}) {
     const int64_t M = 197 * batch;
     for (const Shape& s : shapes) {
@@ -67,8 +69,8 @@ int main(int argc, char** argv) {
       }
       std::sort(ts.begin(), ts.end());
       const double ms = ts[ts.size() / 2];
-      std::printf("b%-2lld %-6s M=%-5lld N=%-5lld K=%-5lld %8.3f ms %7.1f GFLOP/s\n", static_cast<long long>(batch), s.what,
-                  static_cast<long long>(M), static_cast<long long>(s.N), static_cast<long long>(s.K), ms,
+      std::printf("b%-2lld %-6s M=%-5lld N=%-5lld K=%-5lld %8.3f ms %7.1f GFLOP/s\n", static_cast<long long>(batch),
+                  s.what, static_cast<long long>(M), static_cast<long long>(s.N), static_cast<long long>(s.K), ms,
                   2.0 * M * s.N * s.K / ms * 1e-6);
     }
   }

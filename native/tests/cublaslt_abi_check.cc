@@ -25,7 +25,8 @@ static_assert(CUBLASLT_EPILOGUE_DEFAULT == lt::kEpilogueDefault && CUBLASLT_EPIL
 static_assert(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES == lt::kPrefMaxWorkspaceBytes);
 static_assert(sizeof(cublasLtMatmulAlgo_t) == sizeof(lt::MatmulAlgo));
 static_assert(sizeof(cublasLtMatmulHeuristicResult_t) == sizeof(lt::HeuristicResult));
-static_assert(offsetof(cublasLtMatmulHeuristicResult_t, workspaceSize) == offsetof(lt::HeuristicResult, workspace_size));
+static_assert(offsetof(cublasLtMatmulHeuristicResult_t, workspaceSize) ==
+              offsetof(lt::HeuristicResult, workspace_size));
 static_assert(offsetof(cublasLtMatmulHeuristicResult_t, state) == offsetof(lt::HeuristicResult, state));
 // Function signatures: our pointer types must accept the real functions once the opaque handle
 // types are mapped (they are all pointers, passed the same way).

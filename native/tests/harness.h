@@ -23,7 +23,8 @@ inline const bool g_verbose = std::getenv("VITMSN_TEST_VERBOSE") != nullptr;
 // One check; `detail` (measured values, messages) is printed with a failure, or always when verbose.
 inline void check(bool ok, const std::string& what, const std::string& detail = "") {
   (ok ? g_passed : g_failed)++;
-  if (!ok || g_verbose) std::printf("%s %s%s%s\n", ok ? "  ok" : "FAIL:", what.c_str(), detail.empty() ? "" : "  ", detail.c_str());
+  if (!ok || g_verbose)
+    std::printf("%s %s%s%s\n", ok ? "  ok" : "FAIL:", what.c_str(), detail.empty() ? "" : "  ", detail.c_str());
   std::fflush(stdout);
 }
 

@@ -83,8 +83,7 @@ std::string raw(const std::vector<T>& v) {
 }
 
 // A one-tensor header entry.
-std::string entry(const std::string& name, const std::string& dtype, const std::string& shape, uint64_t b,
-                  uint64_t e) {
+std::string entry(const std::string& name, const std::string& dtype, const std::string& shape, uint64_t b, uint64_t e) {
   return "\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" +
          std::to_string(b) + "," + std::to_string(e) + "]}";
 }
@@ -101,8 +100,7 @@ std::unique_ptr<SafetensorsFile> open_bytes(const std::string& bytes) {
 // A malformed header (with `data` bytes after it) must be rejected as kCheckpointInvalid.
 void expect_bad_header(const std::string& what, const std::string& header, const std::string& data,
                        const std::string& needle) {
-  expect_error("safetensors " + what, codes::kCheckpointInvalid, needle,
-               [&] { open_bytes(st_bytes(header, data)); });
+  expect_error("safetensors " + what, codes::kCheckpointInvalid, needle, [&] { open_bytes(st_bytes(header, data)); });
 }
 
 // ---- JSON -------------------------------------------------------------------------------------
@@ -115,8 +113,7 @@ void test_json() {
     const JsonValue* b = v.find("b");
     check(b && b->is_array() && b->items().size() == 5, "json array");
     check(b->items()[0].is_integer() && b->items()[0].as_int64() == 1, "json int");
-    check(b->items()[1].is_number() && !b->items()[1].is_integer() && b->items()[1].as_double() == -2.5,
-          "json double");
+    check(b->items()[1].is_number() && !b->items()[1].is_integer() && b->items()[1].as_double() == -2.5, "json double");
     check(b->items()[2].as_bool() && !b->items()[3].as_bool() && b->items()[4].is_null(), "json literals");
     check(v.find("a")->find("x")->as_string() == "y", "json nested lookup");
     check(v.find("zzz") == nullptr, "json missing key");
@@ -147,14 +144,14 @@ void test_json() {
 
   // Numbers: exact int64, big integers beyond 2^53, and strict grammar.
   {
-    JsonValue v = parse_json("[9007199254740993, 9223372036854775807, -9223372036854775808, 9223372036854775808, "
-                             "-0, 1e2, 1.0, 0.5e-3, 1E+2]");
+    JsonValue v = parse_json(
+        "[9007199254740993, 9223372036854775807, -9223372036854775808, 9223372036854775808, "
+        "-0, 1e2, 1.0, 0.5e-3, 1E+2]");
     const auto& a = v.items();
     check(a[0].is_integer() && a[0].as_int64() == 9007199254740993LL, "json 2^53+1 exact");
     check(a[1].is_integer() && a[1].as_int64() == std::numeric_limits<int64_t>::max(), "json int64 max");
     check(a[2].is_integer() && a[2].as_int64() == std::numeric_limits<int64_t>::min(), "json int64 min");
-    check(!a[3].is_integer() && a[3].is_number() && a[3].as_double() == 9223372036854775808.0,
-          "json 2^63 is a double");
+    check(!a[3].is_integer() && a[3].is_number() && a[3].as_double() == 9223372036854775808.0, "json 2^63 is a double");
     check(a[4].is_integer() && a[4].as_int64() == 0, "json -0");
     check(!a[5].is_integer() && a[5].as_double() == 100, "json 1e2 not an integer literal");
     check(!a[6].is_integer() && a[6].as_double() == 1, "json 1.0 not an integer literal");
@@ -220,7 +217,8 @@ void test_valid_file() {
   const std::vector<int8_t> i8 = {-5, 6};
   std::string data;
   std::string header = "{\"__metadata__\":{\"format\":\"pt\",\"note\":\"\\u00e9\"},";
-  auto add = [&](const std::string& name, const std::string& dtype, const std::string& shape, const std::string& bytes) {
+  auto add = [&](const std::string& name, const std::string& dtype, const std::string& shape,
+                 const std::string& bytes) {
     header += entry(name, dtype, shape, data.size(), data.size() + bytes.size()) + ",";
     data += bytes;
   };
@@ -266,9 +264,13 @@ void test_valid_file() {
   const TensorInfo* b = f->find("bf16");
   check(b && Checkpoint::read_f32(*b) == std::vector<float>{1.0f, -3.0f}, "valid: BF16 values");
 
-  struct Want { const char* name; DType d; size_t nbytes; };
-  const Want wants[] = {{"u8", DType::U8, 3},   {"i32", DType::I32, 8}, {"i64", DType::I64, 8},
-                        {"i16", DType::I16, 2}, {"i8", DType::I8, 2},   {"flag", DType::BOOL, 1},
+  struct Want {
+    const char* name;
+    DType d;
+    size_t nbytes;
+  };
+  const Want wants[] = {{"u8", DType::U8, 3},         {"i32", DType::I32, 8}, {"i64", DType::I64, 8},
+                        {"i16", DType::I16, 2},       {"i8", DType::I8, 2},   {"flag", DType::BOOL, 1},
                         {"empty_too", DType::BOOL, 0}};
   for (const Want& w : wants) {
     const TensorInfo* x = f->find(w.name);
@@ -292,7 +294,8 @@ void test_valid_file() {
                     "data_offsets [9007199254740993, 9007199254740994] exceed the data section (0 bytes)");
 
   // A header with no tensors at all is a valid (empty) file; so is one with only metadata.
-  expect_no_error("empty header object", [&] { check(open_bytes(st_bytes("{}", ""))->tensors().empty(), "no tensors"); });
+  expect_no_error("empty header object",
+                  [&] { check(open_bytes(st_bytes("{}", ""))->tensors().empty(), "no tensors"); });
   expect_no_error("metadata-only header",
                   [&] { check(open_bytes(st_bytes("{\"__metadata__\":{}}", ""))->tensors().empty(), "no tensors 2"); });
   // Unpadded header and extra unknown fields in an entry are fine.
@@ -302,8 +305,9 @@ void test_valid_file() {
     check(g->find("x") && g->find("x")->data[0] == 'Z', "unpadded header data");
   });
   // Shapes with a zero dim never overflow, however large the other dims.
-  expect_no_error("zero dim with huge dims",
-                  [&] { open_bytes(st_bytes("{" + entry("z", "F64", "[0,4611686018427387904,4611686018427387904]", 0, 0) + "}", "")); });
+  expect_no_error("zero dim with huge dims", [&] {
+    open_bytes(st_bytes("{" + entry("z", "F64", "[0,4611686018427387904,4611686018427387904]", 0, 0) + "}", ""));
+  });
 }
 
 // ---- conversions ------------------------------------------------------------------------------
@@ -356,14 +360,36 @@ void test_conversions() {
 
   // float64 → float32 rounds to nearest even; overflow decided without undefined behaviour.
   const double kHalfUlpAboveMax = std::ldexp(1.0, 128) - std::ldexp(1.0, 103);
-  const std::vector<double> f64 = {
-      0.1, -1e300, 1e300, 1.0 + std::ldexp(1.0, -24), 1.0 + 3 * std::ldexp(1.0, -24), 1e-50, -1e-50,
-      FLT_MAX, std::nextafter(kHalfUlpAboveMax, 0.0), kHalfUlpAboveMax, -kHalfUlpAboveMax,
-      std::numeric_limits<double>::quiet_NaN(), HUGE_VAL, 1e-40, -0.0};
-  const std::vector<float> want = {
-      0.1f, -HUGE_VALF, HUGE_VALF, 1.0f, 1.0f + std::ldexp(1.0f, -22), 0.0f, -0.0f,
-      FLT_MAX, FLT_MAX, HUGE_VALF, -HUGE_VALF,
-      std::numeric_limits<float>::quiet_NaN(), HUGE_VALF, 1e-40f, -0.0f};
+  const std::vector<double> f64 = {0.1,
+                                   -1e300,
+                                   1e300,
+                                   1.0 + std::ldexp(1.0, -24),
+                                   1.0 + 3 * std::ldexp(1.0, -24),
+                                   1e-50,
+                                   -1e-50,
+                                   FLT_MAX,
+                                   std::nextafter(kHalfUlpAboveMax, 0.0),
+                                   kHalfUlpAboveMax,
+                                   -kHalfUlpAboveMax,
+                                   std::numeric_limits<double>::quiet_NaN(),
+                                   HUGE_VAL,
+                                   1e-40,
+                                   -0.0};
+  const std::vector<float> want = {0.1f,
+                                   -HUGE_VALF,
+                                   HUGE_VALF,
+                                   1.0f,
+                                   1.0f + std::ldexp(1.0f, -22),
+                                   0.0f,
+                                   -0.0f,
+                                   FLT_MAX,
+                                   FLT_MAX,
+                                   HUGE_VALF,
+                                   -HUGE_VALF,
+                                   std::numeric_limits<float>::quiet_NaN(),
+                                   HUGE_VALF,
+                                   1e-40f,
+                                   -0.0f};
   // Through the file path, unaligned (offset 1 after a U8).
   std::string data = "X" + raw(f64);
   const std::string header = "{" + entry("pad", "U8", "[1]", 0, 1) + "," +
@@ -400,7 +426,8 @@ void test_malformed_files() {
   expect_error("header over the size cap", kBad, "exceeds the 100000000-byte limit", [&] {
     const std::string p = path_in("huge_header.safetensors");
     write_file(p, u64le(kSafetensorsMaxHeader + 1) + "{");
-    if (::truncate(p.c_str(), static_cast<off_t>(kSafetensorsMaxHeader + 64)) != 0) throw std::runtime_error("truncate");
+    if (::truncate(p.c_str(), static_cast<off_t>(kSafetensorsMaxHeader + 64)) != 0)
+      throw std::runtime_error("truncate");
     SafetensorsFile::open(p);
   });
   expect_error("truncated header", kBad, "header length 56 runs past the end of the file (40 bytes)",
@@ -425,7 +452,8 @@ void test_malformed_files() {
   expect_bad_header("entry not object", "{\"x\": 5}", eight, "tensor 'x' is an integer, expected an object");
   expect_bad_header("entry array", "{\"x\": []}", eight, "tensor 'x' is an array, expected an object");
   // dtype
-  expect_bad_header("missing dtype", "{\"x\":{\"shape\":[2],\"data_offsets\":[0,8]}}", eight, "tensor 'x' has no 'dtype'");
+  expect_bad_header("missing dtype", "{\"x\":{\"shape\":[2],\"data_offsets\":[0,8]}}", eight,
+                    "tensor 'x' has no 'dtype'");
   expect_bad_header("dtype not string", "{\"x\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", eight,
                     "dtype is an integer, expected a string");
   expect_bad_header("unknown dtype", "{" + entry("x", "Q4", "[2]", 0, 8) + "}", eight, "unknown dtype 'Q4'");
@@ -435,7 +463,8 @@ void test_malformed_files() {
   expect_bad_header("U32 dtype", "{" + entry("x", "U32", "[2]", 0, 8) + "}", eight, "unsupported dtype 'U32'");
   // shape
   expect_bad_header("missing shape", "{\"x\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", eight, "has no 'shape'");
-  expect_bad_header("shape not array", "{" + entry("x", "F32", "2", 0, 8) + "}", eight, "shape is an integer, expected an array");
+  expect_bad_header("shape not array", "{" + entry("x", "F32", "2", 0, 8) + "}", eight,
+                    "shape is an integer, expected an array");
   expect_bad_header("shape null", "{" + entry("x", "F32", "null", 0, 8) + "}", eight, "shape is null");
   expect_bad_header("negative shape", "{" + entry("x", "F32", "[-2]", 0, 8) + "}", eight,
                     "shape[0] is -2, expected a non-negative integer");
@@ -461,8 +490,9 @@ void test_malformed_files() {
                     "non-negative integers below 2^63 (found -8)");
   expect_bad_header("fractional offset", "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8.0]}}", eight,
                     "(found a number)");
-  expect_bad_header("offset 2^64-1", "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,18446744073709551615]}}",
-                    eight, "(found a number)");
+  expect_bad_header("offset 2^64-1",
+                    "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,18446744073709551615]}}", eight,
+                    "(found a number)");
   expect_bad_header("offsets beyond data", "{" + entry("x", "F32", "[25]", 0, 100) + "}", std::string(64, 'd'),
                     "tensor 'x' data_offsets [0, 100] exceed the data section (64 bytes)");
   expect_bad_header("begin > end", "{" + entry("x", "F32", "[1]", 8, 4) + "}", eight,
@@ -476,7 +506,8 @@ void test_malformed_files() {
                     "{" + entry("a", "F32", "[2]", 0, 8) + "," + entry("b", "F32", "[2]", 4, 12) + "}", sixteen,
                     "tensors 'a' [0, 8] and 'b' [4, 12] overlap");
   expect_bad_header("identical ranges",
-                    "{" + entry("a", "F32", "[2]", 0, 8) + "," + entry("b", "U8", "[8]", 0, 8) + "}", sixteen, "overlap");
+                    "{" + entry("a", "F32", "[2]", 0, 8) + "," + entry("b", "U8", "[8]", 0, 8) + "}", sixteen,
+                    "overlap");
   expect_bad_header("nested range",
                     "{" + entry("b", "U8", "[2]", 4, 6) + "," + entry("a", "U8", "[16]", 0, 16) + "," +
                         entry("c", "U8", "[2]", 10, 12) + "}",
@@ -504,15 +535,17 @@ void test_malformed_files() {
                     "bytes [0, 8] of the data section (16 bytes) belong to no tensor");
   expect_bad_header("bytes after the last tensor", "{" + entry("a", "U8", "[8]", 0, 8) + "}", sixteen,
                     "bytes [8, 16] of the data section (16 bytes) belong to no tensor");
-  expect_bad_header("data but no tensors", "{}", sixteen, "bytes [0, 16] of the data section (16 bytes) belong to no tensor");
+  expect_bad_header("data but no tensors", "{}", sixteen,
+                    "bytes [0, 16] of the data section (16 bytes) belong to no tensor");
   expect_bad_header("data but only empty tensors", "{" + entry("e", "U8", "[0]", 0, 0) + "}", sixteen,
                     "bytes [0, 16] of the data section");
   // A header length one too small still parses (its padding space is dropped), and then every
   // tensor would be read one byte early: the data section's extra byte gives it away.
-  expect_error("header length one too small", kBad, "bytes [8, 9] of the data section (9 bytes) belong to no tensor", [&] {
-    const std::string h = "{" + entry("x", "U8", "[8]", 0, 8) + "}  ";
-    open_bytes(u64le(h.size() - 1) + h + std::string(8, 'd'));
-  });
+  expect_error("header length one too small", kBad, "bytes [8, 9] of the data section (9 bytes) belong to no tensor",
+               [&] {
+                 const std::string h = "{" + entry("x", "U8", "[8]", 0, 8) + "}  ";
+                 open_bytes(u64le(h.size() - 1) + h + std::string(8, 'd'));
+               });
   // __metadata__
   expect_bad_header("metadata not object", "{\"__metadata__\": [1]}", eight, "__metadata__ is an array");
   expect_bad_header("metadata value not string", "{\"__metadata__\": {\"k\": 1}}", eight,
@@ -606,10 +639,9 @@ void test_folders() {
     write_file(dir + "/model-00001-of-00002.safetensors", shard_bytes({"a", "b"}, 10.0f));
     write_file(dir + "/model-00002-of-00002.safetensors", shard_bytes({"c"}, 20.0f));
     write_file(dir + "/model.safetensors", "not used");
-    write_file(dir + "/model.safetensors.index.json",
-               index_json({{"a", "model-00001-of-00002.safetensors"},
-                           {"c", "model-00002-of-00002.safetensors"},
-                           {"b", "model-00001-of-00002.safetensors"}}));
+    write_file(dir + "/model.safetensors.index.json", index_json({{"a", "model-00001-of-00002.safetensors"},
+                                                                  {"c", "model-00002-of-00002.safetensors"},
+                                                                  {"b", "model-00001-of-00002.safetensors"}}));
     std::unique_ptr<Checkpoint> ck;
     expect_no_error("sharded folder opens", [&] { ck = Checkpoint::open_dir(dir); });
     if (ck) {
@@ -662,8 +694,8 @@ void test_folders() {
     write_file(dir + "/s1.safetensors", shard_bytes({"a", "b"}, 1.0f));
     write_file(dir + "/s2.safetensors", shard_bytes({"b", "c"}, 2.0f));
     write_file(dir + "/model.safetensors.index.json", index_json({{"a", "s1.safetensors"}, {"c", "s2.safetensors"}}));
-    expect_error("duplicate tensor across shards", kBad, "tensor 'b' is stored in both s1.safetensors and s2.safetensors",
-                 [&] { Checkpoint::open_dir(dir); });
+    expect_error("duplicate tensor across shards", kBad,
+                 "tensor 'b' is stored in both s1.safetensors and s2.safetensors", [&] { Checkpoint::open_dir(dir); });
   }
   {
     const std::string dir = make_dir("sharded_bad_shard");

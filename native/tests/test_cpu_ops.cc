@@ -122,10 +122,12 @@ void test_gemm(ThreadPool& pool, const GemmCase& c, uint64_t seed) {
   const GemmPath path = g_path;
   const bool bf16 = path.dtype == WeightDtype::kBFloat16;
   std::string name = std::string("gemm[") + cpu::isa_name(path.isa) + (bf16 ? ",bf16" : ",fp32") +
-                     (path.prepared ? ",prepared" : "") + "] M=" + std::to_string(c.M) + " K=" + std::to_string(c.K) + " N=" + std::to_string(c.N) +
-                     " lda=" + std::to_string(lda) + (c.bias ? " bias" : "") +
+                     (path.prepared ? ",prepared" : "") + "] M=" + std::to_string(c.M) + " K=" + std::to_string(c.K) +
+                     " N=" + std::to_string(c.N) + " lda=" + std::to_string(lda) + (c.bias ? " bias" : "") +
                      (c.ep == Epilogue::kGelu ? " gelu" : "") +
-                     (c.res == Residual::kSeparate ? " residual" : c.res == Residual::kAlias ? " residual=C" : "") +
+                     (c.res == Residual::kSeparate ? " residual"
+                      : c.res == Residual::kAlias  ? " residual=C"
+                                                   : "") +
                      " threads=" + std::to_string(pool.size());
   run_case(name, [&] {
     Rng rng(seed);
@@ -175,29 +177,29 @@ void test_gemm(ThreadPool& pool, const GemmCase& c, uint64_t seed) {
 void test_gemm_cases(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   const Epilogue G = Epilogue::kGelu, P = Epilogue::kNone;
   const GemmCase cases[] = {
-      {197, 384, 1152, 0, true, P, Residual::kNone},       // ViT-S qkv
-      {197, 384, 384, 0, true, P, Residual::kAlias},       // attention output + residual in place
-      {197, 384, 1536, 0, true, G, Residual::kNone},       // fc1 + GELU
-      {197, 1536, 384, 0, true, P, Residual::kAlias},      // fc2 + residual in place
+      {197, 384, 1152, 0, true, P, Residual::kNone},         // ViT-S qkv
+      {197, 384, 384, 0, true, P, Residual::kAlias},         // attention output + residual in place
+      {197, 384, 1536, 0, true, G, Residual::kNone},         // fc1 + GELU
+      {197, 1536, 384, 0, true, P, Residual::kAlias},        // fc2 + residual in place
       {3 * 197, 384, 384, 0, true, P, Residual::kSeparate},  // batch 3
       {3 * 197, 37, 65, 0, true, G, Residual::kAlias},
-      {29, 65, 37, 3, false, G, Residual::kSeparate},     // lda > K, odd everything
+      {29, 65, 37, 3, false, G, Residual::kSeparate},  // lda > K, odd everything
       {7, 29, 29, 100, true, P, Residual::kNone},
-      {5, 1, 37, 0, true, G, Residual::kNone},            // K = 1
-      {37, 29, 1, 0, true, P, Residual::kAlias},          // N = 1
+      {5, 1, 37, 0, true, G, Residual::kNone},    // K = 1
+      {37, 29, 1, 0, true, P, Residual::kAlias},  // N = 1
       {1, 1, 1, 0, false, P, Residual::kNone},
-      {1, 384, 1000, 0, true, P, Residual::kNone},        // classifier, one image
+      {1, 384, 1000, 0, true, P, Residual::kNone},          // classifier, one image
       {3, 384, 1000, 196 * 384, true, P, Residual::kNone},  // classifier on CLS rows: lda = T·D
       {13, 8, 9, 0, true, G, Residual::kSeparate},
-      {6, 64, 8, 0, false, P, Residual::kNone},           // exactly one register tile
-      {197, 768, 384, 0, true, P, Residual::kNone},       // patch embedding, p = 16
+      {6, 64, 8, 0, false, P, Residual::kNone},      // exactly one register tile
+      {197, 768, 384, 0, true, P, Residual::kNone},  // patch embedding, p = 16
   };
   uint64_t seed = 100;
   for (const GemmCase& c : cases) test_gemm(pool2, c, seed++);
   test_gemm(pool3, {197, 384, 1152, 0, true, G, Residual::kAlias}, seed++);
   test_gemm(pool1, {197, 384, 384, 5, true, G, Residual::kAlias}, seed++);
-  test_gemm(pool3, {2, 40, 700, 0, true, P, Residual::kSeparate}, seed++);  // M tiny, many columns
-  test_gemm(pool2, {15, 33, 64, 0, true, G, Residual::kAlias}, seed++);     // odd K (bf16 pair tail)
+  test_gemm(pool3, {2, 40, 700, 0, true, P, Residual::kSeparate}, seed++);    // M tiny, many columns
+  test_gemm(pool2, {15, 33, 64, 0, true, G, Residual::kAlias}, seed++);       // odd K (bf16 pair tail)
   test_gemm(pool2, {29, 3072, 70, 1, true, P, Residual::kSeparate}, seed++);  // long K
   test_gemm(pool2, {33, 64, 40, 0, true, G, Residual::kAlias}, seed++);       // AMX: 2 row tiles, N tail
   test_gemm(pool3, {1576, 384, 96, 0, true, P, Residual::kNone}, seed++);     // batch 8 rows
@@ -271,12 +273,14 @@ bool g_ln_in = false;  // the MLP / qkv_attention cases run with a LayerNorm in 
 // reads one before writing it shows in the result, and a fused path must ask for none.
 struct NanBuffers final : cpu::OpBuffers {
   std::vector<std::vector<float>> held;
-  float* get(size_t floats) override { return held.emplace_back(floats, std::numeric_limits<float>::quiet_NaN()).data(); }
+  float* get(size_t floats) override {
+    return held.emplace_back(floats, std::numeric_limits<float>::quiet_NaN()).data();
+  }
 };
 
 void test_mlp(ThreadPool& pool, cpu::Isa isa, cpu::MlpMode mode, int64_t M, int64_t D, int64_t I, bool biases,
               uint64_t seed) {
-  const char* how = mode == cpu::MlpMode::kFused          ? "fused"
+  const char* how = mode == cpu::MlpMode::kFused         ? "fused"
                     : mode == cpu::MlpMode::kFusedSlices ? "slices"
                     : mode == cpu::MlpMode::kUnfused     ? "unfused"
                                                          : "auto";
@@ -321,8 +325,8 @@ void test_mlp(ThreadPool& pool, cpu::Isa isa, cpu::MlpMode mode, int64_t M, int6
 void test_mlp_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   struct Shape {
     int64_t M, D, I;
-  } shapes[] = {{1, 8, 16},   {13, 20, 50},  {14, 16, 32},  {56, 32, 64},   {57, 33, 70},
-                {113, 64, 96}, {197, 40, 130}, {250, 17, 33}, {30, 5, 1},    {448, 48, 200}};
+  } shapes[] = {{1, 8, 16},    {13, 20, 50},   {14, 16, 32},  {56, 32, 64}, {57, 33, 70},
+                {113, 64, 96}, {197, 40, 130}, {250, 17, 33}, {30, 5, 1},   {448, 48, 200}};
   uint64_t seed = 2000;
   for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kNeon}) {
     if (!cpu::isa_supported(isa)) continue;
@@ -373,7 +377,9 @@ void test_mlp_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
 // ref_attention: token counts around the 14-row tiles, 32-key blocks and 40-row query blocks.
 void test_qkv_attention(ThreadPool& pool, cpu::Isa isa, cpu::QkvAttentionMode mode, int64_t B, int64_t T, int64_t H,
                         int64_t Dh, int64_t D, bool bias, bool head_scale, uint64_t seed) {
-  const char* how = mode == cpu::QkvAttentionMode::kFused ? "fused" : mode == cpu::QkvAttentionMode::kUnfused ? "unfused" : "auto";
+  const char* how = mode == cpu::QkvAttentionMode::kFused     ? "fused"
+                    : mode == cpu::QkvAttentionMode::kUnfused ? "unfused"
+                                                              : "auto";
   const std::string name = std::string("qkv_attention[") + cpu::isa_name(isa) + "," + how + "] B=" + std::to_string(B) +
                            " T=" + std::to_string(T) + " H=" + std::to_string(H) + " Dh=" + std::to_string(Dh) +
                            " D=" + std::to_string(D) + (bias ? " bias" : "") + (head_scale ? " head_scale" : "") +
@@ -406,7 +412,8 @@ void test_qkv_attention(ThreadPool& pool, cpu::Isa isa, cpu::QkvAttentionMode mo
     g.A = a_ref, g.lda = D, g.W = W.data(), g.bias = q.bias, g.C = qkv_ref.data(), g.M = M, g.N = N, g.K = D;
     cpu::ref_gemm(g);
     cpu::AttentionArgs at;
-    at.qkv = qkv_ref.data(), at.out = want.data(), at.head_scale = q.head_scale, at.B = B, at.T = T, at.H = H, at.Dh = Dh;
+    at.qkv = qkv_ref.data(), at.out = want.data(), at.head_scale = q.head_scale, at.B = B, at.T = T, at.H = H,
+    at.Dh = Dh;
     at.scale = q.scale;
     cpu::ref_attention(at);
     check_guarded(name, got, want, mo, kTolAttention);
@@ -422,10 +429,11 @@ void test_qkv_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& 
     if (isa != cpu::Isa::kAvx512) continue;
     struct Shape {
       int64_t B, T, H, Dh, D;
-    } shapes[] = {{1, 1, 1, 32, 16},  {1, 13, 2, 32, 40},  {1, 14, 1, 64, 32},  {2, 15, 2, 32, 33},  {1, 32, 2, 32, 64},
-                  {1, 33, 1, 64, 70}, {3, 45, 2, 32, 30},  {1, 197, 6, 64, 384}, {2, 197, 3, 64, 100}, {1, 257, 2, 96, 50},
-                  {1, 300, 1, 32, 17}};
-    for (const Shape& s : shapes) test_qkv_attention(pool2, isa, Mode::kFused, s.B, s.T, s.H, s.Dh, s.D, true, false, seed++);
+    } shapes[] = {{1, 1, 1, 32, 16},    {1, 13, 2, 32, 40},  {1, 14, 1, 64, 32}, {2, 15, 2, 32, 33},
+                  {1, 32, 2, 32, 64},   {1, 33, 1, 64, 70},  {3, 45, 2, 32, 30}, {1, 197, 6, 64, 384},
+                  {2, 197, 3, 64, 100}, {1, 257, 2, 96, 50}, {1, 300, 1, 32, 17}};
+    for (const Shape& s : shapes)
+      test_qkv_attention(pool2, isa, Mode::kFused, s.B, s.T, s.H, s.Dh, s.D, true, false, seed++);
     test_qkv_attention(pool1, isa, Mode::kFused, 1, 197, 4, 64, 64, false, true, seed++);
     test_qkv_attention(pool3, isa, Mode::kFused, 3, 50, 2, 32, 64, true, true, seed++);
     test_qkv_attention(pool2, isa, Mode::kAuto, 1, 197, 2, 48, 64, true, false, seed++);  // Dh 48: unfused
@@ -446,9 +454,9 @@ void test_qkv_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& 
 cpu::Isa g_ln_isa = cpu::Isa::kScalar;  // set by test_layernorm_suite for each path
 
 void test_layernorm(ThreadPool& pool, int64_t rows, int64_t D, float offset, bool alias, uint64_t seed) {
-  const std::string name = std::string("layernorm[") + cpu::isa_name(g_ln_isa) + "] rows=" + std::to_string(rows) + " D=" + std::to_string(D) +
-                           (offset != 0 ? " offset=" + fmt(offset) : "") + (alias ? " y=x" : "") +
-                           " threads=" + std::to_string(pool.size());
+  const std::string name = std::string("layernorm[") + cpu::isa_name(g_ln_isa) + "] rows=" + std::to_string(rows) +
+                           " D=" + std::to_string(D) + (offset != 0 ? " offset=" + fmt(offset) : "") +
+                           (alias ? " y=x" : "") + " threads=" + std::to_string(pool.size());
   run_case(name, [&] {
     Rng rng(seed);
     const size_t n = static_cast<size_t>(rows * D);
@@ -498,7 +506,7 @@ enum class HeadScale { kNone, kRandom, kWithZeros };
 // kRising scales key j by 8·(j + 1)/T, so later key blocks hold larger scores: the flash kernel's
 // reference value m must then be raised (and O, l rescaled) in the middle of a row.
 enum class Keys { kUniform, kRising };
-cpu::Isa g_attn_isa = cpu::Isa::kScalar;                                  // set by test_attention_suite
+cpu::Isa g_attn_isa = cpu::Isa::kScalar;                               // set by test_attention_suite
 cpu::AttentionKernel g_attn_kernel = cpu::AttentionKernel::kExplicit;  // for each path and kernel
 
 void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t Dh, HeadScale hsm, bool probs,
@@ -508,7 +516,9 @@ void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t D
   const std::string name = std::string("attention[") + cpu::isa_name(g_attn_isa) + (flash ? " flash" : " explicit") +
                            "] B=" + std::to_string(B) + " T=" + std::to_string(T) + " H=" + std::to_string(H) +
                            " Dh=" + std::to_string(Dh) +
-                           (hsm == HeadScale::kRandom ? " head_scale" : hsm == HeadScale::kWithZeros ? " head_scale(0s)" : "") +
+                           (hsm == HeadScale::kRandom      ? " head_scale"
+                            : hsm == HeadScale::kWithZeros ? " head_scale(0s)"
+                                                           : "") +
                            (keys == Keys::kRising ? " rising keys" : "") +
                            (spread != 3.0f ? " spread=" + std::to_string(static_cast<int>(spread)) : "") +
                            (probs ? " probs" : "") + " threads=" + std::to_string(pool.size());
@@ -574,25 +584,25 @@ void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t D
 
 void test_attention_cases(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
   uint64_t seed = 300;
-  test_attention(pool2, 1, 197, 6, 64, HeadScale::kNone, true, seed++);       // ViT-S layer, attentions on
+  test_attention(pool2, 1, 197, 6, 64, HeadScale::kNone, true, seed++);        // ViT-S layer, attentions on
   test_attention(pool2, 3, 197, 2, 16, HeadScale::kWithZeros, false, seed++);  // batch 3, head_mask with 0s
   test_attention(pool2, 3, 197, 3, 8, HeadScale::kWithZeros, true, seed++);
-  test_attention(pool2, 2, 1, 3, 8, HeadScale::kNone, true, seed++);           // T = 1
-  test_attention(pool2, 1, 5, 2, 7, HeadScale::kRandom, true, seed++);         // odd Dh
+  test_attention(pool2, 2, 1, 3, 8, HeadScale::kNone, true, seed++);    // T = 1
+  test_attention(pool2, 1, 5, 2, 7, HeadScale::kRandom, true, seed++);  // odd Dh
   test_attention(pool3, 2, 17, 4, 7, HeadScale::kRandom, false, seed++);
-  test_attention(pool2, 1, 33, 3, 65, HeadScale::kNone, true, seed++);         // Dh beyond one register block
+  test_attention(pool2, 1, 33, 3, 65, HeadScale::kNone, true, seed++);  // Dh beyond one register block
   test_attention(pool1, 2, 50, 2, 16, HeadScale::kRandom, true, seed++);
-  test_attention(pool2, 1, 1025, 1, 64, HeadScale::kNone, false, seed++);      // ViT-L/7 token count
+  test_attention(pool2, 1, 1025, 1, 64, HeadScale::kNone, false, seed++);  // ViT-L/7 token count
   test_attention(pool3, 1, 1, 1, 1, HeadScale::kNone, true, seed++);
   // Around the flash kernel's 32-key blocks and 32-row tasks, and the head dims of real models
   // (64; 80 for ViT-H) next to odd ones.
-  test_attention(pool2, 1, 2, 2, 24, HeadScale::kNone, false, seed++);        // T = 2
+  test_attention(pool2, 1, 2, 2, 24, HeadScale::kNone, false, seed++);  // T = 2
   test_attention(pool2, 2, 31, 2, 64, HeadScale::kRandom, false, seed++);
   test_attention(pool2, 1, 32, 3, 8, HeadScale::kNone, false, seed++);
   test_attention(pool3, 1, 64, 2, 80, HeadScale::kWithZeros, false, seed++);
   test_attention(pool2, 2, 65, 2, 24, HeadScale::kNone, true, seed++);
-  test_attention(pool2, 1, 197, 12, 64, HeadScale::kRandom, false, seed++);   // ViT-B layer
-  test_attention(pool2, 1, 257, 2, 80, HeadScale::kNone, false, seed++);      // ViT-H/14 at 224
+  test_attention(pool2, 1, 197, 12, 64, HeadScale::kRandom, false, seed++);  // ViT-B layer
+  test_attention(pool2, 1, 257, 2, 80, HeadScale::kNone, false, seed++);     // ViT-H/14 at 224
   test_attention(pool2, 2, 197, 2, 64, HeadScale::kNone, false, seed++, Keys::kRising);
   test_attention(pool3, 1, 257, 3, 24, HeadScale::kWithZeros, false, seed++, Keys::kRising);
   test_attention(pool2, 1, 100, 2, 8, HeadScale::kRandom, true, seed++, Keys::kRising);
@@ -630,7 +640,8 @@ void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool
 
 void test_patchify(ThreadPool& pool, int64_t B, int64_t C, int64_t Hi, int64_t Wi, int64_t p, uint64_t seed) {
   const std::string name = "patchify B=" + std::to_string(B) + " C=" + std::to_string(C) + " " + std::to_string(Hi) +
-                           "x" + std::to_string(Wi) + " p=" + std::to_string(p) + " threads=" + std::to_string(pool.size());
+                           "x" + std::to_string(Wi) + " p=" + std::to_string(p) +
+                           " threads=" + std::to_string(pool.size());
   run_case(name, [&] {
     Rng rng(seed);
     std::vector<float> x = rng.vec(static_cast<size_t>(B * C * Hi * Wi));
@@ -649,7 +660,7 @@ void test_patchify_suite(ThreadPool& pool2, ThreadPool& pool1) {
   uint64_t seed = 400;
   test_patchify(pool2, 1, 3, 224, 224, 16, seed++);
   test_patchify(pool2, 3, 3, 224, 224, 16, seed++);
-  test_patchify(pool2, 2, 3, 37, 50, 8, seed++);    // leftover rows and columns, non-square
+  test_patchify(pool2, 2, 3, 37, 50, 8, seed++);  // leftover rows and columns, non-square
   test_patchify(pool2, 1, 3, 230, 100, 16, seed++);
   test_patchify(pool1, 2, 2, 5, 9, 4, seed++);      // grid 1×2
   test_patchify(pool2, 1, 3, 3, 3, 4, seed++);      // image smaller than a patch: nothing to write
@@ -663,8 +674,9 @@ enum class Mask { kNull, kRandom, kAll, kNone };
 
 void test_embed(ThreadPool& pool, int64_t B, int64_t N, int64_t D, Mask mm, uint64_t seed) {
   const char* mask_name[] = {"", " mask", " mask=all", " mask=none"};
-  const std::string name = "embed_tokens B=" + std::to_string(B) + " N=" + std::to_string(N) + " D=" + std::to_string(D) +
-                           mask_name[static_cast<int>(mm)] + " threads=" + std::to_string(pool.size());
+  const std::string name = "embed_tokens B=" + std::to_string(B) + " N=" + std::to_string(N) +
+                           " D=" + std::to_string(D) + mask_name[static_cast<int>(mm)] +
+                           " threads=" + std::to_string(pool.size());
   run_case(name, [&] {
     Rng rng(seed);
     std::vector<float> pe = rng.vec(static_cast<size_t>(B * N * D)), cls = rng.vec(static_cast<size_t>(D)),
@@ -677,7 +689,7 @@ void test_embed(ThreadPool& pool, int64_t B, int64_t N, int64_t D, Mask mm, uint
     const size_t n = static_cast<size_t>(B * (N + 1) * D);
     std::vector<float> got(n + kGuardLen, kGuard), want(n);
     cpu::EmbedTokensArgs a{pe.data(), cls.data(), pos.data(), mt.data(), mm == Mask::kNull ? nullptr : mask.data(),
-                      nullptr, B, N, D};
+                           nullptr,   B,          N,          D};
     cpu::EmbedTokensArgs k = a, r = a;
     k.tokens = got.data(), r.tokens = want.data();
     cpu::embed_tokens(k, pool);
@@ -702,7 +714,8 @@ void test_embed_suite(ThreadPool& pool2, ThreadPool& pool1) {
       cpu::embed_tokens(a, pool2);
       check(false, "embed_tokens masked without mask_token throws ERR_NO_MASK_TOKEN", "no exception");
     } catch (const Error& e) {
-      check(e.code() == codes::kNoMaskToken, "embed_tokens masked without mask_token throws ERR_NO_MASK_TOKEN", e.code());
+      check(e.code() == codes::kNoMaskToken, "embed_tokens masked without mask_token throws ERR_NO_MASK_TOKEN",
+            e.code());
     }
   });
 }
@@ -746,7 +759,8 @@ void test_thread_pool() {
       ++calls;
       if (std::this_thread::get_id() != me) inline_only = false;
     });
-    check(pool.size() == 1 && inline_only && calls == 1, "pool threads=1 runs inline", "size " + std::to_string(pool.size()) + ", calls " + std::to_string(calls));
+    check(pool.size() == 1 && inline_only && calls == 1, "pool threads=1 runs inline",
+          "size " + std::to_string(pool.size()) + ", calls " + std::to_string(calls));
     ThreadPool zero(0);
     check(zero.size() == 1 && covers_once(zero, 10), "pool threads=0 behaves as 1");
   });
@@ -778,7 +792,8 @@ void test_thread_pool() {
           if (std::this_thread::get_id() != me) inline_only = false;
         },
         cpu::kMinParallelWork - 1);
-    check(calls == 1 && begin == 0 && end == 64 && inline_only, "pool: work below kMinParallelWork is one call fn(0, n) on the calling thread");
+    check(calls == 1 && begin == 0 && end == 64 && inline_only,
+          "pool: work below kMinParallelWork is one call fn(0, n) on the calling thread");
     std::atomic<int> chunks{0}, others{0};
     pool.parallel_for(
         8,
@@ -788,7 +803,8 @@ void test_thread_pool() {
           std::this_thread::sleep_for(std::chrono::milliseconds(2));
         },
         cpu::kMinParallelWork);
-    check(chunks.load() > 1 && others.load() > 0, "pool: work of kMinParallelWork is split into chunks the workers share");
+    check(chunks.load() > 1 && others.load() > 0,
+          "pool: work of kMinParallelWork is split into chunks the workers share");
   });
 
   for (int threads : {1, 2, 3}) {
@@ -879,7 +895,8 @@ void test_concurrent_kernels(ThreadPool& pool2) {
     std::vector<float> qkv = rng.vec(static_cast<size_t>(197 * 3 * 384));
     ThreadPool solo(1);
     cpu::GemmArgs g;
-    g.A = A.data(), g.lda = K, g.W = W.data(), g.bias = bias.data(), g.M = M, g.N = N, g.K = K, g.epilogue = Epilogue::kGelu;
+    g.A = A.data(), g.lda = K, g.W = W.data(), g.bias = bias.data(), g.M = M, g.N = N, g.K = K,
+    g.epilogue = Epilogue::kGelu;
     std::vector<float> want(static_cast<size_t>(M * N));
     cpu::GemmArgs gs = g;
     gs.C = want.data();

@@ -30,7 +30,7 @@ namespace {
 struct Target {
   std::string name;
   std::shared_ptr<Backend> be;
-  double tol;  // relative L2 vs the float64-accumulating references
+  double tol;                                   // relative L2 vs the float64-accumulating references
   WeightDtype weights = WeightDtype::kFloat32;  // how Linear weights are prepared
 };
 
@@ -43,7 +43,8 @@ void compare(const Target& t, const std::string& what, const std::vector<float>&
   const double tol = t.tol * tol_scale;
   const bool finite = std::all_of(got.begin(), got.end(), [](float x) { return std::isfinite(x); });
   if (g_verbose) std::printf("%s %s: rel_l2 %.3g (tol %.3g)\n", t.name.c_str(), what.c_str(), e, tol);
-  check(finite && got.size() == want.size() && e <= tol, t.name + " " + what + ": rel_l2 " + std::to_string(e) + " (tol " + std::to_string(tol) + ")");
+  check(finite && got.size() == want.size() && e <= tol,
+        t.name + " " + what + ": rel_l2 " + std::to_string(e) + " (tol " + std::to_string(tol) + ")");
 }
 
 // A host vector on the backend, and back.
@@ -68,9 +69,13 @@ std::vector<float> as_stored(Backend& be, const std::vector<float>& v) { return 
 
 void test_gemm(const Target& t) {
   Backend& be = *t.be;
-  struct Case { int64_t M, N, K, lda; bool bias, residual, gelu; };
-  const Case cases[] = {{1, 1, 1, 1, false, false, false},  {3, 5, 7, 9, true, false, false},   {197, 384, 384, 384, true, true, false},
-                        {50, 96, 33, 40, true, false, true},  {257, 80, 64, 64, false, true, false}, {17, 1536, 384, 384, true, false, true},
+  struct Case {
+    int64_t M, N, K, lda;
+    bool bias, residual, gelu;
+  };
+  const Case cases[] = {{1, 1, 1, 1, false, false, false},       {3, 5, 7, 9, true, false, false},
+                        {197, 384, 384, 384, true, true, false}, {50, 96, 33, 40, true, false, true},
+                        {257, 80, 64, 64, false, true, false},   {17, 1536, 384, 384, true, false, true},
                         {2, 384, 1536, 1536, true, true, false}};
   int seed = 1;
   for (const Case& c : cases) {
@@ -118,26 +123,32 @@ void test_layernorm(const Target& t) {
 
 void test_attention(const Target& t) {
   Backend& be = *t.be;
-  struct Case { int64_t B, T, H, Dh; bool probs, head_scale; };
-  const Case cases[] = {{1, 1, 1, 8, false, false},   {2, 17, 4, 8, true, true},   {1, 197, 6, 64, false, false},
-                        {3, 50, 2, 64, true, false},   {1, 257, 2, 80, false, true}, {2, 197, 1, 96, false, false},
+  struct Case {
+    int64_t B, T, H, Dh;
+    bool probs, head_scale;
+  };
+  const Case cases[] = {{1, 1, 1, 8, false, false},  {2, 17, 4, 8, true, true},    {1, 197, 6, 64, false, false},
+                        {3, 50, 2, 64, true, false}, {1, 257, 2, 80, false, true}, {2, 197, 1, 96, false, false},
                         {1, 65, 3, 32, true, true}};
   int seed = 200;
   for (const Case& c : cases) {
-    const std::string name = "attention B" + std::to_string(c.B) + " T" + std::to_string(c.T) + " H" + std::to_string(c.H) +
-                             " Dh" + std::to_string(c.Dh) + (c.probs ? " +probs" : "") + (c.head_scale ? " +head_scale" : "");
+    const std::string name = "attention B" + std::to_string(c.B) + " T" + std::to_string(c.T) + " H" +
+                             std::to_string(c.H) + " Dh" + std::to_string(c.Dh) + (c.probs ? " +probs" : "") +
+                             (c.head_scale ? " +head_scale" : "");
     const int64_t D = c.H * c.Dh;
     auto qkv = as_stored(be, random_vec(static_cast<size_t>(c.B * c.T * 3 * D), seed++, 2.0f));
     auto hs = as_stored(be, random_vec(static_cast<size_t>(c.H), seed++));
     OnDevice dq(be, qkv), dhs(be, hs), dout(be, static_cast<size_t>(c.B * c.T * D));
     OnDevice dp(be, c.probs ? static_cast<size_t>(c.B * c.H * c.T * c.T) : 0);
     AttentionArgs a;
-    a.qkv = dq.p(), a.out = dout.p(), a.head_scale = c.head_scale ? dhs.p() : nullptr, a.probs = c.probs ? dp.p() : nullptr;
+    a.qkv = dq.p(), a.out = dout.p(), a.head_scale = c.head_scale ? dhs.p() : nullptr,
+    a.probs = c.probs ? dp.p() : nullptr;
     a.B = c.B, a.T = c.T, a.H = c.H, a.Dh = c.Dh, a.scale = 1.0f / std::sqrt(static_cast<float>(c.Dh));
     be.attention(a);
     std::vector<float> want(dout.n), want_p(dp.n);
     cpu::AttentionArgs r;
-    r.qkv = qkv.data(), r.out = want.data(), r.head_scale = c.head_scale ? hs.data() : nullptr, r.probs = c.probs ? want_p.data() : nullptr;
+    r.qkv = qkv.data(), r.out = want.data(), r.head_scale = c.head_scale ? hs.data() : nullptr,
+    r.probs = c.probs ? want_p.data() : nullptr;
     r.B = c.B, r.T = c.T, r.H = c.H, r.Dh = c.Dh, r.scale = a.scale;
     cpu::ref_attention(r);
     compare(t, name, dout.get(be), want);
@@ -149,7 +160,8 @@ void test_fused(const Target& t) {
   Backend& be = *t.be;
   int seed = 300;
   // qkv_attention with LayerNorm in front, against LN → GEMM → attention references.
-  for (auto [B, T, H, Dh] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 197, 6, 64}, {2, 50, 4, 32}, {1, 17, 3, 16}}) {
+  for (auto [B, T, H, Dh] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 197, 6, 64}, {2, 50, 4, 32}, {1, 17, 3, 16}}) {
     const int64_t D = H * Dh, M = B * T;
     auto x = as_stored(be, random_vec(static_cast<size_t>(M * D), seed++, 2.0f));
     auto g = as_stored(be, random_vec(static_cast<size_t>(D), seed++));
@@ -166,21 +178,26 @@ void test_fused(const Target& t) {
     std::vector<float> ln(x.size()), qkv(static_cast<size_t>(M * 3 * D)), want(x.size());
     cpu::ref_layernorm({x.data(), g.data(), b.data(), ln.data(), M, D, 1e-6f});
     cpu::GemmArgs gr;
-    gr.A = ln.data(), gr.lda = D, gr.W = W.data(), gr.bias = bias.data(), gr.C = qkv.data(), gr.M = M, gr.N = 3 * D, gr.K = D;
+    gr.A = ln.data(), gr.lda = D, gr.W = W.data(), gr.bias = bias.data(), gr.C = qkv.data(), gr.M = M, gr.N = 3 * D,
+    gr.K = D;
     cpu::ref_gemm(gr);
     cpu::AttentionArgs ar;
     ar.qkv = qkv.data(), ar.out = want.data(), ar.B = B, ar.T = T, ar.H = H, ar.Dh = Dh, ar.scale = a.scale;
     cpu::ref_attention(ar);
-    compare(t, "qkv_attention (LN in front) B" + std::to_string(B) + " T" + std::to_string(T) + " D" + std::to_string(D),
+    compare(t,
+            "qkv_attention (LN in front) B" + std::to_string(B) + " T" + std::to_string(T) + " D" + std::to_string(D),
             dout.get(be), want, 2);
   }
   // mlp with LayerNorm in front, in place on out.
-  for (auto [M, D, I] : {std::tuple<int64_t, int64_t, int64_t>{197, 384, 1536}, {3, 33, 70}, {56, 64, 128}, {1, 768, 3072}}) {
+  for (auto [M, D, I] :
+       {std::tuple<int64_t, int64_t, int64_t>{197, 384, 1536}, {3, 33, 70}, {56, 64, 128}, {1, 768, 3072}}) {
     auto x = as_stored(be, random_vec(static_cast<size_t>(M * D), seed++, 2.0f));
     auto g = as_stored(be, random_vec(static_cast<size_t>(D), seed++));
     auto b = as_stored(be, random_vec(static_cast<size_t>(D), seed++));
-    auto W1 = random_vec(static_cast<size_t>(I * D), seed++, 0.1f), W2 = random_vec(static_cast<size_t>(D * I), seed++, 0.1f);
-    auto b1 = as_stored(be, random_vec(static_cast<size_t>(I), seed++)), b2 = as_stored(be, random_vec(static_cast<size_t>(D), seed++));
+    auto W1 = random_vec(static_cast<size_t>(I * D), seed++, 0.1f),
+         W2 = random_vec(static_cast<size_t>(D * I), seed++, 0.1f);
+    auto b1 = as_stored(be, random_vec(static_cast<size_t>(I), seed++)),
+         b2 = as_stored(be, random_vec(static_cast<size_t>(D), seed++));
     auto W1p = be.prepare_linear(W1.data(), I, D, t.weights), W2p = be.prepare_linear(W2.data(), D, I, t.weights);
     W1 = OnDevice(be, W1).get(be), W2 = OnDevice(be, W2).get(be);
     OnDevice dx(be, x), dg(be, g), db(be, b), db1(be, b1), db2(be, b2);
@@ -193,25 +210,30 @@ void test_fused(const Target& t) {
     cpu::MlpArgs r;
     r.a = ln.data(), r.b1 = b1.data(), r.b2 = b2.data(), r.out = want.data(), r.M = M, r.D = D, r.I = I;
     cpu::ref_mlp(r, W1.data(), W2.data());
-    compare(t, "mlp (LN in front) " + std::to_string(M) + "x" + std::to_string(D) + "x" + std::to_string(I), dx.get(be), want, 2);
+    compare(t, "mlp (LN in front) " + std::to_string(M) + "x" + std::to_string(D) + "x" + std::to_string(I), dx.get(be),
+            want, 2);
   }
 }
 
 void test_embedding_ops(const Target& t) {
   Backend& be = *t.be;
   int seed = 400;
-  for (auto [B, C, H, W, p] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{1, 3, 224, 224, 16}, {2, 3, 37, 50, 8}, {3, 1, 9, 9, 3}}) {
+  for (auto [B, C, H, W, p] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{1, 3, 224, 224, 16},
+                               {2, 3, 37, 50, 8},
+                               {3, 1, 9, 9, 3}}) {
     auto x = as_stored(be, random_vec(static_cast<size_t>(B * C * H * W), seed++));
     const int64_t N = (H / p) * (W / p), K = C * p * p;
     OnDevice dx(be, x), dp(be, static_cast<size_t>(B * N * K));
     be.patchify({dx.p(), dp.p(), B, C, H, W, p});
     std::vector<float> want(dp.n);
     cpu::ref_patchify({x.data(), want.data(), B, C, H, W, p});
-    compare(t, "patchify " + std::to_string(B) + "x" + std::to_string(C) + "x" + std::to_string(H) + "x" + std::to_string(W) + " p" +
-                   std::to_string(p),
+    compare(t,
+            "patchify " + std::to_string(B) + "x" + std::to_string(C) + "x" + std::to_string(H) + "x" +
+                std::to_string(W) + " p" + std::to_string(p),
             dp.get(be), want, 0);  // a copy: exact
   }
-  for (auto [B, N, D, masked] : {std::tuple<int64_t, int64_t, int64_t, bool>{1, 196, 384, false}, {3, 5, 33, true}, {2, 16, 32, true}}) {
+  for (auto [B, N, D, masked] :
+       {std::tuple<int64_t, int64_t, int64_t, bool>{1, 196, 384, false}, {3, 5, 33, true}, {2, 16, 32, true}}) {
     auto pe = as_stored(be, random_vec(static_cast<size_t>(B * N * D), seed++));
     auto cls = as_stored(be, random_vec(static_cast<size_t>(D), seed++));
     auto pos = as_stored(be, random_vec(static_cast<size_t>((N + 1) * D), seed++));
@@ -221,8 +243,11 @@ void test_embedding_ops(const Target& t) {
     OnDevice dpe(be, pe), dcls(be, cls), dpos(be, pos), dmt(be, mt), dt(be, static_cast<size_t>(B * (N + 1) * D));
     be.embed_tokens({dpe.p(), dcls.p(), dpos.p(), dmt.p(), masked ? mask.data() : nullptr, dt.p(), B, N, D});
     std::vector<float> want(dt.n);
-    cpu::ref_embed_tokens({pe.data(), cls.data(), pos.data(), mt.data(), masked ? mask.data() : nullptr, want.data(), B, N, D});
-    compare(t, "embed_tokens B" + std::to_string(B) + " N" + std::to_string(N) + " D" + std::to_string(D) + (masked ? " +mask" : ""),
+    cpu::ref_embed_tokens(
+        {pe.data(), cls.data(), pos.data(), mt.data(), masked ? mask.data() : nullptr, want.data(), B, N, D});
+    compare(t,
+            "embed_tokens B" + std::to_string(B) + " N" + std::to_string(N) + " D" + std::to_string(D) +
+                (masked ? " +mask" : ""),
             dt.get(be), want);
   }
   // copy_rows with strides (the pooling and classifier gathers use it).

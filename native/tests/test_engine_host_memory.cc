@@ -25,7 +25,8 @@ void put(const fs::path& file, const std::string& text) {
 }
 
 // A fake root with /proc/meminfo (MemAvailable in MiB) and the given cgroup/mountinfo text.
-fs::path fake(const std::string& name, size_t mem_available_mib, const std::string& cgroup, const std::string& mountinfo) {
+fs::path fake(const std::string& name, size_t mem_available_mib, const std::string& cgroup,
+              const std::string& mountinfo) {
   const fs::path root = fs::temp_directory_path() / ("vitmsn-hostmem-" + std::to_string(getpid()) + "-" + name);
   fs::remove_all(root);
   put(root / "proc/meminfo", "MemTotal:       24000000 kB\nMemFree:  1000 kB\nMemAvailable:   " +
@@ -79,7 +80,8 @@ int main() {
   }
   {  // v2 in a container: the mount's root is the process's own group ("0::/" inside a namespace
      // reads as the group path on the host side of mountinfo)
-    const fs::path r = fake("v2ns", 20000, "0::/docker/abc\n", "28 25 0:25 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+    const fs::path r =
+        fake("v2ns", 20000, "0::/docker/abc\n", "28 25 0:25 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
     put(r / "sys/fs/cgroup/memory.max", std::to_string(3000 * MiB) + "\n");
     put(r / "sys/fs/cgroup/memory.current", std::to_string(1000 * MiB) + "\n");
     check(host_available_bytes(r.string()) == 2000 * MiB, "namespaced v2 mount: its root is the group");

@@ -64,10 +64,11 @@ void check_gradient(int64_t N, int64_t D, int64_t K) {
   Problem p = make(N, D, K, 0.7);
   const double inv_c = 0.37;
   std::vector<double> gW(K * D), gb(K), P(N * K);
-  const double f = vitmsn::logreg::loss_grad(p.X.data(), p.y.data(), N, D, K, p.W.data(), p.b.data(), inv_c,
-                                             gW.data(), gb.data(), P.data());
+  const double f = vitmsn::logreg::loss_grad(p.X.data(), p.y.data(), N, D, K, p.W.data(), p.b.data(), inv_c, gW.data(),
+                                             gb.data(), P.data());
   const double fr = f_ref(p, inv_c);
-  check(std::fabs(f - fr) <= 1e-12 * std::max(1.0, std::fabs(fr)), name + ": f " + std::to_string(f) + " vs reference " + std::to_string(fr));
+  check(std::fabs(f - fr) <= 1e-12 * std::max(1.0, std::fabs(fr)),
+        name + ": f " + std::to_string(f) + " vs reference " + std::to_string(fr));
   const double h = 1e-5;
   double worst = 0;
   auto fd = [&](std::vector<double>& v, int64_t j, std::vector<double>& W, std::vector<double>& b) {
@@ -80,8 +81,10 @@ void check_gradient(int64_t N, int64_t D, int64_t K) {
     return (fp - fm) / (2 * h);
   };
   std::vector<double> W = p.W, b = p.b;
-  for (int64_t j = 0; j < K * D; ++j) worst = std::max(worst, std::fabs(fd(W, j, W, b) - gW[j]) / std::max(1.0, std::fabs(gW[j])));
-  for (int64_t k = 0; k < K; ++k) worst = std::max(worst, std::fabs(fd(b, k, W, b) - gb[k]) / std::max(1.0, std::fabs(gb[k])));
+  for (int64_t j = 0; j < K * D; ++j)
+    worst = std::max(worst, std::fabs(fd(W, j, W, b) - gW[j]) / std::max(1.0, std::fabs(gW[j])));
+  for (int64_t k = 0; k < K; ++k)
+    worst = std::max(worst, std::fabs(fd(b, k, W, b) - gb[k]) / std::max(1.0, std::fabs(gb[k])));
   check(worst < 1e-6, name + ": gradient vs finite differences, worst relative error " + std::to_string(worst));
 }
 
@@ -89,7 +92,7 @@ void check_gradient(int64_t N, int64_t D, int64_t K) {
 
 int main() {
   const int64_t shapes[][3] = {
-      {1, 1, 2},  {5, 1, 2},   {1, 7, 3},   {9, 3, 2},   {13, 5, 5},  {4, 8, 4},   {17, 9, 7},
+      {1, 1, 2},  {5, 1, 2},   {1, 7, 3},    {9, 3, 2},  {13, 5, 5},    {4, 8, 4},  {17, 9, 7},
       {6, 15, 9}, {11, 16, 6}, {23, 33, 10}, {3, 12, 1}, {40, 100, 13}, {2, 17, 8},
   };
   for (const auto& s : shapes) check_gradient(s[0], s[1], s[2]);
@@ -102,7 +105,8 @@ int main() {
     std::vector<Fit> path = vitmsn::logreg::fit_path(p.X.data(), p.y.data(), p.N, p.D, p.K, {0.1, 1, 10}, o);
     check(path.size() == 3, "path: one fit per C");
     for (size_t j = 0; j < path.size(); ++j) {
-      check(path[j].converged && path[j].grad_max_abs <= 1e-10, "path fit " + std::to_string(j) + " converged, grad " + std::to_string(path[j].grad_max_abs));
+      check(path[j].converged && path[j].grad_max_abs <= 1e-10,
+            "path fit " + std::to_string(j) + " converged, grad " + std::to_string(path[j].grad_max_abs));
       double sb = 0;
       for (double v : path[j].b) sb += v;
       check(std::fabs(sb) < 1e-12, "intercepts re-centred");
@@ -132,7 +136,8 @@ int main() {
     bool same = r1.size() == 3 && r2.size() == 3;
     for (size_t t = 0; same && t < 3; ++t) {
       same = r1[t].correct == r2[t].correct && r1[t].correct.size() == 3;
-      for (size_t j = 0; same && j < 3; ++j) same = r1[t].fits[j].W == r2[t].fits[j].W && r1[t].fits[j].b == r2[t].fits[j].b;
+      for (size_t j = 0; same && j < 3; ++j)
+        same = r1[t].fits[j].W == r2[t].fits[j].W && r1[t].fits[j].b == r2[t].fits[j].b;
     }
     check(same, "fit_tasks: bit-identical on 1 and 2 threads");
     tasks[1].ytest[0] = 4;

@@ -39,9 +39,9 @@ void resize_case(int64_t iw, int64_t ih, int c, int64_t ow, int64_t oh, Resample
 int main() {
   const ResampleFilter filters[] = {ResampleFilter::Bilinear, ResampleFilter::Bicubic, ResampleFilter::Lanczos,
                                     ResampleFilter::Box, ResampleFilter::Hamming};
-  const int64_t sizes[][4] = {{640, 480, 224, 224}, {1, 1, 224, 224}, {1, 7, 3, 2}, {5, 3, 1, 1},
+  const int64_t sizes[][4] = {{640, 480, 224, 224}, {1, 1, 224, 224},     {1, 7, 3, 2},         {5, 3, 1, 1},
                               {224, 224, 224, 224}, {300, 224, 224, 224}, {224, 301, 224, 224}, {17, 13, 31, 29},
-                              {1000, 3, 7, 5}, {3, 1000, 5, 7}, {449, 223, 224, 224}, {2, 2, 3, 3}};
+                              {1000, 3, 7, 5},      {3, 1000, 5, 7},      {449, 223, 224, 224}, {2, 2, 3, 3}};
   for (ResampleFilter f : filters) {
     for (const auto& s : sizes) {
       for (int c = 1; c <= 4; ++c) resize_case(s[0], s[1], c, s[2], s[3], f, false);
@@ -99,8 +99,12 @@ int main() {
     ImageView ga{reinterpret_cast<const uint8_t*>(grey_a), 2, 1, 2, sizeof grey_a, PixelFormat::I16};
     to_rgb(ga, rgb6);
     check(rgb6[0] == 255 && rgb6[3] == 12 && rgb6[5] == 12, "16-bit grey with a decoder's alpha -> RGB");
-    expect_error("4 channels", codes::kImageInvalid, "", [&] { check_image(ImageView{cmyk, 1, 1, 3, 3, PixelFormat::CMYK}, "image"); });
-    expect_error("16-bit", codes::kImageInvalid, "", [&] { check_image(ImageView{cmyk, 3, 1, 1, 3, PixelFormat::I16}, "image"); });
+    expect_error("4 channels", codes::kImageInvalid, "", [&] {
+      check_image(ImageView{cmyk, 1, 1, 3, 3, PixelFormat::CMYK}, "image");
+    });
+    expect_error("16-bit", codes::kImageInvalid, "", [&] {
+      check_image(ImageView{cmyk, 3, 1, 1, 3, PixelFormat::I16}, "image");
+    });
   }
 
   // Normalisation: HF's arithmetic, and CHW order.
@@ -124,12 +128,22 @@ int main() {
     PreprocessConfig cfg;
     std::vector<float> out(3 * 224 * 224);
     const uint8_t px[12] = {};
-    expect_error("0x0", codes::kImageInvalid, "", [&] { preprocess_image(ImageView{px, 0, 0, 3, 0}, cfg, out.data()); });
-    expect_error("short buffer", codes::kImageInvalid, "", [&] { preprocess_image(ImageView{px, 2, 2, 3, 11}, cfg, out.data()); });
-    expect_error("5 channels", codes::kImageInvalid, "", [&] { preprocess_image(ImageView{px, 1, 1, 5, 5}, cfg, out.data()); });
-    expect_error("null data", codes::kImageInvalid, "", [&] { preprocess_image(ImageView{nullptr, 1, 1, 3, 3}, cfg, out.data()); });
+    expect_error("0x0", codes::kImageInvalid, "", [&] {
+      preprocess_image(ImageView{px, 0, 0, 3, 0}, cfg, out.data());
+    });
+    expect_error("short buffer", codes::kImageInvalid, "", [&] {
+      preprocess_image(ImageView{px, 2, 2, 3, 11}, cfg, out.data());
+    });
+    expect_error("5 channels", codes::kImageInvalid, "", [&] {
+      preprocess_image(ImageView{px, 1, 1, 5, 5}, cfg, out.data());
+    });
+    expect_error("null data", codes::kImageInvalid, "", [&] {
+      preprocess_image(ImageView{nullptr, 1, 1, 3, 3}, cfg, out.data());
+    });
     // Sizes whose product overflows must be refused by the size check, not by a huge allocation.
-    expect_error("absurd size", codes::kImageInvalid, "", [&] { preprocess_image(ImageView{px, int64_t{1} << 40, int64_t{1} << 40, 3, 12}, cfg, out.data()); });
+    expect_error("absurd size", codes::kImageInvalid, "", [&] {
+      preprocess_image(ImageView{px, int64_t{1} << 40, int64_t{1} << 40, 3, 12}, cfg, out.data());
+    });
   }
 
   // Pooling and softmax.

@@ -45,49 +45,104 @@ Bytes make_zip(const std::vector<std::pair<std::string, Bytes>>& entries, bool z
   for (const auto& [name, data] : entries) {
     const uint64_t local = out.size();
     put_le(out, 0x04034b50, 4);
-    put_le(out, 20, 2); put_le(out, 0, 2); put_le(out, 0, 2); put_le(out, 0, 4);
-    put_le(out, 0, 4); put_le(out, data.size(), 4); put_le(out, data.size(), 4);
-    put_le(out, name.size(), 2); put_le(out, 0, 2);
+    put_le(out, 20, 2);
+    put_le(out, 0, 2);
+    put_le(out, 0, 2);
+    put_le(out, 0, 4);
+    put_le(out, 0, 4);
+    put_le(out, data.size(), 4);
+    put_le(out, data.size(), 4);
+    put_le(out, name.size(), 2);
+    put_le(out, 0, 2);
     out += name;
     out += data;
     put_le(cd, 0x02014b50, 4);
-    put_le(cd, 20, 2); put_le(cd, 20, 2); put_le(cd, 0, 2); put_le(cd, 0, 2); put_le(cd, 0, 4);
+    put_le(cd, 20, 2);
+    put_le(cd, 20, 2);
+    put_le(cd, 0, 2);
+    put_le(cd, 0, 2);
+    put_le(cd, 0, 4);
     const uint64_t sat = 0xFFFFFFFFu;
-    put_le(cd, 0, 4); put_le(cd, zip64 ? sat : data.size(), 4); put_le(cd, zip64 ? sat : data.size(), 4);
-    put_le(cd, name.size(), 2); put_le(cd, zip64 ? 28 : 0, 2); put_le(cd, 0, 2); put_le(cd, 0, 2); put_le(cd, 0, 2);
-    put_le(cd, 0, 4); put_le(cd, zip64 ? sat : local, 4);
+    put_le(cd, 0, 4);
+    put_le(cd, zip64 ? sat : data.size(), 4);
+    put_le(cd, zip64 ? sat : data.size(), 4);
+    put_le(cd, name.size(), 2);
+    put_le(cd, zip64 ? 28 : 0, 2);
+    put_le(cd, 0, 2);
+    put_le(cd, 0, 2);
+    put_le(cd, 0, 2);
+    put_le(cd, 0, 4);
+    put_le(cd, zip64 ? sat : local, 4);
     cd += name;
     if (zip64) {
-      put_le(cd, 0x0001, 2); put_le(cd, 24, 2);
-      put_le(cd, data.size(), 8); put_le(cd, data.size(), 8); put_le(cd, local, 8);
+      put_le(cd, 0x0001, 2);
+      put_le(cd, 24, 2);
+      put_le(cd, data.size(), 8);
+      put_le(cd, data.size(), 8);
+      put_le(cd, local, 8);
     }
   }
   const uint64_t cd_off = out.size();
   out += cd;
   if (zip64) {
     const uint64_t rec = out.size();
-    put_le(out, 0x06064b50, 4); put_le(out, 44, 8); put_le(out, 45, 2); put_le(out, 45, 2);
-    put_le(out, 0, 4); put_le(out, 0, 4); put_le(out, entries.size(), 8); put_le(out, entries.size(), 8);
-    put_le(out, cd.size(), 8); put_le(out, cd_off, 8);
-    put_le(out, 0x07064b50, 4); put_le(out, 0, 4); put_le(out, rec, 8); put_le(out, 1, 4);
+    put_le(out, 0x06064b50, 4);
+    put_le(out, 44, 8);
+    put_le(out, 45, 2);
+    put_le(out, 45, 2);
+    put_le(out, 0, 4);
+    put_le(out, 0, 4);
+    put_le(out, entries.size(), 8);
+    put_le(out, entries.size(), 8);
+    put_le(out, cd.size(), 8);
+    put_le(out, cd_off, 8);
+    put_le(out, 0x07064b50, 4);
+    put_le(out, 0, 4);
+    put_le(out, rec, 8);
+    put_le(out, 1, 4);
     put_le(out, 0x06054b50, 4);
-    put_le(out, 0, 2); put_le(out, 0, 2); put_le(out, 0xFFFF, 2); put_le(out, 0xFFFF, 2);
-    put_le(out, 0xFFFFFFFFu, 4); put_le(out, 0xFFFFFFFFu, 4); put_le(out, 0, 2);
+    put_le(out, 0, 2);
+    put_le(out, 0, 2);
+    put_le(out, 0xFFFF, 2);
+    put_le(out, 0xFFFF, 2);
+    put_le(out, 0xFFFFFFFFu, 4);
+    put_le(out, 0xFFFFFFFFu, 4);
+    put_le(out, 0, 2);
     return out;
   }
   put_le(out, 0x06054b50, 4);
-  put_le(out, 0, 2); put_le(out, 0, 2); put_le(out, entries.size(), 2); put_le(out, entries.size(), 2);
-  put_le(out, cd.size(), 4); put_le(out, cd_off, 4); put_le(out, 0, 2);
+  put_le(out, 0, 2);
+  put_le(out, 0, 2);
+  put_le(out, entries.size(), 2);
+  put_le(out, entries.size(), 2);
+  put_le(out, cd.size(), 4);
+  put_le(out, cd_off, 4);
+  put_le(out, 0, 2);
   return out;
 }
 
 // Pickle opcodes, protocol 2, spelled as torch.save emits them.
 struct P {
   Bytes b = "\x80\x02";
-  P& op(char c) { b.push_back(c); return *this; }
-  P& str(const std::string& s) { b.push_back('X'); put_le(b, s.size(), 4); b += s; return *this; }
-  P& i(int64_t v) { b.push_back('J'); put_le(b, static_cast<uint64_t>(v), 4); return *this; }
-  P& global(const std::string& m, const std::string& n) { b += "c" + m + "\n" + n + "\n"; return *this; }
+  P& op(char c) {
+    b.push_back(c);
+    return *this;
+  }
+  P& str(const std::string& s) {
+    b.push_back('X');
+    put_le(b, s.size(), 4);
+    b += s;
+    return *this;
+  }
+  P& i(int64_t v) {
+    b.push_back('J');
+    put_le(b, static_cast<uint64_t>(v), 4);
+    return *this;
+  }
+  P& global(const std::string& m, const std::string& n) {
+    b += "c" + m + "\n" + n + "\n";
+    return *this;
+  }
   P& mark() { return op('('); }
   P& tuple() { return op('t'); }
   // _rebuild_tensor_v2(('storage', <type>, key, 'cpu', numel), offset, size, stride, False, OrderedDict())
@@ -96,8 +151,12 @@ struct P {
     global("torch._utils", "_rebuild_tensor_v2").mark();
     mark().str("storage").global("torch", type).str(key).str("cpu").i(numel).tuple().op('Q');
     i(offset);
-    mark(); for (int64_t s : size) i(s); tuple();
-    mark(); for (int64_t s : stride) i(s); tuple();
+    mark();
+    for (int64_t s : size) i(s);
+    tuple();
+    mark();
+    for (int64_t s : stride) i(s);
+    tuple();
     op('\x89').global("collections", "OrderedDict").op(')').op('R').tuple().op('R');
     return *this;
   }
@@ -153,7 +212,8 @@ void test_good() {
   check(read(*f, "v") == std::vector<float>({3, 4}), "good: storage offset");
   check(read(*f, "h") == std::vector<float>({1.5f, -2.0f}), "good: HalfStorage");
   check(read(*f, "s") == std::vector<float>({5}), "good: 0-d tensor");
-  check(f->find("w")->shape == std::vector<int64_t>({2, 3}) && f->find("t")->shape == std::vector<int64_t>({3, 2}), "good: shapes");
+  check(f->find("w")->shape == std::vector<int64_t>({2, 3}) && f->find("t")->shape == std::vector<int64_t>({3, 2}),
+        "good: shapes");
   // In place: the contiguous tensor points into the mapping, not a copy (same bytes as storage 0).
   check(f->find("w")->data + 12 == f->find("v")->data, "good: views share the mapped storage");
   // An nn.Parameter (dict(model.named_parameters()) saved as is): _rebuild_parameter(tensor, …).
@@ -173,18 +233,23 @@ void test_good() {
 }
 
 void test_pickles() {
-  auto refuse = [](const std::string& what, const std::string& needle, const Bytes& pkl, std::vector<std::pair<std::string, Bytes>> st = {}) {
+  auto refuse = [](const std::string& what, const std::string& needle, const Bytes& pkl,
+                   std::vector<std::pair<std::string, Bytes>> st = {}) {
     const std::string path = write("p.bin", archive(pkl, st));
     expect_error(what, codes::kCheckpointInvalid, needle, [&] { PytorchBinFile::open(path); });
   };
-  refuse("GLOBAL os.system", "refusing global 'os.system'", P().global("os", "system").str("touch x").op('\x85').op('R').op('.').b);
+  refuse("GLOBAL os.system", "refusing global 'os.system'",
+         P().global("os", "system").str("touch x").op('\x85').op('R').op('.').b);
   refuse("GLOBAL posix.system", "refusing global 'posix.system'", P().global("posix", "system").op('.').b);
-  refuse("STACK_GLOBAL builtins.eval", "refusing global 'builtins.eval'", P().str("builtins").str("eval").op('\x93').op('.').b);
+  refuse("STACK_GLOBAL builtins.eval", "refusing global 'builtins.eval'",
+         P().str("builtins").str("eval").op('\x93').op('.').b);
   refuse("_rebuild_tensor_v3 (new dtypes)", "tensor kind 'torch._utils._rebuild_tensor_v3' is not supported",
          P().global("torch._utils", "_rebuild_tensor_v3").op('.').b);
   refuse("GLOBAL torch.load", "refusing global 'torch.load'", P().global("torch", "load").op('.').b);
-  refuse("REDUCE on a storage type", "REDUCE on 'torch.FloatStorage' is not allowed", P().global("torch", "FloatStorage").i(4).op('\x85').op('R').op('.').b);
-  refuse("OrderedDict with arguments", "only OrderedDict() is allowed", P().global("collections", "OrderedDict").str("x").op('\x85').op('R').op('.').b);
+  refuse("REDUCE on a storage type", "REDUCE on 'torch.FloatStorage' is not allowed",
+         P().global("torch", "FloatStorage").i(4).op('\x85').op('R').op('.').b);
+  refuse("OrderedDict with arguments", "only OrderedDict() is allowed",
+         P().global("collections", "OrderedDict").str("x").op('\x85').op('R').op('.').b);
   refuse("REDUCE on a str", "REDUCE on a str", P().str("x").op(')').op('R').op('.').b);
   refuse("INST opcode", "opcode 0x69 ('i')", P().op('i').b + "os\nsystem\n");
   refuse("OBJ opcode", "opcode 0x6f", P().mark().op('o').b);
@@ -195,7 +260,10 @@ void test_pickles() {
   refuse("empty pickle", "truncated", Bytes());
   refuse("STOP on an empty stack", "stack underflow", P().op('.').b);
   refuse("BINGET of an unset memo", "memo key 7", P().op('h').op('\x07').op('.').b);
-  refuse("string longer than the pickle", "runs past the end", P().op('X').b + Bytes("\xff\xff\x00\x00" "ab", 6));
+  refuse("string longer than the pickle", "runs past the end",
+         P().op('X').b + Bytes("\xff\xff\x00\x00"
+                               "ab",
+                               6));
   refuse("no STOP", "truncated", P().op(']').b);
   refuse("APPEND to a dict", "APPEND to a dict", P().op('}').op(']').op('a').op('.').b);
   refuse("SETITEM on a list", "SETITEM(S) on a list", P().op(']').str("k").str("v").op('s').op('.').b);
@@ -214,7 +282,16 @@ void test_pickles() {
   }
   refuse("persistent id not a tuple", "persistent id is not", P().str("x").op('Q').op('.').b);
   refuse("persistent id with a non-storage type", "not a torch.*Storage",
-         P().mark().str("storage").global("collections", "OrderedDict").str("0").str("cpu").i(1).tuple().op('Q').op('.').b);
+         P().mark()
+             .str("storage")
+             .global("collections", "OrderedDict")
+             .str("0")
+             .str("cpu")
+             .i(1)
+             .tuple()
+             .op('Q')
+             .op('.')
+             .b);
   // Tensor-level checks.
   const Bytes s6 = floats({0, 1, 2, 3, 4, 5});
   auto one = [&](const std::function<void(P&)>& t) {
@@ -225,17 +302,34 @@ void test_pickles() {
   };
   refuse("storage offset past the end", "reaches element 9",
          one([](P& p) { p.tensor("FloatStorage", "0", 6, 8, {2}, {1}); }), {{"0", s6}});
-  refuse("strides reaching past the end", "reaches element 6",
-         one([](P& p) { p.tensor("FloatStorage", "0", 6, 0, {2, 2}, {5, 1}); }), {{"0", s6}});
-  refuse("negative offset", "negative storage offset", one([](P& p) { p.tensor("FloatStorage", "0", 6, -1, {2}, {1}); }), {{"0", s6}});
-  refuse("negative size", "negative size", one([](P& p) { p.tensor("FloatStorage", "0", 6, 0, {-2}, {1}); }), {{"0", s6}});
-  refuse("size overflow", "overflows",
-         one([](P& p) { p.tensor("FloatStorage", "0", 6, 0, {1 << 30, 1 << 30, 1 << 30}, {1, 1, 1}); }), {{"0", s6}});
-  refuse("sizes and strides differ in rank", "sizes but", one([](P& p) { p.tensor("FloatStorage", "0", 6, 0, {2, 3}, {1}); }), {{"0", s6}});
-  refuse("numel disagrees with the entry", "holds 24 bytes", one([](P& p) { p.tensor("FloatStorage", "0", 7, 0, {2}, {1}); }), {{"0", s6}});
-  refuse("storage entry missing", "does not hold", one([](P& p) { p.tensor("FloatStorage", "9", 6, 0, {2}, {1}); }), {{"0", s6}});
+  refuse("strides reaching past the end", "reaches element 6", one([](P& p) {
+           p.tensor("FloatStorage", "0", 6, 0, {2, 2}, {5, 1});
+         }),
+         {{"0", s6}});
+  refuse("negative offset", "negative storage offset",
+         one([](P& p) { p.tensor("FloatStorage", "0", 6, -1, {2}, {1}); }), {{"0", s6}});
+  refuse("negative size", "negative size", one([](P& p) { p.tensor("FloatStorage", "0", 6, 0, {-2}, {1}); }),
+         {{"0", s6}});
+  refuse("size overflow", "overflows", one([](P& p) {
+           p.tensor("FloatStorage", "0", 6, 0, {1 << 30, 1 << 30, 1 << 30}, {1, 1, 1});
+         }),
+         {{"0", s6}});
+  refuse("sizes and strides differ in rank", "sizes but", one([](P& p) {
+           p.tensor("FloatStorage", "0", 6, 0, {2, 3}, {1});
+         }),
+         {{"0", s6}});
+  refuse("numel disagrees with the entry", "holds 24 bytes",
+         one([](P& p) { p.tensor("FloatStorage", "0", 7, 0, {2}, {1}); }), {{"0", s6}});
+  refuse("storage entry missing", "does not hold", one([](P& p) { p.tensor("FloatStorage", "9", 6, 0, {2}, {1}); }),
+         {{"0", s6}});
   refuse("duplicate key", "appears twice",
-         P().dict_begin().str("x").tensor("FloatStorage", "0", 6, 0, {2}, {1}).str("x").tensor("FloatStorage", "0", 6, 0, {2}, {1}).dict_end().b,
+         P().dict_begin()
+             .str("x")
+             .tensor("FloatStorage", "0", 6, 0, {2}, {1})
+             .str("x")
+             .tensor("FloatStorage", "0", 6, 0, {2}, {1})
+             .dict_end()
+             .b,
          {{"0", s6}});
 }
 
@@ -245,7 +339,12 @@ void test_archives() {
     const std::string path = write("z.bin", data);
     expect_error(what, codes::kCheckpointInvalid, needle, [&] { PytorchBinFile::open(path); });
   };
-  refuse("legacy format", "not a zip archive", Bytes("\x80\x02\x8a\x0a" "l\xfc\x9c" "F\xf9 j\xa8" "P\x19.", 15));
+  refuse("legacy format", "not a zip archive",
+         Bytes("\x80\x02\x8a\x0a"
+               "l\xfc\x9c"
+               "F\xf9 j\xa8"
+               "P\x19.",
+               15));
   refuse("empty file", "not a zip archive", Bytes());
   refuse("no data.pkl", "no <archive>/data.pkl", make_zip({{"archive/other", "x"}}));
   refuse("two data.pkl", "more than one data.pkl", make_zip({{"a/data.pkl", "."}, {"b/data.pkl", "."}}));

@@ -142,7 +142,8 @@ int main(int argc, char** argv) {
     std::printf("usage: test_engine_recorded <tiny-s8 dir> <tiny-mask dir>\n");
     return 2;
   }
-  const Case cases[2] = {{"tiny-s8", argv[1], tiny(4, 64, true), 0.3f}, {"tiny-mask", argv[2], tiny(2, 48, false), 1.1f}};
+  const Case cases[2] = {{"tiny-s8", argv[1], tiny(4, 64, true), 0.3f},
+                         {"tiny-mask", argv[2], tiny(2, 48, false), 1.1f}};
   const int64_t batches[2] = {1, 2};
 
   // References: each model alone, eager, on its own plain CPU backend (one thread, so bit-exact).
@@ -155,7 +156,8 @@ int main(int argc, char** argv) {
 
   auto be = std::make_shared<ReplayingBackend>();
   auto same = [&](const Model& m, int i, int64_t B, const std::string& what) {
-    check(run(m, B, cases[i].phase) == ref[{i, B}], what + ": " + cases[i].name + " B=" + std::to_string(B) + " equals its own eager result");
+    check(run(m, B, cases[i].phase) == ref[{i, B}],
+          what + ": " + cases[i].name + " B=" + std::to_string(B) + " equals its own eager result");
   };
 
   // Two models with the same input shape on one backend, called from several threads at once.

@@ -68,7 +68,8 @@ int main() {
     check(c.find({2, "s"}) == nullptr, "the least recently used entry was evicted");
     check(g_live == static_cast<int>(Cache::kMaxGraphs), "the evicted entry was destroyed");
     c.insert({100, "s"}, std::make_unique<Entry>(101));
-    check(c.size() == Cache::kMaxGraphs && c.find({100, "s"})->value == 101, "re-inserting a key replaces it without evicting");
+    check(c.size() == Cache::kMaxGraphs && c.find({100, "s"})->value == 101,
+          "re-inserting a key replaces it without evicting");
   }
 
   {

@@ -75,10 +75,15 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
     if (isLfs(file)) {
       const sha = createHash('sha256').update(data).digest('hex');
       blobs.set(sha, data);
-      return void res.writeHead(302, {
-        location: `${hub.cdnUrl}/cdn/${sha}`, 'x-linked-etag': `"${sha}"`, 'x-linked-size': data.length,
-        'x-repo-commit': commit, 'content-length': 0,
-      }).end();
+      return void res
+        .writeHead(302, {
+          location: `${hub.cdnUrl}/cdn/${sha}`,
+          'x-linked-etag': `"${sha}"`,
+          'x-linked-size': data.length,
+          'x-repo-commit': commit,
+          'content-length': 0,
+        })
+        .end();
     }
     const etag = createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
     res.writeHead(200, { etag: `"${etag}"`, 'x-repo-commit': commit, 'content-length': data.length });

@@ -18,7 +18,12 @@ export declare function realModel(arch: RealArch): Promise<{ modelDir: string; o
 export declare function ortSession(onnxPath: string, threads?: number): Promise<InferenceSession>;
 
 /** Runs the ONNX model on pixel values [B, 3, H, W]; returns last_hidden_state [B, T, D] (flat). */
-export declare function ortRun(onnxPath: string, input: Float32Array, shape: number[], threads?: number): Promise<Float32Array>;
+export declare function ortRun(
+  onnxPath: string,
+  input: Float32Array,
+  shape: number[],
+  threads?: number,
+): Promise<Float32Array>;
 
 /** Releases every cached onnxruntime session. */
 export declare function closeOrt(): Promise<void>;

@@ -37,9 +37,17 @@ const PYTHON = process.env.VITMSN_PYTHON || 'python3';
 
 function inputsHash(arch) {
   const h = createHash('sha256');
-  for (const rel of ['detw.py', 'st.py', 'make_detw_model.py', 'rebuild_onnx_weights.py',
-    `onnx/${arch}.onnx`, `onnx/${arch}.manifest.json`]) {
-    h.update(rel).update('\0').update(fs.readFileSync(path.join(ANCHORS_DIR, rel)));
+  for (const rel of [
+    'detw.py',
+    'st.py',
+    'make_detw_model.py',
+    'rebuild_onnx_weights.py',
+    `onnx/${arch}.onnx`,
+    `onnx/${arch}.manifest.json`,
+  ]) {
+    h.update(rel)
+      .update('\0')
+      .update(fs.readFileSync(path.join(ANCHORS_DIR, rel)));
   }
   return h.digest('hex').slice(0, 12);
 }
@@ -68,21 +76,32 @@ async function python(args) {
   } catch (e) {
     const err = /** @type {any} */ (e);
     const hint = err.code === 'ENOENT' ? ` (is ${PYTHON} on PATH? set VITMSN_PYTHON to override)` : '';
-    throw new Error(`${PYTHON} ${args.join(' ')} failed${hint}: ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+    throw new Error(
+      `${PYTHON} ${args.join(' ')} failed${hint}: ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`,
+    );
   }
 }
 
 // Folders left behind by a generation whose process died (name carries its pid).
 function removeStaleTemps(parent, base) {
   let names;
-  try { names = fs.readdirSync(parent); } catch { return; }
+  try {
+    names = fs.readdirSync(parent);
+  } catch {
+    return;
+  }
   for (const name of names) {
     const m = name.startsWith(`${base}.tmp-`) && /\.tmp-(\d+)-[0-9a-f]+$/.exec(name);
     if (!m) continue;
     const pid = Number(m[1]);
     let alive = pid === process.pid;
     if (!alive) {
-      try { process.kill(pid, 0); alive = true; } catch (e) { alive = /** @type {any} */ (e).code === 'EPERM'; }
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch (e) {
+        alive = /** @type {any} */ (e).code === 'EPERM';
+      }
     }
     if (!alive) fs.rmSync(path.join(parent, name), { recursive: true, force: true });
   }
@@ -120,7 +139,11 @@ async function generate(arch, finalRoot) {
         if (attempt >= 3) throw e;
         // An incomplete folder under the final name (not made by this code): move it aside, then retry.
         const trash = `${finalRoot}.trash-${process.pid}-${randomBytes(4).toString('hex')}`;
-        try { fs.renameSync(finalRoot, trash); } catch { /* someone else moved it */ }
+        try {
+          fs.renameSync(finalRoot, trash);
+        } catch {
+          /* someone else moved it */
+        }
         fs.rmSync(trash, { recursive: true, force: true });
       }
     }
@@ -174,13 +197,15 @@ export function ortSession(onnxPath, threads = 2) {
   const key = `${path.resolve(onnxPath)}\0${threads}`;
   let s = sessions.get(key);
   if (!s) {
-    s = ort().then((o) => o.InferenceSession.create(onnxPath, {
-      executionProviders: ['cpu'],
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-    }));
+    s = ort().then((o) =>
+      o.InferenceSession.create(onnxPath, {
+        executionProviders: ['cpu'],
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+        executionMode: 'sequential',
+      }),
+    );
     s.catch(() => sessions.delete(key));
     sessions.set(key, s);
   }
@@ -211,7 +236,11 @@ export async function closeOrt() {
   const all = [...sessions.values()];
   sessions.clear();
   for (const s of all) {
-    try { await (await s).release(); } catch { /* failed to create or already released */ }
+    try {
+      await (await s).release();
+    } catch {
+      /* failed to create or already released */
+    }
   }
 }
 

@@ -14,7 +14,12 @@ export function nativeExe(name: string): string {
 }
 
 /** Resolves to the executable's stdout, for checks beyond the summary line. */
-export async function runNativeTest(name: string, args: readonly string[] = [], env: Record<string, string> = {}, minPassed = 1): Promise<string> {
+export async function runNativeTest(
+  name: string,
+  args: readonly string[] = [],
+  env: Record<string, string> = {},
+  minPassed = 1,
+): Promise<string> {
   const { stdout } = await promisify(execFile)(nativeExe(name), [...args], {
     env: { ...process.env, ...env },
     maxBuffer: 16 << 20,

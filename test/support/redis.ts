@@ -12,7 +12,9 @@ function findBinary(): string | undefined {
 }
 
 export const REDIS_SERVER = findBinary();
-export const redisSkipReason = REDIS_SERVER ? undefined : 'redis-server is not installed (apt-get install redis-server): skipping the queue tests';
+export const redisSkipReason = REDIS_SERVER
+  ? undefined
+  : 'redis-server is not installed (apt-get install redis-server): skipping the queue tests';
 
 /** A port that was free a moment ago (the OS picks it). */
 export function freePort(): Promise<number> {
@@ -61,16 +63,32 @@ export async function startRedis(options: { aof?: boolean } = {}): Promise<Redis
   if (!REDIS_SERVER) throw new Error(redisSkipReason);
   const dir = mkdtempSync(path.join(tmpdir(), 'vitmsn-redis-'));
   const port = await freePort();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--daemonize', 'no', '--logfile', path.join(dir, 'redis.log'),
-    ...(options.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'])];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--daemonize',
+    'no',
+    '--logfile',
+    path.join(dir, 'redis.log'),
+    ...(options.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
+  ];
   let proc: ChildProcess | undefined;
   const server: RedisServer = {
-    url: `redis://127.0.0.1:${port}`, port, dir,
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
     async start() {
       proc = spawn(REDIS_SERVER!, args, { stdio: 'ignore' });
       const deadline = Date.now() + 10_000;
       while (!(await ping(port))) {
-        if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`redis-server did not start on port ${port} (log: ${path.join(dir, 'redis.log')})`);
+        if (Date.now() > deadline || proc.exitCode !== null)
+          throw new Error(`redis-server did not start on port ${port} (log: ${path.join(dir, 'redis.log')})`);
         await new Promise((r) => setTimeout(r, 50));
       }
     },

@@ -20,7 +20,11 @@ export function readSafetensors(file: string): Record<string, StTensor> {
     const bytes = new Uint8Array(buf.subarray(base + s, base + e)); // copy: aligned
     const ctor = { F64: Float64Array, F32: Float32Array, U8: Uint8Array }[info.dtype as 'F64' | 'F32' | 'U8'];
     if (!ctor) throw new Error(`test reader: unsupported dtype ${info.dtype}`);
-    out[name] = { dtype: info.dtype, shape: info.shape, data: new ctor(bytes.buffer, 0, bytes.byteLength / ctor.BYTES_PER_ELEMENT) };
+    out[name] = {
+      dtype: info.dtype,
+      shape: info.shape,
+      data: new ctor(bytes.buffer, 0, bytes.byteLength / ctor.BYTES_PER_ELEMENT),
+    };
   }
   return out;
 }

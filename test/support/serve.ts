@@ -18,9 +18,17 @@ export function modelFolder(root: string, name: GoldenModel, size: number, tag: 
   const dir = path.join(root, tag);
   mkdirSync(dir, { recursive: true });
   for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir(name), f), path.join(dir, f));
-  writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({
-    do_normalize: true, do_resize: true, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], resample: 2, size,
-  }));
+  writeFileSync(
+    path.join(dir, 'preprocessor_config.json'),
+    JSON.stringify({
+      do_normalize: true,
+      do_resize: true,
+      image_mean: [0.485, 0.456, 0.406],
+      image_std: [0.229, 0.224, 0.225],
+      resample: 2,
+      size,
+    }),
+  );
   return dir;
 }
 
@@ -58,8 +66,12 @@ export async function gatedModel(dir: string, batching: BatchingOptions | false 
     dispose: () => real.dispose(),
   };
   const shape = {
-    numChannels: nc.numChannels, imageHeight: nc.imageHeight, imageWidth: nc.imageWidth, patchSize: nc.patchSize,
-    numHiddenLayers: nc.numHiddenLayers, numAttentionHeads: nc.numAttentionHeads,
+    numChannels: nc.numChannels,
+    imageHeight: nc.imageHeight,
+    imageWidth: nc.imageWidth,
+    patchSize: nc.patchSize,
+    numHiddenLayers: nc.numHiddenLayers,
+    numAttentionHeads: nc.numAttentionHeads,
   };
   const model = new Model(handle, config, shape, 'cpu', 'float32', pre, resolveBatching(batching, 'cpu'));
   return {
@@ -81,7 +93,10 @@ export interface Running {
 }
 
 /** A server on 127.0.0.1, port 0. Unless told, it leaves the service's model alone when closed (tests share models). */
-export async function startServer(service: EmbedService | Promise<EmbedService>, options: ServeOptions = {}): Promise<Running> {
+export async function startServer(
+  service: EmbedService | Promise<EmbedService>,
+  options: ServeOptions = {},
+): Promise<Running> {
   const app = await createServer(service, { disposeOnClose: false, ...options });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   return { app, url, close: () => app.close() };

@@ -8,20 +8,20 @@ namespace vitmsn {
 
 void check_image(const ImageView& im, const char* what) {
   if (im.width <= 0 || im.height <= 0) {
-    throw Error(codes::kImageInvalid, std::string(what) + " is empty (" + std::to_string(im.width) + "x" +
-                                          std::to_string(im.height) + ")");
+    throw Error(codes::kImageInvalid,
+                std::string(what) + " is empty (" + std::to_string(im.width) + "x" + std::to_string(im.height) + ")");
   }
   if (im.channels < 1 || im.channels > 4) {
     throw Error(codes::kImageInvalid, std::string(what) + " has " + std::to_string(im.channels) +
                                           " channels; 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA) are supported");
   }
   if (im.format == PixelFormat::CMYK && im.channels != 4) {
-    throw Error(codes::kImageInvalid, std::string(what) + ": CMYK pixels need 4 channels, got " +
-                                          std::to_string(im.channels));
+    throw Error(codes::kImageInvalid,
+                std::string(what) + ": CMYK pixels need 4 channels, got " + std::to_string(im.channels));
   }
   if (im.format == PixelFormat::I16 && im.channels > 2) {
-    throw Error(codes::kImageInvalid, std::string(what) + ": 16-bit grey pixels need 1 or 2 channels, got " +
-                                          std::to_string(im.channels));
+    throw Error(codes::kImageInvalid,
+                std::string(what) + ": 16-bit grey pixels need 1 or 2 channels, got " + std::to_string(im.channels));
   }
   const uint64_t sample = im.format == PixelFormat::I16 ? 2 : 1;
   const uint64_t row = static_cast<uint64_t>(im.channels) * static_cast<uint64_t>(im.width) * sample;
@@ -29,8 +29,7 @@ void check_image(const ImageView& im, const char* what) {
       im.bytes / row != static_cast<uint64_t>(im.height) || im.bytes % row != 0) {
     throw Error(codes::kImageInvalid, std::string(what) + ": " + std::to_string(im.bytes) + " bytes do not hold " +
                                           std::to_string(im.width) + "x" + std::to_string(im.height) + "x" +
-                                          std::to_string(im.channels) +
-                                          (sample == 2 ? " 16-bit pixels" : " pixels"));
+                                          std::to_string(im.channels) + (sample == 2 ? " 16-bit pixels" : " pixels"));
   }
 }
 

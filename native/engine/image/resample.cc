@@ -57,21 +57,26 @@ double lanczos_filter(double x) {
 
 Filter filter_of(ResampleFilter f) {
   switch (f) {
-    case ResampleFilter::Box: return {0.5, box_filter};
-    case ResampleFilter::Bilinear: return {1.0, bilinear_filter};
-    case ResampleFilter::Hamming: return {1.0, hamming_filter};
-    case ResampleFilter::Bicubic: return {2.0, bicubic_filter};
-    case ResampleFilter::Lanczos: return {3.0, lanczos_filter};
+    case ResampleFilter::Box:
+      return {0.5, box_filter};
+    case ResampleFilter::Bilinear:
+      return {1.0, bilinear_filter};
+    case ResampleFilter::Hamming:
+      return {1.0, hamming_filter};
+    case ResampleFilter::Bicubic:
+      return {2.0, bicubic_filter};
+    case ResampleFilter::Lanczos:
+      return {3.0, lanczos_filter};
   }
   throw Error(codes::kInvalidArgument, "unknown resample filter " + std::to_string(static_cast<int>(f)));
 }
 
 // Taps of one output position: first source index and the fixed-point weights.
 struct Taps {
-  int64_t ksize = 0;               // row stride of `k`
-  std::vector<int64_t> first;      // [out]
-  std::vector<int64_t> count;      // [out]
-  std::vector<int32_t> k;          // [out, ksize]
+  int64_t ksize = 0;           // row stride of `k`
+  std::vector<int64_t> first;  // [out]
+  std::vector<int64_t> count;  // [out]
+  std::vector<int32_t> k;      // [out, ksize]
 };
 
 // Double-precision weights of output position xx (Pillow's precompute_coeffs, one iteration).
@@ -184,15 +189,24 @@ void horizontal_any(const uint8_t* in, int64_t in_w, int64_t rows, uint8_t* out,
   for (int64_t n : t.count) widest = std::max(widest, n);
   if (widest > in_w) return horizontal<C>(in, in_w, rows, out, out_w, t);
   switch (widest) {  // the tap counts of BILINEAR shrinking by up to ~4x, and of BICUBIC/LANCZOS near 1x
-    case 2: return horizontal_fixed<C, 2>(in, in_w, rows, out, out_w, t);
-    case 3: return horizontal_fixed<C, 3>(in, in_w, rows, out, out_w, t);
-    case 4: return horizontal_fixed<C, 4>(in, in_w, rows, out, out_w, t);
-    case 5: return horizontal_fixed<C, 5>(in, in_w, rows, out, out_w, t);
-    case 6: return horizontal_fixed<C, 6>(in, in_w, rows, out, out_w, t);
-    case 7: return horizontal_fixed<C, 7>(in, in_w, rows, out, out_w, t);
-    case 8: return horizontal_fixed<C, 8>(in, in_w, rows, out, out_w, t);
-    case 9: return horizontal_fixed<C, 9>(in, in_w, rows, out, out_w, t);
-    default: return horizontal<C>(in, in_w, rows, out, out_w, t);
+    case 2:
+      return horizontal_fixed<C, 2>(in, in_w, rows, out, out_w, t);
+    case 3:
+      return horizontal_fixed<C, 3>(in, in_w, rows, out, out_w, t);
+    case 4:
+      return horizontal_fixed<C, 4>(in, in_w, rows, out, out_w, t);
+    case 5:
+      return horizontal_fixed<C, 5>(in, in_w, rows, out, out_w, t);
+    case 6:
+      return horizontal_fixed<C, 6>(in, in_w, rows, out, out_w, t);
+    case 7:
+      return horizontal_fixed<C, 7>(in, in_w, rows, out, out_w, t);
+    case 8:
+      return horizontal_fixed<C, 8>(in, in_w, rows, out, out_w, t);
+    case 9:
+      return horizontal_fixed<C, 9>(in, in_w, rows, out, out_w, t);
+    default:
+      return horizontal<C>(in, in_w, rows, out, out_w, t);
   }
 }
 
@@ -229,8 +243,8 @@ void check_sizes(int64_t in_w, int64_t in_h, int channels, int64_t out_w, int64_
 
 bool is_supported_filter(int r) { return r >= 1 && r <= 5; }
 
-void resize_u8(const uint8_t* in, int64_t in_w, int64_t in_h, int channels, uint8_t* out, int64_t out_w,
-               int64_t out_h, ResampleFilter filter) {
+void resize_u8(const uint8_t* in, int64_t in_w, int64_t in_h, int channels, uint8_t* out, int64_t out_w, int64_t out_h,
+               ResampleFilter filter) {
   check_sizes(in_w, in_h, channels, out_w, out_h);
   const Filter f = filter_of(filter);
   const bool need_h = out_w != in_w;
@@ -243,10 +257,18 @@ void resize_u8(const uint8_t* in, int64_t in_w, int64_t in_h, int channels, uint
   if (!need_v) {
     const Taps th = make_taps(in_w, out_w, f);
     switch (channels) {
-      case 1: horizontal_any<1>(in, in_w, in_h, out, out_w, th); break;
-      case 2: horizontal_any<2>(in, in_w, in_h, out, out_w, th); break;
-      case 3: horizontal_any<3>(in, in_w, in_h, out, out_w, th); break;
-      default: horizontal_any<4>(in, in_w, in_h, out, out_w, th); break;
+      case 1:
+        horizontal_any<1>(in, in_w, in_h, out, out_w, th);
+        break;
+      case 2:
+        horizontal_any<2>(in, in_w, in_h, out, out_w, th);
+        break;
+      case 3:
+        horizontal_any<3>(in, in_w, in_h, out, out_w, th);
+        break;
+      default:
+        horizontal_any<4>(in, in_w, in_h, out, out_w, th);
+        break;
     }
     return;
   }
@@ -262,10 +284,18 @@ void resize_u8(const uint8_t* in, int64_t in_w, int64_t in_h, int channels, uint
   std::vector<uint8_t> tmp(static_cast<size_t>((y_last - y_first) * out_w * C));
   const uint8_t* src = in + y_first * in_w * C;
   switch (channels) {
-    case 1: horizontal_any<1>(src, in_w, y_last - y_first, tmp.data(), out_w, th); break;
-    case 2: horizontal_any<2>(src, in_w, y_last - y_first, tmp.data(), out_w, th); break;
-    case 3: horizontal_any<3>(src, in_w, y_last - y_first, tmp.data(), out_w, th); break;
-    default: horizontal_any<4>(src, in_w, y_last - y_first, tmp.data(), out_w, th); break;
+    case 1:
+      horizontal_any<1>(src, in_w, y_last - y_first, tmp.data(), out_w, th);
+      break;
+    case 2:
+      horizontal_any<2>(src, in_w, y_last - y_first, tmp.data(), out_w, th);
+      break;
+    case 3:
+      horizontal_any<3>(src, in_w, y_last - y_first, tmp.data(), out_w, th);
+      break;
+    default:
+      horizontal_any<4>(src, in_w, y_last - y_first, tmp.data(), out_w, th);
+      break;
   }
   vertical(tmp.data(), out_w * C, out, out_h, tv, y_first);
 }

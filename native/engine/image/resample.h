@@ -17,8 +17,8 @@ bool is_supported_filter(int pil_resample);
 // Pillow's ImagingResample does (separable, horizontal pass first into uint8, fixed-point
 // coefficients with 22 fraction bits, an axis whose size is unchanged is not resampled).
 // `out` must hold out_h·out_w·channels bytes. Throws vitmsn::Error on bad sizes.
-void resize_u8(const uint8_t* in, int64_t in_w, int64_t in_h, int channels, uint8_t* out, int64_t out_w,
-               int64_t out_h, ResampleFilter filter);
+void resize_u8(const uint8_t* in, int64_t in_w, int64_t in_h, int channels, uint8_t* out, int64_t out_w, int64_t out_h,
+               ResampleFilter filter);
 
 // Scalar reference: the same arithmetic written directly per output pixel (coefficients recomputed
 // for every pixel, no row reuse); tests check resize_u8 against it on awkward shapes.

@@ -56,13 +56,18 @@ void load_single_bin(Checkpoint& ck, const std::string& /*dir*/, const std::stri
 
 void check_shard_name(const char* index_file, const std::string& tensor, const std::string& shard) {
   std::string why;
-  if (shard.empty()) why = "is empty";
-  else if (shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos) why = "contains a path separator";
-  else if (shard == "." || shard == "..") why = "is not a file name";
-  else if (shard.find('\0') != std::string::npos) why = "contains a NUL byte";
+  if (shard.empty())
+    why = "is empty";
+  else if (shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos)
+    why = "contains a path separator";
+  else if (shard == "." || shard == "..")
+    why = "is not a file name";
+  else if (shard.find('\0') != std::string::npos)
+    why = "contains a NUL byte";
   if (!why.empty()) {
-    throw Error(codes::kCheckpointInvalid, std::string(index_file) + ": shard '" + printable(shard) + "' named for tensor '" +
-                                               printable(tensor) + "' " + why + " (must be a file name inside the model folder)");
+    throw Error(codes::kCheckpointInvalid, std::string(index_file) + ": shard '" + printable(shard) +
+                                               "' named for tensor '" + printable(tensor) + "' " + why +
+                                               " (must be a file name inside the model folder)");
   }
 }
 
@@ -79,7 +84,8 @@ void load_sharded(Checkpoint& ck, const std::string& dir, const std::string& ind
   JsonValue index;
   {
     MappedFile file(index_path);
-    if (file.size() > kMaxIndexBytes) fail_index("file is " + std::to_string(file.size()) + " bytes, too large for an index");
+    if (file.size() > kMaxIndexBytes)
+      fail_index("file is " + std::to_string(file.size()) + " bytes, too large for an index");
     try {
       index = parse_json(std::string_view(reinterpret_cast<const char*>(file.data()), file.size()));
     } catch (const JsonError& e) {
@@ -98,7 +104,8 @@ void load_sharded(Checkpoint& ck, const std::string& dir, const std::string& ind
   for (size_t i = 0; i < map->keys().size(); ++i) {
     const std::string& tensor = map->keys()[i];
     const JsonValue& v = map->values()[i];
-    if (!v.is_string()) fail_index("weight_map['" + printable(tensor) + "'] is " + json_type_name(v) + ", expected a shard file name");
+    if (!v.is_string())
+      fail_index("weight_map['" + printable(tensor) + "'] is " + json_type_name(v) + ", expected a shard file name");
     check_shard_name(kIndexFile, tensor, v.as_string());
     if (shard_of_name.emplace(v.as_string(), shard_names.size()).second) shard_names.push_back(v.as_string());
   }
@@ -108,8 +115,8 @@ void load_sharded(Checkpoint& ck, const std::string& dir, const std::string& ind
       shards.push_back(File::open(join(dir, name)));
     } catch (const Error& e) {
       if (e.code() != codes::kWeightsNotFound) throw;
-      throw Error(codes::kWeightsNotFound,
-                  std::string(kIndexFile) + " names shard '" + printable(name) + "', which is not in " + (dir.empty() ? "." : dir));
+      throw Error(codes::kWeightsNotFound, std::string(kIndexFile) + " names shard '" + printable(name) +
+                                               "', which is not in " + (dir.empty() ? "." : dir));
     }
   }
   // The index must agree with the shards: a name it lists but its shard lacks is a broken checkpoint.
@@ -117,7 +124,8 @@ void load_sharded(Checkpoint& ck, const std::string& dir, const std::string& ind
     const std::string& tensor = map->keys()[i];
     const std::string& shard = map->values()[i].as_string();
     if (shards[shard_of_name.at(shard)]->find(tensor) == nullptr) {
-      fail_index("tensor '" + printable(tensor) + "' is listed in shard '" + printable(shard) + "', which does not hold it");
+      fail_index("tensor '" + printable(tensor) + "' is listed in shard '" + printable(shard) +
+                 "', which does not hold it");
     }
   }
   for (const std::shared_ptr<File>& s : shards) ck.add_tensors(s, s->tensors());
@@ -167,9 +175,9 @@ float f16_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1Fu;
   uint32_t mant = h & 0x3FFu;
-  if (exp == 0x1F) return bits_to_float(sign | 0x7F800000u | (mant << 13));  // inf, NaN (payload kept)
+  if (exp == 0x1F) return bits_to_float(sign | 0x7F800000u | (mant << 13));       // inf, NaN (payload kept)
   if (exp != 0) return bits_to_float(sign | ((exp + 112) << 23) | (mant << 13));  // rebias 15 → 127
-  if (mant == 0) return bits_to_float(sign);                                     // ±0
+  if (mant == 0) return bits_to_float(sign);                                      // ±0
   // Subnormal half: mant · 2^-24. Normalise into a float, which has the range to hold it exactly.
   uint32_t e = 113;  // exponent of 2^-14, the scale of the half's leading bit position, biased by 127
   while ((mant & 0x400u) == 0) {
@@ -188,7 +196,8 @@ std::unique_ptr<Checkpoint> Checkpoint::open_dir(const std::string& dir) {
   if (dir.find('\0') != std::string::npos || ::stat(dir.c_str(), &st) != 0) {
     throw Error(codes::kWeightsNotFound, "model folder '" + dir + "' does not exist");
   }
-  if (!S_ISDIR(st.st_mode)) throw Error(codes::kWeightsNotFound, "'" + dir + "' is not a model folder (not a directory)");
+  if (!S_ISDIR(st.st_mode))
+    throw Error(codes::kWeightsNotFound, "'" + dir + "' is not a model folder (not a directory)");
 
   std::unique_ptr<Checkpoint> ck(new Checkpoint());
   std::string looked_for;
@@ -241,7 +250,8 @@ std::vector<float> Checkpoint::read_f32(const TensorInfo& t) {
   try {
     out.resize(n);
   } catch (const std::bad_alloc&) {
-    throw Error(codes::kOutOfMemory, "cannot allocate " + std::to_string(n) + " floats for tensor '" + printable(t.name) + "'");
+    throw Error(codes::kOutOfMemory,
+                "cannot allocate " + std::to_string(n) + " floats for tensor '" + printable(t.name) + "'");
   }
   // t.data has no alignment guarantee (see TensorInfo), hence byte-wise loads and memcpy.
   const uint8_t* p = t.data;

@@ -1,6 +1,6 @@
 // A model folder's weights, whatever files they are stored in: one model.safetensors, or shards
-// listed by model.safetensors.index.json; likewise pytorch_model.bin (see pytorch_bin.h). Tensors are exposed without copying; read_f32 converts
-// one to float32 on demand.
+// listed by model.safetensors.index.json; likewise pytorch_model.bin (see pytorch_bin.h). Tensors are exposed without
+// copying; read_f32 converts one to float32 on demand.
 #pragma once
 #include <cstddef>
 #include <memory>

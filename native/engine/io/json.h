@@ -19,7 +19,7 @@ class JsonError : public std::invalid_argument {
       : std::invalid_argument("invalid JSON at byte " + std::to_string(offset) + ": " + reason),
         offset_(offset),
         reason_(reason) {}
-  size_t offset() const { return offset_; }        // byte offset into the parsed text
+  size_t offset() const { return offset_; }              // byte offset into the parsed text
   const std::string& reason() const { return reason_; }  // what is wrong, without the offset
 
  private:
@@ -57,10 +57,10 @@ class JsonValue {
   double as_double() const;
   int64_t as_int64() const;  // requires is_integer()
   const std::string& as_string() const;
-  const std::vector<JsonValue>& items() const;        // array elements
-  size_t size() const;                                // array or object element count
-  const std::vector<std::string>& keys() const;       // object keys, in document order
-  const std::vector<JsonValue>& values() const;       // object values, parallel to keys()
+  const std::vector<JsonValue>& items() const;          // array elements
+  size_t size() const;                                  // array or object element count
+  const std::vector<std::string>& keys() const;         // object keys, in document order
+  const std::vector<JsonValue>& values() const;         // object values, parallel to keys()
   const JsonValue* find(const std::string& key) const;  // object lookup; nullptr when absent
 
   // Builders used by the parser. add_member returns false when the key is already present.

@@ -42,17 +42,28 @@ enum class Kind { None, Bool, Int, Float, Str, Tuple, List, Dict, Global, Storag
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::None: return "None";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "int";
-    case Kind::Float: return "float";
-    case Kind::Str: return "str";
-    case Kind::Tuple: return "tuple";
-    case Kind::List: return "list";
-    case Kind::Dict: return "dict";
-    case Kind::Global: return "global";
-    case Kind::Storage: return "storage";
-    case Kind::Tensor: return "tensor";
+    case Kind::None:
+      return "None";
+    case Kind::Bool:
+      return "bool";
+    case Kind::Int:
+      return "int";
+    case Kind::Float:
+      return "float";
+    case Kind::Str:
+      return "str";
+    case Kind::Tuple:
+      return "tuple";
+    case Kind::List:
+      return "list";
+    case Kind::Dict:
+      return "dict";
+    case Kind::Global:
+      return "global";
+    case Kind::Storage:
+      return "storage";
+    case Kind::Tensor:
+      return "tensor";
   }
   return "?";
 }
@@ -62,17 +73,18 @@ std::string article(Kind k) { return std::string(k == Kind::Int ? "an " : "a ") 
 
 struct Obj {
   Kind kind = Kind::None;
-  int64_t i = 0;          // Int, Bool
-  std::string s;          // Str; Global: "module.name"
-  std::vector<Obj*> items;                       // Tuple, List
-  std::vector<std::pair<Obj*, Obj*>> entries;    // Dict (insertion order)
-  const AllowedGlobal* global = nullptr;         // Global
-  PickledTensor tensor;                          // Storage (key, dtype, numel) and Tensor
+  int64_t i = 0;                               // Int, Bool
+  std::string s;                               // Str; Global: "module.name"
+  std::vector<Obj*> items;                     // Tuple, List
+  std::vector<std::pair<Obj*, Obj*>> entries;  // Dict (insertion order)
+  const AllowedGlobal* global = nullptr;       // Global
+  PickledTensor tensor;                        // Storage (key, dtype, numel) and Tensor
 };
 
 class Unpickler {
  public:
-  Unpickler(const uint8_t* data, size_t size, const std::string& label) : p_(data), end_(data + size), begin_(data), label_(label) {}
+  Unpickler(const uint8_t* data, size_t size, const std::string& label)
+      : p_(data), end_(data + size), begin_(data), label_(label) {}
 
   Obj* run();
 
@@ -200,11 +212,13 @@ Obj* Unpickler::global(const std::string& module, const std::string& name) {
 // ('storage', <storage type>, key, location, numel): how torch.save refers to a storage held in the
 // archive's data/<key> entry.
 Obj* Unpickler::persistent_load(Obj* pid) {
-  if (pid->kind != Kind::Tuple || pid->items.size() != 5 || pid->items[0]->kind != Kind::Str || pid->items[0]->s != "storage") {
+  if (pid->kind != Kind::Tuple || pid->items.size() != 5 || pid->items[0]->kind != Kind::Str ||
+      pid->items[0]->s != "storage") {
     fail("persistent id is not a ('storage', type, key, location, numel) tuple");
   }
   Obj* type = pid->items[1];
-  if (type->kind != Kind::Global || type->global->kind != Global::StorageType) fail("persistent id's storage type is not a torch.*Storage");
+  if (type->kind != Kind::Global || type->global->kind != Global::StorageType)
+    fail("persistent id's storage type is not a torch.*Storage");
   Obj* key = pid->items[2];
   if (key->kind != Kind::Str) fail("persistent id's key is " + article(key->kind) + ", expected a str");
   const int64_t numel = as_int(pid->items[4], "persistent id's numel");
@@ -226,8 +240,10 @@ Obj* Unpickler::reduce(Obj* callable, Obj* args) {
       return make(Kind::Dict);
     case Global::RebuildTensorV2: {
       // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
-      if (a.size() < 6 || a.size() > 7) fail("_rebuild_tensor_v2 takes 6 or 7 arguments, got " + std::to_string(a.size()));
-      if (a[0]->kind != Kind::Storage) fail("_rebuild_tensor_v2's first argument is " + article(a[0]->kind) + ", expected a storage");
+      if (a.size() < 6 || a.size() > 7)
+        fail("_rebuild_tensor_v2 takes 6 or 7 arguments, got " + std::to_string(a.size()));
+      if (a[0]->kind != Kind::Storage)
+        fail("_rebuild_tensor_v2's first argument is " + article(a[0]->kind) + ", expected a storage");
       Obj* t = make(Kind::Tensor);
       t->tensor = a[0]->tensor;
       t->tensor.offset = as_int(a[1], "storage_offset");
@@ -237,7 +253,8 @@ Obj* Unpickler::reduce(Obj* callable, Obj* args) {
     }
     case Global::RebuildParameter:
       // (data, requires_grad, backward_hooks): an nn.Parameter is its tensor for our purposes.
-      if (a.size() != 3 || a[0]->kind != Kind::Tensor) fail("_rebuild_parameter expects (tensor, requires_grad, hooks)");
+      if (a.size() != 3 || a[0]->kind != Kind::Tensor)
+        fail("_rebuild_parameter expects (tensor, requires_grad, hooks)");
       return a[0];
     case Global::StorageType:
       break;
@@ -261,26 +278,45 @@ Obj* Unpickler::run() {
         if (v < 2 || v > 5) fail("pickle protocol " + std::to_string(v) + " is not supported (2 to 5)");
         break;
       }
-      case 0x95: le(8); break;  // FRAME: a length hint only
-      case '.': {               // STOP
+      case 0x95:
+        le(8);
+        break;     // FRAME: a length hint only
+      case '.': {  // STOP
         Obj* result = pop();
         return result;
       }
-      case '(': marks_.push_back(stack_.size()); break;  // MARK
-      case '0': pop(); break;                             // POP
-      case '1': pop_mark(); break;                        // POP_MARK
-      case '2': push(top()); break;                       // DUP
-      case 'N': push(make(Kind::None)); break;
-      case 0x88: case 0x89: {  // NEWTRUE, NEWFALSE
+      case '(':
+        marks_.push_back(stack_.size());
+        break;  // MARK
+      case '0':
+        pop();
+        break;  // POP
+      case '1':
+        pop_mark();
+        break;  // POP_MARK
+      case '2':
+        push(top());
+        break;  // DUP
+      case 'N':
+        push(make(Kind::None));
+        break;
+      case 0x88:
+      case 0x89: {  // NEWTRUE, NEWFALSE
         Obj* b = make(Kind::Bool);
         b->i = op == 0x88;
         push(b);
         break;
       }
-      case 'J': push(make_int(static_cast<int32_t>(le(4)))); break;  // BININT
-      case 'K': push(make_int(static_cast<int64_t>(le(1)))); break;  // BININT1
-      case 'M': push(make_int(static_cast<int64_t>(le(2)))); break;  // BININT2
-      case 0x8a: {                                                   // LONG1
+      case 'J':
+        push(make_int(static_cast<int32_t>(le(4))));
+        break;  // BININT
+      case 'K':
+        push(make_int(static_cast<int64_t>(le(1))));
+        break;  // BININT1
+      case 'M':
+        push(make_int(static_cast<int64_t>(le(2))));
+        break;      // BININT2
+      case 0x8a: {  // LONG1
         const uint64_t n = le(1);
         if (n > 8) fail("integer of " + std::to_string(n) + " bytes is too large");
         const uint8_t* q = take(static_cast<size_t>(n));
@@ -295,7 +331,14 @@ Obj* Unpickler::run() {
         push(make(Kind::Float));
         break;
       }
-      case 'X': case 0x8c: case 0x8d: case 'T': case 'U': case 'B': case 'C': case 0x8e: {
+      case 'X':
+      case 0x8c:
+      case 0x8d:
+      case 'T':
+      case 'U':
+      case 'B':
+      case 'C':
+      case 0x8e: {
         // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8, BINSTRING, SHORT_BINSTRING, BINBYTES,
         // SHORT_BINBYTES, BINBYTES8
         const size_t width = (op == 0x8c || op == 'U' || op == 'C') ? 1 : (op == 0x8d || op == 0x8e) ? 8 : 4;
@@ -304,18 +347,28 @@ Obj* Unpickler::run() {
         push(s);
         break;
       }
-      case ')': push(tuple({})); break;  // EMPTY_TUPLE
-      case 't': push(tuple(pop_mark())); break;
-      case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
+      case ')':
+        push(tuple({}));
+        break;  // EMPTY_TUPLE
+      case 't':
+        push(tuple(pop_mark()));
+        break;
+      case 0x85:
+      case 0x86:
+      case 0x87: {  // TUPLE1..3
         const size_t n = static_cast<size_t>(op - 0x84);
         std::vector<Obj*> items(n);
         for (size_t k = n; k-- > 0;) items[k] = pop();
         push(tuple(std::move(items)));
         break;
       }
-      case ']': push(make(Kind::List)); break;  // EMPTY_LIST
-      case '}': push(make(Kind::Dict)); break;  // EMPTY_DICT
-      case 'a': {                               // APPEND
+      case ']':
+        push(make(Kind::List));
+        break;  // EMPTY_LIST
+      case '}':
+        push(make(Kind::Dict));
+        break;     // EMPTY_DICT
+      case 'a': {  // APPEND
         Obj* v = pop();
         Obj* l = top();
         if (l->kind != Kind::List) fail("APPEND to " + article(l->kind));
@@ -340,12 +393,22 @@ Obj* Unpickler::run() {
         set_items(top(), kv);
         break;
       }
-      case 'q': memo_put(le(1)); break;        // BINPUT
-      case 'r': memo_put(le(4)); break;        // LONG_BINPUT
-      case 0x94: memo_put(memo_.size()); break;  // MEMOIZE
-      case 'h': push(memo_get(le(1))); break;  // BINGET
-      case 'j': push(memo_get(le(4))); break;  // LONG_BINGET
-      case 'c': {                              // GLOBAL
+      case 'q':
+        memo_put(le(1));
+        break;  // BINPUT
+      case 'r':
+        memo_put(le(4));
+        break;  // LONG_BINPUT
+      case 0x94:
+        memo_put(memo_.size());
+        break;  // MEMOIZE
+      case 'h':
+        push(memo_get(le(1)));
+        break;  // BINGET
+      case 'j':
+        push(memo_get(le(4)));
+        break;     // LONG_BINGET
+      case 'c': {  // GLOBAL
         std::string module = line();
         std::string name = line();
         push(global(module, name));
@@ -358,8 +421,10 @@ Obj* Unpickler::run() {
         push(global(module->s, name->s));
         break;
       }
-      case 'Q': push(persistent_load(pop())); break;  // BINPERSID
-      case 'R': {                                     // REDUCE
+      case 'Q':
+        push(persistent_load(pop()));
+        break;     // BINPERSID
+      case 'R': {  // REDUCE
         Obj* args = pop();
         Obj* callable = pop();
         push(reduce(callable, args));
@@ -388,18 +453,20 @@ Obj* Unpickler::run() {
 
 std::vector<PickledTensor> read_state_dict_pickle(const uint8_t* data, size_t size, const std::string& label) {
   if (size > kMaxPickleBytes) {
-    throw Error(codes::kCheckpointInvalid, label + ": pickle is " + std::to_string(size) + " bytes, too large for a state dict");
+    throw Error(codes::kCheckpointInvalid,
+                label + ": pickle is " + std::to_string(size) + " bytes, too large for a state dict");
   }
   Unpickler u(data, size, label);
   Obj* root = u.run();
   if (root->kind != Kind::Dict) {
-    throw Error(codes::kCheckpointInvalid, label + ": top-level object is " + article(root->kind) +
-                                               ", expected a state dict (a dict of tensors)");
+    throw Error(codes::kCheckpointInvalid,
+                label + ": top-level object is " + article(root->kind) + ", expected a state dict (a dict of tensors)");
   }
   std::vector<PickledTensor> out;
   out.reserve(root->entries.size());
   for (const auto& [k, v] : root->entries) {
-    if (k->kind != Kind::Str) throw Error(codes::kCheckpointInvalid, label + ": a state-dict key is " + article(k->kind) + ", expected a str");
+    if (k->kind != Kind::Str)
+      throw Error(codes::kCheckpointInvalid, label + ": a state-dict key is " + article(k->kind) + ", expected a str");
     if (v->kind != Kind::Tensor) {
       throw Error(codes::kCheckpointInvalid, label + ": state-dict entry '" + printable(k->s) + "' is " +
                                                  article(v->kind) + ", expected a tensor");

@@ -21,7 +21,7 @@ struct PickledTensor {
   std::string name;         // the state-dict key
   std::string storage_key;  // the zip entry <archive>/data/<storage_key> holds the storage bytes
   DType dtype;
-  int64_t storage_numel;    // as recorded in the persistent id
+  int64_t storage_numel;  // as recorded in the persistent id
   int64_t offset;
   std::vector<int64_t> size;
   std::vector<int64_t> stride;

@@ -55,8 +55,9 @@ void PytorchBinFile::parse() {
   const std::string base = file_basename(path());
   auto fail = [&](const std::string& what) -> void { throw Error(codes::kCheckpointInvalid, base + ": " + what); };
   if (!looks_like_zip(file_->data(), file_->size())) {
-    fail("not a zip archive; only the torch.save format of PyTorch >= 1.6 is supported "
-         "(re-save the state dict with a current torch, or convert it to safetensors)");
+    fail(
+        "not a zip archive; only the torch.save format of PyTorch >= 1.6 is supported "
+        "(re-save the state dict with a current torch, or convert it to safetensors)");
   }
   ZipReader zip(file_->data(), file_->size(), base);
 
@@ -83,20 +84,24 @@ void PytorchBinFile::parse() {
   for (PickledTensor& pt : pts) {
     auto bad = [&](const std::string& what) { fail("tensor '" + printable(pt.name) + "' " + what); };
     const ZipEntry* storage = zip.find(prefix + "data/" + pt.storage_key);
-    if (storage == nullptr) bad("refers to storage '" + printable(pt.storage_key) + "', which the archive does not hold");
+    if (storage == nullptr)
+      bad("refers to storage '" + printable(pt.storage_key) + "', which the archive does not hold");
     const size_t elem = size_of(pt.dtype);
     uint64_t storage_bytes = 0;
     if (!mul_ok(static_cast<uint64_t>(pt.storage_numel), elem, &storage_bytes) || storage_bytes != storage->size) {
-      bad("has a storage of " + std::to_string(pt.storage_numel) + " " + dtype_name(pt.dtype) + " elements, but entry data/" +
-          printable(pt.storage_key) + " holds " + std::to_string(storage->size) + " bytes");
+      bad("has a storage of " + std::to_string(pt.storage_numel) + " " + dtype_name(pt.dtype) +
+          " elements, but entry data/" + printable(pt.storage_key) + " holds " + std::to_string(storage->size) +
+          " bytes");
     }
-    if (pt.size.size() != pt.stride.size()) bad("has " + std::to_string(pt.size.size()) + " sizes but " + std::to_string(pt.stride.size()) + " strides");
+    if (pt.size.size() != pt.stride.size())
+      bad("has " + std::to_string(pt.size.size()) + " sizes but " + std::to_string(pt.stride.size()) + " strides");
     if (pt.offset < 0) bad("has a negative storage offset");
     // numel, the last element reached, and whether the strides are row-major contiguous.
     uint64_t numel = 1, last = static_cast<uint64_t>(pt.offset), expect = 1;
     bool contiguous = true, overflow = false;
     for (size_t d = pt.size.size(); d-- > 0;) {
-      if (pt.size[d] < 0 || pt.stride[d] < 0) bad("has a negative size or stride: size " + shape_str(pt.size) + ", stride " + shape_str(pt.stride));
+      if (pt.size[d] < 0 || pt.stride[d] < 0)
+        bad("has a negative size or stride: size " + shape_str(pt.size) + ", stride " + shape_str(pt.stride));
       const uint64_t sz = static_cast<uint64_t>(pt.size[d]), st = static_cast<uint64_t>(pt.stride[d]);
       if (sz != 1 && st != expect) contiguous = false;
       uint64_t reach = 0;
@@ -105,8 +110,9 @@ void PytorchBinFile::parse() {
     }
     if (overflow) bad("has a size " + shape_str(pt.size) + " / stride " + shape_str(pt.stride) + " that overflows");
     if (numel > 0 && last >= static_cast<uint64_t>(pt.storage_numel)) {
-      bad("reaches element " + std::to_string(last) + " (offset " + std::to_string(pt.offset) + ", size " + shape_str(pt.size) +
-          ", stride " + shape_str(pt.stride) + ") but its storage holds " + std::to_string(pt.storage_numel));
+      bad("reaches element " + std::to_string(last) + " (offset " + std::to_string(pt.offset) + ", size " +
+          shape_str(pt.size) + ", stride " + shape_str(pt.stride) + ") but its storage holds " +
+          std::to_string(pt.storage_numel));
     }
     TensorInfo t;
     t.name = pt.name;
@@ -123,7 +129,8 @@ void PytorchBinFile::parse() {
       try {
         buf.resize(t.nbytes);
       } catch (const std::bad_alloc&) {
-        throw Error(codes::kOutOfMemory, base + ": cannot allocate " + std::to_string(t.nbytes) + " bytes for tensor '" + printable(pt.name) + "'");
+        throw Error(codes::kOutOfMemory, base + ": cannot allocate " + std::to_string(t.nbytes) +
+                                             " bytes for tensor '" + printable(pt.name) + "'");
       }
       gather(storage->data + static_cast<uint64_t>(pt.offset) * elem, elem, pt.size, pt.stride, buf.data(), numel);
       gathered_.push_back(std::move(buf));

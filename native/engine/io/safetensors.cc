@@ -31,15 +31,15 @@ struct DTypeEntry {
 };
 
 constexpr DTypeEntry kDTypes[] = {
-    {"F64", DType::F64, 8}, {"F32", DType::F32, 4}, {"F16", DType::F16, 2}, {"BF16", DType::BF16, 2},
-    {"I64", DType::I64, 8}, {"I32", DType::I32, 4}, {"I16", DType::I16, 2}, {"I8", DType::I8, 1},
+    {"F64", DType::F64, 8}, {"F32", DType::F32, 4},   {"F16", DType::F16, 2}, {"BF16", DType::BF16, 2},
+    {"I64", DType::I64, 8}, {"I32", DType::I32, 4},   {"I16", DType::I16, 2}, {"I8", DType::I8, 1},
     {"U8", DType::U8, 1},   {"BOOL", DType::BOOL, 1},
 };
 
 // Valid safetensors dtypes this engine does not read: named separately so the message says
 // "unsupported" (a real format we chose not to handle) rather than "unknown" (a corrupt header).
-constexpr const char* kOtherSafetensorsDTypes[] = {"F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",
-                                                   "U64",     "U32",     "U16",     "C64"};
+constexpr const char* kOtherSafetensorsDTypes[] = {"F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2",
+                                                   "F4",      "U64",     "U32",     "U16",     "C64"};
 
 const DTypeEntry& entry_of(DType t) {
   for (const DTypeEntry& e : kDTypes) {
@@ -254,8 +254,8 @@ class EntryReader {
   void read_offsets(uint64_t* begin, uint64_t* end) const {
     const JsonValue& v = field("data_offsets");
     if (!v.is_array() || v.items().size() != 2) {
-      fail("data_offsets is " + (v.is_array() ? "an array of length " + std::to_string(v.items().size())
-                                              : std::string(json_type_name(v))) +
+      fail("data_offsets is " +
+           (v.is_array() ? "an array of length " + std::to_string(v.items().size()) : std::string(json_type_name(v))) +
            ", expected [begin, end]");
     }
     for (const JsonValue& x : v.items()) {
@@ -302,20 +302,23 @@ void SafetensorsFile::parse() {
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];  // little-endian regardless of host
   if (n > size - 8) {
-    fail_file(base, "header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) + " bytes)");
+    fail_file(base, "header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) +
+                        " bytes)");
   }
   if (n > kSafetensorsMaxHeader) {
     fail_file(base, "header length " + std::to_string(n) + " exceeds the " + std::to_string(kSafetensorsMaxHeader) +
-         "-byte limit");
+                        "-byte limit");
   }
 
   JsonValue header;
   try {
     header = parse_json(std::string_view(reinterpret_cast<const char*>(bytes + 8), static_cast<size_t>(n)));
   } catch (const JsonError& e) {
-    fail_file(base, "header is not valid JSON (at byte " + std::to_string(8 + e.offset()) + " of the file: " + e.reason() + ")");
+    fail_file(base, "header is not valid JSON (at byte " + std::to_string(8 + e.offset()) +
+                        " of the file: " + e.reason() + ")");
   }
-  if (!header.is_object()) fail_file(base, std::string("header is ") + json_type_name(header) + ", expected a JSON object");
+  if (!header.is_object())
+    fail_file(base, std::string("header is ") + json_type_name(header) + ", expected a JSON object");
 
   const uint64_t data_size = size - 8 - n;
   const uint8_t* data_base = bytes + 8 + n;
@@ -329,7 +332,7 @@ void SafetensorsFile::parse() {
       for (size_t j = 0; j < m.keys().size(); ++j) {
         if (!m.values()[j].is_string()) {
           fail_file(base, "__metadata__ value '" + printable(m.keys()[j]) + "' is " + json_type_name(m.values()[j]) +
-               ", expected a string");
+                              ", expected a string");
         }
         metadata_[m.keys()[j]] = m.values()[j].as_string();
       }
@@ -363,7 +366,8 @@ void SafetensorsFile::parse() {
   for (const TensorInfo* t : order) {
     const uint64_t b = static_cast<uint64_t>(t->data - data_base);
     if (b < covered) {
-      fail_file(base, "tensors '" + printable(prev->name) + "' " + span(prev) + " and '" + printable(t->name) + "' " + span(t) + " overlap");
+      fail_file(base, "tensors '" + printable(prev->name) + "' " + span(prev) + " and '" + printable(t->name) + "' " +
+                          span(t) + " overlap");
     }
     if (b > covered) uncovered(covered, b);
     covered = b + t->nbytes;

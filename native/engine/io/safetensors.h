@@ -30,7 +30,7 @@ struct TensorInfo {
   // NOT aligned: safetensors guarantees no alignment for tensor data, so consumers must memcpy
   // rather than cast to float* / uint16_t*.
   const uint8_t* data;
-  size_t nbytes;  // == product(shape) * size_of(dtype)
+  size_t nbytes;     // == product(shape) * size_of(dtype)
   std::string file;  // path of the file that holds the tensor, for messages
 };
 

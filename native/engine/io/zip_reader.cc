@@ -79,19 +79,22 @@ void ZipReader::read_directory() {
   if (disk != 0 || cd_disk != 0 || n_disk != n_total) fail("multi-disk zip archives are not supported");
   if (cd_offset > size_ || cd_size > size_ - cd_offset) fail("central directory lies outside the file (truncated?)");
   // Each central entry takes at least 46 bytes, which bounds how many can exist.
-  if (n_total > cd_size / kCentralSize) fail("central directory claims " + std::to_string(n_total) + " entries, more than fit");
+  if (n_total > cd_size / kCentralSize)
+    fail("central directory claims " + std::to_string(n_total) + " entries, more than fit");
 
   entries_.reserve(static_cast<size_t>(n_total));
   size_t p = static_cast<size_t>(cd_offset);
   const size_t cd_end = static_cast<size_t>(cd_offset + cd_size);
   for (uint64_t i = 0; i < n_total; ++i) {
-    if (cd_end - p < kCentralSize || u32(data_ + p) != kCentralSig) fail("central directory entry " + std::to_string(i) + " is malformed");
+    if (cd_end - p < kCentralSize || u32(data_ + p) != kCentralSig)
+      fail("central directory entry " + std::to_string(i) + " is malformed");
     const uint8_t* c = data_ + p;
     const uint16_t flags = u16(c + 8), method = u16(c + 10);
     uint64_t csize = u32(c + 20), usize = u32(c + 24);
     const size_t name_len = u16(c + 28), extra_len = u16(c + 30), comment_len = u16(c + 32);
     uint64_t local = u32(c + 42);
-    if (cd_end - p - kCentralSize < name_len + extra_len + comment_len) fail("central directory entry " + std::to_string(i) + " overruns the directory");
+    if (cd_end - p - kCentralSize < name_len + extra_len + comment_len)
+      fail("central directory entry " + std::to_string(i) + " overruns the directory");
     std::string name(reinterpret_cast<const char*>(c + kCentralSize), name_len);
     // zip64 extended information: the 64-bit values of exactly those fields saturated above.
     const uint8_t* x = c + kCentralSize + name_len;
@@ -124,8 +127,8 @@ void ZipReader::read_directory() {
     }
     const uint64_t data_off = local + kLocalSize + u16(data_ + local + 26) + u16(data_ + local + 28);
     if (data_off > size_ || usize > size_ - data_off) {
-      fail("entry '" + printable(name) + "' (" + std::to_string(usize) + " bytes at offset " + std::to_string(data_off) +
-           ") extends past the end of the file (truncated?)");
+      fail("entry '" + printable(name) + "' (" + std::to_string(usize) + " bytes at offset " +
+           std::to_string(data_off) + ") extends past the end of the file (truncated?)");
     }
     if (!by_name_.emplace(name, entries_.size()).second) fail("entry '" + printable(name) + "' appears twice");
     entries_.push_back(ZipEntry{std::move(name), data_ + data_off, static_cast<size_t>(usize)});

@@ -17,7 +17,7 @@ struct ModelConfig {
   int64_t num_channels = 0;       // C
   double layer_norm_eps = 1e-12;  // transformers' ViT default; ViT-MSN configs say 1e-6
   bool qkv_bias = true;
-  int64_t num_labels = -1;        // from id2label/num_labels; -1 = not stated (checkpoint decides)
+  int64_t num_labels = -1;  // from id2label/num_labels; -1 = not stated (checkpoint decides)
 
   int64_t head_dim() const { return hidden_size / num_heads; }
   int64_t grid_h() const { return image_height / patch_size; }

@@ -19,7 +19,6 @@
 namespace vitmsn {
 namespace {
 
-
 std::string gib(double bytes) {
   char s[32];
   std::snprintf(s, sizeof s, "%.2f GiB", bytes / (1 << 30));
@@ -55,19 +54,22 @@ void Model::check_request(const ForwardRequest& r) const {
   // gets here; these are the engine's own asserts. Only the memory guards are real answers.
   const ModelConfig& c = config_;
   internal_check(r.B >= 1 && r.C == c.num_channels && r.H >= c.patch_size && r.W >= c.patch_size, "pixel_values shape");
-  internal_check(static_cast<double>(r.pixel_count()) == static_cast<double>(r.B) * r.C * r.H * r.W, "pixel_values length");
+  internal_check(static_cast<double>(r.pixel_count()) == static_cast<double>(r.B) * r.C * r.H * r.W,
+                 "pixel_values length");
   internal_check(r.interpolate_pos_encoding || (r.H == c.image_height && r.W == c.image_width), "image size");
   const int64_t N = (r.H / c.patch_size) * (r.W / c.patch_size), T = N + 1;
-  const double biggest = std::max<double>({static_cast<double>(r.B) * T * std::max(3 * c.hidden_size, c.intermediate_size),
-                                           r.output_attentions ? static_cast<double>(r.B) * c.num_heads * T * T : 0.0});
+  const double biggest =
+      std::max<double>({static_cast<double>(r.B) * T * std::max(3 * c.hidden_size, c.intermediate_size),
+                        r.output_attentions ? static_cast<double>(r.B) * c.num_heads * T * T : 0.0});
   if (biggest > kMaxActivationFloats) {
-    throw Error(codes::kOutOfMemory, "this input needs an activation of " + gib(biggest * 4) +
-                                         "; use smaller batches or images");
+    throw Error(codes::kOutOfMemory,
+                "this input needs an activation of " + gib(biggest * 4) + "; use smaller batches or images");
   }
   check_fits(memory_need(r));
   const size_t hm = r.head_mask.size();
-  internal_check(hm == 0 || hm == static_cast<size_t>(c.num_heads) || hm == static_cast<size_t>(c.num_layers * c.num_heads),
-                 "head_mask length");
+  internal_check(
+      hm == 0 || hm == static_cast<size_t>(c.num_heads) || hm == static_cast<size_t>(c.num_layers * c.num_heads),
+      "head_mask length");
   if (!r.bool_masked_pos.empty()) {
     internal_check(has_mask_token(), "bool_masked_pos without mask_token");
     internal_check(static_cast<int64_t>(r.bool_masked_pos.size()) == r.B * N, "bool_masked_pos length");
@@ -77,19 +79,22 @@ void Model::check_request(const ForwardRequest& r) const {
 
 MemoryNeed Model::memory_need(const ForwardRequest& r) const {
   const ModelConfig& c = config_;
-  const double B = static_cast<double>(r.B), D = static_cast<double>(c.hidden_size), Hh = static_cast<double>(c.num_heads),
-               L = static_cast<double>(c.num_layers), I = static_cast<double>(c.intermediate_size);
+  const double B = static_cast<double>(r.B), D = static_cast<double>(c.hidden_size),
+               Hh = static_cast<double>(c.num_heads), L = static_cast<double>(c.num_layers),
+               I = static_cast<double>(c.intermediate_size);
   const double N = static_cast<double>((r.H / c.patch_size) * (r.W / c.patch_size)), T = N + 1, M = B * T;
   const double K0 = static_cast<double>(c.num_channels * c.patch_size * c.patch_size);
   const double n_in = B * static_cast<double>(r.C) * static_cast<double>(r.H) * static_cast<double>(r.W);
-  const double probs = B * Hh * T * T, logits = weights_.classifier_w ? B * static_cast<double>(weights_.num_labels) : 0;
+  const double probs = B * Hh * T * T,
+               logits = weights_.classifier_w ? B * static_cast<double>(weights_.num_labels) : 0;
   MemoryNeed need;
   // encode()'s buffers (all float32 at most): pixels, patches + patch embeddings, x, attention out,
   // output, the probabilities when asked for, and what a backend that does not fuse the layer's ops
   // allocates inside them (LayerNorm out, qkv (3), MLP hidden: counted as if all at once).
   need.device_bytes = 4 * (n_in + B * N * (K0 + D) + M * D * 7 + M * I + logits + (r.output_attentions ? probs : 0));
   // What comes back: last_hidden_state, logits, and the hidden states / attentions when asked for.
-  need.host_bytes = 4 * (M * D + logits + (r.output_hidden_states ? (L + 1) * M * D : 0) + (r.output_attentions ? L * probs : 0));
+  need.host_bytes =
+      4 * (M * D + logits + (r.output_hidden_states ? (L + 1) * M * D : 0) + (r.output_attentions ? L * probs : 0));
   return need;
 }
 
@@ -117,18 +122,19 @@ void Model::check_fits(const MemoryNeed& need) const {
   const double host = static_cast<double>(host_available_bytes());
   const std::string advice = "; use smaller batches or images, or fewer outputs";
   if (be.uses_host_memory()) {
-    throw Error(codes::kOutOfMemory, "this forward needs about " + gib(need.device_bytes + need.host_bytes) + " (activations " +
-                                         gib(need.device_bytes) + ", outputs " + gib(need.host_bytes) +
-                                         ") but this process can have " + gib(host) +
+    throw Error(codes::kOutOfMemory, "this forward needs about " + gib(need.device_bytes + need.host_bytes) +
+                                         " (activations " + gib(need.device_bytes) + ", outputs " +
+                                         gib(need.host_bytes) + ") but this process can have " + gib(host) +
                                          " more (available memory and container limit)" + advice);
   }
   const double device = static_cast<double>(be.available_bytes());
   if (need.device_bytes > kUsableShare * device) {
-    throw Error(codes::kOutOfMemory, "this forward needs about " + gib(need.device_bytes) + " on " + be.name() + ", which has " +
-                                         gib(device) + " free" + advice);
+    throw Error(codes::kOutOfMemory, "this forward needs about " + gib(need.device_bytes) + " on " + be.name() +
+                                         ", which has " + gib(device) + " free" + advice);
   }
-  throw Error(codes::kOutOfMemory, "this forward returns about " + gib(need.host_bytes) + " but this process can have " +
-                                       gib(host) + " more (available memory and container limit)" + advice);
+  throw Error(codes::kOutOfMemory, "this forward returns about " + gib(need.host_bytes) +
+                                       " but this process can have " + gib(host) +
+                                       " more (available memory and container limit)" + advice);
 }
 
 int64_t Model::max_batch(ForwardRequest r, double host_bytes_per_image, int64_t wanted) const {

@@ -24,7 +24,7 @@ struct ForwardRequest {
   bool output_hidden_states = false;
   bool output_attentions = false;
   bool interpolate_pos_encoding = false;
-  std::vector<float> head_mask;        // empty, [H] (every layer) or [L, H]
+  std::vector<float> head_mask;          // empty, [H] (every layer) or [L, H]
   std::vector<uint8_t> bool_masked_pos;  // empty or [B, N] of 0/1
   // Where last_hidden_state goes ([B, T, D] floats), when the caller has a buffer for it (the addon
   // passes the JS array it will return, so no copy happens on the event loop); then
@@ -66,15 +66,15 @@ using Linear = std::unique_ptr<PreparedLinear>;
 
 struct LayerWeights {
   DeviceArray ln1_g, ln1_b;
-  Linear qkv_w;             // [3D, D]: query, key, value stacked
-  DeviceArray qkv_b;        // [3D] (zero when qkv_bias is false)
-  Linear out_w;             // [D, D]
-  DeviceArray out_b;        // [D]
+  Linear qkv_w;       // [3D, D]: query, key, value stacked
+  DeviceArray qkv_b;  // [3D] (zero when qkv_bias is false)
+  Linear out_w;       // [D, D]
+  DeviceArray out_b;  // [D]
   DeviceArray ln2_g, ln2_b;
-  Linear fc1_w;             // [I, D]
-  DeviceArray fc1_b;        // [I]
-  Linear fc2_w;             // [D, I]
-  DeviceArray fc2_b;        // [D]
+  Linear fc1_w;       // [I, D]
+  DeviceArray fc1_b;  // [I]
+  Linear fc2_w;       // [D, I]
+  DeviceArray fc2_b;  // [D]
 };
 
 struct ModelWeights {
@@ -86,8 +86,8 @@ struct ModelWeights {
   DeviceArray mask_token;        // [D] or empty
   std::vector<LayerWeights> layers;
   DeviceArray final_g, final_b;
-  Linear classifier_w;                    // [num_labels, D] or null
-  DeviceArray classifier_b;               // [num_labels] or empty
+  Linear classifier_w;       // [num_labels, D] or null
+  DeviceArray classifier_b;  // [num_labels] or empty
   int64_t num_labels = 0;
 };
 
@@ -96,8 +96,7 @@ class Model {
   // Reads the checkpoint in `dir`, checks every tensor against the config, uploads to the backend.
   // dtype: storage of the Linear weights (kBFloat16: bf16 GEMMs, ~1e-2 relative error).
   static std::unique_ptr<Model> load(const ModelConfig& config, const std::string& dir,
-                                     std::shared_ptr<Backend> backend,
-                                     WeightDtype dtype = WeightDtype::kFloat32);
+                                     std::shared_ptr<Backend> backend, WeightDtype dtype = WeightDtype::kFloat32);
 
   // Safe to call from several threads at once: activations are per call, weights read-only.
   ForwardResult forward(const ForwardRequest& request) const;

@@ -71,16 +71,16 @@ DeviceArray to_device(Backend& be, const std::vector<float>& host) {
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const ModelConfig& config, const std::string& dir,
-                                   std::shared_ptr<Backend> backend, WeightDtype dtype) {
+std::unique_ptr<Model> Model::load(const ModelConfig& config, const std::string& dir, std::shared_ptr<Backend> backend,
+                                   WeightDtype dtype) {
   validate(config);
   std::unique_ptr<Checkpoint> ck = Checkpoint::open_dir(dir);
   TensorIndex idx(*ck);
   std::unique_ptr<Model> m(new Model(config, std::move(backend)));
   Backend& be = *m->backend_;
   ModelWeights& w = m->weights_;
-  const int64_t D = config.hidden_size, I = config.intermediate_size, C = config.num_channels,
-                p = config.patch_size, N0 = config.num_patches();
+  const int64_t D = config.hidden_size, I = config.intermediate_size, C = config.num_channels, p = config.patch_size,
+                N0 = config.num_patches();
   auto load = [&](const std::string& name, const std::vector<int64_t>& shape) {
     return to_device(be, idx.read(name, shape));
   };

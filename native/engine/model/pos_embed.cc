@@ -11,7 +11,7 @@ namespace {
 
 constexpr double kA = -0.75;  // PyTorch's cubic convolution coefficient
 
-double cubic_near(double x) { return ((kA + 2) * x - (kA + 3)) * x * x + 1; }          // |x| ≤ 1
+double cubic_near(double x) { return ((kA + 2) * x - (kA + 3)) * x * x + 1; }         // |x| ≤ 1
 double cubic_far(double x) { return ((kA * x - 5 * kA) * x + 8 * kA) * x - 4 * kA; }  // 1 < |x| < 2
 
 }  // namespace
@@ -35,12 +35,12 @@ std::vector<float> interpolate_pos_table(const std::vector<float>& table, int64_
                                          int64_t gw) {
   const int64_t s = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n0))));
   if (s * s != n0) {
-    throw Error(codes::kShape, "interpolate_pos_encoding needs a square grid of trained positions, got " +
-                                   std::to_string(n0));
+    throw Error(codes::kShape,
+                "interpolate_pos_encoding needs a square grid of trained positions, got " + std::to_string(n0));
   }
   std::vector<float> out(static_cast<size_t>((1 + gh * gw) * D));
   std::copy(table.begin(), table.begin() + D, out.begin());  // CLS position is kept as is
-  const float* grid = table.data() + D;                       // [s, s, D]
+  const float* grid = table.data() + D;                      // [s, s, D]
   std::vector<CubicTaps> ty(gh), tx(gw);
   for (int64_t y = 0; y < gh; ++y) ty[y] = bicubic_taps(y, s, gh);
   for (int64_t x = 0; x < gw; ++x) tx[x] = bicubic_taps(x, s, gw);

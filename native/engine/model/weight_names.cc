@@ -29,9 +29,12 @@ std::string canonical_weight_name(const std::string& stored) {
   if (split_layer(name, "encoder.layer.", &index, &rest) || split_layer(name, "encoder.layers.", &index, &rest) ||
       split_layer(name, "layers.", &index, &rest)) {
     static const std::pair<const char*, const char*> kRenames[] = {
-        {"attention.q_proj.", "attention.attention.query."}, {"attention.k_proj.", "attention.attention.key."},
-        {"attention.v_proj.", "attention.attention.value."}, {"attention.o_proj.", "attention.output.dense."},
-        {"mlp.fc1.", "intermediate.dense."},                 {"mlp.fc2.", "output.dense."},
+        {"attention.q_proj.", "attention.attention.query."},
+        {"attention.k_proj.", "attention.attention.key."},
+        {"attention.v_proj.", "attention.attention.value."},
+        {"attention.o_proj.", "attention.output.dense."},
+        {"mlp.fc1.", "intermediate.dense."},
+        {"mlp.fc2.", "output.dense."},
     };
     for (const auto& [from, to] : kRenames) {
       if (starts_with(rest, from)) {

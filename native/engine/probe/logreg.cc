@@ -41,7 +41,8 @@ LR_INLINE void row_dots(const double* x, const double* W, int64_t D, int64_t k0,
     }
   }
   for (int k = 0; k < KB; ++k) {
-    double s = ((acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3])) + ((acc[k][4] + acc[k][5]) + (acc[k][6] + acc[k][7]));
+    double s =
+        ((acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3])) + ((acc[k][4] + acc[k][5]) + (acc[k][6] + acc[k][7]));
     for (int64_t t = d; t < D; ++t) s += x[t] * w[k][t];
     z[k] = s;
   }
@@ -51,10 +52,17 @@ LR_INLINE void row_logits(const double* x, const double* W, const double* b, int
   int64_t k = 0;
   for (; k + kBlock <= K; k += kBlock) row_dots<kBlock>(x, W, D, k, z + k);
   switch (K - k) {
-    case 3: row_dots<3>(x, W, D, k, z + k); break;
-    case 2: row_dots<2>(x, W, D, k, z + k); break;
-    case 1: row_dots<1>(x, W, D, k, z + k); break;
-    default: break;
+    case 3:
+      row_dots<3>(x, W, D, k, z + k);
+      break;
+    case 2:
+      row_dots<2>(x, W, D, k, z + k);
+      break;
+    case 1:
+      row_dots<1>(x, W, D, k, z + k);
+      break;
+    default:
+      break;
   }
   for (int64_t c = 0; c < K; ++c) z[c] += b[c];
 }
@@ -122,10 +130,17 @@ LR_INLINE double loss_grad_impl(const double* X, const int32_t* y, int64_t N, in
     int64_t k = 0;
     for (; k + kBlock <= K; k += kBlock) grad_tile<kBlock>(X, P, N, D, K, k, d0, gW);
     switch (K - k) {
-      case 3: grad_tile<3>(X, P, N, D, K, k, d0, gW); break;
-      case 2: grad_tile<2>(X, P, N, D, K, k, d0, gW); break;
-      case 1: grad_tile<1>(X, P, N, D, K, k, d0, gW); break;
-      default: break;
+      case 3:
+        grad_tile<3>(X, P, N, D, K, k, d0, gW);
+        break;
+      case 2:
+        grad_tile<2>(X, P, N, D, K, k, d0, gW);
+        break;
+      case 1:
+        grad_tile<1>(X, P, N, D, K, k, d0, gW);
+        break;
+      default:
+        break;
     }
   }
   if (d0 < D) grad_tail(X, P, N, D, K, d0, gW);
@@ -160,12 +175,12 @@ void scores_generic(const double* X, int64_t N, int64_t D, int64_t K, const doub
 
 #ifdef LR_AVX2_PATH
 __attribute__((target("avx2,fma"))) double loss_grad_avx2(const double* X, const int32_t* y, int64_t N, int64_t D,
-                                                            int64_t K, const double* W, const double* b, double inv_c,
-                                                            double* gW, double* gb, double* P) {
+                                                          int64_t K, const double* W, const double* b, double inv_c,
+                                                          double* gW, double* gb, double* P) {
   return loss_grad_impl(X, y, N, D, K, W, b, inv_c, gW, gb, P);
 }
-__attribute__((target("avx2,fma"))) void scores_avx2(const double* X, int64_t N, int64_t D, int64_t K,
-                                                     const double* W, const double* b, double* Z) {
+__attribute__((target("avx2,fma"))) void scores_avx2(const double* X, int64_t N, int64_t D, int64_t K, const double* W,
+                                                     const double* b, double* Z) {
   scores_impl(X, N, D, K, W, b, Z);
 }
 bool use_avx2() {
@@ -303,7 +318,8 @@ Fit lbfgs(const double* X, const int32_t* y, int64_t N, int64_t D, int64_t K, do
 
 void check_shape(int64_t N, int64_t D, int64_t K) {
   if (N < 1 || D < 1 || K < 1) invalid("logistic regression: N, D and K must be positive");
-  if (static_cast<double>(N) * static_cast<double>(D) > 1e12 || static_cast<double>(K) * static_cast<double>(D) > 1e12) {
+  if (static_cast<double>(N) * static_cast<double>(D) > 1e12 ||
+      static_cast<double>(K) * static_cast<double>(D) > 1e12) {
     invalid("logistic regression: problem too large");
   }
 }

@@ -17,7 +17,7 @@
 namespace vitmsn::logreg {
 
 struct Options {
-  double tol = 1e-8;        // stop when max |∇f| ≤ tol·N
+  double tol = 1e-8;  // stop when max |∇f| ≤ tol·N
   int64_t max_iter = 10000;
 };
 
@@ -42,8 +42,8 @@ std::vector<Fit> fit_path(const double* X, const int32_t* y, int64_t N, int64_t 
 
 // An independent path fit (one CV fold, or the final fit), with optional held-out rows to score.
 struct Task {
-  std::vector<double> X;  // [N, D]
-  std::vector<int32_t> y; // [N]
+  std::vector<double> X;   // [N, D]
+  std::vector<int32_t> y;  // [N]
   int64_t N = 0, D = 0, K = 0;
   std::vector<double> Cs;
   std::vector<double> Xtest;   // [Ntest, D] (may be empty)
