@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machine, gitRev, now, appendResults } from './support.mjs';
+import { tinyModelFolder } from '../test/support/fixtures.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
@@ -27,22 +28,7 @@ const N = Number(args.requests);
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vitmsn-soak-'));
 function folder(size) {
-  const dir = path.join(tmp, `m${size}`);
-  fs.mkdirSync(dir);
-  for (const f of ['config.json', 'model.safetensors'])
-    fs.copyFileSync(path.join(root, 'test', 'fixtures', 'goldens', 'tiny-s8', f), path.join(dir, f));
-  fs.writeFileSync(
-    path.join(dir, 'preprocessor_config.json'),
-    JSON.stringify({
-      do_normalize: true,
-      do_resize: true,
-      image_mean: [0.485, 0.456, 0.406],
-      image_std: [0.229, 0.224, 0.225],
-      resample: 2,
-      size,
-    }),
-  );
-  return dir;
+  return tinyModelFolder(path.join(tmp, `m${size}`), 'tiny-s8', size);
 }
 
 async function serve(model, extra = []) {

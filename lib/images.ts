@@ -37,7 +37,6 @@ export interface DecodeOptions {
   maxBytes?: number;
 }
 
-/** The option names of {@link DecodeOptions}, for the option checks of preprocess / encode / classify. */
 /** File name extensions of the formats decoded (the CLI's folder expansion picks files by them). */
 export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
   '.jpg',
@@ -54,6 +53,7 @@ export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
   '.heif',
 ]);
 
+/** The option names of {@link DecodeOptions}, for the option checks of preprocess / encode / classify. */
 export const DECODE_OPTION_KEYS = ['maxPixels', 'maxBytes'] as const;
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;

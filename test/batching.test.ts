@@ -3,13 +3,13 @@
 // gets what it would get alone; aborted and timed-out calls leave the queue at once without
 // touching anyone else's results; a full queue answers ERR_OVERLOADED at once; 10 000 waiting
 // callers hold little memory; model.stats() reports what happened. All on the CPU, tiny models.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Classification, type ForwardOutput, type Model, type Tensor } from '../lib/index';
 import { goldenDir, type GoldenModel } from './support/goldens';
-import { relL2 } from './support/real-models';
+import { relL2, tinyModelFolder } from './support/real-models';
 import { TOL } from './tolerances';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -18,21 +18,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A tiny golden model with the facebook preprocessor at `size` (bigger = slower forwards). */
 function folder(name: GoldenModel, size: number): string {
-  const dir = path.join(tmp, `${name}-${size}`);
-  mkdirSync(dir, { recursive: true });
-  for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir(name), f), path.join(dir, f));
-  writeFileSync(
-    path.join(dir, 'preprocessor_config.json'),
-    JSON.stringify({
-      do_normalize: true,
-      do_resize: true,
-      image_mean: [0.485, 0.456, 0.406],
-      image_std: [0.229, 0.224, 0.225],
-      resample: 2,
-      size,
-    }),
-  );
-  return dir;
+  return tinyModelFolder(path.join(tmp, `${name}-${size}`), name, size);
 }
 
 const images = [

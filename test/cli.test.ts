@@ -1,6 +1,6 @@
 // The `vitmsn` command (dist/cli.js, the package's bin) run as a child process, as a user would.
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +10,7 @@ import { startFakeHub } from './support/fake-hub';
 import { goldenDir, type GoldenModel } from './support/goldens';
 import { readSafetensors } from './support/safetensors';
 import { TOL } from './tolerances';
+import { tinyModelFolder } from './support/real-models';
 
 const execFileP = promisify(execFile);
 const ROOT = path.join(__dirname, '..');
@@ -36,21 +37,7 @@ async function cli(
 }
 
 function folder(name: GoldenModel, size: number): string {
-  const dir = path.join(tmpRoot, name);
-  mkdirSync(dir);
-  for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir(name), f), path.join(dir, f));
-  writeFileSync(
-    path.join(dir, 'preprocessor_config.json'),
-    JSON.stringify({
-      do_normalize: true,
-      do_resize: true,
-      image_mean: [0.485, 0.456, 0.406],
-      image_std: [0.229, 0.224, 0.225],
-      resample: 2,
-      size,
-    }),
-  );
-  return dir;
+  return tinyModelFolder(path.join(tmpRoot, name), name, size);
 }
 
 const images = [

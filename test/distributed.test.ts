@@ -10,7 +10,6 @@
 // path's fused ops sum in another order at other batch sizes (TOL.batchedVsAlone).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import {
-  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -28,9 +27,10 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueue, readResults, type Manifest } from '../lib/distributed/index';
 import { parseNpy } from '../lib/distributed/results';
-import { goldenDir } from './support/goldens';
+
 import { bmpBytes } from './support/png';
 import { redisSkipReason, startRedis, type RedisServer } from './support/redis';
+import { tinyModelFolder } from './support/real-models';
 
 const execFileP = promisify(execFile);
 const ROOT = path.join(__dirname, '..');
@@ -216,21 +216,7 @@ describe('vitmsn worker / enqueue usage', () => {
 
 describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ (real Redis)', () => {
   beforeAll(async () => {
-    model = path.join(tmp, 'tiny-s8');
-    mkdirSync(model);
-    for (const f of ['config.json', 'model.safetensors'])
-      copyFileSync(path.join(goldenDir('tiny-s8'), f), path.join(model, f));
-    writeFileSync(
-      path.join(model, 'preprocessor_config.json'),
-      JSON.stringify({
-        do_normalize: true,
-        do_resize: true,
-        image_mean: [0.485, 0.456, 0.406],
-        image_std: [0.229, 0.224, 0.225],
-        resample: 2,
-        size: 32,
-      }),
-    );
+    model = tinyModelFolder(path.join(tmp, 'tiny-s8'), 'tiny-s8', 32);
     const dir = path.join(tmp, 'images');
     mkdirSync(dir);
     files = [];
@@ -460,9 +446,14 @@ describe.skipIf(redisSkipReason !== undefined)('distributed embedding on BullMQ 
       procs.push(a, b);
       await Promise.all([a, b].map((w) => w.waitFor(/ready/)));
       let done = 0;
+      let terminated = false; // once: a second SIGTERM means "exit now" (code 1), and under load a job can
+      // still start between the kill and the worker's handler running
       a.onLine((l) => {
         if (/: done,/.test(l)) done++;
-        else if (done >= 1 && /: started/.test(l) && a.child.signalCode === null) a.child.kill('SIGTERM');
+        else if (done >= 1 && /: started/.test(l) && !terminated) {
+          terminated = true;
+          a.child.kill('SIGTERM');
+        }
       });
       const out = path.join(tmp, 'out-term');
       const sub = await enqueue({

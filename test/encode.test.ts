@@ -1,13 +1,14 @@
 // encode() and classify() against their definitions on the tiny transformers checkpoints:
 // encode(image) = pooling of forward(preprocess(image)); classify() ranks the softmax of the logits.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadModel, type Model } from '../lib/index';
 import { native } from '../lib/binding';
-import { goldenDir, type GoldenModel } from './support/goldens';
+import { type GoldenModel } from './support/goldens';
 import { TOL } from './tolerances';
+import { tinyModelFolder } from './support/real-models';
 
 // Which files the library opens, in order (a pass-through wrapper of fs/promises' open).
 const { opened } = vi.hoisted(() => ({ opened: [] as string[] }));
@@ -22,21 +23,7 @@ afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
 
 /** A copy of a tiny golden model folder with the facebook preprocessor config at its own size. */
 function folder(name: GoldenModel, size: number, tag: string = name): string {
-  const dir = path.join(tmpRoot, tag);
-  mkdirSync(dir);
-  for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir(name), f), path.join(dir, f));
-  writeFileSync(
-    path.join(dir, 'preprocessor_config.json'),
-    JSON.stringify({
-      do_normalize: true,
-      do_resize: true,
-      image_mean: [0.485, 0.456, 0.406],
-      image_std: [0.229, 0.224, 0.225],
-      resample: 2,
-      size,
-    }),
-  );
-  return dir;
+  return tinyModelFolder(path.join(tmpRoot, tag), name, size);
 }
 
 const images = [

@@ -3,13 +3,14 @@
 // kernel killed the process), and encode() with batchSize 4096 runs in batches that fit and gives
 // the same embeddings. The child process runs in a real memory cgroup (test/support/cgroup.ts).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../lib/index';
 import { memoryCgroup } from './support/cgroup';
-import { goldenDir } from './support/goldens';
+
+import { tinyModelFolder } from './support/real-models';
 
 const LIMIT = 512 * 1024 * 1024;
 const cg = memoryCgroup(LIMIT);
@@ -21,21 +22,7 @@ afterAll(() => {
 });
 
 // tiny-s8 with a preprocessor that resizes to 256×256: 1025 tokens, about 4 MB per image in a forward.
-const model = path.join(tmp, 'model');
-mkdirSync(model);
-for (const f of ['config.json', 'model.safetensors'])
-  copyFileSync(path.join(goldenDir('tiny-s8'), f), path.join(model, f));
-writeFileSync(
-  path.join(model, 'preprocessor_config.json'),
-  JSON.stringify({
-    do_normalize: true,
-    do_resize: true,
-    image_mean: [0.485, 0.456, 0.406],
-    image_std: [0.229, 0.224, 0.225],
-    resample: 2,
-    size: 256,
-  }),
-);
+const model = tinyModelFolder(path.join(tmp, 'model'), 'tiny-s8', 256);
 const N_IMAGES = 300;
 const CHILD = `
   const v = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))});

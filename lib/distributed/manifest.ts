@@ -36,13 +36,7 @@ export interface Manifest {
 
 export async function writeManifest(
   dir: string,
-  s: {
-    prefix: string;
-    queue: string;
-    format: ShardFormat;
-    pooling: Pooling;
-    normalize: boolean;
-    dim: number;
+  s: Pick<Manifest, 'prefix' | 'queue' | 'format' | 'pooling' | 'normalize' | 'dim'> & {
     jobs: string[];
     outcomes: ReadonlyMap<string, JobOutcome>;
     result: SubmissionResult;

@@ -6,7 +6,7 @@ import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { VitMsnError } from '../errors';
 import type { Pooling } from '../encode';
-import type { ImageInput } from '../images';
+import { IMAGE_EXTENSIONS, type ImageInput } from '../images';
 import type { Model } from '../model';
 import { safetensorsBytes } from '../writers';
 import { asFloat64, readSafetensorsFile } from './safetensors-read';
@@ -24,22 +24,6 @@ export interface LabelledEmbeddings {
   /** The image of each row, when known. */
   images?: string[];
 }
-
-/** File extensions taken as images in an ImageFolder tree (as `vitmsn embed` does for folders). */
-export const IMAGE_EXTENSIONS = new Set([
-  '.jpg',
-  '.jpeg',
-  '.jpe',
-  '.jfif',
-  '.png',
-  '.webp',
-  '.gif',
-  '.tif',
-  '.tiff',
-  '.avif',
-  '.heic',
-  '.heif',
-]);
 
 export interface ImageFolder {
   /** Class names: the sub-folder names, sorted (code-point order, as torchvision's ImageFolder). */

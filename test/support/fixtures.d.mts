@@ -33,3 +33,9 @@ export declare function relL2(a: ArrayLike<number>, b: ArrayLike<number>): numbe
 
 /** Deterministic [B, 3, H, W] input in [-1.5, 1.5]; every batch item differs. */
 export declare function syntheticPixels(B: number, H?: number, W?: number): Float32Array;
+
+/**
+ * A copy of the tiny golden model `name` in `dir` with the facebook preprocessor config resizing to
+ * `size` (created if missing). Returns `dir`.
+ */
+export declare function tinyModelFolder(dir: string, name: 'tiny-s8' | 'tiny-cls' | 'tiny-mask', size: number): string;

@@ -1,4 +1,5 @@
-// Real-size ViT-MSN models (ViT-S/16, ViT-B/16) with deterministic weights, for the onnxruntime-node
+// Model folders for tests and benches: copies of the tiny golden models (tinyModelFolder, at the end)
+// and real-size ViT-MSN models (ViT-S/16, ViT-B/16) with deterministic weights, for the onnxruntime-node
 // comparison (test/ort-parity.test.ts, bench/cpu-vs-ort.mjs). Plain JS so the benchmark can use it
 // without a TypeScript step; test/support/real-models.ts re-exports it with types (fixtures.d.mts).
 //
@@ -278,4 +279,27 @@ export function syntheticPixels(B, H = 224, W = 224) {
     for (let i = 0; i < per; i++) x[b * per + i] = Math.sin(i * f + ph) * 1.5;
   }
   return x;
+}
+
+/**
+ * A copy of one of the tiny golden models (test/fixtures/goldens/<name>: config.json and
+ * model.safetensors) in `dir`, with the facebook checkpoints' preprocessor config resizing to
+ * `size`: what the image tests, the server and queue tests and the benches load when they need a
+ * fast model that reads real images. Returns `dir`.
+ */
+export function tinyModelFolder(dir, name, size) {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of ['config.json', 'model.safetensors']) {
+    fs.copyFileSync(path.join(here, '..', 'fixtures', 'goldens', name, f), path.join(dir, f));
+  }
+  const preprocessor = {
+    do_normalize: true,
+    do_resize: true,
+    image_mean: [0.485, 0.456, 0.406],
+    image_std: [0.229, 0.224, 0.225],
+    resample: 2,
+    size,
+  };
+  fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(preprocessor));
+  return dir;
 }

@@ -8,6 +8,7 @@ export {
   ortRun,
   closeOrt,
   relL2,
+  tinyModelFolder,
   syntheticPixels,
   type RealArch,
 } from './fixtures.mjs';

@@ -1,6 +1,6 @@
 // Helpers for the HTTP server tests: model folders, a model whose calls can be held at a gate
 // (to make the server busy deterministically) and observed, servers on 127.0.0.1 port 0, metrics.
-import { copyFileSync, mkdirSync } from 'node:fs';
+
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { native, type NativeModel } from '../../lib/binding';
@@ -10,26 +10,13 @@ import { Model } from '../../lib/model';
 import { readPreprocessorConfig } from '../../lib/preprocessor';
 import { resolveBatching } from '../../lib/validate';
 import { createServer, type EmbedService, type ServeOptions } from '../../lib/serve/index';
-import { goldenDir, type GoldenModel } from './goldens';
-import { writeFileSync } from 'node:fs';
+import { type GoldenModel } from './goldens';
+
+import { tinyModelFolder } from './real-models';
 
 /** A copy of a tiny golden model folder with the facebook preprocessor config at its own size. */
 export function modelFolder(root: string, name: GoldenModel, size: number, tag: string = name): string {
-  const dir = path.join(root, tag);
-  mkdirSync(dir, { recursive: true });
-  for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(goldenDir(name), f), path.join(dir, f));
-  writeFileSync(
-    path.join(dir, 'preprocessor_config.json'),
-    JSON.stringify({
-      do_normalize: true,
-      do_resize: true,
-      image_mean: [0.485, 0.456, 0.406],
-      image_std: [0.229, 0.224, 0.225],
-      resample: 2,
-      size,
-    }),
-  );
-  return dir;
+  return tinyModelFolder(path.join(root, tag), name, size);
 }
 
 export interface ModelCall {
