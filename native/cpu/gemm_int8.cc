@@ -178,11 +178,18 @@ void check(const GemmArgs& a, const PackedLinear& W) {
   if (a.K >= 66000) throw Error(codes::kInternal, "gemm int8: K too large for int32 sums");
 }
 
+// Also what asks the OS for the AMX tile state (cpu_features()), before any tile instruction runs.
+void check_path(Int8Path p) {
+  if (!int8_path_supported(p))
+    throw Error(codes::kInternal, std::string("gemm int8: path ") + int8_path_name(p) + " not supported here");
+}
+
 }  // namespace
 
 void gemm_int8(const GemmArgs& a, ThreadPool& pool, Int8Path p) {
   const auto& W = *static_cast<const PackedLinear*>(a.Wp);
   check(a, W);
+  check_path(p);
   if (a.M == 0 || a.N == 0) return;
   run(a, W, nullptr, pool, p);
 }
@@ -192,6 +199,7 @@ void gemm_int8_acc(const float* A, int64_t lda, int64_t M, const PackedLinear& W
   GemmArgs a;
   a.A = A, a.lda = lda, a.Wp = &W, a.M = M, a.N = W.N, a.K = W.K;
   check(a, W);
+  check_path(p);
   if (M == 0 || W.N == 0) return;
   run(a, W, acc, pool, p);
 }
