@@ -128,6 +128,7 @@ function cpuFeatures(): { model: string; cores: number; features: string[] } {
     'avx512_fp16',
     'amx_tile',
     'amx_bf16',
+    'amx_int8',
     'asimd',
     'asimdhp',
     'sve',
