@@ -30,8 +30,11 @@ const char* int8_path_name(Int8Path p) {
 
 bool int8_path_supported(Int8Path p) {
   if (p == Int8Path::kScalar) return true;
-  if (!kX86Kernels || !int8_kernels_compiled() || !isa_supported(Isa::kAvx512)) return false;
-  return p == Int8Path::kVnni ? cpu_features().avx512_vnni : cpu_features().amx_int8;
+  if constexpr (kX86Kernels) {  // int8_kernels_compiled() exists in x86 builds only
+    if (!int8_kernels_compiled() || !isa_supported(Isa::kAvx512)) return false;
+    return p == Int8Path::kVnni ? cpu_features().avx512_vnni : cpu_features().amx_int8;
+  }
+  return false;
 }
 
 Int8Path int8_path_for(Isa isa) {

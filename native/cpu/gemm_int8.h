@@ -8,10 +8,11 @@
 //   acc[m, n] = Σ_k Aq[m, k] · Wq[n, k]   in int32 (u8 × s8: AMX TDPBUSD, AVX512-VNNI VPDPBUSD)
 //   C[m, n] = epilogue(s_a[m] · s_w[n] · (acc[m, n] − z[m] · colsum_w[n]) + bias[n]) + residual[m, n]
 //
-// |acc| ≤ 255 · 127 · K stays below 2³¹ for K < 66 000. rint is round-half-even everywhere (the
-// scalar and vector quantisers agree bit for bit). Three paths, picked at run time: AMX (amx_int8),
-// AVX512-VNNI, and the scalar one (every other CPU, AVX2 included); all compute the same int32 acc,
-// and differ in the float epilogue only (vector erf in GELU, summation of the float terms).
+// NaN or ±Inf in A are not propagated as in float32: such a row's results are finite but unspecified
+// (the paths' min/max treat NaN differently). |acc| ≤ 255 · 127 · K stays below 2³¹ for K < 66 000. rint is
+// round-half-even everywhere (the scalar and vector quantisers agree bit for bit). Three paths, picked at run time: AMX
+// (amx_int8), AVX512-VNNI, and the scalar one (every other CPU, AVX2 included); all compute the same int32 acc, and
+// differ in the float epilogue only (vector erf in GELU, summation of the float terms).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -62,7 +63,7 @@ inline RowQuant uint8_row_params(float lo, float hi) {
 }
 inline uint8_t uint8_act(float x, const RowQuant& q) {
   float v = std::nearbyint(x * q.inv) + static_cast<float>(q.zp);
-  v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+  v = !(v > 0.0f) ? 0.0f : (v > 255.0f ? 255.0f : v);  // NaN → 0, as the vector quantiser does
   return static_cast<uint8_t>(v);
 }
 
