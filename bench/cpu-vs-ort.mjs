@@ -6,10 +6,12 @@
 //
 // usage: node bench/cpu-vs-ort.mjs [--models vit-s16,vit-b16] [--batches 1,8] [--iters 10] [--k 3]
 //                                  [--warmup 2] [--threads 2] [--dtype float32,bfloat16] [--rss]
-//                                  [--record] [--only-ort] [--json]
+//                                  [--q8] [--record] [--only-ort] [--json]
 //   --iters    rounds per (model, batch); each round times k calls of every engine, in an order
 //              that rotates every round (vitmsn once per --dtype, onnxruntime always fp32)
 //   --dtype    vitmsn dtypes to time; each is compared with the same run's onnxruntime fp32 times
+//   --q8       also time onnxruntime q8 (bench/quantize_q8.py: the graph onnxruntime's quantize_dynamic
+//              makes, int8 DynamicQuantizeMatMul; needs Debian's python3-onnx), interleaved likewise
 //   --rss      also measure, per model and engine, in a fresh child process each: cold start (spawn
 //              to the first batch-1 embedding) and peak RSS (VmHWM), next to the weights' size
 //   --record   append a dated section to bench/RESULTS.md
@@ -24,6 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { closeOrt, ortSession, realModel, relL2, REAL_ARCHS, syntheticPixels } from '../test/support/fixtures.mjs';
+import { q8Model } from './support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(here, 'RESULTS.md');
@@ -38,6 +41,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '2' },
     dtype: { type: 'string', default: 'float32' },
     rss: { type: 'boolean', default: false },
+    q8: { type: 'boolean', default: false },
     child: { type: 'string' },
     'model-dir': { type: 'string' },
     onnx: { type: 'string' },
@@ -52,7 +56,7 @@ if (args.help) {
     fs
       .readFileSync(fileURLToPath(import.meta.url), 'utf8')
       .split('\n')
-      .slice(1, 19)
+      .slice(1, 21)
       .map((l) => l.replace(/^\/\/ ?/, ''))
       .join('\n'),
   );
@@ -79,7 +83,7 @@ const threads = posInt('threads', args.threads);
 const onlyOrt = args['only-ort'];
 const dtypes = list(args.dtype);
 for (const d of dtypes)
-  if (!['float32', 'bfloat16'].includes(d)) throw new Error(`--dtype: ${d} (float32 or bfloat16)`);
+  if (!['float32', 'bfloat16', 'int8'].includes(d)) throw new Error(`--dtype: ${d} (float32, bfloat16 or int8)`);
 // The vitmsn child of --rss must not load onnxruntime (its pages would count in the RSS).
 const ort = args.child === 'vitmsn' ? null : await import('onnxruntime-node');
 
@@ -91,7 +95,9 @@ function machine() {
     const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
     cpu = /^model name\s*:\s*(.*)$/m.exec(info)?.[1]?.trim() ?? cpu;
     const f = new Set((/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(/\s+/));
-    flags = ['avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_tile'].filter((x) => f.has(x));
+    flags = ['avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_int8', 'amx_tile'].filter((x) =>
+      f.has(x),
+    );
   } catch {
     /* not Linux */
   }
@@ -150,10 +156,10 @@ async function vitmsnEngine(modelDir, dtype = 'float32') {
   };
 }
 
-async function ortEngine(onnxPath) {
+async function ortEngine(onnxPath, name = 'ort') {
   const session = await ortSession(onnxPath, threads);
   return {
-    name: 'ort',
+    name,
     run: async (x, shape) =>
       (await session.run({ pixel_values: new ort.Tensor('float32', x, shape) })).last_hidden_state.data,
     close: async () => {},
@@ -180,6 +186,7 @@ async function benchOne(arch, B) {
   const engines = [];
   if (!onlyOrt) for (const d of dtypes) engines.push(await vitmsnEngine(modelDir, d));
   engines.push(await ortEngine(onnxPath));
+  if (args.q8) engines.push(await ortEngine(q8Model(onnxPath), 'ort-q8'));
   try {
     // Warmup (and one parity check: both must compute the same thing for the timing to mean anything).
     const outs = [];
@@ -187,8 +194,10 @@ async function benchOne(arch, B) {
       for (let i = 0; i < warmup; i++) outs[engines.indexOf(e)] = await e.run(x, shape);
       await settle();
     }
-    const ortOut = /** @type {Float32Array} */ (outs[engines.length - 1]);
-    const parity = Object.fromEntries(engines.slice(0, -1).map((e, i) => [e.name, relL2(outs[i], ortOut)]));
+    const ortOut = /** @type {Float32Array} */ (outs[engines.findIndex((e) => e.name === 'ort')]);
+    const parity = Object.fromEntries(
+      engines.filter((e) => e.name !== 'ort').map((e) => [e.name, relL2(outs[engines.indexOf(e)], ortOut)]),
+    );
 
     const times = engines.map(() => []);
     for (let r = 0; r < rounds; r++) {
@@ -235,6 +244,7 @@ const f1 = (v) => (v == null ? '—' : v.toFixed(1));
 const f2 = (v) => (v == null ? '—' : v.toFixed(2));
 
 function table(results) {
+  const q8 = results.some((r) => r.stats['ort-q8']);
   const head = [
     'model',
     'batch',
@@ -242,6 +252,7 @@ function table(results) {
     'vitmsn median ms',
     'ort fp32 median ms',
     'speedup (ort ms / vitmsn ms)',
+    ...(q8 ? ['ort q8 median ms', 'speedup vs q8 (ort q8 ms / vitmsn ms)'] : []),
     'vitmsn img/s',
     'ort img/s',
     'vitmsn p25–p75 ms',
@@ -251,7 +262,8 @@ function table(results) {
   const rows = [];
   for (const r of results) {
     const o = r.stats.ort;
-    const names = Object.keys(r.stats).filter((n) => n !== 'ort');
+    const oq = r.stats['ort-q8'];
+    const names = Object.keys(r.stats).filter((n) => n.startsWith('vitmsn'));
     if (names.length === 0) names.push(null);
     for (const n of names) {
       const v = n ? r.stats[n] : null;
@@ -262,6 +274,7 @@ function table(results) {
         f1(v?.median_ms),
         f1(o.median_ms),
         v ? `${(o.median_ms / v.median_ms).toFixed(2)}×` : '—',
+        ...(q8 ? [f1(oq?.median_ms), v && oq ? `${(oq.median_ms / v.median_ms).toFixed(2)}×` : '—'] : []),
         f2(v?.img_s),
         f2(o.img_s),
         v ? `${f1(v.p25_ms)}–${f1(v.p75_ms)}` : '—',
@@ -270,7 +283,11 @@ function table(results) {
       ]);
     }
   }
-  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  const q8Parity = results
+    .filter((r) => r.parity_rel_l2?.['ort-q8'] != null)
+    .map((r) => `${r.model} b${r.batch} ${r.parity_rel_l2['ort-q8'].toExponential(1)}`);
+  const note = q8Parity.length ? `\n\nonnxruntime q8 rel L2 vs ort fp32: ${q8Parity.join(', ')}` : '';
+  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n') + note;
 }
 
 function rssTable(rows) {
@@ -313,7 +330,7 @@ async function childMain() {
     const e = await vitmsnEngine(args['model-dir'], dtypes[0]);
     run = () => e.run(x, shape);
   } else {
-    const session = await ortSession(args.onnx, threads);
+    const session = await ortSession(args.child === 'ort-q8' ? q8Model(args.onnx) : args.onnx, threads);
     run = () => session.run({ pixel_values: new ort.Tensor('float32', x, shape) });
   }
   await run();
@@ -349,7 +366,8 @@ async function measureChild(arch, engine, dtype) {
   const code = await new Promise((r) => child.on('close', r));
   if (code !== 0) throw new Error(`${engine} child exited with ${code}`);
   const { hwmMB } = JSON.parse(out.split('\n')[0]);
-  const name = engine === 'ort' ? 'onnxruntime-node fp32' : `vitmsn ${dtype}`;
+  const name =
+    engine === 'ort' ? 'onnxruntime-node fp32' : engine === 'ort-q8' ? 'onnxruntime-node q8' : `vitmsn ${dtype}`;
   return { model: arch, engine: name, weightsMB, hwmMB, coldMs };
 }
 
@@ -383,7 +401,7 @@ function record(m, results, rss, cmd) {
 
 - machine: ${machineLine(m)}
 - vitmsn: ${onlyOrt ? 'not run' : `${results.find((r) => r.backend)?.backend ?? 'cpu'}, git ${gitRev()}`}
-- method: ${threads} threads each, ${warmup} warmup calls each, ${rounds} rounds × ${k} calls per engine; vitmsn dtypes ${dtypes.join(', ')} (onnxruntime fp32)
+- method: ${threads} threads each, ${warmup} warmup calls each, ${rounds} rounds × ${k} calls per engine; vitmsn dtypes ${dtypes.join(', ')} (onnxruntime fp32${args.q8 ? ' and q8 (bench/quantize_q8.py)' : ''})
 - command: \`${cmd}\`
 
 ${table(results)}
@@ -421,6 +439,7 @@ if (args.rss) {
   for (const arch of models) {
     if (!onlyOrt) for (const d of dtypes) rss.push(await measureChild(arch, 'vitmsn', d));
     rss.push(await measureChild(arch, 'ort', 'float32'));
+    if (args.q8) rss.push(await measureChild(arch, 'ort-q8', 'float32'));
   }
 }
 if (args.json) console.log(JSON.stringify({ machine: m, results, rss }, null, 2));

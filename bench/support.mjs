@@ -1,6 +1,7 @@
 // What every benchmark script shares: the machine line and git revision recorded with results, the
 // append to bench/RESULTS.md, and the request image (a 640×480 JPEG made from a test image).
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,4 +65,40 @@ export async function benchJpeg() {
     .resize(640, 480, { fit: 'fill' })
     .jpeg({ quality: 90 })
     .toBuffer();
+}
+
+/** Debian's python3 (has python3-onnx); `VITMSN_ONNX_PYTHON` overrides. */
+const ONNX_PYTHON = process.env.VITMSN_ONNX_PYTHON || '/usr/bin/python3';
+
+/**
+ * The onnxruntime q8 baseline of an fp32 ONNX model (bench/quantize_q8.py: every constant-weight
+ * MatMul → com.microsoft DynamicQuantizeMatMul, int8 symmetric per-tensor weights), made once into
+ * a temp folder keyed by the source model and the script, and reused.
+ * @param {string} onnxPath
+ * @returns {string} the quantised model's path
+ */
+export function q8Model(onnxPath) {
+  const script = path.join(benchDir, 'quantize_q8.py');
+  const h = createHash('sha256')
+    .update(fs.readFileSync(script))
+    .update(path.resolve(onnxPath))
+    .update(String(fs.statSync(onnxPath).mtimeMs))
+    .digest('hex')
+    .slice(0, 12);
+  const dir = path.join(os.tmpdir(), `vitmsn-q8-${h}`);
+  const out = path.join(dir, `${path.basename(onnxPath, '.onnx')}.q8.onnx`);
+  if (fs.existsSync(out)) return out;
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = `${out}.tmp-${process.pid}`;
+  try {
+    execFileSync(ONNX_PYTHON, [script, onnxPath, tmp], { stdio: ['ignore', 'ignore', 'inherit'] });
+  } catch (e) {
+    throw new Error(
+      `${ONNX_PYTHON} bench/quantize_q8.py failed (needs Debian's python3-onnx: apt-get install -y python3-onnx): ${
+        /** @type {Error} */ (e).message
+      }`,
+    );
+  }
+  fs.renameSync(tmp, out);
+  return out;
 }

@@ -44,7 +44,7 @@ Options:
   -o, --out <file>       .npy or .safetensors (an [N, D] float32 matrix), or .jsonl; default: JSON lines on stdout
       --top-k <n>        classes per image for classify (default 5)
       --device <d>       auto (default) | cpu | cuda | cuda:N
-      --dtype <t>        float32 (default) | float16 | bfloat16
+      --dtype <t>        float32 (default) | float16 | bfloat16 | int8 (CPU)
       --threads <n>      CPU threads (default: physical cores)
       --batch-size <n>   images per forward pass (default 16)
   -h, --help             this text
@@ -128,6 +128,7 @@ function cpuFeatures(): { model: string; cores: number; features: string[] } {
     'avx512_fp16',
     'amx_tile',
     'amx_bf16',
+    'amx_int8',
     'asimd',
     'asimdhp',
     'sve',

@@ -336,7 +336,7 @@ export async function loadModel(source: string, options?: LoadOptions): Promise<
   let device = opts.device;
   if (device === 'auto') device = addon.backends().some((b) => b.name === 'cuda' && b.available) ? 'cuda' : 'cpu';
   if (device === 'cuda') device = 'cuda:0';
-  // Which dtypes a backend runs is the engine's fact (the CPU: float32, and bfloat16 weights with
+  // Which dtypes a backend runs is the engine's fact (the CPU: float32, int8, and bfloat16 weights with
   // float32 accumulation); the message is ours.
   const backend = addon.backends().find((b) => b.name === (device === 'cpu' ? 'cpu' : 'cuda'));
   if (backend && !backend.dtypes.includes(opts.dtype)) {

@@ -11,11 +11,13 @@ export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
 import type { BatchingOptions } from './call-queue';
 
-/** Precision of weights and activations. The CPU runs 'float32' (exact) and 'bfloat16' (bf16 weights and
- * GEMM inputs, float32 accumulation: ~1e-2 relative error, much faster where the CPU has AMX or avx512_bf16).
- * CUDA runs all three: weights and activations are stored in the dtype, arithmetic is float32
+/** Precision of weights and activations. The CPU runs 'float32' (exact), 'bfloat16' (bf16 weights and
+ * GEMM inputs, float32 accumulation: ~1e-2 relative error, much faster where the CPU has AMX or avx512_bf16)
+ * and 'int8' (encoder Linears with int8 per-channel weights and per-token uint8 activations, int32
+ * accumulation; AMX or AVX512-VNNI where the CPU has them; patch embedding bf16, classifier float32).
+ * CUDA runs float32, float16 and bfloat16: weights and activations are stored in the dtype, arithmetic is float32
  * (float16 ≈ 1.2e-3, bfloat16 ≈ 1e-2 relative error against float64; see bench/GPU-RESULTS.md). */
-export type DType = 'float32' | 'float16' | 'bfloat16';
+export type DType = 'float32' | 'float16' | 'bfloat16' | 'int8';
 
 export interface LoadOptions {
   /** Default 'auto'. */

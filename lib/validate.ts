@@ -8,7 +8,7 @@ import { boolean, checkOptions, describe, integer, invalid, notDetached, oneOf, 
 import type { BatchingOptions, ResolvedBatching } from './call-queue';
 import type { DType, ForwardOptions, LoadOptions } from './types';
 
-const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16'];
+const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16', 'int8'];
 import { HUB_OPTION_KEYS } from './hub/index';
 
 export interface ResolvedLoadOptions {

@@ -64,7 +64,7 @@ describe('loadModel rejects bad folders', () => {
   it('dir argument and options', async () => {
     await expectCode(loadModel(42 as any), 'ERR_INVALID_ARGUMENT');
     await expectCode(loadModel(folder(), { device: 'tpu' as any }), 'ERR_INVALID_ARGUMENT', /device/);
-    await expectCode(loadModel(folder(), { dtype: 'int8' as any }), 'ERR_INVALID_ARGUMENT', /dtype/);
+    await expectCode(loadModel(folder(), { dtype: 'int4' as any }), 'ERR_INVALID_ARGUMENT', /dtype/);
     await expectCode(loadModel(folder(), { threads: -1 }), 'ERR_INVALID_ARGUMENT', /threads/);
     await expectCode(loadModel(folder(), { threads: 1.5 }), 'ERR_INVALID_ARGUMENT', /threads/);
     await expectCode(loadModel(folder(), { thread: 2 } as any), 'ERR_INVALID_ARGUMENT', /unknown.*thread/);

@@ -1,5 +1,6 @@
 // The CPU float32 engine against transformers' own ViTMSN run in float64, every case of every
 // tiny golden model (test/fixtures/goldens).
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../lib/index';
 import { relL2 } from './support/real-models';
@@ -116,6 +117,54 @@ describe.each(GOLDEN_MODELS)('%s in bfloat16 stays near transformers (float64)',
       if (g.logits) expect(relL2(out.logits!.data, g.logits.data)).toBeLessThanOrEqual(TOL.bf16);
     } finally {
       await model.dispose();
+    }
+  });
+});
+
+// dtype 'int8' on the CPU: encoder Linears with int8 per-channel weights and per-token uint8
+// activations (int32 sums), patch embedding bf16, classifier float32.
+describe.each(GOLDEN_MODELS)('%s in int8 stays near transformers (float64)', (name) => {
+  const g = golden(name);
+  it('last_hidden_state and logits within the int8 bound', async () => {
+    const model = await loadModel(goldenDir(name), { device: 'cpu', dtype: 'int8', threads: 2 });
+    try {
+      expect(model.dtype).toBe('int8');
+      const out = await model.forward(f32(g.pixel_values), g.pixel_values.shape);
+      const err = relL2(out.lastHiddenState.data, g.last_hidden_state.data);
+      console.log(`[golden] ${name} int8: last_hidden_state rel L2 vs float64 ${err.toExponential(2)}`);
+      expect(err, `last_hidden_state: relative L2 ${err.toExponential(2)}`).toBeLessThanOrEqual(TOL.int8);
+      // Really quantised: not float32 (nor bf16-only) math.
+      expect(err).toBeGreaterThan(1e-6);
+      if (g.logits) expect(relL2(out.logits!.data, g.logits.data)).toBeLessThanOrEqual(TOL.int8Logits);
+    } finally {
+      await model.dispose();
+    }
+  });
+});
+
+// The classification checkpoint's top-1 on the real test images: int8 picks what float32 picks.
+describe('int8 keeps the top-1 class of a classification checkpoint', () => {
+  it('tiny-cls on test/fixtures/images', async () => {
+    const images = ['camera', 'chelsea', 'coffee', 'logo'].map((n) =>
+      path.join(__dirname, 'fixtures', 'images', `${n}.png`),
+    );
+    const f = await loadModel(goldenDir('tiny-cls'), { device: 'cpu', dtype: 'float32', threads: 2 });
+    const q = await loadModel(goldenDir('tiny-cls'), { device: 'cpu', dtype: 'int8', threads: 2 });
+    try {
+      const a = await f.classify(images, { topK: 2 });
+      const b = await q.classify(images, { topK: 1 });
+      for (let i = 0; i < images.length; i++) {
+        // The float32 margin between its first two classes, for the log: a flip would need int8's
+        // logit error to exceed it.
+        const margin = a[i][0].score - a[i][1].score;
+        console.log(
+          `[golden] tiny-cls ${path.basename(images[i])}: top-1 ${a[i][0].index}, margin ${margin.toFixed(4)}`,
+        );
+        expect(b[i][0].index, path.basename(images[i])).toBe(a[i][0].index);
+      }
+    } finally {
+      await f.dispose();
+      await q.dispose();
     }
   });
 });

@@ -15,14 +15,16 @@ const cuda = backends().find((b) => b.name === 'cuda');
 const haveGpu = !!cuda?.available;
 if (!haveGpu) console.log(`[gpu.test] skipped: no usable CUDA backend (${cuda?.detail ?? 'not compiled'})`);
 
-const BOUND: Record<DType, number> = {
+// The dtypes CUDA runs ('int8' is CPU only).
+type CudaDType = Exclude<DType, 'int8'>;
+const BOUND: Record<CudaDType, number> = {
   float32: TOL.f32VsFloat64,
   float16: TOL.cudaF16VsFloat64,
   bfloat16: TOL.cudaBf16VsFloat64,
 };
 const f32 = (t: StTensor) => t.data as Float32Array;
 
-describe.skipIf(!haveGpu).each(['float32', 'float16', 'bfloat16'] as DType[])('CUDA %s', (dtype) => {
+describe.skipIf(!haveGpu).each(['float32', 'float16', 'bfloat16'] as CudaDType[])('CUDA %s', (dtype) => {
   describe.each(GOLDEN_MODELS)('%s', (name) => {
     const g = golden(name);
     let model: Model;
@@ -101,73 +103,76 @@ describe.skipIf(!haveGpu)('CUDA lifecycle', () => {
 // two with D = 32, one with D = 48 and a classifier (more outputs per image) — loaded together and
 // called in turn from several async callers must each give their own single-model results, also
 // after one of them is disposed mid-stream and another is loaded in its place.
-describe.skipIf(!haveGpu).each(['float32', 'bfloat16'] as DType[])('CUDA graphs with several models (%s)', (dtype) => {
-  let dir: string;
-  beforeAll(() => {
-    dir = mkdtempSync(path.join(tmpdir(), 'vitmsn-gpu-models-'));
-    // tiny-cls (D = 48, patch 16, classifier) at a 32×32 input: its first 1 + 2·2 position rows.
-    const w = readSafetensors(path.join(goldenDir('tiny-cls'), 'model.safetensors'));
-    const pos = w['vit.embeddings.position_embeddings'];
-    w['vit.embeddings.position_embeddings'] = {
-      dtype: 'F32',
-      shape: [1, 5, 48],
-      data: (pos.data as Float32Array).slice(0, 5 * 48),
+describe.skipIf(!haveGpu).each(['float32', 'bfloat16'] as CudaDType[])(
+  'CUDA graphs with several models (%s)',
+  (dtype) => {
+    let dir: string;
+    beforeAll(() => {
+      dir = mkdtempSync(path.join(tmpdir(), 'vitmsn-gpu-models-'));
+      // tiny-cls (D = 48, patch 16, classifier) at a 32×32 input: its first 1 + 2·2 position rows.
+      const w = readSafetensors(path.join(goldenDir('tiny-cls'), 'model.safetensors'));
+      const pos = w['vit.embeddings.position_embeddings'];
+      w['vit.embeddings.position_embeddings'] = {
+        dtype: 'F32',
+        shape: [1, 5, 48],
+        data: (pos.data as Float32Array).slice(0, 5 * 48),
+      };
+      const cfg = JSON.parse(readFileSync(path.join(goldenDir('tiny-cls'), 'config.json'), 'utf8'));
+      mkdirSync(path.join(dir, 'cls32'));
+      writeFileSync(path.join(dir, 'cls32', 'config.json'), JSON.stringify({ ...cfg, image_size: 32 }));
+      writeSafetensors(path.join(dir, 'cls32', 'model.safetensors'), w);
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    const dirs = () => [goldenDir('tiny-s8'), goldenDir('tiny-mask'), path.join(dir, 'cls32')];
+    const input = (i: number, B: number) => new Float32Array(B * 3 * 32 * 32).map((_, k) => Math.sin(k * 0.05 + i));
+    type Out = { hidden: Float32Array; logits?: Float32Array };
+    const call = async (m: Model, i: number, B: number): Promise<Out> => {
+      const o = await m.forward(input(i, B), [B, 3, 32, 32]);
+      return { hidden: o.lastHiddenState.data, logits: o.logits?.data };
     };
-    const cfg = JSON.parse(readFileSync(path.join(goldenDir('tiny-cls'), 'config.json'), 'utf8'));
-    mkdirSync(path.join(dir, 'cls32'));
-    writeFileSync(path.join(dir, 'cls32', 'config.json'), JSON.stringify({ ...cfg, image_size: 32 }));
-    writeSafetensors(path.join(dir, 'cls32', 'model.safetensors'), w);
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const expectSame = (got: Out, want: Out, what: string) => {
+      expect(got.hidden.length, what).toBe(want.hidden.length);
+      expect(relL2(got.hidden, want.hidden), what).toBeLessThanOrEqual(BOUND[dtype]);
+      expect(!!got.logits, what).toBe(!!want.logits);
+      if (want.logits) expect(relL2(got.logits!, want.logits), `${what} logits`).toBeLessThanOrEqual(BOUND[dtype]);
+    };
 
-  const dirs = () => [goldenDir('tiny-s8'), goldenDir('tiny-mask'), path.join(dir, 'cls32')];
-  const input = (i: number, B: number) => new Float32Array(B * 3 * 32 * 32).map((_, k) => Math.sin(k * 0.05 + i));
-  type Out = { hidden: Float32Array; logits?: Float32Array };
-  const call = async (m: Model, i: number, B: number): Promise<Out> => {
-    const o = await m.forward(input(i, B), [B, 3, 32, 32]);
-    return { hidden: o.lastHiddenState.data, logits: o.logits?.data };
-  };
-  const expectSame = (got: Out, want: Out, what: string) => {
-    expect(got.hidden.length, what).toBe(want.hidden.length);
-    expect(relL2(got.hidden, want.hidden), what).toBeLessThanOrEqual(BOUND[dtype]);
-    expect(!!got.logits, what).toBe(!!want.logits);
-    if (want.logits) expect(relL2(got.logits!, want.logits), `${what} logits`).toBeLessThanOrEqual(BOUND[dtype]);
-  };
-
-  it('each model gets its own results; dispose one mid-stream, the others stay right', async () => {
-    // Single-model results: each loaded alone; the second call of a shape is a graph replay.
-    const single = new Map<string, Out>();
-    for (const [i, d] of dirs().entries()) {
-      const m = await loadModel(d, { device: 'cuda', dtype });
-      try {
-        for (const B of [1, 2]) {
-          await call(m, i, B);
-          single.set(`${i}/${B}`, await call(m, i, B));
+    it('each model gets its own results; dispose one mid-stream, the others stay right', async () => {
+      // Single-model results: each loaded alone; the second call of a shape is a graph replay.
+      const single = new Map<string, Out>();
+      for (const [i, d] of dirs().entries()) {
+        const m = await loadModel(d, { device: 'cuda', dtype });
+        try {
+          for (const B of [1, 2]) {
+            await call(m, i, B);
+            single.set(`${i}/${B}`, await call(m, i, B));
+          }
+        } finally {
+          await m.dispose();
         }
-      } finally {
-        await m.dispose();
       }
-    }
-    const models = await Promise.all(dirs().map((d) => loadModel(d, { device: 'cuda', dtype })));
-    const round = (live: number[]) =>
-      Promise.all(
-        live.flatMap((i) =>
-          [1, 2, 1, 2].map(async (B) => {
-            expectSame(await call(models[i], i, B), single.get(`${i}/${B}`)!, `model ${i} B=${B}`);
-          }),
-        ),
-      );
-    for (let r = 0; r < 3; r++) await round([0, 1, 2]);
-    // Dispose model 0 while calls on all three are in flight.
-    const inFlight = round([1, 2]);
-    const disposed = models[0].dispose();
-    await Promise.all([inFlight, disposed, round([1, 2])]);
-    // A model loaded after it (possibly into the same device memory) records its own graphs.
-    models[0] = await loadModel(dirs()[0], { device: 'cuda', dtype });
-    for (let r = 0; r < 2; r++) await round([0, 1, 2]);
-    await Promise.all(models.map((m) => m.dispose()));
-  }, 300_000);
-});
+      const models = await Promise.all(dirs().map((d) => loadModel(d, { device: 'cuda', dtype })));
+      const round = (live: number[]) =>
+        Promise.all(
+          live.flatMap((i) =>
+            [1, 2, 1, 2].map(async (B) => {
+              expectSame(await call(models[i], i, B), single.get(`${i}/${B}`)!, `model ${i} B=${B}`);
+            }),
+          ),
+        );
+      for (let r = 0; r < 3; r++) await round([0, 1, 2]);
+      // Dispose model 0 while calls on all three are in flight.
+      const inFlight = round([1, 2]);
+      const disposed = models[0].dispose();
+      await Promise.all([inFlight, disposed, round([1, 2])]);
+      // A model loaded after it (possibly into the same device memory) records its own graphs.
+      models[0] = await loadModel(dirs()[0], { device: 'cuda', dtype });
+      for (let r = 0; r < 2; r++) await round([0, 1, 2]);
+      await Promise.all(models.map((m) => m.dispose()));
+    }, 300_000);
+  },
+);
 
 // Real head size (Dh = 64) exercises the tensor-core attention kernel (fp16/bf16 on sm_80+), which
 // the tiny goldens (Dh = 8) never reach; VITMSN_CUDA_ATTENTION=simt forces the CUDA-core kernel.
@@ -210,7 +215,7 @@ describe.skipIf(!haveGpu)('CUDA at real size (ViT-S/16)', () => {
       const x = syntheticPixels(2, size, size),
         shape = [2, 3, size, size];
       const cpu = await run(modelDir, 'cpu', 'float32', x, shape, size !== 224);
-      for (const dtype of ['float16', 'bfloat16'] as DType[]) {
+      for (const dtype of ['float16', 'bfloat16'] as CudaDType[]) {
         const tc = await run(modelDir, 'cuda', dtype, x, shape, size !== 224);
         const simt = await withEnv('VITMSN_CUDA_ATTENTION', 'simt', () =>
           run(modelDir, 'cuda', dtype, x, shape, size !== 224),
@@ -230,7 +235,7 @@ describe.skipIf(!haveGpu)('CUDA at real size (ViT-S/16)', () => {
 
   it('recorded (CUDA graph) forwards equal eager ones, across batch sizes in turn and concurrent calls', async () => {
     const { modelDir } = await realModel('vit-s16');
-    for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+    for (const dtype of ['float32', 'bfloat16'] as CudaDType[]) {
       const m = await loadModel(modelDir, { device: 'cuda', dtype });
       try {
         for (const B of [1, 2, 1, 3, 2]) {
@@ -256,7 +261,7 @@ describe.skipIf(!haveGpu)('CUDA at real size (ViT-S/16)', () => {
     const x = syntheticPixels(2),
       shape = [2, 3, 224, 224];
     const cpu = await run(modelDir, 'cpu', 'float32', x, shape, false);
-    for (const dtype of ['float16', 'bfloat16'] as DType[]) {
+    for (const dtype of ['float16', 'bfloat16'] as CudaDType[]) {
       const fused = await withEnv('VITMSN_CUDA_GELU', 'epilogue', () => run(modelDir, 'cuda', dtype, x, shape, false));
       const exact = await withEnv('VITMSN_CUDA_GELU', 'exact', () => run(modelDir, 'cuda', dtype, x, shape, false));
       console.log(

@@ -43,6 +43,17 @@ describe.each(isaRuns)('backend ops (%s)', (_name, env) => {
   }, 600_000);
 });
 
+// The int8 GEMM on every path this CPU has (one process runs them all): integer sums bit for bit
+// against the scalar reference, the float epilogue within 1e-6.
+describe('int8 GEMM paths', () => {
+  it('test_int8_gemm', async () => {
+    const stdout = await runNativeTest('test_int8_gemm', [], {}, 26);
+    expect(stdout).toMatch(/^PATH {2}int8\[scalar\]$/m);
+    if (has('avx512f') && has('avx512_vnni')) expect(stdout).toMatch(/^PATH {2}int8\[avx512_vnni\]$/m);
+    if (has('amx_int8') && has('amx_tile')) expect(stdout).toMatch(/^PATH {2}int8\[AMX tiles\]$/m);
+  }, 600_000);
+});
+
 describe('native tests', () => {
   it.each([
     ['test_cpu_ops', []],

@@ -16,7 +16,9 @@ enum class Epilogue { kNone, kGelu };  // kGelu = exact erf GELU: 0.5·x·(1 + e
 
 // Storage of a prepared Linear weight. kBFloat16 rounds W to bfloat16 (round to nearest even) and
 // lets the backend round A too; accumulation stays float32 (about 1e-2 relative error overall).
-enum class WeightDtype { kFloat32, kBFloat16 };
+// kInt8 (CPU only): W symmetric int8 per output channel, A quantised per row to uint8 on every call,
+// int32 accumulation, dequantised in the epilogue (cpu/gemm_int8.h has the exact scheme).
+enum class WeightDtype { kFloat32, kBFloat16, kInt8 };
 
 // A Linear weight W [N, K] prepared once at load into whatever layout and dtype the backend's GEMM
 // reads fastest (the CPU packs column panels; a GPU converts dtype). Opaque to the engine; owned

@@ -27,7 +27,8 @@ std::vector<BackendInfo> list_backends() { return {cpu_backend_info(), cuda_info
 
 std::shared_ptr<Backend> acquire_backend(const std::string& device, int threads, const std::string& dtype) {
   if (device == "cpu") {
-    internal_check(dtype == "float32" || dtype == "bfloat16", "CPU dtype (lib/ checks BackendInfo::dtypes)");
+    internal_check(dtype == "float32" || dtype == "bfloat16" || dtype == "int8",
+                   "CPU dtype (lib/ checks BackendInfo::dtypes)");
     if (threads <= 0) threads = default_cpu_threads();
     static std::mutex mu;
     static std::map<int, std::weak_ptr<Backend>> shared;

@@ -27,8 +27,10 @@ class LoadWorker : public PromiseWorker {
         device_(std::move(device)),
         threads_(threads),
         dtype_name_(std::move(dtype)),
-        // bfloat16 weights on the CPU; a CUDA backend stores everything in its own dtype anyway.
-        dtype_(dtype_name_ == "bfloat16" ? vitmsn::WeightDtype::kBFloat16 : vitmsn::WeightDtype::kFloat32) {}
+        // bfloat16 / int8 weights on the CPU; a CUDA backend stores everything in its own dtype anyway.
+        dtype_(dtype_name_ == "bfloat16" ? vitmsn::WeightDtype::kBFloat16
+               : dtype_name_ == "int8"   ? vitmsn::WeightDtype::kInt8
+                                         : vitmsn::WeightDtype::kFloat32) {}
 
  protected:
   void run() override {
@@ -42,7 +44,7 @@ class LoadWorker : public PromiseWorker {
   vitmsn::ModelConfig config_;
   std::string device_;
   int threads_;
-  std::string dtype_name_;  // "float32" | "float16" | "bfloat16": picks the backend's storage type
+  std::string dtype_name_;  // "float32" | "float16" | "bfloat16" | "int8": picks the backend's storage type
   vitmsn::WeightDtype dtype_;
   std::shared_ptr<const vitmsn::Model> model_;
 };
@@ -160,8 +162,8 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
     // lib/ has already refused dtypes the device cannot run; acquire_backend re-checks.
     if (o.Get("dtype").IsString()) {
       dtype = o.Get("dtype").As<Napi::String>().Utf8Value();
-      if (dtype != "float32" && dtype != "float16" && dtype != "bfloat16") {
-        throw_invalid(env, "dtype must be 'float32', 'float16' or 'bfloat16'");
+      if (dtype != "float32" && dtype != "float16" && dtype != "bfloat16" && dtype != "int8") {
+        throw_invalid(env, "dtype must be 'float32', 'float16', 'bfloat16' or 'int8'");
       }
     }
   }

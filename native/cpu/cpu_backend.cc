@@ -260,7 +260,7 @@ int default_cpu_threads() { return physical_core_count(); }
 
 BackendInfo cpu_backend_info() {
   BackendInfo info{
-      "cpu", true, true, std::to_string(physical_core_count()) + " physical core(s)", {"float32", "bfloat16"}};
+      "cpu", true, true, std::to_string(physical_core_count()) + " physical core(s)", {"float32", "bfloat16", "int8"}};
   try {
     info.detail += ", " + cpu::isa_summary(cpu::default_isa());
   } catch (const Error& e) {  // VITMSN_CPU_ISA names a path this CPU lacks

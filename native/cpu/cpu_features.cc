@@ -1,5 +1,6 @@
 #include "common/knobs.h"
 #include "cpu/cpu_features.h"
+#include "cpu/gemm_int8.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -49,12 +50,16 @@ CpuFeatures detect() {
   f.avx512_bf16 = f.avx512 && ((a1 >> 5) & 1);
   // AMX: the tile state (XCR0 bits 17–18) must be OS-enabled, and Linux hands the large tile-data
   // state to a process only on request (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, feature 18).
-  const bool amx_cpu = ((d >> 22) & 1) && ((d >> 24) & 1) && f.avx512;
+  f.avx512_vnni = f.avx512 && ((c >> 11) & 1);
+  const bool amx_tile = ((d >> 24) & 1) && f.avx512, amx_bf16 = (d >> 22) & 1, amx_int8 = (d >> 25) & 1;
   const bool os_amx = (xcr0 & (3ull << 17)) == (3ull << 17);
 #if defined(__linux__) && defined(__x86_64__)
-  f.amx_bf16 = amx_cpu && os_amx && ::syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18) == 0;
+  const bool granted = amx_tile && (amx_bf16 || amx_int8) && os_amx &&
+                       ::syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18) == 0;
+  f.amx_bf16 = granted && amx_bf16;
+  f.amx_int8 = granted && amx_int8;
 #else
-  (void)amx_cpu, (void)os_amx;
+  (void)amx_tile, (void)amx_bf16, (void)amx_int8, (void)os_amx;
 #endif
 #elif defined(__aarch64__)
   f.neon = true;
@@ -77,6 +82,7 @@ std::atomic<int>& amx_switch() {
 }  // namespace
 
 bool amx_enabled() { return cpu_features().amx_bf16 && amx_switch().load(std::memory_order_relaxed) != 0; }
+bool amx_int8_enabled() { return cpu_features().amx_int8 && amx_switch().load(std::memory_order_relaxed) != 0; }
 void set_amx_enabled(bool on) { amx_switch().store(on ? 1 : 0, std::memory_order_relaxed); }
 
 const char* isa_name(Isa isa) {
@@ -142,6 +148,7 @@ std::string isa_summary(Isa chosen) {
          : f.avx512_bf16 ? " (bfloat16 via avx512_bf16)"
                          : " (bfloat16 via fp32 conversion)";
   }
+  s += std::string(", int8: ") + int8_path_name(int8_path_for(chosen));
   return s;
 }
 

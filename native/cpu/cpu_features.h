@@ -18,12 +18,16 @@ struct CpuFeatures {
   bool avx512_bf16 = false;  // AVX512_BF16 (vdpbf16ps)
   bool neon = false;         // aarch64 (NEON is architectural there)
   bool amx_bf16 = false;     // AMX-TILE + AMX-BF16, OS-enabled and granted to this process
+  bool avx512_vnni = false;  // AVX512_VNNI (vpdpbusd), with avx512
+  bool amx_int8 = false;     // AMX-TILE + AMX-INT8, OS-enabled and granted to this process
 };
 
 // Whether bf16 GEMMs may use AMX tiles: amx_bf16 and VITMSN_CPU_AMX is not "0". Tests flip it with
 // set_amx_enabled to cover both bf16 kernels.
 bool amx_enabled();
 void set_amx_enabled(bool on);
+// The same switch for the int8 GEMMs' AMX path (amx_int8 and VITMSN_CPU_AMX not "0").
+bool amx_int8_enabled();
 
 const CpuFeatures& cpu_features();
 const char* isa_name(Isa isa);

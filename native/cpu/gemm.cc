@@ -15,6 +15,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "cpu/gemm_int8.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/isa_target.h"
 #include "cpu/scratch.h"
@@ -106,6 +107,7 @@ void gemm(const GemmArgs& a, ThreadPool& pool, Isa isa) {
     own = PackedLinear::pack(a.W, N, K, WeightDtype::kFloat32);
     W = own.get();
   }
+  if (W->dtype == WeightDtype::kInt8) return gemm_int8(a, pool, int8_path_for(isa));
   const Path path = path_for(isa, W->dtype, K);
   const int mr = path.mr;
 

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "cpu/amx_tiles.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/isa_target.h"
 
@@ -93,16 +94,8 @@ static void pack_a(const GemmBlock& b, int64_t m, int rows, float* dst) {
 #define VITMSN_AMX_TARGET \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,avx2,bmi2,amx-tile,amx-bf16")))
 
-struct alignas(64) TileConfig {
-  uint8_t palette, start_row, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
 VITMSN_AMX_TARGET static void amx_configure() {
-  TileConfig c{};
-  c.palette = 1;
-  for (int i = 0; i < 8; ++i) c.colsb[i] = 64, c.rows[i] = 16;
+  const AmxTileConfig c = amx_tiles_16x64();
   _tile_loadconfig(&c);
 }
 #endif

@@ -2,6 +2,8 @@
 // at load; plain loops, the order chosen so that the source rows are read sequentially.
 #include "cpu/packed_linear.h"
 
+#include <algorithm>
+#include <cmath>
 #include <new>
 
 #if defined(__linux__)
@@ -11,6 +13,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "cpu/gemm_int8.h"
 
 namespace vitmsn {
 namespace cpu {
@@ -57,9 +60,10 @@ std::unique_ptr<PackedLinear> PackedLinear::pack(const float* W, int64_t N, int6
   p->N = N, p->K = K, p->dtype = dtype;
   p->panels = (N + kPanel - 1) / kPanel;
   p->K2 = (K + 1) / 2;
-  const bool bf16 = dtype == WeightDtype::kBFloat16;
-  const size_t panel_elems = static_cast<size_t>(kPanel) * static_cast<size_t>(bf16 ? 2 * p->K2 : K);
-  const size_t bytes = static_cast<size_t>(p->panels) * panel_elems * (bf16 ? 2 : 4) + 64;
+  p->Kp = (K + 63) / 64 * 64;
+  const bool bf16 = dtype == WeightDtype::kBFloat16, i8 = dtype == WeightDtype::kInt8;
+  const size_t panel_elems = static_cast<size_t>(kPanel) * static_cast<size_t>(bf16 ? 2 * p->K2 : i8 ? p->Kp + 8 : K);
+  const size_t bytes = static_cast<size_t>(p->panels) * panel_elems * (bf16 ? 2 : i8 ? 1 : 4) + 64;
   void* mem = nullptr;
 #if defined(__linux__)
   if (bytes >= 2 * kHuge) mem = map_huge(bytes, &p->mapped_);
@@ -79,7 +83,28 @@ std::unique_ptr<PackedLinear> PackedLinear::pack(const float* W, int64_t N, int6
         const int64_t n = pi * kPanel + j;
         rows[j] = n < N ? W + n * K : nullptr;
       }
-      if (!bf16) {
+      if (i8) {
+        // Two 16-column blocks; each column's scale from its own max |W|, then its int8 values.
+        int8_t* base = static_cast<int8_t*>(mem);
+        float* scales = reinterpret_cast<float*>(base + p->panels * kPanel * p->Kp);
+        int32_t* sums = reinterpret_cast<int32_t*>(scales + p->panels * kPanel);
+        for (int j = 0; j < kPanel; ++j) {
+          const int64_t n = pi * kPanel + j;
+          int8_t* dst = base + (2 * pi + j / 16) * p->Kp * 16 + (j % 16) * 4;
+          float amax = 0.0f;
+          if (rows[j])
+            for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(rows[j][k]));
+          const float s = int8_weight_scale(amax);
+          int32_t sum = 0;
+          for (int64_t k = 0; k < p->Kp; ++k) {
+            const int8_t q = rows[j] && k < K ? int8_weight(rows[j][k], s) : 0;
+            dst[(k / 4) * 64 + (k % 4)] = q;
+            sum += q;
+          }
+          scales[n] = s;
+          sums[n] = sum;
+        }
+      } else if (!bf16) {
         float* dst = static_cast<float*>(mem) + pi * panel_elems;
         for (int64_t k = 0; k < K; ++k, dst += kPanel)
           for (int j = 0; j < kPanel; ++j) dst[j] = rows[j] ? rows[j][k] : 0.0f;

@@ -3,6 +3,8 @@
 // y) are computed into a temporary first, so aliasing cannot change the result.
 #include "cpu/reference.h"
 
+#include "cpu/gemm_int8.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -23,6 +25,43 @@ void ref_gemm(const GemmArgs& a) {
     }
   }
   for (size_t i = 0; i < out.size(); ++i) a.C[i] = out[i];
+}
+
+void ref_gemm_int8(const GemmArgs& a, int32_t* acc_out) {
+  // W per output channel, A per row, as gemm_int8.h writes the scheme; then exact integer sums.
+  std::vector<int8_t> wq(static_cast<size_t>(a.N * a.K));
+  std::vector<float> ws(static_cast<size_t>(a.N));
+  std::vector<int64_t> colsum(static_cast<size_t>(a.N), 0);
+  for (int64_t n = 0; n < a.N; ++n) {
+    float amax = 0.0f;
+    for (int64_t k = 0; k < a.K; ++k) amax = std::max(amax, std::fabs(a.W[n * a.K + k]));
+    ws[n] = int8_weight_scale(amax);
+    for (int64_t k = 0; k < a.K; ++k) {
+      wq[n * a.K + k] = int8_weight(a.W[n * a.K + k], ws[n]);
+      colsum[n] += wq[n * a.K + k];
+    }
+  }
+  std::vector<float> out(static_cast<size_t>(a.M * a.N));
+  std::vector<uint8_t> aq(static_cast<size_t>(a.K));
+  for (int64_t m = 0; m < a.M; ++m) {
+    const float* x = a.A + m * a.lda;
+    float lo = 0.0f, hi = 0.0f;
+    for (int64_t k = 0; k < a.K; ++k) lo = std::min(lo, x[k]), hi = std::max(hi, x[k]);
+    const RowQuant q = uint8_row_params(lo, hi);
+    for (int64_t k = 0; k < a.K; ++k) aq[k] = uint8_act(x[k], q);
+    for (int64_t n = 0; n < a.N; ++n) {
+      int64_t acc = 0;
+      for (int64_t k = 0; k < a.K; ++k) acc += static_cast<int64_t>(aq[k]) * wq[n * a.K + k];
+      if (acc_out) acc_out[m * a.N + n] = static_cast<int32_t>(acc);
+      double v = static_cast<double>(q.scale) * ws[n] * static_cast<double>(acc - q.zp * colsum[n]);
+      if (a.bias) v += a.bias[n];
+      if (a.epilogue == Epilogue::kGelu) v = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+      if (a.residual) v += a.residual[m * a.N + n];
+      out[m * a.N + n] = static_cast<float>(v);
+    }
+  }
+  if (a.C)
+    for (size_t i = 0; i < out.size(); ++i) a.C[i] = out[i];
 }
 
 void ref_mlp(const MlpArgs& a, const float* W1, const float* W2) {

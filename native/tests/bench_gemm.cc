@@ -2,7 +2,7 @@
 // token rows), with float32 or bfloat16 weights, and reports GFLOP/s — to tell the GEMM's own
 // efficiency apart from the rest of a forward (compare with bench_fma_peak). Information only; not a
 // test. The path is the one VITMSN_CPU_ISA / VITMSN_CPU_AMX select, as in a forward.
-// usage: bench_gemm [reps=20] [threads=2] [cold=0] [weights=float32|bfloat16]
+// usage: bench_gemm [reps=20] [threads=2] [cold=0] [weights=float32|bfloat16|int8]
 // cold = 1 streams 512 MB through the caches before every timed call, so the weights come from
 // memory as they do in a forward pass (where ~86–330 MB of weights go by between two uses).
 #include <algorithm>
@@ -25,8 +25,11 @@ int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 20;
   const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
   const bool cold = argc > 3 && std::atoi(argv[3]) != 0;
-  const bool bf16 = argc > 4 && std::string(argv[4]) == "bfloat16";
-  const WeightDtype dtype = bf16 ? WeightDtype::kBFloat16 : WeightDtype::kFloat32;
+  const std::string wname = argc > 4 ? argv[4] : "float32";
+  const bool bf16 = wname == "bfloat16";
+  const WeightDtype dtype = bf16              ? WeightDtype::kBFloat16
+                            : wname == "int8" ? WeightDtype::kInt8
+                                              : WeightDtype::kFloat32;
   std::vector<float> flush(cold ? size_t(128) << 20 : 0);
   float flush_sum = 0;
   cpu::ThreadPool pool(threads);
@@ -38,7 +41,7 @@ int main(int argc, char** argv) {
                 {"S fc1", 1536, 384, true, false},  {"S fc2", 384, 1536, false, true},
                 {"B qkv", 2304, 768, false, false}, {"B out", 768, 768, false, true},
                 {"B fc1", 3072, 768, true, false},  {"B fc2", 768, 3072, false, true}};
-  std::printf("GEMM, %s weights, %s, %d thread(s), median of %d calls%s: ms, GFLOP/s\n", bf16 ? "bfloat16" : "float32",
+  std::printf("GEMM, %s weights, %s, %d thread(s), median of %d calls%s: ms, GFLOP/s\n", wname.c_str(),
               cpu::isa_summary(cpu::default_isa()).c_str(), pool.size(), reps,
               cold ? ", caches flushed before each" : "");
   for (int64_t batch : {1, 8}) {

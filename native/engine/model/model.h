@@ -94,7 +94,8 @@ struct ModelWeights {
 class Model {
  public:
   // Reads the checkpoint in `dir`, checks every tensor against the config, uploads to the backend.
-  // dtype: storage of the Linear weights (kBFloat16: bf16 GEMMs, ~1e-2 relative error).
+  // dtype: storage of the Linear weights (kBFloat16: bf16 GEMMs, ~1e-2 relative error; kInt8: int8
+  // GEMMs for the encoder's Linears, the patch embedding in bf16 — see model_loader.cc).
   static std::unique_ptr<Model> load(const ModelConfig& config, const std::string& dir,
                                      std::shared_ptr<Backend> backend, WeightDtype dtype = WeightDtype::kFloat32);
 
