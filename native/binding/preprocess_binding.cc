@@ -43,47 +43,6 @@ int64_t int_field(Napi::Env env, const Napi::Object& o, const char* key, const s
   return static_cast<int64_t>(d);
 }
 
-vitmsn::PreprocessConfig to_preprocess_config(Napi::Env env, const Napi::Value& v) {
-  if (!v.IsObject()) throw_invalid(env, "preprocess config must be an object");
-  Napi::Object o = v.As<Napi::Object>();
-  vitmsn::PreprocessConfig c;
-  auto flag = [&](const char* key) {
-    Napi::Value b = o.Get(key);
-    if (!b.IsBoolean()) throw_invalid(env, std::string("preprocess config.") + key + " must be a boolean");
-    return b.As<Napi::Boolean>().Value();
-  };
-  c.do_resize = flag("doResize");
-  c.do_rescale = flag("doRescale");
-  c.do_normalize = flag("doNormalize");
-  auto positive = [&](const char* key) {
-    double d = number_field(env, o, key, "preprocess config");
-    if (!(d >= 1 && d <= 65536 && d == std::floor(d)))
-      throw_invalid(env, std::string("config.") + key + " out of range");
-    return static_cast<int64_t>(d);
-  };
-  c.height = positive("height");
-  c.width = positive("width");
-  double r = number_field(env, o, "resample", "preprocess config");
-  if (r != std::floor(r) || !vitmsn::is_supported_filter(static_cast<int>(r))) {
-    throw_invalid(env, "preprocess config.resample must be a PIL filter from 1 to 5");
-  }
-  c.resample = static_cast<vitmsn::ResampleFilter>(static_cast<int>(r));
-  c.rescale_factor = number_field(env, o, "rescaleFactor", "preprocess config");
-  for (const char* key : {"imageMean", "imageStd"}) {
-    Napi::Value a = o.Get(key);
-    if (!a.IsArray() || a.As<Napi::Array>().Length() != 3)
-      throw_invalid(env, std::string(key) + " must hold 3 numbers");
-    for (uint32_t i = 0; i < 3; ++i) {
-      Napi::Value x = a.As<Napi::Array>().Get(i);
-      if (!x.IsNumber()) throw_invalid(env, std::string(key) + " must hold 3 numbers");
-      // HF builds np.array(mean, dtype=float32): the float64 value rounded once to float32.
-      float f = static_cast<float>(x.As<Napi::Number>().DoubleValue());
-      (key[5] == 'M' ? c.mean : c.std)[i] = f;
-    }
-  }
-  return c;
-}
-
 OwnedImage to_image(Napi::Env env, const Napi::Value& v, uint32_t index) {
   const std::string what = "images[" + std::to_string(index) + "]";
   if (!v.IsObject()) throw_invalid(env, what + " must be { data, width, height, channels }");
@@ -129,23 +88,29 @@ OwnedImage to_image(Napi::Env env, const Napi::Value& v, uint32_t index) {
 // worker: settling copies nothing.
 class PreprocessWorker : public PromiseWorker {
  public:
-  PreprocessWorker(Napi::Env env, std::vector<OwnedImage> images, vitmsn::PreprocessConfig config)
-      : PromiseWorker(env, "vitmsn:preprocess"), images_(std::move(images)), config_(config) {}
+  PreprocessWorker(Napi::Env env, std::vector<OwnedImage> images, vitmsn::PreprocessConfig config, bool u8)
+      : PromiseWorker(env, "vitmsn:preprocess"), images_(std::move(images)), config_(config), u8_(u8) {}
 
-  // { data: Float32Array [N, 3, H, W], shape }, sized from image 0 (run() refuses the others if
-  // they differ). Main thread, before Queue().
+  // { data: Float32Array [N, 3, H, W], shape } (uint8: { data: Uint8Array [N, H, W, 3], shape }),
+  // sized from image 0 (run() refuses the others if they differ). Main thread, before Queue().
   Napi::Object make_outputs(Napi::Env env) {
     auto [H, W] = vitmsn::preprocessed_size(view(0), config_);
     H_ = H, W_ = W;
-    Napi::Float32Array data = output_array(env, static_cast<size_t>(3 * H * W) * images_.size(), "pixel values");
-    out_ = data.Data();
+    const size_t n = static_cast<size_t>(3 * H * W) * images_.size();
     Napi::Object o = Napi::Object::New(env);
-    o.Set("data", data);
+    if (u8_) {
+      Napi::Uint8Array data = output_bytes(env, n, "pixels");
+      out_u8_ = data.Data();
+      o.Set("data", data);
+    } else {
+      Napi::Float32Array data = output_array(env, n, "pixel values");
+      out_ = data.Data();
+      o.Set("data", data);
+    }
+    const double dims[4] = {static_cast<double>(images_.size()), u8_ ? static_cast<double>(H) : 3,
+                            static_cast<double>(u8_ ? W : H), u8_ ? 3 : static_cast<double>(W)};
     Napi::Array shape = Napi::Array::New(env, 4);
-    shape.Set(0u, Napi::Number::New(env, static_cast<double>(images_.size())));
-    shape.Set(1u, Napi::Number::New(env, 3));
-    shape.Set(2u, Napi::Number::New(env, static_cast<double>(H)));
-    shape.Set(3u, Napi::Number::New(env, static_cast<double>(W)));
+    for (uint32_t i = 0; i < 4; ++i) shape.Set(i, Napi::Number::New(env, dims[i]));
     o.Set("shape", shape);
     outputs_ = Napi::Persistent(o);
     return o;
@@ -164,7 +129,10 @@ class PreprocessWorker : public PromiseWorker {
                 std::to_string(i) + " is " + std::to_string(w) + "x" + std::to_string(h) + ", image 0 is " +
                 std::to_string(W_) + "x" + std::to_string(H_));
       }
-      vitmsn::preprocess_image(im, config_, out_ + i * per);
+      if (u8_)
+        vitmsn::preprocess_image_u8(im, config_, out_u8_ + i * per);
+      else
+        vitmsn::preprocess_image(im, config_, out_ + i * per);
       images_[i].data = std::vector<uint16_t>();  // free each source once done
     }
   }
@@ -186,11 +154,54 @@ class PreprocessWorker : public PromiseWorker {
   std::vector<OwnedImage> images_;
   vitmsn::PreprocessConfig config_;
   Napi::ObjectReference outputs_;
-  float* out_ = nullptr;  // outputs_.data's floats
+  bool u8_;
+  float* out_ = nullptr;       // outputs_.data's floats
+  uint8_t* out_u8_ = nullptr;  // or its bytes
   int64_t H_ = 0, W_ = 0;
 };
 
 }  // namespace
+
+vitmsn::PreprocessConfig to_preprocess_config(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject()) throw_invalid(env, "preprocess config must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  vitmsn::PreprocessConfig c;
+  auto flag = [&](const char* key) {
+    Napi::Value b = o.Get(key);
+    if (!b.IsBoolean()) throw_invalid(env, std::string("preprocess config.") + key + " must be a boolean");
+    return b.As<Napi::Boolean>().Value();
+  };
+  c.do_resize = flag("doResize");
+  c.do_rescale = flag("doRescale");
+  c.do_normalize = flag("doNormalize");
+  auto positive = [&](const char* key) {
+    double d = number_field(env, o, key, "preprocess config");
+    if (!(d >= 1 && d <= 65536 && d == std::floor(d)))
+      throw_invalid(env, std::string("config.") + key + " out of range");
+    return static_cast<int64_t>(d);
+  };
+  c.height = positive("height");
+  c.width = positive("width");
+  double r = number_field(env, o, "resample", "preprocess config");
+  if (r != std::floor(r) || !vitmsn::is_supported_filter(static_cast<int>(r))) {
+    throw_invalid(env, "preprocess config.resample must be a PIL filter from 1 to 5");
+  }
+  c.resample = static_cast<vitmsn::ResampleFilter>(static_cast<int>(r));
+  c.rescale_factor = number_field(env, o, "rescaleFactor", "preprocess config");
+  for (const char* key : {"imageMean", "imageStd"}) {
+    Napi::Value a = o.Get(key);
+    if (!a.IsArray() || a.As<Napi::Array>().Length() != 3)
+      throw_invalid(env, std::string(key) + " must hold 3 numbers");
+    for (uint32_t i = 0; i < 3; ++i) {
+      Napi::Value x = a.As<Napi::Array>().Get(i);
+      if (!x.IsNumber()) throw_invalid(env, std::string(key) + " must hold 3 numbers");
+      // HF builds np.array(mean, dtype=float32): the float64 value rounded once to float32.
+      float f = static_cast<float>(x.As<Napi::Number>().DoubleValue());
+      (key[5] == 'M' ? c.mean : c.std)[i] = f;
+    }
+  }
+  return c;
+}
 
 Napi::Value preprocess(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -202,7 +213,9 @@ Napi::Value preprocess(const Napi::CallbackInfo& info) {
   std::vector<OwnedImage> images;
   images.reserve(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); ++i) images.push_back(to_image(env, arr.Get(i), i));
-  auto* worker = new PreprocessWorker(env, std::move(images), config);
+  const bool u8 = info[2].IsObject() && info[2].As<Napi::Object>().Get("uint8").IsBoolean() &&
+                  info[2].As<Napi::Object>().Get("uint8").As<Napi::Boolean>().Value();
+  auto* worker = new PreprocessWorker(env, std::move(images), config, u8);
   try {
     worker->make_outputs(env);
   } catch (const vitmsn::Error& e) {
