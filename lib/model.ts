@@ -184,7 +184,8 @@ export class Model {
     o: Record<string, unknown>,
     output: ImageOutput,
   ): Promise<unknown> {
-    const cap = o.batchSize === undefined && this.#batching.enabled ? Number.POSITIVE_INFINITY : batchSizeOf(o);
+    const cap =
+      o.batchSize === undefined && this.#batching.enabled ? Number.POSITIVE_INFINITY : batchSizeOf(o, this.device);
     checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
     boolean(o.interpolatePosEncoding, 'interpolatePosEncoding');
     const list = toList(snapshotImages(images));
