@@ -10,7 +10,9 @@
 // usage: node bench/encode.mjs [--model vit-s16] [--dtype float32] [--images 64] [--rounds 3] [--record]
 //
 // Prints per path: images/s (median of rounds), and the peak RSS growth over the RSS before the
-// path's first round (sampled every 2 ms). Needs the compiled package and the generated real-size
+// path's first round (sampled every 2 ms); then the steps that differ, alone, on one batch: the
+// native preprocess of decoded images into float32 [B, 3, H, W] vs uint8 [B, H, W, 3], and the model
+// step (forward() of float32 pixel_values + CLS rows vs encode() of raw 224×224 pixels), alternating. Needs the compiled package and the generated real-size
 // model (test/support/fixtures.mjs, random weights: speed does not depend on them).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,6 +24,9 @@ import { realModel } from '../test/support/fixtures.mjs';
 
 const require = createRequire(import.meta.url);
 const { loadModel } = require(path.join(root, 'dist', 'index.js'));
+const { decodeImage } = require(path.join(root, 'dist', 'images.js'));
+const { native } = require(path.join(root, 'dist', 'binding.js'));
+const { nativePreprocessConfig } = require(path.join(root, 'dist', 'encode.js'));
 const sharp = require('sharp');
 
 const { values: args } = parseArgs({
@@ -110,6 +115,46 @@ try {
       results[name] = m.result;
     }
   }
+  // The host step that differs, alone: one decoded batch → float32 pixel_values vs uint8 levels.
+  const decoded = await Promise.all(files.slice(0, batch).map((f, i) => decodeImage(f, i)));
+  const cfg = nativePreprocessConfig(model.preprocessor);
+  const pre = {};
+  for (const [name, opts] of [
+    ['native preprocess (decoded → float32 [B, 3, H, W])', undefined],
+    ['native preprocess (decoded → uint8 [B, H, W, 3])', { uint8: true }],
+  ]) {
+    const t = [];
+    for (let i = 0; i < 3 + 5 * rounds; i++) {
+      const t0 = performance.now();
+      await native().preprocess(decoded, cfg, opts);
+      if (i >= 3) t.push(performance.now() - t0);
+    }
+    pre[name] = t;
+  }
+  // The model step alone, alternating A/B: forward() of a batch's float32 pixel_values + the CLS rows
+  // in JS, vs encode() of the same batch as raw 224×224 RGB pixels (no decode; preprocess = a copy).
+  const raw = (
+    await Promise.all(
+      decoded.map((d) =>
+        sharp(d.data, { raw: { width: d.width, height: d.height, channels: d.channels } })
+          .resize(224, 224)
+          .raw()
+          .toBuffer(),
+      ),
+    )
+  ).map((data) => ({ data, width: 224, height: 224, channels: 3 }));
+  const pxRaw = await model.preprocess(raw);
+  const step = { 'forward(float32) + CLS rows': [], 'encode(raw uint8)': [] };
+  for (let i = 0; i < 1 + 3 * rounds; i++) {
+    const order = i % 2 ? ['encode(raw uint8)', 'forward(float32) + CLS rows'] : Object.keys(step);
+    for (const name of order) {
+      const t0 = performance.now();
+      if (name.startsWith('forward')) await model.forward(pxRaw.data, pxRaw.shape);
+      else await model.encode(raw, { batchSize: batch });
+      if (i > 0) step[name].push(performance.now() - t0);
+    }
+  }
+  Object.assign(pre, step);
   const [a, b] = Object.values(results);
   const same = a.length === b.length && Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
   await model.dispose();
@@ -123,7 +168,17 @@ try {
     '| --- | --- | --- | --- |',
     ...rows,
   ].join('\n');
+  const preTable = [
+    `| one batch of ${batch}: step | ms (median) | p25–p75 |`,
+    '| --- | --- | --- |',
+    ...Object.entries(pre).map(([name, t]) => {
+      const v = [...t].sort((x, y) => x - y);
+      const q = (f) => v[Math.floor(f * (v.length - 1))].toFixed(1);
+      return `| ${name} | ${q(0.5)} | ${q(0.25)}–${q(0.75)} |`;
+    }),
+  ].join('\n');
   console.log(table);
+  console.log(preTable);
   console.log(`embeddings bit-identical between the paths: ${same}`);
   if (args.record) {
     appendResults(`## ${now()} — encode() of ${nImages} JPEGs: embed path vs float32 path (${args.model}, ${args.dtype})
@@ -134,7 +189,9 @@ try {
   order of the two paths. Peak RSS growth: the highest RSS sampled (2 ms) during a round minus the RSS before it.
 - embeddings bit-identical between the paths: ${same}
 
-${table}`);
+${table}
+
+${preTable}`);
   }
   if (!same) process.exitCode = 1;
 } finally {

@@ -67,7 +67,13 @@ export interface Classification {
 
 /** `o.batchSize`, or the default for `device` (a 'cuda:N' device runs larger batches). */
 export function batchSizeOf(o: Record<string, unknown>, device = 'cpu'): number {
-  return integer(o.batchSize, 'batchSize', 1, 4096, device.startsWith('cuda') ? DEFAULT_GPU_BATCH_SIZE : DEFAULT_BATCH_SIZE);
+  return integer(
+    o.batchSize,
+    'batchSize',
+    1,
+    4096,
+    device.startsWith('cuda') ? DEFAULT_GPU_BATCH_SIZE : DEFAULT_BATCH_SIZE,
+  );
 }
 
 /**
