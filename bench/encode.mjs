@@ -20,7 +20,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { machine, gitRev, now, appendResults, root } from './support.mjs';
-import { realModel } from '../test/support/fixtures.mjs';
+import { realModel, REAL_ARCHS } from '../test/support/fixtures.mjs';
 
 const require = createRequire(import.meta.url);
 const { loadModel } = require(path.join(root, 'dist', 'index.js'));
@@ -98,7 +98,9 @@ async function measured(fn) {
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vitmsn-bench-encode-'));
 try {
   const files = await makeJpegs(tmp);
-  const { modelDir } = await realModel(args.model);
+  const arch = REAL_ARCHS.find((a) => a === args.model);
+  if (!arch) throw new Error(`--model: unknown ${args.model} (have ${REAL_ARCHS.join(', ')})`);
+  const { modelDir } = await realModel(arch);
   const model = await loadModel(modelDir, { device: 'cpu', dtype: args.dtype, batching: false });
   await embedPath(model, files.slice(0, batch)); // warm-up: both paths' buffers and code
   await floatPath(model, files.slice(0, batch));
