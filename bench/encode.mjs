@@ -124,6 +124,10 @@ try {
   for (const [name, opts] of [
     ['native preprocess (decoded → float32 [B, 3, H, W])', undefined],
     ['native preprocess (decoded → uint8 [B, H, W, 3])', { uint8: true }],
+    [
+      'native preprocess (decoded → uint8, parallel: every core; what a GPU model uses)',
+      { uint8: true, parallel: true },
+    ],
   ]) {
     const t = [];
     for (let i = 0; i < 3 + 5 * rounds; i++) {

@@ -140,6 +140,7 @@ export interface NativeAddon {
   /**
    * HF's PIL processor on decoded pixels → { data: Float32Array, shape: [N, 3, H, W] }; with
    * { uint8: true }, the resized RGB levels before rescale/normalize: { data: Uint8Array, shape: [N, H, W, 3] }.
+   * { parallel: true } spreads the images over every core (a process-wide pool).
    */
   preprocess(
     images: Array<{
@@ -150,7 +151,7 @@ export interface NativeAddon {
       format?: 'CMYK' | 'I;16';
     }>,
     config: NativePreprocessConfig,
-    options?: { uint8?: boolean },
+    options?: { uint8?: boolean; parallel?: boolean },
   ): Promise<{ data: Float32Array | Uint8Array; shape: number[] }>;
   /**
    * The linear probe's solver (native/engine/probe/logreg.h) on a worker thread: per task, one L-BFGS fit

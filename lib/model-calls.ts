@@ -22,6 +22,11 @@ export interface BatchContext {
   preprocessor: PreprocessorConfig;
   shape: ModelShape;
   stats: BatchStats;
+  /**
+   * Spread each batch's resize over every core (a GPU model: the host must keep up with the device).
+   * On the CPU the cores are the forward's, so one thread prepares the next batch beside it.
+   */
+  parallelPreprocess: boolean;
 }
 
 /** How an image call's rows are made: pooled embeddings, or classifier probabilities. */
@@ -176,7 +181,7 @@ async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>>): Pro
     ctx.addon.preprocess(
       images.map((l) => l.img),
       cfg,
-      { uint8: true },
+      { uint8: true, parallel: ctx.parallelPreprocess },
     ) as Promise<Pixels>;
   let px: Pixels;
   try {

@@ -87,6 +87,7 @@ export class Model {
       preprocessor: this.preprocessor,
       shape: this.#shape,
       stats: this.#stats,
+      parallelPreprocess: device.startsWith('cuda'),
     };
     this.#runner = new BatchRunner(
       this.#calls,

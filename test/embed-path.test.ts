@@ -9,6 +9,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../lib/index';
+import { native } from '../lib/binding';
+import { nativePreprocessConfig } from '../lib/encode';
+import { decodeImage } from '../lib/images';
+import { defaultPreprocessorConfig } from '../lib/preprocessor';
 import { goldenDir, type GoldenModel } from './support/goldens';
 import { hostPool, hostSoftmax } from './support/host-pooling';
 import { TOL } from './tolerances';
@@ -101,5 +105,19 @@ describe.each(['float32', 'bfloat16'] as const)('encode() / classify() = forward
         await model.dispose();
       }
     });
+  });
+});
+
+describe('the native preprocess spread over every core (what a GPU model uses)', () => {
+  it('gives the same bytes and floats as one thread, for a batch of mixed images', async () => {
+    const list = Array.from({ length: 9 }, (_, i) => images[i % images.length]);
+    const decoded = await Promise.all(list.map((im, i) => decodeImage(im, i)));
+    const cfg = nativePreprocessConfig(defaultPreprocessorConfig(37, 29));
+    for (const uint8 of [true, false]) {
+      const one = await native().preprocess(decoded, cfg, { uint8 });
+      const all = await native().preprocess(decoded, cfg, { uint8, parallel: true });
+      expect(all.shape).toEqual(one.shape);
+      expect(Buffer.from(all.data.buffer).equals(Buffer.from(one.data.buffer)), `uint8 ${uint8}`).toBe(true);
+    }
   });
 });

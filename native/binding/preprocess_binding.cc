@@ -1,11 +1,14 @@
 #include "preprocess_binding.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/error.h"
+#include "cpu/thread_pool.h"
 #include "convert.h"
 #include "engine/image/preprocess.h"
 #include "outputs.h"
@@ -84,12 +87,25 @@ OwnedImage to_image(Napi::Env env, const Napi::Value& v, uint32_t index) {
   return im;
 }
 
+// The pool that spreads a batch's images over every core (preprocess with { parallel: true }): the
+// CPU kernels' ThreadPool, one per process, started on first use and never torn down (a worker
+// thread may still be in a job when the process exits). Jobs from several calls run one after another.
+vitmsn::cpu::ThreadPool& image_pool() {
+  static auto* pool = new vitmsn::cpu::ThreadPool(std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  return *pool;
+}
+
 // The pixel values go into an array made on the main thread (outputs.h) and filled here on the
 // worker: settling copies nothing.
 class PreprocessWorker : public PromiseWorker {
  public:
-  PreprocessWorker(Napi::Env env, std::vector<OwnedImage> images, vitmsn::PreprocessConfig config, bool u8)
-      : PromiseWorker(env, "vitmsn:preprocess"), images_(std::move(images)), config_(config), u8_(u8) {}
+  PreprocessWorker(Napi::Env env, std::vector<OwnedImage> images, vitmsn::PreprocessConfig config, bool u8,
+                   bool parallel)
+      : PromiseWorker(env, "vitmsn:preprocess"),
+        images_(std::move(images)),
+        config_(config),
+        u8_(u8),
+        parallel_(parallel) {}
 
   // { data: Float32Array [N, 3, H, W], shape } (uint8: { data: Uint8Array [N, H, W, 3], shape }),
   // sized from image 0 (run() refuses the others if they differ). Main thread, before Queue().
@@ -120,8 +136,7 @@ class PreprocessWorker : public PromiseWorker {
   void run() override {
     const size_t per = static_cast<size_t>(3 * H_ * W_);
     for (size_t i = 0; i < images_.size(); ++i) {
-      vitmsn::ImageView im = view(i);
-      auto [h, w] = vitmsn::preprocessed_size(im, config_);
+      auto [h, w] = vitmsn::preprocessed_size(view(i), config_);
       if (h != H_ || w != W_) {
         throw vitmsn::Error(
             vitmsn::codes::kShape,
@@ -129,12 +144,22 @@ class PreprocessWorker : public PromiseWorker {
                 std::to_string(i) + " is " + std::to_string(w) + "x" + std::to_string(h) + ", image 0 is " +
                 std::to_string(W_) + "x" + std::to_string(H_));
       }
-      if (u8_)
-        vitmsn::preprocess_image_u8(im, config_, out_u8_ + i * per);
-      else
-        vitmsn::preprocess_image(im, config_, out_ + i * per);
-      images_[i].data = std::vector<uint16_t>();  // free each source once done
     }
+    auto body = [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const vitmsn::ImageView im = view(static_cast<size_t>(i));
+        if (u8_)
+          vitmsn::preprocess_image_u8(im, config_, out_u8_ + i * per);
+        else
+          vitmsn::preprocess_image(im, config_, out_ + i * per);
+        images_[static_cast<size_t>(i)].data = std::vector<uint16_t>();  // free each source once done
+      }
+    };
+    const int64_t n = static_cast<int64_t>(images_.size());
+    if (parallel_)
+      image_pool().parallel_for(n, body, n * static_cast<int64_t>(per) * 16);
+    else
+      body(0, n);
   }
   Napi::Value result(Napi::Env) override { return outputs_.Value(); }
 
@@ -154,7 +179,7 @@ class PreprocessWorker : public PromiseWorker {
   std::vector<OwnedImage> images_;
   vitmsn::PreprocessConfig config_;
   Napi::ObjectReference outputs_;
-  bool u8_;
+  bool u8_, parallel_ = false;
   float* out_ = nullptr;       // outputs_.data's floats
   uint8_t* out_u8_ = nullptr;  // or its bytes
   int64_t H_ = 0, W_ = 0;
@@ -213,9 +238,12 @@ Napi::Value preprocess(const Napi::CallbackInfo& info) {
   std::vector<OwnedImage> images;
   images.reserve(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); ++i) images.push_back(to_image(env, arr.Get(i), i));
-  const bool u8 = info[2].IsObject() && info[2].As<Napi::Object>().Get("uint8").IsBoolean() &&
-                  info[2].As<Napi::Object>().Get("uint8").As<Napi::Boolean>().Value();
-  auto* worker = new PreprocessWorker(env, std::move(images), config, u8);
+  bool u8 = false, parallel = false;
+  if (info[2].IsObject()) {
+    u8 = get_bool(info[2].As<Napi::Object>(), "uint8");
+    parallel = get_bool(info[2].As<Napi::Object>(), "parallel");
+  }
+  auto* worker = new PreprocessWorker(env, std::move(images), config, u8, parallel);
   try {
     worker->make_outputs(env);
   } catch (const vitmsn::Error& e) {

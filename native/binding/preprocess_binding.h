@@ -1,7 +1,8 @@
-// preprocess(images, config[, { uint8: true }]) → Promise<{ data: Float32Array, shape: [N, 3, H, W] }>:
+// preprocess(images, config[, { uint8, parallel }]) → Promise<{ data: Float32Array, shape: [N, 3, H, W] }>:
 // HF's PIL image processor on already-decoded 8-bit pixels, run on libuv's pool
 // (engine/image/preprocess.h). With uint8: the resized RGB levels { data: Uint8Array, shape:
-// [N, H, W, 3] } that the embed path (ModelWrap::embed) normalizes inside its patchify.
+// [N, H, W, 3] } that the embed path (ModelWrap::embed) normalizes inside its patchify. With
+// parallel: the images are spread over every core (a process-wide pool) instead of this one thread.
 #pragma once
 #include <napi.h>
 
