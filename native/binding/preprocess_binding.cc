@@ -155,11 +155,10 @@ class PreprocessWorker : public PromiseWorker {
         images_[static_cast<size_t>(i)].data = std::vector<uint16_t>();  // free each source once done
       }
     };
+    // A one-thread pool runs the body on this thread (the CPU model's case: its forward has the cores).
+    static auto* here = new vitmsn::cpu::ThreadPool(1);
     const int64_t n = static_cast<int64_t>(images_.size());
-    if (parallel_)
-      image_pool().parallel_for(n, body, n * static_cast<int64_t>(per) * 16);
-    else
-      body(0, n);
+    (parallel_ ? image_pool() : *here).parallel_for(n, body, n * static_cast<int64_t>(per) * 16);
   }
   Napi::Value result(Napi::Env) override { return outputs_.Value(); }
 
