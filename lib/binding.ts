@@ -44,6 +44,19 @@ export interface NativeForwardResult {
   numLabels: number;
 }
 
+/** A preprocessor config as the addon takes it (lib/encode.ts nativePreprocessConfig). */
+export interface NativePreprocessConfig {
+  doResize: boolean;
+  height: number;
+  width: number;
+  resample: number;
+  doRescale: boolean;
+  rescaleFactor: number;
+  doNormalize: boolean;
+  imageMean: number[];
+  imageStd: number[];
+}
+
 export interface NativeEmbedResult {
   B: number;
   D: number;
@@ -54,17 +67,25 @@ export interface NativeEmbedResult {
 
 export interface NativeModel {
   forward(pixels: Float32Array, shape: number[], options: NativeForwardOptions): Promise<NativeForwardResult>;
+  /**
+   * The embed path: resized uint8 RGB levels [B, H, W, 3] (preprocess with { uint8: true }),
+   * normalized inside the backend's patchify per `options.preprocess`; only the pooled rows and/or
+   * softmax probabilities come back. The pixels are read in place until the promise settles.
+   */
   embed(
-    pixels: Float32Array,
+    pixels: Uint8Array,
     shape: number[],
-    options: NativeForwardOptions,
+    options: { interpolatePosEncoding: boolean; preprocess: NativePreprocessConfig },
     embed: { pooling?: string; normalize?: boolean; probabilities?: boolean },
   ): Promise<NativeEmbedResult>;
   info(): { device: string; backend: string; hasMaskToken: boolean; numLabels: number };
-  /** Images of shape [C, H, W] (at most `wanted`) that one forward can take with the memory left now (0: not even one). */
+  /**
+   * Images of shape [C, H, W] (at most `wanted`) that one forward can take with the memory left now
+   * (0: not even one); with options.embed, one embed() call (encode() and classify()).
+   */
   maxBatch(
     shape: [number, number, number],
-    options: NativeForwardOptions,
+    options: NativeForwardOptions & { embed?: boolean },
     hostBytesPerImage: number,
     wanted: number,
   ): number;
@@ -116,7 +137,11 @@ export interface NativeAddon {
   backends(): NativeBackendInfo[];
   defaultThreads(): number;
   knobs(): NativeKnob[];
-  /** HF's PIL processor on decoded pixels → { data: Float32Array, shape: [N, 3, H, W] }. */
+  /**
+   * HF's PIL processor on decoded pixels → { data: Float32Array, shape: [N, 3, H, W] }; with
+   * { uint8: true }, the resized RGB levels before rescale/normalize: { data: Uint8Array, shape: [N, H, W, 3] }.
+   * { parallel: true } spreads the images over every core (a process-wide pool).
+   */
   preprocess(
     images: Array<{
       data: Uint8Array | Uint16Array;
@@ -125,18 +150,9 @@ export interface NativeAddon {
       channels: number;
       format?: 'CMYK' | 'I;16';
     }>,
-    config: {
-      doResize: boolean;
-      height: number;
-      width: number;
-      resample: number;
-      doRescale: boolean;
-      rescaleFactor: number;
-      doNormalize: boolean;
-      imageMean: number[];
-      imageStd: number[];
-    },
-  ): Promise<{ data: Float32Array; shape: number[] }>;
+    config: NativePreprocessConfig,
+    options?: { uint8?: boolean; parallel?: boolean },
+  ): Promise<{ data: Float32Array | Uint8Array; shape: number[] }>;
   /**
    * The linear probe's solver (native/engine/probe/logreg.h) on a worker thread: per task, one L-BFGS fit
    * per C (warm-started along Cs), optionally scored on held-out rows (`correct`: rows whose first

@@ -17,6 +17,12 @@ export const POOLINGS: readonly Pooling[] = ['cls', 'cls-prenorm', 'mean'];
 
 /** Images per native call when the caller does not say: a good GEMM size, little memory. */
 export const DEFAULT_BATCH_SIZE = 16;
+/**
+ * The same on a GPU, for encode() / classify() with batching off: a GPU needs large batches to be
+ * busy (ViT-B/16 bf16 runs 14.8k img/s at batch 256 on an H200, bench/GPU-RESULTS.md). 128 is
+ * a starting point, to be tuned on a GPU with bench/encode.mjs; memory still bounds it (maxBatch).
+ */
+export const DEFAULT_GPU_BATCH_SIZE = 128;
 
 export interface PreprocessOptions extends DecodeOptions {
   /** Images decoded at a time (memory bound); default 16. */
@@ -34,7 +40,8 @@ export interface EncodeOptions extends DecodeOptions, CallOptions {
   normalize?: boolean;
   /**
    * Most images of this call in one forward pass (batches may also hold other calls' images).
-   * Default: the model's batching.maxBatch, or 16 with batching off; fewer when memory is short.
+   * Default: the model's batching.maxBatch, or with batching off 16 on the CPU and 128 on a GPU;
+   * fewer when memory is short.
    */
   batchSize?: number;
   /** Run at the preprocessor's size even when it differs from the model's image_size. */
@@ -58,8 +65,15 @@ export interface Classification {
   score: number;
 }
 
-export function batchSizeOf(o: Record<string, unknown>): number {
-  return integer(o.batchSize, 'batchSize', 1, 4096, DEFAULT_BATCH_SIZE);
+/** `o.batchSize`, or the default for `device` (a 'cuda:N' device runs larger batches). */
+export function batchSizeOf(o: Record<string, unknown>, device = 'cpu'): number {
+  return integer(
+    o.batchSize,
+    'batchSize',
+    1,
+    4096,
+    device.startsWith('cuda') ? DEFAULT_GPU_BATCH_SIZE : DEFAULT_BATCH_SIZE,
+  );
 }
 
 /**

@@ -13,7 +13,7 @@ import { fromNative } from './errors';
 import { decodeImage, type DecodeOptions, type ImageInput } from './images';
 import type { PreprocessorConfig } from './preprocessor';
 import type { ForwardOutput, Tensor } from './types';
-import { checkForward, type ModelShape } from './validate';
+import { checkForward, checkImageShape, type ModelShape } from './validate';
 
 /** What a batch needs from its model. */
 export interface BatchContext {
@@ -22,6 +22,11 @@ export interface BatchContext {
   preprocessor: PreprocessorConfig;
   shape: ModelShape;
   stats: BatchStats;
+  /**
+   * Spread each batch's resize over every core (a GPU model: the host must keep up with the device).
+   * On the CPU the cores are the forward's, so one thread prepares the next batch beside it.
+   */
+  parallelPreprocess: boolean;
 }
 
 /** How an image call's rows are made: pooled embeddings, or classifier probabilities. */
@@ -169,18 +174,23 @@ async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>>): Pro
   );
   let live = items.flatMap((it, k) => (decoded[k] && !it.call.settled ? [{ it, img: decoded[k]! }] : []));
   if (!live.length) return undefined;
+  // The resized uint8 levels [n, H, W, 3]: rescale/normalize happen inside the embed op's patchify
+  // (no float32 pixel tensor).
   const cfg = nativePreprocessConfig(ctx.preprocessor);
-  let px: Tensor;
-  try {
-    px = (await ctx.addon.preprocess(
-      live.map((l) => l.img),
+  const levels = (images: typeof live) =>
+    ctx.addon.preprocess(
+      images.map((l) => l.img),
       cfg,
-    )) as Tensor;
+      { uint8: true, parallel: ctx.parallelPreprocess },
+    ) as Promise<Pixels>;
+  let px: Pixels;
+  try {
+    px = await levels(live);
   } catch {
     // Find the images the native preprocessing refuses, one by one; the others run together.
     const each = await Promise.all(
       live.map((l) =>
-        (ctx.addon.preprocess([l.img], cfg) as Promise<Tensor>).catch((e) => {
+        levels([l]).catch((e) => {
           l.it.call.fail(fromNative(e));
           return undefined;
         }),
@@ -197,13 +207,14 @@ async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>>): Pro
       const calls = [...new Set(live.map((l) => l.it.call))];
       let r: NativeEmbedResult;
       try {
-        const { options } = checkForward(ctx.shape, px.data, px.shape, { interpolatePosEncoding: first.interpolate });
-        const fwd = { ...options, borrowPixels: true };
+        const [, H, W, C] = px.shape;
+        checkImageShape(ctx.shape, C, H, W, first.interpolate);
+        const opts = { interpolatePosEncoding: first.interpolate, preprocess: cfg };
         const how =
           first.output.kind === 'embed'
             ? { pooling: first.output.pooling, normalize: first.output.normalize }
             : { probabilities: true };
-        r = await embedFitting(ctx.handle, px, fwd, how);
+        r = await embedFitting(ctx.handle, px, opts, how);
       } catch (e) {
         const err = fromNative(e);
         for (const c of calls) c.fail(err);
@@ -215,12 +226,18 @@ async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>>): Pro
   };
 }
 
-function concat(parts: Tensor[]): Tensor {
-  const [, C, H, W] = parts[0].shape;
-  const data = new Float32Array(parts.reduce((n, t) => n + t.data.length, 0));
+/** A batch of resized uint8 RGB images, [n, H, W, 3]. */
+interface Pixels {
+  data: Uint8Array;
+  shape: number[];
+}
+
+function concat(parts: Pixels[]): Pixels {
+  const [, H, W, C] = parts[0].shape;
+  const data = new Uint8Array(parts.reduce((n, t) => n + t.data.length, 0));
   let off = 0;
   for (const t of parts) (data.set(t.data, off), (off += t.data.length));
-  return { data, shape: [parts.reduce((n, t) => n + t.shape[0], 0), C, H, W] };
+  return { data, shape: [parts.reduce((n, t) => n + t.shape[0], 0), H, W, C] };
 }
 
 /**
@@ -230,12 +247,12 @@ function concat(parts: Tensor[]): Tensor {
  */
 async function embedFitting(
   handle: NativeModel,
-  px: Tensor,
-  fwd: NativeForwardOptions,
+  px: Pixels,
+  opts: Parameters<NativeModel['embed']>[2],
   how: Parameters<NativeModel['embed']>[3],
 ): Promise<NativeEmbedResult> {
   try {
-    return await handle.embed(px.data, px.shape, fwd, how);
+    return await handle.embed(px.data, px.shape, opts, how);
   } catch (e) {
     const B = px.shape[0];
     if ((e as { code?: string }).code !== 'ERR_OUT_OF_MEMORY' || B < 2) throw e;
@@ -245,7 +262,7 @@ async function embedFitting(
       embedFitting(
         handle,
         { data: px.data.subarray(from * per, to * per), shape: [to - from, ...px.shape.slice(1)] },
-        fwd,
+        opts,
         how,
       );
     const a = await part(0, half);

@@ -87,6 +87,7 @@ export class Model {
       preprocessor: this.preprocessor,
       shape: this.#shape,
       stats: this.#stats,
+      parallelPreprocess: device.startsWith('cuda'),
     };
     this.#runner = new BatchRunner(
       this.#calls,
@@ -184,7 +185,8 @@ export class Model {
     o: Record<string, unknown>,
     output: ImageOutput,
   ): Promise<unknown> {
-    const cap = o.batchSize === undefined && this.#batching.enabled ? Number.POSITIVE_INFINITY : batchSizeOf(o);
+    const cap =
+      o.batchSize === undefined && this.#batching.enabled ? Number.POSITIVE_INFINITY : batchSizeOf(o, this.device);
     checkPreprocessorFits(this.preprocessor, this.#shape, o.interpolatePosEncoding);
     boolean(o.interpolatePosEncoding, 'interpolatePosEncoding');
     const list = toList(snapshotImages(images));
@@ -230,8 +232,10 @@ export class Model {
   /**
    * The most images a batch starting with `head` may hold: maxBatch (with batching on), and for
    * images also what fits in the memory this process has left (results do not depend on it).
-   * Counts per image the forward's buffers plus three float32 copies of its pixels (preprocessed
-   * batch, the next batch prepared ahead, garbage not yet collected).
+   * Counts per image the embed path's buffers (Model::embed: patches, the layers' activations, the
+   * pooled rows and logits; no float32 pixels and no hidden states, whatever the pooling) plus three
+   * copies of its resized uint8 pixels (the batch, the next batch prepared ahead, garbage not yet
+   * collected).
    */
   #limitFor(head: Item): number {
     const limit = this.#batching.enabled ? this.#batching.maxBatch : Number.POSITIVE_INFINITY;
@@ -240,13 +244,17 @@ export class Model {
     if (!(head.call instanceof ImageCall) || !doResize || !handle) return limit;
     const C = this.#shape.numChannels;
     const wanted = Math.max(1, Math.min(limit, head.call.cap, 1e9));
-    const hidden = head.call.output.kind === 'embed' && head.call.output.pooling === 'cls-prenorm';
     let fit: number;
     try {
       fit = handle.maxBatch(
         [C, size.height, size.width],
-        { interpolatePosEncoding: head.call.interpolate, outputHiddenStates: hidden, outputAttentions: false },
-        3 * 4 * C * size.height * size.width,
+        {
+          interpolatePosEncoding: head.call.interpolate,
+          outputHiddenStates: false,
+          outputAttentions: false,
+          embed: true,
+        },
+        3 * 3 * size.height * size.width,
         wanted,
       );
     } catch {

@@ -67,6 +67,20 @@ export interface ModelShape {
 }
 
 /** Checks forward()'s arguments against the model; returns the normalised options. */
+/** Whether images of C×H×W can go through the model (forward() and the embed path alike). */
+export function checkImageShape(model: ModelShape, C: number, H: number, W: number, interpolate: boolean) {
+  if (C !== model.numChannels) shapeMismatch(`pixelValues has ${C} channels, the model expects ${model.numChannels}`);
+  if (!interpolate && (H !== model.imageHeight || W !== model.imageWidth)) {
+    shapeMismatch(
+      `input image size (${H}x${W}) doesn't match the model (${model.imageHeight}x${model.imageWidth}); ` +
+        'pass interpolatePosEncoding: true to run at another resolution',
+    );
+  }
+  if (H < model.patchSize || W < model.patchSize) {
+    shapeMismatch(`input image size (${H}x${W}) is smaller than one patch (${model.patchSize})`);
+  }
+}
+
 export function checkForward(
   model: ModelShape,
   pixelValues: unknown,
@@ -107,16 +121,7 @@ export function checkForward(
     boolMaskedPos: o.boolMaskedPos as Uint8Array | undefined,
   };
 
-  if (C !== model.numChannels) shapeMismatch(`pixelValues has ${C} channels, the model expects ${model.numChannels}`);
-  if (!resolved.interpolatePosEncoding && (H !== model.imageHeight || W !== model.imageWidth)) {
-    shapeMismatch(
-      `input image size (${H}x${W}) doesn't match the model (${model.imageHeight}x${model.imageWidth}); ` +
-        'pass interpolatePosEncoding: true to run at another resolution',
-    );
-  }
-  if (H < model.patchSize || W < model.patchSize) {
-    shapeMismatch(`input image size (${H}x${W}) is smaller than one patch (${model.patchSize})`);
-  }
+  checkImageShape(model, C, H, W, resolved.interpolatePosEncoding);
   const heads = model.numAttentionHeads;
   if (resolved.headMask !== undefined) {
     if (!(resolved.headMask instanceof Float32Array))

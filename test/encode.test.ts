@@ -141,9 +141,9 @@ describe('encode() on tiny-s8', () => {
     const addon = native();
     const original = addon.preprocess;
     const seen: Array<[number, number]> = []; // [preprocess call k, highest image index opened so far]
-    addon.preprocess = (imgs, cfg) => {
+    addon.preprocess = (imgs, cfg, opts) => {
       seen.push([seen.length, openedIndex()]);
-      return original.call(addon, imgs, cfg);
+      return original.call(addon, imgs, cfg, opts);
     };
     try {
       expect((await model.encode(list, { batchSize: bs })).shape).toEqual([n, 32]);

@@ -9,6 +9,7 @@ import { backends, loadModel, type DType, type Model } from '../lib/index';
 import { realModel, relL2, syntheticPixels } from './support/real-models';
 import { golden, goldenDir, GOLDEN_MODELS } from './support/goldens';
 import { readSafetensors, writeSafetensors, type StTensor } from './support/safetensors';
+import { hostPool, hostSoftmax } from './support/host-pooling';
 import { TOL } from './tolerances';
 
 const cuda = backends().find((b) => b.name === 'cuda');
@@ -79,6 +80,71 @@ describe.skipIf(!haveGpu).each(['float32', 'float16', 'bfloat16'] as CudaDType[]
         close(out.lastHiddenState, g['masked.last_hidden_state'], 'masked');
       }
     });
+  });
+});
+
+// The embed path on the device (uint8 pixels → fused patchify → layers → pooling on the GPU; only
+// [B, D] comes back) against forward() + host pooling on the same device and dtype.
+const EMBED_BOUND: Record<DType, number> = {
+  float32: TOL.embedVsForwardCudaF32,
+  float16: TOL.embedVsForwardCudaF16,
+  bfloat16: TOL.embedVsForwardCudaBf16,
+};
+describe.skipIf(!haveGpu).each(['float32', 'float16', 'bfloat16'] as DType[])('CUDA embed path (%s)', (dtype) => {
+  const FIX = path.join(__dirname, 'fixtures');
+  const list = [
+    path.join(FIX, 'images', 'chelsea.png'),
+    path.join(FIX, 'pil', 'exif6.jpg'),
+    path.join(FIX, 'pil', 'rgba.webp'),
+  ];
+  it.each(['tiny-s8', 'tiny-cls'] as const)('%s: encode() and classify() = forward() + host pooling', async (name) => {
+    for (const interpolate of [false, true]) {
+      let tmp: string | undefined;
+      const model = await loadModel(goldenDir(name), { device: 'cuda', dtype });
+      try {
+        // interpolate: the images at an odd size (a folder with its own preprocessor config).
+        const m = interpolate
+          ? await (async () => {
+              const dir = (tmp = mkdtempSync(path.join(tmpdir(), 'vitmsn-gpu-embed-')));
+              for (const f of ['config.json', 'model.safetensors'])
+                writeFileSync(path.join(dir, f), readFileSync(path.join(goldenDir(name), f)));
+              writeFileSync(
+                path.join(dir, 'preprocessor_config.json'),
+                JSON.stringify({ do_resize: true, size: { height: 41, width: 57 }, resample: 2 }),
+              );
+              await model.dispose();
+              return loadModel(dir, { device: 'cuda', dtype });
+            })()
+          : model;
+        const px = await m.preprocess(list);
+        const ref = await m.forward(px.data, px.shape, {
+          outputHiddenStates: true,
+          interpolatePosEncoding: interpolate,
+        });
+        const last = ref.hiddenStates![ref.hiddenStates!.length - 1];
+        for (const pooling of ['cls', 'cls-prenorm', 'mean'] as const) {
+          for (const normalize of [false, true]) {
+            const got = await m.encode(list, { pooling, normalize, interpolatePosEncoding: interpolate });
+            const src = pooling === 'cls-prenorm' ? last : ref.lastHiddenState;
+            const err = relL2(got.data, hostPool(src.data, src.shape, pooling === 'mean', normalize));
+            expect(err, `${pooling} normalize=${normalize} interpolate=${interpolate}`).toBeLessThanOrEqual(
+              EMBED_BOUND[dtype],
+            );
+          }
+        }
+        if (m.numLabels > 0) {
+          const n = m.numLabels;
+          const got = await m.classify(list, { topK: n, interpolatePosEncoding: interpolate });
+          const flat = new Float32Array(list.length * n);
+          got.forEach((row, b) => row.forEach((c) => (flat[b * n + c.index] = c.score)));
+          expect(relL2(flat, hostSoftmax(ref.logits!.data, list.length, n))).toBeLessThanOrEqual(EMBED_BOUND[dtype]);
+        }
+        await m.dispose();
+      } finally {
+        await model.dispose();
+        if (tmp) rmSync(tmp, { recursive: true, force: true });
+      }
+    }
   });
 });
 

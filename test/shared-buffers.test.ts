@@ -146,7 +146,14 @@ describe('detached inputs', () => {
       { code: 'ERR_INVALID_ARGUMENT' },
     );
     await expect(
-      Promise.resolve().then(() => nm.embed(detached(pixels), [B, 3, 32, 32], fwd, { pooling: 'cls' })),
+      Promise.resolve().then(() =>
+        nm.embed(
+          detached(new Uint8Array(B * 32 * 32 * 3)),
+          [B, 32, 32, 3],
+          { interpolatePosEncoding: false, preprocess: cfg },
+          { pooling: 'cls' },
+        ),
+      ),
     ).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     nm.dispose();
   });

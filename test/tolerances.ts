@@ -44,4 +44,13 @@ export const TOL = {
    * the CPU GEMMs take other paths at batch 1 than at batch 8 (panel groups, MLP slices), which
    * reorders float32 sums; the rows are otherwise the same computation. */
   batchedVsAlone: 1e-6,
+  /** encode()/classify() (the embed path) vs forward() + host pooling on the CPU: the same kernels on
+   * bit-identical pixel values, the same pooling arithmetic in the same order: bitwise equal. */
+  embedVsForwardCpu: 0,
+  /** The same on CUDA (relative L2 of the pooled rows / probabilities): the pixels and layers are
+   * the same computation, but the pooled rows are stored in the backend's dtype before they come
+   * back (one rounding: 2^-24 / 2^-11 / 2^-8) and the norm of normalize is a tree sum. */
+  embedVsForwardCudaF32: 1e-6,
+  embedVsForwardCudaF16: 1e-3,
+  embedVsForwardCudaBf16: 8e-3,
 } as const;

@@ -26,6 +26,8 @@ using AttentionArgs = AttentionArgsOf<DevicePtr, DevicePtr>;
 using QkvAttentionArgs = QkvAttentionArgsOf<DevicePtr, DevicePtr>;
 using PatchifyArgs = PatchifyArgsOf<DevicePtr, DevicePtr>;
 using EmbedTokensArgs = EmbedTokensArgsOf<DevicePtr, DevicePtr>;
+using PatchifyPixelsArgs = PatchifyPixelsArgsOf<DevicePtr, DevicePtr>;
+using PoolRowsArgs = PoolRowsArgsOf<DevicePtr, DevicePtr>;
 
 class Backend {
  public:
@@ -62,6 +64,10 @@ class Backend {
   virtual void attention(const AttentionArgs& a) = 0;
   virtual void patchify(const PatchifyArgs& a) = 0;
   virtual void embed_tokens(const EmbedTokensArgs& a) = 0;
+  // The embed path (Model::embed): uint8 pixels straight into normalized patches, and pooling on
+  // the device so only [B, D] comes back.
+  virtual void patchify_pixels(const PatchifyPixelsArgs& a) = 0;
+  virtual void pool_rows(const PoolRowsArgs& a) = 0;
   // The LayerNorm, the projection and attention, through buffers of this backend, unless the
   // backend has something better.
   virtual void qkv_attention(const QkvAttentionArgs& a);

@@ -10,6 +10,8 @@
 #pragma once
 #include <cstdint>
 
+#include "backend/pixel_norm.h"
+
 namespace vitmsn {
 
 enum class Epilogue { kNone, kGelu };  // kGelu = exact erf GELU: 0.5·x·(1 + erf(x/√2))
@@ -179,6 +181,41 @@ struct EmbedTokensArgsOf {
   template <class I2, class O2 = I2, class F>
   EmbedTokensArgsOf<I2, O2> map(F f) const {
     return {f(patch_emb), f(cls), f(pos), f(mask_token), mask, f(tokens), B, N, D};
+  }
+};
+
+template <class In, class Out>
+struct PatchifyPixelsArgsOf {
+  // Patchify (PatchifyArgs, C = 3) of uint8 RGB images with the rescale/normalize fused in:
+  //   patches[(b·gh + py)·gw + px, (c·p + ky)·p + kx] = pixel_value(pixels[b, py·p + ky, px·p + kx, c], c, norm)
+  // pixels: [B, Himg, Wimg, 3] levels in host memory (a device backend copies the bytes over: a
+  // quarter of the float32 tensor); pixel_value (pixel_norm.h) is the float32 preprocessing's own
+  // arithmetic, so the values are bit-identical to patchify of preprocessed float32 pixels.
+  const uint8_t* pixels = nullptr;
+  Out patches{};
+  int64_t B = 0, Himg = 0, Wimg = 0, p = 0;
+  PixelNorm norm;
+
+  template <class I2, class O2 = I2, class F>
+  PatchifyPixelsArgsOf<I2, O2> map(F f) const {
+    return {pixels, f(patches), B, Himg, Wimg, p, norm};
+  }
+};
+
+template <class In, class Out>
+struct PoolRowsArgsOf {
+  // One vector per image from rows t0 .. t0 + n − 1 of its T rows (x: [B, T, D], out: [B, D]):
+  //   out[b, d] = float32(Σ_t x[b, t, d] / n)   summed in double in order of t (n = 1: the row itself)
+  //   then, with normalize: out[b, :] = float32(out[b, :] · 1 / max(‖out[b, :]‖₂, 1e-12)), the norm
+  //   summed in double in order of d — engine/model/pooling.cc's host math, so the CPU is bit-identical.
+  In x{};
+  Out out{};
+  int64_t B = 0, T = 0, D = 0, t0 = 0, n = 1;
+  bool normalize = false;
+
+  template <class I2, class O2 = I2, class F>
+  PoolRowsArgsOf<I2, O2> map(F f) const {
+    return {f(x), f(out), B, T, D, t0, n, normalize};
   }
 };
 

@@ -19,11 +19,6 @@ int64_t get_int(Napi::Env env, const Napi::Object& o, const char* key) {
   return static_cast<int64_t>(d);
 }
 
-bool get_bool(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  return v.IsBoolean() && v.As<Napi::Boolean>().Value();
-}
-
 template <typename T>
 std::vector<T> copy_typed(Napi::Env env, const Napi::Value& v, napi_typedarray_type type, const char* what) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
@@ -36,6 +31,11 @@ std::vector<T> copy_typed(Napi::Env env, const Napi::Value& v, napi_typedarray_t
 }
 
 }  // namespace
+
+bool get_bool(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsBoolean() && v.As<Napi::Boolean>().Value();
+}
 
 void throw_invalid(Napi::Env env, const std::string& message) {
   throw make_error(env, vitmsn::codes::kInvalidArgument, message);

@@ -17,6 +17,9 @@ vitmsn::ModelConfig to_config(Napi::Env env, const Napi::Value& v);
 vitmsn::ForwardRequest to_request(Napi::Env env, const Napi::Value& pixels, const Napi::Value& shape,
                                   const Napi::Value& options);
 
+// o[key] === true.
+bool get_bool(const Napi::Object& o, const char* key);
+
 [[noreturn]] void throw_invalid(Napi::Env env, const std::string& message);
 
 // The bytes a typed array views, over an ArrayBuffer or a SharedArrayBuffer alike (node-addon-api's

@@ -1,6 +1,8 @@
 // ModelWrap::maxBatch([C, H, W], forwardOptions, hostBytesPerImage, wanted): how many images of that
 // shape (at most `wanted`) one forward may take with the memory this process has left now (encode()
-// bounds its batches by it). Synchronous and cheap: a few reads of /proc and the cgroup files.
+// bounds its batches by it). forwardOptions.embed: the embed path's needs (Model::embed: uint8
+// pixels, pooled rows and logits out) instead of forward()'s. Synchronous and cheap: a few reads of /proc and the
+// cgroup files.
 #include <cmath>
 
 #include "common/error.h"
@@ -25,12 +27,13 @@ Napi::Value ModelWrap::max_batch(const Napi::CallbackInfo& info) {
   }
   vitmsn::ForwardRequest r;
   r.B = 1, r.C = dims[0], r.H = dims[1], r.W = dims[2];
+  bool embed = false;
   if (info[1].IsObject()) {
     Napi::Object o = info[1].As<Napi::Object>();
-    auto flag = [&](const char* k) { return o.Get(k).IsBoolean() && o.Get(k).As<Napi::Boolean>().Value(); };
-    r.output_hidden_states = flag("outputHiddenStates");
-    r.output_attentions = flag("outputAttentions");
-    r.interpolate_pos_encoding = flag("interpolatePosEncoding");
+    r.output_hidden_states = get_bool(o, "outputHiddenStates");
+    r.output_attentions = get_bool(o, "outputAttentions");
+    r.interpolate_pos_encoding = get_bool(o, "interpolatePosEncoding");
+    embed = get_bool(o, "embed");
   }
   const double extra = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0;
   if (!(extra >= 0 && std::isfinite(extra)))
@@ -38,6 +41,12 @@ Napi::Value ModelWrap::max_batch(const Napi::CallbackInfo& info) {
   const double wanted = info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : -1;
   if (!(wanted >= 1 && wanted <= 1e9 && wanted == std::floor(wanted)))
     throw_invalid(env, "maxBatch: wanted must be a positive integer");
+  if (embed) {
+    vitmsn::EmbedRequest e;
+    e.B = 1, e.H = r.H, e.W = r.W, e.interpolate_pos_encoding = r.interpolate_pos_encoding;
+    e.pool = true, e.logits = model->num_labels() > 0;  // the larger of encode()'s and classify()'s needs
+    return Napi::Number::New(env, static_cast<double>(model->max_embed_batch(e, extra, static_cast<int64_t>(wanted))));
+  }
   return Napi::Number::New(env, static_cast<double>(model->max_batch(r, extra, static_cast<int64_t>(wanted))));
 }
 

@@ -17,6 +17,16 @@ Napi::Float32Array output_array(Napi::Env env, size_t n, const char* what) {
   }
 }
 
+Napi::Uint8Array output_bytes(Napi::Env env, size_t n, const char* what) {
+  try {
+    return Napi::Uint8Array::New(env, n);
+  } catch (const Napi::Error&) {
+    if (!env_can_run_js(env)) throw;
+    throw vitmsn::Error(vitmsn::codes::kOutOfMemory,
+                        std::string("cannot allocate ") + what + " (" + std::to_string(n) + " bytes)");
+  }
+}
+
 Napi::Object forward_outputs(Napi::Env env, const vitmsn::Model& model, vitmsn::ForwardRequest& r,
                              const vitmsn::OutputSizes& sizes, float** logits_out) {
   const vitmsn::ModelConfig& c = model.config();

@@ -15,6 +15,9 @@ namespace vitmsn_binding {
 // environment is shutting down.
 Napi::Float32Array output_array(Napi::Env env, size_t n, const char* what);
 
+// The same for n bytes (the embed path's uint8 pixels).
+Napi::Uint8Array output_bytes(Napi::Env env, size_t n, const char* what);
+
 // forward()'s result object ({ B, T, D, H, lastHiddenState, hiddenStates, attentions, numLabels,
 // logits }) with every output allocated, and where the worker writes them: request's
 // last_hidden_out, hidden_states_out, attentions_out, and *logits_out (null without a classifier).

@@ -26,6 +26,7 @@
 #include "cpu/op_profile.h"
 #include "cpu/packed_linear.h"
 #include "cpu/patchify.h"
+#include "cpu/pool_rows.h"
 #include "cpu/qkv_attention.h"
 #include "cpu/thread_pool.h"
 #ifdef __GLIBC__
@@ -223,6 +224,12 @@ class CpuBackend final : public Backend {
   }
   void embed_tokens(const EmbedTokensArgs& a) override {
     timed([] { return std::string("embed_tokens"); }, [&] { cpu::embed_tokens(on_host(a), pool_); });
+  }
+  void patchify_pixels(const PatchifyPixelsArgs& a) override {
+    timed([] { return std::string("patchify_pixels"); }, [&] { cpu::patchify_pixels(on_host(a), pool_); });
+  }
+  void pool_rows(const PoolRowsArgs& a) override {
+    timed([] { return std::string("pool_rows"); }, [&] { cpu::pool_rows(on_host(a), pool_); });
   }
 
  private:

@@ -15,6 +15,8 @@ using AttentionArgs = AttentionArgsOf<const float*, float*>;
 using QkvAttentionArgs = QkvAttentionArgsOf<const float*, float*>;
 using PatchifyArgs = PatchifyArgsOf<const float*, float*>;
 using EmbedTokensArgs = EmbedTokensArgsOf<const float*, float*>;
+using PatchifyPixelsArgs = PatchifyPixelsArgsOf<const float*, float*>;
+using PoolRowsArgs = PoolRowsArgsOf<const float*, float*>;
 
 }  // namespace cpu
 }  // namespace vitmsn

@@ -156,5 +156,37 @@ void ref_embed_tokens(const EmbedTokensArgs& a) {
   }
 }
 
+void ref_patchify_pixels(const PatchifyPixelsArgs& a) {
+  const int64_t gh = a.Himg / a.p, gw = a.Wimg / a.p, p = a.p, cols = 3 * p * p;
+  for (int64_t b = 0; b < a.B; ++b)
+    for (int64_t py = 0; py < gh; ++py)
+      for (int64_t px = 0; px < gw; ++px)
+        for (int c = 0; c < 3; ++c)
+          for (int64_t ky = 0; ky < p; ++ky)
+            for (int64_t kx = 0; kx < p; ++kx) {
+              const int64_t row = (b * gh + py) * gw + px, col = (c * p + ky) * p + kx;
+              const uint8_t level = a.pixels[((b * a.Himg + py * p + ky) * a.Wimg + px * p + kx) * 3 + c];
+              a.patches[row * cols + col] = pixel_value(level, c, a.norm);
+            }
+}
+
+void ref_pool_rows(const PoolRowsArgs& a) {
+  std::vector<float> y(static_cast<size_t>(a.D));
+  for (int64_t b = 0; b < a.B; ++b) {
+    for (int64_t d = 0; d < a.D; ++d) {
+      double s = 0.0;
+      for (int64_t t = a.t0; t < a.t0 + a.n; ++t) s += a.x[(b * a.T + t) * a.D + d];
+      y[d] = static_cast<float>(s / static_cast<double>(a.n));
+    }
+    if (a.normalize) {
+      double ss = 0.0;
+      for (int64_t d = 0; d < a.D; ++d) ss += static_cast<double>(y[d]) * y[d];
+      const double inv = 1.0 / std::max(std::sqrt(ss), 1e-12);
+      for (int64_t d = 0; d < a.D; ++d) y[d] = static_cast<float>(y[d] * inv);
+    }
+    std::copy(y.begin(), y.end(), a.out + b * a.D);
+  }
+}
+
 }  // namespace cpu
 }  // namespace vitmsn

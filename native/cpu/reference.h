@@ -9,6 +9,8 @@
 //   ref_attention:    out = (softmax(q·kᵀ·scale) · head_scale)·v    (see AttentionArgs)
 //   ref_patchify:     im2col of p×p stride-p patches                 (see PatchifyArgs)
 //   ref_embed_tokens: [cls; mask ? mask_token : patch_emb] + pos     (see EmbedTokensArgs)
+//   ref_patchify_pixels: im2col of uint8 HWC levels through pixel_value (see PatchifyPixelsArgs)
+//   ref_pool_rows:    mean of rows t0..t0+n−1 per image, then L2 normalize (see PoolRowsArgs)
 #pragma once
 #include <cstdint>
 
@@ -27,6 +29,8 @@ void ref_layernorm(const LayerNormArgs& a);
 void ref_attention(const AttentionArgs& a);
 void ref_patchify(const PatchifyArgs& a);
 void ref_embed_tokens(const EmbedTokensArgs& a);
+void ref_patchify_pixels(const PatchifyPixelsArgs& a);
+void ref_pool_rows(const PoolRowsArgs& a);
 
 }  // namespace cpu
 }  // namespace vitmsn

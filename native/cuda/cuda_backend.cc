@@ -320,6 +320,34 @@ class CudaBackend final : public Backend {
     cuda::check_launch("embed_tokens");
   }
 
+  void patchify_pixels(const PatchifyPixelsArgs& a) override {
+    Lock lock(mu_);
+    enter();
+    const size_t bytes = static_cast<size_t>(a.B * a.Himg * a.Wimg * 3);
+    if (bytes == 0) return;
+    if (!a.pixels) throw Error(codes::kInternal, "patchify_pixels: null pixels");
+    // The levels cross as bytes (a quarter of the float32 tensor) into a stream-ordered block of
+    // the activation pool, freed behind the kernel. From pageable memory cudaMemcpyAsync returns
+    // once the bytes are staged, so the caller may reuse its buffer afterwards.
+    DeviceArray staged(*this, (bytes + sizeof(T) - 1) / sizeof(T));
+    auto* d_pixels = static_cast<uint8_t*>(staged.get().get());
+    {
+      Profiled p(profile_.get(), "upload (uint8 pixels)");
+      cuda::check(cudaMemcpyAsync(d_pixels, a.pixels, bytes, cudaMemcpyHostToDevice, stream_), "pixels upload");
+    }
+    Profiled p(profile_.get(), "patchify_pixels");
+    cuda::patchify_pixels<T>(d_pixels, t(a.patches), a.B, a.Himg, a.Wimg, a.p, a.norm, stream_);
+    cuda::check_launch("patchify_pixels");
+  }
+  void pool_rows(const PoolRowsArgs& a) override {
+    Lock lock(mu_);
+    enter();
+    if (a.n < 1 || a.t0 < 0 || a.t0 + a.n > a.T) throw Error(codes::kInternal, "pool_rows: rows out of range");
+    Profiled p(profile_.get(), "pool_rows");
+    cuda::pool_rows<T>(t(a.x), t(a.out), a.B, a.T, a.D, a.t0, a.n, a.normalize, stream_);
+    cuda::check_launch("pool_rows");
+  }
+
   bool run_recorded(const RecordKey& rkey, const float* host_in, size_t n_in, float* host_out, size_t n_out,
                     const RecordedBody& body) override {
     // Small batches only: there launches dominate, and a graph pins its activations' memory.

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "backend/pixel_norm.h"
+
 namespace vitmsn {
 namespace cuda {
 
@@ -17,6 +19,16 @@ void convert_to_f32(const T* src, float* dst, int64_t n, cudaStream_t s);
 
 template <typename T>
 void patchify(const T* x, T* patches, int64_t B, int64_t C, int64_t H, int64_t W, int64_t p, cudaStream_t s);
+
+// pixels: [B, H, W, 3] uint8 on the device; patches as patchify's, values pixel_value(level, c, norm).
+template <typename T>
+void patchify_pixels(const uint8_t* pixels, T* patches, int64_t B, int64_t H, int64_t W, int64_t p,
+                     const PixelNorm& norm, cudaStream_t s);
+
+// PoolRowsArgs (backend/op_args.h): out[b] = mean of x[b, t0 .. t0+n−1] (double sums), then L2-normalised.
+template <typename T>
+void pool_rows(const T* x, T* out, int64_t B, int64_t T_, int64_t D, int64_t t0, int64_t n, bool normalize,
+               cudaStream_t s);
 
 template <typename T>
 void embed_tokens(const T* patch_emb, const T* cls, const T* pos, const T* mask_token, const uint8_t* d_mask, T* tokens,

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,6 +23,7 @@
 #include "backend/registry.h"
 #include "common/error.h"
 #include "cpu/reference.h"
+#include "engine/image/preprocess.h"
 
 using namespace vitmsn;
 
@@ -260,6 +262,76 @@ void test_embedding_ops(const Target& t) {
   compare(t, "copy_rows 7x13 from stride 40", dd.get(be), want, 0);
 }
 
+// The embed path's ops: patchify_pixels (uint8 HWC → normalized patches) and pool_rows.
+void test_embed_ops(const Target& t) {
+  Backend& be = *t.be;
+  uint64_t seed = 500;
+  PixelNorm hf;  // ViTImageProcessor's defaults
+  PixelNorm half = hf;
+  half.rescale_factor = 1.0 / 127.5, half.mean[0] = half.mean[1] = half.mean[2] = 0.5f;
+  half.std[0] = half.std[1] = half.std[2] = 0.5f;
+  PixelNorm no_rescale = hf, no_normalize = hf, raw = hf;
+  no_rescale.do_rescale = false, no_normalize.do_normalize = false, raw.do_rescale = raw.do_normalize = false;
+  struct Case {
+    int64_t B, H, W, p;
+    PixelNorm norm;
+    const char* what;
+  };
+  const Case cases[] = {{1, 224, 224, 16, hf, "hf"},
+                        {3, 37, 50, 8, half, "0.5/0.5"},
+                        {2, 9, 9, 3, no_rescale, "no rescale"},
+                        {1, 33, 17, 16, no_normalize, "no normalize"},
+                        {3, 20, 21, 4, raw, "raw levels"}};
+  for (const Case& c : cases) {
+    std::vector<uint8_t> px(static_cast<size_t>(c.B * c.H * c.W * 3));
+    Rng rng(seed++);
+    for (auto& v : px) v = static_cast<uint8_t>(rng.next() >> 56);
+    px[0] = 0, px[1] = 255;  // both ends of the range
+    const int64_t N = (c.H / c.p) * (c.W / c.p), K = 3 * c.p * c.p;
+    OnDevice dp(be, static_cast<size_t>(c.B * N * K));
+    be.patchify_pixels({px.data(), dp.p(), c.B, c.H, c.W, c.p, c.norm});
+    std::vector<float> want(dp.n);
+    cpu::ref_patchify_pixels({px.data(), want.data(), c.B, c.H, c.W, c.p, c.norm});
+    const std::string name = "patchify_pixels " + std::to_string(c.B) + "x" + std::to_string(c.H) + "x" +
+                             std::to_string(c.W) + " p" + std::to_string(c.p) + " " + c.what;
+    compare(t, name, dp.get(be), as_stored(be, want), 0);  // the same float32 operations: exact
+    // ... and exactly the float32 preprocessing (normalize_to_chw) followed by patchify.
+    PreprocessConfig cfg;
+    cfg.do_rescale = c.norm.do_rescale, cfg.rescale_factor = c.norm.rescale_factor;
+    cfg.do_normalize = c.norm.do_normalize;
+    for (int k = 0; k < 3; ++k) cfg.mean[k] = c.norm.mean[k], cfg.std[k] = c.norm.std[k];
+    std::vector<float> chw(static_cast<size_t>(c.B * 3 * c.H * c.W)), via_float(want.size());
+    for (int64_t b = 0; b < c.B; ++b)
+      normalize_to_chw(px.data() + b * c.H * c.W * 3, c.W, c.H, cfg, chw.data() + b * 3 * c.H * c.W);
+    cpu::ref_patchify({chw.data(), via_float.data(), c.B, 3, c.H, c.W, c.p});
+    check(std::memcmp(want.data(), via_float.data(), want.size() * sizeof(float)) == 0,
+          name + ": reference equals normalize_to_chw + patchify, bit for bit");
+  }
+  // pool_rows: the CLS row (n = 1), the patch rows' mean, with and without normalize; odd D,
+  // T = 197 / 50 / 257 (an interpolated grid), a zero row (the 1e-12 floor).
+  struct Pool {
+    int64_t B, T, D, t0, n;
+  };
+  for (const Pool& c : {Pool{1, 197, 384, 0, 1}, Pool{3, 197, 33, 1, 196}, Pool{3, 50, 385, 1, 49},
+                        Pool{2, 257, 64, 1, 256}, Pool{3, 1, 7, 0, 1}}) {
+    for (bool normalize : {false, true}) {
+      auto x = as_stored(be, random_vec(static_cast<size_t>(c.B * c.T * c.D), seed++, 3.0f));
+      if (c.T == 1) std::fill(x.begin(), x.begin() + c.D, 0.0f);  // image 0 all zeros
+      OnDevice dx(be, x), dout(be, static_cast<size_t>(c.B * c.D));
+      be.pool_rows({dx.p(), dout.p(), c.B, c.T, c.D, c.t0, c.n, normalize});
+      std::vector<float> want(dout.n);
+      cpu::ref_pool_rows({x.data(), want.data(), c.B, c.T, c.D, c.t0, c.n, normalize});
+      // The CPU sums in the reference's order (bit for bit); a GPU's norm is a tree sum, then the
+      // values round to its storage type.
+      const bool cpu = t.be->uses_host_memory();
+      compare(t,
+              "pool_rows B" + std::to_string(c.B) + " T" + std::to_string(c.T) + " D" + std::to_string(c.D) + " rows " +
+                  std::to_string(c.t0) + "+" + std::to_string(c.n) + (normalize ? " +normalize" : ""),
+              dout.get(be), cpu ? want : as_stored(be, want), cpu ? 0 : 1);
+    }
+  }
+}
+
 std::vector<Target> targets() {
   std::vector<Target> out;
   // The CPU path VITMSN_CPU_ISA picks (vitest runs each supported one, and bf16 with AMX on and
@@ -301,6 +373,7 @@ int main() {
       test_attention(t);
       test_fused(t);
       test_embedding_ops(t);
+      test_embed_ops(t);
     } catch (const std::exception& e) {
       check(false, t.name + ": threw " + e.what());
     }

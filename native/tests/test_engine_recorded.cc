@@ -55,6 +55,8 @@ class ReplayingBackend final : public Backend {
   void attention(const AttentionArgs& a) override { cpu_->attention(a); }
   void patchify(const PatchifyArgs& a) override { cpu_->patchify(a); }
   void embed_tokens(const EmbedTokensArgs& a) override { cpu_->embed_tokens(a); }
+  void patchify_pixels(const PatchifyPixelsArgs& a) override { cpu_->patchify_pixels(a); }
+  void pool_rows(const PoolRowsArgs& a) override { cpu_->pool_rows(a); }
   void qkv_attention(const QkvAttentionArgs& a) override { cpu_->qkv_attention(a); }
   void mlp(const MlpArgs& a) override { cpu_->mlp(a); }
 

@@ -1,5 +1,6 @@
 #include "preprocess.h"
 
+#include <algorithm>
 #include <string>
 
 #include "common/error.h"
@@ -87,14 +88,7 @@ void to_rgb(const ImageView& im, uint8_t* rgb) {
 void normalize_to_chw(const uint8_t* rgb, int64_t w, int64_t h, const PreprocessConfig& cfg, float* out) {
   // 256-entry table per channel: every uint8 level maps to one float, computed exactly as HF does.
   float table[3][256];
-  for (int c = 0; c < 3; ++c) {
-    for (int v = 0; v < 256; ++v) {
-      float x = static_cast<float>(v);
-      if (cfg.do_rescale) x = static_cast<float>(static_cast<double>(v) * cfg.rescale_factor);
-      if (cfg.do_normalize) x = (x - cfg.mean[c]) / cfg.std[c];
-      table[c][v] = x;
-    }
-  }
+  pixel_table(cfg.pixel_norm(), table);
   const int64_t plane = w * h;
   for (int64_t i = 0; i < plane; ++i) {
     out[i] = table[0][rgb[3 * i]];
@@ -108,7 +102,12 @@ std::pair<int64_t, int64_t> preprocessed_size(const ImageView& im, const Preproc
   return {im.height, im.width};
 }
 
-void preprocess_image(const ImageView& im, const PreprocessConfig& cfg, float* out) {
+namespace {
+
+// convert("RGB") then Pillow's resize when asked: calls `use` with the resulting [H, W, 3] RGB
+// image (the input itself when it is RGB already and keeps its size).
+template <class Use>
+void rgb_resized(const ImageView& im, const PreprocessConfig& cfg, Use&& use, uint8_t* resize_into = nullptr) {
   check_image(im, "image");
   auto [H, W] = preprocessed_size(im, cfg);
   // convert("RGB") first, as HF does (alpha is dropped before resampling, not resampled with it);
@@ -121,12 +120,33 @@ void preprocess_image(const ImageView& im, const PreprocessConfig& cfg, float* o
     rgb = converted.data();
   }
   if (cfg.do_resize && (H != im.height || W != im.width)) {
-    std::vector<uint8_t> resized(static_cast<size_t>(H * W * 3));
-    resize_u8(rgb, im.width, im.height, 3, resized.data(), W, H, cfg.resample);
-    normalize_to_chw(resized.data(), W, H, cfg, out);
+    std::vector<uint8_t> resized;
+    uint8_t* dst = resize_into;
+    if (!dst) {
+      resized.resize(static_cast<size_t>(H * W * 3));
+      dst = resized.data();
+    }
+    resize_u8(rgb, im.width, im.height, 3, dst, W, H, cfg.resample);
+    use(static_cast<const uint8_t*>(dst), W, H);
   } else {
-    normalize_to_chw(rgb, im.width, im.height, cfg, out);
+    use(rgb, im.width, im.height);
   }
+}
+
+}  // namespace
+
+void preprocess_image(const ImageView& im, const PreprocessConfig& cfg, float* out) {
+  rgb_resized(im, cfg, [&](const uint8_t* rgb, int64_t w, int64_t h) { normalize_to_chw(rgb, w, h, cfg, out); });
+}
+
+void preprocess_image_u8(const ImageView& im, const PreprocessConfig& cfg, uint8_t* out) {
+  // The resize writes straight into `out`; otherwise the RGB image is copied there.
+  rgb_resized(
+      im, cfg,
+      [&](const uint8_t* rgb, int64_t w, int64_t h) {
+        if (rgb != out) std::copy(rgb, rgb + w * h * 3, out);
+      },
+      out);
 }
 
 }  // namespace vitmsn

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/pixel_norm.h"
 #include "engine/image/resample.h"
 
 namespace vitmsn {
@@ -20,6 +21,14 @@ struct PreprocessConfig {
   bool do_normalize = true;
   float mean[3] = {0.485f, 0.456f, 0.406f};
   float std[3] = {0.229f, 0.224f, 0.225f};
+
+  // The rescale/normalize part, as the embed path's patchify takes it (backend/pixel_norm.h).
+  PixelNorm pixel_norm() const {
+    PixelNorm n;
+    n.do_rescale = do_rescale, n.rescale_factor = rescale_factor, n.do_normalize = do_normalize;
+    for (int c = 0; c < 3; ++c) n.mean[c] = mean[c], n.std[c] = std[c];
+    return n;
+  }
 };
 
 // How the samples of an ImageView are stored and what convert("RGB") does with them.
@@ -47,13 +56,18 @@ void check_image(const ImageView& im, const char* what);
 // division; I / I;16 (16-bit grey): each value clamped to 0..255 and replicated (i2rgb, I16_RGB).
 void to_rgb(const ImageView& im, uint8_t* rgb);
 
-// x·rescale_factor in float64 stored as float32, then (x − mean)/std in float32, HWC → CHW.
+// x·rescale_factor in float64 stored as float32, then (x − mean)/std in float32 (pixel_value in
+// backend/pixel_norm.h, shared with the embed path), HWC → CHW.
 // `rgb` is [h, w, 3]; `out` receives [3, h, w].
 void normalize_to_chw(const uint8_t* rgb, int64_t w, int64_t h, const PreprocessConfig& cfg, float* out);
 
 // The whole pipeline for one image; `out` receives [3, H, W] where (H, W) = (cfg.height, cfg.width)
 // when resizing, else the image's own size.
 void preprocess_image(const ImageView& im, const PreprocessConfig& cfg, float* out);
+
+// The same pipeline up to the resize: `out` receives the uint8 RGB image [H, W, 3] that
+// preprocess_image would normalize (the embed path normalizes it inside its patchify).
+void preprocess_image_u8(const ImageView& im, const PreprocessConfig& cfg, uint8_t* out);
 
 // (H, W) of preprocess_image's output for this image.
 std::pair<int64_t, int64_t> preprocessed_size(const ImageView& im, const PreprocessConfig& cfg);

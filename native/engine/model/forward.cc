@@ -57,14 +57,8 @@ void Model::check_request(const ForwardRequest& r) const {
   internal_check(static_cast<double>(r.pixel_count()) == static_cast<double>(r.B) * r.C * r.H * r.W,
                  "pixel_values length");
   internal_check(r.interpolate_pos_encoding || (r.H == c.image_height && r.W == c.image_width), "image size");
-  const int64_t N = (r.H / c.patch_size) * (r.W / c.patch_size), T = N + 1;
-  const double biggest =
-      std::max<double>({static_cast<double>(r.B) * T * std::max(3 * c.hidden_size, c.intermediate_size),
-                        r.output_attentions ? static_cast<double>(r.B) * c.num_heads * T * T : 0.0});
-  if (biggest > kMaxActivationFloats) {
-    throw Error(codes::kOutOfMemory,
-                "this input needs an activation of " + gib(biggest * 4) + "; use smaller batches or images");
-  }
+  const int64_t N = (r.H / c.patch_size) * (r.W / c.patch_size);
+  check_activations(r.B, r.H, r.W, r.output_attentions);
   check_fits(memory_need(r));
   const size_t hm = r.head_mask.size();
   internal_check(
@@ -75,6 +69,51 @@ void Model::check_request(const ForwardRequest& r) const {
     internal_check(static_cast<int64_t>(r.bool_masked_pos.size()) == r.B * N, "bool_masked_pos length");
     for (uint8_t v : r.bool_masked_pos) internal_check(v <= 1, "bool_masked_pos values");
   }
+}
+
+void Model::check_activations(int64_t B, int64_t H, int64_t W, bool attentions) const {
+  const ModelConfig& c = config_;
+  const int64_t T = (H / c.patch_size) * (W / c.patch_size) + 1;
+  const double biggest =
+      std::max<double>({static_cast<double>(B) * T * std::max(3 * c.hidden_size, c.intermediate_size),
+                        attentions ? static_cast<double>(B) * c.num_heads * T * T : 0.0});
+  if (biggest > kMaxActivationFloats) {
+    throw Error(codes::kOutOfMemory,
+                "this input needs an activation of " + gib(biggest * 4) + "; use smaller batches or images");
+  }
+}
+
+void Model::check_embed(const EmbedRequest& r) const {
+  const ModelConfig& c = config_;
+  internal_check(c.num_channels == 3, "the embed path takes RGB images (num_channels 3)");
+  internal_check(r.B >= 1 && r.H >= c.patch_size && r.W >= c.patch_size, "pixels shape");
+  internal_check(r.pixels != nullptr && static_cast<double>(r.pixel_bytes) == static_cast<double>(r.B) * r.H * r.W * 3,
+                 "pixels length");
+  internal_check(r.interpolate_pos_encoding || (r.H == c.image_height && r.W == c.image_width), "image size");
+  internal_check(r.pool || r.logits, "embed without outputs");
+  internal_check(!r.logits || weights_.classifier_w, "logits without a classifier");
+  internal_check(!r.pool || r.pooling != Pooling::Mean || (r.H / c.patch_size) * (r.W / c.patch_size) >= 1,
+                 "mean pooling needs patch tokens");
+  check_activations(r.B, r.H, r.W, false);
+  check_fits(memory_need(r));
+}
+
+MemoryNeed Model::memory_need(const EmbedRequest& r) const {
+  const ModelConfig& c = config_;
+  const double B = static_cast<double>(r.B), D = static_cast<double>(c.hidden_size),
+               I = static_cast<double>(c.intermediate_size);
+  const double N = static_cast<double>((r.H / c.patch_size) * (r.W / c.patch_size)), T = N + 1, M = B * T;
+  const double K0 = static_cast<double>(c.num_channels * c.patch_size * c.patch_size);
+  const double logits = r.logits ? B * static_cast<double>(weights_.num_labels) : 0;
+  MemoryNeed need;
+  // As forward's (below), without the float32 pixels: the uint8 pixels a device backend copies
+  // over (a quarter of a float each), patches + patch embeddings, the layers' buffers, then the
+  // CLS rows, the pooled rows and the logits. (The CPU reads the caller's pixels in place.)
+  const double u8 = backend_->uses_host_memory() ? 0 : B * static_cast<double>(r.H) * static_cast<double>(r.W) * 3 / 4;
+  need.device_bytes = 4 * (u8 + B * N * (K0 + D) + M * D * 7 + M * I + 2 * B * D + logits);
+  // What comes back: the pooled rows and the logits.
+  need.host_bytes = 4 * ((r.pool ? B * D : 0) + logits);
+  return need;
 }
 
 MemoryNeed Model::memory_need(const ForwardRequest& r) const {
@@ -139,7 +178,15 @@ void Model::check_fits(const MemoryNeed& need) const {
 
 int64_t Model::max_batch(ForwardRequest r, double host_bytes_per_image, int64_t wanted) const {
   r.B = 1;
-  MemoryNeed one = memory_need(r);
+  return fitting_batch(memory_need(r), host_bytes_per_image, wanted);
+}
+
+int64_t Model::max_embed_batch(EmbedRequest r, double host_bytes_per_image, int64_t wanted) const {
+  r.B = 1;
+  return fitting_batch(memory_need(r), host_bytes_per_image, wanted);
+}
+
+int64_t Model::fitting_batch(MemoryNeed one, double host_bytes_per_image, int64_t wanted) const {
   one.host_bytes += host_bytes_per_image;
   Backend& be = *backend_;
   double fit = times_it_fits(be, one, kBatchShare);
@@ -221,13 +268,69 @@ void Model::encode(const ForwardRequest& r, DevicePtr pixels, DevicePtr final_ou
   const ModelConfig& c = config_;
   Backend& be = *backend_;
   const ModelWeights& w = weights_;
-  const int64_t B = r.B, p = c.patch_size, D = c.hidden_size, Hh = c.num_heads, Dh = c.head_dim(),
-                I = c.intermediate_size, L = c.num_layers;
-  const int64_t gh = r.H / p, gw = r.W / p, N = gh * gw, T = N + 1, M = B * T, K0 = c.num_channels * p * p;
+  const int64_t B = r.B, p = c.patch_size, D = c.hidden_size, N = (r.H / p) * (r.W / p), T = N + 1, M = B * T;
+  const int64_t K0 = c.num_channels * p * p;
+  // 1. Patch embedding as one GEMM over im2col'd patches; 2–3. tokens.
+  DeviceArray x;
+  {
+    DeviceArray patches(be, B * N * K0);
+    be.patchify({pixels, patches.get(), B, c.num_channels, r.H, r.W, p});
+    x = tokens(std::move(patches), B, r.H, r.W, r.interpolate_pos_encoding,
+               r.bool_masked_pos.empty() ? nullptr : r.bool_masked_pos.data());
+  }
+  // 4–5. Encoder layers.
+  layers(x.get(), B, T, &r, taps);
+  // 6. Final LayerNorm straight into the output; 9. classifier on the CLS row of each image (row
+  // stride T·D), its logits after the hidden states.
+  const float eps = static_cast<float>(c.layer_norm_eps);
+  be.layernorm({x.get(), w.final_g.get(), w.final_b.get(), final_out, M, D, eps});
+  if (w.classifier_w) {
+    GemmArgs g;
+    g.A = final_out, g.lda = T * D, g.Wp = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = final_out + M * D;
+    g.M = B, g.N = w.num_labels, g.K = D;
+    be.gemm(g);
+  }
+}
+
+DeviceArray Model::tokens(DeviceArray patches, int64_t B, int64_t H, int64_t W, bool interpolate,
+                          const uint8_t* mask) const {
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  const ModelWeights& w = weights_;
+  const int64_t p = c.patch_size, D = c.hidden_size, gh = H / p, gw = W / p, N = gh * gw, T = N + 1;
+  const int64_t K0 = c.num_channels * p * p;
+  DeviceArray patch_emb(be, B * N * D);
+  GemmArgs g;
+  g.A = patches.get(), g.lda = K0, g.Wp = w.patch_w.get(), g.bias = w.patch_b.get(), g.C = patch_emb.get();
+  g.M = B * N, g.N = D, g.K = K0;
+  be.gemm(g);
+  patches = DeviceArray();
+  // CLS, mask tokens, position embeddings (resized when the grid differs or is not square).
+  DeviceArray pos_resized;
+  DevicePtr pos = w.pos.get();
+  const int64_t N0 = c.num_patches();
+  if (interpolate && !(N == N0 && H == W)) {
+    pos_resized = DeviceArray(be, T * D);
+    std::vector<float> table = interpolate_pos_table(w.pos_table, N0, D, gh, gw);
+    be.upload(pos_resized.get(), table.data(), table.size());
+    pos = pos_resized.get();
+  }
+  DeviceArray x(be, B * T * D);
+  be.embed_tokens({patch_emb.get(), w.cls.get(), pos, w.mask_token.get(), mask, x.get(), B, N, D});
+  return x;
+}
+
+void Model::layers(DevicePtr x, int64_t B, int64_t T, const ForwardRequest* r, ForwardResult* taps) const {
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  const ModelWeights& w = weights_;
+  const int64_t D = c.hidden_size, Hh = c.num_heads, Dh = c.head_dim(), I = c.intermediate_size, L = c.num_layers;
+  const int64_t M = B * T;
+  const bool tap_hidden = taps && r && r->output_hidden_states, tap_attn = taps && r && r->output_attentions;
   // A tap goes straight into the caller's k-th buffer when it gave them (no copy afterwards), else
   // into a new vector of ForwardResult.
   size_t hidden_taps = 0, attention_taps = 0;
-  auto tap = [&](const DeviceArray& a, size_t n, const std::vector<float*>& outs, size_t& k,
+  auto tap = [&](DevicePtr a, size_t n, const std::vector<float*>& outs, size_t& k,
                  std::vector<std::vector<float>>& own) {
     float* dst = nullptr;
     if (!outs.empty()) {
@@ -237,81 +340,105 @@ void Model::encode(const ForwardRequest& r, DevicePtr pixels, DevicePtr final_ou
       dst = own.emplace_back(n).data();
     }
     ++k;
-    be.download(dst, a.get(), n);
+    be.download(dst, a, n);
   };
+  if (tap_hidden) tap(x, M * D, r->hidden_states_out, hidden_taps, taps->hidden_states);
 
-  // 1. Patch embedding as one GEMM over im2col'd patches.
-  DeviceArray patch_emb(be, B * N * D);
-  {
-    DeviceArray patches(be, B * N * K0);
-    be.patchify({pixels, patches.get(), B, c.num_channels, r.H, r.W, p});
-    GemmArgs g;
-    g.A = patches.get(), g.lda = K0, g.Wp = w.patch_w.get(), g.bias = w.patch_b.get(), g.C = patch_emb.get();
-    g.M = B * N, g.N = D, g.K = K0;
-    be.gemm(g);
-  }
-  // 2–3. CLS, mask tokens, position embeddings (resized when the grid differs or is not square).
-  DeviceArray pos_resized;
-  DevicePtr pos = w.pos.get();
-  const int64_t N0 = c.num_patches();
-  if (r.interpolate_pos_encoding && !(N == N0 && r.H == r.W)) {
-    pos_resized = DeviceArray(be, T * D);
-    std::vector<float> table = interpolate_pos_table(w.pos_table, N0, D, gh, gw);
-    be.upload(pos_resized.get(), table.data(), table.size());
-    pos = pos_resized.get();
-  }
-  DeviceArray x(be, M * D);
-  be.embed_tokens({patch_emb.get(), w.cls.get(), pos, w.mask_token.get(),
-                   r.bool_masked_pos.empty() ? nullptr : r.bool_masked_pos.data(), x.get(), B, N, D});
-  patch_emb = DeviceArray();
-  if (taps && r.output_hidden_states) tap(x, M * D, r.hidden_states_out, hidden_taps, taps->hidden_states);
-
-  // 4–5. Encoder layers (the ops' intermediate buffers are the backend's: Backend::qkv_attention, mlp).
+  // The ops' intermediate buffers are the backend's (Backend::qkv_attention, mlp).
   DeviceArray ctx(be, M * D);
-  DeviceArray probs = r.output_attentions ? DeviceArray(be, B * Hh * T * T) : DeviceArray();
+  DeviceArray probs = tap_attn ? DeviceArray(be, B * Hh * T * T) : DeviceArray();
   DeviceArray head_scale;
-  if (!r.head_mask.empty()) {
+  if (r && !r->head_mask.empty()) {
     std::vector<float> hm(L * Hh);  // [H] applies to every layer
-    for (int64_t i = 0; i < L * Hh; ++i) hm[i] = r.head_mask[i % r.head_mask.size()];
+    for (int64_t i = 0; i < L * Hh; ++i) hm[i] = r->head_mask[i % r->head_mask.size()];
     head_scale = DeviceArray(be, hm.size());
     be.upload(head_scale.get(), hm.data(), hm.size());
   }
   const float eps = static_cast<float>(c.layer_norm_eps);
-  auto linear = [&](const DeviceArray& a, int64_t k, const Linear& wt, const DeviceArray& b, int64_t n,
-                    DeviceArray& dst, bool residual, Epilogue ep) {
-    GemmArgs g;
-    g.A = a.get(), g.lda = k, g.Wp = wt.get(), g.bias = b.get(), g.C = dst.get();
-    g.residual = residual ? dst.get() : nullptr;
-    g.M = M, g.N = n, g.K = k, g.epilogue = ep;
-    be.gemm(g);
-  };
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights& lw = w.layers[l];
     QkvAttentionArgs at;  // LN1 inside: a backend may fuse it into the projection
-    at.a = x.get(), at.ln = {lw.ln1_g.get(), lw.ln1_b.get(), eps};
+    at.a = x, at.ln = {lw.ln1_g.get(), lw.ln1_b.get(), eps};
     at.W = lw.qkv_w.get(), at.bias = lw.qkv_b.get(), at.out = ctx.get();
     at.probs = probs.get(), at.head_scale = head_scale ? head_scale.get() + l * Hh : nullptr;
     at.B = B, at.T = T, at.H = Hh, at.Dh = Dh, at.D = D, at.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
     be.qkv_attention(at);
-    if (taps && r.output_attentions) tap(probs, B * Hh * T * T, r.attentions_out, attention_taps, taps->attentions);
-    linear(ctx, D, lw.out_w, lw.out_b, D, x, true, Epilogue::kNone);
-    MlpArgs ma;  // LN2 inside, likewise
-    ma.a = x.get(), ma.ln = {lw.ln2_g.get(), lw.ln2_b.get(), eps};
-    ma.W1 = lw.fc1_w.get(), ma.b1 = lw.fc1_b.get(), ma.W2 = lw.fc2_w.get(), ma.b2 = lw.fc2_b.get();
-    ma.out = x.get(), ma.M = M, ma.D = D, ma.I = I;
-    be.mlp(ma);
-    if (taps && r.output_hidden_states) tap(x, M * D, r.hidden_states_out, hidden_taps, taps->hidden_states);
-  }
-
-  // 6. Final LayerNorm straight into the output; 9. classifier on the CLS row of each image (row
-  // stride T·D), its logits after the hidden states.
-  be.layernorm({x.get(), w.final_g.get(), w.final_b.get(), final_out, M, D, eps});
-  if (w.classifier_w) {
-    GemmArgs g;
-    g.A = final_out, g.lda = T * D, g.Wp = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = final_out + M * D;
-    g.M = B, g.N = w.num_labels, g.K = D;
+    if (tap_attn) tap(probs.get(), B * Hh * T * T, r->attentions_out, attention_taps, taps->attentions);
+    GemmArgs g;  // output projection with the residual, in place
+    g.A = ctx.get(), g.lda = D, g.Wp = lw.out_w.get(), g.bias = lw.out_b.get(), g.C = x, g.residual = x;
+    g.M = M, g.N = D, g.K = D;
     be.gemm(g);
+    MlpArgs ma;  // LN2 inside, likewise
+    ma.a = x, ma.ln = {lw.ln2_g.get(), lw.ln2_b.get(), eps};
+    ma.W1 = lw.fc1_w.get(), ma.b1 = lw.fc1_b.get(), ma.W2 = lw.fc2_w.get(), ma.b2 = lw.fc2_b.get();
+    ma.out = x, ma.M = M, ma.D = D, ma.I = I;
+    be.mlp(ma);
+    if (tap_hidden) tap(x, M * D, r->hidden_states_out, hidden_taps, taps->hidden_states);
   }
+}
+
+EmbedResult Model::embed(const EmbedRequest& r) const {
+  check_embed(r);
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  const ModelWeights& w = weights_;
+  const int64_t B = r.B, p = c.patch_size, D = c.hidden_size, N = (r.H / p) * (r.W / p), T = N + 1, M = B * T;
+  const int64_t K0 = 3 * p * p, nl = r.logits ? w.num_labels : 0;
+  const float eps = static_cast<float>(c.layer_norm_eps);
+  EmbedResult out;
+  out.B = B, out.D = D, out.num_labels = nl;
+  float* pooled_host = r.pooled_out;
+  float* logits_host = r.logits_out;
+  if (r.pool && !pooled_host) out.pooled.resize(static_cast<size_t>(B * D)), pooled_host = out.pooled.data();
+  if (nl && !logits_host) out.logits.resize(static_cast<size_t>(B * nl)), logits_host = out.logits.data();
+
+  // 1–3. uint8 pixels → normalized patches (one op) → tokens.
+  DeviceArray x;
+  {
+    DeviceArray patches(be, B * N * K0);
+    PatchifyPixelsArgs pa;
+    pa.pixels = r.pixels, pa.patches = patches.get(), pa.B = B, pa.Himg = r.H, pa.Wimg = r.W, pa.p = p;
+    pa.norm = r.norm;
+    be.patchify_pixels(pa);
+    x = tokens(std::move(patches), B, r.H, r.W, r.interpolate_pos_encoding, nullptr);
+  }
+  // 4–5. The encoder layers, as forward() runs them.
+  layers(x.get(), B, T, nullptr, nullptr);
+
+  // 6–9. Only the rows that pooling and the classifier read. The CLS rows (stride T·D) → cls [B, D]:
+  // pooled as they are for cls-prenorm, then LayerNorm'd (row by row, the same kernel as forward's
+  // final LayerNorm) for cls pooling and the classifier.
+  DeviceArray pooled = r.pool ? DeviceArray(be, B * D) : DeviceArray();
+  auto pool = [&](DevicePtr src, int64_t rows, int64_t t0, int64_t n) {
+    PoolRowsArgs pr;
+    pr.x = src, pr.out = pooled.get(), pr.B = B, pr.T = rows, pr.D = D, pr.t0 = t0, pr.n = n;
+    pr.normalize = r.normalize;
+    be.pool_rows(pr);
+  };
+  const bool mean = r.pool && r.pooling == Pooling::Mean;
+  if (nl || (r.pool && !mean)) {
+    DeviceArray cls(be, B * D);
+    be.copy_rows(cls.get(), D, x.get(), T * D, B, D);
+    if (r.pool && r.pooling == Pooling::ClsPrenorm) pool(cls.get(), 1, 0, 1);
+    be.layernorm({cls.get(), w.final_g.get(), w.final_b.get(), cls.get(), B, D, eps});
+    if (r.pool && r.pooling == Pooling::Cls) pool(cls.get(), 1, 0, 1);
+    if (nl) {
+      DeviceArray logits(be, B * nl);
+      GemmArgs g;
+      g.A = cls.get(), g.lda = D, g.Wp = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = logits.get();
+      g.M = B, g.N = nl, g.K = D;
+      be.gemm(g);
+      be.download(logits_host, logits.get(), static_cast<size_t>(B * nl));
+    }
+  }
+  if (mean) {
+    // The final LayerNorm in place on the rows from image 0's first patch on (the CLS rows of images
+    // 1..B−1 come along: B − 1 of B·T rows), then the mean of each image's patch rows.
+    be.layernorm({x.get() + D, w.final_g.get(), w.final_b.get(), x.get() + D, M - 1, D, eps});
+    pool(x.get(), T, 1, N);
+  }
+  if (r.pool) be.download(pooled_host, pooled.get(), static_cast<size_t>(B * D));
+  return out;
 }
 
 }  // namespace vitmsn

@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "backend/device_array.h"
+#include "backend/pixel_norm.h"
 #include "engine/model/config.h"
 
 namespace vitmsn {
@@ -35,6 +36,37 @@ struct ForwardRequest {
   // buffer and the matching ForwardResult vector stays empty. Empty: ForwardResult holds them.
   std::vector<float*> hidden_states_out;
   std::vector<float*> attentions_out;
+};
+
+// How encode() turns the token sequence into one vector per image.
+enum class Pooling {
+  Cls,         // last_hidden_state[:, 0]: what HF users take
+  ClsPrenorm,  // hidden_states[-1][:, 0]: the CLS before the final LayerNorm (MSN's own evaluation)
+  Mean,        // mean of last_hidden_state[:, 1:]: the patch tokens, CLS excluded
+};
+
+// Model::embed: resized uint8 RGB images in, pooled vectors and/or logits out (encode() and
+// classify()). The same results as forward() then pool() on the host (bit for bit on the CPU),
+// without the float32 pixel tensor, the [B, T, D] download or the hidden states.
+struct EmbedRequest {
+  const uint8_t* pixels = nullptr;  // [B, H, W, 3] levels, borrowed until embed() returns
+  size_t pixel_bytes = 0;
+  int64_t B = 0, H = 0, W = 0;
+  PixelNorm norm;  // the preprocessor's rescale/normalize, applied inside the patchify
+  bool interpolate_pos_encoding = false;
+  bool pool = false;  // pooled [B, D] wanted
+  Pooling pooling = Pooling::Cls;
+  bool normalize = false;  // L2-normalise each pooled row (max(‖row‖₂, 1e-12))
+  bool logits = false;     // [B, num_labels] wanted (needs a classifier)
+  // Where the outputs go when the caller has buffers (else EmbedResult holds them).
+  float* pooled_out = nullptr;
+  float* logits_out = nullptr;
+};
+
+struct EmbedResult {
+  int64_t B = 0, D = 0, num_labels = 0;
+  std::vector<float> pooled;  // [B, D] when asked and no pooled_out was given
+  std::vector<float> logits;  // [B, num_labels] likewise
 };
 
 // How many floats each output of a request has (see Model::checked_output_sizes).
@@ -101,6 +133,12 @@ class Model {
 
   // Safe to call from several threads at once: activations are per call, weights read-only.
   ForwardResult forward(const ForwardRequest& request) const;
+  // The embed path (EmbedRequest). Thread-safe like forward().
+  EmbedResult embed(const EmbedRequest& request) const;
+  // embed()'s checks (shapes, options, memory; throws vitmsn::Error).
+  void check_embed(const EmbedRequest& request) const;
+  // max_batch for embed requests of this image shape (host_bytes_per_image as there).
+  int64_t max_embed_batch(EmbedRequest request, double host_bytes_per_image, int64_t wanted) const;
   // The checks forward() starts with (shapes, options, memory; throws vitmsn::Error), and the
   // sizes of the outputs of a request that passes them (so a caller can allocate them beforehand).
   OutputSizes checked_output_sizes(const ForwardRequest& request) const;
@@ -125,12 +163,22 @@ class Model {
   Model(const ModelConfig& config, std::shared_ptr<Backend> backend);
   void check_request(const ForwardRequest& r) const;
   MemoryNeed memory_need(const ForwardRequest& r) const;
+  MemoryNeed memory_need(const EmbedRequest& r) const;
+  // What forward and embed share: the activation-size guard of an input grid, and max_batch.
+  void check_activations(int64_t B, int64_t H, int64_t W, bool attentions) const;
+  int64_t fitting_batch(MemoryNeed one, double host_bytes_per_image, int64_t wanted) const;
   // Throws ERR_OUT_OF_MEMORY when `need` does not fit in what the backend and the host have left.
   void check_fits(const MemoryNeed& need) const;
   // The device part of forward: pixels (backend memory, [B, C, H, W]) → out (backend memory,
   // [B·T·D] last_hidden_state then [B·num_labels] logits). taps, when set, receives the hidden
   // states and attentions as they are computed (downloads: never inside a recorded replay).
   void encode(const ForwardRequest& r, DevicePtr pixels, DevicePtr out, ForwardResult* taps) const;
+  // The stages both paths share. tokens: patches [B·N, C·p·p] → x [B·T, D] (patch embedding, CLS,
+  // mask tokens, position embeddings, resized for the grid when asked; patches is freed after its
+  // GEMM). layers: the encoder
+  // layers on x in place; with r set, its head mask applies and its taps are taken into `taps`.
+  DeviceArray tokens(DeviceArray patches, int64_t B, int64_t H, int64_t W, bool interpolate, const uint8_t* mask) const;
+  void layers(DevicePtr x, int64_t B, int64_t T, const ForwardRequest* r, ForwardResult* taps) const;
   // Whether a request's device work depends on its shape alone (so a backend may record and replay it).
   bool replayable(const ForwardRequest& r) const;
 

@@ -1,4 +1,5 @@
-// From a forward pass to one vector per image (encode()) or class probabilities (classify()).
+// From a forward pass to one vector per image or class probabilities, on the host: the reference
+// that Model::embed (encode() and classify()) matches bit for bit on the CPU. Pooling is in model.h.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -6,12 +7,6 @@
 #include "engine/model/model.h"
 
 namespace vitmsn {
-
-enum class Pooling {
-  Cls,         // last_hidden_state[:, 0]: what HF users take
-  ClsPrenorm,  // hidden_states[-1][:, 0]: the CLS before the final LayerNorm (MSN's own evaluation)
-  Mean,        // mean of last_hidden_state[:, 1:]: the patch tokens, CLS excluded
-};
 
 // [B, D] from a forward result (ClsPrenorm needs it run with output_hidden_states). With
 // `normalize`, each row is divided by max(‖row‖₂, 1e-12), as torch.nn.functional.normalize does.
