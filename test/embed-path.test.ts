@@ -4,7 +4,7 @@
 // cls-prenorm from the hidden states, mean; L2 normalize) and the softmax of the logits — bit for
 // bit on the CPU, for float32 and bfloat16 weights, interpolated grids, odd image sizes, and
 // preprocessor configs that skip the resize, the rescale or the normalize.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,19 +15,14 @@ import { decodeImage } from '../lib/images';
 import { defaultPreprocessorConfig } from '../lib/preprocessor';
 import { goldenDir, type GoldenModel } from './support/goldens';
 import { hostPool, hostSoftmax } from './support/host-pooling';
+import { mixedImages } from './support/images';
 import { TOL } from './tolerances';
 
 const FIX = path.join(__dirname, 'fixtures');
 const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-embed-path-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
 
-const images = [
-  path.join(FIX, 'images', 'chelsea.png'),
-  readFileSync(path.join(FIX, 'images', 'camera.png')),
-  path.join(FIX, 'pil', 'exif6.jpg'),
-  path.join(FIX, 'pil', 'rgba.webp'),
-  path.join(FIX, 'pil', 'anim.gif'),
-];
+const images = mixedImages();
 // Without a resize every image of a batch must have one size: an odd-sized one, three times.
 const oddImage = path.join(FIX, 'pil', 'rgb_small.png');
 

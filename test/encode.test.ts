@@ -1,12 +1,13 @@
 // encode() and classify() against their definitions on the tiny transformers checkpoints:
 // encode(image) = pooling of forward(preprocess(image)); classify() ranks the softmax of the logits.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadModel, type Model } from '../lib/index';
 import { native } from '../lib/binding';
 import { type GoldenModel } from './support/goldens';
+import { mixedImages } from './support/images';
 import { TOL } from './tolerances';
 import { tinyModelFolder } from './support/real-models';
 
@@ -26,13 +27,7 @@ function folder(name: GoldenModel, size: number, tag: string = name): string {
   return tinyModelFolder(path.join(tmpRoot, tag), name, size);
 }
 
-const images = [
-  path.join(FIX, 'images', 'chelsea.png'),
-  readFileSync(path.join(FIX, 'images', 'camera.png')),
-  path.join(FIX, 'pil', 'exif6.jpg'),
-  path.join(FIX, 'pil', 'rgba.webp'),
-  path.join(FIX, 'pil', 'anim.gif'),
-];
+const images = mixedImages();
 
 function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0;
