@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machine, gitRev, now, appendResults, benchJpeg } from './support.mjs';
+import { FACEBOOK_PREPROCESSOR } from '../test/support/fixtures.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
@@ -47,18 +48,7 @@ try {
   for (const f of ['config.json', 'model.safetensors']) {
     fs.copyFileSync(path.join(root, 'test', 'fixtures', 'goldens', 'tiny-s8', f), path.join(modelDir, f));
   }
-  fs.writeFileSync(
-    path.join(modelDir, 'preprocessor_config.json'),
-    JSON.stringify({
-      do_normalize: true,
-      do_resize: true,
-      feature_extractor_type: 'ViTFeatureExtractor',
-      image_mean: [0.485, 0.456, 0.406],
-      image_std: [0.229, 0.224, 0.225],
-      resample: 2,
-      size: 224,
-    }),
-  );
+  fs.writeFileSync(path.join(modelDir, 'preprocessor_config.json'), JSON.stringify(FACEBOOK_PREPROCESSOR));
   const model = await loadModel(modelDir, { device: 'cpu' });
   const cfg = nativePreprocessConfig(model.preprocessor);
   const decoded = await decodeImage(jpeg, 0);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, loadModel, VitMsnError, type ErrorCode, type Model } from '../lib/index';
 import { native } from '../lib/binding';
-import { goldenDir } from './support/goldens';
+import { goldenDir, TINY_S8_NATIVE_CONFIG } from './support/goldens';
 import { encodeSafetensors, readSafetensors } from './support/safetensors';
 
 const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-errors-'));
@@ -335,19 +335,7 @@ describe('the addon itself survives junk (no crash when called directly)', () =>
       await expectNativeCode(() => addon.loadModel(j as any, j as any, j as any));
     }
     // A native handle loaded directly, to pass junk straight to it.
-    const cfg = {
-      hiddenSize: 32,
-      numHiddenLayers: 2,
-      numAttentionHeads: 4,
-      intermediateSize: 64,
-      imageHeight: 32,
-      imageWidth: 32,
-      patchSize: 8,
-      numChannels: 3,
-      layerNormEps: 1e-6,
-      qkvBias: true,
-      numLabels: -1,
-    };
+    const cfg = TINY_S8_NATIVE_CONFIG;
     const raw = await addon.loadModel(goldenDir('tiny-s8'), cfg, { device: 'cpu', dtype: 'float32', threads: 1 });
     for (const j of junk) {
       await expectNativeCode(() => raw.forward(j as any, j as any, j as any));

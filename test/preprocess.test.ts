@@ -15,19 +15,10 @@ import { defaultPreprocessorConfig, parsePreprocessorConfig } from '../lib/prepr
 import { goldenDir } from './support/goldens';
 import { readSafetensors } from './support/safetensors';
 import { TOL } from './tolerances';
+import { FACEBOOK_PREPROCESSOR } from './support/real-models';
 
 const FIX = path.join(__dirname, 'fixtures');
 const IMAGES = ['camera', 'chelsea', 'coffee', 'logo'];
-// facebook/vit-msn-*'s preprocessor_config.json (docs/model.md, "Checkpoints").
-export const FACEBOOK_PREPROCESSOR = {
-  do_normalize: true,
-  do_resize: true,
-  feature_extractor_type: 'ViTFeatureExtractor',
-  image_mean: [0.485, 0.456, 0.406],
-  image_std: [0.229, 0.224, 0.225],
-  resample: 2,
-  size: 224,
-};
 
 const tmpRoot = mkdtempSync(path.join(tmpdir(), 'vitmsn-preprocess-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));

@@ -6,7 +6,7 @@ import { loadModel, type Model } from '../lib/index';
 import { native } from '../lib/binding';
 import { nativePreprocessConfig } from '../lib/encode';
 import { defaultPreprocessorConfig } from '../lib/preprocessor';
-import { goldenDir } from './support/goldens';
+import { goldenDir, TINY_S8_NATIVE_CONFIG } from './support/goldens';
 
 /** The same values in a view over a SharedArrayBuffer, `pad` elements into it. */
 function shared<T extends Float32Array | Uint8Array | Uint16Array>(a: T, pad = 3): T {
@@ -124,23 +124,11 @@ describe('detached inputs', () => {
     const im = raw(0);
     const call = () => Promise.resolve().then(() => native().preprocess([{ ...im, data: detached(im.data) }], cfg));
     await expect(call()).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
-    const nm = await native().loadModel(
-      goldenDir('tiny-s8'),
-      {
-        hiddenSize: 32,
-        numHiddenLayers: 2,
-        numAttentionHeads: 4,
-        intermediateSize: 64,
-        imageHeight: 32,
-        imageWidth: 32,
-        patchSize: 8,
-        numChannels: 3,
-        layerNormEps: 1e-6,
-        qkvBias: true,
-        numLabels: -1,
-      },
-      { device: 'cpu', dtype: 'float32', threads: 1 },
-    );
+    const nm = await native().loadModel(goldenDir('tiny-s8'), TINY_S8_NATIVE_CONFIG, {
+      device: 'cpu',
+      dtype: 'float32',
+      threads: 1,
+    });
     const fwd = { outputHiddenStates: false, outputAttentions: false, interpolatePosEncoding: false };
     await expect(Promise.resolve().then(() => nm.forward(detached(pixels), [B, 3, 32, 32], fwd))).rejects.toMatchObject(
       { code: 'ERR_INVALID_ARGUMENT' },

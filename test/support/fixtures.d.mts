@@ -34,6 +34,17 @@ export declare function relL2(a: ArrayLike<number>, b: ArrayLike<number>): numbe
 /** Deterministic [B, 3, H, W] input in [-1.5, 1.5]; every batch item differs. */
 export declare function syntheticPixels(B: number, H?: number, W?: number): Float32Array;
 
+/** facebook/vit-msn-*'s preprocessor_config.json. */
+export declare const FACEBOOK_PREPROCESSOR: Readonly<{
+  do_normalize: boolean;
+  do_resize: boolean;
+  feature_extractor_type: string;
+  image_mean: readonly number[];
+  image_std: readonly number[];
+  resample: number;
+  size: number;
+}>;
+
 /**
  * A copy of the tiny golden model `name` in `dir` with the facebook preprocessor config resizing to
  * `size` (created if missing). Returns `dir`.

@@ -287,19 +287,22 @@ export function syntheticPixels(B, H = 224, W = 224) {
  * `size`: what the image tests, the server and queue tests and the benches load when they need a
  * fast model that reads real images. Returns `dir`.
  */
+/** facebook/vit-msn-*'s preprocessor_config.json (docs/model.md, "Checkpoints"). */
+export const FACEBOOK_PREPROCESSOR = Object.freeze({
+  do_normalize: true,
+  do_resize: true,
+  feature_extractor_type: 'ViTFeatureExtractor',
+  image_mean: Object.freeze([0.485, 0.456, 0.406]),
+  image_std: Object.freeze([0.229, 0.224, 0.225]),
+  resample: 2,
+  size: 224,
+});
+
 export function tinyModelFolder(dir, name, size) {
   fs.mkdirSync(dir, { recursive: true });
   for (const f of ['config.json', 'model.safetensors']) {
     fs.copyFileSync(path.join(here, '..', 'fixtures', 'goldens', name, f), path.join(dir, f));
   }
-  const preprocessor = {
-    do_normalize: true,
-    do_resize: true,
-    image_mean: [0.485, 0.456, 0.406],
-    image_std: [0.229, 0.224, 0.225],
-    resample: 2,
-    size,
-  };
-  fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(preprocessor));
+  fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({ ...FACEBOOK_PREPROCESSOR, size }));
   return dir;
 }

@@ -10,6 +10,21 @@ export function goldenDir(name: GoldenModel): string {
   return path.join(GOLDEN_DIR, name);
 }
 
+/** tiny-s8's config.json as the native loader takes it (for tests that call the addon directly). */
+export const TINY_S8_NATIVE_CONFIG = Object.freeze({
+  hiddenSize: 32,
+  numHiddenLayers: 2,
+  numAttentionHeads: 4,
+  intermediateSize: 64,
+  imageHeight: 32,
+  imageWidth: 32,
+  patchSize: 8,
+  numChannels: 3,
+  layerNormEps: 1e-6,
+  qkvBias: true,
+  numLabels: -1,
+});
+
 export function golden(name: GoldenModel): Record<string, StTensor> {
   return readSafetensors(path.join(goldenDir(name), 'golden.safetensors'));
 }

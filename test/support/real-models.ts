@@ -9,6 +9,7 @@ export {
   closeOrt,
   relL2,
   tinyModelFolder,
+  FACEBOOK_PREPROCESSOR,
   syntheticPixels,
   type RealArch,
 } from './fixtures.mjs';
