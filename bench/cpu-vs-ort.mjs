@@ -13,7 +13,8 @@
 //   --q8       also time onnxruntime q8 (bench/quantize_q8.py: the graph onnxruntime's quantize_dynamic
 //              makes, int8 DynamicQuantizeMatMul; needs Debian's python3-onnx), interleaved likewise
 //   --rss      also measure, per model and engine, in a fresh child process each: cold start (spawn
-//              to the first batch-1 embedding) and peak RSS (VmHWM), next to the weights' size
+//              to the first batch-1 embedding), peak RSS (VmHWM) and the RSS before the model
+//              (Node + the engine library), next to the weights' size
 //   --record   append a dated section to bench/RESULTS.md
 //   --only-ort time onnxruntime alone (e.g. before the addon is built)
 //
@@ -297,6 +298,8 @@ function rssTable(rows) {
     'weights MB (fp32 safetensors)',
     'peak RSS MB (VmHWM)',
     'RSS / weights',
+    'runtime MB (before the model)',
+    '(peak − runtime) / weights',
     'cold start ms (spawn → first b1 embedding)',
   ];
   const body = rows.map((r) => [
@@ -305,6 +308,8 @@ function rssTable(rows) {
     f1(r.weightsMB),
     f1(r.hwmMB),
     `${(r.hwmMB / r.weightsMB).toFixed(2)}×`,
+    f1(r.runtimeMB),
+    `${((r.hwmMB - r.runtimeMB) / r.weightsMB).toFixed(2)}×`,
     f1(r.coldMs),
   ]);
   return [head, head.map(() => '---'), ...body].map((r) => `| ${r.join(' | ')} |`).join('\n');
@@ -321,8 +326,23 @@ function vmHwmMB() {
   return process.resourceUsage().maxRSS / 1024;
 }
 
-// Child mode: load one engine, embed one batch-1 image, report, exit.
+// Resident set now (VmRSS), MB.
+function vmRssMB() {
+  try {
+    const kb = Number(/^VmRSS:\s*(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1]);
+    if (kb > 0) return kb / 1024;
+  } catch {
+    /* not Linux */
+  }
+  return process.memoryUsage().rss / (1 << 20);
+}
+
+// Child mode: load one engine, embed one batch-1 image, report, exit. runtimeMB is the process
+// before any model exists (Node, this script, the engine's library loaded): what the model and
+// its activations add is the peak minus that.
 async function childMain() {
+  if (args.child === 'vitmsn') await import('../dist/index.mjs');
+  const runtimeMB = vmRssMB();
   const x = syntheticPixels(1);
   const shape = [1, 3, 224, 224];
   let run;
@@ -334,7 +354,7 @@ async function childMain() {
     run = () => session.run({ pixel_values: new ort.Tensor('float32', x, shape) });
   }
   await run();
-  process.stdout.write(`${JSON.stringify({ first: true, hwmMB: vmHwmMB() })}\n`);
+  process.stdout.write(`${JSON.stringify({ first: true, hwmMB: vmHwmMB(), runtimeMB })}\n`);
   process.exit(0);
 }
 
@@ -365,10 +385,10 @@ async function measureChild(arch, engine, dtype) {
   });
   const code = await new Promise((r) => child.on('close', r));
   if (code !== 0) throw new Error(`${engine} child exited with ${code}`);
-  const { hwmMB } = JSON.parse(out.split('\n')[0]);
+  const { hwmMB, runtimeMB } = JSON.parse(out.split('\n')[0]);
   const name =
     engine === 'ort' ? 'onnxruntime-node fp32' : engine === 'ort-q8' ? 'onnxruntime-node q8' : `vitmsn ${dtype}`;
-  return { model: arch, engine: name, weightsMB, hwmMB, coldMs };
+  return { model: arch, engine: name, weightsMB, hwmMB, runtimeMB, coldMs };
 }
 
 function machineLine(m) {

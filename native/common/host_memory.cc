@@ -7,6 +7,9 @@
 #include <limits>
 #include <sstream>
 #include <vector>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace vitmsn {
 namespace {
@@ -129,6 +132,12 @@ size_t host_available_bytes(const std::string& root) {
     }
   }
   return best;
+}
+
+void return_free_heap() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 }  // namespace vitmsn

@@ -14,4 +14,9 @@ namespace vitmsn {
 // `root` prefixes every path read ("" for the real system; tests point it at a fake tree).
 size_t host_available_bytes(const std::string& root = "");
 
+// Hands the heap's free pages back to the system (glibc's malloc_trim; nothing elsewhere). glibc
+// keeps freed memory for reuse, so after a load has streamed hundreds of MB of float32 tensors
+// through the heap, the process would otherwise stay that much bigger than what it holds.
+void return_free_heap();
+
 }  // namespace vitmsn

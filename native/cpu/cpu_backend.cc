@@ -29,9 +29,6 @@
 #include "cpu/pool_rows.h"
 #include "cpu/qkv_attention.h"
 #include "cpu/thread_pool.h"
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 namespace vitmsn {
 namespace {
@@ -94,9 +91,7 @@ class CpuBackend final : public Backend {
       free_bytes_ = 0;
     }
     for (auto& [bytes, p] : drop) ::operator delete(p, std::align_val_t(kAlign));
-#ifdef __GLIBC__
-    malloc_trim(0);  // freed heap pages back to the system, where a container's limit counts them
-#endif
+    return_free_heap();  // back to the system, where a container's limit counts them
   }
 
   DevicePtr alloc(size_t n) override {
