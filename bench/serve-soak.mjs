@@ -3,7 +3,8 @@
 // request (junk bytes, wrong type, too many pixels, body too large, bad option, unknown route),
 // against one server, checking each status and the server's RSS (VmRSS) after the first 2 500
 // (warm-up: heaps and caches grown), every 2 500 after, and at the end; (2) overload: a server with a short queue (--max-queue 8) and a slow model, 256
-// concurrent requests, the time the refused ones take to get their 429.
+// concurrent requests, the time the refused ones take to get their 429; (3) steady overload: that
+// queue kept full by 32 clients, one more client's requests one after another, their 429 times.
 //
 //   node bench/serve-soak.mjs [--requests 10000] [--record]
 //
@@ -164,7 +165,39 @@ const over = await Promise.all(
     return { status: r.status, ms: performance.now() - s, retry: r.headers.get('retry-after') };
   }),
 );
+// (3) steady overload: 32 clients keep the queue full (each waits 50 ms after a 429, as a client
+// honouring back-off would) while one client sends requests one after another over a kept-alive
+// connection: its 429s show how fast the server sheds load, without a burst's own queueing (256
+// connections opened at once, their requests parsed one by one on one event loop).
+const post = () =>
+  fetch(`${slow.url}/v1/embeddings`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+let busy = true;
+const keepFull = Array.from({ length: 32 }, async () => {
+  while (busy) {
+    const r = await post().catch(() => undefined);
+    await r?.arrayBuffer();
+    if (r?.status === 429) await new Promise((res) => setTimeout(res, 50));
+  }
+});
+await new Promise((res) => setTimeout(res, 2000)); // the queue fills
+const probe = [];
+for (let i = 0; i < 300; i++) {
+  const s = performance.now();
+  const r = await post();
+  await r.arrayBuffer();
+  probe.push({ status: r.status, ms: performance.now() - s });
+}
+busy = false;
+await Promise.all(keepFull);
 await slow.stop();
+const probeRefused = probe
+  .filter((o) => o.status === 429)
+  .map((o) => o.ms)
+  .sort((a, b) => a - b);
 const refused = over
   .filter((o) => o.status === 429)
   .map((o) => o.ms)
@@ -182,6 +215,7 @@ const lines = [
   '',
   `- ${N} requests in ${soakSeconds.toFixed(1)} s (16 at a time); server RSS after the first 2 500 (warm-up): ${rss1k.toFixed(1)} MiB, after ${N}: ${rssEnd.toFixed(1)} MiB (${(((rssEnd - rss1k) / rss1k) * 100).toFixed(1)}%); RSS MiB along the way: ${samples.join(', ')}`,
   `- overload (ViT-S/16, --max-queue 8, --max-batch 4, 256 concurrent requests): statuses ${JSON.stringify(byStatus)}; 429 answered in p50 ${pct(refused, 0.5).toFixed(1)} ms, p99 ${pct(refused, 0.99).toFixed(1)} ms, max ${refused.at(-1)?.toFixed(1)} ms (client-measured, request to full answer); Retry-After on 429: ${over.filter((o) => o.status === 429).every((o) => o.retry) ? 'yes' : 'missing'}`,
+  `- steady overload (same server; 32 clients keep its queue full, waiting 50 ms after each 429): one client's ${probe.length} requests, one after another on a kept-alive connection: ${probeRefused.length} answered 429 in p50 ${pct(probeRefused, 0.5).toFixed(1)} ms, p99 ${pct(probeRefused, 0.99).toFixed(1)} ms, max ${probeRefused.at(-1)?.toFixed(1)} ms (client-measured, request to full answer); other statuses: ${JSON.stringify(probe.filter((o) => o.status !== 429).reduce((m, o) => ((m[o.status] = (m[o.status] ?? 0) + 1), m), {}))}`,
 ];
 console.log(lines.join('\n'));
 if (args.record) {

@@ -9,7 +9,8 @@
 //                        [--threads N] [--batching on,off] [--max-batch 8,64] [--record]
 //
 // Without --model the real-size ViT-S/16 of test/fixtures/anchors is generated (python3 + numpy).
-// Reported per row: throughput (images/s = 2xx answers per second), latency p50/p99 (autocannon),
+// Reported per row: throughput (images/s = 2xx answers per second, and connections / mean latency,
+// Little's law for this closed loop), the mean batch the batcher formed (/metrics), latency p50/p99 (autocannon),
 // the server's event-loop delay over the run (p99 and max, from /metrics: prom-client's
 // nodejs_eventloop_lag_*, reset at each scrape, less the 10 ms sampling interval Node's histogram
 // includes), and the server's peak RSS so far (VmHWM).
@@ -157,6 +158,8 @@ async function scrape(url) {
   return {
     lagP99: over(get('nodejs_eventloop_lag_p99_seconds')),
     lagMax: over(get('nodejs_eventloop_lag_max_seconds')),
+    images: get('vitmsn_images_total'),
+    batches: get('vitmsn_batches_total'),
   };
 }
 
@@ -188,7 +191,7 @@ async function serverRows(maxBatch) {
   try {
     await cannon(srv.url, 8, 2); // warmup
     for (const c of connections) {
-      await scrape(srv.url); // resets the event-loop histogram
+      const before = await scrape(srv.url); // also resets the event-loop histogram
       const r = await cannon(srv.url, c, duration);
       const lag = await scrape(srv.url);
       const ok = r['2xx'];
@@ -196,6 +199,11 @@ async function serverRows(maxBatch) {
         what: maxBatch > 1 ? `serve, batching on (max ${maxBatch})` : 'serve, batching off',
         conns: c,
         imgps: ok / duration,
+        // Closed loop, no think time: throughput = clients / mean latency (Little's law). Unlike
+        // answers per second it does not depend on where the window cuts a batch of 64 (±64
+        // answers in a 10 s window is ±20% at CPU speeds).
+        littleImgps: r.errors + r.non2xx === 0 && r.latency.mean > 0 ? c / (r.latency.mean / 1000) : NaN,
+        meanBatch: (lag.images - before.images) / (lag.batches - before.batches),
         p50: r.latency.p50,
         p99: r.latency.p99,
         errors: r.non2xx + r.errors + r.timeouts,
@@ -205,7 +213,7 @@ async function serverRows(maxBatch) {
       });
       const x = rows.at(-1);
       console.error(
-        `# ${x.what}, ${c} conns: ${x.imgps.toFixed(1)} img/s, p50 ${x.p50} ms, p99 ${x.p99} ms, errors ${x.errors}, loop lag p99 ${x.lagP99.toFixed(1)} ms, VmHWM ${x.rss.toFixed(0)} MiB`,
+        `# ${x.what}, ${c} conns: ${x.imgps.toFixed(1)} img/s (${x.littleImgps.toFixed(1)} by Little's law), mean batch ${x.meanBatch.toFixed(1)}, p50 ${x.p50} ms, p99 ${x.p99} ms, errors ${x.errors}, loop lag p99 ${x.lagP99.toFixed(1)} ms, VmHWM ${x.rss.toFixed(0)} MiB`,
       );
     }
   } finally {
@@ -221,12 +229,12 @@ for (const m of modes) for (const b of m === 'on' ? maxBatches : [1]) served.pus
 
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const table = [
-  '| setup | connections | img/s | p50 ms | p99 ms | non-2xx + errors | server event-loop delay p99 / max ms | server peak RSS MiB |',
-  '|---|---:|---:|---:|---:|---:|---:|---:|',
-  ...base.map((b) => `| ${b.what} | – | ${f(b.imgps)} | ${f(b.p50)} | ${f(b.p99)} | – | – | – |`),
+  '| setup | connections | img/s (answers / s) | img/s (connections / mean latency) | mean batch | p50 ms | p99 ms | non-2xx + errors | server event-loop delay p99 / max ms | server peak RSS MiB |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...base.map((b) => `| ${b.what} | – | ${f(b.imgps)} | – | – | ${f(b.p50)} | ${f(b.p99)} | – | – | – |`),
   ...served.map(
     (s) =>
-      `| ${s.what} | ${s.conns} | ${f(s.imgps)} | ${f(s.p50, 0)} | ${f(s.p99, 0)} | ${s.errors} | ${f(s.lagP99)} / ${f(s.lagMax)} | ${f(s.rss, 0)} |`,
+      `| ${s.what} | ${s.conns} | ${f(s.imgps)} | ${f(s.littleImgps)} | ${f(s.meanBatch)} | ${f(s.p50, 0)} | ${f(s.p99, 0)} | ${s.errors} | ${f(s.lagP99)} / ${f(s.lagMax)} | ${f(s.rss, 0)} |`,
   ),
 ].join('\n');
 console.log(table);
@@ -238,7 +246,7 @@ if (args.record) {
 
 - machine: ${machine()}
 - vitmsn: cpu, ${dtype}, git ${gitRev()}; model ${modelLabel}
-- method: autocannon (in the bench process, sharing the cores with the server) posting one 640×480 JPEG (${jpeg.length} bytes, chelsea.png resized, quality 90) per request to POST /v1/embeddings of a \`vitmsn serve\` child process for ${duration} s per row after a 2 s warmup; img/s = 2xx answers per second; latency from autocannon; event-loop delay from the server's /metrics (nodejs_eventloop_lag_*, over the row, less the 10 ms sampling interval that Node's histogram includes); peak RSS = the server's VmHWM so far. Baseline rows: model.encode() of the same JPEG in the bench process, before the servers, calls back to back.
+- method: autocannon (in the bench process, sharing the cores with the server) posting one 640×480 JPEG (${jpeg.length} bytes, chelsea.png resized, quality 90) per request to POST /v1/embeddings of a \`vitmsn serve\` child process for ${duration} s per row after a 2 s warmup; img/s = 2xx answers per second, and connections / mean latency (Little's law for a closed loop without think time: independent of where the window cuts a batch); mean batch = images / batches from the server's /metrics over the row; latency from autocannon; event-loop delay from the server's /metrics (nodejs_eventloop_lag_*, over the row, less the 10 ms sampling interval that Node's histogram includes); peak RSS = the server's VmHWM so far. Baseline rows: model.encode() of the same JPEG in the bench process, before the servers, calls back to back.
 - command: \`${cmd}\`
 
 ${table}
