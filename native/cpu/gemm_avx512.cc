@@ -90,13 +90,26 @@ static void pack_a(const GemmBlock& b, int64_t m, int rows, float* dst) {
 // 6–7 hold B (16 k-pairs × 16 columns × 2 bf16). A PackedLinear bf16 panel row (one k-pair, 32
 // columns × 2) is 128 bytes, so B tiles are panel rows read with a 128-byte stride, the right half
 // of the panel 64 bytes in. tdpbf16ps multiplies the bf16 pairs exactly and accumulates in fp32,
-// like vdpbf16ps, so the AMX and AVX-512 bf16 paths compute the same products.
+// like vdpbf16ps, so the AMX and AVX-512 bf16 paths compute the same products. A last row tile of
+// ≤ 16 rows uses tiles 0–1 and one A tile.
 #define VITMSN_AMX_TARGET \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,avx2,bmi2,amx-tile,amx-bf16")))
 
 VITMSN_AMX_TARGET static void amx_configure() {
   const AmxTileConfig c = amx_tiles_16x64();
   _tile_loadconfig(&c);
+}
+
+// A finished block's float32 sums (32 × 32, row stride 32) waiting for their epilogue, row by row.
+struct PendingRows {
+  const float* sums = nullptr;
+  int64_t m = 0, n0 = 0;
+  int rows = 0, done = 0;
+};
+
+static inline void finish_rows(const GemmBlock& b, PendingRows& p, int upto) {
+  for (; p.done < upto && p.done < p.rows; ++p.done)
+    store_row(b, p.m + p.done, p.n0, _mm512_load_ps(p.sums + p.done * 32), _mm512_load_ps(p.sums + p.done * 32 + 16));
 }
 #endif
 
@@ -125,38 +138,62 @@ void gemm_pack_a_amx(const GemmBlock& b, int64_t t0, int64_t t1) {
 
 VITMSN_AMX_TARGET void gemm_block_amx(const GemmBlock& b) {
   const PackedLinear& W = *b.W;
-  const int64_t K = W.K, K2 = W.K2;
+  const int64_t K = W.K, K2 = W.K2, steps = (K2 + 15) / 16;
   const int64_t a_stride = K * 2;  // bytes per A row
-  alignas(64) float c[32 * 32];
+  // Two sum buffers: while block i's tile instructions run, the epilogue of block i − 1 (from the
+  // other buffer) is spread over its k-steps, so the vector units finish rows (bias, GELU,
+  // residual) while the AMX unit multiplies, instead of after it.
+  alignas(64) float sums[2][32 * 32];
+  PendingRows prev;
+  int cur = 0;
   amx_configure();
   for (int64_t m = b.m0; m < b.m1; m += kMrAmx) {
     const int rows = static_cast<int>(b.m1 - m < kMrAmx ? b.m1 - m : kMrAmx);
+    const bool two = rows > 16;  // a last tile of ≤ 16 rows (197 = 6 · 32 + 5 tokens) needs one A tile
     const uint8_t* ap = reinterpret_cast<const uint8_t*>(b.a_tiles + (m / kMrAmx) * b.tile_stride);
     for (int64_t p = b.p0; p < b.p1; ++p) {
       const uint8_t* bp = reinterpret_cast<const uint8_t*>(W.bf16() + p * K2 * 2 * kPanel);
+      const int per_step = static_cast<int>((prev.rows - prev.done + steps - 1) / steps);
+      int upto = prev.done;
       _tile_zero(0);
       _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
-      for (int64_t q = 0; q < K2; q += 16) {
-        _tile_loadd(4, ap + q * 4, a_stride);
-        _tile_loadd(5, ap + 16 * a_stride + q * 4, a_stride);
-        _tile_loadd(6, bp + q * 128, 128);
-        _tile_loadd(7, bp + q * 128 + 64, 128);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+      if (two) {
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int64_t q = 0; q < K2; q += 16) {
+          _tile_loadd(4, ap + q * 4, a_stride);
+          _tile_loadd(5, ap + 16 * a_stride + q * 4, a_stride);
+          _tile_loadd(6, bp + q * 128, 128);
+          _tile_loadd(7, bp + q * 128 + 64, 128);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+          finish_rows(b, prev, upto += per_step);
+        }
+      } else {
+        for (int64_t q = 0; q < K2; q += 16) {
+          _tile_loadd(4, ap + q * 4, a_stride);
+          _tile_loadd(6, bp + q * 128, 128);
+          _tile_loadd(7, bp + q * 128 + 64, 128);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          finish_rows(b, prev, upto += per_step);
+        }
       }
+      finish_rows(b, prev, prev.rows);
+      float* c = sums[cur];
       _tile_stored(0, c, 128);
       _tile_stored(1, c + 16, 128);
-      _tile_stored(2, c + 16 * 32, 128);
-      _tile_stored(3, c + 16 * 32 + 16, 128);
-      for (int i = 0; i < rows; ++i) {
-        store_row(b, m + i, p * kPanel, _mm512_load_ps(c + i * 32), _mm512_load_ps(c + i * 32 + 16));
+      if (two) {
+        _tile_stored(2, c + 16 * 32, 128);
+        _tile_stored(3, c + 16 * 32 + 16, 128);
       }
+      prev = PendingRows{c, m, p * kPanel, rows, 0};
+      cur ^= 1;
     }
   }
+  finish_rows(b, prev, prev.rows);
   _tile_release();
 }
 #else
