@@ -7,17 +7,21 @@
 // architecture (CMakeLists.txt, scripts/gyp-sources.js), so they need no fallback for the others;
 // the drivers name their functions only under `if constexpr (kX86Kernels)` (kArm64Kernels), which
 // other builds discard without needing a definition (C++17 [basic.def.odr]: odr-use in a
-// discarded statement).
+// discarded statement). A driver's own helper that calls x86 kernels (e.g. a fused op's block
+// loop) is itself defined only under `#if VITMSN_X86_KERNELS` and declared for all: a function
+// body is never discarded, so at -O0 its calls would otherwise stay as undefined references.
 #pragma once
+
+#if defined(__x86_64__) || defined(__i386__)
+#define VITMSN_X86_KERNELS 1
+#else
+#define VITMSN_X86_KERNELS 0
+#endif
 
 namespace vitmsn {
 namespace cpu {
 
-#if defined(__x86_64__) || defined(__i386__)
-inline constexpr bool kX86Kernels = true;
-#else
-inline constexpr bool kX86Kernels = false;
-#endif
+inline constexpr bool kX86Kernels = VITMSN_X86_KERNELS != 0;
 #if defined(__aarch64__)
 inline constexpr bool kArm64Kernels = true;
 #else

@@ -37,14 +37,6 @@ void check(const MlpArgs& a) {
   if (a.M > 0 && (!a.a || !a.out)) throw Error(codes::kInternal, "mlp: null operand");
 }
 
-// LN(rows [m0, m0 + rows) of a) into dst (rows × D) when the op has a LayerNorm in front; else
-// those rows of a as they are. Returns where the op's input rows are.
-const float* input_rows(const MlpArgs& a, int64_t m0, int64_t rows, float* dst, Isa isa) {
-  if (!a.ln) return a.a + m0 * a.D;
-  layernorm_rows({a.a + m0 * a.D, a.ln.gamma, a.ln.beta, dst, rows, a.D, a.ln.eps}, isa);
-  return dst;
-}
-
 void two_gemms(const MlpArgs& a, ThreadPool& pool, Isa isa, OpBuffers& buffers) {
   const float* x = a.a;
   if (a.ln) {
@@ -61,6 +53,15 @@ void two_gemms(const MlpArgs& a, ThreadPool& pool, Isa isa, OpBuffers& buffers) 
   g.A = hidden, g.lda = a.I, g.Wp = a.W2, g.bias = a.b2, g.C = a.out, g.residual = a.out;
   g.M = a.M, g.N = a.D, g.K = a.I;
   gemm(g, pool, isa);
+}
+
+#if VITMSN_X86_KERNELS  // the fused paths' kernels are mlp_avx512.cc's (isa_target.h)
+// LN(rows [m0, m0 + rows) of a) into dst (rows × D) when the op has a LayerNorm in front; else
+// those rows of a as they are. Returns where the op's input rows are.
+const float* input_rows(const MlpArgs& a, int64_t m0, int64_t rows, float* dst, Isa isa) {
+  if (!a.ln) return a.a + m0 * a.D;
+  layernorm_rows({a.a + m0 * a.D, a.ln.gamma, a.ln.beta, dst, rows, a.D, a.ln.eps}, isa);
+  return dst;
 }
 
 // Hidden slices (mlp.h): shared packed A, one task per slice, then the partials' reduction.
@@ -165,6 +166,9 @@ bool fused(const MlpArgs& a, ThreadPool& pool, MlpMode mode) {
   }
   return true;
 }
+#else
+bool fused(const MlpArgs&, ThreadPool&, MlpMode) { return false; }  // never called: no fused MLP here
+#endif
 
 }  // namespace
 
