@@ -46,7 +46,7 @@ Options:
       --device <d>       auto (default) | cpu | cuda | cuda:N
       --dtype <t>        float32 (default) | float16 | bfloat16 | int8 (CPU)
       --threads <n>      CPU threads (default: physical cores)
-      --batch-size <n>   images per forward pass (default 16)
+      --batch-size <n>   images per forward pass (default 16 on the CPU, 128 on a GPU)
   -h, --help             this text
   -v, --version          the package version
 
@@ -202,6 +202,16 @@ function loadOptions(v: Values) {
   };
 }
 
+/**
+ * --batch-size as given, else undefined: encode()/classify() then pick theirs per device (16 on
+ * the CPU, 128 on a GPU). embed and classify load their model with batching off (one caller; the
+ * batcher would cap every batch at its maxBatch, 8 on the CPU, whatever --batch-size says).
+ */
+function batchSizeOption(v: Values): number | undefined {
+  const b = v['batch-size'] as string | undefined;
+  return b === undefined ? undefined : int(b, 'batch-size', 0);
+}
+
 /** Download progress (hub ids only) on stderr, so stdout stays clean JSON lines. */
 const progress = new ProgressBar(process.stderr);
 
@@ -220,8 +230,8 @@ async function embed(files: string[], v: Values) {
   const ext = out ? path.extname(out).toLowerCase() : '.jsonl';
   if (!['.npy', '.safetensors', '.jsonl', '.json'].includes(ext))
     throw new UsageError('--out must end in .npy, .safetensors or .jsonl');
-  const batchSize = int(v['batch-size'] as string | undefined, 'batch-size', 16);
-  const model = await loadModel(requireModel(v), loadOptions(v));
+  const batchSize = batchSizeOption(v);
+  const model = await loadModel(requireModel(v), { ...loadOptions(v), batching: false });
   progress.done();
   try {
     const opts = { pooling: pooling as Pooling, normalize: v.normalize === true, batchSize };
@@ -263,10 +273,10 @@ async function embed(files: string[], v: Values) {
 
 async function classify(files: string[], v: Values) {
   const topK = int(v['top-k'] as string | undefined, 'top-k', 5);
-  const batchSize = int(v['batch-size'] as string | undefined, 'batch-size', 16);
+  const batchSize = batchSizeOption(v);
   // --head: a head fitted by `vitmsn probe fit` (linear or k-NN) on the backbone's embeddings.
   const head = typeof v.head === 'string' ? loadHead(v.head) : undefined;
-  const model = await loadModel(requireModel(v), loadOptions(v));
+  const model = await loadModel(requireModel(v), { ...loadOptions(v), batching: false });
   progress.done();
   try {
     for (let i = 0; i < files.length; i += STREAM_CHUNK) {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../lib/index';
+import { batchSizeOf } from '../lib/encode';
 import { startFakeHub } from './support/fake-hub';
 import { goldenDir, type GoldenModel } from './support/goldens';
 import { readSafetensors } from './support/safetensors';
@@ -112,6 +113,31 @@ describe('vitmsn CLI', () => {
     const t = readSafetensors(st).embeddings;
     expect(t.shape).toEqual([3, 32]);
     expect(t.data).toEqual(want);
+  });
+
+  it('embed: batches of --batch-size, or of the library default per device', async () => {
+    // The CPU backend's op profile (VITMSN_CPU_PROFILE) names every GEMM with its M × N × K; the
+    // patch embedding's M is (images in the batch) × (patches per image).
+    const cfg = JSON.parse(readFileSync(path.join(s8, 'config.json'), 'utf8'));
+    const perImage = (cfg.image_size / cfg.patch_size) ** 2;
+    const patchK = cfg.num_channels * cfg.patch_size ** 2;
+    const twentyOne = Array.from({ length: 7 }, () => images).flat();
+    const batches = async (extra: string[]) => {
+      const r = await cli(['embed', ...twentyOne, '-m', s8, '--device', 'cpu', ...extra], {
+        ...process.env,
+        VITMSN_CPU_PROFILE: '1',
+      });
+      expect(r.code).toBe(0);
+      const ms = [...r.stderr.matchAll(/gemm (\d+)x\d+x(\d+)/g)]
+        .filter((g) => Number(g[2]) === patchK)
+        .map((g) => Number(g[1]) / perImage);
+      return [...new Set(ms)].sort((a, b) => b - a);
+    };
+    const cpuDefault = batchSizeOf({}, 'cpu'); // one caller's encode() on the CPU
+    expect(await batches([])).toEqual([cpuDefault, 21 % cpuDefault].filter((x) => x > 0));
+    // Honoured as given, also above the CPU's default batching.maxBatch (8).
+    expect(await batches(['--batch-size', '12'])).toEqual([12, 9]);
+    expect(await batches(['--batch-size', '4'])).toEqual([4, 1]);
   });
 
   it('embed expands a folder into its images', async () => {
