@@ -165,25 +165,34 @@ const over = await Promise.all(
     return { status: r.status, ms: performance.now() - s, retry: r.headers.get('retry-after') };
   }),
 );
-// (3) steady overload: 32 clients keep the queue full (each waits 50 ms after a 429, as a client
-// honouring back-off would) while one client sends requests one after another over a kept-alive
-// connection: its 429s show how fast the server sheds load, without a burst's own queueing (256
-// connections opened at once, their requests parsed one by one on one event loop).
+// (3) steady overload: 32 clients in a child process keep the queue full (each waits 50 ms after a
+// 429, as a client honouring back-off would) while this process sends requests one after another
+// over a kept-alive connection: its 429s show how fast the server sheds load, without a burst's own
+// queueing (256 connections opened at once, their requests parsed one by one on one event loop)
+// and without the busy clients' work on this process's event loop.
 const post = () =>
   fetch(`${slow.url}/v1/embeddings`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-let busy = true;
-const keepFull = Array.from({ length: 32 }, async () => {
-  while (busy) {
-    const r = await post().catch(() => undefined);
-    await r?.arrayBuffer();
-    if (r?.status === 429) await new Promise((res) => setTimeout(res, 50));
-  }
+const busyClients = `
+  const [url, body] = [process.argv[1], process.argv[2]];
+  const post = () => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  let busy = true;
+  process.on('message', () => (busy = false));
+  Promise.all(Array.from({ length: 32 }, async () => {
+    while (busy) {
+      const r = await post().catch(() => undefined);
+      await r?.arrayBuffer();
+      if (r?.status === 429) await new Promise((res) => setTimeout(res, 50));
+    }
+  })).then(() => process.exit(0));
+`;
+const keepFull = spawn(process.execPath, ['-e', busyClients, `${slow.url}/v1/embeddings`, JSON.stringify(body)], {
+  stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
 });
-await new Promise((res) => setTimeout(res, 2000)); // the queue fills
+await new Promise((res) => setTimeout(res, 3000)); // the queue fills
 const probe = [];
 for (let i = 0; i < 300; i++) {
   const s = performance.now();
@@ -191,8 +200,8 @@ for (let i = 0; i < 300; i++) {
   await r.arrayBuffer();
   probe.push({ status: r.status, ms: performance.now() - s });
 }
-busy = false;
-await Promise.all(keepFull);
+keepFull.send('stop');
+await new Promise((res) => keepFull.once('exit', res));
 await slow.stop();
 const probeRefused = probe
   .filter((o) => o.status === 429)
@@ -215,7 +224,7 @@ const lines = [
   '',
   `- ${N} requests in ${soakSeconds.toFixed(1)} s (16 at a time); server RSS after the first 2 500 (warm-up): ${rss1k.toFixed(1)} MiB, after ${N}: ${rssEnd.toFixed(1)} MiB (${(((rssEnd - rss1k) / rss1k) * 100).toFixed(1)}%); RSS MiB along the way: ${samples.join(', ')}`,
   `- overload (ViT-S/16, --max-queue 8, --max-batch 4, 256 concurrent requests): statuses ${JSON.stringify(byStatus)}; 429 answered in p50 ${pct(refused, 0.5).toFixed(1)} ms, p99 ${pct(refused, 0.99).toFixed(1)} ms, max ${refused.at(-1)?.toFixed(1)} ms (client-measured, request to full answer); Retry-After on 429: ${over.filter((o) => o.status === 429).every((o) => o.retry) ? 'yes' : 'missing'}`,
-  `- steady overload (same server; 32 clients keep its queue full, waiting 50 ms after each 429): one client's ${probe.length} requests, one after another on a kept-alive connection: ${probeRefused.length} answered 429 in p50 ${pct(probeRefused, 0.5).toFixed(1)} ms, p99 ${pct(probeRefused, 0.99).toFixed(1)} ms, max ${probeRefused.at(-1)?.toFixed(1)} ms (client-measured, request to full answer); other statuses: ${JSON.stringify(probe.filter((o) => o.status !== 429).reduce((m, o) => ((m[o.status] = (m[o.status] ?? 0) + 1), m), {}))}`,
+  `- steady overload (same server; 32 clients in another process keep its queue full, waiting 50 ms after each 429): one client's ${probe.length} requests, one after another on a kept-alive connection: ${probeRefused.length} answered 429 in p50 ${pct(probeRefused, 0.5).toFixed(1)} ms, p99 ${pct(probeRefused, 0.99).toFixed(1)} ms, max ${probeRefused.at(-1)?.toFixed(1)} ms (client-measured, request to full answer); other statuses: ${JSON.stringify(probe.filter((o) => o.status !== 429).reduce((m, o) => ((m[o.status] = (m[o.status] ?? 0) + 1), m), {}))}`,
 ];
 console.log(lines.join('\n'));
 if (args.record) {
