@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { machine, gitRev, now, appendResults, root } from './support.mjs';
+import { machine, gitRev, now, appendResults, root, makeJpegs } from './support.mjs';
 import { realModel, REAL_ARCHS } from '../test/support/fixtures.mjs';
 
 const require = createRequire(import.meta.url);
@@ -42,27 +42,6 @@ const { values: args } = parseArgs({
 const nImages = Number(args.images),
   rounds = Number(args.rounds),
   batch = Number(args.batch);
-
-/** nImages JPEGs of about 640×480 from the test images: crops and rescales, quality 90. */
-async function makeJpegs(dir) {
-  const srcs = ['chelsea.png', 'coffee.png', 'camera.png', 'logo.png'].map((f) =>
-    path.join(root, 'test', 'fixtures', 'images', f),
-  );
-  const files = [];
-  for (let i = 0; i < nImages; i++) {
-    const w = 600 + ((i * 37) % 81),
-      h = 440 + ((i * 53) % 81);
-    const buf = await sharp(srcs[i % srcs.length])
-      .resize(w + 40, h + 40, { fit: 'fill' })
-      .extract({ left: (i * 7) % 40, top: (i * 11) % 40, width: w, height: h })
-      .jpeg({ quality: 90 })
-      .toBuffer();
-    const f = path.join(dir, `img-${String(i).padStart(3, '0')}.jpg`);
-    fs.writeFileSync(f, buf);
-    files.push(f);
-  }
-  return files;
-}
 
 /** The float32 path: preprocess → forward → CLS rows, the next batch preprocessed meanwhile. */
 async function floatPath(model, files) {
@@ -97,7 +76,7 @@ async function measured(fn) {
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vitmsn-bench-encode-'));
 try {
-  const files = await makeJpegs(tmp);
+  const files = await makeJpegs(tmp, nImages);
   const arch = REAL_ARCHS.find((a) => a === args.model);
   if (!arch) throw new Error(`--model: unknown ${args.model} (have ${REAL_ARCHS.join(', ')})`);
   const { modelDir } = await realModel(arch);

@@ -67,6 +67,34 @@ export async function benchJpeg() {
     .toBuffer();
 }
 
+/**
+ * n JPEG files of about 640×480 (600–680 × 440–520) made from the test images by crops and
+ * rescales, quality 90, written into `dir` as img-0000.jpg …; the same files for the same n.
+ * @param {string} dir
+ * @param {number} n
+ * @returns {Promise<string[]>} their paths
+ */
+export async function makeJpegs(dir, n) {
+  const sharp = createRequire(import.meta.url)('sharp');
+  const srcs = ['chelsea.png', 'coffee.png', 'camera.png', 'logo.png'].map((f) =>
+    path.join(root, 'test', 'fixtures', 'images', f),
+  );
+  const files = [];
+  for (let i = 0; i < n; i++) {
+    const w = 600 + ((i * 37) % 81),
+      h = 440 + ((i * 53) % 81);
+    const buf = await sharp(srcs[i % srcs.length])
+      .resize(w + 40, h + 40, { fit: 'fill' })
+      .extract({ left: (i * 7) % 40, top: (i * 11) % 40, width: w, height: h })
+      .jpeg({ quality: 90 })
+      .toBuffer();
+    const f = path.join(dir, `img-${String(i).padStart(4, '0')}.jpg`);
+    fs.writeFileSync(f, buf);
+    files.push(f);
+  }
+  return files;
+}
+
 /** Debian's python3 (has python3-onnx); `VITMSN_ONNX_PYTHON` overrides. */
 const ONNX_PYTHON = process.env.VITMSN_ONNX_PYTHON || '/usr/bin/python3';
 

@@ -14,11 +14,15 @@
 #   4. parity and speed against transformers' ViTMSNModel on the same weights and inputs:
 #      scripts/gpu_reference.py (float64 reference, HF fp32/fp16/bf16 errors, eager/sdpa/compile timings),
 #      then bench/gpu-vs-torch.mjs (vitmsn on the same inputs), printing one table.
-# GPU_CHECK_STEPS (default "0123 4") picks steps; GPU_REF_DIR reuses a reference already written.
+#   5. end to end: 1024 JPEGs of ~640×480 (bench/support.mjs makeJpegs) → ViT-B/16 bf16 CLS
+#      embeddings: bench/e2e-jpeg.mjs (encode() from Node, and the CPU decode ceiling: cores × one
+#      core's rate) beside scripts/gpu_pipeline_baseline.py (a PyTorch DataLoader pipeline, same
+#      files and weights), with the ratios the GPU issue asks for (≥ 2× PyTorch, ≥ 90% of the ceiling).
+# GPU_CHECK_STEPS (default "012345") picks steps; GPU_REF_DIR reuses a reference already written.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
-STEPS=${GPU_CHECK_STEPS:-01234}
+STEPS=${GPU_CHECK_STEPS:-012345}
 status=0
 step() { echo; echo "== $* ($(date +%T))"; }
 fail() { echo "!! $*"; status=1; }
@@ -95,6 +99,21 @@ if want 4; then
   cp "$REF/ref.json" "$OUT/ref.json" 2>/dev/null
   VITMSN_CUDA_VERBOSE=1 timeout 240 node bench/gpu-vs-torch.mjs --ref "$REF" --record "$OUT/gpu-results.md" ${GPU_BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
   [ "${PIPESTATUS[0]}" = 0 ] || fail "gpu-vs-torch"
+fi
+if want 5; then
+  step "5. end to end: 1024 JPEGs -> ViT-B/16 bf16 CLS embeddings, Node vs a PyTorch DataLoader pipeline"
+  MODEL=${GPU_REF_DIR:-/tmp/vitmsn-ref}/models/vit-b16
+  [ -f "$MODEL/config.json" ] || python3 test/fixtures/anchors/make_detw_model.py vit-b16 "$MODEL" >"$OUT/e2e-model.log" 2>&1
+  JPEGS=/tmp/vitmsn-e2e-jpegs
+  timeout 240 node bench/e2e-jpeg.mjs --model "$MODEL" --device cuda --dtype bfloat16 --images 1024 --dir "$JPEGS" \
+    --json "$OUT/e2e-node.json" 2>&1 | tail -5 || fail "e2e-jpeg.mjs"
+  PYTHONUNBUFFERED=1 timeout 240 python3 scripts/gpu_pipeline_baseline.py --model "$MODEL" --images "$JPEGS" \
+    --json "$OUT/e2e-torch.json" 2>&1 | tail -5 || fail "gpu_pipeline_baseline.py"
+  node -e '
+    const fs = require("fs"), [a, b] = process.argv.slice(1).map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
+    console.log(`vitmsn encode() ${a.imgPerS.toFixed(0)} img/s, PyTorch DataLoader pipeline ${b.img_per_s.toFixed(0)} img/s (${b.num_workers} workers): ${(a.imgPerS / b.img_per_s).toFixed(2)}x (target >= 2)`);
+    console.log(`CPU decode ceiling ${a.decodeCeilingPerS.toFixed(0)} img/s (${a.cores} x ${a.oneCoreDecodePerS.toFixed(0)}): ${(100 * a.shareOfCeiling).toFixed(0)}% (target >= 90%)`);
+  ' "$OUT/e2e-node.json" "$OUT/e2e-torch.json" || fail "e2e table"
 fi
 echo; echo "== done: status $status, results in $OUT"
 exit $status
