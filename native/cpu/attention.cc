@@ -90,6 +90,7 @@ int64_t attention_work(const AttentionArgs& a) { return 4 * a.B * a.H * a.T * a.
 
 namespace {
 
+#if VITMSN_X86_KERNELS  // its kernels are attention_avx512.cc's (isa_target.h)
 // The AVX-512 path: tasks of (b, h, kQB512 query rows), Kᵀ padded to whole 16-key vectors.
 constexpr int64_t kQB512 = 32;
 
@@ -123,6 +124,10 @@ void attention_avx512(const AttentionArgs& a, ThreadPool& pool) {
   };
   pool.parallel_for(tasks, body, attention_work(a));
 }
+
+#else
+void attention_avx512(const AttentionArgs&, ThreadPool&) {}  // never called: no AVX-512 here
+#endif
 
 }  // namespace
 

@@ -52,12 +52,16 @@ void pack_rows_portable(const float* src, int64_t stride, int64_t rows, int64_t 
 
 // The same layout with 16×16 register transposes (the Kᵀ builder of the explicit AVX-512 kernel
 // writes one block at a time when told that the padded length is KB).
+#if VITMSN_X86_KERNELS  // attention_avx512.cc's (isa_target.h)
 void pack_kt_avx512(const float* kbase, int64_t stride, int64_t T, int64_t Dh, int64_t nkb, float* kt) {
   for (int64_t kb = 0; kb < nkb; ++kb) {
     const int64_t j0 = kb * KB;
     attention_build_kt_avx512(kbase + j0 * stride, stride, std::min(KB, T - j0), Dh, KB, kt + kb * Dh * KB);
   }
 }
+#else
+void pack_kt_avx512(const float*, int64_t, int64_t, int64_t, int64_t, float*) {}  // never called: no AVX-512
+#endif
 
 // Hints rows [0, rows) of n floats (row stride `stride`) toward L2. The driver asks for the next
 // task's rows while the current one computes: in qkv consecutive rows are pages apart, where the

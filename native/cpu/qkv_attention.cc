@@ -54,6 +54,7 @@ void unfused(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa, OpBuffers& bu
   attention(at, pool, isa);
 }
 
+#if VITMSN_X86_KERNELS  // its kernels are qkv_attention_avx512.cc's and the flash kernel's (isa_target.h)
 void fused(const QkvAttentionArgs& a, ThreadPool& pool) {
   const auto* W = static_cast<const PackedLinear*>(a.W);
   const int64_t B = a.B, T = a.T, H = a.H, Dh = a.Dh, D = a.D, HD = H * Dh;
@@ -116,6 +117,10 @@ void fused(const QkvAttentionArgs& a, ThreadPool& pool) {
     }
   });
 }
+
+#else
+void fused(const QkvAttentionArgs&, ThreadPool&) {}  // never called: no fused op here
+#endif
 
 }  // namespace
 
