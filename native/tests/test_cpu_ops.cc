@@ -762,6 +762,38 @@ void test_attention_amx_dispatch(ThreadPool& pool2) {
     expect_error("attention: kAmxBf16 with Dh=48 throws ERR_INTERNAL", codes::kInternal, "AMX bf16",
                  [&] { cpu::attention(c, pool2, avx, K::kAmxBf16); });
   });
+  // The unfused qkv_attention (bf16 and int8 weights) against the same GEMM followed by the bf16
+  // reference: float32 attention would miss it by bf16's error, far above the tolerance.
+  for (WeightDtype dt : {WeightDtype::kBFloat16, WeightDtype::kInt8, WeightDtype::kFloat32}) {
+    const char* dn = dt == WeightDtype::kBFloat16 ? "bf16" : dt == WeightDtype::kInt8 ? "int8" : "float32";
+    const std::string name = std::string("qkv_attention[avx512] ") + dn + " weights: attention " +
+                             (dt == WeightDtype::kFloat32 ? "in float32" : "on AMX in bf16");
+    run_case(name, [&] {
+      Rng rng(91);
+      const int64_t B = 2, T = 50, H = 2, Dh = 64, D = 96, M = B * T, N = 3 * H * Dh, HD = H * Dh;
+      std::vector<float> x = rng.vec(static_cast<size_t>(M * D)), W = rng.vec(static_cast<size_t>(N * D), -0.3f, 0.3f),
+                         bias = rng.vec(static_cast<size_t>(N)), hs = rng.vec(static_cast<size_t>(H), 0.0f, 2.0f);
+      auto Wp = cpu::PackedLinear::pack(W.data(), N, D, dt);
+      std::vector<float> got(static_cast<size_t>(M * HD)), want(got.size()), qkv(static_cast<size_t>(M * N));
+      cpu::QkvAttentionArgs q;
+      q.a = x.data(), q.W = Wp.get(), q.bias = bias.data(), q.out = got.data(), q.head_scale = hs.data();
+      q.B = B, q.T = T, q.H = H, q.Dh = Dh, q.D = D, q.scale = 0.125f;
+      cpu::qkv_attention(q, pool2, avx, cpu::QkvAttentionMode::kUnfused);
+      cpu::GemmArgs g;
+      g.A = x.data(), g.lda = D, g.Wp = Wp.get(), g.bias = bias.data(), g.C = qkv.data(), g.M = M, g.N = N, g.K = D;
+      cpu::gemm(g, pool2, avx);
+      cpu::AttentionArgs at;
+      at.qkv = qkv.data(), at.out = want.data(), at.head_scale = hs.data(), at.B = B, at.T = T, at.H = H, at.Dh = Dh;
+      at.scale = q.scale;
+      if (dt == WeightDtype::kFloat32) {
+        cpu::attention(at, pool2, avx, K::kFlash);
+        check_exact(name, got, want);
+      } else {
+        cpu::ref_attention_bf16(at);
+        check_close(name, got, want, kTolAttentionBf16Ref);
+      }
+    });
+  }
 }
 
 void test_attention_amx_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
