@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu/attention.h"
+#include "cpu/attention_kernels.h"
 #include "cpu/isa_target.h"
 #include "cpu/packed_linear.h"
 #include "cpu/scratch.h"
@@ -53,21 +54,39 @@ void attention_amx(const AttentionArgs& a, ThreadPool& pool) {
       tile.l = tile.o + n_o;
       tile.scale = a.scale;
       int64_t have_bh = -1;
+      auto first_row = [&](int64_t qb) { return qb * T / q_blocks; };
+      attention_amx_begin();
       for (int64_t t = t_begin; t < t_end; ++t) {
         const int64_t bh = t / q_blocks, qb = t % q_blocks;
         const int64_t b = bh / H, h = bh % H;
         const float* base = a.qkv + b * T * stride;
+        // Toward L2 meanwhile: the next task's q rows, and a 1/q_blocks share of the next head's
+        // keys and values per task of this head (all at once would overflow the prefetch queues);
+        // the output rows this task writes, for ownership.
+        if (t + 1 < t_end) {
+          const int64_t nbh = (t + 1) / q_blocks, nqb = (t + 1) % q_blocks;
+          const float* nbase = a.qkv + (nbh / H) * T * stride + (nbh % H) * Dh;
+          prefetch_rows(nbase + first_row(nqb) * stride, stride, first_row(nqb + 1) - first_row(nqb), Dh);
+        }
+        if ((bh + 1) * q_blocks < t_end && bh + 1 < B * H) {
+          const float* nbase = a.qkv + ((bh + 1) / H) * T * stride + ((bh + 1) % H) * Dh + first_row(qb) * stride;
+          const int64_t n = first_row(qb + 1) - first_row(qb);
+          prefetch_rows(nbase + HD, stride, n, Dh);
+          prefetch_rows(nbase + 2 * HD, stride, n, Dh);
+        }
         if (bh != have_bh) {
           attention_amx_pack_kv(base + HD + h * Dh, base + 2 * HD + h * Dh, stride, T, Tk, Dh, kp, vp);
           have_bh = bh;
         }
-        const int64_t i0 = qb * T / q_blocks, i1 = (qb + 1) * T / q_blocks;
+        const int64_t i0 = first_row(qb), i1 = first_row(qb + 1);
         tile.q = base + i0 * stride + h * Dh;
         tile.rows = static_cast<int>(i1 - i0);
         tile.head_scale = a.head_scale ? a.head_scale[h] : 1.0f;
         tile.out = a.out + (b * T + i0) * HD + h * Dh;
+        prefetch_rows_for_write(tile.out, HD, i1 - i0, Dh);
         attention_amx_tile(tile);
       }
+      attention_amx_end();
     };
     pool.parallel_for(tasks, body, attention_work(a));
   } else {

@@ -64,7 +64,11 @@ bool attention_amx_compiled();
 // 32, rows T .. Tk zero) into AmxAttentionTile's kp and vp layouts (64-byte aligned).
 void attention_amx_pack_kv(const float* kbase, const float* vbase, int64_t stride, int64_t T, int64_t Tk, int64_t Dh,
                            uint16_t* kp, uint16_t* vp);
+// Tasks run between attention_amx_begin (loads the tile configuration) and attention_amx_end
+// (releases the tiles), on the same thread.
+void attention_amx_begin();
 void attention_amx_tile(const AmxAttentionTile& t);
+void attention_amx_end();
 
 }  // namespace cpu
 }  // namespace vitmsn

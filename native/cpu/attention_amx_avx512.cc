@@ -82,65 +82,45 @@ static void pack_v(const float* vbase, int64_t stride, int64_t T, int64_t Tk, in
   }
 }
 
-// The accumulators of an RB × 2 block of 16 × 16 tiles: zeroed, and stored to c (row stride ld floats).
-template <int RB>
-static inline void zero_acc() {
+// S for the 16 q̂ rows from row tile rb × 32 keys from kc: accumulators 0–1, A in 4, B in 6–7.
+static inline void s_step(const AmxAttentionTile& t, int rb, int64_t kc) {
+  const int64_t Dh = t.Dh, Tk = t.Tk, D2 = Dh / 2;
+  const uint16_t* k0 = t.kp + (kc / 16) * D2 * 32;
+  const uint16_t* k1 = k0 + D2 * 32;
+  const uint16_t* a = t.qb + rb * 16 * Dh;
   _tile_zero(0);
   _tile_zero(1);
-  if (RB == 2) {
+  for (int64_t c = 0; c < Dh; c += 32) {
+    _tile_loadd(4, a + c, Dh * 2);
+    _tile_loadd(6, k0 + c * 16, 64);
+    _tile_loadd(7, k1 + c * 16, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+  }
+  float* s = t.s + rb * 16 * Tk + kc;
+  _tile_stored(0, s, Tk * 4);
+  _tile_stored(1, s + 16, Tk * 4);
+}
+
+// Step i of O = p̂ · v̂ for the 16 rows of row tile rb: 32 columns (dc) × 32 keys (kc) per step,
+// keys innermost; accumulators 2–3 (zeroed at the first key, stored after the last), A in 5, B in 6–7.
+static inline void pv_step(const AmxAttentionTile& t, int rb, int64_t i) {
+  const int64_t Dh = t.Dh, Tk = t.Tk, nk = Tk / 32;
+  const int64_t dc = i / nk * 32, kc = i % nk * 32;
+  if (kc == 0) {
     _tile_zero(2);
     _tile_zero(3);
   }
-}
-template <int RB>
-static inline void store_acc(float* c, int64_t ld) {
-  _tile_stored(0, c, ld * 4);
-  _tile_stored(1, c + 16, ld * 4);
-  if (RB == 2) {
-    _tile_stored(2, c + 16 * ld, ld * 4);
-    _tile_stored(3, c + 16 * ld + 16, ld * 4);
-  }
-}
-
-// acc += A · [B0 B1]: A = RB row tiles (the second 16 rows of lda bytes after the first).
-template <int RB>
-static inline void dp_block(const uint16_t* a, int64_t lda, const uint16_t* b0, const uint16_t* b1, int64_t ldb) {
-  _tile_loadd(4, a, lda);
-  _tile_loadd(6, b0, ldb);
-  _tile_loadd(7, b1, ldb);
-  _tile_dpbf16ps(0, 4, 6);
-  _tile_dpbf16ps(1, 4, 7);
-  if (RB == 2) {
-    _tile_loadd(5, reinterpret_cast<const char*>(a) + 16 * lda, lda);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-  }
-}
-
-// S [RB·16][Tk] = q̂ · k̂ᵀ.
-template <int RB>
-static void scores(const AmxAttentionTile& t) {
-  const int64_t Dh = t.Dh, Tk = t.Tk, D2 = Dh / 2;
-  for (int64_t kc = 0; kc < Tk; kc += 32) {
-    const uint16_t* k0 = t.kp + (kc / 16) * D2 * 32;
-    const uint16_t* k1 = k0 + D2 * 32;
-    zero_acc<RB>();
-    for (int64_t c = 0; c < Dh; c += 32) dp_block<RB>(t.qb + c, Dh * 2, k0 + c * 16, k1 + c * 16, 64);
-    store_acc<RB>(t.s + kc, Tk);
-  }
-}
-
-// O [RB·16][Dh] = p̂ · v̂.
-template <int RB>
-static void pv(const AmxAttentionTile& t) {
-  const int64_t Dh = t.Dh, Tk = t.Tk;
-  for (int64_t dc = 0; dc < Dh; dc += 32) {
-    zero_acc<RB>();
-    for (int64_t kc = 0; kc < Tk; kc += 32) {
-      const uint16_t* v = t.vp + (kc / 2 * Dh + dc) * 2;
-      dp_block<RB>(t.p + kc, Tk * 2, v, v + 32, Dh * 4);
-    }
-    store_acc<RB>(t.o + dc, Dh);
+  const uint16_t* v = t.vp + (kc / 2 * Dh + dc) * 2;
+  _tile_loadd(5, t.p + rb * 16 * Tk + kc, Tk * 2);
+  _tile_loadd(6, v, Dh * 4);
+  _tile_loadd(7, v + 32, Dh * 4);
+  _tile_dpbf16ps(2, 5, 6);
+  _tile_dpbf16ps(3, 5, 7);
+  if (kc + 32 == Tk) {
+    float* o = t.o + rb * 16 * Dh + dc;
+    _tile_stored(2, o, Dh * 4);
+    _tile_stored(3, o + 16, Dh * 4);
   }
 }
 
@@ -164,33 +144,49 @@ static inline void softmax_row(const float* s, int64_t T, int64_t Tk, uint16_t* 
   *l = _mm512_reduce_add_ps(sum);  // ≥ 1: the max key contributes e^0
 }
 
-template <int RB>
 static void run_tile(const AmxAttentionTile& t) {
-  const int64_t Dh = t.Dh, Tk = t.Tk;
+  const int64_t Dh = t.Dh, Tk = t.Tk, T = t.T;
+  const int RB = t.rows > 16 ? 2 : 1, rows = t.rows, rows0 = rows < 16 ? rows : 16;
   const __m512 sc = _mm512_set1_ps(t.scale);
   for (int r = 0; r < RB * 16; ++r) {
     const float* q = t.q + r * t.ldq;
     for (int64_t c = 0; c < Dh; c += 32) {
-      const __m512i x = r < t.rows ? to_bf16_32(_mm512_mul_ps(_mm512_loadu_ps(q + c), sc),
-                                                _mm512_mul_ps(_mm512_loadu_ps(q + c + 16), sc))
-                                   : _mm512_setzero_si512();
+      const __m512i x = r < rows ? to_bf16_32(_mm512_mul_ps(_mm512_loadu_ps(q + c), sc),
+                                              _mm512_mul_ps(_mm512_loadu_ps(q + c + 16), sc))
+                                 : _mm512_setzero_si512();
       _mm512_store_si512(t.qb + r * Dh + c, x);
     }
   }
-  const AmxTileConfig cfg = amx_tiles_16x64();
-  _tile_loadconfig(&cfg);
-  memory_fence();
-  scores<RB>(t);
-  memory_fence();
-  for (int r = 0; r < t.rows; ++r) softmax_row(t.s + r * Tk, t.T, Tk, t.p + r * Tk, t.l + r);
-  for (int r = t.rows; r < RB * 16; ++r) {
+  for (int r = rows; r < RB * 16; ++r) {
     for (int64_t j = 0; j < Tk; j += 32) _mm512_store_si512(t.p + r * Tk + j, _mm512_setzero_si512());
   }
+  const int64_t ns = Tk / 32, np = Dh / 32 * ns;  // S steps, P·V steps per row tile
   memory_fence();
-  pv<RB>(t);
-  _tile_release();
+  for (int64_t i = 0; i < ns; ++i) s_step(t, 0, i * 32);
   memory_fence();
-  for (int r = 0; r < t.rows; ++r) {
+  // The AMX unit works while the vector units run the softmax: row tile 1's S steps are spread
+  // over the softmax of rows 0–15, row tile 0's P·V steps over that of rows 16 .. (the tile
+  // instructions wait in the out-of-order window, the rows do not depend on them).
+  int64_t si = 0, pi = 0;
+  for (int r = 0; r < rows0; ++r) {
+    softmax_row(t.s + r * Tk, T, Tk, t.p + r * Tk, t.l + r);
+    if (RB == 2) {
+      for (const int64_t upto = (r + 1) * ns / rows0; si < upto; ++si) s_step(t, 1, si * 32);
+    }
+  }
+  memory_fence();
+  if (RB == 2) {
+    for (int r = 16; r < rows; ++r) {
+      softmax_row(t.s + r * Tk, T, Tk, t.p + r * Tk, t.l + r);
+      for (const int64_t upto = (r - 15) * np / (rows - 16); pi < upto; ++pi) pv_step(t, 0, pi);
+    }
+    memory_fence();
+    for (int64_t i = 0; i < np; ++i) pv_step(t, 1, i);
+  } else {
+    for (int64_t i = 0; i < np; ++i) pv_step(t, 0, i);
+  }
+  memory_fence();
+  for (int r = 0; r < rows; ++r) {
     const __m512 f = _mm512_set1_ps(t.head_scale / t.l[r]);
     for (int64_t d = 0; d < Dh; d += 16) {
       _mm512_storeu_ps(t.out + r * t.ldo + d, _mm512_mul_ps(_mm512_load_ps(t.o + r * Dh + d), f));
@@ -208,13 +204,11 @@ void attention_amx_pack_kv(const float* kbase, const float* vbase, int64_t strid
   pack_v(vbase, stride, T, Tk, Dh, vp);
 }
 
-void attention_amx_tile(const AmxAttentionTile& t) {
-  if (t.rows > 16) {
-    run_tile<2>(t);
-  } else {
-    run_tile<1>(t);
-  }
-}
+void attention_amx_begin() { amx_load_config(amx_tiles_16x64()); }
+
+void attention_amx_tile(const AmxAttentionTile& t) { run_tile(t); }
+
+void attention_amx_end() { _tile_release(); }
 
 }  // namespace cpu
 }  // namespace vitmsn
@@ -227,7 +221,9 @@ namespace vitmsn {
 namespace cpu {
 bool attention_amx_compiled() { return false; }
 void attention_amx_pack_kv(const float*, const float*, int64_t, int64_t, int64_t, int64_t, uint16_t*, uint16_t*) {}
+void attention_amx_begin() {}
 void attention_amx_tile(const AmxAttentionTile&) {}
+void attention_amx_end() {}
 }  // namespace cpu
 }  // namespace vitmsn
 
