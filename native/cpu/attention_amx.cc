@@ -89,8 +89,6 @@ void attention_amx(const AttentionArgs& a, ThreadPool& pool) {
       attention_amx_end();
     };
     pool.parallel_for(tasks, body, attention_work(a));
-  } else {
-    (void)a, (void)pool;
   }
 }
 
