@@ -60,13 +60,14 @@ void attention_amx(const AttentionArgs& a, ThreadPool& pool) {
         const int64_t bh = t / q_blocks, qb = t % q_blocks;
         const int64_t b = bh / H, h = bh % H;
         const float* base = a.qkv + b * T * stride;
-        // Toward L2 meanwhile: the next task's q rows, and a 1/q_blocks share of the next head's
-        // keys and values per task of this head (all at once would overflow the prefetch queues);
-        // the output rows this task writes, for ownership.
+        // Toward L2 meanwhile: the next task's q rows and (for writing) its output rows, and a
+        // 1/q_blocks share of the next head's keys and values per task of this head (all at once
+        // would overflow the prefetch queues).
         if (t + 1 < t_end) {
-          const int64_t nbh = (t + 1) / q_blocks, nqb = (t + 1) % q_blocks;
-          const float* nbase = a.qkv + (nbh / H) * T * stride + (nbh % H) * Dh;
-          prefetch_rows(nbase + first_row(nqb) * stride, stride, first_row(nqb + 1) - first_row(nqb), Dh);
+          const int64_t nbh = (t + 1) / q_blocks, nqb = (t + 1) % q_blocks, nb = nbh / H, nh = nbh % H;
+          const int64_t n0 = first_row(nqb), n = first_row(nqb + 1) - n0;
+          prefetch_rows(a.qkv + (nb * T + n0) * stride + nh * Dh, stride, n, Dh);
+          prefetch_rows_for_write(a.out + (nb * T + n0) * HD + nh * Dh, HD, n, Dh);
         }
         if ((bh + 1) * q_blocks < t_end && bh + 1 < B * H) {
           const float* nbase = a.qkv + ((bh + 1) / H) * T * stride + ((bh + 1) % H) * Dh + first_row(qb) * stride;
@@ -83,7 +84,6 @@ void attention_amx(const AttentionArgs& a, ThreadPool& pool) {
         tile.rows = static_cast<int>(i1 - i0);
         tile.head_scale = a.head_scale ? a.head_scale[h] : 1.0f;
         tile.out = a.out + (b * T + i0) * HD + h * Dh;
-        prefetch_rows_for_write(tile.out, HD, i1 - i0, Dh);
         attention_amx_tile(tile);
       }
       attention_amx_end();
