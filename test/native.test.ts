@@ -74,7 +74,11 @@ describe('native tests', () => {
   ] as Array<[string, string[], number?]>)(
     '%s',
     async (name, args, minPassed) => {
-      await runNativeTest(name, args, {}, minPassed);
+      const stdout = await runNativeTest(name, args, {}, minPassed);
+      // The AMX bf16 attention kernel ran (not skipped) where the CPU has AMX bf16.
+      if (name === 'test_cpu_ops' && has('amx_bf16') && has('amx_tile') && has('avx512_bf16')) {
+        expect(stdout).toMatch(/^PATH {2}attention\[AMX bf16\]$/m);
+      }
     },
     600_000,
   );

@@ -14,7 +14,8 @@ const Spec kTable[] = {
     {Knob::kCpuIsa, "VITMSN_CPU_ISA", Kind::kChoice, "scalar|avx2|avx512|neon", 0, 0, "the fastest this CPU supports",
      "process", "forces a CPU kernel path (tests, benchmarks); a path the CPU lacks fails the load"},
     {Knob::kCpuAmx, "VITMSN_CPU_AMX", Kind::kChoice, "0|1", 0, 0, "1", "process",
-     "0 keeps bfloat16 and int8 GEMMs off the AMX tiles (AVX512-BF16 / AVX512-VNNI instead)"},
+     "0 keeps bfloat16 and int8 GEMMs off the AMX tiles (AVX512-BF16 / AVX512-VNNI instead), and their "
+     "models' attention in float32"},
     {Knob::kCpuMlp, "VITMSN_CPU_MLP", Kind::kChoice, "auto|unfused|fused|slices", 0, 0, "auto", "load",
      "how the CPU runs LayerNorm + fc1 + GELU + fc2 (for measuring the fusion)"},
     {Knob::kCpuQkvAttention, "VITMSN_CPU_QKV_ATTENTION", Kind::kChoice, "auto|unfused|fused", 0, 0, "auto", "load",

@@ -20,5 +20,17 @@ inline AmxTileConfig amx_tiles_16x64() {
   return c;
 }
 
+// Loads c as the tile configuration (LDTILECFG). Not the _tile_loadconfig intrinsic: GCC's names
+// only the first 8 bytes of the configuration as its asm input, so the compiler may drop the stores
+// of the rest as dead (it did, once the configuration was built in a small out-of-line function:
+// palette 1 with no rows, and the first tile instruction faulted). This asm reads all 64 bytes.
+inline void amx_load_config(const AmxTileConfig& c) {
+#if defined(__x86_64__)
+  __asm__ __volatile__("ldtilecfg %0" : : "m"(c));
+#else
+  (void)c;
+#endif
+}
+
 }  // namespace cpu
 }  // namespace vitmsn

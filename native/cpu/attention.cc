@@ -17,6 +17,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "cpu/attention_amx.h"
 #include "cpu/attention_kernels.h"
 #include "cpu/gemm.h"
 #include "cpu/isa_target.h"
@@ -133,14 +134,31 @@ void attention_avx512(const AttentionArgs&, ThreadPool&) {}  // never called: no
 
 void attention(const AttentionArgs& a, ThreadPool& pool) { attention(a, pool, default_isa()); }
 
-void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa, AttentionKernel kernel) {
+AttentionKernel attention_auto_kernel(const AttentionArgs& a, Isa isa, AttentionPrecision precision) {
+  if (a.probs) return AttentionKernel::kExplicit;
+  if (precision == AttentionPrecision::kBf16 && attention_amx_usable(isa, a)) return AttentionKernel::kAmxBf16;
+  return AttentionKernel::kFlash;
+}
+
+void attention(const AttentionArgs& a, ThreadPool& pool, Isa isa, AttentionKernel kernel,
+               AttentionPrecision precision) {
   if (a.B < 0 || a.T < 0 || a.H < 0 || a.Dh < 0) throw Error(codes::kInternal, "attention: negative dimension");
   if (a.B == 0 || a.T == 0 || a.H == 0 || a.Dh == 0) return;
   if (!a.qkv || !a.out) throw Error(codes::kInternal, "attention: null operand");
   if (kernel == AttentionKernel::kFlash && a.probs) {
     throw Error(codes::kInternal, "attention: the flash kernel cannot return probabilities");
   }
-  if (kernel == AttentionKernel::kFlash || (kernel == AttentionKernel::kAuto && !a.probs)) {
+  if (kernel == AttentionKernel::kAmxBf16 && !attention_amx_usable(isa, a)) {
+    throw Error(codes::kInternal,
+                "attention: the AMX bf16 kernel cannot run these arguments here (it needs the avx512 path with AMX "
+                "enabled, no probabilities, Dh a multiple of 32 and T <= 2048)");
+  }
+  if (kernel == AttentionKernel::kAuto) kernel = attention_auto_kernel(a, isa, precision);
+  if (kernel == AttentionKernel::kAmxBf16) {
+    attention_amx(a, pool);
+    return;
+  }
+  if (kernel == AttentionKernel::kFlash) {
     attention_flash(a, pool, isa);
     return;
   }

@@ -63,18 +63,6 @@ void pack_kt_avx512(const float* kbase, int64_t stride, int64_t T, int64_t Dh, i
 void pack_kt_avx512(const float*, int64_t, int64_t, int64_t, int64_t, float*) {}  // never called: no AVX-512
 #endif
 
-// Hints rows [0, rows) of n floats (row stride `stride`) toward L2. The driver asks for the next
-// task's rows while the current one computes: in qkv consecutive rows are pages apart, where the
-// hardware prefetchers do not follow, and at batch 8 qkv (7–15 MB) lives in L3.
-void prefetch_rows(const float* p, int64_t stride, int64_t rows, int64_t n) {
-#if defined(__GNUC__) || defined(__clang__)
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + r * stride + i, 0, 2);
-#else
-  (void)p, (void)stride, (void)rows, (void)n;
-#endif
-}
-
 // The packing and tile functions of a path.
 struct Kernels {
   void (*pack_kt)(const float*, int64_t, int64_t, int64_t, int64_t, float*);

@@ -95,10 +95,7 @@ static void pack_a(const GemmBlock& b, int64_t m, int rows, float* dst) {
 #define VITMSN_AMX_TARGET \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,avx2,bmi2,amx-tile,amx-bf16")))
 
-VITMSN_AMX_TARGET static void amx_configure() {
-  const AmxTileConfig c = amx_tiles_16x64();
-  _tile_loadconfig(&c);
-}
+VITMSN_AMX_TARGET static void amx_configure() { amx_load_config(amx_tiles_16x64()); }
 
 // A finished block's float32 sums (32 × 32, row stride 32) waiting for their epilogue, row by row.
 struct PendingRows {

@@ -150,10 +150,7 @@ namespace vitmsn {
 namespace cpu {
 namespace {
 
-VITMSN_AMX_INT8_TARGET static void amx_configure() {
-  const AmxTileConfig c = amx_tiles_16x64();
-  _tile_loadconfig(&c);
-}
+VITMSN_AMX_INT8_TARGET static void amx_configure() { amx_load_config(amx_tiles_16x64()); }
 
 }  // namespace
 

@@ -51,7 +51,11 @@ void unfused(const QkvAttentionArgs& a, ThreadPool& pool, Isa isa, OpBuffers& bu
   AttentionArgs at;
   at.qkv = qkv, at.out = a.out, at.head_scale = a.head_scale, at.probs = a.probs;
   at.B = a.B, at.T = a.T, at.H = a.H, at.Dh = a.Dh, at.scale = a.scale;
-  attention(at, pool, isa);
+  // bf16 and int8 weights already carry bf16's error (or more): their attention may round to bf16
+  // too and run on AMX tiles (attention.h); float32 weights keep float32 attention.
+  const AttentionPrecision precision =
+      a.W->dtype == WeightDtype::kFloat32 ? AttentionPrecision::kFloat32 : AttentionPrecision::kBf16;
+  attention(at, pool, isa, AttentionKernel::kAuto, precision);
 }
 
 #if VITMSN_X86_KERNELS  // its kernels are qkv_attention_avx512.cc's and the flash kernel's (isa_target.h)

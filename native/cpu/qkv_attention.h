@@ -8,7 +8,8 @@
 // the layouts the flash kernel reads — q rows, Kᵀ blocks, V rows, in this core's L2 — and runs the
 // flash attention on them. The M × 3·H·Dh qkv never exists, and nothing is read across cores or
 // from memory but the weights. Elsewhere: the GEMM into an M×3·H·Dh buffer from `buffers` (and
-// an M×D one for the LayerNorm in front; null: allocated for the call), then attention().
+// an M×D one for the LayerNorm in front; null: allocated for the call), then attention() — with
+// AttentionPrecision::kBf16 when the weights are bf16 or int8 (the AMX bf16 kernel where it runs).
 #pragma once
 #include "cpu/cpu_features.h"
 #include "cpu/op_args.h"

@@ -21,6 +21,7 @@
 #include "backend/factories.h"
 #include "common/error.h"
 #include "cpu/attention.h"
+#include "cpu/attention_amx.h"
 #include "cpu/cpu_features.h"
 #include "cpu/embed_tokens.h"
 #include "cpu/gemm.h"
@@ -95,6 +96,19 @@ constexpr double kTolGemm = 1e-5;
 constexpr double kTolLayerNorm = 1e-6;
 // float32 scores, exp and sums over T ≤ 1025 keys, against double: a few ulp per stage.
 constexpr double kTolAttention = 1e-5;
+// The AMX bf16 attention against its scalar reference (the same bf16 roundings, float32 sums):
+// what remains is exp (exp_ps vs std::exp, ~1 ulp), the order of the softmax sum, and scores that
+// TDPBF16PS rounds differently from the reference's sequential float sum in the last bit — enough,
+// now and then, to send one p to the neighbouring bf16 value (2⁻⁸ of that weight). Measured
+// 2e-7 – 5e-6 on most cases below, 2.2e-5 on the ViT-B shape (one such flip of a large p in a row
+// with cancellation); 5e-5 leaves margin, and a wrong mask, layout or scale errs by ≥ 1e-3.
+constexpr double kTolAttentionBf16Ref = 5e-5;
+// bf16 attention (q, k, v and p with 8 significant bits) against float32 attention (the double
+// reference): measured 1.6e-3 – 5.2e-3 with scores spread ±3; 1e-2 is bf16's budget. Scores spread
+// over hundreds (spread 12) move by ~|s|·2⁻⁹ when q and k round, which shifts near one-hot rows:
+// measured 1.1e-2 there (the bf16 reference errs alike), bound 3e-2.
+constexpr double kTolAttentionBf16 = 1e-2;
+constexpr double kTolAttentionBf16Wide = 3e-2;
 // patchify and embed_tokens are copies and one float add, which the reference reproduces exactly
 // (a double sum of two floats rounds to the same float), so they are compared bit for bit.
 
@@ -509,6 +523,16 @@ enum class Keys { kUniform, kRising };
 cpu::Isa g_attn_isa = cpu::Isa::kScalar;                               // set by test_attention_suite
 cpu::AttentionKernel g_attn_kernel = cpu::AttentionKernel::kExplicit;  // for each path and kernel
 
+// Whether heads 0, 2, 4, … of every row of out ([rows][H·Dh]) are exactly 0 (HeadScale::kWithZeros
+// scales those heads by 0).
+bool even_heads_zero(const std::vector<float>& out, int64_t rows, int64_t H, int64_t Dh) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t h = 0; h < H; h += 2)
+      for (int64_t d = 0; d < Dh; ++d)
+        if (out[(i * H + h) * Dh + d] != 0.0f) return false;
+  return true;
+}
+
 void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t Dh, HeadScale hsm, bool probs,
                     uint64_t seed, Keys keys = Keys::kUniform, float spread = 3.0f) {
   const bool flash = g_attn_kernel == cpu::AttentionKernel::kFlash;
@@ -554,11 +578,7 @@ void test_attention(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t D
     check_close(name + " [out]", got, want, kTolAttention);
     if (hsm == HeadScale::kWithZeros) {
       // A head scaled by 0 gives exactly 0, as in the reference (P·0, or O·0 in the flash kernel).
-      bool zeros = true;
-      for (int64_t i = 0; i < B * T; ++i)
-        for (int64_t h = 0; h < H; h += 2)
-          for (int64_t d = 0; d < Dh; ++d) zeros = zeros && got[i * HD + h * Dh + d] == 0.0f;
-      check(zeros, name + " [head_scale 0 gives 0]");
+      check(even_heads_zero(got, B * T, H, Dh), name + " [head_scale 0 gives 0]");
     }
     if (probs) {
       got_p.resize(n_p);
@@ -634,6 +654,179 @@ void test_attention_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool
     }
     check(got == codes::kInternal, "attention: the flash kernel refuses to return probabilities", got);
   });
+}
+
+// ---- attention, bf16 on AMX tiles ----------------------------------------------------------------
+
+double g_amx_worst_ref = 0.0, g_amx_worst_f32 = 0.0;  // the worst errors seen, printed by the suite
+
+// The AMX kernel (attention_amx.h) against ref_attention_bf16 (tight) and ref_attention (bf16's
+// budget); outputs guarded, zero head scales exact, the same bits on one thread.
+void test_attention_amx(ThreadPool& pool, int64_t B, int64_t T, int64_t H, int64_t Dh, HeadScale hsm, uint64_t seed,
+                        float spread = 3.0f) {
+  const std::string name = "attention[AMX bf16] B=" + std::to_string(B) + " T=" + std::to_string(T) +
+                           " H=" + std::to_string(H) + " Dh=" + std::to_string(Dh) +
+                           (hsm == HeadScale::kRandom      ? " head_scale"
+                            : hsm == HeadScale::kWithZeros ? " head_scale(0s)"
+                                                           : "") +
+                           (spread != 3.0f ? " spread=" + std::to_string(static_cast<int>(spread)) : "") +
+                           " threads=" + std::to_string(pool.size());
+  run_case(name, [&] {
+    Rng rng(seed);
+    const int64_t HD = H * Dh;
+    std::vector<float> qkv = rng.vec(static_cast<size_t>(B * T * 3 * HD), -spread, spread);
+    std::vector<float> hs(static_cast<size_t>(H));
+    for (int64_t h = 0; h < H; ++h) hs[h] = hsm == HeadScale::kWithZeros && h % 2 == 0 ? 0.0f : rng.uniform(0.0f, 2.0f);
+    const size_t n_out = static_cast<size_t>(B * T * HD);
+    std::vector<float> got(n_out + kGuardLen, kGuard), want_bf(n_out), want(n_out);
+    cpu::AttentionArgs a;
+    a.qkv = qkv.data(), a.head_scale = hsm == HeadScale::kNone ? nullptr : hs.data();
+    a.B = B, a.T = T, a.H = H, a.Dh = Dh, a.scale = 1.0f / std::sqrt(static_cast<float>(Dh));
+    cpu::AttentionArgs k = a, rb = a, r = a;
+    k.out = got.data(), rb.out = want_bf.data(), r.out = want.data();
+    cpu::attention(k, pool, cpu::Isa::kAvx512, cpu::AttentionKernel::kAmxBf16);
+    cpu::ref_attention_bf16(rb);
+    cpu::ref_attention(r);
+    if (!guard_intact(got, n_out)) return check(false, name, "wrote past the end of the output");
+    got.resize(n_out);
+    const double e_ref = rel_l2(got.data(), want_bf.data(), n_out), e_f32 = rel_l2(got.data(), want.data(), n_out);
+    g_amx_worst_ref = std::max(g_amx_worst_ref, e_ref);
+    if (spread <= 3.0f) g_amx_worst_f32 = std::max(g_amx_worst_f32, e_f32);
+    check(e_ref <= kTolAttentionBf16Ref, name + " [vs bf16 reference]",
+          "rel_l2 " + fmt(e_ref) + " (tol " + fmt(kTolAttentionBf16Ref) + ")");
+    const double tol_f32 = spread > 3.0f ? kTolAttentionBf16Wide : kTolAttentionBf16;
+    check(e_f32 <= tol_f32, name + " [vs float32]", "rel_l2 " + fmt(e_f32) + " (tol " + fmt(tol_f32) + ")");
+    if (hsm == HeadScale::kWithZeros) {
+      check(even_heads_zero(got, B * T, H, Dh), name + " [head_scale 0 gives 0]");
+    }
+    std::vector<float> solo(n_out);
+    ThreadPool one(1);
+    cpu::AttentionArgs k1 = a;
+    k1.out = solo.data();
+    cpu::attention(k1, one, cpu::Isa::kAvx512, cpu::AttentionKernel::kAmxBf16);
+    check_exact(name + " [same on 1 thread]", solo, got);
+  });
+}
+
+// The bf16 reference itself, on every machine: close to float32 attention, yet not equal to it
+// (it does round).
+void test_ref_attention_bf16() {
+  run_case("ref_attention_bf16 vs ref_attention", [&] {
+    Rng rng(77);
+    const int64_t B = 2, T = 37, H = 3, Dh = 32, HD = H * Dh;
+    std::vector<float> qkv = rng.vec(static_cast<size_t>(B * T * 3 * HD), -3.0f, 3.0f), hs = rng.vec(3, 0.0f, 2.0f);
+    std::vector<float> got(static_cast<size_t>(B * T * HD)), want(got.size());
+    cpu::AttentionArgs a;
+    a.qkv = qkv.data(), a.head_scale = hs.data(), a.B = B, a.T = T, a.H = H, a.Dh = Dh, a.scale = 0.17f;
+    cpu::AttentionArgs r = a;
+    a.out = got.data(), r.out = want.data();
+    cpu::ref_attention_bf16(a);
+    cpu::ref_attention(r);
+    const double e = rel_l2(got.data(), want.data(), got.size());
+    check(e <= kTolAttentionBf16 && e >= 1e-4, "ref_attention_bf16 vs ref_attention: bf16-sized difference",
+          "rel_l2 " + fmt(e) + " (want 1e-4 .. " + fmt(kTolAttentionBf16) + ")");
+  });
+}
+
+// Which kernel attention() and the unfused qkv_attention pick for the bf16 precision / weights.
+void test_attention_amx_dispatch(ThreadPool& pool2) {
+  using K = cpu::AttentionKernel;
+  using P = cpu::AttentionPrecision;
+  const cpu::Isa avx = cpu::Isa::kAvx512;
+  cpu::AttentionArgs a;
+  a.B = 1, a.T = 197, a.H = 6, a.Dh = 64;
+  auto with = [&](auto f) {
+    cpu::AttentionArgs c = a;
+    f(c);
+    return c;
+  };
+  run_case("attention: kAuto picks the AMX bf16 kernel only where it may", [&] {
+    check(cpu::attention_auto_kernel(a, avx, P::kBf16) == K::kAmxBf16, "attention kAuto bf16 ViT-S: AMX");
+    check(cpu::attention_auto_kernel(a, avx, P::kFloat32) == K::kFlash, "attention kAuto float32: flash");
+    check(cpu::attention_auto_kernel(with([](auto& c) { c.Dh = 48; }), avx, P::kBf16) == K::kFlash,
+          "attention kAuto bf16 Dh=48: flash");
+    check(cpu::attention_auto_kernel(with([](auto& c) { c.T = cpu::kAmxMaxT + 1; }), avx, P::kBf16) == K::kFlash,
+          "attention kAuto bf16 T=2049: flash");
+    float p = 0.0f;
+    check(cpu::attention_auto_kernel(with([&](auto& c) { c.probs = &p; }), avx, P::kBf16) == K::kExplicit,
+          "attention kAuto bf16 with probs: explicit");
+    check(cpu::attention_auto_kernel(a, cpu::Isa::kAvx2, P::kBf16) == K::kFlash, "attention kAuto bf16 avx2: flash");
+    cpu::set_amx_enabled(false);
+    check(cpu::attention_auto_kernel(a, avx, P::kBf16) == K::kFlash, "attention kAuto bf16, AMX disabled: flash");
+    cpu::set_amx_enabled(true);
+  });
+  run_case("attention: kAmxBf16 refused where it cannot run", [&] {
+    std::vector<float> qkv(static_cast<size_t>(3 * 3 * 48), 0.5f), out(static_cast<size_t>(3 * 48));
+    cpu::AttentionArgs c;
+    c.qkv = qkv.data(), c.out = out.data(), c.B = 1, c.T = 3, c.H = 1, c.Dh = 48;
+    expect_error("attention: kAmxBf16 with Dh=48 throws ERR_INTERNAL", codes::kInternal, "AMX bf16",
+                 [&] { cpu::attention(c, pool2, avx, K::kAmxBf16); });
+  });
+  // The unfused qkv_attention (bf16 and int8 weights) against the same GEMM followed by the bf16
+  // reference: float32 attention would miss it by bf16's error, far above the tolerance.
+  for (WeightDtype dt : {WeightDtype::kBFloat16, WeightDtype::kInt8, WeightDtype::kFloat32}) {
+    const char* dn = dt == WeightDtype::kBFloat16 ? "bf16" : dt == WeightDtype::kInt8 ? "int8" : "float32";
+    const std::string name = std::string("qkv_attention[avx512] ") + dn + " weights: attention " +
+                             (dt == WeightDtype::kFloat32 ? "in float32" : "on AMX in bf16");
+    run_case(name, [&] {
+      Rng rng(91);
+      const int64_t B = 2, T = 50, H = 2, Dh = 64, D = 96, M = B * T, N = 3 * H * Dh, HD = H * Dh;
+      std::vector<float> x = rng.vec(static_cast<size_t>(M * D)), W = rng.vec(static_cast<size_t>(N * D), -0.3f, 0.3f),
+                         bias = rng.vec(static_cast<size_t>(N)), hs = rng.vec(static_cast<size_t>(H), 0.0f, 2.0f);
+      auto Wp = cpu::PackedLinear::pack(W.data(), N, D, dt);
+      std::vector<float> got(static_cast<size_t>(M * HD)), want(got.size()), qkv(static_cast<size_t>(M * N));
+      cpu::QkvAttentionArgs q;
+      q.a = x.data(), q.W = Wp.get(), q.bias = bias.data(), q.out = got.data(), q.head_scale = hs.data();
+      q.B = B, q.T = T, q.H = H, q.Dh = Dh, q.D = D, q.scale = 0.125f;
+      cpu::qkv_attention(q, pool2, avx, cpu::QkvAttentionMode::kUnfused);
+      cpu::GemmArgs g;
+      g.A = x.data(), g.lda = D, g.Wp = Wp.get(), g.bias = bias.data(), g.C = qkv.data(), g.M = M, g.N = N, g.K = D;
+      cpu::gemm(g, pool2, avx);
+      cpu::AttentionArgs at;
+      at.qkv = qkv.data(), at.out = want.data(), at.head_scale = hs.data(), at.B = B, at.T = T, at.H = H, at.Dh = Dh;
+      at.scale = q.scale;
+      if (dt == WeightDtype::kFloat32) {
+        cpu::attention(at, pool2, avx, K::kFlash);
+        check_exact(name, got, want);
+      } else {
+        cpu::ref_attention_bf16(at);
+        check_close(name, got, want, kTolAttentionBf16Ref);
+      }
+    });
+  }
+}
+
+void test_attention_amx_suite(ThreadPool& pool2, ThreadPool& pool3, ThreadPool& pool1) {
+  test_ref_attention_bf16();
+  cpu::set_amx_enabled(true);  // whatever VITMSN_CPU_AMX says: this suite is about the AMX kernel
+  cpu::AttentionArgs probe;
+  probe.T = 1, probe.Dh = 32;
+  if (!cpu::attention_amx_usable(cpu::Isa::kAvx512, probe)) {
+    std::printf("SKIP  attention[AMX bf16]: this CPU (or compiler) lacks AMX bf16\n");
+    return;
+  }
+  std::printf("PATH  attention[AMX bf16]\n");
+  uint64_t seed = 700;
+  // T around the 16-row tiles, 32-key chunks and 32-row tasks; ViT token counts (50, 197, 257).
+  test_attention_amx(pool2, 1, 1, 1, 32, HeadScale::kNone, seed++);
+  test_attention_amx(pool2, 3, 1, 6, 64, HeadScale::kRandom, seed++);
+  test_attention_amx(pool3, 1, 17, 6, 96, HeadScale::kNone, seed++);
+  test_attention_amx(pool2, 3, 17, 1, 32, HeadScale::kWithZeros, seed++);
+  test_attention_amx(pool2, 1, 50, 1, 64, HeadScale::kRandom, seed++);
+  test_attention_amx(pool1, 3, 50, 6, 32, HeadScale::kNone, seed++);
+  test_attention_amx(pool2, 1, 197, 6, 64, HeadScale::kNone, seed++);  // ViT-S layer
+  test_attention_amx(pool2, 3, 197, 6, 64, HeadScale::kWithZeros, seed++);
+  test_attention_amx(pool3, 1, 197, 1, 96, HeadScale::kRandom, seed++);
+  test_attention_amx(pool2, 1, 257, 6, 32, HeadScale::kRandom, seed++);
+  test_attention_amx(pool2, 3, 257, 1, 96, HeadScale::kNone, seed++);
+  test_attention_amx(pool2, 1, 257, 6, 64, HeadScale::kWithZeros, seed++);
+  test_attention_amx(pool2, 1, 197, 12, 64, HeadScale::kNone, seed++);  // ViT-B layer
+  test_attention_amx(pool2, 1, 1025, 1, 64, HeadScale::kNone, seed++);  // ViT-L/7 token count
+  // Scores spread over hundreds: near one-hot rows, most exponentials underflow.
+  test_attention_amx(pool2, 1, 197, 2, 64, HeadScale::kNone, seed++, 12.0f);
+  std::printf("INFO  attention[AMX bf16] worst rel_l2: %.2e vs the bf16 reference, %.2e vs float32 (spread 3)\n",
+              g_amx_worst_ref, g_amx_worst_f32);
+  test_attention_amx_dispatch(pool2);
 }
 
 // ---- patchify -------------------------------------------------------------------------------------
@@ -1012,6 +1205,7 @@ int main() {
     test_qkv_attention_suite(pool2, pool3, pool1);
     test_layernorm_suite(pool2, pool1);
     test_attention_suite(pool2, pool3, pool1);
+    test_attention_amx_suite(pool2, pool3, pool1);
     test_patchify_suite(pool2, pool1);
     test_embed_suite(pool2, pool1);
     test_concurrent_kernels(pool2);
