@@ -152,8 +152,6 @@ namespace {
 
 VITMSN_AMX_INT8_TARGET static void amx_configure() { amx_load_config(amx_tiles_16x64()); }
 
-}  // namespace
-
 // A finished block's int32 sums waiting for their epilogue (finish16 per row and 16-column half).
 struct PendingSums {
   const int32_t* sums = nullptr;  // 32 × 32, row stride 32
@@ -167,6 +165,8 @@ VITMSN_AMX_INT8_TARGET static inline void finish_units(const Int8Gemm& g, Pendin
     finish16(g, p.m + i, p.n0 + 16 * h, _mm512_load_si512(p.sums + i * 32 + 16 * h));
   }
 }
+
+}  // namespace
 
 VITMSN_AMX_INT8_TARGET void int8_block_amx(const Int8Gemm& g, int64_t m0, int64_t m1, int64_t c0, int64_t c1) {
   const int64_t Kp = g.W->Kp, steps = Kp / 64;
