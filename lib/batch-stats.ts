@@ -59,7 +59,7 @@ export class BatchStats {
     const recent = this.#recent.filter(([t]) => t >= now - WINDOW_MS);
     const span = recent.length ? Math.max(now - recent[0][0], 1000) : WINDOW_MS;
     const n = Math.min(this.#latencyCount, LATENCIES);
-    const sorted = Array.from(this.#latencies.subarray(0, n)).sort((a, b) => a - b);
+    const sorted = this.#latencies.slice(0, n).sort(); // a typed array sorts numerically, natively
     const pct = (p: number) => (n ? sorted[Math.min(n - 1, Math.floor(p * n))] : 0);
     return {
       ...queue,

@@ -25,6 +25,7 @@ export type {
 } from './types';
 export type { BatchingOptions } from './call-queue';
 export type { ModelStats } from './batch-stats';
+export type { QueueStats } from './call-queue';
 export {
   fitClassifier,
   fitKnn,

@@ -224,6 +224,8 @@ describe('cancellation and backpressure', () => {
       ),
     );
     expect(model.stats().queuedImages).toBe(16);
+    // queue(): the same counts without stats()' percentiles (what a server checks per request)
+    expect(model.queue()).toEqual({ queuedImages: 16, queuedCalls: 16, maxQueue: model.stats().maxQueue });
     const t0 = performance.now();
     await expect(model.encode(raw(3), ip)).rejects.toMatchObject({ code: 'ERR_OVERLOADED' });
     expect(performance.now() - t0).toBeLessThan(5);
@@ -239,6 +241,7 @@ describe('cancellation and backpressure', () => {
     expect(rest.slice(0, 16).every((r) => r === 'ok')).toBe(true);
     await running;
     expect(model.stats().queuedImages).toBe(0);
+    expect(model.queue().queuedImages).toBe(0);
   }, 120_000);
 });
 

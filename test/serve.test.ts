@@ -333,6 +333,7 @@ describe('vitmsn serve: limits and overload', () => {
       },
       classify: async () => [],
       stats: () => stats,
+      queue: () => stats,
       dispose: async () => undefined,
     };
     const srv = await startServer(svc);
@@ -561,6 +562,7 @@ describe('vitmsn serve: cancellation and metrics', () => {
         imagesPerSecond: 3,
         latencyMs: { p50: 1, p90: 2, p99: 3 },
       }),
+      queue: () => ({ queuedImages: 0, queuedCalls: 0, maxQueue: 1024 }),
       encode: async (images: Buffer[], o: Record<string, unknown>) => {
         seen.push(o);
         return s8.encode(images, {

@@ -33,6 +33,7 @@ export function modelService(model: Model, options: ModelServiceOptions = {}): E
     encode: (images, o: ServiceEncodeOptions = {}) => model.encode(images, defined(o)),
     classify: (images, o: ServiceClassifyOptions = {}) => model.classify(images, defined(o)),
     stats: () => model.stats(),
+    queue: () => model.queue(),
     dispose: () => model.dispose(),
   };
 }

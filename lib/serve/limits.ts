@@ -4,7 +4,8 @@
  * (@fastify/under-pressure). Defaults are here.
  */
 import underPressure from '@fastify/under-pressure';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { httpError, type HttpError } from './http-errors';
 import type { EmbedService } from './port';
 import { ServeError } from './serve-error';
 
@@ -87,24 +88,35 @@ export async function registerPressure(app: FastifyInstance, limits: Limits) {
 
 /**
  * Counts inference requests in progress; past maxConcurrent a request is refused (429), and so is
- * one that arrives while the model's queue is already full — before its body is read, so an
- * overloaded server answers at once.
+ * one that arrives while the model's queue is already full — before its body is read, and answered
+ * here rather than thrown (no stack trace to capture, no error handler), so that an overloaded
+ * server sheds load at the least cost per refused request.
  */
-export function concurrencyLimit(app: FastifyInstance, limits: Limits, service: () => EmbedService | undefined) {
+export function concurrencyLimit(
+  app: FastifyInstance,
+  limits: Limits,
+  service: () => EmbedService | undefined,
+  refuse: (request: FastifyRequest, reply: FastifyReply, h: HttpError) => FastifyReply,
+) {
   let active = 0;
   app.addHook('onRequest', async (request, reply) => {
     if (!(request.routeOptions.config as { inference?: boolean } | undefined)?.inference) return;
     if (active >= limits.maxConcurrent) {
-      throw new ServeError(
-        'ERR_OVERLOADED',
-        `${active} requests are in progress (--max-concurrent ${limits.maxConcurrent})`,
+      return refuse(
+        request,
+        reply,
+        httpError('ERR_OVERLOADED', `${active} requests are in progress (--max-concurrent ${limits.maxConcurrent})`),
       );
     }
-    const s = service()?.stats();
-    if (s && s.queuedImages >= s.maxQueue) {
-      throw new ServeError(
-        'ERR_OVERLOADED',
-        `the model's queue is full (${s.queuedImages} images waiting, --max-queue ${s.maxQueue}); retry later`,
+    const q = service()?.queue();
+    if (q && q.queuedImages >= q.maxQueue) {
+      return refuse(
+        request,
+        reply,
+        httpError(
+          'ERR_OVERLOADED',
+          `the model's queue is full (${q.queuedImages} images waiting, --max-queue ${q.maxQueue}); retry later`,
+        ),
       );
     }
     active++;

@@ -4,6 +4,7 @@
  */
 import type { Classification, Pooling } from '../encode';
 import type { ModelStats } from '../batch-stats';
+import type { QueueStats } from '../call-queue';
 import type { Tensor } from '../types';
 
 /** Per-call options every service method takes: cancellation and a deadline. */
@@ -46,6 +47,8 @@ export interface EmbedService {
   encode(images: Buffer[], options?: ServiceEncodeOptions): Promise<Tensor>;
   classify(images: Buffer[], options?: ServiceClassifyOptions): Promise<Classification[][]>;
   stats(): ServiceStats;
+  /** The queue alone, checked on every inference request (stats() is for metrics scrapes). */
+  queue(): QueueStats;
   /** Waits for calls already accepted, then frees the model. */
   dispose(): Promise<void>;
 }
