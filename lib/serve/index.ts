@@ -116,7 +116,12 @@ export async function createServer(
   app.addHook('onSend', async (_request, reply) => {
     if (draining) reply.header('connection', 'close');
   });
-  concurrencyLimit(app, limits, () => ready, (request, reply, h) => sendError(request, reply, metrics, h));
+  concurrencyLimit(
+    app,
+    limits,
+    () => ready,
+    (request, reply, h) => sendError(request, reply, metrics, h),
+  );
   await registerPressure(app, limits);
 
   // Bodies: one raw image, JSON, or multipart/form-data (text/plain is not taken).
