@@ -5,6 +5,7 @@
  * The conversion to RGB, the resize and the normalisation happen in native code (see
  * native/engine/image/preprocess.h).
  */
+import './threadpool-size'; // first: before anything can start libuv's pool
 import { VitMsnError, type ErrorCode } from './errors';
 import { checkPngIccp } from './png-iccp';
 import { BoundedFile, type ReadFail } from './read-file';
