@@ -73,6 +73,14 @@ class Backend {
   virtual void qkv_attention(const QkvAttentionArgs& a);
   // The LayerNorm and two GEMMs through buffers of this backend, unless it has something better.
   virtual void mlp(const MlpArgs& a);
+  // How many rows (images × tokens) the encoder layers of a model with `dtype` Linears should take
+  // at a time: a batch of more images runs its layers image group by image group, each group
+  // through all layers, so that its activations stay in cache. Only where the ops' results do not
+  // depend on the row count. 0: the whole batch at once.
+  virtual int64_t layer_rows(WeightDtype dtype) const {
+    (void)dtype;
+    return 0;
+  }
 
   // Optional replay of a whole forward (CUDA graphs: at small batches every op is launch-bound).
   // body(in, out) must enqueue only device ops of this backend, reading `in` (n_in elements, the

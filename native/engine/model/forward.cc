@@ -321,6 +321,21 @@ DeviceArray Model::tokens(DeviceArray patches, int64_t B, int64_t H, int64_t W, 
 }
 
 void Model::layers(DevicePtr x, int64_t B, int64_t T, const ForwardRequest* r, ForwardResult* taps) const {
+  // In image groups when the backend asks for it (Backend::layer_rows), except when every layer's
+  // output is tapped for the whole batch.
+  const bool tapped = taps && r && (r->output_hidden_states || r->output_attentions);
+  const int64_t rows = backend_->layer_rows(weights_.layers.empty() ? WeightDtype::kFloat32
+                                                                    : weights_.layers[0].fc1_w->dtype),
+                sub = rows > 0 ? std::max<int64_t>(1, rows / T) : B;
+  if (!tapped && B > sub) {
+    for (int64_t b0 = 0; b0 < B; b0 += sub)
+      layers_run(x + b0 * T * config_.hidden_size, std::min(sub, B - b0), T, r, nullptr);
+    return;
+  }
+  layers_run(x, B, T, r, taps);
+}
+
+void Model::layers_run(DevicePtr x, int64_t B, int64_t T, const ForwardRequest* r, ForwardResult* taps) const {
   const ModelConfig& c = config_;
   Backend& be = *backend_;
   const ModelWeights& w = weights_;
