@@ -22,6 +22,10 @@ const Spec kTable[] = {
      "whether the CPU fuses LayerNorm + qkv projection + attention (for measuring the fusion)"},
     {Knob::kCpuProfile, "VITMSN_CPU_PROFILE", Kind::kChoice, "0|1", 0, 0, "0", "load",
      "1 times every CPU op and prints the totals to stderr when the backend is freed"},
+    {Knob::kCpuLayerRows, "VITMSN_CPU_LAYER_ROWS", Kind::kInteger, "0 to 100000000 (0: the whole batch)", 0, 100000000,
+     "1600", "load",
+     "rows (images × tokens) a bfloat16 or int8 model's encoder layers take at a time on the CPU: a larger batch "
+     "runs image group by image group (same results); float32 always runs the whole batch"},
     {Knob::kSpinUs, "VITMSN_SPIN_US", Kind::kInteger, "0 to 100000 (µs)", 0, 100000, "100", "process",
      "how long idle CPU worker threads poll for work before sleeping"},
     {Knob::kCublasLtPath, "VITMSN_CUBLASLT_PATH", Kind::kPath, "a file or folder", 0, 0, "the search in docs/cuda.md",

@@ -17,6 +17,7 @@ enum class Knob {
   kCpuMlp,
   kCpuQkvAttention,
   kCpuProfile,
+  kCpuLayerRows,
   kSpinUs,
   kCublasLtPath,
   kCudaAttention,

@@ -16,6 +16,7 @@
 #include "backend/device_array.h"
 #include "common/error.h"
 #include "common/host_memory.h"
+#include "common/knobs.h"
 #include "cpu/attention.h"
 #include "cpu/cpu_features.h"
 #include "cpu/cpu_topology.h"
@@ -85,7 +86,7 @@ class CpuBackend final : public Backend {
   // 8; of 4: 80, of 16: 87). Larger groups spill the MLP's hidden activations (rows × 4·D) to
   // memory. float32: none, it gained nothing (57 vs 56 ms per image) and its fused MLP picks row
   // blocks or hidden slices by the row count (another summation order for a small last group).
-  int64_t layer_rows(WeightDtype dtype) const override { return dtype == WeightDtype::kFloat32 ? 0 : 1600; }
+  int64_t layer_rows(WeightDtype dtype) const override { return dtype == WeightDtype::kFloat32 ? 0 : layer_rows_; }
   size_t cached_bytes() const override {
     std::lock_guard<std::mutex> lock(cache_mu_);
     return free_bytes_;
@@ -255,6 +256,7 @@ class CpuBackend final : public Backend {
 
   cpu::Isa isa_;
   cpu::MlpMode mlp_mode_ = cpu::mlp_mode_from_env();
+  int64_t layer_rows_ = knobs::integer(knobs::Knob::kCpuLayerRows);  // layer_rows()
   cpu::QkvAttentionMode qkv_mode_ = cpu::qkv_attention_mode_from_env();
   cpu::ThreadPool pool_;
   std::unique_ptr<cpu::OpProfile> profile_ =
