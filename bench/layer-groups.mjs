@@ -33,7 +33,11 @@ if (args.child) {
   // Child: load once, then one forward per message { B }, answering { ms }.
   const { loadModel } = await import('../dist/index.mjs');
   const { syntheticPixels } = await import('../test/support/fixtures.mjs');
-  const model = await loadModel(args.child, { device: 'cpu', dtype: args.dtype, threads: 2 });
+  const model = await loadModel(args.child, {
+    device: 'cpu',
+    dtype: /** @type {import('../dist/index.js').DType} */ (args.dtype),
+    threads: 2,
+  });
   const inputs = new Map();
   process.on('message', async ({ B }) => {
     if (B === 0) {
