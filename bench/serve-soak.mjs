@@ -4,7 +4,8 @@
 // against one server, checking each status and the server's RSS (VmRSS) after the first 2 500
 // (warm-up: heaps and caches grown), every 2 500 after, and at the end; (2) overload: a server with a short queue (--max-queue 8) and a slow model, 256
 // concurrent requests, the time the refused ones take to get their 429; (3) steady overload: that
-// queue kept full by 32 clients, one more client's requests one after another, their 429 times.
+// queue kept full by 32 clients, one more client's requests one after another, their 429 times;
+// (4) the CPU time one 429 costs the server (a service whose queue is always full, autocannon).
 //
 //   node bench/serve-soak.mjs [--requests 10000] [--record]
 //
@@ -213,6 +214,48 @@ const refused = over
   .sort((a, b) => a - b);
 const pct = (a, p) => (a.length ? a[Math.min(a.length - 1, Math.floor(p * a.length))] : NaN);
 const byStatus = over.reduce((m, o) => ((m[o.status] = (m[o.status] ?? 0) + 1), m), {});
+// (4) the server's own cost of a 429: createServer in this process around a service whose queue is
+// always full, autocannon in a child process for 5 s, this process's CPU time per answer.
+const { createServer } = await import('../dist/serve/index.js');
+const fullQueue = { queuedImages: 8, queuedCalls: 8, maxQueue: 8 };
+const fullService = {
+  info: { name: 'full', dim: 4, numLabels: 0 },
+  encode: async () => Promise.reject(new Error('never called')),
+  classify: async () => [],
+  stats: () => ({
+    ...fullQueue,
+    batches: 0,
+    images: 0,
+    batchSizes: {},
+    imagesPerSecond: 0,
+    latencyMs: { p50: 0, p90: 0, p99: 0 },
+  }),
+  queue: () => fullQueue,
+  dispose: async () => undefined,
+};
+const shed = await createServer(fullService);
+await shed.listen({ host: '127.0.0.1', port: 0 });
+const shedUrl = `http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (shed.server.address()).port}/v1/embeddings`;
+const cannon = `
+  const autocannon = require(process.argv[1]);
+  autocannon({ url: process.argv[2], method: 'POST', headers: { 'content-type': 'application/json' }, body: process.argv[3], connections: 8, duration: 5 },
+    (e, r) => console.log(JSON.stringify(e ? { error: String(e) } : { n: r.requests.total, non2xx: r.non2xx })));`;
+const cpu0 = process.cpuUsage();
+const cannonOut = await new Promise((resolve) => {
+  const c = spawn(
+    process.execPath,
+    ['-e', cannon, path.join(root, 'node_modules', 'autocannon'), shedUrl, JSON.stringify(body)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let out = '';
+  c.stdout.on('data', (d) => (out += d));
+  c.once('exit', () => resolve(JSON.parse(out.trim().split('\n').pop())));
+});
+const cpu = process.cpuUsage(cpu0);
+await shed.close();
+const usPer429 = (cpu.user + cpu.system) / cannonOut.n;
 fs.rmSync(tmp, { recursive: true, force: true });
 
 const lines = [
@@ -224,6 +267,7 @@ const lines = [
   '',
   `- ${N} requests in ${soakSeconds.toFixed(1)} s (16 at a time); server RSS after the first 2 500 (warm-up): ${rss1k.toFixed(1)} MiB, after ${N}: ${rssEnd.toFixed(1)} MiB (${(((rssEnd - rss1k) / rss1k) * 100).toFixed(1)}%); RSS MiB along the way: ${samples.join(', ')}`,
   `- overload (ViT-S/16, --max-queue 8, --max-batch 4, 256 concurrent requests): statuses ${JSON.stringify(byStatus)}; 429 answered in p50 ${pct(refused, 0.5).toFixed(1)} ms, p99 ${pct(refused, 0.99).toFixed(1)} ms, max ${refused.at(-1)?.toFixed(1)} ms (client-measured, request to full answer); Retry-After on 429: ${over.filter((o) => o.status === 429).every((o) => o.retry) ? 'yes' : 'missing'}`,
+  `- the server's own cost of a 429 (createServer in the bench process around a service whose queue is always full; autocannon, 8 connections, 5 s, in a child process): ${cannonOut.n} requests (${cannonOut.non2xx} non-2xx), ${usPer429.toFixed(0)} µs of the server process's CPU (user + system) per answer`,
   `- steady overload (same server; 32 clients in another process keep its queue full, waiting 50 ms after each 429): one client's ${probe.length} requests, one after another on a kept-alive connection: ${probeRefused.length} answered 429 in p50 ${pct(probeRefused, 0.5).toFixed(1)} ms, p99 ${pct(probeRefused, 0.99).toFixed(1)} ms, max ${probeRefused.at(-1)?.toFixed(1)} ms (client-measured, request to full answer); other statuses: ${JSON.stringify(probe.filter((o) => o.status !== 429).reduce((m, o) => ((m[o.status] = (m[o.status] ?? 0) + 1), m), {}))}`,
 ];
 console.log(lines.join('\n'));
