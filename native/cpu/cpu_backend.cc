@@ -80,12 +80,11 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   size_t available_bytes() const override { return host_available_bytes(); }
   bool uses_host_memory() const override { return true; }
-  // bf16 and int8: about 8 images of 197 tokens. Measured per image on 2 cores (one process,
-  // interleaved): ViT-S/16 bf16 at batch 64 37 ms in one pass, 24 ms in groups of 8, 26 ms in groups
-  // of 16 (batch 8 alone: 22); int8 28 → 19 ms; ViT-B/16 bf16 at batch 32 92 ms → 73 ms (groups of
-  // 8; of 4: 80, of 16: 87). Larger groups spill the MLP's hidden activations (rows × 4·D) to
-  // memory. float32: none, it gained nothing (57 vs 56 ms per image) and its fused MLP picks row
-  // blocks or hidden slices by the row count (another summation order for a small last group).
+  // bf16 and int8: about 8 images of 197 tokens (VITMSN_CPU_LAYER_ROWS). bench/layer-groups.mjs on
+  // 2 cores: 1.09–1.64× faster per image than one pass at batch 32–64 (ViT-S/16 bf16 b64 37.3 → 22.8
+  // ms/image); larger groups spill the MLP's hidden activations (rows × 4·D) to memory. float32:
+  // none, it gained nothing, and its fused MLP picks row blocks or hidden slices by the row count
+  // (another summation order for a small last group).
   int64_t layer_rows(WeightDtype dtype) const override { return dtype == WeightDtype::kFloat32 ? 0 : layer_rows_; }
   size_t cached_bytes() const override {
     std::lock_guard<std::mutex> lock(cache_mu_);

@@ -179,6 +179,7 @@ class Model {
   // layers on x in place; with r set, its head mask applies and its taps are taken into `taps`.
   DeviceArray tokens(DeviceArray patches, int64_t B, int64_t H, int64_t W, bool interpolate, const uint8_t* mask) const;
   void layers(DevicePtr x, int64_t B, int64_t T, const ForwardRequest* r, ForwardResult* taps) const;
+  // layers() splits a batch into image groups (Backend::layer_rows); layers_run runs one group.
   void layers_run(DevicePtr x, int64_t B, int64_t T, const ForwardRequest* r, ForwardResult* taps) const;
   // Whether a request's device work depends on its shape alone (so a backend may record and replay it).
   bool replayable(const ForwardRequest& r) const;
