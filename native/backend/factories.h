@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "common/staged_copy.h"
 
 namespace vitmsn {
 
@@ -28,8 +29,9 @@ int default_cpu_threads();       // the physical core count
 
 // The CUDA backend on GPU `device`, storing activations and weights in `dtype` ("float32",
 // "float16", "bfloat16"). Throws ERR_DEVICE_UNAVAILABLE when the device or cuBLASLt cannot be used
-// (with the reason), ERR_UNSUPPORTED_DTYPE for another dtype.
-std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& dtype);
+// (with the reason), ERR_UNSUPPORTED_DTYPE for another dtype. Big host copies of its transfers
+// (through pinned slots) run on `host_copy`, which may use several threads.
+std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& dtype, HostCopy host_copy);
 BackendInfo cuda_backend_info();  // GPU count and cuBLASLt path, or why CUDA cannot be used
 
 }  // namespace vitmsn

@@ -1,9 +1,14 @@
 #include "backend/registry.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "common/error.h"
+#include "cpu/thread_pool.h"
 
 namespace vitmsn {
 namespace {
@@ -20,6 +25,30 @@ BackendInfo cuda_info() {
           {"float32", "float16", "bfloat16"}};
 #endif
 }
+
+#ifdef VITMSN_WITH_CUDA
+// The host's part of the CUDA backends' staged copies (a whole batch's input and output through
+// pinned slots): a pool of its own, since the kernels' and the image pool run long jobs that would
+// hold these up, and up to 8 threads, about where one socket's copy bandwidth levels off. Made with
+// the first CUDA backend, kept for the process (its threads sleep when idle).
+HostCopy parallel_host_copy() {
+  static cpu::ThreadPool* pool =
+      new cpu::ThreadPool(std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 8));
+  return [](void* dst, const void* src, size_t bytes) {
+    constexpr size_t kBlock = size_t{256} << 10;
+    auto* d = static_cast<uint8_t*>(dst);
+    const auto* s = static_cast<const uint8_t*>(src);
+    const auto blocks = static_cast<int64_t>((bytes + kBlock - 1) / kBlock);
+    pool->parallel_for(
+        blocks,
+        [&](int64_t b, int64_t e) {
+          const size_t lo = static_cast<size_t>(b) * kBlock, hi = std::min(bytes, static_cast<size_t>(e) * kBlock);
+          std::memcpy(d + lo, s + lo, hi - lo);
+        },
+        static_cast<int64_t>(bytes / 4));
+  };
+}
+#endif
 
 }  // namespace
 
@@ -56,7 +85,7 @@ std::shared_ptr<Backend> acquire_backend(const std::string& device, int threads,
     std::lock_guard<std::mutex> lock(mu);
     std::shared_ptr<Backend> be = shared[{index, dtype}].lock();
     if (!be) {
-      be = std::shared_ptr<Backend>(make_cuda_backend(index, dtype));
+      be = std::shared_ptr<Backend>(make_cuda_backend(index, dtype, parallel_host_copy()));
       shared[{index, dtype}] = be;
     }
     return be;

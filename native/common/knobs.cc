@@ -38,6 +38,8 @@ const Spec kTable[] = {
      "where fc1's GELU runs: in the GEMM epilogue (16-bit default) or as an exact separate kernel"},
     {Knob::kCudaGraphs, "VITMSN_CUDA_GRAPHS", Kind::kChoice, "0|1", 0, 0, "1", "load",
      "0 turns CUDA graph capture of small batches off"},
+    {Knob::kCudaPinnedStaging, "VITMSN_CUDA_PINNED_STAGING", Kind::kChoice, "0|1", 0, 0, "1", "load",
+     "0 copies big inputs and outputs straight from pageable memory instead of through pinned slots"},
     {Knob::kCudaGemmTune, "VITMSN_CUDA_GEMM_TUNE", Kind::kChoice, "0|1", 0, 0, "1", "load",
      "0 keeps cuBLASLt's first algorithm (no timing at the first call of a shape)"},
     {Knob::kCudaVerbose, "VITMSN_CUDA_VERBOSE", Kind::kChoice, "0|1", 0, 0, "0", "load",

@@ -24,6 +24,7 @@ enum class Knob {
   kCudaAttentionWarps,
   kCudaGelu,
   kCudaGraphs,
+  kCudaPinnedStaging,
   kCudaGemmTune,
   kCudaVerbose,
   kCudaProfile,

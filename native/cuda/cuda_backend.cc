@@ -25,6 +25,7 @@
 #include "cuda/kernels.h"
 #include "cuda/lt_gemm.h"
 #include "cuda/op_profile.h"
+#include "cuda/pinned_staging.h"
 #include "cuda/recorded_forward.h"
 
 namespace vitmsn {
@@ -84,7 +85,8 @@ class CudaLinear final : public PreparedLinear {
 template <typename T>
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, std::string dtype) : mu_(device_lock(device)), device_(device), dtype_(std::move(dtype)) {
+  CudaBackend(int device, std::string dtype, HostCopy host_copy)
+      : mu_(device_lock(device)), device_(device), dtype_(std::move(dtype)) {
     Lock lock(mu_);
     cuda::check(cudaSetDevice(device_), "cudaSetDevice");
     cuda::check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
@@ -122,6 +124,8 @@ class CudaBackend final : public Backend {
       if (verbose_) cuda::check(cudaEventCreate(&ev_[0]), "event"), cuda::check(cudaEventCreate(&ev_[1]), "event");
       if (knobs::flag(knobs::Knob::kCudaProfile))
         profile_ = std::make_unique<cuda::OpProfile>(stream_), graphs_enabled_ = false;
+      staged_ = std::make_unique<cuda::PinnedStaging>(stream_, std::move(host_copy),
+                                                      knobs::flag(knobs::Knob::kCudaPinnedStaging));
     } catch (...) {
       gemm_.reset();
       if (pool_) cudaMemPoolDestroy(pool_);
@@ -137,6 +141,7 @@ class CudaBackend final : public Backend {
     graphs_.clear();
     profile_.reset();
     gemm_.reset();
+    staged_.reset();  // waits for its last transfers, frees the pinned slots
     cudaFree(staging_);
     cudaFree(d_mask_);
     cudaStreamSynchronize(stream_);
@@ -197,10 +202,10 @@ class CudaBackend final : public Backend {
     enter();
     Profiled p(profile_.get(), "upload (host→device)");
     if constexpr (std::is_same_v<T, float>) {
-      cuda::check(cudaMemcpyAsync(dst, host, n * sizeof(float), cudaMemcpyHostToDevice, stream_), "upload");
+      staged_->upload(dst, host, n * sizeof(float));
     } else {
       float* s = staging(n);
-      cuda::check(cudaMemcpyAsync(s, host, n * sizeof(float), cudaMemcpyHostToDevice, stream_), "upload");
+      staged_->upload(s, host, n * sizeof(float));
       cuda::convert_from_f32<T>(s, dst, static_cast<int64_t>(n), stream_);
       cuda::check_launch("convert_from_f32");
     }
@@ -217,9 +222,8 @@ class CudaBackend final : public Backend {
         cuda::check_launch("convert_to_f32");
         from = s;
       }
-      cuda::check(cudaMemcpyAsync(host, from, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "download");
+      staged_->download(host, from, n * sizeof(float));  // returns with the bytes in `host`
     }
-    cuda::check(cudaStreamSynchronize(stream_), "download sync");
     if (profile_) profile_->collect();
   }
   void copy_rows(DevicePtr dst, int64_t dst_ld, DevicePtr src, int64_t src_ld, int64_t rows, int64_t n) override {
@@ -327,13 +331,13 @@ class CudaBackend final : public Backend {
     if (bytes == 0) return;
     if (!a.pixels) throw Error(codes::kInternal, "patchify_pixels: null pixels");
     // The levels cross as bytes (a quarter of the float32 tensor) into a stream-ordered block of
-    // the activation pool, freed behind the kernel. From pageable memory cudaMemcpyAsync returns
-    // once the bytes are staged, so the caller may reuse its buffer afterwards.
+    // the activation pool, freed behind the kernel. The upload returns once the bytes are staged
+    // (pinned slots or the driver's), so the caller may reuse its buffer afterwards.
     DeviceArray staged(*this, (bytes + sizeof(T) - 1) / sizeof(T));
     auto* d_pixels = static_cast<uint8_t*>(staged.get().get());
     {
       Profiled p(profile_.get(), "upload (uint8 pixels)");
-      cuda::check(cudaMemcpyAsync(d_pixels, a.pixels, bytes, cudaMemcpyHostToDevice, stream_), "pixels upload");
+      staged_->upload(d_pixels, a.pixels, bytes);
     }
     Profiled p(profile_.get(), "patchify_pixels");
     cuda::patchify_pixels<T>(d_pixels, t(a.patches), a.B, a.Himg, a.Wimg, a.p, a.norm, stream_);
@@ -540,6 +544,7 @@ class CudaBackend final : public Backend {
   cuda::AttentionCaps attn_caps_;
   Graphs graphs_;
   std::unique_ptr<cuda::OpProfile> profile_;
+  std::unique_ptr<cuda::PinnedStaging> staged_;  // big host↔device copies through pinned slots
 };
 
 // Why CUDA cannot be used here, or "" when device `device` and cuBLASLt are usable.
@@ -565,12 +570,12 @@ BackendInfo cuda_backend_info() {
           {"float32", "float16", "bfloat16"}};
 }
 
-std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& dtype) {
+std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& dtype, HostCopy host_copy) {
   const std::string why = cuda_unavailable_reason(device);
   if (!why.empty()) throw Error(codes::kDeviceUnavailable, "cuda:" + std::to_string(device) + " is not usable: " + why);
-  if (dtype == "float32") return std::make_unique<CudaBackend<float>>(device, dtype);
-  if (dtype == "float16") return std::make_unique<CudaBackend<__half>>(device, dtype);
-  if (dtype == "bfloat16") return std::make_unique<CudaBackend<__nv_bfloat16>>(device, dtype);
+  if (dtype == "float32") return std::make_unique<CudaBackend<float>>(device, dtype, std::move(host_copy));
+  if (dtype == "float16") return std::make_unique<CudaBackend<__half>>(device, dtype, std::move(host_copy));
+  if (dtype == "bfloat16") return std::make_unique<CudaBackend<__nv_bfloat16>>(device, dtype, std::move(host_copy));
   throw Error(codes::kUnsupportedDtype, "dtype '" + dtype + "' is not supported on CUDA");
 }
 
