@@ -8,7 +8,8 @@
 #   1. cuBLASLt declarations vs the real headers (static_asserts)
 #   2. the addon: the one built here (.device/vitmsn.node.xz: cudart static, SASS for sm_75..100),
 #      or, without it, a CMake + nvcc build on the spot
-#   3. every backend op on CUDA vs the scalar references (test_engine_backend_ops, built here), then
+#   3. every backend op on CUDA vs the scalar references (test_engine_backend_ops, built here; once
+#      more with VITMSN_CUDA_ATTENTION=head), then
 #      the GPU tests (goldens in fp32/fp16/bf16, tensor-core vs CUDA-core attention, graphs vs eager,
 #      graphs of several models, GELU epilogue) — vitest
 #   4. parity and speed against transformers' ViTMSNModel on the same weights and inputs:
@@ -81,6 +82,10 @@ if want 3; then
     xz -dc .device/test_engine_backend_ops.xz > /tmp/test_engine_backend_ops && chmod +x /tmp/test_engine_backend_ops
     VITMSN_TEST_VERBOSE=1 timeout 120 /tmp/test_engine_backend_ops 2>&1 | tee "$OUT/backend-ops.log" | grep -E "^backend|FAIL|passed" | head -60
     [ "${PIPESTATUS[0]}" = 0 ] || fail "backend ops"
+    # Again with the whole-head attention kernel forced (auto picks it only for large grids).
+    echo "-- VITMSN_CUDA_ATTENTION=head"
+    VITMSN_CUDA_ATTENTION=head VITMSN_TEST_VERBOSE=1 timeout 120 /tmp/test_engine_backend_ops 2>&1 | tee "$OUT/backend-ops-head.log" | grep -E "FAIL|passed" | head -40
+    [ "${PIPESTATUS[0]}" = 0 ] || fail "backend ops (whole-head attention)"
   else
     echo "no .device/test_engine_backend_ops.xz (rerun scripts/prepare-device-bundle.sh)"
   fi

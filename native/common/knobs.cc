@@ -30,8 +30,9 @@ const Spec kTable[] = {
      "how long idle CPU worker threads poll for work before sleeping"},
     {Knob::kCublasLtPath, "VITMSN_CUBLASLT_PATH", Kind::kPath, "a file or folder", 0, 0, "the search in docs/cuda.md",
      "process", "where libcublasLt is looked for first"},
-    {Knob::kCudaAttention, "VITMSN_CUDA_ATTENTION", Kind::kChoice, "auto|simt", 0, 0, "auto", "load",
-     "simt forces the CUDA-core attention kernel instead of the tensor-core one"},
+    {Knob::kCudaAttention, "VITMSN_CUDA_ATTENTION", Kind::kChoice, "auto|simt|tile|head", 0, 0, "auto", "load",
+     "simt forces the CUDA-core attention kernel; tile the 16-row tensor-core kernel; head the whole-head one "
+     "(where Dh <= 64 and T <= 256); auto picks by shape"},
     {Knob::kCudaAttentionWarps, "VITMSN_CUDA_ATTENTION_WARPS", Kind::kInteger, "0 to 32 (0: automatic)", 0, 32, "0",
      "load", "warps per block of the tensor-core attention kernel (for measuring)"},
     {Knob::kCudaGelu, "VITMSN_CUDA_GELU", Kind::kChoice, "auto|exact|epilogue", 0, 0, "auto", "load",

@@ -10,7 +10,8 @@
 // tile converts in place into the A operand of P·V (FlashAttention-2's layout trick). Online softmax: running max m and
 // sum l per row, accumulator rescaled by exp(m_old − m_new). No T×T matrix exists; keys past T are zero-filled and
 // masked to −∞, and the 8-key tiles wholly past T are skipped, as are warps whose 16 rows all lie past T. P is rounded
-// to fp16/bf16 for P·V, as PyTorch's flash kernels do.
+// to fp16/bf16 for P·V, as PyTorch's flash kernels do. The whole-head kernel (attention_tc_head.cu) runs instead
+// where the shape allows it and the grid is large (VITMSN_CUDA_ATTENTION forces one for measuring).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -21,78 +22,10 @@
 
 #include "cuda/dtype.cuh"
 #include "cuda/kernels.h"
+#include "cuda/mma_fragments.cuh"
 
 namespace vitmsn {
 namespace cuda {
-namespace tc_detail {  // named: the host and sm_75 passes compile the kernel body away, leaving these unused
-
-template <typename T>
-struct Pack;
-template <>
-struct Pack<__half> {
-  static __device__ __forceinline__ uint32_t two(float lo, float hi) {
-    __half2 h = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&h);
-  }
-};
-template <>
-struct Pack<__nv_bfloat16> {
-  static __device__ __forceinline__ uint32_t two(float lo, float hi) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&h);
-  }
-};
-
-// D = A·B + D for one 16×8×16 tile. a: 4 regs (rows g/g+8, k pairs 2t/2t+8), b: 2 regs (k pairs 2t/2t+8, column g).
-template <typename T>
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  if constexpr (std::is_same_v<T, __half>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-#endif
-}
-
-__device__ __forceinline__ uint32_t ld32(const void* p) { return *reinterpret_cast<const uint32_t*>(p); }
-
-// 16 bytes global → shared without a register round trip; valid = false writes zeros (reads nothing).
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(valid ? 16 : 0));
-#endif
-}
-__device__ __forceinline__ void cp_async_commit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\n" ::);
-#endif
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-#endif
-}
-// Four 8×8 b16 matrices, transposed on the way: lane 8m + i gives the address of row i of matrix m;
-// register m of lane 4g + t holds elements (rows 2t, 2t + 1; column g) of matrix m.
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void* row) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-#endif
-}
-
-}  // namespace tc_detail
 
 namespace {
 using namespace tc_detail;
@@ -293,9 +226,10 @@ bool launch_tc(const T* qkv, T* out, const T* hs, int64_t B, int64_t Tn, int64_t
 template <typename T, int DH>
 bool raise_smem(const AttentionCaps& caps) {
   const size_t bytes = std::min(TcLayout<DH>::bytes(8), static_cast<size_t>(caps.max_smem));
-  if (bytes <= 48 * 1024) return true;  // the default limit suffices
-  return cudaFuncSetAttribute(tc_flash_kernel<T, DH>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              static_cast<int>(bytes)) == cudaSuccess;
+  if (bytes > 48 * 1024 && cudaFuncSetAttribute(tc_flash_kernel<T, DH>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                static_cast<int>(bytes)) != cudaSuccess)
+    return false;  // (the default limit suffices below 48 KiB)
+  return true;
 }
 
 }  // namespace
@@ -309,6 +243,7 @@ bool attention_flash_tc(const T* qkv, T* out, const T* head_scale, int64_t B, in
     if (!caps.tensor_cores || Dh % 16 != 0 || Dh < 16 || Dh > 128) return false;
     if (reinterpret_cast<uintptr_t>(qkv) % 16 != 0 || reinterpret_cast<uintptr_t>(out) % 4 != 0) return false;
     if (Tn > (int64_t{1} << 30) || B > 65535 || H > 65535) return false;
+    if (attention_head_tc<T>(qkv, out, head_scale, B, Tn, H, Dh, scale, caps, s)) return true;
     switch (Dh / 16) {
       case 1:
         return launch_tc<T, 16>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
@@ -337,7 +272,8 @@ bool prepare_attention(const AttentionCaps& caps) {
   } else {
     if (!caps.tensor_cores) return true;
     return raise_smem<T, 16>(caps) && raise_smem<T, 32>(caps) && raise_smem<T, 48>(caps) && raise_smem<T, 64>(caps) &&
-           raise_smem<T, 80>(caps) && raise_smem<T, 96>(caps) && raise_smem<T, 112>(caps) && raise_smem<T, 128>(caps);
+           raise_smem<T, 80>(caps) && raise_smem<T, 96>(caps) && raise_smem<T, 112>(caps) && raise_smem<T, 128>(caps) &&
+           prepare_head_attention<T>(caps);
   }
 }
 

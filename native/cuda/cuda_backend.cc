@@ -105,8 +105,11 @@ class CudaBackend final : public Backend {
       cudaDeviceProp prop{};
       cuda::check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
       cuda::AttentionCaps caps;
-      caps.tensor_cores =
-          prop.major >= 8 && !std::is_same_v<T, float> && knobs::choice(knobs::Knob::kCudaAttention) != "simt";
+      const std::string attention = knobs::choice(knobs::Knob::kCudaAttention);
+      caps.tensor_cores = prop.major >= 8 && !std::is_same_v<T, float> && attention != "simt";
+      caps.kernel = attention == "tile"   ? cuda::AttentionKernel::kTile
+                    : attention == "head" ? cuda::AttentionKernel::kHead
+                                          : cuda::AttentionKernel::kAuto;
       caps.max_smem = static_cast<int>(prop.sharedMemPerBlockOptin);
       caps.sm_count = prop.multiProcessorCount;
       if (const long w = knobs::integer(knobs::Knob::kCudaAttentionWarps))

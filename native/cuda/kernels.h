@@ -40,12 +40,19 @@ void layernorm(const T* x, const T* gamma, const T* beta, T* y, int64_t rows, in
 template <typename T>
 void gelu_inplace(T* x, int64_t n, cudaStream_t s);
 
+// Which tensor-core attention kernel runs (VITMSN_CUDA_ATTENTION): by shape, or one forced for measuring.
+enum class AttentionKernel { kAuto, kTile, kHead };
+
 // What the device allows the attention kernels (set once per backend, outside any graph capture).
 struct AttentionCaps {
   bool tensor_cores = false;  // fp16/bf16 on sm_80+: the WMMA kernel of attention_tc.cu
   int max_smem = 48 * 1024;   // opt-in shared memory per block
   int sm_count = 1;           // multiprocessors (how many blocks fill the device)
   int warps = 0;              // warps per block of the tensor-core kernel: 0 = by grid size, else 1/4/8
+  // kAuto: the whole-head kernel (one block per image and head, 32 query rows per warp) where the
+  // shape allows it and the grid is large, else the 16-row kernel; kTile / kHead force one of them
+  // (the head kernel still only where it fits: Dh ≤ 64, T ≤ 256).
+  AttentionKernel kernel = AttentionKernel::kAuto;
 };
 
 // Flash-style attention (online softmax, no T×T matrix). Head dims up to 128. Picks the
@@ -57,6 +64,13 @@ void attention_flash(const T* qkv, T* out, const T* head_scale, int64_t B, int64
 template <typename T>
 bool attention_flash_tc(const T* qkv, T* out, const T* head_scale, int64_t B, int64_t Tn, int64_t H, int64_t Dh,
                         float scale, const AttentionCaps& caps, cudaStream_t s);
+// The whole-head tensor-core kernel alone (attention_tc_head.cu; called by attention_flash_tc
+// after its checks); false when it does not take this shape.
+template <typename T>
+bool attention_head_tc(const T* qkv, T* out, const T* head_scale, int64_t B, int64_t Tn, int64_t H, int64_t Dh,
+                       float scale, const AttentionCaps& caps, cudaStream_t s);
+template <typename T>
+bool prepare_head_attention(const AttentionCaps& caps);  // its shared-memory limit (prepare_attention calls it)
 // Raises the tensor-core kernels' shared-memory limits (call once, before any graph capture);
 // false when the device refuses (then run without tensor cores).
 template <typename T>

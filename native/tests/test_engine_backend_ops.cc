@@ -123,15 +123,46 @@ void test_layernorm(const Target& t) {
   }
 }
 
+// upload → download round trips, bit for bit (inputs already in the storage type): sizes below,
+// at and well past the CUDA backend's staging threshold and slot size (2 and 8 MiB), so a GPU run
+// exercises the pinned-slot pipeline with several chunks both ways and the direct path.
+void test_transfers(const Target& t) {
+  Backend& be = *t.be;
+  int seed = 150;
+  for (size_t n : {size_t{1}, size_t{1000}, (size_t{2} << 20) / 4 - 1, (size_t{2} << 20) / 4, (size_t{8} << 20) / 4 + 3,
+                   size_t{5000001}}) {
+    const std::vector<float> orig = random_vec(n, seed++, 3.0f);
+    const std::vector<float> host = as_stored(be, orig);  // one round trip: the storage type's rounding only
+    compare(t, "upload/download of " + std::to_string(n) + " values", host, orig);
+    const OnDevice d(be, host);
+    const std::vector<float> back = d.get(be);  // a second one changes nothing
+    check(back.size() == n && std::memcmp(back.data(), host.data(), n * sizeof(float)) == 0,
+          t.name + " second round trip of " + std::to_string(n) + " values, bit for bit");
+  }
+}
+
 void test_attention(const Target& t) {
   Backend& be = *t.be;
   struct Case {
     int64_t B, T, H, Dh;
     bool probs, head_scale;
   };
-  const Case cases[] = {{1, 1, 1, 8, false, false},  {2, 17, 4, 8, true, true},    {1, 197, 6, 64, false, false},
-                        {3, 50, 2, 64, true, false}, {1, 257, 2, 80, false, true}, {2, 197, 1, 96, false, false},
-                        {1, 65, 3, 32, true, true}};
+  const Case cases[] = {{1, 1, 1, 8, false, false},
+                        {2, 17, 4, 8, true, true},
+                        {1, 197, 6, 64, false, false},
+                        {3, 50, 2, 64, true, false},
+                        {1, 257, 2, 80, false, true},
+                        {2, 197, 1, 96, false, false},
+                        {1, 65, 3, 32, true, true},
+                        // Shapes of the CUDA whole-head kernel (VITMSN_CUDA_ATTENTION=head forces it
+                        // at these small grids): T of one key step, exactly one, the most (256),
+                        // odd k-steps (Dh 16, 48), a second m-tile wholly past T (T = 50, 200).
+                        {2, 1, 2, 64, false, false},
+                        {1, 32, 2, 64, false, false},
+                        {2, 50, 3, 64, false, true},
+                        {1, 256, 2, 48, false, false},
+                        {3, 33, 2, 16, false, false},
+                        {1, 200, 4, 32, false, true}};
   int seed = 200;
   for (const Case& c : cases) {
     const std::string name = "attention B" + std::to_string(c.B) + " T" + std::to_string(c.T) + " H" +
@@ -368,6 +399,7 @@ int main() {
   for (const Target& t : targets()) {
     std::printf("backend %s\n", t.name.c_str());
     try {
+      test_transfers(t);
       test_gemm(t);
       test_layernorm(t);
       test_attention(t);
