@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 npm run build:ts >/dev/null
 mkdir -p .device
 xz -6 -T0 -c "$(command -v node)" > .device/node.xz
-# onnxruntime-node, typescript and the build tools are not needed there (the addon is built with CMake).
+# onnxruntime-node, typescript, the build tools and the formatters are not needed there (the addon is
+# built with CMake); the whole carry must stay under 64 MiB.
 tar -cJf .device/node_modules.tar.xz --exclude=node_modules/onnxruntime-node --exclude=node_modules/typescript \
-  --exclude=node_modules/cmake-js --exclude=node_modules/prebuildify --exclude='node_modules/.cache' node_modules
+  --exclude=node_modules/cmake-js --exclude=node_modules/prebuildify --exclude='node_modules/.cache' \
+  --exclude=node_modules/prettier --exclude=node_modules/clang-format --exclude=node_modules/@types node_modules
 # The addon as built here (cudart static, SASS for sm_75..100 + PTX): nothing to compile there.
 [ -f build/Release/vitmsn.node ] || npm run build:native >/dev/null
 xz -6 -T0 -c build/Release/vitmsn.node > .device/vitmsn.node.xz
