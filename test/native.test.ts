@@ -70,7 +70,8 @@ describe('native tests', () => {
     ['test_engine_staged_copy', [], 200],
     // The linear probe's solver: gradient vs finite differences on awkward shapes, thread-count independence.
     ['test_engine_logreg', []],
-    // Two checkpoints with one input shape on one recording backend: recordings keyed by model.
+    // Two checkpoints with one input shape on one recording backend: recordings (forward and the
+    // embed path) keyed by model, shape, outputs and normalisation constants.
     ['test_engine_recorded', [goldenDir('tiny-s8'), goldenDir('tiny-mask')]],
     // Built whenever the CUDA part is (nvcc found; always in CI); absent from a CPU-only build.
     ...(cudaCompiled ? [['test_cublaslt_loader', []]] : []),

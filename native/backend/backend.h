@@ -50,6 +50,8 @@ class Backend {
   // n float32 values in, converted to the storage type, and back.
   virtual void upload(DevicePtr dst, const float* host_src, size_t n) = 0;
   virtual void download(float* host_dst, DevicePtr src, size_t n) = 0;
+  // `bytes` raw bytes in, as they are (uint8 pixels); dst must hold them (elements × storage size).
+  virtual void upload_bytes(DevicePtr dst, const void* host_src, size_t bytes) = 0;
   // Copies n elements of rows with strides (both in elements): dst[r*dst_ld + i] = src[r*src_ld + i].
   virtual void copy_rows(DevicePtr dst, int64_t dst_ld, DevicePtr src, int64_t src_ld, int64_t rows, int64_t n) = 0;
 
@@ -83,8 +85,9 @@ class Backend {
   }
 
   // Optional replay of a whole forward (CUDA graphs: at small batches every op is launch-bound).
-  // body(in, out) must enqueue only device ops of this backend, reading `in` (n_in elements, the
-  // backend's copy of host_in) and writing `out` (n_out elements, copied to host_out). A backend that
+  // body(in, out) must enqueue only device ops of this backend, reading `in` (the backend's copy of
+  // the input: float32 values in the storage type, or raw bytes) and writing `out` (n_out elements,
+  // copied to host_out as float32). A backend that
   // records runs body once per key, then replays it for every later call with the same key, so the
   // key must name everything the recorded work depends on: the owner (one model's weights and
   // outputs: a backend is shared by every model on its device) and the request's shapes and
@@ -94,10 +97,16 @@ class Backend {
     uint64_t owner = 0;  // unique per model for the process's lifetime (never reused)
     std::string what;    // shapes, options and outputs of the request
   };
+  struct RecordedInput {
+    const void* host = nullptr;
+    size_t n = 0;         // float32 values, or bytes
+    bool float32 = true;  // float32: `in` holds them in the storage type; else the bytes as they are
+    size_t bytes() const { return float32 ? n * sizeof(float) : n; }
+  };
   using RecordedBody = std::function<void(DevicePtr in, DevicePtr out)>;
-  virtual bool run_recorded(const RecordKey& key, const float* host_in, size_t n_in, float* host_out, size_t n_out,
+  virtual bool run_recorded(const RecordKey& key, const RecordedInput& in, float* host_out, size_t n_out,
                             const RecordedBody& body) {
-    (void)key, (void)host_in, (void)n_in, (void)host_out, (void)n_out, (void)body;
+    (void)key, (void)in, (void)host_out, (void)n_out, (void)body;
     return false;
   }
   // Drops everything recorded for `owner` (its graphs, their device memory and pinned buffers).

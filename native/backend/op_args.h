@@ -189,16 +189,19 @@ struct PatchifyPixelsArgsOf {
   // Patchify (PatchifyArgs, C = 3) of uint8 RGB images with the rescale/normalize fused in:
   //   patches[(b·gh + py)·gw + px, (c·p + ky)·p + kx] = pixel_value(pixels[b, py·p + ky, px·p + kx, c], c, norm)
   // pixels: [B, Himg, Wimg, 3] levels in host memory (a device backend copies the bytes over: a
-  // quarter of the float32 tensor); pixel_value (pixel_norm.h) is the float32 preprocessing's own
-  // arithmetic, so the values are bit-identical to patchify of preprocessed float32 pixels.
+  // quarter of the float32 tensor), or, when device_pixels is set, the same bytes already in the
+  // backend's memory (a recorded embed: the recording's own copy); pixel_value (pixel_norm.h) is the
+  // float32 preprocessing's own arithmetic, so the values are bit-identical to patchify of
+  // preprocessed float32 pixels.
   const uint8_t* pixels = nullptr;
   Out patches{};
   int64_t B = 0, Himg = 0, Wimg = 0, p = 0;
   PixelNorm norm;
+  In device_pixels{};
 
   template <class I2, class O2 = I2, class F>
   PatchifyPixelsArgsOf<I2, O2> map(F f) const {
-    return {pixels, f(patches), B, Himg, Wimg, p, norm};
+    return {pixels, f(patches), B, Himg, Wimg, p, norm, f(device_pixels)};
   }
 };
 

@@ -172,6 +172,9 @@ class CpuBackend final : public Backend {
   void download(float* host_dst, DevicePtr src, size_t n) override {
     if (n) std::memcpy(host_dst, host(src), n * sizeof(float));
   }
+  void upload_bytes(DevicePtr dst, const void* host_src, size_t bytes) override {
+    if (bytes) std::memcpy(dst.get(), host_src, bytes);
+  }
 
   void copy_rows(DevicePtr dst_ptr, int64_t dst_ld, DevicePtr src_ptr, int64_t src_ld, int64_t rows,
                  int64_t n) override {
@@ -228,7 +231,12 @@ class CpuBackend final : public Backend {
     timed([] { return std::string("embed_tokens"); }, [&] { cpu::embed_tokens(on_host(a), pool_); });
   }
   void patchify_pixels(const PatchifyPixelsArgs& a) override {
-    timed([] { return std::string("patchify_pixels"); }, [&] { cpu::patchify_pixels(on_host(a), pool_); });
+    timed([] { return std::string("patchify_pixels"); },
+          [&] {
+            auto h = on_host(a);
+            if (h.device_pixels) h.pixels = reinterpret_cast<const uint8_t*>(h.device_pixels);  // host memory here
+            cpu::patchify_pixels(h, pool_);
+          });
   }
   void pool_rows(const PoolRowsArgs& a) override {
     timed([] { return std::string("pool_rows"); }, [&] { cpu::pool_rows(on_host(a), pool_); });

@@ -229,6 +229,12 @@ class CudaBackend final : public Backend {
     }
     if (profile_) profile_->collect();
   }
+  void upload_bytes(DevicePtr dst, const void* host, size_t bytes) override {
+    Lock lock(mu_);
+    enter();
+    Profiled p(profile_.get(), "upload (host→device)");
+    staged_->upload(dst.get(), host, bytes);
+  }
   void copy_rows(DevicePtr dst, int64_t dst_ld, DevicePtr src, int64_t src_ld, int64_t rows, int64_t n) override {
     Lock lock(mu_);
     enter();
@@ -332,15 +338,18 @@ class CudaBackend final : public Backend {
     enter();
     const size_t bytes = static_cast<size_t>(a.B * a.Himg * a.Wimg * 3);
     if (bytes == 0) return;
-    if (!a.pixels) throw Error(codes::kInternal, "patchify_pixels: null pixels");
+    if (!a.pixels && !a.device_pixels) throw Error(codes::kInternal, "patchify_pixels: null pixels");
     // The levels cross as bytes (a quarter of the float32 tensor) into a stream-ordered block of
-    // the activation pool, freed behind the kernel. The upload returns once the bytes are staged
-    // (pinned slots or the driver's), so the caller may reuse its buffer afterwards.
-    DeviceArray staged(*this, (bytes + sizeof(T) - 1) / sizeof(T));
-    auto* d_pixels = static_cast<uint8_t*>(staged.get().get());
-    {
+    // the activation pool, freed behind the kernel (unless a recording has them on the device
+    // already). The upload returns once the bytes are staged (pinned slots or the driver's), so the
+    // caller may reuse its buffer afterwards.
+    DeviceArray staged;
+    const uint8_t* d_pixels = static_cast<const uint8_t*>(a.device_pixels.get());
+    if (!d_pixels) {
+      staged = DeviceArray(*this, (bytes + sizeof(T) - 1) / sizeof(T));
       Profiled p(profile_.get(), "upload (uint8 pixels)");
-      staged_->upload(d_pixels, a.pixels, bytes);
+      staged_->upload(staged.get().get(), a.pixels, bytes);
+      d_pixels = static_cast<const uint8_t*>(staged.get().get());
     }
     Profiled p(profile_.get(), "patchify_pixels");
     cuda::patchify_pixels<T>(d_pixels, t(a.patches), a.B, a.Himg, a.Wimg, a.p, a.norm, stream_);
@@ -355,10 +364,10 @@ class CudaBackend final : public Backend {
     cuda::check_launch("pool_rows");
   }
 
-  bool run_recorded(const RecordKey& rkey, const float* host_in, size_t n_in, float* host_out, size_t n_out,
+  bool run_recorded(const RecordKey& rkey, const RecordedInput& in, float* host_out, size_t n_out,
                     const RecordedBody& body) override {
     // Small batches only: there launches dominate, and a graph pins its activations' memory.
-    if (!graphs_enabled_ || n_in + n_out > (size_t{16} << 20)) return false;
+    if (!graphs_enabled_ || in.bytes() / sizeof(float) + n_out > (size_t{16} << 20)) return false;
     Lock lock(mu_);  // held across capture and replay: no other thread's op may slip in
     enter();
     const Graphs::Key key = Graphs::key_of(rkey);
@@ -367,17 +376,17 @@ class CudaBackend final : public Backend {
       if (graphs_.refused(key)) return false;
       const size_t body_bytes = graphs_.arena_bytes(key);
       if (body_bytes == 0) {
-        graphs_.set_arena_bytes(key, run_measured(host_in, n_in, host_out, n_out, body));
+        graphs_.set_arena_bytes(key, run_measured(in, host_out, n_out, body));
         return true;
       }
-      g = record(key, n_in, n_out, body_bytes, body);
+      g = record(key, in, n_out, body_bytes, body);
       if (!g) return false;
     }
-    if (g->n_in != n_in || g->n_out != n_out) {  // a key names its sizes: this would be a bug in the key
+    if (g->in_bytes != in.bytes() || g->n_out != n_out) {  // a key names its sizes: this would be a bug in the key
       throw Error(codes::kInternal, "CUDA graph for '" + rkey.what + "' was recorded for other sizes");
     }
     const auto t0 = std::chrono::steady_clock::now();
-    std::memcpy(g->host_in, host_in, n_in * sizeof(float));
+    std::memcpy(g->host_in, in.host, in.bytes());
     if (verbose_) cudaEventRecord(ev_[0], stream_);
     cuda::check(cudaGraphLaunch(g->exec, stream_), "cudaGraphLaunch");
     if (verbose_) cudaEventRecord(ev_[1], stream_);
@@ -412,9 +421,12 @@ class CudaBackend final : public Backend {
   };
 
   // The first call of a shape, run eagerly under the lock, counting the bytes the body allocates.
-  size_t run_measured(const float* host_in, size_t n_in, float* host_out, size_t n_out, const RecordedBody& body) {
-    DeviceArray in(*this, n_in), out(*this, n_out);
-    upload(in.get(), host_in, n_in);
+  size_t run_measured(const RecordedInput& input, float* host_out, size_t n_out, const RecordedBody& body) {
+    DeviceArray in(*this, input.float32 ? input.n : (input.n + sizeof(T) - 1) / sizeof(T)), out(*this, n_out);
+    if (input.float32)
+      upload(in.get(), static_cast<const float*>(input.host), input.n);
+    else
+      upload_bytes(in.get(), input.host, input.n);
     counting_ = true;
     count_ = {};
     counted_.clear();
@@ -430,18 +442,23 @@ class CudaBackend final : public Backend {
   }
 
   // Records pinned-in → device → body → device → pinned-out as one graph over a fresh arena of
-  // body_bytes (measured by run_measured) plus the in/out buffers. Returns null, having changed
+  // body_bytes (measured by run_measured) plus the in/out buffers (the input float32 converted to
+  // T, or bytes used as they are). Returns null, having changed
   // nothing, when it cannot: the caller runs eagerly. Memory for the recording that cannot be had
   // now is not held against the key (a later call tries again); a failed capture counts towards
   // the key's refusal (GraphCache::kMaxFailures).
-  cuda::RecordedForward* record(const Graphs::Key& key, size_t n_in, size_t n_out, size_t body_bytes,
+  cuda::RecordedForward* record(const Graphs::Key& key, const RecordedInput& input, size_t n_out, size_t body_bytes,
                                 const RecordedBody& body) {
     std::unique_ptr<cuda::RecordedForward> g;
-    const size_t f32_bytes = round_up(n_in * sizeof(float)) + round_up(n_out * sizeof(float));
-    const size_t t_bytes = std::is_same_v<T, float> ? 0 : round_up(n_in * sizeof(T)) + round_up(n_out * sizeof(T));
-    const size_t total = f32_bytes + t_bytes + body_bytes;
+    const size_t n_in = input.n, in_bytes = input.bytes();
+    // The input as it crosses (float32 values or bytes), the output as float32, and where T is 16-bit
+    // their copies in T (a byte input is used as it is).
+    const size_t io_bytes = round_up(in_bytes) + round_up(n_out * sizeof(float));
+    const size_t t_bytes =
+        std::is_same_v<T, float> ? 0 : (input.float32 ? round_up(n_in * sizeof(T)) : 0) + round_up(n_out * sizeof(T));
+    const size_t total = io_bytes + t_bytes + body_bytes;
     try {
-      g = std::make_unique<cuda::RecordedForward>(n_in, n_out);
+      g = std::make_unique<cuda::RecordedForward>(in_bytes, n_out);
     } catch (const Error& e) {
       if (verbose_)
         std::fprintf(stderr, "[vitmsn cuda] %s: no pinned buffers, eager: %s\n", key.second.c_str(), e.what());
@@ -461,15 +478,17 @@ class CudaBackend final : public Backend {
     bool ok = true;
     std::string why;
     try {
-      float* in32 = carve_f32(n_in);
+      void* in_raw = arena_.at(arena_.take(round_up(std::max<size_t>(in_bytes, 1))));
       float* out32 = carve_f32(n_out);
-      cuda::check(cudaMemcpyAsync(in32, g->host_in, n_in * sizeof(float), cudaMemcpyHostToDevice, stream_),
-                  "graph H2D");
-      DevicePtr in(in32, StorageType::kFloat32), out(out32, StorageType::kFloat32);
+      cuda::check(cudaMemcpyAsync(in_raw, g->host_in, in_bytes, cudaMemcpyHostToDevice, stream_), "graph H2D");
+      DevicePtr in(in_raw, input.float32 ? StorageType::kFloat32 : storage_type<T>()),
+          out(out32, StorageType::kFloat32);
       if constexpr (!std::is_same_v<T, float>) {
-        in = alloc(n_in);
-        cuda::convert_from_f32<T>(in32, t(in), static_cast<int64_t>(n_in), stream_);
-        cuda::check_launch("convert_from_f32");
+        if (input.float32) {
+          in = alloc(n_in);
+          cuda::convert_from_f32<T>(static_cast<float*>(in_raw), t(in), static_cast<int64_t>(n_in), stream_);
+          cuda::check_launch("convert_from_f32");
+        }
         out = alloc(n_out);
       }
       body(in, out);

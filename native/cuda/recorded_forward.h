@@ -14,9 +14,8 @@ namespace vitmsn {
 namespace cuda {
 
 struct RecordedForward {
-  RecordedForward(size_t n_in_, size_t n_out_) : n_in(n_in_), n_out(n_out_) {
-    check(cudaMallocHost(reinterpret_cast<void**>(&host_in), std::max<size_t>(n_in, 1) * sizeof(float)),
-          "cudaMallocHost");
+  RecordedForward(size_t in_bytes_, size_t n_out_) : in_bytes(in_bytes_), n_out(n_out_) {
+    check(cudaMallocHost(&host_in, std::max<size_t>(in_bytes, 1)), "cudaMallocHost");
     const cudaError_t e =
         cudaMallocHost(reinterpret_cast<void**>(&host_out), std::max<size_t>(n_out, 1) * sizeof(float));
     if (e != cudaSuccess) {
@@ -34,8 +33,8 @@ struct RecordedForward {
   RecordedForward(const RecordedForward&) = delete;
   RecordedForward& operator=(const RecordedForward&) = delete;
 
-  const size_t n_in, n_out;  // floats in host_in / host_out: a replay copies exactly these
-  float* host_in = nullptr;
+  const size_t in_bytes, n_out;  // bytes in host_in, floats in host_out: a replay copies exactly these
+  void* host_in = nullptr;
   float* host_out = nullptr;
   void* arena = nullptr;  // every device buffer of the recorded forward
   cudaGraph_t graph = nullptr;

@@ -326,6 +326,15 @@ void test_embed_ops(const Target& t) {
     const std::string name = "patchify_pixels " + std::to_string(c.B) + "x" + std::to_string(c.H) + "x" +
                              std::to_string(c.W) + " p" + std::to_string(c.p) + " " + c.what;
     compare(t, name, dp.get(be), as_stored(be, want), 0);  // the same float32 operations: exact
+    {  // the same bytes already in the backend's memory (a recorded embed): the same patches
+      DeviceArray on_device(be, (px.size() + storage_bytes(dp.a.get().type()) - 1) / storage_bytes(dp.a.get().type()));
+      be.upload_bytes(on_device.get(), px.data(), px.size());
+      OnDevice dq(be, dp.n);
+      PatchifyPixelsArgs a{nullptr, dq.p(), c.B, c.H, c.W, c.p, c.norm};
+      a.device_pixels = on_device.get();
+      be.patchify_pixels(a);
+      compare(t, name + " (pixels in device memory)", dq.get(be), as_stored(be, want), 0);
+    }
     // ... and exactly the float32 preprocessing (normalize_to_chw) followed by patchify.
     PreprocessConfig cfg;
     cfg.do_rescale = c.norm.do_rescale, cfg.rescale_factor = c.norm.rescale_factor;

@@ -4,7 +4,9 @@
 // the recording produced without running the model again, in the same GraphCache. If a key missed
 // something its recording depends on — the model above all, since one backend serves every model on
 // its device — a model would get another model's numbers; each result is compared bit for bit with
-// the same model run eagerly on its own backend.
+// the same model run eagerly on its own backend. The embed path (uint8 pixels in as bytes, pooled
+// rows and logits out) is checked the same way for each pooling, normalisation and set of
+// rescale/normalize constants.
 //
 //   test_engine_recorded <tiny-s8 dir> <tiny-mask dir>   (two checkpoints with the same input shape)
 #include "tests/harness.h"
@@ -16,6 +18,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <iterator>
 #include <vector>
 
 #include "backend/factories.h"
@@ -30,7 +34,7 @@ namespace {
 // Inputs are fixed per (model, shape) in this test, so keeping a recording's output stands for
 // replaying it.
 struct Kept {
-  size_t n_in = 0;
+  size_t in_bytes = 0;
   std::vector<float> out;
 };
 
@@ -44,6 +48,7 @@ class ReplayingBackend final : public Backend {
   void release(DevicePtr p) noexcept override { cpu_->release(p); }
   void upload(DevicePtr d, const float* h, size_t n) override { cpu_->upload(d, h, n); }
   void download(float* h, DevicePtr d, size_t n) override { cpu_->download(h, d, n); }
+  void upload_bytes(DevicePtr d, const void* h, size_t bytes) override { cpu_->upload_bytes(d, h, bytes); }
   void copy_rows(DevicePtr dst, int64_t dst_ld, DevicePtr src, int64_t src_ld, int64_t rows, int64_t n) override {
     cpu_->copy_rows(dst, dst_ld, src, src_ld, rows, n);
   }
@@ -60,12 +65,12 @@ class ReplayingBackend final : public Backend {
   void qkv_attention(const QkvAttentionArgs& a) override { cpu_->qkv_attention(a); }
   void mlp(const MlpArgs& a) override { cpu_->mlp(a); }
 
-  bool run_recorded(const RecordKey& key, const float* host_in, size_t n_in, float* host_out, size_t n_out,
+  bool run_recorded(const RecordKey& key, const RecordedInput& input, float* host_out, size_t n_out,
                     const RecordedBody& body) override {
     std::lock_guard<std::mutex> lock(mu_);
     const auto k = Cache::key_of(key);
     if (Kept* kept = cache_.find(k)) {
-      if (kept->n_in != n_in || kept->out.size() != n_out) {
+      if (kept->in_bytes != input.bytes() || kept->out.size() != n_out) {
         ++size_mismatches;
         return false;
       }
@@ -74,11 +79,14 @@ class ReplayingBackend final : public Backend {
       return true;
     }
     auto kept = std::make_unique<Kept>();
-    kept->n_in = n_in;
+    kept->in_bytes = input.bytes();
     kept->out.resize(n_out);
-    DevicePtr in = cpu_->alloc(n_in);
+    DevicePtr in = cpu_->alloc((input.bytes() + 3) / 4);
     DevicePtr out = cpu_->alloc(n_out);
-    cpu_->upload(in, host_in, n_in);
+    if (input.float32)
+      cpu_->upload(in, static_cast<const float*>(input.host), input.n);
+    else
+      cpu_->upload_bytes(in, input.host, input.n);
     body(in, out);
     cpu_->download(kept->out.data(), out, n_out);
     cpu_->release(in);
@@ -128,6 +136,33 @@ std::vector<float> run(const Model& m, int64_t B, float phase) {
   r.pixels = pixels(B, phase);
   r.B = B, r.C = 3, r.H = 32, r.W = 32;
   return m.forward(r).last_hidden_state;
+}
+
+// An embed request of `B` images of fixed levels per shape (the kept-output replay stands for a
+// replay on the same input), pooled as `how` says.
+struct EmbedHow {
+  std::string what;
+  bool pool;
+  Pooling pooling;
+  bool normalize;
+  bool logits;
+  bool half_norm;  // rescale 1/127.5, mean = std = 0.5 instead of ViTImageProcessor's defaults
+};
+
+std::vector<float> embed(const Model& m, int64_t B, const EmbedHow& how) {
+  std::vector<uint8_t> px(static_cast<size_t>(B * 32 * 32 * 3));
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 37 + i / 97) & 0xff);
+  EmbedRequest r;
+  r.pixels = px.data(), r.pixel_bytes = px.size(), r.B = B, r.H = 32, r.W = 32;
+  if (how.half_norm) {
+    r.norm.rescale_factor = 1.0 / 127.5;
+    for (int c = 0; c < 3; ++c) r.norm.mean[c] = r.norm.std[c] = 0.5f;
+  }
+  r.pool = how.pool, r.pooling = how.pooling, r.normalize = how.normalize, r.logits = how.logits;
+  const EmbedResult e = m.embed(r);
+  std::vector<float> out = e.pooled;
+  out.insert(out.end(), e.logits.begin(), e.logits.end());
+  return out;
 }
 
 struct Case {
@@ -204,5 +239,48 @@ int main(int argc, char** argv) {
   models[0].reset();
   models[1].reset();
   check(be->recordings() == 0, "nothing is left once every model is gone");
+
+  // The embed path records too: keyed by the model, the shape, the outputs and the rescale/normalize
+  // constants (the recorded patchify holds them). Every variant on both models at once must equal
+  // that model's own eager result, first call (recorded) and later ones (replayed).
+  {
+    const std::vector<EmbedHow> hows = {
+        {"cls", true, Pooling::Cls, false, false, false},
+        {"cls, other normalisation constants", true, Pooling::Cls, false, false, true},
+        {"cls normalized", true, Pooling::Cls, true, false, false},
+        {"cls-prenorm", true, Pooling::ClsPrenorm, false, false, false},
+        {"mean", true, Pooling::Mean, false, false, false},
+        {"mean normalized", true, Pooling::Mean, true, false, false},
+    };
+    std::map<std::tuple<int, int64_t, size_t>, std::vector<float>> eager;
+    for (int i = 0; i < 2; ++i) {
+      auto m = Model::load(cases[i].config, cases[i].dir, std::shared_ptr<Backend>(make_cpu_backend(1)));
+      for (int64_t B : batches)
+        for (size_t k = 0; k < hows.size(); ++k) eager[{i, B, k}] = embed(*m, B, hows[k]);
+    }
+    check(eager[{0, 1, 0}] != eager[{0, 1, 1}], "other normalisation constants give other embeddings");
+    check(eager[{0, 1, 0}] != eager[{1, 1, 0}], "the two checkpoints embed differently");
+    for (int i = 0; i < 2; ++i) models[i] = Model::load(cases[i].config, cases[i].dir, be);
+    // Each variant twice in a row (recorded, then replayed: the cache keeps 8 recordings, the least
+    // recently used going first), the two models alternating.
+    int replayed = 0;
+    for (int64_t B : batches)
+      for (size_t k = 0; k < hows.size(); ++k)
+        for (int i = 0; i < 2; ++i)
+          for (int call = 1; call <= 2; ++call) {
+            const int before = be->replays;
+            check(embed(*models[i], B, hows[k]) == eager[{i, B, k}],
+                  "embed " + hows[k].what + ", " + cases[i].name + " B=" + std::to_string(B) + ", call " +
+                      std::to_string(call) + ": equals its own eager result");
+            replayed += call == 2 && be->replays == before + 1;
+          }
+    const int variants = static_cast<int>(2 * std::size(batches) * hows.size());
+    check(replayed == variants, "every variant's second call was a replay (" + std::to_string(replayed) + " of " +
+                                    std::to_string(variants) + ")");
+    check(be->size_mismatches == 0, "no embed replay was asked for other sizes than it recorded");
+    models[0].reset();
+    models[1].reset();
+    check(be->recordings() == 0, "embed recordings are released with their models");
+  }
   return finish();
 }

@@ -197,13 +197,16 @@ int64_t Model::fitting_batch(MemoryNeed one, double host_bytes_per_image, int64_
   return static_cast<int64_t>(std::min(fit, static_cast<double>(wanted)));
 }
 
+bool Model::pos_table_resized(int64_t H, int64_t W, bool interpolate) const {
+  const int64_t p = config_.patch_size, N = (H / p) * (W / p);
+  return interpolate && !(N == config_.num_patches() && H == W);
+}
+
 bool Model::replayable(const ForwardRequest& r) const {
   // Host data other than the pixels (head mask, token mask, a resized position table) and
   // intermediate downloads would have to be re-staged on every replay: those go eagerly.
-  const int64_t p = config_.patch_size, N = (r.H / p) * (r.W / p);
-  const bool pos_resized = r.interpolate_pos_encoding && !(N == config_.num_patches() && r.H == r.W);
   return !r.output_hidden_states && !r.output_attentions && r.head_mask.empty() && r.bool_masked_pos.empty() &&
-         !pos_resized;
+         !pos_table_resized(r.H, r.W, r.interpolate_pos_encoding);
 }
 
 OutputSizes Model::checked_output_sizes(const ForwardRequest& r) const {
@@ -246,7 +249,7 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
     // through a joined buffer when there are logits too.
     std::vector<float> joined(nl ? n_out : 0);
     float* host_out = nl ? joined.data() : hidden;
-    replayed = be.run_recorded(key, r.pixel_data(), n_in, host_out, n_out,
+    replayed = be.run_recorded(key, {r.pixel_data(), n_in, true}, host_out, n_out,
                                [&](DevicePtr in, DevicePtr o) { encode(r, in, o, nullptr); });
     if (replayed && nl) {
       std::copy(joined.begin(), joined.begin() + n_hidden, hidden);
@@ -309,7 +312,7 @@ DeviceArray Model::tokens(DeviceArray patches, int64_t B, int64_t H, int64_t W, 
   DeviceArray pos_resized;
   DevicePtr pos = w.pos.get();
   const int64_t N0 = c.num_patches();
-  if (interpolate && !(N == N0 && H == W)) {
+  if (pos_table_resized(H, W, interpolate)) {
     pos_resized = DeviceArray(be, T * D);
     std::vector<float> table = interpolate_pos_table(w.pos_table, N0, D, gh, gw);
     be.upload(pos_resized.get(), table.data(), table.size());
@@ -392,28 +395,78 @@ void Model::layers_run(DevicePtr x, int64_t B, int64_t T, const ForwardRequest* 
   }
 }
 
+namespace {
+
+// Embed requests this small are recorded and replayed where the backend can (CUDA graphs): their
+// ops are launch-bound. Larger ones run eagerly (their kernels hide the launches, and a recording
+// would pin their activation memory for the model's lifetime).
+constexpr int64_t kMaxRecordedEmbedBatch = 16;
+
+// The recording key of an embed request: everything its device work depends on besides the weights
+// (the model is the key's owner) — shapes, outputs, and the rescale/normalize constants, which the
+// recorded patchify holds as arguments (as exact hex floats).
+std::string embed_record_key(const EmbedRequest& r, int64_t num_labels) {
+  static const char* const kPoolings[] = {"cls", "cls-prenorm", "mean"};
+  char norm[200];
+  std::snprintf(norm, sizeof norm, " rescale %d %a normalize %d mean %a %a %a std %a %a %a", r.norm.do_rescale,
+                r.norm.rescale_factor, r.norm.do_normalize, static_cast<double>(r.norm.mean[0]),
+                static_cast<double>(r.norm.mean[1]), static_cast<double>(r.norm.mean[2]),
+                static_cast<double>(r.norm.std[0]), static_cast<double>(r.norm.std[1]),
+                static_cast<double>(r.norm.std[2]));
+  return "embed " + std::to_string(r.B) + "x" + std::to_string(r.H) + "x" + std::to_string(r.W) + "x3" +
+         (r.interpolate_pos_encoding ? " interpolated" : "") + " pool " +
+         (r.pool ? std::string(kPoolings[static_cast<int>(r.pooling)]) + (r.normalize ? " normalized" : "") : "none") +
+         " logits " + std::to_string(num_labels) + norm;
+}
+
+}  // namespace
+
 EmbedResult Model::embed(const EmbedRequest& r) const {
   check_embed(r);
-  const ModelConfig& c = config_;
   Backend& be = *backend_;
-  const ModelWeights& w = weights_;
-  const int64_t B = r.B, p = c.patch_size, D = c.hidden_size, N = (r.H / p) * (r.W / p), T = N + 1, M = B * T;
-  const int64_t K0 = 3 * p * p, nl = r.logits ? w.num_labels : 0;
-  const float eps = static_cast<float>(c.layer_norm_eps);
+  const int64_t B = r.B, D = config_.hidden_size, nl = r.logits ? weights_.num_labels : 0;
   EmbedResult out;
   out.B = B, out.D = D, out.num_labels = nl;
   float* pooled_host = r.pooled_out;
   float* logits_host = r.logits_out;
   if (r.pool && !pooled_host) out.pooled.resize(static_cast<size_t>(B * D)), pooled_host = out.pooled.data();
   if (nl && !logits_host) out.logits.resize(static_cast<size_t>(B * nl)), logits_host = out.logits.data();
+  const size_t n_pooled = r.pool ? static_cast<size_t>(B * D) : 0, n_logits = static_cast<size_t>(B * nl);
+  const size_t n_out = n_pooled + n_logits;
+  if (n_out == 0) return out;
+
+  if (B <= kMaxRecordedEmbedBatch && !pos_table_resized(r.H, r.W, r.interpolate_pos_encoding)) {
+    const size_t bytes = static_cast<size_t>(B * r.H * r.W * 3);
+    std::vector<float> joined(n_out);
+    if (be.run_recorded({id_, embed_record_key(r, nl)}, {r.pixels, bytes, false}, joined.data(), n_out,
+                        [&](DevicePtr in, DevicePtr o) { embed_on_device(r, in, o); })) {
+      std::copy(joined.begin(), joined.begin() + static_cast<std::ptrdiff_t>(n_pooled), pooled_host);
+      std::copy(joined.begin() + static_cast<std::ptrdiff_t>(n_pooled), joined.end(), logits_host);
+      return out;
+    }
+  }
+  DeviceArray o(be, n_out);
+  embed_on_device(r, nullptr, o.get());
+  if (n_pooled) be.download(pooled_host, o.get(), n_pooled);
+  if (n_logits) be.download(logits_host, o.get() + static_cast<int64_t>(n_pooled), n_logits);
+  return out;
+}
+
+void Model::embed_on_device(const EmbedRequest& r, DevicePtr device_pixels, DevicePtr o) const {
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  const ModelWeights& w = weights_;
+  const int64_t B = r.B, p = c.patch_size, D = c.hidden_size, N = (r.H / p) * (r.W / p), T = N + 1, M = B * T;
+  const int64_t K0 = 3 * p * p, nl = r.logits ? w.num_labels : 0;
+  const float eps = static_cast<float>(c.layer_norm_eps);
 
   // 1–3. uint8 pixels → normalized patches (one op) → tokens.
   DeviceArray x;
   {
     DeviceArray patches(be, B * N * K0);
     PatchifyPixelsArgs pa;
-    pa.pixels = r.pixels, pa.patches = patches.get(), pa.B = B, pa.Himg = r.H, pa.Wimg = r.W, pa.p = p;
-    pa.norm = r.norm;
+    pa.pixels = r.pixels, pa.device_pixels = device_pixels, pa.patches = patches.get();
+    pa.B = B, pa.Himg = r.H, pa.Wimg = r.W, pa.p = p, pa.norm = r.norm;
     be.patchify_pixels(pa);
     x = tokens(std::move(patches), B, r.H, r.W, r.interpolate_pos_encoding, nullptr);
   }
@@ -423,10 +476,10 @@ EmbedResult Model::embed(const EmbedRequest& r) const {
   // 6–9. Only the rows that pooling and the classifier read. The CLS rows (stride T·D) → cls [B, D]:
   // pooled as they are for cls-prenorm, then LayerNorm'd (row by row, the same kernel as forward's
   // final LayerNorm) for cls pooling and the classifier.
-  DeviceArray pooled = r.pool ? DeviceArray(be, B * D) : DeviceArray();
+  const DevicePtr pooled = o, logits = o + (r.pool ? B * D : 0);
   auto pool = [&](DevicePtr src, int64_t rows, int64_t t0, int64_t n) {
     PoolRowsArgs pr;
-    pr.x = src, pr.out = pooled.get(), pr.B = B, pr.T = rows, pr.D = D, pr.t0 = t0, pr.n = n;
+    pr.x = src, pr.out = pooled, pr.B = B, pr.T = rows, pr.D = D, pr.t0 = t0, pr.n = n;
     pr.normalize = r.normalize;
     be.pool_rows(pr);
   };
@@ -438,12 +491,10 @@ EmbedResult Model::embed(const EmbedRequest& r) const {
     be.layernorm({cls.get(), w.final_g.get(), w.final_b.get(), cls.get(), B, D, eps});
     if (r.pool && r.pooling == Pooling::Cls) pool(cls.get(), 1, 0, 1);
     if (nl) {
-      DeviceArray logits(be, B * nl);
       GemmArgs g;
-      g.A = cls.get(), g.lda = D, g.Wp = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = logits.get();
+      g.A = cls.get(), g.lda = D, g.Wp = w.classifier_w.get(), g.bias = w.classifier_b.get(), g.C = logits;
       g.M = B, g.N = nl, g.K = D;
       be.gemm(g);
-      be.download(logits_host, logits.get(), static_cast<size_t>(B * nl));
     }
   }
   if (mean) {
@@ -452,8 +503,6 @@ EmbedResult Model::embed(const EmbedRequest& r) const {
     be.layernorm({x.get() + D, w.final_g.get(), w.final_b.get(), x.get() + D, M - 1, D, eps});
     pool(x.get(), T, 1, N);
   }
-  if (r.pool) be.download(pooled_host, pooled.get(), static_cast<size_t>(B * D));
-  return out;
 }
 
 }  // namespace vitmsn

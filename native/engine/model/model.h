@@ -183,6 +183,12 @@ class Model {
   void layers_run(DevicePtr x, int64_t B, int64_t T, const ForwardRequest* r, ForwardResult* taps) const;
   // Whether a request's device work depends on its shape alone (so a backend may record and replay it).
   bool replayable(const ForwardRequest& r) const;
+  // Whether tokens() resizes the position table for this grid (host work: never in a recording).
+  bool pos_table_resized(int64_t H, int64_t W, bool interpolate) const;
+  // The device part of embed: uint8 pixels (host memory, or already in backend memory when
+  // device_pixels is set) → out (backend memory: [B, D] pooled when asked, then [B, num_labels]
+  // logits when asked).
+  void embed_on_device(const EmbedRequest& r, DevicePtr device_pixels, DevicePtr out) const;
 
   ModelConfig config_;
   std::shared_ptr<Backend> backend_;  // declared before weights_: destroyed after them
