@@ -322,6 +322,52 @@ describe.skipIf(!haveGpu)('CUDA at real size (ViT-S/16)', () => {
     }
   }, 300_000);
 
+  it('recorded (CUDA graph) embed path equals eager, per pooling and normalisation', async () => {
+    const { modelDir } = await realModel('vit-s16');
+    const FIX = path.join(__dirname, 'fixtures');
+    const list = [path.join(FIX, 'images', 'chelsea.png'), path.join(FIX, 'pil', 'exif6.jpg')];
+    for (const dtype of ['float32', 'bfloat16'] as CudaDType[]) {
+      const eagerModel = await withEnv('VITMSN_CUDA_GRAPHS', '0', () => loadModel(modelDir, { device: 'cuda', dtype }));
+      const m = await loadModel(modelDir, { device: 'cuda', dtype });
+      try {
+        for (const [pooling, normalize] of [
+          ['cls', false],
+          ['mean', true],
+        ] as const) {
+          const want = (await eagerModel.encode(list, { pooling, normalize })).data;
+          // The first call measures, the second records and replays, the third replays.
+          for (let call = 1; call <= 3; call++) {
+            const got = (await m.encode(list, { pooling, normalize })).data;
+            expect(relL2(got, want), `${dtype} ${pooling} call ${call}`).toBeLessThanOrEqual(1e-6);
+          }
+        }
+      } finally {
+        await m.dispose();
+        await eagerModel.dispose();
+      }
+    }
+  }, 300_000);
+
+  it('the whole-head attention kernel (auto at large grids) agrees with the 16-row one and the CPU', async () => {
+    const { modelDir } = await realModel('vit-s16');
+    const B = 48; // 48 images × 6 heads: enough blocks for auto to pick the whole-head kernel on any GPU ≤ 144 SMs
+    const x = syntheticPixels(B),
+      shape = [B, 3, 224, 224];
+    const cpu = await run(modelDir, 'cpu', 'float32', x, shape, false);
+    for (const dtype of ['float16', 'bfloat16'] as CudaDType[]) {
+      const head = await withEnv('VITMSN_CUDA_ATTENTION', 'head', () => run(modelDir, 'cuda', dtype, x, shape, false));
+      const tile = await withEnv('VITMSN_CUDA_ATTENTION', 'tile', () => run(modelDir, 'cuda', dtype, x, shape, false));
+      const auto = await run(modelDir, 'cuda', dtype, x, shape, false);
+      console.log(
+        `[gpu.test] ViT-S B=${B} ${dtype}: whole-head ${relL2(head, cpu).toExponential(2)}, 16-row ${relL2(tile, cpu).toExponential(2)} vs CPU fp32`,
+      );
+      expect(relL2(head, cpu), `${dtype} whole-head vs CPU`).toBeLessThanOrEqual(BOUND[dtype]);
+      expect(relL2(tile, cpu), `${dtype} 16-row vs CPU`).toBeLessThanOrEqual(BOUND[dtype]);
+      expect(relL2(head, tile), `${dtype} whole-head vs 16-row`).toBeLessThanOrEqual(BOUND[dtype]);
+      expect(relL2(auto, head), `${dtype} auto picks the whole-head kernel here`).toBe(TOL.deterministic);
+    }
+  }, 300_000);
+
   it('the tanh GELU epilogue of cuBLASLt stays inside the bf16/fp16 bounds (exact GELU as reference)', async () => {
     const { modelDir } = await realModel('vit-s16');
     const x = syntheticPixels(2),
