@@ -2,8 +2,12 @@
  * Drives one model's CallQueue: cuts a batch, prepares it (decoding, preprocessing), runs it, and
  * prepares the next one while the current one runs when a full batch is already waiting (so
  * decoding overlaps the forward pass without making the next batch smaller than it could be).
- * A batch that is not full waits up to maxDelayMs (from its first call's arrival) for more calls.
- * One loop per model, started by the first call and ended when the queue is empty.
+ * With `inFlight` 2 (a GPU model) that next full batch also starts running before the current one
+ * has finished, so its upload and launches overlap the device's work on the current one and the
+ * device does not idle between batches; a batch that is not full still waits for the running ones
+ * (calls keep accumulating into it meanwhile). A batch that is not full waits up to maxDelayMs
+ * (from its first call's arrival) for more calls. One loop per model, started by the first call
+ * and ended when the queue is empty and no batch runs.
  */
 import type { CallQueue, Item } from './call-queue';
 
@@ -22,6 +26,8 @@ export class BatchRunner {
     private readonly limitFor: (head: Item) => number,
     /** Prepares a batch; fails the calls it cannot serve; undefined when nothing is left to run. */
     private readonly prepare: (items: Item[]) => Promise<BatchWork | undefined>,
+    /** Most batches running at once (1: each waits for the last; 2: a full batch starts beside it). */
+    private readonly inFlight = 1,
   ) {}
 
   /** Starts the loop if it is not running (the first part runs synchronously, up to its first wait). */
@@ -46,6 +52,7 @@ export class BatchRunner {
 
   async #loop(): Promise<void> {
     let ahead: Promise<BatchWork | undefined> | undefined;
+    const running = new Set<Promise<void>>();
     try {
       for (;;) {
         let work: BatchWork | undefined;
@@ -53,19 +60,29 @@ export class BatchRunner {
           work = await ahead;
           ahead = undefined;
         } else {
+          // A batch that is not full waits for the running ones (calls keep joining it meanwhile).
+          while (running.size > 0 && !this.#fullWaiting()) await Promise.race(running);
           const items = await this.#nextBatch();
           if (!items) break;
           work = await this.#prepare(items);
         }
         if (!work) continue;
-        const next = this.queue.peek();
-        if (next && this.queue.hasFull(this.limitFor(next)))
-          ahead = this.#prepare(this.queue.take(this.limitFor(next)));
-        await work.run();
+        if (this.#fullWaiting()) ahead = this.#prepare(this.queue.take(this.limitFor(this.queue.peek()!)));
+        const run: Promise<void> = work.run().finally(() => running.delete(run));
+        running.add(run);
+        // Go on at once only to start a full batch beside this one (and only below inFlight).
+        if (running.size >= this.inFlight || !ahead) await Promise.race(running);
       }
     } finally {
+      await Promise.all(running);
       this.#running = false;
     }
+  }
+
+  /** Whether a full batch is waiting at the head of the queue. */
+  #fullWaiting(): boolean {
+    const head = this.queue.peek();
+    return head !== undefined && this.queue.hasFull(this.limitFor(head));
   }
 
   #settleIdle(): void {

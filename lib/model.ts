@@ -93,6 +93,9 @@ export class Model {
       this.#calls,
       (head) => this.#limitFor(head),
       (items) => prepareBatch(ctx, items),
+      // On a GPU the next full batch runs beside the current one (its upload and launches overlap
+      // the device's work); on the CPU the cores are the forward's own.
+      device.startsWith('cuda') ? 2 : 1,
     );
   }
 

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <type_traits>
+#include <vector>
 
 #include "backend/device_array.h"
 #include "cuda/cublaslt_loader.h"
@@ -90,6 +91,11 @@ class CudaBackend final : public Backend {
     Lock lock(mu_);
     cuda::check(cudaSetDevice(device_), "cudaSetDevice");
     cuda::check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    if (cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking) != cudaSuccess) {
+      cudaGetLastError();
+      cudaStreamDestroy(stream_);
+      throw Error(codes::kInternal, "CUDA cudaStreamCreate (copy stream) failed");
+    }
     try {
       // Activations come from a stream-ordered pool that keeps what it was given (release threshold
       // = all): after the first forward of a shape, alloc/release cost no driver call and never
@@ -127,11 +133,13 @@ class CudaBackend final : public Backend {
       if (verbose_) cuda::check(cudaEventCreate(&ev_[0]), "event"), cuda::check(cudaEventCreate(&ev_[1]), "event");
       if (knobs::flag(knobs::Knob::kCudaProfile))
         profile_ = std::make_unique<cuda::OpProfile>(stream_), graphs_enabled_ = false;
-      staged_ = std::make_unique<cuda::PinnedStaging>(stream_, std::move(host_copy),
+      staged_ = std::make_unique<cuda::PinnedStaging>(stream_, copy_, std::move(host_copy),
                                                       knobs::flag(knobs::Knob::kCudaPinnedStaging));
     } catch (...) {
       gemm_.reset();
+      staged_.reset();
       if (pool_) cudaMemPoolDestroy(pool_);
+      cudaStreamDestroy(copy_);
       cudaStreamDestroy(stream_);
       throw;
     }
@@ -145,12 +153,15 @@ class CudaBackend final : public Backend {
     profile_.reset();
     gemm_.reset();
     staged_.reset();  // waits for its last transfers, frees the pinned slots
+    cudaStreamSynchronize(copy_);
+    for (cudaEvent_t e : free_events_) cudaEventDestroy(e);
     cudaFree(staging_);
     cudaFree(d_mask_);
     cudaStreamSynchronize(stream_);
     cudaMemPoolDestroy(pool_);  // gives the pool's memory back to the device
     if (ev_[0]) cudaEventDestroy(ev_[0]);
     if (ev_[1]) cudaEventDestroy(ev_[1]);
+    cudaStreamDestroy(copy_);
     cudaStreamDestroy(stream_);
   }
 
@@ -213,20 +224,39 @@ class CudaBackend final : public Backend {
       cuda::check_launch("convert_from_f32");
     }
   }
+  // The wait for the device's work runs without the device lock, so that other threads (another
+  // batch of the same model, another model) queue their work meanwhile, and the copy itself runs
+  // on the copy stream, so it does not wait behind what they queued. (A caller that holds the lock
+  // already, as run_measured does, keeps it: then nothing overlaps, as before.)
   void download(float* host, DevicePtr src, size_t n) override {
-    Lock lock(mu_);
+    if (n == 0) return;
+    std::unique_lock<std::recursive_mutex> lock(mu_);
     enter();
-    {
-      Profiled p(profile_.get(), "download (device→host)");
-      const void* from = src.get();
-      if constexpr (!std::is_same_v<T, float>) {
-        float* s = staging(n);
-        cuda::convert_to_f32<T>(t(src), s, static_cast<int64_t>(n), stream_);
-        cuda::check_launch("convert_to_f32");
-        from = s;
-      }
-      staged_->download(host, from, n * sizeof(float));  // returns with the bytes in `host`
+    // float32 values to copy: src itself, or its conversion into a buffer of this call (never the
+    // shared staging_, which another thread's upload may overwrite while this one waits).
+    DeviceArray converted;
+    const void* from = src.get();
+    if constexpr (!std::is_same_v<T, float>) {
+      converted = DeviceArray(*this, (n * sizeof(float) + sizeof(T) - 1) / sizeof(T));
+      cuda::convert_to_f32<T>(t(src), static_cast<float*>(converted.get().get()), static_cast<int64_t>(n), stream_);
+      cuda::check_launch("convert_to_f32");
+      from = converted.get().get();
     }
+    cudaEvent_t ready = take_event();
+    try {
+      cuda::check(cudaEventRecord(ready, stream_), "download event");
+      lock.unlock();
+      cuda::check(cudaEventSynchronize(ready), "download wait");
+      lock.lock();
+      enter();
+      Profiled p(profile_.get(), "download (device→host)");
+      staged_->download(host, from, n * sizeof(float));  // on the copy stream; returns with the bytes in `host`
+    } catch (...) {
+      if (!lock.owns_lock()) lock.lock();
+      give_event(ready);
+      throw;
+    }
+    give_event(ready);
     if (profile_) profile_->collect();
   }
   void upload_bytes(DevicePtr dst, const void* host, size_t bytes) override {
@@ -533,6 +563,18 @@ class CudaBackend final : public Backend {
   }
 
   static T* t(DevicePtr p) { return p.as<T>(); }
+  // Events for download's wait, reused (under the device lock).
+  cudaEvent_t take_event() {
+    if (!free_events_.empty()) {
+      cudaEvent_t e = free_events_.back();
+      free_events_.pop_back();
+      return e;
+    }
+    cudaEvent_t e = nullptr;
+    cuda::check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    return e;
+  }
+  void give_event(cudaEvent_t e) { free_events_.push_back(e); }
   void enter() { cuda::check(cudaSetDevice(device_), "cudaSetDevice"); }
   float* staging(size_t n) {  // float32 device scratch for dtype conversions; grows, never shrinks
     if (n > staging_n_) {
@@ -548,7 +590,9 @@ class CudaBackend final : public Backend {
   std::recursive_mutex& mu_;  // device_lock(device_)
   int device_;
   std::string dtype_;
-  cudaStream_t stream_ = nullptr;
+  cudaStream_t stream_ = nullptr;  // every op, and uploads
+  cudaStream_t copy_ = nullptr;    // downloads, once the work they wait for is done
+  std::vector<cudaEvent_t> free_events_;
   std::unique_ptr<cuda::LtGemm> gemm_;
   float* staging_ = nullptr;
   size_t staging_n_ = 0;

@@ -7,8 +7,8 @@
 namespace vitmsn {
 namespace cuda {
 
-PinnedStaging::PinnedStaging(cudaStream_t stream, HostCopy copy, bool enabled)
-    : stream_(stream), copy_(std::move(copy)), enabled_(enabled && copy_) {}
+PinnedStaging::PinnedStaging(cudaStream_t up, cudaStream_t down, HostCopy copy, bool enabled)
+    : up_(up), down_(down), copy_(std::move(copy)), enabled_(enabled && copy_) {}
 
 PinnedStaging::~PinnedStaging() {
   for (int s = 0; s < kStagingSlots; ++s) {
@@ -41,7 +41,7 @@ void PinnedStaging::upload(void* device_dst, const void* host, size_t bytes) {
   if (bytes == 0) return;
   if (bytes < kMinStagedBytes || !ready()) {
     // From pageable memory the call returns once the driver has staged the bytes.
-    check(cudaMemcpyAsync(device_dst, host, bytes, cudaMemcpyHostToDevice, stream_), "upload");
+    check(cudaMemcpyAsync(device_dst, host, bytes, cudaMemcpyHostToDevice, up_), "upload");
     return;
   }
   staged_to_device(*this, slots_, kSlotBytes, device_dst, host, bytes, copy_);
@@ -52,18 +52,20 @@ void PinnedStaging::download(void* host, const void* device_src, size_t bytes) {
     staged_to_host(*this, slots_, kSlotBytes, host, device_src, bytes, copy_);
     return;
   }
-  if (bytes) check(cudaMemcpyAsync(host, device_src, bytes, cudaMemcpyDeviceToHost, stream_), "download");
-  check(cudaStreamSynchronize(stream_), "download sync");
+  if (bytes) check(cudaMemcpyAsync(host, device_src, bytes, cudaMemcpyDeviceToHost, down_), "download");
+  check(cudaStreamSynchronize(down_), "download sync");
 }
 
 void PinnedStaging::to_device(void* device_dst, const void* slot_src, size_t bytes, int slot) {
-  check(cudaMemcpyAsync(device_dst, slot_src, bytes, cudaMemcpyHostToDevice, stream_), "staged upload");
-  check(cudaEventRecord(done_[slot], stream_), "staged upload event");
+  check(cudaStreamWaitEvent(up_, done_[slot], 0), "staged upload order");
+  check(cudaMemcpyAsync(device_dst, slot_src, bytes, cudaMemcpyHostToDevice, up_), "staged upload");
+  check(cudaEventRecord(done_[slot], up_), "staged upload event");
 }
 
 void PinnedStaging::to_host(void* slot_dst, const void* device_src, size_t bytes, int slot) {
-  check(cudaMemcpyAsync(slot_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_), "staged download");
-  check(cudaEventRecord(done_[slot], stream_), "staged download event");
+  check(cudaStreamWaitEvent(down_, done_[slot], 0), "staged download order");
+  check(cudaMemcpyAsync(slot_dst, device_src, bytes, cudaMemcpyDeviceToHost, down_), "staged download");
+  check(cudaEventRecord(done_[slot], down_), "staged download event");
 }
 
 void PinnedStaging::wait(int slot) { check(cudaEventSynchronize(done_[slot]), "staged copy wait"); }

@@ -1,8 +1,9 @@
 // The CUDA side of the staged copies (common/staged_copy.h): two pinned host slots with an event
-// each, transfers on the backend's stream. Big copies go through the slots, with the host's part
-// done by `copy` (several threads); small ones, and every copy when pinned memory cannot be had
-// (VITMSN_CUDA_PINNED_STAGING=0, or cudaHostAlloc refused), go straight from pageable memory as
-// before. The owner serialises calls (the device lock) and must not call during a graph capture.
+// each; uploads on the backend's compute stream, downloads on its copy stream (each transfer first
+// waits, on the device, for the slot's previous transfer, whichever stream that ran on). Big copies go through the
+// slots, with the host's part done by `copy` (several threads); small ones, and every copy when pinned memory cannot be
+// had (VITMSN_CUDA_PINNED_STAGING=0, or cudaHostAlloc refused), go straight from pageable memory as before. The owner
+// serialises calls (the device lock) and must not call during a graph capture.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -20,14 +21,15 @@ class PinnedStaging final : public ChunkLink {
   static constexpr size_t kSlotBytes = size_t{8} << 20;
   static constexpr size_t kMinStagedBytes = size_t{2} << 20;
 
-  PinnedStaging(cudaStream_t stream, HostCopy copy, bool enabled);
+  PinnedStaging(cudaStream_t up, cudaStream_t down, HostCopy copy, bool enabled);
   ~PinnedStaging() override;
   PinnedStaging(const PinnedStaging&) = delete;
   PinnedStaging& operator=(const PinnedStaging&) = delete;
 
   // host → device: returns once `host` may be reused (the device gets the bytes in stream order).
   void upload(void* device_dst, const void* host, size_t bytes);
-  // device → host, after the work queued before it: returns once the bytes are in `host`.
+  // device → host on the `down` stream (the caller has waited for the work that writes device_src):
+  // returns once the bytes are in `host`.
   void download(void* host, const void* device_src, size_t bytes);
 
   // ChunkLink (used by staged_to_device / staged_to_host).
@@ -38,7 +40,7 @@ class PinnedStaging final : public ChunkLink {
  private:
   bool ready();  // the slots and events, made on first use; false from then on if they cannot be
 
-  cudaStream_t stream_;
+  cudaStream_t up_, down_;
   HostCopy copy_;
   bool enabled_;
   bool tried_ = false;
