@@ -4,7 +4,8 @@
 // usage: node bench/gpu-vs-torch.mjs --ref DIR [--record FILE] [--no-variants]
 // Variants (rows marked "variant", no target): the CUDA-core attention kernel, the 16-row tensor-core
 // attention kernel where auto picks the whole-head one, the exact-GELU kernel instead of cuBLASLt's
-// GELU epilogue, host copies from pageable memory instead of pinned slots, 4-warp attention blocks,
+// GELU epilogue, host copies from pageable memory instead of pinned slots, a batch-256 forward whole
+// instead of in parts with overlapped transfers, 4-warp attention blocks,
 // cuBLASLt's first heuristic choice instead of the timed one, and batch 1 without CUDA graphs, plus
 // the accuracy with the whole-head kernel forced — the measurements behind those defaults
 // (each is an environment switch read when a backend is made). Device throughput rows sum the GPU time
@@ -145,6 +146,8 @@ if (!opt['no-variants']) {
   // The whole batch's input and output (154 + 155 MB) from pageable memory instead of through the
   // pinned slots with multithreaded host copies.
   await variant('VITMSN_CUDA_PINNED_STAGING', '0', 'vit-b16 bf16 b256 img/s (forward from Node)', b256);
+  // The whole batch at once instead of 4 parts of 64 whose transfers overlap the compute.
+  await variant('VITMSN_CUDA_PIPELINE', '0', 'vit-b16 bf16 b256 img/s (forward from Node)', b256);
   // Where the device time goes (printed to stderr when the model's backend is freed), and the device
   // throughput without the host copies: 256 images over the summed GPU time of every op but the
   // host↔device transfers (the measure comparable to transformers' CUDA-event timings).

@@ -73,6 +73,8 @@ describe('native tests', () => {
     // Two checkpoints with one input shape on one recording backend: recordings (forward and the
     // embed path) keyed by model, shape, outputs and normalisation constants.
     ['test_engine_recorded', [goldenDir('tiny-s8'), goldenDir('tiny-mask')]],
+    // Large forwards in parts with pipelined transfers (the CUDA copy stream's protocol), bit-equal.
+    ['test_engine_pipelined', [goldenDir('tiny-s8'), goldenDir('tiny-cls')]],
     // Built whenever the CUDA part is (nvcc found; always in CI); absent from a CPU-only build.
     ...(cudaCompiled ? [['test_cublaslt_loader', []]] : []),
   ] as Array<[string, string[], number?]>)(

@@ -84,6 +84,33 @@ class Backend {
     return 0;
   }
 
+  // Optional: a large forward in parts with the transfers beside the compute (a device with its own
+  // copy engines): part p+1's input crosses while part p computes, and part p−1's output comes back
+  // meanwhile. pipeline_part_images says how many images a part of a B-image forward should hold (0:
+  // not offered, run it whole). A session (pipelined_io) is begun after the caller has allocated
+  // every part's input buffer; per part, in this order: upload its input, queue its ops, finish(its
+  // output block); download a part's output only after finishing the next part (or at the end).
+  // Parts alternate between two sets of the session's buffers (by part % 2).
+  class PipelinedIo {
+   public:
+    virtual ~PipelinedIo() = default;
+    // n float32 values → dst (backend memory allocated before the session began).
+    virtual void upload(int64_t part, DevicePtr dst, const float* host, size_t n) = 0;
+    // The part's output block (n elements at src) is complete once the ops queued so far have run.
+    virtual void finish(int64_t part, DevicePtr src, size_t n) = 0;
+    // Waits for finish(part)'s block and copies its elements [offset, offset + n) to host (float32).
+    virtual void download(int64_t part, size_t offset, float* host, size_t n) = 0;
+  };
+  virtual int64_t pipeline_part_images(int64_t B) const {
+    (void)B;
+    return 0;
+  }
+  // For parts of at most max_in input and max_out output elements; null when not offered.
+  virtual std::unique_ptr<PipelinedIo> pipelined_io(size_t max_in, size_t max_out) {
+    (void)max_in, (void)max_out;
+    return nullptr;
+  }
+
   // Optional replay of a whole forward (CUDA graphs: at small batches every op is launch-bound).
   // body(in, out) must enqueue only device ops of this backend, reading `in` (the backend's copy of
   // the input: float32 values in the storage type, or raw bytes) and writing `out` (n_out elements,

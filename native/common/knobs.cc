@@ -41,6 +41,8 @@ const Spec kTable[] = {
      "0 turns CUDA graph capture of small batches off"},
     {Knob::kCudaPinnedStaging, "VITMSN_CUDA_PINNED_STAGING", Kind::kChoice, "0|1", 0, 0, "1", "load",
      "0 copies big inputs and outputs straight from pageable memory instead of through pinned slots"},
+    {Knob::kCudaPipeline, "VITMSN_CUDA_PIPELINE", Kind::kChoice, "0|1", 0, 0, "1", "load",
+     "0 runs forwards of 128+ images whole instead of in parts whose transfers overlap the compute"},
     {Knob::kCudaGemmTune, "VITMSN_CUDA_GEMM_TUNE", Kind::kChoice, "0|1", 0, 0, "1", "load",
      "0 keeps cuBLASLt's first algorithm (no timing at the first call of a shape)"},
     {Knob::kCudaVerbose, "VITMSN_CUDA_VERBOSE", Kind::kChoice, "0|1", 0, 0, "0", "load",

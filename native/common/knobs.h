@@ -25,6 +25,7 @@ enum class Knob {
   kCudaGelu,
   kCudaGraphs,
   kCudaPinnedStaging,
+  kCudaPipeline,
   kCudaGemmTune,
   kCudaVerbose,
   kCudaProfile,

@@ -8,7 +8,7 @@ namespace vitmsn {
 namespace cuda {
 
 PinnedStaging::PinnedStaging(cudaStream_t up, cudaStream_t down, HostCopy copy, bool enabled)
-    : up_(up), down_(down), copy_(std::move(copy)), enabled_(enabled && copy_) {}
+    : up_(up), down_(down), active_up_(up), copy_(std::move(copy)), enabled_(enabled && copy_) {}
 
 PinnedStaging::~PinnedStaging() {
   for (int s = 0; s < kStagingSlots; ++s) {
@@ -37,13 +37,19 @@ bool PinnedStaging::ready() {
   return false;
 }
 
-void PinnedStaging::upload(void* device_dst, const void* host, size_t bytes) {
+void PinnedStaging::upload_on(cudaStream_t stream, void* device_dst, const void* host, size_t bytes) {
   if (bytes == 0) return;
   if (bytes < kMinStagedBytes || !ready()) {
     // From pageable memory the call returns once the driver has staged the bytes.
-    check(cudaMemcpyAsync(device_dst, host, bytes, cudaMemcpyHostToDevice, up_), "upload");
+    check(cudaMemcpyAsync(device_dst, host, bytes, cudaMemcpyHostToDevice, stream), "upload");
     return;
   }
+  struct Active {  // the link's to_device uses `stream` for this copy only, also if it throws
+    cudaStream_t& s;
+    cudaStream_t keep;
+    ~Active() { s = keep; }
+  } active{active_up_, up_};
+  active_up_ = stream;
   staged_to_device(*this, slots_, kSlotBytes, device_dst, host, bytes, copy_);
 }
 
@@ -57,9 +63,9 @@ void PinnedStaging::download(void* host, const void* device_src, size_t bytes) {
 }
 
 void PinnedStaging::to_device(void* device_dst, const void* slot_src, size_t bytes, int slot) {
-  check(cudaStreamWaitEvent(up_, done_[slot], 0), "staged upload order");
-  check(cudaMemcpyAsync(device_dst, slot_src, bytes, cudaMemcpyHostToDevice, up_), "staged upload");
-  check(cudaEventRecord(done_[slot], up_), "staged upload event");
+  check(cudaStreamWaitEvent(active_up_, done_[slot], 0), "staged upload order");
+  check(cudaMemcpyAsync(device_dst, slot_src, bytes, cudaMemcpyHostToDevice, active_up_), "staged upload");
+  check(cudaEventRecord(done_[slot], active_up_), "staged upload event");
 }
 
 void PinnedStaging::to_host(void* slot_dst, const void* device_src, size_t bytes, int slot) {

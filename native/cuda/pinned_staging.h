@@ -26,8 +26,10 @@ class PinnedStaging final : public ChunkLink {
   PinnedStaging(const PinnedStaging&) = delete;
   PinnedStaging& operator=(const PinnedStaging&) = delete;
 
-  // host → device: returns once `host` may be reused (the device gets the bytes in stream order).
-  void upload(void* device_dst, const void* host, size_t bytes);
+  // host → device: returns once `host` may be reused (the device gets the bytes in stream order),
+  // on the `up` stream, or on `stream`.
+  void upload(void* device_dst, const void* host, size_t bytes) { upload_on(up_, device_dst, host, bytes); }
+  void upload_on(cudaStream_t stream, void* device_dst, const void* host, size_t bytes);
   // device → host on the `down` stream (the caller has waited for the work that writes device_src):
   // returns once the bytes are in `host`.
   void download(void* host, const void* device_src, size_t bytes);
@@ -41,6 +43,7 @@ class PinnedStaging final : public ChunkLink {
   bool ready();  // the slots and events, made on first use; false from then on if they cannot be
 
   cudaStream_t up_, down_;
+  cudaStream_t active_up_;  // the stream of the upload in progress (upload_on)
   HostCopy copy_;
   bool enabled_;
   bool tried_ = false;

@@ -243,20 +243,22 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
                                         std::to_string(r.H) + "x" + std::to_string(r.W) +
                                         (r.interpolate_pos_encoding ? " interpolated" : "") + " out " +
                                         std::to_string(n_hidden) + "+" + std::to_string(n_logits)};
-  bool replayed = false;
+  bool done = false;  // by a replay or the pipelined path
   if (replayable(r)) {
     // A replay writes hidden states and logits as one block: straight into `hidden` for a backbone,
     // through a joined buffer when there are logits too.
     std::vector<float> joined(nl ? n_out : 0);
     float* host_out = nl ? joined.data() : hidden;
-    replayed = be.run_recorded(key, {r.pixel_data(), n_in, true}, host_out, n_out,
-                               [&](DevicePtr in, DevicePtr o) { encode(r, in, o, nullptr); });
-    if (replayed && nl) {
+    done = be.run_recorded(key, {r.pixel_data(), n_in, true}, host_out, n_out,
+                           [&](DevicePtr in, DevicePtr o) { encode(r, in, o, nullptr); });
+    if (done && nl) {
       std::copy(joined.begin(), joined.begin() + n_hidden, hidden);
       std::copy(joined.begin() + n_hidden, joined.end(), out.logits.begin());
     }
   }
-  if (!replayed) {
+  const int64_t per = replayable(r) ? be.pipeline_part_images(r.B) : 0;
+  if (!done && per > 0 && per < r.B) done = forward_pipelined(r, per, hidden, out.logits.data());
+  if (!done) {
     DeviceArray pixels(be, n_in), dev_out(be, n_out);
     be.upload(pixels.get(), r.pixel_data(), n_in);
     encode(r, pixels.get(), dev_out.get(), &out);
@@ -265,6 +267,41 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
   }
   if (nl) out.num_labels = nl;
   return out;
+}
+
+bool Model::forward_pipelined(const ForwardRequest& r, int64_t per, float* hidden, float* logits) const {
+  Backend& be = *backend_;
+  const int64_t p = config_.patch_size, D = config_.hidden_size, T = (r.H / p) * (r.W / p) + 1;
+  const int64_t nl = weights_.classifier_w ? weights_.num_labels : 0;
+  const int64_t img_in = r.C * r.H * r.W, img_out = T * D + nl, parts = (r.B + per - 1) / per;
+  auto images = [&](int64_t part) { return std::min(per, r.B - part * per); };
+  // Every part's input buffer exists before the session begins (the backend's copies write them
+  // beside the compute); outputs are made part by part.
+  std::vector<DeviceArray> in(static_cast<size_t>(parts));
+  for (int64_t q = 0; q < parts; ++q) in[q] = DeviceArray(be, images(q) * img_in);
+  std::unique_ptr<Backend::PipelinedIo> io =
+      be.pipelined_io(static_cast<size_t>(per * img_in), static_cast<size_t>(per * img_out));
+  if (!io) return false;
+  std::vector<DeviceArray> out(static_cast<size_t>(parts));
+  auto fetch = [&](int64_t q) {
+    const int64_t b0 = q * per, bq = images(q);
+    io->download(q, 0, hidden + b0 * T * D, static_cast<size_t>(bq * T * D));
+    if (nl) io->download(q, static_cast<size_t>(bq * T * D), logits + b0 * nl, static_cast<size_t>(bq * nl));
+    out[q] = DeviceArray();
+  };
+  for (int64_t q = 0; q < parts; ++q) {
+    const int64_t bq = images(q);
+    io->upload(q, in[q].get(), r.pixel_data() + q * per * img_in, static_cast<size_t>(bq * img_in));
+    ForwardRequest part;  // the shapes and options encode() reads (replayable(r): no masks or taps)
+    part.B = bq, part.C = r.C, part.H = r.H, part.W = r.W, part.interpolate_pos_encoding = r.interpolate_pos_encoding;
+    out[q] = DeviceArray(be, bq * img_out);
+    encode(part, in[q].get(), out[q].get(), nullptr);
+    io->finish(q, out[q].get(), static_cast<size_t>(bq * img_out));
+    in[q] = DeviceArray();
+    if (q > 0) fetch(q - 1);
+  }
+  fetch(parts - 1);
+  return true;
 }
 
 void Model::encode(const ForwardRequest& r, DevicePtr pixels, DevicePtr final_out, ForwardResult* taps) const {

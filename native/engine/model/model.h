@@ -173,6 +173,10 @@ class Model {
   // [B·T·D] last_hidden_state then [B·num_labels] logits). taps, when set, receives the hidden
   // states and attentions as they are computed (downloads: never inside a recorded replay).
   void encode(const ForwardRequest& r, DevicePtr pixels, DevicePtr out, ForwardResult* taps) const;
+  // forward's eager path for a plain request on a backend that pipelines transfers
+  // (Backend::pipelined_io): parts of `per` images, each through encode(). False (nothing done)
+  // when the backend offers no session.
+  bool forward_pipelined(const ForwardRequest& r, int64_t per, float* hidden, float* logits) const;
   // The stages both paths share. tokens: patches [B·N, C·p·p] → x [B·T, D] (patch embedding, CLS,
   // mask tokens, position embeddings, resized for the grid when asked; patches is freed after its
   // GEMM). layers: the encoder
