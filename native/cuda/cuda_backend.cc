@@ -156,6 +156,11 @@ class CudaBackend final : public Backend {
     staged_.reset();  // waits for its last transfers, frees the pinned slots
     cudaStreamSynchronize(copy_);
     for (cudaEvent_t e : free_events_) cudaEventDestroy(e);
+    for (Landing& l : landing_) {
+      cudaFree(l.p);
+      if (l.landed) cudaEventDestroy(l.landed);
+      if (l.free) cudaEventDestroy(l.free);
+    }
     cudaFree(staging_);
     cudaFree(d_mask_);
     cudaStreamSynchronize(stream_);
@@ -370,21 +375,33 @@ class CudaBackend final : public Backend {
     const size_t bytes = static_cast<size_t>(a.B * a.Himg * a.Wimg * 3);
     if (bytes == 0) return;
     if (!a.pixels && !a.device_pixels) throw Error(codes::kInternal, "patchify_pixels: null pixels");
-    // The levels cross as bytes (a quarter of the float32 tensor) into a stream-ordered block of
-    // the activation pool, freed behind the kernel (unless a recording has them on the device
-    // already). The upload returns once the bytes are staged (pinned slots or the driver's), so the
-    // caller may reuse its buffer afterwards.
+    // The levels cross as bytes (a quarter of the float32 tensor), unless a recording has them on
+    // the device already: on the copy stream into a landing buffer (so that with two batches in
+    // flight the next one's pixels cross while the device still computes the current one), or, when
+    // no landing buffer can be had, on the compute stream into a block of the pool. Either upload
+    // returns once the bytes are staged (pinned slots or the driver's): the caller may reuse its buffer.
     DeviceArray staged;
+    Landing* landing = nullptr;
     const uint8_t* d_pixels = static_cast<const uint8_t*>(a.device_pixels.get());
     if (!d_pixels) {
-      staged = DeviceArray(*this, (bytes + sizeof(T) - 1) / sizeof(T));
       Profiled p(profile_.get(), "upload (uint8 pixels)");
-      staged_->upload(staged.get().get(), a.pixels, bytes);
-      d_pixels = static_cast<const uint8_t*>(staged.get().get());
+      landing = land(bytes);
+      if (landing) {
+        cuda::check(cudaStreamWaitEvent(copy_, landing->free, 0), "landing reuse");
+        staged_->upload_on(copy_, landing->p, a.pixels, bytes);
+        cuda::check(cudaEventRecord(landing->landed, copy_), "landed");
+        cuda::check(cudaStreamWaitEvent(stream_, landing->landed, 0), "landed wait");
+        d_pixels = static_cast<const uint8_t*>(landing->p);
+      } else {
+        staged = DeviceArray(*this, (bytes + sizeof(T) - 1) / sizeof(T));
+        staged_->upload(staged.get().get(), a.pixels, bytes);
+        d_pixels = static_cast<const uint8_t*>(staged.get().get());
+      }
     }
     Profiled p(profile_.get(), "patchify_pixels");
     cuda::patchify_pixels<T>(d_pixels, t(a.patches), a.B, a.Himg, a.Wimg, a.p, a.norm, stream_);
     cuda::check_launch("patchify_pixels");
+    if (landing) cuda::check(cudaEventRecord(landing->free, stream_), "landing free");
   }
   void pool_rows(const PoolRowsArgs& a) override {
     Lock lock(mu_);
@@ -671,6 +688,46 @@ class CudaBackend final : public Backend {
   }
 
   static T* t(DevicePtr p) { return p.as<T>(); }
+
+  // Two device buffers the embed path's pixels land in, used in turn. Outside the stream-ordered
+  // pool: a pool block is only safe in the compute stream's order, and the copy stream writes these
+  // while the compute stream may still run earlier work. A buffer is refilled once the patchify that
+  // read it has run (event `free`); the patchify waits for its bytes (event `landed`).
+  struct Landing {
+    void* p = nullptr;
+    size_t bytes = 0;
+    cudaEvent_t landed = nullptr, free = nullptr;
+  };
+  // The next landing buffer, grown to `bytes` (growing waits for its last reader); null when its
+  // memory or events cannot be had (the caller uploads through the pool instead).
+  Landing* land(size_t bytes) {
+    Landing& l = landing_[next_landing_];
+    next_landing_ ^= 1;
+    if (!l.free) {
+      if (cudaEventCreateWithFlags(&l.landed, cudaEventDisableTiming) != cudaSuccess ||
+          cudaEventCreateWithFlags(&l.free, cudaEventDisableTiming) != cudaSuccess) {
+        cudaGetLastError();
+        if (l.landed) cudaEventDestroy(l.landed);
+        l.landed = l.free = nullptr;
+        return nullptr;
+      }
+    }
+    if (l.bytes < bytes) {
+      if (l.p) {
+        cuda::check(cudaEventSynchronize(l.free), "landing wait");
+        cudaFree(l.p);
+        l.p = nullptr, l.bytes = 0;
+      }
+      if (cudaMalloc(&l.p, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        l.p = nullptr;
+        return nullptr;
+      }
+      l.bytes = bytes;
+    }
+    return &l;
+  }
+
   // Events for download's wait, reused (under the device lock).
   cudaEvent_t take_event() {
     if (!free_events_.empty()) {
@@ -701,6 +758,8 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;  // every op, and uploads
   cudaStream_t copy_ = nullptr;    // downloads, once the work they wait for is done
   std::vector<cudaEvent_t> free_events_;
+  Landing landing_[2];
+  int next_landing_ = 0;
   std::unique_ptr<cuda::LtGemm> gemm_;
   float* staging_ = nullptr;
   size_t staging_n_ = 0;
