@@ -118,11 +118,13 @@ LtGemm::Plan& LtGemm::plan(const Key& key, const void* A, const void* W, const v
   check_lt(api_.MatmulPreferenceCreate(&g.pref), "MatmulPreferenceCreate");
   const uint64_t ws = workspace_bytes_;
   check_lt(api_.MatmulPreferenceSetAttribute(g.pref, lt::kPrefMaxWorkspaceBytes, &ws, sizeof(ws)), "set workspace");
-  constexpr int kCandidates = 8;
+  // The heuristic's first 8 are timed; at small M (batch ≤ 2 at 197 tokens) its first choices tile
+  // the output into too few blocks to fill the GPU, so 24 are, to reach split-K and small-tile ones.
+  constexpr int kCandidates = 24;
+  const int wanted = !tune_ ? 1 : M <= 512 ? kCandidates : 8;
   lt::HeuristicResult results[kCandidates]{};
   int returned = 0;
-  check_lt(api_.MatmulAlgoGetHeuristic(handle_, g.desc, g.a, g.b, g.c, g.c, g.pref, tune_ ? kCandidates : 1, results,
-                                       &returned),
+  check_lt(api_.MatmulAlgoGetHeuristic(handle_, g.desc, g.a, g.b, g.c, g.c, g.pref, wanted, results, &returned),
            "MatmulAlgoGetHeuristic");
   if (returned < 1) check_lt(lt::kNotSupported, "MatmulAlgoGetHeuristic (no algorithm for this shape)");
   Plan p;
