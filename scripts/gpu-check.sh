@@ -18,7 +18,8 @@
 #   5. end to end: 1024 JPEGs of ~640×480 (bench/support.mjs makeJpegs) → ViT-B/16 bf16 CLS
 #      embeddings: bench/e2e-jpeg.mjs (encode() from Node, and the CPU decode ceiling: cores × one
 #      core's rate) beside scripts/gpu_pipeline_baseline.py (a PyTorch DataLoader pipeline, same
-#      files and weights), with the ratios the GPU issue asks for (≥ 2× PyTorch, ≥ 90% of the ceiling).
+#      files and weights), with the ratios the GPU issue asks for (≥ 2× PyTorch, ≥ 90% of the ceiling),
+#      and encode() at batch 256 beside the default 128 (the measurement behind that default).
 # GPU_CHECK_STEPS (default "012345") picks steps; GPU_REF_DIR reuses a reference already written.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -112,6 +113,9 @@ if want 5; then
   JPEGS=/tmp/vitmsn-e2e-jpegs
   timeout 240 node bench/e2e-jpeg.mjs --model "$MODEL" --device cuda --dtype bfloat16 --images 1024 --dir "$JPEGS" \
     --json "$OUT/e2e-node.json" 2>&1 | tail -5 || fail "e2e-jpeg.mjs"
+  # encode()'s GPU batch size (default 128) against 256: the measurement behind the default.
+  timeout 120 node bench/e2e-jpeg.mjs --model "$MODEL" --device cuda --dtype bfloat16 --images 1024 --dir "$JPEGS" \
+    --batch 256 --rounds 1 --json "$OUT/e2e-node-b256.json" 2>&1 | tail -1 || fail "e2e-jpeg.mjs --batch 256"
   PYTHONUNBUFFERED=1 timeout 240 python3 scripts/gpu_pipeline_baseline.py --model "$MODEL" --images "$JPEGS" \
     --json "$OUT/e2e-torch.json" 2>&1 | tail -5 || fail "gpu_pipeline_baseline.py"
   node -e '
