@@ -5,8 +5,8 @@
 // list) and off (--max-batch 1). Baseline: model.encode() of the same JPEG in this process (one image
 // per call, and max-batch per call), before any server runs.
 //
-//   node bench/serve.mjs [--model <dir>] [--dtype float32|bfloat16] [--connections 1,8,64,256] [--duration 10]
-//                        [--threads N] [--batching on,off] [--max-batch 8,64] [--record]
+//   node bench/serve.mjs [--model <dir>] [--device cpu|cuda] [--dtype float32|bfloat16] [--connections 1,8,64,256]
+//                        [--duration 10] [--threads N] [--batching on,off] [--max-batch 8,64] [--record]
 //
 // Without --model the real-size ViT-S/16 of test/fixtures/anchors is generated (python3 + numpy).
 // Reported per row: throughput (images/s = 2xx answers per second, and connections / mean latency,
@@ -39,6 +39,7 @@ const { values: args } = parseArgs({
     batching: { type: 'string', default: 'on,off' },
     'max-batch': { type: 'string', default: '8' },
     dtype: { type: 'string', default: 'float32' },
+    device: { type: 'string', default: 'cpu' },
     record: { type: 'boolean', default: false },
   },
 });
@@ -59,6 +60,8 @@ const dtype = args.dtype;
 const modes = list(args.batching);
 for (const m of modes) if (!['on', 'off'].includes(m)) throw new Error(`--batching: ${m} (on or off)`);
 const threads = args.threads ? posInt('threads', args.threads) : undefined;
+const device = args.device;
+if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new Error(`--device: ${device} (cpu, cuda or cuda:N)`);
 
 // ----------------------------------------------------------------------------------------- inputs
 let modelDir = args.model;
@@ -76,7 +79,7 @@ const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sor
 // ------------------------------------------------------------------------------- in-process baseline
 async function baseline() {
   const { loadModel } = require(path.join(root, 'dist', 'index.js'));
-  const model = await loadModel(modelDir, { device: 'cpu', dtype, batching: false, ...(threads ? { threads } : {}) });
+  const model = await loadModel(modelDir, { device, dtype, batching: false, ...(threads ? { threads } : {}) });
   const rows = [];
   try {
     for (const per of [1, ...maxBatches]) {
@@ -116,7 +119,7 @@ async function startServer(maxBatch) {
     '--port',
     '0',
     '--device',
-    'cpu',
+    device,
     '--dtype',
     dtype,
     '--max-concurrent',
@@ -245,7 +248,7 @@ if (args.record) {
 ## ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} vitmsn serve (HTTP, bench/serve.mjs)
 
 - machine: ${machine()}
-- vitmsn: cpu, ${dtype}, git ${gitRev()}; model ${modelLabel}
+- vitmsn: ${device}, ${dtype}, git ${gitRev()}; model ${modelLabel}
 - method: autocannon (in the bench process, sharing the cores with the server) posting one 640×480 JPEG (${jpeg.length} bytes, chelsea.png resized, quality 90) per request to POST /v1/embeddings of a \`vitmsn serve\` child process for ${duration} s per row after a 2 s warmup; img/s = 2xx answers per second, and connections / mean latency (Little's law for a closed loop without think time: independent of where the window cuts a batch); mean batch = images / batches from the server's /metrics over the row; latency from autocannon; event-loop delay from the server's /metrics (nodejs_eventloop_lag_*, over the row, less the 10 ms sampling interval that Node's histogram includes); peak RSS = the server's VmHWM so far. Baseline rows: model.encode() of the same JPEG in the bench process, before the servers, calls back to back.
 - command: \`${cmd}\`
 

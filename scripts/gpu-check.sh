@@ -20,6 +20,8 @@
 #      core's rate) beside scripts/gpu_pipeline_baseline.py (a PyTorch DataLoader pipeline, same
 #      files and weights), with the ratios the GPU issue asks for (≥ 2× PyTorch, ≥ 90% of the ceiling),
 #      and encode() at batch 256 beside the default 128 (the measurement behind that default).
+#   6. (only when asked: GPU_CHECK_STEPS=6) `vitmsn serve` with 256 concurrent clients on the GPU
+#      (bench/serve.mjs --device cuda) beside in-process encode() at 128 per call.
 # GPU_CHECK_STEPS (default "012345") picks steps; GPU_REF_DIR reuses a reference already written.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -123,6 +125,14 @@ if want 5; then
     console.log(`vitmsn encode() ${a.imgPerS.toFixed(0)} img/s, PyTorch DataLoader pipeline ${b.img_per_s.toFixed(0)} img/s (${b.num_workers} workers): ${(a.imgPerS / b.img_per_s).toFixed(2)}x (target >= 2)`);
     console.log(`CPU decode ceiling ${a.decodeCeilingPerS.toFixed(0)} img/s (${a.cores} x ${a.oneCoreDecodePerS.toFixed(0)}): ${(100 * a.shareOfCeiling).toFixed(0)}% (target >= 90%)`);
   ' "$OUT/e2e-node.json" "$OUT/e2e-torch.json" || fail "e2e table"
+fi
+if want 6; then
+  # Not in the default steps (time): GPU_CHECK_STEPS=6 in a call of its own.
+  step "6. vitmsn serve on the GPU: 256 concurrent clients, one JPEG each, vs encode() in-process at 128 per call"
+  MODEL=${GPU_REF_DIR:-/tmp/vitmsn-ref}/models/vit-b16
+  [ -f "$MODEL/config.json" ] || python3 test/fixtures/anchors/make_detw_model.py vit-b16 "$MODEL" >"$OUT/serve-model.log" 2>&1
+  timeout 300 node bench/serve.mjs --model "$MODEL" --device cuda --dtype bfloat16 --connections 256 \
+    --batching on --max-batch 128 --duration 10 2>&1 | tee "$OUT/serve.log" | tail -8 || fail "bench/serve.mjs"
 fi
 echo; echo "== done: status $status, results in $OUT"
 exit $status
