@@ -343,6 +343,37 @@ describe.skipIf(!haveGpu)('CUDA at real size (ViT-S/16)', () => {
     }
   }, 300_000);
 
+  it('eager embed batches (> 16 images), two in flight, equal forward() + host pooling image by image', async () => {
+    // 60 images in batches of 20: above the recorded size, so the pixels cross on the copy stream
+    // into the alternating landing buffers, and the runner starts the second full batch beside the first.
+    const { modelDir } = await realModel('vit-s16');
+    const FIX = path.join(__dirname, 'fixtures');
+    const three = [
+      path.join(FIX, 'images', 'chelsea.png'),
+      path.join(FIX, 'pil', 'exif6.jpg'),
+      path.join(FIX, 'pil', 'rgba.webp'),
+    ];
+    const list = Array.from({ length: 60 }, (_, i) => three[i % 3]);
+    for (const dtype of ['float32', 'bfloat16'] as CudaDType[]) {
+      const m = await loadModel(modelDir, { device: 'cuda', dtype });
+      try {
+        const px = await m.preprocess(three);
+        const ref = await m.forward(px.data, px.shape);
+        const want = hostPool(ref.lastHiddenState.data, ref.lastHiddenState.shape, false, false);
+        const D = want.length / 3;
+        const [a, b] = await Promise.all([m.encode(list, { batchSize: 20 }), m.encode(list, { batchSize: 20 })]);
+        for (const got of [a, b]) {
+          for (let i = 0; i < list.length; i++) {
+            const err = relL2(got.data.subarray(i * D, (i + 1) * D), want.subarray((i % 3) * D, ((i % 3) + 1) * D));
+            expect(err, `${dtype} image ${i}`).toBeLessThanOrEqual(BOUND[dtype]);
+          }
+        }
+      } finally {
+        await m.dispose();
+      }
+    }
+  }, 300_000);
+
   it('recorded (CUDA graph) embed path equals eager, per pooling and normalisation', async () => {
     const { modelDir } = await realModel('vit-s16');
     const FIX = path.join(__dirname, 'fixtures');
