@@ -6,7 +6,8 @@
 // per call, and max-batch per call), before any server runs.
 //
 //   node bench/serve.mjs [--model <dir>] [--device cpu|cuda] [--dtype float32|bfloat16] [--connections 1,8,64,256]
-//                        [--duration 10] [--threads N] [--batching on,off] [--max-batch 8,64] [--record]
+//                        [--duration 10] [--threads N] [--batching on,off] [--max-batch 8,64]
+//                        [--max-delay-ms N] [--record]
 //
 // Without --model the real-size ViT-S/16 of test/fixtures/anchors is generated (python3 + numpy).
 // Reported per row: throughput (images/s = 2xx answers per second, and connections / mean latency,
@@ -40,6 +41,7 @@ const { values: args } = parseArgs({
     'max-batch': { type: 'string', default: '8' },
     dtype: { type: 'string', default: 'float32' },
     device: { type: 'string', default: 'cpu' },
+    'max-delay-ms': { type: 'string' },
     record: { type: 'boolean', default: false },
   },
 });
@@ -128,6 +130,7 @@ async function startServer(maxBatch) {
     '16384',
     '--max-batch',
     String(maxBatch),
+    ...(args['max-delay-ms'] !== undefined ? ['--max-delay-ms', args['max-delay-ms']] : []),
     ...(threads ? ['--threads', String(threads)] : []),
   ];
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
