@@ -1,6 +1,6 @@
 // vitmsn's side of scripts/gpu-check.sh: on the inputs and weights scripts/gpu_reference.py wrote,
 // measures vitmsn's CUDA backend (forward() from Node: Float32Array in, Float32Array out) and prints
-// one table against transformers' own runs, with the issue's targets.
+// one table against transformers' own runs, with the project's targets.
 // usage: node bench/gpu-vs-torch.mjs --ref DIR [--record FILE] [--no-variants]
 // Variants (rows marked "variant", no target): the CUDA-core attention kernel, the 16-row tensor-core
 // attention kernel where auto picks the whole-head one, the exact-GELU kernel instead of cuBLASLt's

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Decode + preprocess latency of one 640×480 JPEG (the issue's target: ≤ 5 ms), through the public
+// Decode + preprocess latency of one 640×480 JPEG (target: ≤ 5 ms), through the public
 // API (`model.preprocess(jpegBytes)`: sharp decode, EXIF, then one native call for convert('RGB'),
 // Pillow's BILINEAR resize to 224×224, rescale and normalize), plus its two halves and a batch.
 //

@@ -18,7 +18,7 @@
 #   5. end to end: 1024 JPEGs of ~640×480 (bench/support.mjs makeJpegs) → ViT-B/16 bf16 CLS
 #      embeddings: bench/e2e-jpeg.mjs (encode() from Node, and the CPU decode ceiling: cores × one
 #      core's rate) beside scripts/gpu_pipeline_baseline.py (a PyTorch DataLoader pipeline, same
-#      files and weights), with the ratios the GPU issue asks for (≥ 2× PyTorch, ≥ 90% of the ceiling),
+#      files and weights), with the target ratios (≥ 2× PyTorch, ≥ 90% of the ceiling),
 #      and encode() at batch 256 beside the default 128 (the measurement behind that default).
 #   6. (only when asked: GPU_CHECK_STEPS=6) `vitmsn serve` with 256 concurrent clients on the GPU
 #      (bench/serve.mjs --device cuda) beside in-process encode() at 128 per call.

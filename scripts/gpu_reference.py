@@ -7,7 +7,7 @@ test/fixtures/anchors (the same numbers vitmsn loads): writes under --out
   ref-<arch>.f64                 ViTMSNModel last_hidden_state in float64 (eager) on those pixels
   ref.json                       shapes, HF's own fp32/fp16/bf16 errors vs float64, and timings
 Timings: bf16, CUDA events, median; eager and sdpa at batch 1, 8, 256; torch.compile(mode=
-"reduce-overhead") for ViT-B/16 at --compile-batches (default 1: the issue's latency target; each
+"reduce-overhead") for ViT-B/16 at --compile-batches (default 1: the batch-1 latency target; each
 batch size costs a compilation of ~half a minute of device time).
 """
 import argparse, json, os, statistics, subprocess, sys, time

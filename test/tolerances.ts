@@ -1,6 +1,6 @@
 // Every numeric bound the tests use, with its reason. Tests import from here; none hard-codes a bound.
 export const TOL = {
-  /** float32 engine vs transformers' float64 goldens (relative L2). The issue's bound; the goldens
+  /** float32 engine vs transformers' float64 goldens (relative L2). The project's bound; the goldens
    * themselves are exact to ~1e-7 (their softmax runs in float32), so 1e-5 leaves room only for
    * float32 accumulation error. */
   f32VsFloat64: 1e-5,
@@ -13,7 +13,7 @@ export const TOL = {
   cudaF16VsFloat64: 5e-3,
   /** CUDA bfloat16 storage (7-bit mantissa, rounding 2^-8), same reasoning: HF's bf16 ≈ 1e-2. */
   cudaBf16VsFloat64: 4e-2,
-  /** dtype 'bfloat16' on the CPU vs float64 goldens / onnxruntime fp32 (relative L2). The issue's
+  /** dtype 'bfloat16' on the CPU vs float64 goldens / onnxruntime fp32 (relative L2). The project's
    * bound: weights and GEMM inputs are rounded to bfloat16 (8 mantissa bits, ~2e-3 relative each);
    * accumulation stays float32, and the errors of 12 layers add up to a few 1e-3. */
   bf16: 1.2e-2,
@@ -29,13 +29,13 @@ export const TOL = {
   int8Logits: 6e-2,
   /** Results that must not depend on scheduling (concurrent vs sequential calls): bitwise equal. */
   deterministic: 0,
-  /** preprocess() vs HF's PIL processor pixel_values (max abs). The issue's bound; the arithmetic is
+  /** preprocess() vs HF's PIL processor pixel_values (max abs). The project's bound; the arithmetic is
    * reproduced exactly (same uint8 resize, same float64 rescale and float32 normalize), so 0 is expected. */
   preprocessVsPil: 1e-6,
   /** preprocess() vs transformers 5's torchvision processor: its resize rounds differently, so values
    * may differ, by at most one uint8 level (1/255/std, + float32 slack) ... */
   torchvisionLevels: 1,
-  /** ... in at most this fraction of the values (the issue's bound; ~0.1% is typical). */
+  /** ... in at most this fraction of the values (the project's bound; ~0.1% is typical). */
   torchvisionFraction: 0.005,
   /** encode() vs pooling forward()'s output in the test (relative L2): the same engine on the same
    * pixels, but another batch composition may reorder float32 sums, and the test pools in float64. */
