@@ -244,24 +244,8 @@ bool attention_flash_tc(const T* qkv, T* out, const T* head_scale, int64_t B, in
     if (reinterpret_cast<uintptr_t>(qkv) % 16 != 0 || reinterpret_cast<uintptr_t>(out) % 4 != 0) return false;
     if (Tn > (int64_t{1} << 30) || B > 65535 || H > 65535) return false;
     if (attention_head_tc<T>(qkv, out, head_scale, B, Tn, H, Dh, scale, caps, s)) return true;
-    switch (Dh / 16) {
-      case 1:
-        return launch_tc<T, 16>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 2:
-        return launch_tc<T, 32>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 3:
-        return launch_tc<T, 48>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 4:
-        return launch_tc<T, 64>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 5:
-        return launch_tc<T, 80>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 6:
-        return launch_tc<T, 96>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 7:
-        return launch_tc<T, 112>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      default:
-        return launch_tc<T, 128>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-    }
+    return with_head_dim<128>(
+        Dh, [&](auto dh) { return launch_tc<T, decltype(dh)::value>(qkv, out, head_scale, B, Tn, H, scale, caps, s); });
   }
 }
 
@@ -271,8 +255,7 @@ bool prepare_attention(const AttentionCaps& caps) {
     return true;
   } else {
     if (!caps.tensor_cores) return true;
-    return raise_smem<T, 16>(caps) && raise_smem<T, 32>(caps) && raise_smem<T, 48>(caps) && raise_smem<T, 64>(caps) &&
-           raise_smem<T, 80>(caps) && raise_smem<T, 96>(caps) && raise_smem<T, 112>(caps) && raise_smem<T, 128>(caps) &&
+    return for_each_head_dim<128>([&](auto dh) { return raise_smem<T, decltype(dh)::value>(caps); }) &&
            prepare_head_attention<T>(caps);
   }
 }

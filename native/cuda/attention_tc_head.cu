@@ -268,16 +268,9 @@ bool attention_head_tc(const T* qkv, T* out, const T* head_scale, int64_t B, int
   } else {
     // (attention_flash_tc has checked the rest: tensor cores, Dh a multiple of 16, alignment, grid limits)
     if (!head_kernel_fits(B, Tn, H, Dh, caps)) return false;
-    switch (Dh / 16) {
-      case 1:
-        return launch_head<T, 16>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 2:
-        return launch_head<T, 32>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      case 3:
-        return launch_head<T, 48>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-      default:
-        return launch_head<T, 64>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
-    }
+    return with_head_dim<64>(Dh, [&](auto dh) {
+      return launch_head<T, decltype(dh)::value>(qkv, out, head_scale, B, Tn, H, scale, caps, s);
+    });
   }
 }
 
@@ -286,8 +279,7 @@ bool prepare_head_attention(const AttentionCaps& caps) {
   if constexpr (std::is_same_v<T, float>) {
     return true;
   } else {
-    return raise_head_smem<T, 16>(caps) && raise_head_smem<T, 32>(caps) && raise_head_smem<T, 48>(caps) &&
-           raise_head_smem<T, 64>(caps);
+    return for_each_head_dim<64>([&](auto dh) { return raise_head_smem<T, decltype(dh)::value>(caps); });
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 namespace vitmsn {
 namespace cuda {
@@ -125,6 +126,31 @@ __device__ __forceinline__ void ldsm_x2(uint32_t (&r)[2], const void* row) {
   const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
 #endif
+}
+
+// The kernels are compiled per head dim (a multiple of 16): with_head_dim calls
+// f(std::integral_constant<int, Dh>{}) for the given Dh (MaxDh for anything larger), and
+// for_each_head_dim is f(16) && f(32) && … && f(MaxDh).
+template <int DH, int MaxDh, class F>
+auto with_head_dim_from(int64_t Dh, F& f) {
+  if constexpr (DH >= MaxDh) {
+    return f(std::integral_constant<int, MaxDh>{});
+  } else {
+    if (Dh <= DH) return f(std::integral_constant<int, DH>{});
+    return with_head_dim_from<DH + 16, MaxDh>(Dh, f);
+  }
+}
+template <int MaxDh, class F>
+auto with_head_dim(int64_t Dh, F f) {
+  return with_head_dim_from<16, MaxDh>(Dh, f);
+}
+template <int MaxDh, int DH = 16, class F>
+bool for_each_head_dim(F f) {
+  if constexpr (DH > MaxDh) {
+    return true;
+  } else {
+    return f(std::integral_constant<int, DH>{}) && for_each_head_dim<MaxDh, DH + 16>(f);
+  }
 }
 
 }  // namespace tc_detail
