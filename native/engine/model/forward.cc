@@ -243,8 +243,12 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
                                         std::to_string(r.H) + "x" + std::to_string(r.W) +
                                         (r.interpolate_pos_encoding ? " interpolated" : "") + " out " +
                                         std::to_string(n_hidden) + "+" + std::to_string(n_logits)};
-  bool done = false;  // by a replay or the pipelined path
-  if (replayable(r)) {
+  // A plain request runs in parts with pipelined transfers where the backend offers that for its
+  // size (large batches, never recorded), else replays a recording where the backend has one.
+  const bool plain = replayable(r);
+  const int64_t per = plain ? be.pipeline_part_images(r.B) : 0;
+  bool done = per > 0 && per < r.B && forward_pipelined(r, per, hidden, out.logits.data());
+  if (!done && plain) {
     // A replay writes hidden states and logits as one block: straight into `hidden` for a backbone,
     // through a joined buffer when there are logits too.
     std::vector<float> joined(nl ? n_out : 0);
@@ -256,8 +260,6 @@ ForwardResult Model::forward(const ForwardRequest& r) const {
       std::copy(joined.begin() + n_hidden, joined.end(), out.logits.begin());
     }
   }
-  const int64_t per = replayable(r) ? be.pipeline_part_images(r.B) : 0;
-  if (!done && per > 0 && per < r.B) done = forward_pipelined(r, per, hidden, out.logits.data());
   if (!done) {
     DeviceArray pixels(be, n_in), dev_out(be, n_out);
     be.upload(pixels.get(), r.pixel_data(), n_in);
