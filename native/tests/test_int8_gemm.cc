@@ -117,6 +117,8 @@ int main() {
         {5, 1, 37, 0, true, true, 0},         // K = 1
         {37, 29, 1, 0, false, false, 1},      // N = 1
         {1, 3072, 77, 5, true, false, 1},     // long K
+        {197, 3072, 96, 0, true, false, 2},   // ViT-B fc2 rows, residual in place
+        {40, 1100, 70, 2, true, true, 1},     // K past a multiple of 64, a short row tile
         {33, 64, 40, 0, false, true, 0},      // one K block, 2 row tiles, N tail
     };
     for (cpu::Int8Path path : {cpu::Int8Path::kScalar, cpu::Int8Path::kVnni, cpu::Int8Path::kAmx}) {
