@@ -7,10 +7,11 @@
 //
 // usage: node bench/e2e-jpeg.mjs [--model <HF folder> | --arch vit-s16] [--device auto|cpu|cuda]
 //                                [--dtype bfloat16] [--images 1024] [--dir <folder>] [--batch N]
-//                                [--rounds 2] [--json <file>]
+//                                [--rounds 2] [--decode cpu|gpu] [--json <file>]
 //   --dir     where the JPEGs are (made there by bench/support.mjs makeJpegs when it holds fewer
 //             than --images img-*.jpg files); default: a temp folder
 //   --batch   encode()'s batchSize (default: the library's per device: 16 CPU, 128 GPU)
+//   --decode  encode()'s decode option: gpu decodes the JPEGs with nvJPEG on the device
 // Prints one JSON object (also written to --json): img/s (best of --rounds, each all the files in
 // one encode() call), the one-core decode rate, cores, the ceiling and the share of it reached.
 import fs from 'node:fs';
@@ -33,6 +34,7 @@ const { values: args } = parseArgs({
     dir: { type: 'string' },
     batch: { type: 'string' },
     rounds: { type: 'string', default: '2' },
+    decode: { type: 'string', default: 'cpu' },
     json: { type: 'string' },
   },
 });
@@ -68,7 +70,7 @@ try {
   const oneCore = probe.length / ((performance.now() - t) / 1000);
   const cores = os.availableParallelism?.() ?? os.cpus().length;
 
-  const opts = { pooling: 'cls', ...(batchSize ? { batchSize } : {}) };
+  const opts = { pooling: 'cls', decode: args.decode, ...(batchSize ? { batchSize } : {}) };
   await model.encode(files.slice(0, Math.min(n, batchSize ?? 256)), opts); // warm-up (graphs, buffers)
   let best = 0;
   for (let r = 0; r < rounds; r++) {
@@ -82,6 +84,7 @@ try {
     dtype: args.dtype,
     images: n,
     batchSize: batchSize ?? 'default',
+    decode: args.decode,
     imgPerS: best,
     oneCoreDecodePerS: oneCore,
     cores,

@@ -63,6 +63,8 @@ export interface NativeEmbedResult {
   numLabels: number;
   embeddings: Float32Array | null; // [B, D] when a pooling was asked
   probabilities: Float32Array | null; // [B, numLabels] softmax when asked
+  /** With JPEG files: those the device decoder did not take; then nothing ran. */
+  rejected?: Array<{ index: number; reason: string }>;
 }
 
 export interface NativeModel {
@@ -71,13 +73,25 @@ export interface NativeModel {
    * The embed path: resized uint8 RGB levels [B, H, W, 3] (preprocess with { uint8: true }),
    * normalized inside the backend's patchify per `options.preprocess`; only the pooled rows and/or
    * softmax probabilities come back. The pixels are read in place until the promise settles.
+   * With B JPEG files in place of the pixels (a CUDA model, decode: 'gpu'): decoded and resized to
+   * H x W on the device, or, when the device decoder refuses some, the answer lists them in
+   * `rejected` and nothing ran.
    */
   embed(
-    pixels: Uint8Array,
+    pixels: Uint8Array | Uint8Array[],
     shape: number[],
     options: { interpolatePosEncoding: boolean; preprocess: NativePreprocessConfig },
     embed: { pooling?: string; normalize?: boolean; probabilities?: boolean },
   ): Promise<NativeEmbedResult>;
+  /**
+   * GPU decoding alone (a CUDA model), for measuring it against the CPU path: JPEG files decoded
+   * and resized on the device to the preprocessor's size, [B, H, W, 3] levels; or the files the
+   * device decoder did not take.
+   */
+  decodeJpegs(
+    files: Uint8Array[],
+    preprocess: NativePreprocessConfig,
+  ): Promise<{ data: Uint8Array; shape: number[] } | { rejected: Array<{ index: number; reason: string }> }>;
   info(): { device: string; backend: string; hasMaskToken: boolean; numLabels: number };
   /**
    * Images of shape [C, H, W] (at most `wanted`) that one forward can take with the memory left now

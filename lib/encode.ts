@@ -15,6 +15,9 @@ import type { CallOptions, Tensor } from './types';
 export type Pooling = 'cls' | 'cls-prenorm' | 'mean';
 export const POOLINGS: readonly Pooling[] = ['cls', 'cls-prenorm', 'mean'];
 
+/** Where encode() / classify() decode JPEG files. */
+export const DECODERS = ['cpu', 'gpu'] as const;
+
 /** Images per native call when the caller does not say: a good GEMM size, little memory. */
 export const DEFAULT_BATCH_SIZE = 16;
 /**
@@ -46,6 +49,13 @@ export interface EncodeOptions extends DecodeOptions, CallOptions {
   batchSize?: number;
   /** Run at the preprocessor's size even when it differs from the model's image_size. */
   interpolatePosEncoding?: boolean;
+  /**
+   * 'cpu' (default): images are decoded by sharp on the CPU. 'gpu' (a model on a CUDA device):
+   * JPEG files are decoded by nvJPEG and resized on the device (Pillow's resize, exact); other
+   * formats, grey / CMYK / EXIF-rotated JPEGs and raw pixels still take the CPU path. nvJPEG's IDCT
+   * is not libjpeg-turbo's, so pixels differ slightly from PIL's (docs/cuda.md gives the measured deviation).
+   */
+  decode?: 'cpu' | 'gpu';
 }
 
 export interface ClassifyOptions extends DecodeOptions, CallOptions {
@@ -54,6 +64,8 @@ export interface ClassifyOptions extends DecodeOptions, CallOptions {
   /** As {@link EncodeOptions.batchSize}. */
   batchSize?: number;
   interpolatePosEncoding?: boolean;
+  /** As {@link EncodeOptions.decode}. */
+  decode?: 'cpu' | 'gpu';
 }
 
 /** One class of classify()'s answer. */

@@ -349,6 +349,37 @@ export async function decodeImage(input: ImageInput, index: number, options?: De
   invalid(`${what} must be a file path, a Buffer/Uint8Array of an encoded image, or { data, width, height, channels }`);
 }
 
+/**
+ * For GPU decoding: the bytes of `input` when it is a JPEG file the device decodes as the CPU path
+ * would — three components (not grey, not CMYK), no EXIF rotation, within maxPixels — else
+ * undefined (decode it on the CPU: that path also reports whatever is wrong with it). Reads the
+ * header only (sharp's metadata); a path is read with the limits of {@link DecodeOptions}.
+ */
+export async function deviceJpeg(
+  input: ImageInput,
+  index: number,
+  options?: DecodeOptions,
+): Promise<Uint8Array | undefined> {
+  if (typeof input !== 'string' && !(input instanceof Uint8Array)) return undefined;
+  const maxPixels = checkMaxPixels(options?.maxPixels);
+  const what = describe(input, index);
+  if (typeof input === 'string' && input.length === 0) return undefined;
+  const bytes =
+    typeof input === 'string'
+      ? await readImageFile(input, what, maxPixels, checkMaxBytes(options?.maxBytes, maxPixels))
+      : input;
+  if (bytes.length < 3 || !SUPPORTED[0][1](bytes)) return undefined;
+  let meta: import('sharp').Metadata;
+  try {
+    meta = await sharp()(bytes, sharpOptions(maxPixels)).metadata();
+  } catch {
+    return undefined;
+  }
+  const pixels = (meta.width ?? 0) * (meta.height ?? 0);
+  const plain = meta.format === 'jpeg' && meta.channels === 3 && meta.space === 'srgb' && (meta.orientation ?? 1) === 1;
+  return plain && pixels > 0 && pixels <= maxPixels ? bytes : undefined;
+}
+
 /** A single input or an array of them → an array (a RawImage or Buffer alone is one image). */
 export function toList(images: ImageInput | readonly ImageInput[]): readonly ImageInput[] {
   const list = Array.isArray(images) ? (images as readonly ImageInput[]) : [images as ImageInput];

@@ -8,6 +8,7 @@ import type { NativeAddon, NativeEmbedResult, NativeForwardOptions, NativeForwar
 import type { BatchWork } from './batch-runner';
 import type { BatchStats } from './batch-stats';
 import { Call, type Item } from './call-queue';
+import { deviceImageBatch } from './device-decode';
 import { nativePreprocessConfig, topK, type Classification } from './encode';
 import { fromNative } from './errors';
 import { decodeImage, type DecodeOptions, type ImageInput } from './images';
@@ -46,13 +47,15 @@ export class ImageCall extends Call {
     readonly interpolate: boolean,
     readonly decode: DecodeOptions,
     cap: number,
+    /** decode: 'gpu': JPEG files go to the device decoder (device-decode.ts). */
+    readonly onDevice = false,
   ) {
     super(cap);
   }
 
   /** Items of this call; `batchKey` names the calls it may share a batch with. */
   items(batchKey: string): Item[] {
-    const key = `image ${batchKey} ${this.interpolate} ${JSON.stringify(this.output.kind === 'embed' ? this.output : 'probs')}`;
+    const key = `image ${batchKey} ${this.interpolate} ${this.onDevice ? 'gpu' : 'cpu'} ${JSON.stringify(this.output.kind === 'embed' ? this.output : 'probs')}`;
     return this.images.map((_, index) => ({ call: this, index, weight: 1, key }));
   }
 
@@ -113,9 +116,10 @@ function toForwardOutput(r: NativeForwardResult, opts: NativeForwardOptions): Fo
 
 /** Prepares one batch of the queue (all its items share a key, so they are of one kind). */
 export function prepareBatch(ctx: BatchContext, items: Item[]): Promise<BatchWork | undefined> {
-  return items[0].call instanceof ForwardCall
-    ? Promise.resolve(forwardBatch(ctx, items as Array<Item<ForwardCall>>))
-    : imageBatch(ctx, items as Array<Item<ImageCall>>);
+  if (items[0].call instanceof ForwardCall)
+    return Promise.resolve(forwardBatch(ctx, items as Array<Item<ForwardCall>>));
+  const images = items as Array<Item<ImageCall>>;
+  return images[0].call.onDevice ? deviceImageBatch(ctx, images, imageBatch) : imageBatch(ctx, images);
 }
 
 function forwardBatch(ctx: BatchContext, items: Array<Item<ForwardCall>>): BatchWork | undefined {
@@ -162,7 +166,8 @@ function forwardBatch(ctx: BatchContext, items: Array<Item<ForwardCall>>): Batch
   };
 }
 
-async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>>): Promise<BatchWork | undefined> {
+/** A batch of image items decoded on the CPU (sharp), run by one embed call. */
+export async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>>): Promise<BatchWork | undefined> {
   // Decode (sharp, on libuv's pool, in parallel); a bad image fails its own call only.
   const decoded = await Promise.all(
     items.map((it) =>
@@ -209,12 +214,7 @@ async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>>): Pro
       try {
         const [, H, W, C] = px.shape;
         checkImageShape(ctx.shape, C, H, W, first.interpolate);
-        const opts = { interpolatePosEncoding: first.interpolate, preprocess: cfg };
-        const how =
-          first.output.kind === 'embed'
-            ? { pooling: first.output.pooling, normalize: first.output.normalize }
-            : { probabilities: true };
-        r = await embedFitting(ctx.handle, px, opts, how);
+        r = await embedFitting(ctx.handle, px, embedOptions(ctx, first), embedOutputs(first));
       } catch (e) {
         const err = fromNative(e);
         for (const c of calls) c.fail(err);
@@ -224,6 +224,18 @@ async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>>): Pro
       live.forEach((l, b) => l.it.call.deliver(l.it.index, r, b));
     },
   };
+}
+
+/** The options of an embed call for `call`'s images. */
+export function embedOptions(ctx: BatchContext, call: ImageCall): Parameters<NativeModel['embed']>[2] {
+  return { interpolatePosEncoding: call.interpolate, preprocess: nativePreprocessConfig(ctx.preprocessor) };
+}
+
+/** What an embed call for `call` returns: pooled rows, or probabilities. */
+export function embedOutputs(call: ImageCall): Parameters<NativeModel['embed']>[3] {
+  return call.output.kind === 'embed'
+    ? { pooling: call.output.pooling, normalize: call.output.normalize }
+    : { probabilities: true };
 }
 
 /** A batch of resized uint8 RGB images, [n, H, W, 3]. */

@@ -9,12 +9,13 @@ import { CallQueue, type Call, type Item, type QueueStats, type ResolvedBatching
 import { callSignal } from './cancel';
 import { readConfig, type ViTMSNConfig } from './config';
 import { fromNative, VitMsnError } from './errors';
-import { alternatives, boolean, checkOptions, integer, nonEmptyString, oneOf } from './check';
+import { alternatives, boolean, checkOptions, integer, invalid, nonEmptyString, oneOf } from './check';
 import type { BackendInfo, DType, ForwardOptions, ForwardOutput, LoadOptions, Tensor } from './types';
 import { checkForward, resolveBatching, resolveLoadOptions, type ModelShape } from './validate';
 import {
   batchSizeOf,
   checkPreprocessorFits,
+  DECODERS,
   forEachBatch,
   POOLINGS,
   type Classification,
@@ -141,7 +142,15 @@ export class Model {
       this.#live();
       const o = checkOptions(
         options,
-        ['pooling', 'normalize', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding', ...CALL_OPTION_KEYS],
+        [
+          'pooling',
+          'normalize',
+          'batchSize',
+          ...DECODE_OPTION_KEYS,
+          'interpolatePosEncoding',
+          'decode',
+          ...CALL_OPTION_KEYS,
+        ],
         'encode',
       );
       const pooling = oneOf(o.pooling, 'pooling', POOLINGS, 'cls');
@@ -164,7 +173,7 @@ export class Model {
       this.#live();
       const o = checkOptions(
         options,
-        ['topK', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding', ...CALL_OPTION_KEYS],
+        ['topK', 'batchSize', ...DECODE_OPTION_KEYS, 'interpolatePosEncoding', 'decode', ...CALL_OPTION_KEYS],
         'classify',
       );
       if (this.numLabels <= 0) {
@@ -194,7 +203,12 @@ export class Model {
     boolean(o.interpolatePosEncoding, 'interpolatePosEncoding');
     const list = toList(snapshotImages(images));
     const decode = { maxPixels: o.maxPixels as number | undefined, maxBytes: o.maxBytes as number | undefined };
-    const call = new ImageCall(list, output, o.interpolatePosEncoding === true, decode, cap);
+    const onDevice = oneOf(o.decode, 'decode', DECODERS, 'cpu') === 'gpu';
+    if (onDevice && !this.device.startsWith('cuda'))
+      invalid(`decode: 'gpu' needs a model on a CUDA device; this one runs on ${this.device}`);
+    if (onDevice && !this.preprocessor.doResize)
+      invalid(`decode: 'gpu' needs a preprocessor that resizes (${this.preprocessor.source} has do_resize false)`);
+    const call = new ImageCall(list, output, o.interpolatePosEncoding === true, decode, cap, onDevice);
     // Images that keep their own sizes (no resize) cannot share a batch with other calls' images.
     const shared = this.#batching.enabled && this.preprocessor.doResize;
     return this.#submit(call, call.items(shared ? 'shared' : `call ${call.id}`), o);

@@ -4,14 +4,15 @@
 # scripts/prepare-device-bundle.sh here and with .device/ and dist/ carried:
 #   device run  carry=[".device", "dist"]  command="bash scripts/gpu-check.sh"
 # Steps (each logs to $OUT; a failing step does not stop the next):
-#   0. what the machine has (GPU, driver, where libcublasLt lives, torch/transformers versions)
+#   0. what the machine has (GPU, driver, where libcublasLt and libnvjpeg live, torch/transformers versions)
 #   1. cuBLASLt declarations vs the real headers (static_asserts)
 #   2. the addon: the one built here (.device/vitmsn.node.xz: cudart static, SASS for sm_75..100),
 #      or, without it, a CMake + nvcc build on the spot
 #   3. every backend op on CUDA vs the scalar references (test_engine_backend_ops, built here; once
 #      more with VITMSN_CUDA_ATTENTION=head), then
 #      the GPU tests (goldens in fp32/fp16/bf16, tensor-core vs CUDA-core attention, graphs vs eager,
-#      graphs of several models, GELU epilogue) — vitest
+#      graphs of several models, GELU epilogue, GPU JPEG decoding: its deviation from PIL and the
+#      device resize against the CPU resize) — vitest
 #   4. parity and speed against transformers' ViTMSNModel on the same weights and inputs:
 #      scripts/gpu_reference.py (float64 reference, HF fp32/fp16/bf16 errors, eager/sdpa/compile timings),
 #      then bench/gpu-vs-torch.mjs (vitmsn on the same inputs), printing one table.
@@ -19,7 +20,8 @@
 #      embeddings: bench/e2e-jpeg.mjs (encode() from Node, and the CPU decode ceiling: cores × one
 #      core's rate) beside scripts/gpu_pipeline_baseline.py (a PyTorch DataLoader pipeline, same
 #      files and weights), with the target ratios (≥ 2× PyTorch, ≥ 90% of the ceiling),
-#      and encode() at batch 256 beside the default 128 (the measurement behind that default).
+#      encode() at batch 256 beside the default 128 (the measurement behind that default), and
+#      encode() with decode: 'gpu' (nvJPEG) at batch 256.
 #   6. (only when asked: GPU_CHECK_STEPS=6) `vitmsn serve` with 256 concurrent clients on the GPU
 #      (bench/serve.mjs --device cuda) beside in-process encode() at 128 per call.
 # GPU_CHECK_STEPS (default "012345") picks steps; GPU_REF_DIR reuses a reference already written.
@@ -44,6 +46,7 @@ if want 0; then
   python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.version.cuda)"
   SITE=$(python3 -c "import site; print(site.getsitepackages()[0])")
   ls -1 /usr/local/cuda/lib64/libcublasLt.so* "$SITE"/nvidia/cu13/lib/libcublasLt.so* "$SITE"/nvidia/cublas/lib/libcublasLt.so* 2>/dev/null
+  ls -1 /usr/local/cuda/lib64/libnvjpeg.so* "$SITE"/nvidia/cu13/lib/libnvjpeg.so* "$SITE"/nvidia/nvjpeg/lib/libnvjpeg.so* 2>/dev/null
 fi
 
 if want 1; then
@@ -54,6 +57,15 @@ if want 1; then
     [ -f "$d/cublasLt.h" ] && INC="$INC -I$d"
   done
   g++ -std=c++17 -fsyntax-only -Inative $INC -I/usr/local/cuda/include native/tests/cublaslt_abi_check.cc && echo "ABI ok" || fail "ABI check"
+  NJ=""
+  for d in /usr/local/cuda/include "$SITE"/nvidia/cu13/include "$SITE"/nvidia/nvjpeg/include; do
+    [ -f "$d/nvjpeg.h" ] && NJ="$NJ -I$d"
+  done
+  if [ -n "$NJ" ]; then
+    g++ -std=c++17 -fsyntax-only -Inative $NJ -I/usr/local/cuda/include native/tests/nvjpeg_abi_check.cc && echo "nvJPEG ABI ok" || fail "nvJPEG ABI check"
+  else
+    echo "no nvjpeg.h here: nvJPEG ABI not checked"
+  fi
 fi
 
 if want 2; then
@@ -118,6 +130,10 @@ if want 5; then
   # encode()'s GPU batch size (default 128) against 256: the measurement behind the default.
   timeout 120 node bench/e2e-jpeg.mjs --model "$MODEL" --device cuda --dtype bfloat16 --images 1024 --dir "$JPEGS" \
     --batch 256 --rounds 1 --json "$OUT/e2e-node-b256.json" 2>&1 | tail -1 || fail "e2e-jpeg.mjs --batch 256"
+  # GPU decoding (decode: 'gpu', nvJPEG + the device resize): img/s (moonshot >= 10k); its deviation from
+  # PIL is printed by step 2's gpu.test ("CUDA JPEG decoding").
+  timeout 120 node bench/e2e-jpeg.mjs --model "$MODEL" --device cuda --dtype bfloat16 --images 1024 --dir "$JPEGS" \
+    --batch 256 --decode gpu --json "$OUT/e2e-node-nvjpeg.json" 2>&1 | tail -1 || fail "e2e-jpeg.mjs --decode gpu"
   PYTHONUNBUFFERED=1 timeout 240 python3 scripts/gpu_pipeline_baseline.py --model "$MODEL" --images "$JPEGS" \
     --json "$OUT/e2e-torch.json" 2>&1 | tail -5 || fail "gpu_pipeline_baseline.py"
   node -e '

@@ -4,8 +4,13 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { native, type NativeModel } from '../lib/binding';
+import { readConfig } from '../lib/config';
+import { nativePreprocessConfig } from '../lib/encode';
 import { backends, loadModel, type DType, type Model } from '../lib/index';
+import { defaultPreprocessorConfig } from '../lib/preprocessor';
 import { realModel, relL2, syntheticPixels } from './support/real-models';
 import { golden, goldenDir, GOLDEN_MODELS } from './support/goldens';
 import { readSafetensors, writeSafetensors, type StTensor } from './support/safetensors';
@@ -433,6 +438,134 @@ describe.skipIf(!haveGpu)('CUDA at real size (ViT-S/16)', () => {
       );
       expect(relL2(fused, cpu)).toBeLessThanOrEqual(BOUND[dtype]);
       expect(relL2(exact, cpu)).toBeLessThanOrEqual(BOUND[dtype]);
+    }
+  }, 300_000);
+});
+
+// GPU JPEG decoding (decode: 'gpu'): nvJPEG's decode is not libjpeg-turbo's, so its pixels are
+// measured against PIL's (printed; bounded loosely: a channel-order or layout bug is tens of levels),
+// while the device resize must equal the CPU resize bit for bit on the same decoded pixels. encode()
+// with decode: 'gpu' is compared with decode: 'cpu' (CPU-path images to the fp32 bound, device-decoded
+// ones printed and bounded by the decoder's deviation).
+describe.skipIf(!haveGpu)('CUDA JPEG decoding (decode: gpu)', () => {
+  const PIL = path.join(__dirname, 'fixtures', 'pil');
+  const pil = readSafetensors(path.join(PIL, 'pil_goldens.safetensors'));
+  const cases = [
+    { file: 'rgb420.jpg', w: 180, h: 180 },
+    { file: 'rgb420.jpg', w: 50, h: 50 },
+    { file: 'rgb444.jpg', w: 150, h: 100 },
+    { file: 'icc.jpg', w: 64, h: 64 },
+  ];
+  let handle: NativeModel;
+  let nvjpeg = '';
+  beforeAll(async () => {
+    const { native: cfg } = await readConfig(goldenDir('tiny-s8'));
+    handle = await native().loadModel(goldenDir('tiny-s8'), cfg, { device: 'cuda:0', dtype: 'float32', threads: 1 });
+    await handle
+      .decodeJpegs(
+        [readFileSync(path.join(PIL, 'rgb420.jpg'))],
+        nativePreprocessConfig(defaultPreprocessorConfig(8, 8)),
+      )
+      .catch((e: { code?: string; message: string }) => {
+        if (e.code !== 'ERR_DEVICE_UNAVAILABLE') throw e;
+        nvjpeg = e.message;
+      });
+    if (nvjpeg) console.log(`[gpu.test] JPEG decoding skipped: ${nvjpeg}`);
+  });
+  afterAll(() => handle?.dispose());
+
+  it('device-decoded pixels against PIL (deviation printed), deterministic', async (ctx) => {
+    if (nvjpeg) return ctx.skip();
+    for (const c of cases) {
+      const pre = nativePreprocessConfig({ ...defaultPreprocessorConfig(c.h, c.w), resample: 2 });
+      const file = readFileSync(path.join(PIL, c.file));
+      const a = await handle.decodeJpegs([file], pre);
+      const b = await handle.decodeJpegs([file], pre);
+      expect('data' in a && 'data' in b, JSON.stringify(a)).toBe(true);
+      const got = (a as { data: Uint8Array }).data;
+      expect([...(b as { data: Uint8Array }).data]).toEqual([...got]);
+      const want = pil[`${c.file}.${c.w}x${c.h}.r2`].data as Uint8Array;
+      let max = 0,
+        sum = 0,
+        differ = 0;
+      for (let i = 0; i < want.length; i++) {
+        const d = Math.abs(got[i] - want[i]);
+        ((max = Math.max(max, d)), (sum += d), (differ += d ? 1 : 0));
+      }
+      console.log(
+        `[gpu.test] nvJPEG vs PIL ${c.file} -> ${c.w}x${c.h}: mean |diff| ${(sum / want.length).toFixed(3)} levels, max ${max}, ${((100 * differ) / want.length).toFixed(1)}% of samples differ`,
+      );
+      expect(sum / want.length).toBeLessThanOrEqual(3);
+    }
+  });
+
+  it("the device resize equals the CPU resize of the device's own decoded pixels, bit for bit", async (ctx) => {
+    if (nvjpeg) return ctx.skip();
+    for (const f of ['rgb420.jpg', 'rgb444.jpg']) {
+      const file = readFileSync(path.join(PIL, f));
+      const { width, height } = await sharp(file).metadata();
+      for (const [w, h, r] of [
+        [224, 224, 2],
+        [97, 131, 3],
+        [width!, 61, 1],
+      ] as const) {
+        const same = await handle.decodeJpegs(
+          [file],
+          nativePreprocessConfig(defaultPreprocessorConfig(height!, width!)),
+        );
+        const decoded = (same as { data: Uint8Array }).data; // no resize: nvJPEG's pixels as they are
+        const pre = nativePreprocessConfig({ ...defaultPreprocessorConfig(h, w), resample: r });
+        const onDevice = (await handle.decodeJpegs([file], pre)) as { data: Uint8Array };
+        const onCpu = await native().preprocess([{ data: decoded, width: width!, height: height!, channels: 3 }], pre, {
+          uint8: true,
+        });
+        const i = onDevice.data.findIndex((v, k) => v !== (onCpu.data as Uint8Array)[k]);
+        expect(i, `${f} -> ${w}x${h} filter ${r}: first differing sample`).toBe(-1);
+      }
+    }
+  });
+
+  it("encode() with decode: 'gpu' agrees with decode: 'cpu' (mixed batch: device and CPU-path images)", async (ctx) => {
+    if (nvjpeg) return ctx.skip();
+    const { modelDir } = await realModel('vit-s16');
+    const m = await loadModel(modelDir, { device: 'cuda', dtype: 'float32' });
+    try {
+      const tmp = mkdtempSync(path.join(tmpdir(), 'vitmsn-gpu-jpeg-'));
+      const made = await Promise.all(
+        ['chelsea.png', 'coffee.png', 'camera.png'].map(async (f, i) => {
+          const out = path.join(tmp, `${i}.jpg`);
+          await sharp(path.join(__dirname, 'fixtures', 'images', f))
+            .resize(640, 480, { fit: 'fill' })
+            .jpeg({ quality: 90 })
+            .toFile(out);
+          return out;
+        }),
+      );
+      const device = [...made, path.join(PIL, 'rgb420.jpg'), path.join(PIL, 'rgb444.jpg')];
+      const cpuPath = [
+        path.join(PIL, 'gray.jpg'),
+        path.join(PIL, 'cmyk.jpg'),
+        path.join(PIL, 'exif6.jpg'),
+        path.join(PIL, 'rgba.png'),
+      ];
+      const all = [...device, ...cpuPath];
+      const gpu = await m.encode(all, { decode: 'gpu', batchSize: 16 });
+      const cpu = await m.encode(all, { decode: 'cpu', batchSize: 16 });
+      const D = gpu.shape[1];
+      all.forEach((f, i) => {
+        const e = relL2(gpu.data.subarray(i * D, (i + 1) * D), cpu.data.subarray(i * D, (i + 1) * D));
+        if (i < device.length) {
+          console.log(
+            `[gpu.test] ViT-S/16 fp32 CLS, nvJPEG vs CPU decoding, ${path.basename(f)}: relative L2 ${e.toExponential(2)}`,
+          );
+          expect(e, f).toBeLessThanOrEqual(5e-2);
+        } else {
+          expect(e, f).toBeLessThanOrEqual(TOL.f32VsFloat64);
+        }
+      });
+      rmSync(tmp, { recursive: true, force: true });
+    } finally {
+      await m.dispose();
     }
   }, 300_000);
 });

@@ -76,7 +76,7 @@ describe('native tests', () => {
     // Large forwards in parts with pipelined transfers (the CUDA copy stream's protocol), bit-equal.
     ['test_engine_pipelined', [goldenDir('tiny-s8'), goldenDir('tiny-cls')]],
     // Built whenever the CUDA part is (nvcc found; always in CI); absent from a CPU-only build.
-    ...(cudaCompiled ? [['test_cublaslt_loader', []]] : []),
+    ...(cudaCompiled ? [['test_cuda_library_loaders', []]] : []),
   ] as Array<[string, string[], number?]>)(
     '%s',
     async (name, args, minPassed) => {

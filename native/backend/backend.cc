@@ -1,8 +1,10 @@
 // The Backend ops a backend need not write itself: the layer's two fused ops as their parts, with
-// the intermediate results in buffers of the backend's own (what a fusing backend never needs).
+// the intermediate results in buffers of the backend's own (what a fusing backend never needs), and
+// the refusal of the optional ones.
 #include "backend/backend.h"
 
 #include "backend/device_array.h"
+#include "common/error.h"
 
 namespace vitmsn {
 namespace {
@@ -16,6 +18,11 @@ DevicePtr input_rows(Backend& be, DevicePtr a, const LayerNormPrologue& ln, int6
 }
 
 }  // namespace
+
+std::vector<std::pair<int64_t, std::string>> Backend::decode_jpegs(const JpegFiles&, int64_t, int64_t, DevicePtr) {
+  throw Error(codes::kDeviceUnavailable,
+              "GPU JPEG decoding needs a model on a CUDA device (this one runs on " + name() + ")");
+}
 
 void Backend::qkv_attention(const QkvAttentionArgs& a) {
   const int64_t M = a.B * a.T, N = 3 * a.H * a.Dh;

@@ -12,9 +12,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "backend/device_ptr.h"
 #include "backend/op_args.h"
+#include "backend/resize_pass.h"
 
 namespace vitmsn {
 
@@ -52,6 +55,8 @@ class Backend {
   virtual void download(float* host_dst, DevicePtr src, size_t n) = 0;
   // `bytes` raw bytes in, as they are (uint8 pixels); dst must hold them (elements × storage size).
   virtual void upload_bytes(DevicePtr dst, const void* host_src, size_t bytes) = 0;
+  // And back, once the work queued so far has run (GPU-decoded pixels, for measuring them).
+  virtual void download_bytes(void* host_dst, DevicePtr src, size_t bytes) = 0;
   // Copies n elements of rows with strides (both in elements): dst[r*dst_ld + i] = src[r*src_ld + i].
   virtual void copy_rows(DevicePtr dst, int64_t dst_ld, DevicePtr src, int64_t src_ld, int64_t rows, int64_t n) = 0;
 
@@ -70,6 +75,19 @@ class Backend {
   // the device so only [B, D] comes back.
   virtual void patchify_pixels(const PatchifyPixelsArgs& a) = 0;
   virtual void pool_rows(const PoolRowsArgs& a) = 0;
+  // Optional, opt-in GPU decoding: JPEG files (host memory) decoded and resized to H × W on the device
+  // into dst, B · H · W · 3 uint8 levels (dst holds them: elements × storage size), for
+  // patchify_pixels' device_pixels. Pillow's resize with the tables of `taps` (resize_taps of the
+  // preprocessor's filter), so only the decoder differs from the CPU path. Returns the files it did
+  // not take (index, why: grey, CMYK, or refused by the decoder); then dst is incomplete. Throws
+  // ERR_DEVICE_UNAVAILABLE where there is no JPEG decoder (the default).
+  struct JpegFiles {
+    std::vector<const uint8_t*> data;
+    std::vector<size_t> sizes;
+    std::function<ResizeTaps(int64_t in_size, int64_t out_size)> taps;
+  };
+  virtual std::vector<std::pair<int64_t, std::string>> decode_jpegs(const JpegFiles& files, int64_t H, int64_t W,
+                                                                    DevicePtr dst);
   // The LayerNorm, the projection and attention, through buffers of this backend, unless the
   // backend has something better.
   virtual void qkv_attention(const QkvAttentionArgs& a);

@@ -82,10 +82,11 @@ class ForwardWorker : public PromiseWorker {
 }  // namespace
 
 Napi::Function ModelWrap::define(Napi::Env env) {
-  return DefineClass(env, "NativeModel",
-                     {InstanceMethod<&ModelWrap::forward>("forward"), InstanceMethod<&ModelWrap::embed>("embed"),
-                      InstanceMethod<&ModelWrap::max_batch>("maxBatch"), InstanceMethod<&ModelWrap::info>("info"),
-                      InstanceMethod<&ModelWrap::dispose>("dispose")});
+  return DefineClass(
+      env, "NativeModel",
+      {InstanceMethod<&ModelWrap::forward>("forward"), InstanceMethod<&ModelWrap::embed>("embed"),
+       InstanceMethod<&ModelWrap::decode_jpegs>("decodeJpegs"), InstanceMethod<&ModelWrap::max_batch>("maxBatch"),
+       InstanceMethod<&ModelWrap::info>("info"), InstanceMethod<&ModelWrap::dispose>("dispose")});
 }
 
 Napi::Object ModelWrap::wrap(Napi::Env env, std::shared_ptr<const vitmsn::Model> model, const std::string& device) {

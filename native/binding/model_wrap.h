@@ -18,8 +18,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
  private:
   Napi::Value forward(const Napi::CallbackInfo& info);
-  Napi::Value embed(const Napi::CallbackInfo& info);      // embed_worker.cc
-  Napi::Value max_batch(const Napi::CallbackInfo& info);  // max_batch.cc
+  Napi::Value embed(const Napi::CallbackInfo& info);         // embed_worker.cc
+  Napi::Value decode_jpegs(const Napi::CallbackInfo& info);  // embed_worker.cc
+  Napi::Value max_batch(const Napi::CallbackInfo& info);     // max_batch.cc
   Napi::Value info(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
   std::shared_ptr<const vitmsn::Model> live(Napi::Env env) const;

@@ -30,6 +30,8 @@ const Spec kTable[] = {
      "how long idle CPU worker threads poll for work before sleeping"},
     {Knob::kCublasLtPath, "VITMSN_CUBLASLT_PATH", Kind::kPath, "a file or folder", 0, 0, "the search in docs/cuda.md",
      "process", "where libcublasLt is looked for first"},
+    {Knob::kNvjpegPath, "VITMSN_NVJPEG_PATH", Kind::kPath, "a file or folder", 0, 0, "the search in docs/cuda.md",
+     "process", "where libnvjpeg (GPU JPEG decoding) is looked for first"},
     {Knob::kCudaAttention, "VITMSN_CUDA_ATTENTION", Kind::kChoice, "auto|simt|tile|head", 0, 0, "auto", "load",
      "simt forces the CUDA-core attention kernel; tile the 16-row tensor-core kernel; head the whole-head one "
      "(where Dh <= 64 and T <= 256); auto picks by shape"},

@@ -20,6 +20,7 @@ enum class Knob {
   kCpuLayerRows,
   kSpinUs,
   kCublasLtPath,
+  kNvjpegPath,
   kCudaAttention,
   kCudaAttentionWarps,
   kCudaGelu,

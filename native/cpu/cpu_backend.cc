@@ -175,6 +175,9 @@ class CpuBackend final : public Backend {
   void upload_bytes(DevicePtr dst, const void* host_src, size_t bytes) override {
     if (bytes) std::memcpy(dst.get(), host_src, bytes);
   }
+  void download_bytes(void* host_dst, DevicePtr src, size_t bytes) override {
+    if (bytes) std::memcpy(host_dst, src.get(), bytes);
+  }
 
   void copy_rows(DevicePtr dst_ptr, int64_t dst_ld, DevicePtr src_ptr, int64_t src_ld, int64_t rows,
                  int64_t n) override {

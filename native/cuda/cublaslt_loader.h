@@ -1,4 +1,4 @@
-// Finds and opens libcublasLt at run time. Search order (docs/cuda.md): VITMSN_CUBLASLT_PATH
+// Finds and opens libcublasLt at run time (cuda/library_search.h). Search order (docs/cuda.md): VITMSN_CUBLASLT_PATH
 // (a file or a folder), the default loader path (LD_LIBRARY_PATH, ldconfig), $CUDA_PATH/lib64,
 // /usr/local/cuda/lib64, /usr/local/cuda/targets/*/lib, and Python wheels' nvidia/cu13/lib and
 // nvidia/cublas/lib under the site-packages folders of PYTHONPATH. Never the toolkit's stubs/.
@@ -7,14 +7,11 @@
 #include <vector>
 
 #include "cuda/cublaslt_api.h"
+#include "cuda/library_search.h"
 
 namespace vitmsn {
 
-struct CublasLtLibrary {
-  const lt::Api* api = nullptr;  // null when no usable library was found
-  std::string path;              // the file that loaded
-  std::string reason;            // why none loaded (every place tried, and what failed)
-};
+using CublasLtLibrary = LoadedLibrary<lt::Api>;
 
 // Loads once per process (thread-safe); later calls return the same result.
 const CublasLtLibrary& cublaslt();

@@ -23,6 +23,7 @@
 #include "cuda/cuda_probe.h"
 #include "cuda/graph_arena.h"
 #include "cuda/graph_cache.h"
+#include "cuda/jpeg_device.h"
 #include "cuda/kernels.h"
 #include "cuda/lt_gemm.h"
 #include "cuda/op_profile.h"
@@ -151,6 +152,7 @@ class CudaBackend final : public Backend {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     graphs_.clear();
+    jpeg_.reset();
     profile_.reset();
     gemm_.reset();
     staged_.reset();  // waits for its last transfers, frees the pinned slots
@@ -270,6 +272,12 @@ class CudaBackend final : public Backend {
     enter();
     Profiled p(profile_.get(), "upload (host→device)");
     staged_->upload(dst.get(), host, bytes);
+  }
+  void download_bytes(void* host, DevicePtr src, size_t bytes) override {
+    Lock lock(mu_);
+    enter();
+    cuda::check(cudaStreamSynchronize(stream_), "download_bytes wait");
+    cuda::check(cudaMemcpy(host, src.get(), bytes, cudaMemcpyDeviceToHost), "download_bytes");
   }
   void copy_rows(DevicePtr dst, int64_t dst_ld, DevicePtr src, int64_t src_ld, int64_t rows, int64_t n) override {
     Lock lock(mu_);
@@ -402,6 +410,23 @@ class CudaBackend final : public Backend {
     cuda::patchify_pixels<T>(d_pixels, t(a.patches), a.B, a.Himg, a.Wimg, a.p, a.norm, stream_);
     cuda::check_launch("patchify_pixels");
     if (landing) cuda::check(cudaEventRecord(landing->free, stream_), "landing free");
+  }
+  std::vector<std::pair<int64_t, std::string>> decode_jpegs(const JpegFiles& f, int64_t H, int64_t W,
+                                                            DevicePtr dst) override {
+    Lock lock(mu_);
+    enter();
+    if (f.data.size() != f.sizes.size() || !f.taps || H < 1 || W < 1)
+      throw Error(codes::kInternal, "decode_jpegs: bad arguments");
+    if (!jpeg_) jpeg_ = std::make_unique<cuda::JpegDeviceDecoder>(stream_);  // opens nvJPEG on first use
+    Profiled p(profile_.get(), "decode_jpegs (nvJPEG + resize)");
+    std::vector<std::pair<int64_t, std::string>> rejected;
+    uint8_t* out = static_cast<uint8_t*>(dst.get());
+    const size_t per_image = static_cast<size_t>(H * W * 3);
+    for (size_t i = 0; i < f.data.size(); ++i) {
+      const auto r = jpeg_->decode_resized(f.data[i], f.sizes[i], out + i * per_image, W, H, f.taps);
+      if (!r.ok) rejected.emplace_back(static_cast<int64_t>(i), r.why);
+    }
+    return rejected;
   }
   void pool_rows(const PoolRowsArgs& a) override {
     Lock lock(mu_);
@@ -778,7 +803,8 @@ class CudaBackend final : public Backend {
   cuda::AttentionCaps attn_caps_;
   Graphs graphs_;
   std::unique_ptr<cuda::OpProfile> profile_;
-  std::unique_ptr<cuda::PinnedStaging> staged_;  // big host↔device copies through pinned slots
+  std::unique_ptr<cuda::PinnedStaging> staged_;    // big host↔device copies through pinned slots
+  std::unique_ptr<cuda::JpegDeviceDecoder> jpeg_;  // GPU decoding, made on first use
 };
 
 // Why CUDA cannot be used here, or "" when device `device` and cuBLASLt are usable.

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "backend/pixel_norm.h"
+#include "backend/resize_pass.h"
 
 namespace vitmsn {
 namespace cuda {
@@ -26,6 +27,12 @@ void patchify_pixels(const uint8_t* pixels, T* patches, int64_t B, int64_t H, in
                      const PixelNorm& norm, cudaStream_t s);
 
 // PoolRowsArgs (backend/op_args.h): out[b] = mean of x[b, t0 .. t0+n−1] (double sums), then L2-normalised.
+// Pillow's resize of one RGB image src [in_h, in_w, 3] → dst [out_h, out_w, 3] (uint8, device memory)
+// with the plan and tables of backend/resize_pass.h (h, v: device copies of resize_taps). mid holds
+// plan.rows · out_w · 3 bytes when both passes run.
+void resize_rgb(const uint8_t* src, int64_t in_w, int64_t in_h, uint8_t* dst, int64_t out_w, int64_t out_h,
+                const ResizePlan& plan, const ResizeAxisView& h, const ResizeAxisView& v, uint8_t* mid, cudaStream_t s);
+
 template <typename T>
 void pool_rows(const T* x, T* out, int64_t B, int64_t T_, int64_t D, int64_t t0, int64_t n, bool normalize,
                cudaStream_t s);

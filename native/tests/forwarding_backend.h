@@ -20,6 +20,7 @@ class ForwardingBackend : public Backend {
   void upload(DevicePtr d, const float* h, size_t n) override { cpu_->upload(d, h, n); }
   void download(float* h, DevicePtr d, size_t n) override { cpu_->download(h, d, n); }
   void upload_bytes(DevicePtr d, const void* h, size_t bytes) override { cpu_->upload_bytes(d, h, bytes); }
+  void download_bytes(void* h, DevicePtr s, size_t bytes) override { cpu_->download_bytes(h, s, bytes); }
   void copy_rows(DevicePtr dst, int64_t dst_ld, DevicePtr src, int64_t src_ld, int64_t rows, int64_t n) override {
     cpu_->copy_rows(dst, dst_ld, src, src_ld, rows, n);
   }

@@ -1,5 +1,6 @@
-// The cuBLASLt loader on a machine without cuBLAS (every build machine): it searches the documented
-// places in order, never a stubs/ folder, and fails with a reason that names what it tried.
+// The run-time loaders of cuBLASLt and nvJPEG (cuda/library_search.h) on a machine without them
+// (every build machine): they search the documented places in order, never a stubs/ folder, and fail
+// with a reason that names what they tried; a file that is not a shared library is skipped.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "cuda/cublaslt_loader.h"
+#include "cuda/nvjpeg_loader.h"
 #include "tests/harness.h"
 
 int main() {
@@ -40,6 +42,21 @@ int main() {
     std::printf("note: a real cuBLASLt loaded from %s\n", lib.path.c_str());
     check(!lib.path.empty(), "a loaded library reports its path");
   }
+  // nvJPEG: its own override knob and sonames, the same places.
+  const std::string fake_nj = std::string(dir) + "/libnvjpeg.so.13";
+  std::ofstream(fake_nj) << "not a shared library either";
+  setenv("VITMSN_NVJPEG_PATH", fake_nj.c_str(), 1);  // a file, not a folder
+  const vitmsn::NvjpegLibrary& nj = vitmsn::nvjpeg_library();
+  if (nj.api == nullptr) {
+    check(nj.reason.find(fake_nj) != std::string::npos, "nvJPEG: the override file was tried first");
+    check(nj.reason.find("/opt/site-packages/nvidia/nvjpeg/lib/libnvjpeg.so.12") != std::string::npos,
+          "nvJPEG: the wheels' nvidia/nvjpeg/lib and the .so.12 soname are searched");
+    check(nj.reason.find("libnvjpeg.so.13, libnvjpeg.so.12 not found") == 0, "nvJPEG: the reason names the sonames");
+    check(nj.reason.find("/stubs") == std::string::npos, "nvJPEG: no stubs/ folder is ever searched");
+  } else {
+    std::printf("note: a real nvJPEG loaded from %s\n", nj.path.c_str());
+  }
+  unlink(fake_nj.c_str());
   unlink(fake.c_str());
   rmdir(dir);
   return finish();

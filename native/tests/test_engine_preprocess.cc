@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/resize_pass.h"
 #include "common/error.h"
 #include "engine/image/preprocess.h"
 #include "engine/image/resample.h"
@@ -34,6 +35,43 @@ void resize_case(int64_t iw, int64_t ih, int c, int64_t ow, int64_t oh, Resample
                        std::to_string(static_cast<int>(f)) + ": " + std::to_string(diff) + " bytes differ");
 }
 
+// The device resize (cuda/resize.cu) on the CPU: its plan and per-sample functions run over every
+// index its kernels' threads take, with the tables of resize_taps, against resize_u8.
+std::vector<uint8_t> resize_by_passes(const std::vector<uint8_t>& in, int64_t iw, int64_t ih, int64_t ow, int64_t oh,
+                                      ResampleFilter f) {
+  const ResizeTaps th = resize_taps(iw, ow, f), tv = resize_taps(ih, oh, f);
+  const ResizeAxisView h{th.first.data(), th.count.data(), th.k.data(), th.ksize};
+  const ResizeAxisView v{tv.first.data(), tv.count.data(), tv.k.data(), tv.ksize};
+  const ResizePlan plan = resize_plan(iw, ih, ow, oh, tv.first.data(), tv.count.data());
+  std::vector<uint8_t> out(static_cast<size_t>(ow * oh * 3), 7);
+  if (!plan.horizontal && !plan.vertical) return in;
+  std::vector<uint8_t> mid(static_cast<size_t>(plan.rows * ow * 3), 9);
+  const uint8_t* rows = in.data() + plan.row_first * iw * 3;
+  if (plan.horizontal) {
+    uint8_t* dst = plan.vertical ? mid.data() : out.data();
+    for (int64_t i = 0; i < plan.rows * ow * 3; ++i) resize_horizontal_at(rows, iw, dst, ow, h, i);
+    rows = dst;
+  }
+  if (plan.vertical) {
+    const int64_t shift = plan.horizontal ? plan.row_first : 0;
+    for (int64_t i = 0; i < oh * ow * 3; ++i) resize_vertical_at(rows, ow, shift, out.data(), v, i);
+  }
+  return out;
+}
+
+void device_resize_case(int64_t iw, int64_t ih, int64_t ow, int64_t oh, ResampleFilter f) {
+  std::vector<uint8_t> in(static_cast<size_t>(iw * ih * 3)), want(static_cast<size_t>(ow * oh * 3));
+  for (auto& b : in) b = next_byte();
+  resize_u8(in.data(), iw, ih, 3, want.data(), ow, oh, f);
+  const std::vector<uint8_t> got = resize_by_passes(in, iw, ih, ow, oh, f);
+  size_t diff = 0;
+  for (size_t i = 0; i < want.size(); ++i) diff += got[i] != want[i];
+  check(got.size() == want.size() && diff == 0,
+        "device resize passes " + std::to_string(iw) + "x" + std::to_string(ih) + " -> " + std::to_string(ow) + "x" +
+            std::to_string(oh) + " filter " + std::to_string(static_cast<int>(f)) + ": " + std::to_string(diff) +
+            " bytes differ");
+}
+
 }  // namespace
 
 int main() {
@@ -47,6 +85,13 @@ int main() {
       for (int c = 1; c <= 4; ++c) resize_case(s[0], s[1], c, s[2], s[3], f, false);
     }
     resize_case(97, 61, 3, 224, 224, f, true);
+  }
+
+  for (ResampleFilter f : filters) {
+    for (const auto& s : sizes) device_resize_case(s[0], s[1], s[2], s[3], f);
+    device_resize_case(640, 480, 224, 224, f);
+    device_resize_case(224, 480, 224, 224, f);  // vertical pass only
+    device_resize_case(640, 224, 224, 224, f);  // horizontal pass only
   }
 
   // An unchanged size is a copy (Pillow does not resample that axis).

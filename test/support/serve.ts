@@ -48,6 +48,7 @@ export async function gatedModel(dir: string, batching: BatchingOptions | false 
       await gate;
       return real.embed(pixels, shape, options, how);
     },
+    decodeJpegs: (files, pre) => real.decodeJpegs(files, pre),
     info: () => real.info(),
     maxBatch: (...a) => real.maxBatch(...a),
     dispose: () => real.dispose(),

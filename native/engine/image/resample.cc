@@ -9,12 +9,13 @@
 #include <cmath>
 #include <string>
 
+#include "backend/resize_pass.h"
 #include "common/error.h"
 
 namespace vitmsn {
 namespace {
 
-constexpr int kPrecisionBits = 32 - 8 - 2;
+constexpr int kPrecisionBits = kResizePrecisionBits;
 
 struct Filter {
   double support;
@@ -298,6 +299,17 @@ void resize_u8(const uint8_t* in, int64_t in_w, int64_t in_h, int channels, uint
       break;
   }
   vertical(tmp.data(), out_w * C, out, out_h, tv, y_first);
+}
+
+ResizeTaps resize_taps(int64_t in_size, int64_t out_size, ResampleFilter filter) {
+  check_sizes(in_size, 1, 3, out_size, 1);
+  const Taps t = make_taps(in_size, out_size, filter_of(filter));
+  ResizeTaps r;
+  r.ksize = static_cast<int32_t>(t.ksize);
+  r.first.assign(t.first.begin(), t.first.end());  // sizes ≤ 2^30 (check_sizes): int32 holds them
+  r.count.assign(t.count.begin(), t.count.end());
+  r.k = t.k;
+  return r;
 }
 
 void resize_u8_reference(const uint8_t* in, int64_t in_w, int64_t in_h, int channels, uint8_t* out, int64_t out_w,

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/resize_pass.h"
+
 namespace vitmsn {
 
 // PIL.Image resampling constants (the `resample` field of preprocessor_config.json).
@@ -19,6 +21,12 @@ bool is_supported_filter(int pil_resample);
 // `out` must hold out_h·out_w·channels bytes. Throws vitmsn::Error on bad sizes.
 void resize_u8(const uint8_t* in, int64_t in_w, int64_t in_h, int channels, uint8_t* out, int64_t out_w, int64_t out_h,
                ResampleFilter filter);
+
+// Pillow's coefficient tables of one axis (in_size → out_size), as resize_u8 computes them: output
+// position o reads count[o] source positions from first[o] with the fixed-point weights
+// k[o·ksize ..] (22 fraction bits). For a device resize (backend/resize_pass.h) that must produce
+// resize_u8's bytes.
+ResizeTaps resize_taps(int64_t in_size, int64_t out_size, ResampleFilter filter);
 
 // Scalar reference: the same arithmetic written directly per output pixel (coefficients recomputed
 // for every pixel, no row reuse); tests check resize_u8 against it on awkward shapes.

@@ -87,8 +87,15 @@ void Model::check_embed(const EmbedRequest& r) const {
   const ModelConfig& c = config_;
   internal_check(c.num_channels == 3, "the embed path takes RGB images (num_channels 3)");
   internal_check(r.B >= 1 && r.H >= c.patch_size && r.W >= c.patch_size, "pixels shape");
-  internal_check(r.pixels != nullptr && static_cast<double>(r.pixel_bytes) == static_cast<double>(r.B) * r.H * r.W * 3,
-                 "pixels length");
+  if (r.jpegs) {
+    internal_check(!r.pixels && r.jpegs->data.size() == static_cast<size_t>(r.B) &&
+                       r.jpegs->sizes.size() == static_cast<size_t>(r.B) && r.jpegs->taps,
+                   "JPEG files");
+  } else {
+    internal_check(
+        r.pixels != nullptr && static_cast<double>(r.pixel_bytes) == static_cast<double>(r.B) * r.H * r.W * 3,
+        "pixels length");
+  }
   internal_check(r.interpolate_pos_encoding || (r.H == c.image_height && r.W == c.image_width), "image size");
   internal_check(r.pool || r.logits, "embed without outputs");
   internal_check(!r.logits || weights_.classifier_w, "logits without a classifier");
@@ -474,6 +481,20 @@ EmbedResult Model::embed(const EmbedRequest& r) const {
   const size_t n_out = n_pooled + n_logits;
   if (n_out == 0) return out;
 
+  if (r.jpegs) {
+    // Decoded on the device into a buffer of the backend's (elements of its storage type hold the
+    // bytes); eager, as batches for GPU decoding are large.
+    const size_t bytes = static_cast<size_t>(B * r.H * r.W * 3);
+    DeviceArray o(be, n_out);
+    const size_t per = storage_bytes(o.get().type());
+    DeviceArray pixels(be, (bytes + per - 1) / per);
+    out.rejected = be.decode_jpegs(*r.jpegs, r.H, r.W, pixels.get());
+    if (!out.rejected.empty()) return out;
+    embed_on_device(r, pixels.get(), o.get());
+    if (n_pooled) be.download(pooled_host, o.get(), n_pooled);
+    if (n_logits) be.download(logits_host, o.get() + static_cast<int64_t>(n_pooled), n_logits);
+    return out;
+  }
   if (B <= kMaxRecordedEmbedBatch && !pos_table_resized(r.H, r.W, r.interpolate_pos_encoding)) {
     const size_t bytes = static_cast<size_t>(B * r.H * r.W * 3);
     std::vector<float> joined(n_out);
@@ -489,6 +510,24 @@ EmbedResult Model::embed(const EmbedRequest& r) const {
   if (n_pooled) be.download(pooled_host, o.get(), n_pooled);
   if (n_logits) be.download(logits_host, o.get() + static_cast<int64_t>(n_pooled), n_logits);
   return out;
+}
+
+std::vector<std::pair<int64_t, std::string>> Model::decode_jpegs(const Backend::JpegFiles& files, int64_t H, int64_t W,
+                                                                 std::vector<uint8_t>* pixels) const {
+  internal_check(files.data.size() == files.sizes.size() && files.taps && H >= 1 && W >= 1, "decode_jpegs arguments");
+  Backend& be = *backend_;
+  const size_t bytes = files.data.size() * static_cast<size_t>(H * W * 3);
+  if (bytes > be.available_bytes() / 2) throw Error(codes::kOutOfMemory, "decode_jpegs: not enough device memory");
+  DeviceArray probe(be, 1);
+  const size_t per = storage_bytes(probe.get().type());
+  DeviceArray d(be, (bytes + per - 1) / per);
+  auto rejected = be.decode_jpegs(files, H, W, d.get());
+  pixels->clear();
+  if (rejected.empty()) {
+    pixels->resize(bytes);
+    be.download_bytes(pixels->data(), d.get(), bytes);
+  }
+  return rejected;
 }
 
 void Model::embed_on_device(const EmbedRequest& r, DevicePtr device_pixels, DevicePtr o) const {

@@ -51,6 +51,9 @@ enum class Pooling {
 struct EmbedRequest {
   const uint8_t* pixels = nullptr;  // [B, H, W, 3] levels, borrowed until embed() returns
   size_t pixel_bytes = 0;
+  // Or B JPEG files to decode and resize to H × W on the device (opt-in GPU decoding; the backend's
+  // decode_jpegs), borrowed likewise; pixels is then null.
+  const Backend::JpegFiles* jpegs = nullptr;
   int64_t B = 0, H = 0, W = 0;
   PixelNorm norm;  // the preprocessor's rescale/normalize, applied inside the patchify
   bool interpolate_pos_encoding = false;
@@ -65,6 +68,9 @@ struct EmbedRequest {
 
 struct EmbedResult {
   int64_t B = 0, D = 0, num_labels = 0;
+  // With jpegs: the files the device decoder did not take (index, why). Then nothing ran: the
+  // caller decodes those on the CPU and asks again without them.
+  std::vector<std::pair<int64_t, std::string>> rejected;
   std::vector<float> pooled;  // [B, D] when asked and no pooled_out was given
   std::vector<float> logits;  // [B, num_labels] likewise
 };
@@ -135,6 +141,11 @@ class Model {
   ForwardResult forward(const ForwardRequest& request) const;
   // The embed path (EmbedRequest). Thread-safe like forward().
   EmbedResult embed(const EmbedRequest& request) const;
+  // GPU decoding alone, for measuring it against the CPU path: the B files decoded and resized to
+  // H × W on this model's device into pixels ([B, H, W, 3] levels; resized when fewer are there),
+  // or the files the device decoder did not take (then pixels is empty).
+  std::vector<std::pair<int64_t, std::string>> decode_jpegs(const Backend::JpegFiles& files, int64_t H, int64_t W,
+                                                            std::vector<uint8_t>* pixels) const;
   // embed()'s checks (shapes, options, memory; throws vitmsn::Error).
   void check_embed(const EmbedRequest& request) const;
   // max_batch for embed requests of this image shape (host_bytes_per_image as there).
