@@ -159,11 +159,52 @@ struct PendingSums {
   int units = 0, done = 0;  // units = rows × 2 halves
 };
 
+// Units [p.done, upto) of a pending block: finish16's arithmetic with what is the same for every row
+// of the block (the 32 columns' masks, sums of Wq, scales and bias) loaded once per call rather than
+// once per unit, and no reload of g's fields between the stores (which the compiler must otherwise
+// assume alias them). The weights' per-column arrays hold panels · 32 entries: both halves' loads are
+// in bounds; the bias (N entries) is loaded under the mask.
 VITMSN_AMX_INT8_TARGET static inline void finish_units(const Int8Gemm& g, PendingSums& p, int upto) {
-  for (; p.done < upto && p.done < p.units; ++p.done) {
-    const int i = p.done >> 1, h = p.done & 1;
-    finish16(g, p.m + i, p.n0 + 16 * h, _mm512_load_si512(p.sums + i * 32 + 16 * h));
+  int u = p.done;
+  const int end = upto < p.units ? upto : p.units;
+  if (u >= end) return;
+  const int64_t N = g.N, n0 = p.n0;
+  __mmask16 k[2];
+  for (int h = 0; h < 2; ++h) {
+    const int64_t left = N - n0 - 16 * h;
+    k[h] = left >= 16 ? __mmask16(0xffff) : left > 0 ? __mmask16((1u << left) - 1) : __mmask16(0);
   }
+  if (g.acc) {
+    for (; u < end; ++u) {
+      const int i = u >> 1, h = u & 1;
+      _mm512_mask_storeu_epi32(g.acc + (p.m + i) * N + n0 + 16 * h, k[h], _mm512_load_si512(p.sums + i * 32 + 16 * h));
+    }
+    p.done = u;
+    return;
+  }
+  const int32_t* colsum = g.W->i8_colsum() + n0;
+  const float* wscale = g.W->i8_scale() + n0;
+  const __m512i cs[2] = {_mm512_loadu_si512(colsum), _mm512_loadu_si512(colsum + 16)};
+  const __m512 ws[2] = {_mm512_loadu_ps(wscale), _mm512_loadu_ps(wscale + 16)};
+  const __m512 bias[2] = {g.bias ? _mm512_maskz_loadu_ps(k[0], g.bias + n0) : _mm512_setzero_ps(),
+                          g.bias ? _mm512_maskz_loadu_ps(k[1], g.bias + n0 + 16) : _mm512_setzero_ps()};
+  const float* a_scale = g.a_scale;
+  const int32_t* a_zp = g.a_zp;
+  const float* residual = g.residual;
+  float* C = g.C;
+  const bool gelu = g.gelu;
+  for (; u < end; ++u) {
+    const int i = u >> 1, h = u & 1;
+    if (!k[h]) continue;
+    const int64_t m = p.m + i, at = m * N + n0 + 16 * h;
+    const __m512i acc = _mm512_load_si512(p.sums + i * 32 + 16 * h);
+    const __m512i corr = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32(a_zp[m]), cs[h]));
+    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(corr), _mm512_mul_ps(_mm512_set1_ps(a_scale[m]), ws[h]), bias[h]);
+    if (gelu) v = gelu_ps(v);
+    if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k[h], residual + at));
+    _mm512_mask_storeu_ps(C + at, k[h], v);
+  }
+  p.done = u;
 }
 
 }  // namespace
