@@ -6,14 +6,22 @@
  * has finished, so its upload and launches overlap the device's work on the current one and the
  * device does not idle between batches; a batch that is not full still waits for the running ones
  * (calls keep accumulating into it meanwhile). A batch that is not full waits up to maxDelayMs
- * (from its first call's arrival) for more calls. One loop per model, started by the first call
- * and ended when the queue is empty and no batch runs.
+ * (from its first call's arrival) for more calls, and while it is prepared, calls that arrive
+ * meanwhile join it (a batch that can take them): so clients that all come back at once after a
+ * batch — a closed loop — make one full batch, not two alternating halves of which one is always
+ * already waiting. One loop per model, started by the first call and ended when the queue is empty
+ * and no batch runs.
  */
 import type { CallQueue, Item } from './call-queue';
 
 /** A prepared batch: running it settles (or fails) its calls; it never throws. */
 export interface BatchWork {
   run(): Promise<void>;
+  /**
+   * Optional: prepares more items into this batch before it runs (calls that queued while it was
+   * being prepared); fails the calls of those it cannot serve; never throws.
+   */
+  join?(items: Item[]): Promise<void>;
 }
 
 export class BatchRunner {
@@ -65,6 +73,7 @@ export class BatchRunner {
           const items = await this.#nextBatch();
           if (!items) break;
           work = await this.#prepare(items);
+          if (work?.join) await this.#topUp(work, items);
         }
         if (!work) continue;
         if (this.#fullWaiting()) ahead = this.#prepare(this.queue.take(this.limitFor(this.queue.peek()!)));
@@ -97,6 +106,21 @@ export class BatchRunner {
     } catch (e) {
       for (const it of items) it.call.fail(e);
       return undefined;
+    }
+  }
+
+  /** Joins the calls that queued while `work` was prepared, until none is left or the batch is full. */
+  async #topUp(work: BatchWork, items: Item[]): Promise<void> {
+    const head = items[0];
+    for (;;) {
+      const more = this.queue.takeJoining(items, this.limitFor(head));
+      if (!more.length) return;
+      items.push(...more);
+      try {
+        await work.join!(more);
+      } catch (e) {
+        for (const it of more) it.call.fail(e);
+      }
     }
   }
 

@@ -143,6 +143,32 @@ export class CallQueue {
     return items;
   }
 
+  /**
+   * More items for a batch already cut (`batch`, being prepared): those at the head of the queue with
+   * its key, as many as fit in `limit` images and every call's cap with the batch's own.
+   */
+  takeJoining(batch: readonly Item[], limit: number): Item[] {
+    if (!batch.length) return [];
+    let weight = batch.reduce((n, it) => n + it.weight, 0);
+    let cap = batch.reduce((c, it) => Math.min(c, it.call.cap), limit);
+    const key = batch[0].key;
+    const items: Item[] = [];
+    this.#dropSettledHead();
+    let i = this.#head;
+    for (; i < this.#items.length && weight < cap; i++) {
+      const it = this.#items[i];
+      if (it.call.settled) continue;
+      if (it.key !== key) break;
+      const c = Math.min(cap, it.call.cap);
+      if (weight + it.weight > c) break;
+      cap = c;
+      items.push(it);
+      weight += it.weight;
+    }
+    this.#remove(i, items);
+    return items;
+  }
+
   /** Resolves when an item is admitted, or after `ms`. */
   waitForMore(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -176,19 +202,22 @@ export class CallQueue {
         break;
       }
     }
-    if (remove) {
-      // Items of settled calls inside the run go too; the rest of the queue keeps its order.
-      for (let j = this.#head; j < i; j++) if (this.#items[j].call.settled) this.#skipped--;
-      this.#items.splice(this.#head, i - this.#head);
-      for (const it of items) {
-        it.call.queuedWeight -= it.weight;
-        it.call.queuedItems--;
-        this.#queuedImages -= it.weight;
-        if (it.call.queuedWeight === 0) this.#queuedCalls--;
-      }
-      this.#compact();
-    }
+    if (remove) this.#remove(i, items);
     return { items, weight };
+  }
+
+  /** Removes the queue's entries from the head up to index `end` (exclusive): `items`, and settled ones. */
+  #remove(end: number, items: readonly Item[]) {
+    // Items of settled calls inside the run go too; the rest of the queue keeps its order.
+    for (let j = this.#head; j < end; j++) if (this.#items[j].call.settled) this.#skipped--;
+    this.#items.splice(this.#head, end - this.#head);
+    for (const it of items) {
+      it.call.queuedWeight -= it.weight;
+      it.call.queuedItems--;
+      this.#queuedImages -= it.weight;
+      if (it.call.queuedWeight === 0) this.#queuedCalls--;
+    }
+    this.#compact();
   }
 
   #withdraw(call: Call) {

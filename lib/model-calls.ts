@@ -11,7 +11,7 @@ import { Call, type Item } from './call-queue';
 import { deviceImageBatch } from './device-decode';
 import { nativePreprocessConfig, topK, type Classification } from './encode';
 import { fromNative } from './errors';
-import { decodeImage, type DecodeOptions, type ImageInput } from './images';
+import { decodeImage, type DecodedImage, type DecodeOptions, type ImageInput } from './images';
 import type { PreprocessorConfig } from './preprocessor';
 import type { ForwardOutput, Tensor } from './types';
 import { checkForward, checkImageShape, type ModelShape } from './validate';
@@ -166,9 +166,47 @@ function forwardBatch(ctx: BatchContext, items: Array<Item<ForwardCall>>): Batch
   };
 }
 
-/** A batch of image items decoded on the CPU (sharp), run by one embed call. */
+/** A batch of image items decoded on the CPU (sharp), run by one embed call; calls that queue while it is prepared may join it. */
 export async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>>): Promise<BatchWork | undefined> {
-  // Decode (sharp, on libuv's pool, in parallel); a bad image fails its own call only.
+  const first = await decodePart(ctx, items);
+  if (!first) return undefined;
+  let { live, px } = first;
+  return {
+    // Images that keep their own sizes (no resize) cannot be joined into one pixel array.
+    join: ctx.preprocessor.doResize
+      ? async (more: Item[]) => {
+          const part = await decodePart(ctx, more as Array<Item<ImageCall>>);
+          if (part) ((live = [...live, ...part.live]), (px = concat([px, part.px])));
+        }
+      : undefined,
+    run: async () => {
+      const call = live[0].it.call; // calls cancelled since keep their rows in px: deliver() drops them
+      const calls = [...new Set(live.map((l) => l.it.call))];
+      let r: NativeEmbedResult;
+      try {
+        const [, H, W, C] = px.shape;
+        checkImageShape(ctx.shape, C, H, W, call.interpolate);
+        r = await embedFitting(ctx.handle, px, embedOptions(ctx, call), embedOutputs(call));
+      } catch (e) {
+        const err = fromNative(e);
+        for (const c of calls) c.fail(err);
+        return;
+      }
+      ctx.stats.batch(live.length);
+      live.forEach((l, b) => l.it.call.deliver(l.it.index, r, b));
+    },
+  };
+}
+
+/**
+ * Decodes (sharp, on libuv's pool, in parallel) and preprocesses items into resized uint8 levels
+ * [n, H, W, 3] — rescale/normalize happen inside the embed op's patchify. A bad image fails its own
+ * call only; undefined when none is left.
+ */
+async function decodePart(
+  ctx: BatchContext,
+  items: Array<Item<ImageCall>>,
+): Promise<{ live: Array<{ it: Item<ImageCall>; img: DecodedImage }>; px: Pixels } | undefined> {
   const decoded = await Promise.all(
     items.map((it) =>
       decodeImage(it.call.images[it.index], it.index, it.call.decode).catch((e) => {
@@ -179,8 +217,6 @@ export async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>
   );
   let live = items.flatMap((it, k) => (decoded[k] && !it.call.settled ? [{ it, img: decoded[k]! }] : []));
   if (!live.length) return undefined;
-  // The resized uint8 levels [n, H, W, 3]: rescale/normalize happen inside the embed op's patchify
-  // (no float32 pixel tensor).
   const cfg = nativePreprocessConfig(ctx.preprocessor);
   const levels = (images: typeof live) =>
     ctx.addon.preprocess(
@@ -188,9 +224,8 @@ export async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>
       cfg,
       { uint8: true, parallel: ctx.parallelPreprocess },
     ) as Promise<Pixels>;
-  let px: Pixels;
   try {
-    px = await levels(live);
+    return { live, px: await levels(live) };
   } catch {
     // Find the images the native preprocessing refuses, one by one; the others run together.
     const each = await Promise.all(
@@ -204,26 +239,8 @@ export async function imageBatch(ctx: BatchContext, items: Array<Item<ImageCall>
     const ok = live.flatMap((l, k) => (each[k] && !l.it.call.settled ? [{ l, t: each[k]! }] : []));
     if (!ok.length) return undefined;
     live = ok.map((o) => o.l);
-    px = concat(ok.map((o) => o.t));
+    return { live, px: concat(ok.map((o) => o.t)) };
   }
-  const first = live[0].it.call;
-  return {
-    run: async () => {
-      const calls = [...new Set(live.map((l) => l.it.call))];
-      let r: NativeEmbedResult;
-      try {
-        const [, H, W, C] = px.shape;
-        checkImageShape(ctx.shape, C, H, W, first.interpolate);
-        r = await embedFitting(ctx.handle, px, embedOptions(ctx, first), embedOutputs(first));
-      } catch (e) {
-        const err = fromNative(e);
-        for (const c of calls) c.fail(err);
-        return;
-      }
-      ctx.stats.batch(live.length);
-      live.forEach((l, b) => l.it.call.deliver(l.it.index, r, b));
-    },
-  };
 }
 
 /** The options of an embed call for `call`'s images. */

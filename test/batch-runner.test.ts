@@ -106,3 +106,83 @@ describe('BatchRunner', () => {
     expect(idle).toBe(true);
   });
 });
+
+// Calls that queue while a batch is prepared (decoded) join it: a closed loop of clients that all
+// come back at once after a batch then makes one full batch, not two alternating halves.
+describe('BatchRunner: joining a batch while it is prepared', () => {
+  /** Preparing a batch (and each join) waits until the test releases it; batches run at once. */
+  function joining(maxBatch: number) {
+    const queue = new CallQueue({ enabled: true, maxBatch, maxDelayMs: 0, maxQueue: 1000 });
+    const pending: Array<() => void> = [];
+    const gate = () => new Promise<void>((r) => pending.push(r));
+    const batches: Item[][] = [];
+    const prepare = async (items: Item[]): Promise<BatchWork> => {
+      const batch = [...items];
+      await gate();
+      return {
+        join: async (more) => {
+          await gate();
+          for (const it of more) if (it.index < 0) it.call.fail(new Error('bad image'));
+          batch.push(...more.filter((it) => it.index >= 0));
+        },
+        run: async () => {
+          batches.push(batch);
+          for (const it of batch) it.call.succeed(it.index);
+        },
+      };
+    };
+    const runner = new BatchRunner(queue, () => maxBatch, prepare, 1);
+    const submit = (n: number, key = 'k', index = 0) => {
+      const calls: Call[] = [];
+      for (let i = 0; i < n; i++) {
+        const c = new Call(Number.POSITIVE_INFINITY);
+        queue.admit(c, [{ call: c, index, weight: 1, key }]);
+        calls.push(c);
+      }
+      runner.kick();
+      return calls;
+    };
+    const release = () => pending.splice(0).forEach((r) => r());
+    const tick = () => new Promise((r) => setTimeout(r, 5));
+    return { queue, batches, submit, release, tick };
+  }
+
+  it('calls queued during the preparation join the batch up to maxBatch; the rest make the next', async () => {
+    const h = joining(8);
+    const calls = h.submit(3);
+    await h.tick(); // the batch of 3 is being prepared
+    calls.push(...h.submit(7)); // 5 of these fit
+    h.release(); // preparation done: the 5 join
+    await h.tick();
+    h.release(); // their preparation done: the batch (8) runs, the next (2) is cut
+    await h.tick();
+    h.release();
+    await Promise.all(calls.map((c) => c.promise));
+    expect(h.batches.map((b) => b.length)).toEqual([8, 2]);
+  });
+
+  it('calls of another key do not join, and keep their place', async () => {
+    const h = joining(8);
+    const a = h.submit(2, 'a');
+    await h.tick();
+    const b = h.submit(2, 'b');
+    const a2 = h.submit(2, 'a'); // behind b: joining stops at the first other key
+    h.release();
+    for (let i = 0; i < 6; i++) (await h.tick(), h.release());
+    await Promise.all([...a, ...b, ...a2].map((c) => c.promise));
+    expect(h.batches.map((x) => x.map((it) => it.key).join(''))).toEqual(['aa', 'bb', 'aa']);
+  });
+
+  it('a joined call that cannot be prepared fails alone; the batch still runs', async () => {
+    const h = joining(8);
+    const ok = h.submit(2);
+    await h.tick();
+    const [bad] = h.submit(1, 'k', -1);
+    h.release();
+    await h.tick();
+    h.release();
+    await expect(bad.promise).rejects.toThrow('bad image');
+    await Promise.all(ok.map((c) => c.promise));
+    expect(h.batches.map((x) => x.length)).toEqual([2]);
+  });
+});

@@ -403,8 +403,11 @@ describe('vitmsn serve: limits and overload', () => {
     const g = await gatedModel(s8Dir);
     const srv = await startServer(modelService(g.model), { drainDelayMs: 500 });
     g.shut();
-    const inFlight = [raw(`${srv.url}/v1/embeddings`, gif), raw(`${srv.url}/v1/embeddings`, webp)];
-    await until(() => g.calls.length === 1 && srv.app.vitmsn.service!.stats().queuedCalls === 1);
+    // One request at the model, then one queued behind it (sent together, both would share a batch).
+    const inFlight = [raw(`${srv.url}/v1/embeddings`, gif)];
+    await until(() => g.calls.length === 1);
+    inFlight.push(raw(`${srv.url}/v1/embeddings`, webp));
+    await until(() => srv.app.vitmsn.service!.stats().queuedCalls === 1);
     const drained = srv.app.vitmsn.drain();
     await errorOf(await fetch(`${srv.url}/readyz`), 503, 'ERR_DRAINING');
     await errorOf(await raw(`${srv.url}/v1/embeddings`, gif), 503, 'ERR_DRAINING');
