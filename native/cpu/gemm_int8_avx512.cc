@@ -77,25 +77,47 @@ static inline void vnni_tile(const Int8Gemm& g, int64_t m, int64_t c) {
 
 void int8_quantize_rows_avx512(const float* A, int64_t lda, int64_t K, int64_t Kp, int64_t m0, int64_t m1, uint8_t* Aq,
                                float* scale, int32_t* zp) {
+  // Bytes in row order from packs/packus's lane-wise interleave: dword 4L + j of the packed vector
+  // holds elements 4L .. 4L + 3 of input vector j; it belongs at dword 4j + L.
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   for (int64_t m = m0; m < m1; ++m) {
     const float* a = A + m * lda;
-    __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+    // Four independent min/max chains (one chain waits 4 cycles per 16 values).
+    __m512 lo[4], hi[4];
+    for (int i = 0; i < 4; ++i) lo[i] = _mm512_setzero_ps(), hi[i] = _mm512_setzero_ps();
     int64_t k = 0;
+    for (; k + 64 <= K; k += 64) {
+      for (int i = 0; i < 4; ++i) {
+        const __m512 x = _mm512_loadu_ps(a + k + 16 * i);
+        lo[i] = _mm512_min_ps(lo[i], x), hi[i] = _mm512_max_ps(hi[i], x);
+      }
+    }
     for (; k + 16 <= K; k += 16) {
       const __m512 x = _mm512_loadu_ps(a + k);
-      lo = _mm512_min_ps(lo, x), hi = _mm512_max_ps(hi, x);
+      lo[0] = _mm512_min_ps(lo[0], x), hi[0] = _mm512_max_ps(hi[0], x);
     }
     if (k < K) {
       const __m512 x = _mm512_maskz_loadu_ps(__mmask16((1u << (K - k)) - 1), a + k);  // zeros: in range
-      lo = _mm512_min_ps(lo, x), hi = _mm512_max_ps(hi, x);
+      lo[0] = _mm512_min_ps(lo[0], x), hi[0] = _mm512_max_ps(hi[0], x);
     }
-    const RowQuant q = uint8_row_params(_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
+    const __m512 lo_all = _mm512_min_ps(_mm512_min_ps(lo[0], lo[1]), _mm512_min_ps(lo[2], lo[3]));
+    const __m512 hi_all = _mm512_max_ps(_mm512_max_ps(hi[0], hi[1]), _mm512_max_ps(hi[2], hi[3]));
+    const RowQuant q = uint8_row_params(_mm512_reduce_min_ps(lo_all), _mm512_reduce_max_ps(hi_all));
     const __m512 inv = _mm512_set1_ps(q.inv);
     const __m512i z = _mm512_set1_epi32(q.zp), zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
     uint8_t* d = Aq + m * Kp;
-    for (k = 0; k < Kp; k += 16) {
+    // rint(x · inv) (round to nearest even, the MXCSR default) + zp, clamped to 0..255: as uint8_act.
+    // 64 at a time: the saturating packs clamp (int32 → int16 → uint8; a NaN's INT_MIN becomes 0, as
+    // the 16-wide loop's max/min make it).
+    for (k = 0; k + 64 <= K; k += 64) {
+      __m512i v[4];
+      for (int i = 0; i < 4; ++i)
+        v[i] = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(a + k + 16 * i), inv)), z);
+      const __m512i bytes = _mm512_packus_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
+      _mm512_storeu_si512(d + k, _mm512_permutexvar_epi32(order, bytes));
+    }
+    for (; k < Kp; k += 16) {
       const __mmask16 mk = K - k >= 16 ? __mmask16(0xffff) : K > k ? __mmask16((1u << (K - k)) - 1) : __mmask16(0);
-      // rint(x · inv) (round to nearest even, the MXCSR default) + zp, clamped: as uint8_act.
       __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, a + k), inv)), z);
       v = _mm512_min_epi32(_mm512_max_epi32(v, zero), top);
       v = _mm512_maskz_mov_epi32(mk, v);  // past K: 0
