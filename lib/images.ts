@@ -120,8 +120,10 @@ const UNSUPPORTED: Array<[string, (b: Uint8Array) => boolean]> = [
   ['QOI', (b) => ascii(b, 0, 4) === 'qoif'],
 ];
 
+const isJpeg = (b: Uint8Array) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
+
 const SUPPORTED: Array<[string, (b: Uint8Array) => boolean]> = [
-  ['JPEG', (b) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff],
+  ['JPEG', isJpeg],
   ['PNG', (b) => b[0] === 0x89 && ascii(b, 1, 4) === 'PNG'],
   ['GIF', (b) => ascii(b, 0, 4) === 'GIF8'],
   ['WebP', (b) => ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 12) === 'WEBP'],
@@ -368,7 +370,7 @@ export async function deviceJpeg(
     typeof input === 'string'
       ? await readImageFile(input, what, maxPixels, checkMaxBytes(options?.maxBytes, maxPixels))
       : input;
-  if (bytes.length < 3 || !SUPPORTED[0][1](bytes)) return undefined;
+  if (bytes.length < 3 || !isJpeg(bytes)) return undefined;
   let meta: import('sharp').Metadata;
   try {
     meta = await sharp()(bytes, sharpOptions(maxPixels)).metadata();

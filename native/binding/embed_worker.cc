@@ -96,7 +96,8 @@ class EmbedWorker : public PromiseWorker {
   float* probs_out_;
 };
 
-// decodeJpegs: GPU decoding alone (Model::decode_jpegs), for measuring it against the CPU path.
+// decodeJpegs: GPU decoding alone (Model::decode_jpegs), for measuring it against the CPU path. A
+// measuring tool, not a hot path: its pixels are copied into a fresh array when it settles.
 class DecodeJpegsWorker : public PromiseWorker {
  public:
   DecodeJpegsWorker(Napi::Env env, std::shared_ptr<const vitmsn::Model> model, vitmsn::Backend::JpegFiles jpegs,
