@@ -17,7 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { backends, loadModel } from './model';
 import { isVitMsnError, VitMsnError } from './errors';
-import { POOLINGS, type Pooling } from './encode';
+import { DECODERS, POOLINGS, type Pooling } from './encode';
 import { IMAGE_EXTENSIONS } from './images';
 import { native, type NativeKnob } from './binding';
 import { npyBytes, safetensorsBytes } from './writers';
@@ -47,6 +47,7 @@ Options:
       --dtype <t>        float32 (default) | float16 | bfloat16 | int8 (CPU)
       --threads <n>      CPU threads (default: physical cores)
       --batch-size <n>   images per forward pass (default 16 on the CPU, 128 on a GPU)
+      --decode <d>       cpu (default) | gpu: JPEG files decoded by nvJPEG on a CUDA device (embed, classify, serve)
   -h, --help             this text
   -v, --version          the package version
 
@@ -212,6 +213,14 @@ function batchSizeOption(v: Values): number | undefined {
   return b === undefined ? undefined : int(b, 'batch-size', 0);
 }
 
+/** --decode: where JPEG files are decoded (encode()'s `decode`); checked here so that a typo is a usage error. */
+function decodeOption(v: Values): 'cpu' | 'gpu' | undefined {
+  const d = v.decode as string | undefined;
+  if (d !== undefined && !(DECODERS as readonly string[]).includes(d))
+    throw new UsageError(`--decode must be one of ${DECODERS.join(', ')}, got ${JSON.stringify(d)}`);
+  return d as 'cpu' | 'gpu' | undefined;
+}
+
 /** Download progress (hub ids only) on stderr, so stdout stays clean JSON lines. */
 const progress = new ProgressBar(process.stderr);
 
@@ -234,7 +243,7 @@ async function embed(files: string[], v: Values) {
   const model = await loadModel(requireModel(v), { ...loadOptions(v), batching: false });
   progress.done();
   try {
-    const opts = { pooling: pooling as Pooling, normalize: v.normalize === true, batchSize };
+    const opts = { pooling: pooling as Pooling, normalize: v.normalize === true, batchSize, decode: decodeOption(v) };
     if (ext === '.jsonl' || ext === '.json') {
       const lines: string[] = [];
       for (let i = 0; i < files.length; i += STREAM_CHUNK) {
@@ -274,6 +283,7 @@ async function embed(files: string[], v: Values) {
 async function classify(files: string[], v: Values) {
   const topK = int(v['top-k'] as string | undefined, 'top-k', 5);
   const batchSize = batchSizeOption(v);
+  const decode = decodeOption(v);
   // --head: a head fitted by `vitmsn probe fit` (linear or k-NN) on the backbone's embeddings.
   const head = typeof v.head === 'string' ? loadHead(v.head) : undefined;
   const model = await loadModel(requireModel(v), { ...loadOptions(v), batching: false });
@@ -282,8 +292,8 @@ async function classify(files: string[], v: Values) {
     for (let i = 0; i < files.length; i += STREAM_CHUNK) {
       const chunk = files.slice(i, i + STREAM_CHUNK);
       const res = head
-        ? await head.classifyImages(model, chunk, { topK, batchSize })
-        : await model.classify(chunk, { topK, batchSize });
+        ? await head.classifyImages(model, chunk, { topK, batchSize, decode })
+        : await model.classify(chunk, { topK, batchSize, decode });
       process.stdout.write(chunk.map((f, j) => JSON.stringify({ image: f, predictions: res[j] })).join('\n') + '\n');
     }
   } finally {
@@ -327,7 +337,7 @@ async function serve(v: Values): Promise<number> {
   const { createServer, loadService, installSignalHandlers } = await import('./serve/index');
   const log = (line: string) => process.stderr.write(`vitmsn: ${line}\n`);
   const t0 = Date.now();
-  const loading = loadService(source, { ...loadOptions(v), batching });
+  const loading = loadService(source, { ...loadOptions(v), batching, decode: decodeOption(v) });
   loading.catch(() => undefined);
   const app = await createServer(loading, limits);
   installSignalHandlers(app, { timeoutMs: drainTimeoutMs, log });
@@ -369,6 +379,7 @@ export async function main(argv: string[]): Promise<number> {
         dtype: { type: 'string' },
         threads: { type: 'string' },
         'batch-size': { type: 'string' },
+        decode: { type: 'string' },
         json: { type: 'boolean' },
         port: { type: 'string' },
         host: { type: 'string' },

@@ -168,6 +168,9 @@ describe('vitmsn CLI', () => {
     const backbone = await cli(['classify', images[0], '-m', s8]);
     expect(backbone.code).toBe(1);
     expect(backbone.stderr).toMatch(/ERR_NO_CLASSIFIER/);
+    const gpuDecode = await cli(['embed', images[1], '-m', s8, '--device', 'cpu', '--decode', 'gpu']);
+    expect(gpuDecode.code).toBe(1);
+    expect(gpuDecode.stderr).toMatch(/ERR_INVALID_ARGUMENT.*CUDA/);
     const noModel = await cli(['embed', images[0], '-m', path.join(tmpRoot, 'no-model')]);
     expect(noModel.code).toBe(1);
     expect(noModel.stderr).toMatch(/ERR_CONFIG_NOT_FOUND/);
@@ -175,6 +178,7 @@ describe('vitmsn CLI', () => {
       ['embed', images[0]],
       ['frobnicate'],
       ['embed', images[0], '-m', s8, '--pooling', 'max'],
+      ['embed', images[0], '-m', s8, '--decode', 'nvjpeg'],
       ['embed', '-m', s8, '--bogus'],
       [],
     ]) {

@@ -656,5 +656,11 @@ describe('vitmsn serve (CLI): SIGTERM drains', () => {
     const missing = await run(['serve', '--model', path.join(tmpRoot, 'nope'), '--port', '0', '--device', 'cpu']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/ERR_/);
+    expect((await run(['serve', '--model', tmpRoot, '--port', '0', '--decode', 'nvjpeg'])).code).toBe(2);
+    // GPU decoding needs a CUDA model: refused once the model is loaded, before serving anything.
+    const dir = modelFolder(tmpRoot, 'tiny-s8', 32, 'decode-gpu');
+    const cpu = await run(['serve', '--model', dir, '--port', '0', '--device', 'cpu', '--decode', 'gpu']);
+    expect(cpu.code).toBe(1);
+    expect(cpu.stderr).toMatch(/ERR_INVALID_ARGUMENT.*CUDA/);
   });
 });

@@ -82,11 +82,12 @@ abstract class HeadBase {
   async classifyImages(
     model: Model,
     images: ImageInput | readonly ImageInput[],
-    options: { topK?: number; batchSize?: number } = {},
+    options: { topK?: number; batchSize?: number; decode?: 'cpu' | 'gpu' } = {},
   ): Promise<Classification[][]> {
     const t = await model.encode(images, {
       pooling: this.pooling,
       ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+      ...(options.decode ? { decode: options.decode } : {}),
     });
     return this.predict(t, options);
   }
