@@ -7,7 +7,7 @@
 //
 //   node bench/serve.mjs [--model <dir>] [--device cpu|cuda] [--dtype float32|bfloat16] [--connections 1,8,64,256]
 //                        [--duration 10] [--threads N] [--batching on,off] [--max-batch 8,64]
-//                        [--max-delay-ms N] [--record]
+//                        [--max-delay-ms N] [--decode cpu|gpu] [--record]
 //
 // Without --model the real-size ViT-S/16 of test/fixtures/anchors is generated (python3 + numpy).
 // Reported per row: throughput (images/s = 2xx answers per second, and connections / mean latency,
@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     dtype: { type: 'string', default: 'float32' },
     device: { type: 'string', default: 'cpu' },
     'max-delay-ms': { type: 'string' },
+    decode: { type: 'string' },
     record: { type: 'boolean', default: false },
   },
 });
@@ -131,6 +132,7 @@ async function startServer(maxBatch) {
     '--max-batch',
     String(maxBatch),
     ...(args['max-delay-ms'] !== undefined ? ['--max-delay-ms', args['max-delay-ms']] : []),
+    ...(args.decode !== undefined ? ['--decode', args.decode] : []),
     ...(threads ? ['--threads', String(threads)] : []),
   ];
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });

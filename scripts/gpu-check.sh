@@ -149,6 +149,9 @@ if want 6; then
   [ -f "$MODEL/config.json" ] || python3 test/fixtures/anchors/make_detw_model.py vit-b16 "$MODEL" >"$OUT/serve-model.log" 2>&1
   timeout 300 node bench/serve.mjs --model "$MODEL" --device cuda --dtype bfloat16 --connections 256 \
     --batching on --max-batch 128 --duration 10 2>&1 | tee "$OUT/serve.log" | tail -8 || fail "bench/serve.mjs"
+  # The same with the uploaded JPEGs decoded by nvJPEG on the device.
+  timeout 240 node bench/serve.mjs --model "$MODEL" --device cuda --dtype bfloat16 --connections 256 \
+    --batching on --max-batch 128 --duration 10 --decode gpu 2>&1 | tee "$OUT/serve-nvjpeg.log" | tail -3 || fail "bench/serve.mjs --decode gpu"
 fi
 echo; echo "== done: status $status, results in $OUT"
 exit $status
